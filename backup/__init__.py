@@ -1,0 +1,1 @@
+"""secroom backup package."""

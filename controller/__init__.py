@@ -1,0 +1,1 @@
+"""secroom controller: the node runtime, door and printer features, and the CLI."""

@@ -1,0 +1,72 @@
+"""Ed25519 signing keys for nodes and the policy signer, stored as PEM files (mode 0600)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from controller.envelope import b64u, unb64u
+
+
+class KeyFileError(Exception):
+    """A key file is missing, unreadable or not an Ed25519 key."""
+
+
+def generate(path: Path, *, overwrite: bool = False) -> Ed25519PrivateKey:
+    """Create a new private key at ``path`` (0600) and its public key beside it (.pub)."""
+    if path.exists() and not overwrite:
+        raise KeyFileError(f"{path} exists; refusing to overwrite a key (pass --force to replace it)")
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    path.with_suffix(path.suffix + ".pub").write_text(public_b64(key.public_key()) + "\n")
+    return key
+
+
+def load_private(path: Path) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except FileNotFoundError as exc:
+        raise KeyFileError(f"key file {path} not found; create it with `secroom keys init`") from exc
+    except (ValueError, TypeError) as exc:
+        raise KeyFileError(f"{path} is not a readable PEM private key") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"{path} is not an Ed25519 key")
+    return key
+
+
+def public_b64(key: Ed25519PublicKey) -> str:
+    """The public key as 43 characters of base64url (raw 32 bytes)."""
+    return b64u(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+
+
+def public_from_b64(text: str) -> Ed25519PublicKey:
+    try:
+        raw = unb64u(text.strip())
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError as exc:
+        raise KeyFileError("not a base64url Ed25519 public key (expected 43 characters)") from exc
+
+
+def load_public(path: Path) -> Ed25519PublicKey:
+    try:
+        return public_from_b64(path.read_text())
+    except FileNotFoundError as exc:
+        raise KeyFileError(f"public key file {path} not found") from exc
+
+
+def key_id(key: Ed25519PublicKey) -> str:
+    """A short, stable identifier for a public key (first 16 chars of its base64url)."""
+    return public_b64(key)[:16]

@@ -1,0 +1,1 @@
+"""secroom dashboard: ingest, people and rights, signed policy, web UI, reports."""

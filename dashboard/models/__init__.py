@@ -1,0 +1,1 @@
+"""Dashboard models. Import every model module here so Base.metadata is complete."""

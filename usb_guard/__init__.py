@@ -1,0 +1,1 @@
+"""secroom usb_guard package."""
