@@ -129,7 +129,7 @@ def parse(payload: bytes) -> Event:
     try:
         raw = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EnvelopeError(f"event is not JSON: {exc.msg if hasattr(exc, 'msg') else exc}") from exc
+        raise EnvelopeError(f"event is not JSON: {getattr(exc, 'msg', exc)}") from exc
     if not isinstance(raw, dict):
         raise EnvelopeError("event is not a JSON object")
     try:

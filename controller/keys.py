@@ -18,7 +18,7 @@ class KeyFileError(Exception):
 def generate(path: Path, *, overwrite: bool = False) -> Ed25519PrivateKey:
     """Create a new private key at ``path`` (0600) and its public key beside it (.pub)."""
     if path.exists() and not overwrite:
-        raise KeyFileError(f"{path} exists; refusing to overwrite a key (pass --force to replace it)")
+        raise KeyFileError(f"{path} exists; refusing to overwrite it (--force replaces it)")
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -39,7 +39,7 @@ def load_private(path: Path) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except FileNotFoundError as exc:
-        raise KeyFileError(f"key file {path} not found; create it with `secroom keys init`") from exc
+        raise KeyFileError(f"key file {path} not found; create it: `secroom keys init`") from exc
     except (ValueError, TypeError) as exc:
         raise KeyFileError(f"{path} is not a readable PEM private key") from exc
     if not isinstance(key, Ed25519PrivateKey):
