@@ -1,0 +1,121 @@
+"""The dashboard's one typed configuration, validated once at start (unknown keys are errors)."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+try:  # the gateway issue owns controller.mqtt; the dashboard works without MQTT until it lands
+    from controller.mqtt import MqttSettings
+except ImportError:  # pragma: no cover - only while controller.mqtt does not exist yet
+    MqttSettings = dict[str, Any]  # type: ignore[misc,assignment]
+
+
+class SettingsError(ValueError):
+    """The dashboard configuration is missing, unreadable or invalid."""
+
+
+class LoginThrottle(BaseModel):
+    """Failed log-ins tolerated inside ``window_s`` before further attempts are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window_s: int = Field(default=900, ge=1)
+    max_failures_per_user: int = Field(default=5, ge=1)
+    max_failures_per_ip: int = Field(default=20, ge=1)
+
+
+def _mask_url(url: str) -> str:
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+class DashboardSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data_dir: Path = Path("/var/lib/secroom/dashboard")
+    artifacts_dir: Path | None = None
+    database_url: str = ""
+    site: str = Field(default="site1", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    timezone: str = "Asia/Tokyo"
+    default_language: Literal["ja", "en"] = "ja"
+    policy_key_file: Path | None = None
+    session_secret_file: Path | None = None
+    session_max_age_s: int = Field(default=8 * 3600, ge=60)
+    session_idle_s: int = Field(default=3600, ge=60)
+    https: bool = False
+    login_throttle: LoginThrottle = LoginThrottle()
+    mqtt: MqttSettings | None = None
+    gap_timeout_s: float = Field(default=60.0, gt=0)
+    demo: bool = False
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _defaults_under_data_dir(self) -> DashboardSettings:
+        if not self.database_url:
+            object.__setattr__(
+                self, "database_url", f"sqlite:///{self.data_dir / 'dashboard.sqlite3'}"
+            )
+        if self.session_secret_file is None:
+            object.__setattr__(self, "session_secret_file", self.data_dir / "session.secret")
+        if self.policy_key_file is None:
+            object.__setattr__(self, "policy_key_file", self.data_dir / "policy.key")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def __repr_args__(self):  # type: ignore[no-untyped-def]
+        for name, value in super().__repr_args__():
+            yield name, (_mask_url(value) if name == "database_url" else value)
+
+    def session_secret(self) -> bytes:
+        """The server-side pepper for session and token hashes; created 0600 on first use."""
+        path = self.session_secret_file
+        assert path is not None
+        try:
+            raw = path.read_bytes().strip()
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            raw = secrets.token_hex(32).encode()
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(raw + b"\n")
+        except OSError as exc:
+            raise SettingsError(f"cannot read session secret {path}: {exc.strerror}") from exc
+        if len(raw) < 32:
+            raise SettingsError(f"session secret {path} is shorter than 32 bytes; regenerate it")
+        return raw
+
+
+def load_settings(path: Path) -> DashboardSettings:
+    """Read a TOML file with a [dashboard] table (or the table's keys at top level)."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise SettingsError(f"config file {path} not found") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from exc
+    table = raw.get("dashboard", raw)
+    try:
+        return DashboardSettings.model_validate(table)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'dashboard'}: {e['msg']}" for e in exc.errors()
+        )
+        raise SettingsError(f"invalid dashboard config {path}: {problems}") from exc
