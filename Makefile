@@ -1,0 +1,39 @@
+# secroom: `make demo` and `make test` are the two commands; both set themselves up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.secroom-installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test bench lint deps venv clean
+
+demo: export SECROOM_DEPS=demo
+demo: venv
+	$(VENV)/bin/secroom demo
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: venv
+	@set -e; for b in tests/bench/*.py; do \
+	  case "$$(basename $$b)" in __init__.py|test_*|conftest.py|_*) continue;; esac; \
+	  echo "== $$b"; $(PY) $$b $(BENCH_ARGS); done
+
+lint: venv
+	$(VENV)/bin/ruff check controller readers usb_guard backup dashboard tests
+
+deps:
+	@bash hardware/install-deps.sh
+
+venv: deps $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "secroom needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,postgres,print]'
+	@touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .demo

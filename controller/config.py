@@ -1,0 +1,173 @@
+"""The node's one typed configuration, read from TOML and validated once at start.
+
+Unknown keys are errors. Relative paths are resolved against the config file's folder. Secrets
+(MQTT password, keys) are referenced by file path, never written inline.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from backup.config import BackupConfig
+from controller.clock import ClockMode
+from controller.door import DoorConfig
+from controller.mqtt import MqttSettings
+from controller.printing.service import PrintSettings
+from controller.runtime import RuntimeSettings
+from readers.base import ReaderRole
+from usb_guard.config import UsbAgentConfig
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, not TOML, or not valid; the message says where."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NodeSection(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    site: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    data_dir: Path = Path("/var/lib/secroom")
+    key_file: Path | None = None
+    journal: Path | None = None
+    retention_days: int = Field(default=30, ge=1)
+    clock: ClockMode = "auto"
+
+
+class ReaderBinding(_Strict):
+    """A PC/SC reader (by exact name, or a prefix ending in '*') and what it is for."""
+
+    name: str = Field(min_length=1)
+    role: ReaderRole
+    door: str | None = None
+    printer: str | None = None
+
+    def matches(self, reader_name: str) -> bool:
+        if self.name.endswith("*"):
+            return reader_name.startswith(self.name[:-1])
+        return reader_name == self.name
+
+
+class ReadersSection(_Strict):
+    backend: Literal["pcsc", "fake"] = "pcsc"
+    bindings: list[ReaderBinding] = []
+
+
+class GpioSection(_Strict):
+    backend: Literal["mock", "lgpio", "rpigpio", "auto"] = "auto"
+
+
+class PolicySection(_Strict):
+    trusted_keys: list[Path] = Field(min_length=1)
+    file: Path | None = None
+    store: Path | None = None
+
+
+class GatewayConfig(_Strict):
+    node: NodeSection
+    mqtt: MqttSettings = MqttSettings()
+    gpio: GpioSection = GpioSection()
+    readers: ReadersSection = ReadersSection()
+    doors: list[DoorConfig] = []
+    policy: PolicySection
+    printing: PrintSettings | None = None
+    backup: BackupConfig | None = None
+    usb: UsbAgentConfig | None = None
+
+    @model_validator(mode="after")
+    def _bindings_refer_to_known_things(self) -> GatewayConfig:
+        door_ids = {d.id for d in self.doors}
+        if len(door_ids) != len(self.doors):
+            raise ValueError("door ids must be unique")
+        printers = set(self.printing.printers) if self.printing else set()
+        for b in self.readers.bindings:
+            if b.role is ReaderRole.PRINTER:
+                if not b.printer or b.printer not in printers:
+                    raise ValueError(
+                        f"reader {b.name!r} has role printer but printer {b.printer!r} is not in "
+                        "[printing].printers"
+                    )
+            elif not b.door or b.door not in door_ids:
+                raise ValueError(f"reader {b.name!r} refers to door {b.door!r}, not in [[doors]]")
+        return self
+
+    @property
+    def key_file(self) -> Path:
+        return self.node.key_file or self.node.data_dir / "node.key"
+
+    @property
+    def journal_path(self) -> Path:
+        return self.node.journal or self.node.data_dir / "journal.sqlite"
+
+    @property
+    def policy_store(self) -> Path:
+        return self.policy.store or self.node.data_dir / "policy.json"
+
+    def runtime_settings(self, *, node: str | None = None, journal: Path | None = None) -> RuntimeSettings:
+        """Settings for a node runtime; the backup job and USB agent run as their own nodes."""
+        return RuntimeSettings(
+            node=node or self.node.name,
+            site=self.node.site,
+            journal=journal or self.journal_path,
+            key_file=self.key_file,
+            retention_days=self.node.retention_days,
+            mqtt=self.mqtt,
+        )
+
+    def binding_for(self, reader_name: str) -> ReaderBinding | None:
+        for b in self.readers.bindings:
+            if b.matches(reader_name):
+                return b
+        return None
+
+
+def _resolve_paths(obj: Any, base: Path) -> Any:
+    """Make every relative Path in a validated model absolute against ``base``."""
+    if isinstance(obj, BaseModel):
+        for name in type(obj).model_fields:
+            value = getattr(obj, name)
+            resolved = _resolve_paths(value, base)
+            if resolved is not value:
+                object.__setattr__(obj, name, resolved)
+        return obj
+    if isinstance(obj, Path):
+        return obj if obj.is_absolute() else (base / obj)
+    if isinstance(obj, list):
+        out = [_resolve_paths(v, base) for v in obj]
+        return out if any(a is not b for a, b in zip(out, obj, strict=True)) else obj
+    return obj
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any], *, base: Path) -> GatewayConfig:
+    try:
+        config = GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("invalid configuration:\n" + format_validation_error(exc)) from exc
+    return _resolve_paths(config, base)
+
+
+def load_config(path: Path) -> GatewayConfig:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} not found") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    try:
+        return parse_config(data, base=path.resolve().parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc

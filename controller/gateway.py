@@ -1,0 +1,235 @@
+"""The gateway node: card readers -> access decision -> door relay, with every step journaled.
+
+The gateway is the readers' TapSink. A tap is decided by the pure ``controller.access.decide``
+under one lock (the access state: presence for anti-passback, pending two-person pairs), the
+``door.access`` event is committed to the journal, and only then is the relay energised: an
+access the auditor cannot see never happens. If the journal cannot be written (disk full) the
+person's right still opens the door (nobody is locked out of a door they may use); the failure
+is counted and reported in the node's health so the dashboard raises it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from readers.base import CardReader, CardTap, ReaderRole, ReaderStatus, ReadFailure
+
+from controller.access import (
+    AccessRequest,
+    AccessState,
+    Decision,
+    Direction,
+    decide,
+    may_print,
+    person_for_card,
+)
+from controller.clock import ClockStateSource
+from controller.config import GatewayConfig, ReaderBinding
+from controller.door import Door
+from controller.envelope import now_utc, policy_topic
+from controller.journal import JournalError
+from controller.keys import load_private, load_public, public_b64
+from controller.policy import PolicyStore
+from controller.runtime import NodeRuntime
+
+log = logging.getLogger(__name__)
+
+HEALTH_INTERVAL_S = 15.0
+
+
+class Gateway:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        reader: CardReader,
+        pin_factory: Any,
+        clock: Callable[[], datetime] = now_utc,
+        printing: Any | None = None,
+    ) -> None:
+        self.config = config
+        self.reader = reader
+        self.clock = clock
+        self.clock_state = ClockStateSource(config.node.clock)
+        self.runtime = NodeRuntime(
+            config.runtime_settings(), clock=clock, clock_state=self.clock_state
+        )
+        self.policies = PolicyStore(
+            config.policy_store,
+            [load_public(p) for p in config.policy.trusted_keys],
+            site=config.node.site,
+            emit=self._emit_quiet,
+        )
+        self.doors: dict[str, Door] = {}
+        self._pin_factory = pin_factory
+        self._state = AccessState()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._health_thread: threading.Thread | None = None
+        self.printing = printing
+        self.readers_connected: dict[str, bool] = {}
+        self.counters: dict[str, int] = {"taps": 0, "granted": 0, "denied": 0, "read_failures": 0,
+                                         "journal_failures": 0, "unbound_taps": 0}
+
+    # -- life cycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self.runtime.start()
+        for door_cfg in self.config.doors:
+            self.doors[door_cfg.id] = Door(door_cfg, pins=self._pin_factory, emit=self._emit_quiet)
+        self.policies.load()
+        if self.config.policy.file and self.config.policy.file.exists():
+            self.offer_policy(self.config.policy.file.read_bytes())
+        self._apply_lockdown()
+        self.runtime.subscribe(policy_topic(self.config.node.site), self._on_policy_message)
+        self.publish_health()
+        self._health_thread = threading.Thread(target=self._health_loop, name="health", daemon=True)
+        self._health_thread.start()
+        self.reader.start(self)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.reader.stop()
+        if self._health_thread:
+            self._health_thread.join(5)
+        for door in self.doors.values():
+            door.close()
+        self.runtime.stop()
+
+    # -- policy -------------------------------------------------------------------------------
+    def offer_policy(self, blob: bytes) -> bool:
+        applied = self.policies.offer(blob)
+        if applied:
+            self._apply_lockdown()
+            self.publish_health()
+        return applied
+
+    def _on_policy_message(self, _topic: str, payload: bytes) -> None:
+        self.offer_policy(payload)
+
+    def _apply_lockdown(self) -> None:
+        policy = self.policies.current
+        for door_id, door in self.doors.items():
+            on = bool(policy and (policy.lockdown or door_id in policy.lockdown_doors))
+            door.lockdown(on)
+
+    # -- TapSink ------------------------------------------------------------------------------
+    def on_tap(self, tap: CardTap) -> None:
+        self.counters["taps"] += 1
+        binding = self.config.binding_for(tap.reader)
+        if binding is None:
+            self.counters["unbound_taps"] += 1
+            self._emit_quiet("reader.unbound_tap", {"reader": tap.reader})
+            return
+        if binding.role is ReaderRole.PRINTER:
+            self._print_tap(binding, tap)
+        else:
+            self._door_tap(binding, tap)
+
+    def on_status(self, status: ReaderStatus) -> None:
+        self.readers_connected[status.reader] = status.connected
+        kind = "reader.connected" if status.connected else "reader.disconnected"
+        self._emit_quiet(kind, {"reader": status.reader, "detail": status.detail})
+
+    def on_failure(self, failure: ReadFailure) -> None:
+        self.counters["read_failures"] += 1
+        binding = self.config.binding_for(failure.reader)
+        if binding and binding.door and binding.role is not ReaderRole.PRINTER:
+            door = self.doors.get(binding.door)
+            if door:
+                door.deny()
+        self._emit_quiet(
+            "reader.read_failed",
+            {"reader": failure.reader, "reason": failure.reason, "detail": failure.detail},
+        )
+
+    # -- doors --------------------------------------------------------------------------------
+    def _door_tap(self, binding: ReaderBinding, tap: CardTap) -> Decision:
+        assert binding.door is not None
+        direction = Direction.OUT if binding.role is ReaderRole.DOOR_OUT else Direction.IN
+        request = AccessRequest(door=binding.door, direction=direction, uid=tap.uid, reader=tap.reader)
+        door = self.doors[binding.door]
+        with self._lock:
+            decision, self._state = decide(self.policies.current, self._state, request, self.clock())
+            self._emit_quiet("door.access", _access_payload(decision, tap, binding))
+            if decision.granted:
+                self.counters["granted"] += 1
+                door.grant(person_id=decision.person_id)
+            else:
+                self.counters["denied"] += 1
+                if decision.pending:
+                    self._emit_quiet(
+                        "door.two_person_pending",
+                        {"door": binding.door, "person_id": decision.person_id},
+                    )
+                door.deny()
+        return decision
+
+    # -- printers -----------------------------------------------------------------------------
+    def _print_tap(self, binding: ReaderBinding, tap: CardTap) -> None:
+        if self.printing is None or binding.printer is None:
+            self._emit_quiet("print.denied", {"printer": binding.printer, "person_id": None,
+                                              "reason": "printing_not_configured"})
+            return
+        now = self.clock()
+        policy = self.policies.current
+        person = person_for_card(policy, tap.uid) if policy else None
+        if person is None:
+            self.printing.release_for(None, [], binding.printer)
+            return
+        denial = may_print(policy, person.id, binding.printer, now)
+        if denial is None and self.printing.settings.require_presence:
+            with self._lock:
+                inside = self._state.presence.get(person.id) is Direction.IN
+            denial = None if inside else "not_in_room"
+        self.printing.release_for(
+            person.id, person.cups_users, binding.printer,
+            denial=str(denial.value if hasattr(denial, "value") else denial) if denial else None,
+        )
+
+    # -- health -------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        policy = self.policies.current
+        return {
+            "state": "online",
+            "public_key": public_b64(load_private(self.config.key_file).public_key()),
+            "policy_version": policy.version if policy else None,
+            "clock": self.clock_state(),
+            "readers": dict(self.readers_connected),
+            "doors": {d: door.state for d, door in self.doors.items()},
+            "counters": dict(self.counters),
+        }
+
+    def publish_health(self) -> None:
+        self.runtime.publish_state(self.health())
+
+    def _health_loop(self) -> None:
+        while not self._stop.wait(HEALTH_INTERVAL_S):
+            self.publish_health()
+            if self.printing is not None:
+                self.printing.expire(self.clock())
+
+    def _emit_quiet(self, kind: str, data: Mapping[str, Any] | Any) -> None:
+        """Journal an event; a journal failure is counted and reported, never hides the action."""
+        try:
+            self.runtime.emit(kind, data)
+        except JournalError:
+            self.counters["journal_failures"] += 1
+            log.exception("journal write failed for %s; the action still happens", kind)
+
+
+def _access_payload(decision: Decision, tap: CardTap, binding: ReaderBinding) -> dict[str, Any]:
+    return {
+        "door": decision.door,
+        "direction": decision.direction.value,
+        "granted": decision.granted,
+        "reason": decision.reason.value if decision.reason else None,
+        "person_id": decision.person_id,
+        "second_person_id": decision.second_person_id,
+        "uid": tap.uid,
+        "reader": tap.reader,
+        "role": binding.role.value,
+    }
