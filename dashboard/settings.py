@@ -7,15 +7,12 @@ import re
 import secrets
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-try:  # the gateway issue owns controller.mqtt; the dashboard works without MQTT until it lands
-    from controller.mqtt import MqttSettings
-except ImportError:  # pragma: no cover - only while controller.mqtt does not exist yet
-    MqttSettings = dict[str, Any]  # type: ignore[misc,assignment]
+from controller.mqtt import MqttSettings
 
 
 class SettingsError(ValueError):

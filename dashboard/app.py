@@ -1,0 +1,66 @@
+"""The dashboard's FastAPI app, built by a factory and secure by default.
+
+Every route needs a session or a scoped API token unless it is in
+``dashboard.auth.roles.PUBLIC_ROUTES``; each authenticated route's roles come from
+``ROLE_MATRIX`` (a route missing from both is refused to everyone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import sessionmaker as SessionMaker
+
+from controller.envelope import now_utc
+from dashboard.auth.middleware import SecurityMiddleware
+from dashboard.auth.service import AuthService
+from dashboard.db import make_engine, make_sessionmaker
+from dashboard.settings import DashboardSettings
+from dashboard.web import routers
+
+STATIC_DIR = Path(__file__).with_name("static")
+
+
+def create_app(
+    settings: DashboardSettings,
+    *,
+    sessionmaker: SessionMaker[DbSession] | None = None,
+    bus: Any = None,
+    clock: Callable[[], datetime] = now_utc,
+) -> FastAPI:
+    """Build the app. ``sessionmaker`` defaults to one over ``settings.database_url``;
+    ``bus`` is the in-process event bus live updates and card enrolment listen on."""
+    if sessionmaker is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        sessionmaker = make_sessionmaker(make_engine(settings.database_url))
+    app = FastAPI(
+        title="secroom dashboard",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
+    for route in app.router.routes:  # the schema route FastAPI adds; it needs a login too
+        if getattr(route, "path", "") == "/api/v1/openapi.json":
+            route.name = "openapi"  # type: ignore[attr-defined]
+    app.state.settings = settings
+    app.state.sessionmaker = sessionmaker
+    app.state.clock = clock
+    app.state.bus = bus
+    app.state.auth = AuthService(settings, sessionmaker)
+    for router in routers():
+        # Flat routes (no include_router nesting) so the security middleware can resolve
+        # every request's route name before routing, exactly as the router will.
+        app.router.routes.extend(router.routes)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(
+        SecurityMiddleware, router=app.router, auth=app.state.auth, https=settings.https,
+        now=clock,
+    )
+    return app

@@ -1,0 +1,105 @@
+"""Roles, the one explicit list of public routes, and the role matrix (route name -> roles).
+
+The app's security middleware looks every request's route up here: a route that is neither
+public nor in the matrix is refused to everyone (secure by default). Tests walk the route
+table and call each route as every role and anonymously against this data.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    admin = "admin"
+    security_admin = "security_admin"
+    backup_operator = "backup_operator"
+    auditor = "auditor"
+
+
+ALL: frozenset[Role] = frozenset(Role)
+READERS: frozenset[Role] = frozenset({Role.admin, Role.security_admin, Role.auditor})
+EDITORS: frozenset[Role] = frozenset({Role.admin, Role.security_admin})
+ADMINS: frozenset[Role] = frozenset({Role.admin})
+
+# Routes anyone may call without a session or token.
+PUBLIC_ROUTES: frozenset[str] = frozenset(
+    {"health", "login.form", "login.submit", "language.set", "static"}
+)
+
+# Every authenticated route. Auditors read everything and change nothing.
+ROLE_MATRIX: dict[str, frozenset[Role]] = {
+    "logout": ALL,
+    "openapi": ALL,
+    "me": ALL,
+    "overview.page": READERS,
+    "live.stream": READERS,
+    # door log and presence
+    "door_log.page": READERS,
+    "door_log.csv": READERS,
+    "presence.page": READERS,
+    # people and cards
+    "people.page": READERS,
+    "people.detail": READERS,
+    "people.create": EDITORS,
+    "people.update": EDITORS,
+    "people.card_add": EDITORS,
+    "people.card_revoke": EDITORS,
+    "people.card_enrol": EDITORS,
+    "people.group_set": EDITORS,
+    # groups, schedules, holidays
+    "groups.page": READERS,
+    "groups.create": EDITORS,
+    "groups.update": EDITORS,
+    "groups.window_add": EDITORS,
+    "groups.window_delete": EDITORS,
+    "groups.holiday_add": EDITORS,
+    "groups.holiday_delete": EDITORS,
+    # doors, printers, lockdown
+    "doors.page": READERS,
+    "doors.update": EDITORS,
+    "printers.page": READERS,
+    "printers.update": EDITORS,
+    "lockdown.page": READERS,
+    "lockdown.set": EDITORS,
+    # nodes
+    "nodes.page": ALL,
+    "nodes.approve": ADMINS,
+    "nodes.reject": ADMINS,
+    # audit and anomalies
+    "audit.page": READERS,
+    "anomalies.page": READERS,
+    "anomalies.ack": EDITORS,
+    # dashboard users and API tokens
+    "users.page": ADMINS,
+    "users.create": ADMINS,
+    "users.token_create": ADMINS,
+    "users.token_revoke": ADMINS,
+    # JSON API
+    "api.overview": READERS,
+    "api.events": READERS,
+    "api.presence": READERS,
+    "api.people.list": READERS,
+    "api.people.get": READERS,
+    "api.people.create": EDITORS,
+    "api.people.update": EDITORS,
+    "api.cards.create": EDITORS,
+    "api.cards.revoke": EDITORS,
+    "api.groups.list": READERS,
+    "api.doors.list": READERS,
+    "api.printers.list": READERS,
+    "api.lockdown.get": READERS,
+    "api.lockdown.set": EDITORS,
+    "api.nodes.list": ALL,
+    "api.nodes.approve": ADMINS,
+    "api.audit.list": READERS,
+    "api.anomalies.list": READERS,
+    "api.anomalies.ack": EDITORS,
+}
+
+# Token scopes: "read" allows safe methods, "write" allows changes (role still applies).
+SCOPES: frozenset[str] = frozenset({"read", "write"})
+
+
+def allowed(route_name: str, role: str) -> bool:
+    return role in ROLE_MATRIX.get(route_name, frozenset())

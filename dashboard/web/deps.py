@@ -1,0 +1,70 @@
+"""Shared request dependencies: DB session, caller, clock, template rendering."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import HTTPException, Request
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session as DbSession
+from starlette.responses import Response
+
+from dashboard.auth.service import Principal
+from dashboard.i18n import LANGUAGE_COOKIE, Translator, pick_language
+from dashboard.settings import DashboardSettings
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
+TEMPLATES.env.autoescape = True
+
+
+def settings(request: Request) -> DashboardSettings:
+    value: DashboardSettings = request.app.state.settings
+    return value
+
+
+def db(request: Request) -> Iterator[DbSession]:
+    with request.app.state.sessionmaker() as session:
+        yield session
+
+
+def now(request: Request) -> datetime:
+    value: datetime = request.app.state.clock()
+    return value
+
+
+def principal(request: Request) -> Principal:
+    value = request.scope.get("state", {}).get("principal")
+    if not isinstance(value, Principal):  # the middleware guarantees it on non-public routes
+        raise HTTPException(status_code=401, detail="authentication required")
+    return value
+
+
+def translator(request: Request) -> Translator:
+    cfg = settings(request)
+    who = request.scope.get("state", {}).get("principal")
+    lang = pick_language(
+        request.cookies.get(LANGUAGE_COOKIE), getattr(who, "language", None), cfg.default_language
+    )
+    return Translator(lang, cfg.zone)
+
+
+def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+    who = request.scope.get("state", {}).get("principal")
+    base = {
+        "t": translator(request),
+        "me": who,
+        "csrf_token": getattr(who, "csrf_token", ""),
+        "site": settings(request).site,
+        "nav": request.scope.get("route").name if request.scope.get("route") else "",
+    }
+    return TEMPLATES.TemplateResponse(request, name, {**base, **context}, status_code=status)
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """Only same-site absolute paths are followed after log-in or a language change."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target

@@ -1,0 +1,58 @@
+"""Overview: who is in the room now, today's entries, open alarms, entries per hour."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.orm import Session as DbSession
+from starlette.responses import Response
+
+from dashboard.web import deps, queries
+from dashboard.web.chart import hourly_bars
+
+router = APIRouter()
+
+
+class InRoomOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    person_id: str
+    name: str
+    door: str
+    since: datetime
+
+
+class OverviewOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    in_room: list[InRoomOut]
+    entries_today: int
+    entries_per_hour: list[int]
+    open_anomalies: int
+
+
+def _overview(request: Request, db: DbSession) -> OverviewOut:
+    zone = deps.settings(request).zone
+    today = deps.now(request).astimezone(zone).date()
+    hours = queries.entries_per_hour(db, today, zone)
+    total, _ = queries.open_anomalies(db, limit=0)
+    people = [InRoomOut(**vars(p)) for p in queries.in_room(db)]
+    return OverviewOut(
+        in_room=people, entries_today=sum(hours), entries_per_hour=hours, open_anomalies=total
+    )
+
+
+@router.get("/", name="overview.page", include_in_schema=False)
+def overview_page(request: Request, db: Annotated[DbSession, Depends(deps.db)]) -> Response:
+    data = _overview(request, db)
+    _, alarms = queries.open_anomalies(db)
+    return deps.render(
+        request, "overview.html",
+        {"data": data, "alarms": alarms, "chart": hourly_bars(data.entries_per_hour)},
+    )
+
+
+@router.get("/api/v1/overview", name="api.overview", response_model=OverviewOut, tags=["overview"])
+def overview_api(request: Request, db: Annotated[DbSession, Depends(deps.db)]) -> OverviewOut:
+    return _overview(request, db)

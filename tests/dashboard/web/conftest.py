@@ -1,0 +1,184 @@
+"""Fixtures for the web layer: an app on a temp SQLite DB, users of every role, a live server
+(uvicorn in a thread) and a Chromium page for browser tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import sessionmaker
+
+import dashboard.models  # noqa: F401 - registers every table on Base.metadata
+from dashboard.app import create_app
+from dashboard.auth.roles import Role
+from dashboard.auth.service import AuthService
+from dashboard.db import Base, make_engine, make_sessionmaker
+from dashboard.settings import DashboardSettings
+from tests.services import free_port, unavailable, wait_until
+
+with warnings.catch_warnings():
+    # starlette's TestClient prefers httpx2; the project pins httpx (see the report).
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from starlette.testclient import TestClient
+
+PASSWORD = "correct horse battery staple"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> DashboardSettings:
+    return DashboardSettings(data_dir=data_dir, site="lab", **overrides)
+
+
+def make_db(settings: DashboardSettings) -> sessionmaker[DbSession]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    Base.metadata.create_all(engine)
+    return make_sessionmaker(engine)
+
+
+def add_user(sm: sessionmaker[DbSession], settings: DashboardSettings, username: str,
+             role: str) -> None:
+    auth = AuthService(settings, sm)
+    with sm.begin() as db:
+        auth.create_user(db, username=username, role=role, password=PASSWORD,
+                         now=datetime.now(UTC))
+
+
+def csrf_of(client: TestClient) -> str:
+    """The session's CSRF token, as every page embeds it in its forms."""
+    html = client.get("/nodes").text
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in page"
+    return match.group(1)
+
+
+def login(client: TestClient, username: str, password: str = PASSWORD) -> str:
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token
+    r = client.post("/login", data={"username": username, "password": password,
+                                    "csrf_token": token.group(1), "next": "/nodes"},
+                    follow_redirects=False)
+    assert r.status_code == 303, r.text
+    return csrf_of(client)
+
+
+@dataclass
+class WebApp:
+    settings: DashboardSettings
+    sm: sessionmaker[DbSession]
+    app: Any
+    clients: dict[str, TestClient] = field(default_factory=dict)
+    csrf: dict[str, str] = field(default_factory=dict)
+
+    def client(self) -> TestClient:
+        return TestClient(self.app, base_url="http://testserver")
+
+    def as_role(self, role: str) -> tuple[TestClient, str]:
+        """A logged-in client for a user with ``role`` and its CSRF token (cached)."""
+        if role not in self.clients:
+            add_user(self.sm, self.settings, f"u_{role}", role)
+            c = self.client()
+            self.csrf[role] = login(c, f"u_{role}")
+            self.clients[role] = c
+        return self.clients[role], self.csrf[role]
+
+
+@pytest.fixture
+def webapp(tmp_path: Path) -> Iterator[WebApp]:
+    settings = make_settings(tmp_path / "data")
+    sm = make_db(settings)
+    app = create_app(settings, sessionmaker=sm)
+    w = WebApp(settings, sm, app)
+    yield w
+    for c in w.clients.values():
+        c.close()
+
+
+@dataclass
+class LiveDashboard:
+    """A real uvicorn serving the dashboard; reusable by the lead's end-to-end tests."""
+
+    base_url: str
+    username: str
+    password: str
+    sessionmaker: sessionmaker[DbSession]
+    settings: DashboardSettings
+    app: Any
+    bus: Any
+
+
+def artifacts_dir() -> Path:
+    root = os.environ.get("SECROOM_TEST_ARTIFACTS")
+    path = Path(root) if root else Path(tempfile.gettempdir()) / "secroom-artifacts"
+    path = path / "dashboard"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _make_bus() -> Any:
+    try:
+        from dashboard.bus import Bus
+    except ImportError:
+        return None
+    return Bus()
+
+
+@pytest.fixture
+def live_dashboard(tmp_path: Path) -> Iterator[LiveDashboard]:
+    import uvicorn
+
+    settings = make_settings(tmp_path / "live")
+    sm = make_db(settings)
+    add_user(sm, settings, "admin", Role.admin.value)
+    bus = _make_bus()
+    app = create_app(settings, sessionmaker=sm, bus=bus)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="on", timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-live", daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, 15, "uvicorn to start")
+    try:
+        yield LiveDashboard(f"http://127.0.0.1:{port}", "admin", PASSWORD, sm, settings, app, bus)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def browser_page() -> Iterator[Any]:
+    """A fresh Chromium page (Debian's chromium, never a downloaded browser)."""
+    if not Path(CHROMIUM).exists():
+        unavailable("chromium not installed (apt-get install chromium)")
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        try:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        except PlaywrightError as exc:
+            unavailable(f"chromium does not start: {exc}")
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ja-JP")
+        page = context.new_page()
+        page.set_default_timeout(15000)
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
