@@ -1,0 +1,461 @@
+"""The access policy: its model, its signed wire format, and the node's store of the last good one.
+
+Wire format (what ``secroom policy sign`` writes and the dashboard publishes retained on
+``secroom/v1/{site}/policy``) is canonical JSON::
+
+    {"key_id": "<16 chars>", "policy": {...}, "sig": "<base64url Ed25519>"}
+
+``sig`` is the admin key's Ed25519 signature over ``SIGNING_CONTEXT + canonical_json(policy)``,
+where ``policy`` is the JSON object exactly as received (the verifier never re-serialises a model
+to check a signature). The context prefix keeps a policy signature from being valid as anything
+else. ``key_id`` is ``controller.keys.key_id`` of the signer's public key.
+
+Versions: a node refuses any policy older than the one it runs (``older_version``); the same
+version with identical content is a silent no-op (the retained message is re-delivered on every
+reconnect); the same version with different content is refused (``version_conflict``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from controller.door_events import PolicyApplied, PolicyRejected
+from controller.envelope import b64u, canonical_json, unb64u
+from controller.keys import key_id as _key_id
+
+SIGNING_CONTEXT = b"secroom/v1/policy\n"
+MAX_POLICY_BYTES = 4 * 1024 * 1024
+_UID_RE = re.compile(r"^[0-9A-F]{4,64}$")
+_UID_SEPARATORS = re.compile(r"[\s:\-]")
+
+PolicyReason = Literal[
+    "unsigned",
+    "bad_signature",
+    "unknown_key",
+    "older_version",
+    "version_conflict",
+    "malformed",
+    "wrong_site",
+]
+Emit = Callable[[str, Mapping[str, Any]], Any]
+
+
+class PolicyError(Exception):
+    """A policy blob was refused; ``reason`` is a short machine word (see ``PolicyReason``)."""
+
+    def __init__(self, reason: PolicyReason, detail: str, *, version: int | None = None) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason: PolicyReason = reason
+        self.detail = detail
+        self.version = version
+
+
+def normalise_uid(uid: str) -> str:
+    """A card UID as uppercase hex without separators; raises ValueError if it is not hex."""
+    text = _UID_SEPARATORS.sub("", uid).upper()
+    if not _UID_RE.fullmatch(text):
+        raise ValueError("card UID must be 4-64 hexadecimal digits")
+    return text
+
+
+Ident = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s/#+]+$")]
+_FROZEN = ConfigDict(extra="forbid", frozen=True)
+
+
+class Person(BaseModel):
+    """Someone who may hold cards. ``valid_until`` is inclusive (local site date)."""
+
+    model_config = _FROZEN
+
+    id: Ident
+    name: str = Field(min_length=1, max_length=200)
+    active: bool = True
+    valid_from: date | None = None
+    valid_until: date | None = None
+    cards: list[Annotated[str, AfterValidator(normalise_uid)]] = []
+    groups: list[Ident] = []
+    operator_ids: list[str] = []
+    cups_users: list[str] = []
+
+    @model_validator(mode="after")
+    def _check(self) -> Person:
+        if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
+            raise ValueError(f"person {self.id}: valid_until is before valid_from")
+        if len(set(self.cards)) != len(self.cards):
+            raise ValueError(f"person {self.id}: a card is listed twice")
+        return self
+
+
+class TimeWindow(BaseModel):
+    """Weekly window in local site time: ``start`` inclusive, ``end`` exclusive.
+
+    ``end`` must be after ``start``; ``end`` of 00:00 means midnight at the end of the day.
+    A window across midnight is written as two windows.
+    """
+
+    model_config = _FROZEN
+
+    days: list[Annotated[int, Field(ge=0, le=6)]] = Field(min_length=1)  # 0=Mon .. 6=Sun
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _check(self) -> TimeWindow:
+        if self.start.tzinfo or self.end.tzinfo:
+            raise ValueError("window times are local site times without a zone")
+        if self.end != time(0) and self.end <= self.start:
+            raise ValueError("window end must be after its start (00:00 means end of day)")
+        if len(set(self.days)) != len(self.days):
+            raise ValueError("window lists a day twice")
+        return self
+
+
+class Group(BaseModel):
+    """Rights: which doors and printers, and when.
+
+    No windows means any time, holidays included. With windows, entry on a Japanese public
+    holiday also needs ``on_holidays`` (then that weekday's windows apply).
+    """
+
+    model_config = _FROZEN
+
+    id: Ident
+    name: str = Field(min_length=1, max_length=200)
+    doors: list[Ident] = []
+    printers: list[Ident] = []
+    windows: list[TimeWindow] = []
+    on_holidays: bool = False
+
+
+class DoorRule(BaseModel):
+    model_config = _FROZEN
+
+    id: Ident
+    name: str = Field(min_length=1, max_length=200)
+    two_person: bool = False
+    two_person_window_s: int = Field(default=10, ge=1, le=600)
+    anti_passback: bool = False
+
+
+class Policy(BaseModel):
+    """Everything a node needs to decide access, with lookups built once at validation."""
+
+    model_config = _FROZEN
+
+    version: int = Field(ge=1)
+    issued_at: datetime
+    site: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    timezone: str = "Asia/Tokyo"
+    people: list[Person]
+    groups: list[Group]
+    doors: list[DoorRule]
+    printers: list[Ident] = []
+    lockdown: bool = False
+    lockdown_doors: list[Ident] = []
+
+    _tz: ZoneInfo = PrivateAttr()
+    _by_card: dict[str, Person] = PrivateAttr()
+    _people: dict[str, Person] = PrivateAttr()
+    _groups: dict[str, Group] = PrivateAttr()
+    _doors: dict[str, DoorRule] = PrivateAttr()
+
+    @field_validator("issued_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("issued_at must carry a time zone")
+        return value
+
+    @model_validator(mode="after")
+    def _index(self) -> Policy:
+        try:
+            self._tz = ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {self.timezone!r}") from exc
+        self._people = _unique("person", self.people)
+        self._groups = _unique("group", self.groups)
+        self._doors = _unique("door", self.doors)
+        printers = set(self.printers)
+        if len(printers) != len(self.printers):
+            raise ValueError("a printer is listed twice")
+        self._by_card = {}
+        for person in self.people:
+            for group_id in person.groups:
+                if group_id not in self._groups:
+                    raise ValueError(f"person {person.id} is in unknown group {group_id}")
+            for card in person.cards:
+                other = self._by_card.setdefault(card, person)
+                if other is not person:
+                    raise ValueError(f"card {card} is held by both {other.id} and {person.id}")
+        for group in self.groups:
+            for door_id in group.doors:
+                if door_id not in self._doors:
+                    raise ValueError(f"group {group.id} names unknown door {door_id}")
+            for printer in group.printers:
+                if printer not in printers:
+                    raise ValueError(f"group {group.id} names unknown printer {printer}")
+        for door_id in self.lockdown_doors:
+            if door_id not in self._doors:
+                raise ValueError(f"lockdown names unknown door {door_id}")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return self._tz
+
+    def person(self, person_id: str) -> Person | None:
+        return self._people.get(person_id)
+
+    def group(self, group_id: str) -> Group | None:
+        return self._groups.get(group_id)
+
+    def door(self, door_id: str) -> DoorRule | None:
+        return self._doors.get(door_id)
+
+    def person_for_card(self, uid: str) -> Person | None:
+        try:
+            return self._by_card.get(normalise_uid(uid))
+        except ValueError:
+            return None
+
+    def is_locked_down(self, door_id: str) -> bool:
+        return self.lockdown or door_id in self.lockdown_doors
+
+
+def _unique(what: str, items: Sequence[Any]) -> dict[str, Any]:
+    index: dict[str, Any] = {}
+    for item in items:
+        if index.setdefault(item.id, item) is not item:
+            raise ValueError(f"{what} id {item.id} is used twice")
+    return index
+
+
+# --- signing and verification -------------------------------------------------------------
+
+
+def sign_policy(policy: Policy, key: Ed25519PrivateKey) -> bytes:
+    """The signed wire form of ``policy`` (canonical JSON bytes)."""
+    body = policy.model_dump(mode="json")
+    sig = b64u(key.sign(SIGNING_CONTEXT + canonical_json(body)))
+    return canonical_json({"key_id": _key_id(key.public_key()), "policy": body, "sig": sig})
+
+
+@dataclass(frozen=True)
+class VerifiedPolicy:
+    policy: Policy
+    key_id: str
+    digest: str  # sha256 of the canonical policy JSON: equal digests mean identical content
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in a policy")
+
+
+def open_policy(blob: bytes, trusted: Sequence[Ed25519PublicKey], *, site: str) -> VerifiedPolicy:
+    """Check shape, signer and signature, then validate; no version check. Raises PolicyError."""
+    if len(blob) > MAX_POLICY_BYTES:
+        raise PolicyError("malformed", f"policy of {len(blob)} bytes exceeds {MAX_POLICY_BYTES}")
+    try:
+        raw = json.loads(blob, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PolicyError("malformed", "policy is not JSON") from exc
+    if not isinstance(raw, dict):
+        raise PolicyError("malformed", "policy is not a JSON object")
+    version = _peek_version(raw)
+    if "policy" not in raw:
+        if "version" in raw or "people" in raw:
+            raise PolicyError("unsigned", "a bare policy without signature", version=version)
+        raise PolicyError("malformed", "no policy object")
+    if "sig" not in raw or "key_id" not in raw:
+        raise PolicyError("unsigned", "policy carries no signature", version=version)
+    body, sig, kid = raw["policy"], raw["sig"], raw["key_id"]
+    if set(raw) != {"policy", "sig", "key_id"} or not isinstance(body, dict):
+        raise PolicyError("malformed", "unexpected fields around the policy", version=version)
+    if not isinstance(kid, str) or not isinstance(sig, str):
+        raise PolicyError("malformed", "key_id and sig must be strings", version=version)
+    key = next((k for k in trusted if _key_id(k) == kid), None)
+    if key is None:
+        raise PolicyError("unknown_key", f"signer {kid[:16]!r} is not trusted", version=version)
+    signed = canonical_json(body)
+    try:
+        key.verify(unb64u(sig), SIGNING_CONTEXT + signed)
+    except (InvalidSignature, ValueError) as exc:
+        raise PolicyError("bad_signature", "signature does not match", version=version) from exc
+    try:
+        policy = Policy.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "policy"
+        raise PolicyError("malformed", f"{where}: {first['msg']}", version=version) from exc
+    if policy.site != site:
+        raise PolicyError("wrong_site", f"policy is for site {policy.site!r}", version=version)
+    return VerifiedPolicy(policy, kid, hashlib.sha256(signed).hexdigest())
+
+
+def _peek_version(raw: dict[str, Any]) -> int | None:
+    body = raw.get("policy", raw)
+    version = body.get("version") if isinstance(body, dict) else None
+    return version if isinstance(version, int) and not isinstance(version, bool) else None
+
+
+def verify_policy(
+    blob: bytes, trusted: Sequence[Ed25519PublicKey], *, site: str, min_version: int = 0
+) -> Policy:
+    """Verify a signed policy; refuse a version below ``min_version``. Raises PolicyError."""
+    verified = open_policy(blob, trusted, site=site)
+    if verified.policy.version < min_version:
+        raise PolicyError(
+            "older_version",
+            f"version {verified.policy.version} is older than {min_version}",
+            version=verified.policy.version,
+        )
+    return verified.policy
+
+
+# --- the node's store ---------------------------------------------------------------------
+
+
+class PolicyStore:
+    """The last good policy: verified, written atomically to ``path``, applied, survives restart.
+
+    ``emit`` gets policy.applied / policy.rejected; ``on_change`` (optional) is called with each
+    newly applied policy, so that doors can follow lockdown. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        trusted: Sequence[Ed25519PublicKey],
+        *,
+        site: str,
+        emit: Emit,
+        on_change: Callable[[Policy], Any] | None = None,
+    ) -> None:
+        self.path = path
+        self._trusted = tuple(trusted)
+        self._site = site
+        self._emit = emit
+        self._on_change = on_change
+        self._lock = threading.Lock()
+        self._current: VerifiedPolicy | None = None
+        self.rejected = 0  # count of refused blobs since start
+
+    @property
+    def current(self) -> Policy | None:
+        current = self._current
+        return current.policy if current else None
+
+    def offer(self, blob: bytes, *, source: str = "mqtt") -> bool:
+        """Verify, persist and apply ``blob``. True if it is now the current policy."""
+        with self._lock:
+            verified = self._check(blob, source)
+            if verified is None:
+                return False
+            if self._current and verified.digest == self._current.digest:
+                return True
+            persisted = self._persist(blob)
+            self._apply(verified, source, persisted=persisted)
+            return True
+
+    def load(self) -> None:
+        """At start-up: re-verify the stored policy and apply it. A missing file is no error."""
+        with self._lock:
+            try:
+                blob = self.path.read_bytes()
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                self._reject(
+                    PolicyError("malformed", f"stored policy unreadable: {exc.strerror}"), "stored"
+                )
+                return
+            verified = self._check(blob, "stored")
+            if verified is not None and not (
+                self._current and verified.digest == self._current.digest
+            ):
+                self._apply(verified, "stored", persisted=True)
+
+    def _check(self, blob: bytes, source: str) -> VerifiedPolicy | None:
+        try:
+            verified = open_policy(blob, self._trusted, site=self._site)
+            current = self._current
+            if current is not None:
+                new, old = verified.policy.version, current.policy.version
+                if new < old:
+                    raise PolicyError(
+                        "older_version", f"version {new} is older than {old}", version=new
+                    )
+                if new == old and verified.digest != current.digest:
+                    raise PolicyError(
+                        "version_conflict",
+                        f"version {new} differs from the one applied",
+                        version=new,
+                    )
+        except PolicyError as exc:
+            self._reject(exc, source)
+            return None
+        return verified
+
+    def _reject(self, exc: PolicyError, source: str) -> None:
+        self.rejected += 1
+        payload = PolicyRejected(
+            reason=exc.reason, version=exc.version, detail=exc.detail[:200], source=source
+        )
+        self._emit("policy.rejected", payload.model_dump(mode="json"))
+
+    def _apply(self, verified: VerifiedPolicy, source: str, *, persisted: bool) -> None:
+        self._current = verified
+        payload = PolicyApplied(
+            version=verified.policy.version,
+            issued_at=verified.policy.issued_at,
+            key_id=verified.key_id,
+            digest=verified.digest,
+            source=source,
+            persisted=persisted,
+        )
+        self._emit("policy.applied", payload.model_dump(mode="json"))
+        if self._on_change is not None:
+            self._on_change(verified.policy)
+
+    def _persist(self, blob: bytes) -> bool:
+        """Atomic write (temp file, fsync, rename, fsync dir). False if the disk refused."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(blob)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError:
+            return False
+        return True
