@@ -1,1 +1,47 @@
 """Dashboard models. Import every model module here so Base.metadata is complete."""
+
+from dashboard.models import anomalies, audit, auth, events, nodes, people, policy
+from dashboard.models.anomalies import Anomaly
+from dashboard.models.audit import AuditRecord
+from dashboard.models.events import DoorAccess, Presence, StoredEvent
+from dashboard.models.nodes import Node
+from dashboard.models.people import (
+    Card,
+    Door,
+    Group,
+    Person,
+    Printer,
+    SiteSettings,
+    TimeWindow,
+    group_doors,
+    group_members,
+    group_printers,
+)
+from dashboard.models.policy import PolicyVersion
+
+__all__ = [
+    "Anomaly",
+    "AuditRecord",
+    "Card",
+    "Door",
+    "DoorAccess",
+    "Group",
+    "Node",
+    "Person",
+    "PolicyVersion",
+    "Presence",
+    "Printer",
+    "SiteSettings",
+    "StoredEvent",
+    "TimeWindow",
+    "anomalies",
+    "audit",
+    "auth",
+    "events",
+    "group_doors",
+    "group_members",
+    "group_printers",
+    "nodes",
+    "people",
+    "policy",
+]

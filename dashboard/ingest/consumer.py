@@ -1,0 +1,253 @@
+"""The MQTT consumer: queue from paho's thread, batch into the DB on one worker thread.
+
+paho's thread only enqueues (bounded: when full it waits, which back-pressures the broker).
+The worker takes up to ``batch_max`` messages per transaction, commits, then publishes the acks
+(retained) and resend requests and feeds the bus. A failing DB keeps the batch and retries; a
+payload that makes our code fail on its own is counted ``internal_error`` and not acked (the
+node re-sends it). Every ``tick_s`` the worker re-asks for open gaps and raises gap anomalies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from controller.envelope import MAX_EVENT_BYTES, TOPIC_ROOT, canonical_json, now_utc, topic_for
+from controller.mqtt import MqttError, MqttLink
+from dashboard.bus import Bus
+from dashboard.ingest.core import BatchResult, IngestCore, ResendRequest
+from dashboard.ingest.verify import SignatureVerifier
+
+_STOP = ("", b"")
+
+
+class _Stopping(Exception):
+    """The consumer is stopping while the database is unavailable: the batch stays un-acked."""
+
+
+class IngestConsumer:
+    def __init__(
+        self,
+        sessionmaker: sessionmaker[Session],
+        link: MqttLink,
+        *,
+        site: str,
+        bus: Bus,
+        gap_timeout_s: float = 30,
+        clock: Callable[[], datetime] = now_utc,
+        batch_max: int = 2000,
+        queue_max: int = 100_000,
+        verify_threads: int = 2,
+        max_payload: int = MAX_EVENT_BYTES,
+        tick_s: float = 1.0,
+        resend_interval_s: float = 5.0,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.link = link
+        self.site = site
+        self.bus = bus
+        self.gap_timeout_s = gap_timeout_s
+        self.clock = clock
+        self.batch_max = batch_max
+        self.tick_s = tick_s
+        self.verifier = SignatureVerifier(verify_threads)
+        self.core = IngestCore(
+            site=site,
+            verifier=self.verifier,
+            max_payload=max_payload,
+            resend_interval_s=resend_interval_s,
+        )
+        self._queue: queue.Queue[tuple[str, bytes]] = queue.Queue(queue_max)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._idle = threading.Condition()
+        self._received = 0
+        self._handled = 0
+        self._unsent_acks: dict[str, int] = {}
+        self.batches = 0
+        self.db_errors = 0
+        self.last_error: str | None = None
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Stored, duplicate, state and rejected counts by reason (see ingest.counters)."""
+        snap = self.core.counters.snapshot()
+        snap["received"] = self._received
+        snap["queued"] = self._queue.qsize()
+        return snap
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
+        self._thread.start()
+        self.link.subscribe(f"{TOPIC_ROOT}/{self.site}/+/events/#", self._on_message)
+        self.link.subscribe(f"{TOPIC_ROOT}/{self.site}/+/state", self._on_message)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            with contextlib.suppress(queue.Full):
+                self._queue.put_nowait(_STOP)
+            self._thread.join(30)
+            self._thread = None
+        self.verifier.close()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until everything received so far has been processed (for tests and benches)."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._handled < self._received:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def submit(self, topic: str, payload: bytes) -> None:
+        """Enqueue one message as if it came from MQTT (the subscription handler)."""
+        self._on_message(topic, payload)
+
+    # -- paho's thread -----------------------------------------------------------------------
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        with self._idle:
+            self._received += 1
+        while not self._stop.is_set():
+            try:
+                self._queue.put((topic, payload), timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    # -- worker ------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_tick = time.monotonic() + self.tick_s
+        while not self._stop.is_set():
+            try:
+                first = self._queue.get(
+                    timeout=max(0.0, min(self.tick_s, next_tick - time.monotonic()))
+                )
+            except queue.Empty:
+                first = None
+            batch: list[tuple[str, bytes]] = []
+            if first is not None and first is not _STOP:
+                batch.append(first)
+                while len(batch) < self.batch_max:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        break
+                    batch.append(item)
+            if batch:
+                self._handle(batch)
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + self.tick_s
+                self._tick()
+
+    def _done(self, n: int) -> None:
+        with self._idle:
+            self._handled += n
+            self._idle.notify_all()
+
+    def _handle(self, batch: list[tuple[str, bytes]]) -> None:
+        try:
+            result = self._with_retry(lambda s: self.core.process(s, batch, self.clock()))
+        except _Stopping:
+            self._done(len(batch))
+            return
+        except Exception as exc:  # our bug on some payload: isolate it
+            self.last_error = f"batch failed: {type(exc).__name__}: {exc}"
+            if len(batch) == 1:
+                self.core.counters.add("internal_error")
+                self._done(1)
+                return
+            for item in batch:
+                self._handle([item])
+            return
+        self.batches += 1
+        self._after_commit(result)
+        self._done(len(batch))
+
+    def _with_retry(self, work: Callable[[Session], BatchResult]) -> BatchResult:
+        """Run ``work`` in one transaction; wait and retry while the database is unavailable."""
+        delay = 0.2
+        while True:
+            try:
+                with self.sessionmaker() as session:
+                    result = work(session)
+                    session.commit()
+                    return result
+            except (OperationalError, DBAPIError) as exc:
+                if not isinstance(exc, OperationalError) and not exc.connection_invalidated:
+                    raise
+                self.db_errors += 1
+                self.last_error = f"database unavailable: {exc.orig or exc}"
+                if self._stop.wait(delay):
+                    raise _Stopping from exc
+                delay = min(delay * 2, 5.0)
+
+    def _after_commit(self, result: BatchResult) -> None:
+        self._unsent_acks.update(result.acks)
+        self._flush_acks()
+        for req in result.resends:
+            self._send_resend(req)
+        for topic, data in result.messages:
+            self.bus.publish(topic, data)  # type: ignore[arg-type]
+
+    def _flush_acks(self) -> None:
+        for node, seq in list(self._unsent_acks.items()):
+            try:
+                self.link.publish(
+                    topic_for(self.site, node, "ack"),
+                    canonical_json({"seq": seq}),
+                    qos=1,
+                    retain=True,
+                )
+            except MqttError:
+                return  # kept; retried on the next batch or tick
+            if self._unsent_acks.get(node) == seq:
+                del self._unsent_acks[node]
+
+    def _send_resend(self, req: ResendRequest) -> None:
+        # if the link is down, the gap check re-asks every resend interval while the gap is open
+        with contextlib.suppress(MqttError):
+            self.link.publish(
+                topic_for(self.site, req.node, "resend"), canonical_json(req.payload()), qos=1
+            )
+
+    def _tick(self) -> None:
+        self._flush_acks()
+        try:
+            result = self._with_retry(
+                lambda s: self.core.check_gaps(s, self.clock(), self.gap_timeout_s)
+            )
+        except _Stopping:
+            return
+        except Exception as exc:
+            self.last_error = f"gap check failed: {type(exc).__name__}: {exc}"
+            return
+        self._after_commit(result)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "counters": self.counters,
+            "batches": self.batches,
+            "db_errors": self.db_errors,
+            "last_error": self.last_error,
+            "bus_published": self.bus.published,
+            "unsent_acks": json.dumps(self._unsent_acks),
+        }

@@ -1,0 +1,48 @@
+"""Thread-safe counters of what the ingest accepted and rejected, by reason."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+REJECT_REASONS = (
+    "oversized",  # payload larger than the limit
+    "malformed",  # not JSON, not an object, missing or wrongly typed fields (incl. unsigned)
+    "bad_hash",  # hash does not match the body
+    "bad_version",  # unsupported schema version
+    "bad_topic",  # topic is not one of ours
+    "wrong_site",  # event or topic names another site
+    "topic_mismatch",  # topic node/kind differs from the event's
+    "unknown_node",  # no enrolment record for the node
+    "node_not_approved",  # node key pending or revoked
+    "bad_signature",  # signature does not verify with the enrolled key
+    "duplicate",  # same (node, seq) and same hash already stored (dropped silently)
+    "fork",  # same (node, seq) with a different hash
+    "bad_state",  # state message that is not a JSON object with a valid state
+    "internal_error",  # our bug or a DB failure on this one payload (not acked; node re-sends)
+)
+
+
+class IngestCounters:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._c: Counter[str] = Counter()
+
+    def add(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self._c[key] += n
+
+    def update(self, other: Counter[str]) -> None:
+        with self._lock:
+            self._c.update(other)
+
+    def get(self, key: str) -> int:
+        with self._lock:
+            return self._c[key]
+
+    def snapshot(self) -> dict[str, int]:
+        """A copy: ``stored``, ``state``, ``rejected`` (total) and one key per reject reason."""
+        with self._lock:
+            snap = dict(self._c)
+        snap["rejected"] = sum(v for k, v in snap.items() if k in REJECT_REASONS)
+        return snap

@@ -1,0 +1,257 @@
+"""Projections kept up to date by the ingest, in the same transaction as the events.
+
+- ``door_access``: one row per door.access event (filter by time, person, door, granted).
+- ``presence``: intervals per (person, door) from granted in/out taps; ``left_at`` NULL while
+  inside. Events arriving late (a resent range) rebuild the affected person's intervals.
+- node health on ``nodes``: clock state, policy version applied, boot, last event.
+Read helpers for the views are at the bottom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, or_, select
+from sqlalchemy.orm import Session
+
+from controller.envelope import Event
+from dashboard.models.events import DoorAccess, Presence
+from dashboard.models.nodes import Node
+
+
+def _str(data: dict[str, Any], key: str, limit: int = 128) -> str | None:
+    value = data.get(key)
+    return value[:limit] if isinstance(value, str) and value else None
+
+
+def event_refs(event: Event) -> tuple[str | None, str | None]:
+    """(person_id, door) of an event, if its data names them."""
+    return _str(event.data, "person_id"), _str(event.data, "door")
+
+
+def door_access_row(event: Event) -> dict[str, Any] | None:
+    """The door_access row for a door.access event, or None when its data is unusable."""
+    d = event.data
+    door, direction, granted = _str(d, "door"), d.get("direction"), d.get("granted")
+    if door is None or direction not in ("in", "out") or not isinstance(granted, bool):
+        return None
+    return {
+        "node": event.node,
+        "seq": event.seq,
+        "ts": event.when,
+        "door": door,
+        "direction": direction,
+        "granted": granted,
+        "reason": None if granted else _str(d, "reason"),
+        "person_id": _str(d, "person_id"),
+        "second_person_id": _str(d, "second_person_id"),
+        "uid": _str(d, "card", 64) or _str(d, "uid", 64),
+        "reader": _str(d, "reader"),
+    }
+
+
+def apply_node_health(node: Node, event: Event) -> None:
+    """Update a node's health projection from one of its events (events applied in seq order)."""
+    when = event.when
+    if node.last_event_at is None or when >= node.last_event_at:
+        node.last_event_at = when
+        node.clock_state = event.clock
+    d = event.data
+    if event.kind == "node.started":
+        node.boot = event.boot
+    elif event.kind == "node.clock":
+        state = d.get("state")
+        if isinstance(state, str):
+            node.clock_state = state[:16]
+        offset = d.get("offset_s")
+        if isinstance(offset, int | float) and not isinstance(offset, bool):
+            node.clock_offset_s = float(offset)
+    elif event.kind == "policy.applied":
+        version = d.get("version")
+        if (isinstance(version, int) and not isinstance(version, bool)) and (
+            node.policy_version is None or version >= node.policy_version
+        ):
+            node.policy_version = version
+            node.policy_applied_at = when
+            node.policy_rejected = None
+    elif event.kind == "policy.rejected":
+        reason = d.get("reason")
+        node.policy_rejected = (reason if isinstance(reason, str) else "rejected")[:255]
+
+
+def _ref(row: dict[str, Any]) -> str:
+    return f"{row['node']}:{row['seq']}"
+
+
+def _apply_tap(
+    open_: dict[tuple[str, str], Presence], session: Session, row: dict[str, Any]
+) -> None:
+    key = (row["person_id"], row["door"])
+    current = open_.get(key)
+    if row["direction"] == "in":
+        if current is None:
+            stay = Presence(
+                person_id=key[0], door=key[1], entered_at=row["ts"], enter_ref=_ref(row)
+            )
+            session.add(stay)
+            open_[key] = stay
+    elif current is not None:
+        current.left_at = max(row["ts"], current.entered_at or row["ts"])
+        current.leave_ref = _ref(row)
+        del open_[key]
+    else:
+        session.add(
+            Presence(
+                person_id=key[0],
+                door=key[1],
+                entered_at=None,
+                left_at=row["ts"],
+                leave_ref=_ref(row),
+            )
+        )
+
+
+def apply_presence(
+    session: Session, rows: Sequence[dict[str, Any]], late: Iterable[dict[str, Any]] = ()
+) -> None:
+    """Incrementally apply granted taps; rebuild (person, door) pairs touched by late rows."""
+    rebuild: dict[tuple[str, str], datetime] = {}
+    for r in _per_person(late):
+        key = (r["person_id"], r["door"])
+        rebuild[key] = min(rebuild.get(key, r["ts"]), r["ts"])
+    taps = sorted(
+        (r for r in _per_person(rows) if (r["person_id"], r["door"]) not in rebuild),
+        key=lambda r: r["ts"],
+    )
+    if taps:
+        persons = {r["person_id"] for r in taps}
+        open_: dict[tuple[str, str], Presence] = {}
+        for chunk in _chunks(sorted(persons), 500):
+            for stay in session.scalars(
+                select(Presence).where(Presence.left_at.is_(None), Presence.person_id.in_(chunk))
+            ):
+                open_[(stay.person_id, stay.door)] = stay
+        for row in taps:
+            _apply_tap(open_, session, row)
+    for (person_id, door), since in sorted(rebuild.items()):
+        rebuild_presence(session, person_id, door, since)
+
+
+def _per_person(rows: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
+    """Granted taps, one per person (a two-person grant moves both people)."""
+    for r in rows:
+        if not r["granted"]:
+            continue
+        if r["person_id"]:
+            yield r
+        if r.get("second_person_id"):
+            yield {**r, "person_id": r["second_person_id"]}
+
+
+def rebuild_presence(session: Session, person_id: str, door: str, since: datetime) -> None:
+    """Recompute a pair's intervals from the last entry before ``since`` (the late data)."""
+    session.flush()
+    pair = and_(Presence.person_id == person_id, Presence.door == door)
+    start = session.scalar(
+        select(func.max(Presence.entered_at)).where(pair, Presence.entered_at < since)
+    )
+    if start is None:
+        session.execute(delete(Presence).where(pair))
+        taps_q = select(DoorAccess)
+    else:
+        session.execute(
+            delete(Presence).where(
+                pair,
+                or_(
+                    Presence.entered_at >= start,
+                    and_(Presence.entered_at.is_(None), Presence.left_at >= start),
+                ),
+            )
+        )
+        taps_q = select(DoorAccess).where(DoorAccess.ts >= start)
+    taps = session.scalars(
+        taps_q.where(
+            or_(DoorAccess.person_id == person_id, DoorAccess.second_person_id == person_id),
+            DoorAccess.door == door,
+            DoorAccess.granted.is_(True),
+        ).order_by(DoorAccess.ts, DoorAccess.id)
+    ).all()
+    open_: dict[tuple[str, str], Presence] = {}
+    for tap in taps:
+        row = {
+            "person_id": person_id,
+            "door": door,
+            "direction": tap.direction,
+            "ts": tap.ts,
+            "node": tap.node,
+            "seq": tap.seq,
+        }
+        _apply_tap(open_, session, row)
+
+
+def insert_door_access(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(DoorAccess), list(rows))
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+# -- read side (used by the web views and reports) ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccessFilter:
+    since: datetime | None = None
+    until: datetime | None = None
+    person_id: str | None = None
+    door: str | None = None
+    granted: bool | None = None
+
+
+def door_log(
+    session: Session, flt: AccessFilter, *, limit: int = 100, before_id: int | None = None
+) -> list[DoorAccess]:
+    """Newest first; page with ``before_id`` (the smallest id of the previous page)."""
+    q = select(DoorAccess)
+    if flt.since is not None:
+        q = q.where(DoorAccess.ts >= flt.since)
+    if flt.until is not None:
+        q = q.where(DoorAccess.ts < flt.until)
+    if flt.person_id is not None:
+        q = q.where(DoorAccess.person_id == flt.person_id)
+    if flt.door is not None:
+        q = q.where(DoorAccess.door == flt.door)
+    if flt.granted is not None:
+        q = q.where(DoorAccess.granted.is_(flt.granted))
+    if before_id is not None:
+        q = q.where(DoorAccess.id < before_id)
+    return list(
+        session.scalars(q.order_by(DoorAccess.ts.desc(), DoorAccess.id.desc()).limit(limit))
+    )
+
+
+def present_now(session: Session, door: str | None = None) -> list[Presence]:
+    """Who is inside now (open intervals), longest-present first."""
+    q = select(Presence).where(Presence.left_at.is_(None), Presence.entered_at.is_not(None))
+    if door is not None:
+        q = q.where(Presence.door == door)
+    return list(session.scalars(q.order_by(Presence.entered_at)))
+
+
+def presence_between(
+    session: Session, since: datetime, until: datetime, person_id: str | None = None
+) -> list[Presence]:
+    """Intervals overlapping [since, until)."""
+    q = select(Presence).where(
+        or_(Presence.entered_at.is_(None), Presence.entered_at < until),
+        or_(Presence.left_at.is_(None), Presence.left_at >= since),
+    )
+    if person_id is not None:
+        q = q.where(Presence.person_id == person_id)
+    return list(session.scalars(q.order_by(Presence.entered_at)))
