@@ -1,0 +1,129 @@
+"""The pure decision: may this USB device be authorised on this host now?
+
+Non-storage interfaces go through the class rules (hubs and keyboards/mice are allowed by the
+built-in rules, so nobody is locked out, even with no policy yet); other classes get the
+policy's default. A device with a mass-storage interface is allowed only if it is a registered
+medium, in a usable state, allowed on this host, not past ``usable_until``, and if none of its
+other interfaces is refused (a stick with a hidden keyboard is blocked). Its medium token is then
+checked by the agent, which picks the medium among ``candidates``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from usb_guard.policy import (
+    DEFAULT_CLASS_RULES,
+    MASS_STORAGE_CLASS,
+    ClassRule,
+    RegisteredMedium,
+    UsbPolicy,
+)
+from usb_guard.sysfs import UsbDevice
+
+Action = Literal["allow", "block", "readonly"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: Action
+    rule: str
+    reason: str = ""
+    candidates: tuple[RegisteredMedium, ...] = ()
+
+    @property
+    def authorize(self) -> bool:
+        return self.action != "block"
+
+    @property
+    def needs_token_check(self) -> bool:
+        return self.authorize and bool(self.candidates)
+
+    @property
+    def control_number(self) -> str | None:
+        return self.candidates[0].control_number if len(self.candidates) == 1 else None
+
+
+def _block(rule: str, reason: str, candidates: tuple[RegisteredMedium, ...] = ()) -> Verdict:
+    return Verdict("block", rule, reason, candidates if len(candidates) == 1 else ())
+
+
+def _class_verdict(
+    interfaces: list[str], rules: tuple[ClassRule, ...], default: str
+) -> Verdict:
+    """Allow if every interface is allowed by a class rule (or the default); else block."""
+    labels: list[str] = []
+    for iface in interfaces:
+        rule = next((r for r in rules if r.matches(iface)), None)
+        if rule is None:
+            if default == "allow":
+                labels.append("default")
+                continue
+            return _block("default", f"no class rule allows interface {iface}")
+        if rule.action == "block":
+            return _block(rule.label, f"interface {iface} is blocked by class rule {rule.label}")
+        labels.append(rule.label)
+    return Verdict("allow", "+".join(dict.fromkeys(labels)) or "default")
+
+
+def _matching_media(device: UsbDevice, policy: UsbPolicy) -> tuple[RegisteredMedium, ...]:
+    return tuple(
+        m
+        for m in policy.media
+        if m.identity.vendor_id == device.vendor_id
+        and m.identity.product_id == device.product_id
+        and m.identity.serial == device.serial
+    )
+
+
+def decide(
+    device: UsbDevice,
+    policy: UsbPolicy | None,
+    host: str,
+    now: datetime,
+    *,
+    force_read_only: bool = False,
+) -> Verdict:
+    if device.descriptors is None:
+        return _block("malformed_descriptors", device.descriptor_error or "no descriptors")
+    if device.vendor_id is None or device.product_id is None:
+        return _block("malformed_ids", "idVendor/idProduct unreadable")
+    interfaces = [str(i) for i in device.descriptors.interfaces]
+    storage = any(i.cls == MASS_STORAGE_CLASS for i in device.descriptors.interfaces)
+    others = [s for s, i in zip(interfaces, device.descriptors.interfaces, strict=True)
+              if i.cls != MASS_STORAGE_CLASS]
+    rules = policy.class_rules if policy is not None else DEFAULT_CLASS_RULES
+    default = policy.default if policy is not None else "block"
+    class_verdict = _class_verdict(others, rules, default)
+    if not storage:
+        return class_verdict
+    if policy is None:
+        return _block("no_policy", "mass storage is blocked until the first policy arrives")
+    candidates = _matching_media(device, policy)
+    if not candidates:
+        return _block("unregistered", "mass storage not in the media ledger")
+    same_hash = tuple(
+        m for m in candidates
+        if m.identity.descriptors_sha256 in (None, device.descriptors_sha256)
+    )
+    if not same_hash:
+        return _block("descriptors_mismatch", "descriptors differ from the registered medium",
+                      candidates)
+    usable = tuple(m for m in same_hash if m.state in policy.usable_states)
+    if not usable:
+        return _block(f"state:{same_hash[0].state}",
+                      f"medium is {same_hash[0].state}, not usable", same_hash)
+    on_host = tuple(m for m in usable if m.allowed_on(host))
+    if not on_host:
+        return _block("host_not_allowed", f"medium not allowed on host {host}", usable)
+    current = tuple(m for m in on_host if m.usable_until is None or now <= m.usable_until)
+    if not current:
+        return _block("expired", "medium is past its usable-until time", on_host)
+    if class_verdict.action == "block":
+        return Verdict("block", class_verdict.rule,
+                       f"storage with a refused extra interface: {class_verdict.reason}")
+    read_only = force_read_only or any(m.read_only for m in current)
+    rule = "medium:" + ",".join(m.control_number for m in current)
+    return Verdict("readonly" if read_only else "allow", rule, "registered medium", current)

@@ -1,0 +1,271 @@
+"""A simulated USB stack for tests and the demo: sysfs tree, /dev nodes and a udev source.
+
+``SimulatedUsb`` behaves like the kernel where the agent can tell: root hubs carry
+``authorized_default``; a plugged device starts with ``authorized`` copied from it; interfaces
+(and, for storage, the SCSI disk with its /dev node) appear only once ``authorized`` is 1 and
+vanish when it goes back to 0; ``remove`` events carry no properties and the device's sysfs
+directory is already gone. It is also a ``UdevSource``: ``receive`` first notices writes to
+``authorized`` (as the kernel would react to them) and queues the resulting events.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from usb_guard.descriptors import build_descriptors
+from usb_guard.errors import ReadOnlyError
+from usb_guard.medium_token import DEFAULT_TOKEN_OFFSET, BlockDevice, MediumToken, encode_block
+from usb_guard.udev import UEvent
+
+_CONTROLLER = "devices/pci0000:00/0000:00:14.0"
+_IMAGE_BYTES = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    vendor_id: int
+    product_id: int
+    interfaces: tuple[tuple[int, int, int], ...]
+    serial: str | None = None
+    product: str = "Simulated device"
+    raw_descriptors: bytes | None = None  # overrides the built descriptors (malformed tests)
+    token: MediumToken | None = None  # written into the medium's reserved area
+    token_block: bytes | None = None  # raw bytes instead (damaged token tests)
+
+    @property
+    def is_storage(self) -> bool:
+        return any(i[0] == 0x08 for i in self.interfaces)
+
+    def descriptors(self) -> bytes:
+        if self.raw_descriptors is not None:
+            return self.raw_descriptors
+        return build_descriptors(self.vendor_id, self.product_id, list(self.interfaces))
+
+
+def storage_stick(serial: str | None, token: MediumToken | None = None, *,
+                  vendor_id: int = 0x0781, product_id: int = 0x5583) -> DeviceSpec:
+    return DeviceSpec(vendor_id, product_id, ((0x08, 0x06, 0x50),), serial, "USB stick",
+                      token=token)
+
+
+def keyboard() -> DeviceSpec:
+    return DeviceSpec(0x046D, 0xC31C, ((0x03, 0x01, 0x01), (0x03, 0x00, 0x00)), None,
+                      "USB keyboard")
+
+
+@dataclass
+class _Plugged:
+    spec: DeviceSpec
+    path: Path
+    authorized: bool
+    interfaces: list[str] = field(default_factory=list)
+    disk: str | None = None
+
+
+class SimulatedUsb:
+    def __init__(self, root: Path, buses: int = 2, token_offset: int = DEFAULT_TOKEN_OFFSET):
+        self.root = Path(root)
+        self.sysfs_root = self.root / "sys"
+        self.dev_root = self.root / "dev"
+        self.token_offset = token_offset
+        self._events: queue.Queue[UEvent] = queue.Queue()
+        self._lock = threading.RLock()
+        self._plugged: dict[str, _Plugged] = {}
+        self._next_port: dict[int, int] = {}
+        self._disks = 0
+        self.devices_dir = self.sysfs_root / "bus/usb/devices"
+        for d in (self.devices_dir, self.sysfs_root / "block", self.dev_root):
+            d.mkdir(parents=True, exist_ok=True)
+        for bus in range(1, buses + 1):
+            hub = self.sysfs_root / _CONTROLLER / f"usb{bus}"
+            hub.mkdir(parents=True)
+            _write_attrs(hub, {"authorized_default": "1", "authorized": "1", "idVendor": "1d6b",
+                               "idProduct": "0002", "bDeviceClass": "09"})
+            (hub / "descriptors").write_bytes(build_descriptors(0x1D6B, 2, [(9, 0, 0)], 9))
+            os.symlink(os.path.relpath(hub, self.devices_dir), self.devices_dir / f"usb{bus}")
+
+    # -- driving the simulation -------------------------------------------------------------
+    def plug(self, spec: DeviceSpec, bus: int = 1) -> str:
+        """Plug a device into a free port of ``bus``; returns its sysfs name (e.g. ``1-3``)."""
+        with self._lock:
+            port = self._next_port.get(bus, 1)
+            self._next_port[bus] = port + 1
+            name = f"{bus}-{port}"
+            hub = self.sysfs_root / _CONTROLLER / f"usb{bus}"
+            path = hub / name
+            path.mkdir()
+            default = (hub / "authorized_default").read_text().strip()
+            authorized = default == "1"
+            attrs = {"idVendor": f"{spec.vendor_id:04x}", "idProduct": f"{spec.product_id:04x}",
+                     "product": spec.product, "authorized": "1" if authorized else "0",
+                     "bDeviceClass": "00"}
+            if spec.serial is not None:
+                attrs["serial"] = spec.serial
+            _write_attrs(path, attrs)
+            (path / "descriptors").write_bytes(spec.descriptors())
+            os.symlink(os.path.relpath(path, self.devices_dir), self.devices_dir / name)
+            plugged = _Plugged(spec, path, authorized)
+            self._plugged[name] = plugged
+            self._events.put(UEvent("add", "usb", "usb_device", name, self._sys(path),
+                                    {"DEVTYPE": "usb_device", "ACTION": "add",
+                                     "PRODUCT": f"{spec.vendor_id:x}/{spec.product_id:x}/100"}))
+            if authorized:
+                self._bind(name, plugged)
+            return name
+
+    def unplug(self, name: str) -> None:
+        with self._lock:
+            plugged = self._plugged.pop(name)
+            if plugged.authorized:
+                self._unbind(name, plugged)
+            (self.devices_dir / name).unlink()
+            shutil.rmtree(plugged.path)
+            self._events.put(UEvent("remove", "usb", None, name, self._sys(plugged.path), {}))
+
+    def inject(self, event: UEvent) -> None:
+        """Queue an arbitrary (possibly hostile) event."""
+        self._events.put(event)
+
+    def is_authorized(self, name: str) -> bool:
+        return (self.devices_dir / name / "authorized").read_text().strip() == "1"
+
+    def disk_of(self, name: str) -> str | None:
+        with self._lock:
+            return self._plugged[name].disk
+
+    def disk_read_only(self, disk: str) -> bool:
+        return (self.sysfs_root / "block" / disk / "ro").read_text().strip() == "1"
+
+    def drain(self) -> list[UEvent]:
+        """Everything the kernel has to say now (for synchronous tests)."""
+        events = []
+        while (event := self.receive(0)) is not None:
+            events.append(event)
+        return events
+
+    # -- UdevSource ---------------------------------------------------------------------------
+    def receive(self, timeout: float) -> UEvent | None:
+        self.sync()
+        try:
+            if timeout <= 0:
+                return self._events.get_nowait()
+            return self._events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        return None
+
+    def sync(self) -> None:
+        """React to writes of ``authorized`` since the last call, as the kernel would."""
+        with self._lock:
+            for name, plugged in self._plugged.items():
+                now = (plugged.path / "authorized").read_text().strip() == "1"
+                if now and not plugged.authorized:
+                    plugged.authorized = True
+                    self._bind(name, plugged)
+                elif not now and plugged.authorized:
+                    plugged.authorized = False
+                    self._unbind(name, plugged)
+
+    # -- kernel side --------------------------------------------------------------------------
+    def _sys(self, path: Path) -> str:
+        return "/sys/" + str(path.relative_to(self.sysfs_root))
+
+    def _bind(self, name: str, plugged: _Plugged) -> None:
+        spec = plugged.spec
+        for number, (cls, sub, proto) in enumerate(spec.interfaces):
+            iname = f"{name}:1.{number}"
+            ipath = plugged.path / iname
+            ipath.mkdir()
+            _write_attrs(ipath, {"bInterfaceClass": f"{cls:02x}",
+                                 "bInterfaceSubClass": f"{sub:02x}",
+                                 "bInterfaceProtocol": f"{proto:02x}"})
+            os.symlink(os.path.relpath(ipath, self.devices_dir), self.devices_dir / iname)
+            plugged.interfaces.append(iname)
+            self._events.put(UEvent("add", "usb", "usb_interface", iname, self._sys(ipath),
+                                    {"DEVTYPE": "usb_interface",
+                                     "INTERFACE": f"{cls}/{sub}/{proto}"}))
+            if cls == 0x08 and plugged.disk is None:
+                self._add_disk(plugged, ipath)
+
+    def _add_disk(self, plugged: _Plugged, ipath: Path) -> None:
+        disk = "sd" + _letters(self._disks)
+        self._disks += 1
+        n = self._disks
+        dpath = ipath / f"host{n}" / f"target{n}:0:0" / f"{n}:0:0:0" / "block" / disk
+        (dpath / f"{disk}1").mkdir(parents=True)
+        _write_attrs(dpath, {"ro": "0", "size": str(_IMAGE_BYTES // 512)})
+        _write_attrs(dpath / f"{disk}1", {"ro": "0", "partition": "1"})
+        os.symlink(os.path.relpath(dpath, self.sysfs_root / "block"),
+                   self.sysfs_root / "block" / disk)
+        with open(self.dev_root / disk, "wb") as image:
+            image.truncate(_IMAGE_BYTES)
+            block = plugged.spec.token_block
+            if block is None and plugged.spec.token is not None:
+                block = encode_block(plugged.spec.token)
+            if block is not None:
+                image.seek(self.token_offset)
+                image.write(block)
+        (self.dev_root / f"{disk}1").touch()
+        plugged.disk = disk
+        self._events.put(UEvent("add", "block", "disk", disk, self._sys(dpath),
+                                {"DEVTYPE": "disk", "DEVNAME": f"/dev/{disk}"}))
+        self._events.put(UEvent("add", "block", "partition", f"{disk}1",
+                                self._sys(dpath / f"{disk}1"),
+                                {"DEVTYPE": "partition", "DEVNAME": f"/dev/{disk}1"}))
+
+    def _unbind(self, name: str, plugged: _Plugged) -> None:
+        if plugged.disk is not None:
+            disk = plugged.disk
+            link = self.sysfs_root / "block" / disk
+            dpath = (link.parent / os.readlink(link)).resolve()
+            self._events.put(UEvent("remove", "block", "partition", f"{disk}1",
+                                    self._sys(dpath / f"{disk}1"), {"DEVTYPE": "partition"}))
+            self._events.put(UEvent("remove", "block", "disk", disk, self._sys(dpath),
+                                    {"DEVTYPE": "disk"}))
+            link.unlink()
+            for node in (disk, f"{disk}1"):
+                (self.dev_root / node).unlink()
+            plugged.disk = None
+        for iname in plugged.interfaces:
+            (self.devices_dir / iname).unlink()
+            shutil.rmtree(plugged.path / iname)
+            self._events.put(UEvent("remove", "usb", "usb_interface", iname,
+                                    self._sys(plugged.path / iname), {"DEVTYPE": "usb_interface"}))
+        plugged.interfaces.clear()
+
+
+class SimulatedReadOnly:
+    """The ReadOnlyControl of the simulation: sets the ``ro`` attribute like BLKROSET would."""
+
+    def __init__(self, usb: SimulatedUsb, fail: bool = False) -> None:
+        self.usb = usb
+        self.fail = fail
+        self.calls: list[str] = []
+
+    def set_read_only(self, disk: BlockDevice) -> None:
+        self.calls.append(disk.name)
+        if self.fail:
+            raise ReadOnlyError(f"simulated BLKROSET failure on {disk.name}")
+        ro = self.usb.sysfs_root / disk.sys_path.removeprefix("/sys/") / "ro"
+        ro.write_text("1")
+
+
+def _write_attrs(path: Path, attrs: dict[str, str]) -> None:
+    for key, value in attrs.items():
+        (path / key).write_text(value + "\n")
+
+
+def _letters(n: int) -> str:
+    out = ""
+    n += 1
+    while n:
+        n, r = divmod(n - 1, 26)
+        out = chr(ord("a") + r) + out
+    return out
