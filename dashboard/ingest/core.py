@@ -276,7 +276,7 @@ class IngestCore:
             )
         if rows:
             session.execute(insert(StoredEvent), rows)
-        projections.insert_door_access(session, access)
+        projections.insert_door_access(session, access + late_access)
         projections.apply_presence(session, access + late_access, late_access)
 
     def _reject(self, result: BatchResult, topic: str, event: Event, reason: str) -> None:
@@ -319,14 +319,18 @@ class IngestCore:
     ) -> None:
         batch.sort(key=lambda te: te[1].seq)
         seqs = {e.seq for _, e in batch}
-        lookup = seqs | {s - 1 for s in seqs} | {s + 1 for s in seqs}
-        lookup.discard(node.max_seq)
-        lookup.discard(node.contiguous_seq)
+        successors = {s + 1 for s in seqs}
+        lookup = seqs | {s - 1 for s in seqs} | successors
+        cached = {node.max_seq: node.max_hash, node.contiguous_seq: node.contiguous_hash}
+        for seq, digest in list(cached.items()):
+            # the node row knows these hashes; a successor's prev link still needs the DB
+            if seq and digest and seq not in successors:
+                lookup.discard(seq)
+            else:
+                del cached[seq]
         known = self._known(session, node, lookup)
-        if node.max_seq and node.max_hash:
-            known.setdefault(node.max_seq, (node.max_hash, ""))
-        if node.contiguous_seq and node.contiguous_hash:
-            known.setdefault(node.contiguous_seq, (node.contiguous_hash, ""))
+        for seq, digest in cached.items():
+            known.setdefault(seq, (digest, ""))
         accepted: dict[int, Event] = {}
         old_max = node.max_seq
         for topic, event in batch:
