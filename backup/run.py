@@ -1,0 +1,202 @@
+"""One backup run: walk the vault, reuse unchanged files from the cache, chunk and upload the
+rest, then write index, snapshot and cache in that order (see FORMAT.md, "Write order")."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import stat
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from backup import cache, crypto, snapshot
+from backup.chunker import Chunker
+from backup.errors import StorageError
+from backup.repo import Repository
+from backup.storage import io_errors
+from backup.uploader import ChunkResult, Uploader
+from backup.walk import WalkErrors, data_extents, walk
+
+SEGMENT = 8 * 1024 * 1024
+CHECKPOINT_PACKS = 16
+
+Pending = list[tuple[int, int, Future[list[ChunkResult]], int]]
+
+
+@dataclass
+class RunOptions:
+    vault_paths: list[Path]
+    public_key: bytes
+    dedup_key: bytes
+    cache_dir: Path
+    excludes: list[str] = field(default_factory=list)
+    threads: int = 0
+    pack_size: int = 16 << 20
+    level: int = 3
+
+
+@dataclass
+class RunResult:
+    snapshot_id: str
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    files_new: int = 0
+    files_changed: int = 0
+    files_unchanged: int = 0
+    files_removed: int = 0
+    bytes_total: int = 0
+    bytes_read: int = 0
+    bytes_new: int = 0
+    bytes_stored: int = 0
+    skipped: int = 0
+    skipped_paths: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+
+
+def _read_file(path: str, st: os.stat_result, chunker: Chunker, up: Uploader,
+               res: RunResult) -> tuple[int, Pending]:
+    """Chunk one file; returns (its size, pending chunk results). Holes are not read."""
+    pending: Pending = []
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        size = st.st_size
+        for start, end in data_extents(fd, size, st):
+            carry = b""
+            pos = start
+            while True:
+                want = min(SEGMENT, end - pos)
+                fresh = os.pread(fd, want, pos)
+                pos += len(fresh)
+                res.bytes_read += len(fresh)
+                shrank = len(fresh) < want
+                eof = shrank or pos >= end
+                buf = carry + fresh if carry else fresh
+                if not buf:
+                    break
+                base = pos - len(buf)
+                view = memoryview(buf)
+                cuts = list(chunker.cut(buf))
+                keep = cuts if eof else cuts[:-1]
+                for off, length in keep:
+                    fut, i = up.add(view[off:off + length])
+                    pending.append((base + off, length, fut, i))
+                if eof:
+                    break
+                carry = buf[cuts[-1][0]:]
+            if shrank:  # the file was truncated while we read it: keep what was there
+                return pos, pending
+        return size, pending
+    finally:
+        os.close(fd)
+
+
+def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
+    """Write one snapshot. The caller holds the repository lock."""
+    t0 = time.monotonic()
+    idx = repo.load_index()
+    old_cache = cache.load(opts.cache_dir, repo.id)
+    new_cache: cache.CacheEntries = {}
+    chunker = Chunker(opts.dedup_key)
+    threads = opts.threads or (os.cpu_count() or 2)
+    up = Uploader(repo.root, idx, opts.dedup_key, opts.public_key, threads=threads,
+                  pack_size=opts.pack_size, level=opts.level)
+    res = RunResult(snapshot_id="")
+    errors = WalkErrors()
+    entries: list[list[Any]] = []
+    waiting: list[tuple[list[Any], str, list[Any], Pending]] = []
+    try:
+        for item in walk(opts.vault_paths, opts.excludes, errors):
+            st, path = item.st, item.path
+            meta = [path, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                    st.st_atime_ns, st.st_mtime_ns]
+            if stat.S_ISDIR(st.st_mode):
+                res.dirs += 1
+                entries.append([snapshot.DIR, *meta, 0, None])
+            elif stat.S_ISLNK(st.st_mode):
+                res.symlinks += 1
+                try:
+                    target = os.readlink(path)
+                except OSError as exc:
+                    errors.add(path, exc)
+                    continue
+                entries.append([snapshot.LINK, *meta, 0, target])
+            elif stat.S_ISREG(st.st_mode):
+                tag = crypto.keyed_tag(opts.dedup_key, path)
+                key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+                hit = old_cache.get(tag)
+                if hit is not None and hit[:4] == key and all(
+                        c[2] is None or bytes.fromhex(c[2]) in idx.by_id for c in hit[4]):
+                    entry = [snapshot.FILE, *meta, st.st_size, hit[4]]
+                    entries.append(entry)
+                    new_cache[tag] = hit
+                    res.files_unchanged += 1
+                    res.files += 1
+                    res.bytes_total += st.st_size
+                    continue
+                try:
+                    size, pending = _read_file(path, st, chunker, up, res)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                        raise
+                    errors.add(path, exc)
+                    continue
+                entry = [snapshot.FILE, *meta, size, None]
+                entries.append(entry)
+                waiting.append((entry, tag, key, pending))
+                res.files += 1
+                res.bytes_total += size
+                if hit is None:
+                    res.files_new += 1
+                else:
+                    res.files_changed += 1
+            else:
+                continue  # sockets, fifos, devices are not vault data
+            if len(up.new_packs) >= CHECKPOINT_PACKS:
+                _checkpoint(repo, up)
+        up.close()
+        _checkpoint(repo, up)
+    except BaseException:
+        up.abort()
+        raise
+    refs: set[bytes] = set()
+    for entry, tag, key, pending in waiting:
+        chunks = []
+        for off, length, fut, i in pending:
+            cid = fut.result()[i]
+            chunks.append([off, length, None if cid is None else cid.hex()])
+        entry[8] = chunks
+        if entry[7] == key[0]:
+            new_cache[tag] = [*key, chunks]
+    for entry in entries:
+        if entry[0] == snapshot.FILE:
+            refs.update(bytes.fromhex(c[2]) for c in entry[8] if c[2] is not None)
+    res.files_removed = sum(1 for t in old_cache if t not in new_cache)
+    res.bytes_new, res.bytes_stored = up.bytes_new, up.bytes_stored
+    res.skipped = errors.count
+    res.skipped_paths = errors.paths or []
+    header = {"time": now.isoformat(timespec="microseconds"), "host": socket.gethostname(),
+              "files": res.files, "bytes": res.bytes_total, "repo": repo.id}
+    manifest = {"v": 1, "paths": [os.path.abspath(p) for p in opts.vault_paths],
+                "entries": entries}
+    data = snapshot.encode(header, list(refs), manifest, opts.public_key)
+    res.snapshot_id = repo.write_snapshot(data)
+    try:
+        cache.save(opts.cache_dir, repo.id, new_cache)
+    except StorageError:
+        cache.drop(opts.cache_dir, repo.id)  # the snapshot is safe; the next run reads all
+        raise
+    res.duration_s = time.monotonic() - t0
+    return res
+
+
+def _checkpoint(repo: Repository, up: Uploader) -> None:
+    packs = up.take_new_packs()
+    if packs:
+        with io_errors("writing the index"):
+            repo.write_index(packs)
