@@ -1,0 +1,49 @@
+"""The simulation must behave like the kernel where the agent can tell."""
+
+from __future__ import annotations
+
+from usb_guard.simulated import SimulatedUsb, keyboard, storage_stick
+from usb_guard.sysfs import Sysfs, usb_device_of
+
+
+def test_interfaces_and_disk_exist_only_while_authorised(sim: SimulatedUsb) -> None:
+    Sysfs(sim.sysfs_root).set_authorized_default(0)
+    name = sim.plug(storage_stick("S1"))
+    events = sim.drain()
+    assert [(e.action, e.devtype) for e in events] == [("add", "usb_device")]
+    assert not (sim.devices_dir / f"{name}:1.0").exists()
+    assert (sim.devices_dir / name / "descriptors").stat().st_size > 18
+
+    (sim.devices_dir / name / "authorized").write_text("1")
+    added = sim.drain()
+    assert [(e.subsystem, e.devtype) for e in added] == [
+        ("usb", "usb_interface"), ("block", "disk"), ("block", "partition")]
+    disk = sim.disk_of(name)
+    assert disk is not None and (sim.dev_root / disk).exists()
+    assert usb_device_of(added[1].sys_path or "") == name
+
+    (sim.devices_dir / name / "authorized").write_text("0")
+    removed = sim.drain()
+    assert {e.action for e in removed} == {"remove"}
+    assert not (sim.devices_dir / f"{name}:1.0").exists() and sim.disk_of(name) is None
+
+
+def test_remove_event_has_no_properties_and_sysfs_is_gone(sim: SimulatedUsb) -> None:
+    name = sim.plug(keyboard())
+    sim.drain()
+    sim.unplug(name)
+    last = sim.drain()[-1]
+    assert (last.action, last.properties, last.devtype) == ("remove", {}, None)
+    assert not (sim.devices_dir / name).exists()
+
+
+def test_sysfs_reader_on_the_simulated_tree(sim: SimulatedUsb) -> None:
+    sysfs = Sysfs(sim.sysfs_root)
+    a = sim.plug(keyboard())
+    b = sim.plug(storage_stick(None), bus=2)
+    assert sysfs.root_hubs() == ["usb1", "usb2"]
+    assert sysfs.device_names() == sorted([a, b])
+    dev = sysfs.read_device(b)
+    assert (dev.vendor_id, dev.product_id, dev.serial) == ("0781", "5583", None)
+    assert dev.interfaces == ("08:06:50",)
+    assert sysfs.is_authorized(a)  # authorized_default starts at 1, as on a fresh boot
