@@ -1,0 +1,256 @@
+"""The MQTT transport: the only module in secroom that imports paho-mqtt.
+
+``MqttLink`` wraps one paho client (MQTT 3.1.1, clean session, callback API version 2) running
+paho's own network thread (``loop_start``):
+
+- ``start`` never raises for an absent or refusing broker: the thread keeps connecting with an
+  exponential backoff between ``backoff_min_s`` and ``backoff_max_s`` and reports the state in
+  ``connected``, ``stats`` and ``last_error``. It raises ``MqttError`` only for bad local
+  configuration (an unreadable password file or TLS files).
+- ``publish`` raises ``MqttError`` when the link is not connected, so the caller keeps the message
+  (the journal is the queue, not this client's memory). A QoS 1 message that paho accepted keeps
+  living inside paho until its PUBACK: if the connection drops first, paho re-sends it (same mid,
+  DUP flag) right after the next CONNACK, in the order it was handed over. ``on_published(mid)``
+  fires once per PUBACK.
+- Subscriptions are remembered and renewed on every (re)connect. Incoming messages are matched
+  against the remembered filters; a handler that raises is counted in ``stats["handler_errors"]``
+  and never reaches paho's thread, and neither does an exception from our own hooks.
+- The password is read from ``password_file`` when the link starts and is never kept in a model,
+  a repr or a log line.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from pydantic import BaseModel
+
+Handler = Callable[[str, bytes], None]
+
+
+class TlsSettings(BaseModel, extra="forbid"):
+    ca_file: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+class MqttSettings(BaseModel, extra="forbid"):
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password_file: Path | None = None  # the secret stays in the file; only the path is config
+    tls: TlsSettings | None = None
+    keepalive_s: int = 30
+    backoff_min_s: float = 0.2
+    backoff_max_s: float = 10.0
+    max_inflight: int = 1000
+
+
+class MqttError(Exception):
+    """The broker cannot take a message now, or the link is badly configured."""
+
+
+_COUNTERS = (
+    "connects",
+    "connect_failures",
+    "disconnects",
+    "published",
+    "puback",
+    "messages",
+    "handler_errors",
+    "callback_errors",
+)
+
+
+class MqttLink:
+    """One broker connection with reconnect, remembered subscriptions and PUBACK callbacks."""
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        *,
+        client_id: str,
+        will: tuple[str, bytes, bool] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client_id = client_id
+        self.connected = threading.Event()
+        self.on_connect: Callable[[], None] | None = None
+        self.on_disconnect: Callable[[], None] | None = None
+        self.on_published: Callable[[int], None] | None = None
+        self.stats: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
+        self.last_error: str | None = None
+        self._subs: dict[str, tuple[int, list[Handler]]] = {}
+        self._subs_lock = threading.Lock()
+        self._started = False
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=True,
+            protocol=paho.MQTTv311,
+        )
+        self._client.suppress_exceptions = True
+        self._client.max_inflight_messages_set(0)
+        self._client.max_queued_messages_set(0)
+        # paho types these as int but only compares, doubles and sleeps on them.
+        self._client.reconnect_delay_set(settings.backoff_min_s, settings.backoff_max_s)  # type: ignore[arg-type]
+        if will is not None:
+            topic, payload, retain = will
+            self._client.will_set(topic, payload, qos=1, retain=retain)
+        self._client.on_connect = self._paho_connect
+        self._client.on_connect_fail = self._paho_connect_fail
+        self._client.on_disconnect = self._paho_disconnect
+        self._client.on_publish = self._paho_publish
+        self._client.on_message = self._paho_message
+
+    def __repr__(self) -> str:
+        s = self.settings
+        state = "connected" if self.connected.is_set() else "disconnected"
+        return f"MqttLink({self.client_id!r} -> {s.host}:{s.port}, {state})"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._started:
+            return
+        s = self.settings
+        if s.username is not None:
+            self._client.username_pw_set(s.username, self._read_password())
+        if s.tls is not None:
+            self._configure_tls(s.tls)
+        self._client.connect_async(s.host, s.port, keepalive=s.keepalive_s)
+        self._client.loop_start()
+        self._started = True
+
+    def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.connected.clear()
+
+    def _read_password(self) -> str | None:
+        path = self.settings.password_file
+        if path is None:
+            return None
+        try:
+            return path.read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise MqttError(
+                f"cannot read the MQTT password file {path}: {exc.strerror or exc}"
+            ) from exc
+
+    def _configure_tls(self, tls: TlsSettings) -> None:
+        try:
+            self._client.tls_set(
+                ca_certs=str(tls.ca_file),
+                certfile=str(tls.cert_file) if tls.cert_file else None,
+                keyfile=str(tls.key_file) if tls.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise MqttError(f"cannot load the MQTT TLS files ({tls.ca_file}): {exc}") from exc
+
+    # -- publish / subscribe -----------------------------------------------------------------
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> int:
+        """Hand one message to the broker connection; return its mid (see ``on_published``)."""
+        if not self.connected.is_set():
+            raise MqttError(
+                f"not connected to the broker at {self.settings.host}:{self.settings.port}"
+            )
+        try:
+            info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        except (ValueError, TypeError) as exc:
+            raise MqttError(f"cannot publish on {topic!r}: {exc}") from exc
+        if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (
+            info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and qos > 0
+        ):
+            # NO_CONN with QoS > 0: the connection dropped under us; paho keeps the message and
+            # sends it right after the next CONNACK, so the mid stays valid.
+            self.stats["published"] += 1
+            return int(info.mid)
+        reason = paho.error_string(info.rc)
+        raise MqttError(f"broker link refused the message on {topic!r}: {reason}")
+
+    def subscribe(self, topic_filter: str, handler: Handler, *, qos: int = 1) -> None:
+        """Deliver messages matching ``topic_filter`` to ``handler`` (also after reconnects)."""
+        with self._subs_lock:
+            _, handlers = self._subs.get(topic_filter, (qos, []))
+            self._subs[topic_filter] = (qos, [*handlers, handler])
+        if self.connected.is_set():
+            self._client.subscribe(topic_filter, qos=qos)
+
+    # -- paho callbacks (run on paho's network thread) ----------------------------------------
+
+    def _paho_connect(
+        self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        if reason.is_failure:
+            self.stats["connect_failures"] += 1
+            self.last_error = f"broker refused the connection: {reason}"
+            return
+        self.stats["connects"] += 1
+        self.last_error = None
+        with self._subs_lock:
+            subs = [(f, q) for f, (q, _) in self._subs.items()]
+        if subs:
+            self._client.subscribe(subs)
+        self.connected.set()
+        self._call_hook(self.on_connect)
+
+    def _paho_connect_fail(self, client: Any, userdata: Any) -> None:
+        self.stats["connect_failures"] += 1
+        self.last_error = f"broker at {self.settings.host}:{self.settings.port} unreachable"
+
+    def _paho_disconnect(
+        self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        was_connected = self.connected.is_set()
+        self.connected.clear()
+        if was_connected:
+            self.stats["disconnects"] += 1
+            self.last_error = f"disconnected: {reason}"
+            self._call_hook(self.on_disconnect)
+
+    def _paho_publish(self, client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        self.stats["puback"] += 1
+        hook = self.on_published
+        if hook is not None:
+            try:
+                hook(mid)
+            except Exception:  # a bug in our hook must not kill paho's thread
+                self.stats["callback_errors"] += 1
+
+    def _paho_message(self, client: Any, userdata: Any, message: Any) -> None:
+        self.stats["messages"] += 1
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:  # a topic that is not UTF-8 matches none of our filters
+            self.stats["handler_errors"] += 1
+            return
+        payload = bytes(message.payload)
+        with self._subs_lock:
+            subs = list(self._subs.items())
+        matching = [h for f, (_, hs) in subs if paho.topic_matches_sub(f, topic) for h in hs]
+        for handler in matching:
+            try:
+                handler(topic, payload)
+            except Exception:  # bad input or a handler bug: counted, the loop lives on
+                self.stats["handler_errors"] += 1
+
+    def _call_hook(self, hook: Callable[[], None] | None) -> None:
+        if hook is None:
+            return
+        try:
+            hook()
+        except Exception:
+            self.stats["callback_errors"] += 1

@@ -1,0 +1,294 @@
+"""The publisher: sends journal events to the broker in seq order and prunes what is safe.
+
+One thread owns all publisher state. Everything that happens elsewhere (a new event committed, a
+PUBACK, a (re)connect, a dashboard ack or resend request) is posted to its inbox, so no lock is
+ever held across a call into the MQTT client (whose network thread calls us back while holding
+its own locks).
+
+Delivery. The publisher reads committed rows from the journal (a separate SQLite reader, so it
+never waits for a commit's fsync) and hands them to the link strictly in seq order, at most
+``window`` not yet PUBACKed at a time, remembering mid -> seq. ``delivered`` is the highest seq
+below which the broker has PUBACKed everything. When the connection drops, the messages already
+handed over stay in the client and are re-sent first, in order, after the next CONNACK; the
+publisher then continues from its cursor: together this resumes from the lowest seq not
+PUBACKed. ``delivered`` is written to the journal about once a second (and at stop), so after a
+crash or SIGKILL the publisher restarts from the recorded mark and re-sends at most about a
+second of events: duplicates are possible (the dashboard drops them by (node, seq)), loss is not.
+
+Ack and prune. The dashboard publishes, retained on ``.../ack``, ``{"seq": N}``: the highest
+contiguous seq it stored. That goes to ``Journal.set_ack`` and rows with seq < N are pruned every
+``prune_interval_s``. Until any ack exists, only rows both PUBACKed by the broker and older than
+``retention_days`` are pruned. The head row is never pruned (seq continuity).
+
+Resend. ``{"from": a, "to": b}`` on ``.../resend`` re-publishes the stored rows of that range
+(clamped to ``resend_max`` rows and to what was already sent), ahead of new events, within the
+same window. Malformed ack or resend payloads are counted (``bad_ack``, ``bad_resend``) and
+ignored; nothing stored is touched.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from controller.envelope import TOPIC_ROOT, format_ts
+from controller.journal import Journal, JournalError
+from controller.mqtt import MqttError, MqttLink
+
+DELIVERED_SAVE_S = 1.0
+READ_CHUNK = 500
+
+
+class AckPayload(BaseModel, extra="forbid"):
+    seq: int = Field(ge=0)
+
+
+class ResendRequest(BaseModel, extra="forbid"):
+    first: int = Field(alias="from", ge=1)
+    last: int = Field(alias="to", ge=1)
+
+
+def prune_mark(*, ack: int, delivered: int, first_recent: int | None) -> int:
+    """Seq below which journal rows may be deleted.
+
+    With a dashboard ack: below the ack. Without: below the first event still inside the
+    retention period, and never beyond what the broker acknowledged (``delivered``).
+    """
+    if ack > 0:
+        return ack
+    limit = delivered + 1
+    return limit if first_recent is None else min(limit, first_recent)
+
+
+def retention_cutoff(now: datetime, days: int) -> str:
+    return format_ts(now - timedelta(days=days))
+
+
+def resend_range(first: int, last: int, *, sent: int, resend_max: int) -> tuple[int, int] | None:
+    """The rows actually re-published for a request: within what was sent, at most resend_max."""
+    top = min(last, sent, first + resend_max - 1)
+    return None if first > top else (first, top)
+
+
+class DeliveryMark:
+    """Contiguous PUBACK mark: the highest seq with every seq at or below it acknowledged."""
+
+    def __init__(self, delivered: int) -> None:
+        self.delivered = delivered
+        self._above: set[int] = set()
+
+    def acked(self, seq: int) -> bool:
+        """Record one PUBACK; True when ``delivered`` moved."""
+        if seq <= self.delivered:
+            return False
+        if seq != self.delivered + 1:
+            self._above.add(seq)
+            return False
+        self.delivered = seq
+        while self.delivered + 1 in self._above:
+            self.delivered += 1
+            self._above.discard(self.delivered)
+        return True
+
+
+class Publisher:
+    def __init__(
+        self,
+        journal: Journal,
+        link: MqttLink,
+        *,
+        window: int = 1000,
+        resend_max: int = 10000,
+        retention_days: int = 30,
+        prune_interval_s: float = 60.0,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.journal = journal
+        self.link = link
+        self.window = window
+        self.resend_max = resend_max
+        self.retention_days = retention_days
+        self.prune_interval_s = prune_interval_s
+        self._clock = clock
+        self._topic_root = f"{TOPIC_ROOT}/{journal.site}/{journal.node}/events/"
+        # Rows below the first stored one were pruned, which needs a broker PUBACK or a dashboard
+        # ack: all of them count as delivered.
+        start = max(journal.delivered, journal.ack, journal.first() - 1, 0)
+        self._mark = DeliveryMark(start)
+        self._next = start + 1
+        self._inflight: dict[int, int] = {}
+        self._resends: deque[list[int]] = deque()
+        self._inbox: queue.SimpleQueue[tuple[str, int, int]] = queue.SimpleQueue()
+        self._delivered_cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._saved_at = self._pruned_at = time.monotonic()
+        self.last_error: str | None = None
+        self.stats: dict[str, int] = dict.fromkeys(
+            ("sent", "resent", "acks", "bad_ack", "bad_resend", "resend_clamped", "pruned",
+             "journal_errors", "errors"), 0,
+        )
+
+    # -- called from any thread --------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="secroom-publisher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._inbox.put(("wake", 0, 0))
+        if self._thread is not None:
+            self._thread.join()
+        self._save_delivered()
+
+    def wake(self) -> None:
+        self._inbox.put(("wake", 0, 0))
+
+    def on_published(self, mid: int) -> None:
+        self._inbox.put(("puback", mid, 0))
+
+    def on_connect(self) -> None:
+        self._inbox.put(("wake", 0, 0))
+
+    def on_ack_message(self, topic: str, payload: bytes) -> None:
+        try:
+            ack = AckPayload.model_validate_json(payload)
+        except ValidationError:
+            self.stats["bad_ack"] += 1
+            return
+        self._inbox.put(("ack", ack.seq, 0))
+
+    def on_resend_message(self, topic: str, payload: bytes) -> None:
+        try:
+            req = ResendRequest.model_validate_json(payload)
+        except ValidationError:
+            self.stats["bad_resend"] += 1
+            return
+        if req.first > req.last:
+            self.stats["bad_resend"] += 1
+            return
+        self._inbox.put(("resend", req.first, req.last))
+
+    @property
+    def delivered(self) -> int:
+        return self._mark.delivered
+
+    def wait_delivered(self, seq: int, timeout: float) -> bool:
+        with self._delivered_cond:
+            return self._delivered_cond.wait_for(lambda: self._mark.delivered >= seq, timeout)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "head": self.journal.head()[0],
+            "delivered": self._mark.delivered,
+            "ack": self.journal.ack,
+            "inflight": len(self._inflight),
+            "last_error": self.last_error,
+            **self.stats,
+        }
+
+    # -- the publisher thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item: tuple[str, int, int] | None = self._inbox.get(timeout=0.5)
+            except queue.Empty:
+                item = None
+            while item is not None:
+                self._handle(*item)
+                try:
+                    item = self._inbox.get_nowait()
+                except queue.Empty:
+                    item = None
+            if self._stop.is_set():
+                break
+            try:
+                self._pump()
+                self._housekeeping()
+            except JournalError as exc:  # counted, reported in health, retried on the next turn
+                self.stats["journal_errors"] += 1
+                self.last_error = str(exc)
+            except Exception as exc:  # a bug must not silently stop delivery: count, retry
+                self.stats["errors"] += 1
+                self.last_error = f"publisher: {exc!r}"
+
+    def _handle(self, what: str, a: int, b: int) -> None:
+        if what == "puback":
+            seq = self._inflight.pop(a, None)
+            if seq is not None and self._mark.acked(seq):
+                with self._delivered_cond:
+                    self._delivered_cond.notify_all()
+        elif what == "ack":
+            try:
+                self.journal.set_ack(a)
+                self.stats["acks"] += 1
+            except JournalError:
+                self.stats["bad_ack"] += 1
+        elif what == "resend":
+            rng = resend_range(a, b, sent=self._next - 1, resend_max=self.resend_max)
+            if rng is None or rng[1] < b:
+                self.stats["resend_clamped"] += 1
+            if rng is not None:
+                self._resends.append([rng[0], rng[1]])
+
+    def _pump(self) -> None:
+        """Hand rows to the link: asked-for resends first, then new events, within the window."""
+        budget = self.window - len(self._inflight)
+        try:
+            while budget > 0 and self._resends and self.link.connected.is_set():
+                rng = self._resends[0]
+                rows = self.journal.raw(rng[0], rng[1], limit=min(budget, READ_CHUNK))
+                for seq, kind, body in rows:
+                    self._inflight[self.link.publish(self._topic_root + kind, body)] = seq
+                    self.stats["resent"] += 1
+                    budget -= 1
+                    rng[0] = seq + 1
+                if not rows or rng[0] > rng[1]:
+                    self._resends.popleft()
+            head = self.journal.head()[0]
+            while budget > 0 and self._next <= head and self.link.connected.is_set():
+                rows = self.journal.raw(self._next, head, limit=min(budget, READ_CHUNK))
+                if not rows:
+                    break
+                for seq, kind, body in rows:
+                    self._inflight[self.link.publish(self._topic_root + kind, body)] = seq
+                    self.stats["sent"] += 1
+                    budget -= 1
+                    self._next = seq + 1
+        except MqttError:
+            return  # not connected: the rows stay in the journal; on_connect wakes us again
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now - self._saved_at >= DELIVERED_SAVE_S:
+            self._save_delivered()
+            self._saved_at = now
+        if now - self._pruned_at >= self.prune_interval_s:
+            self._pruned_at = now
+            self.prune_now()
+
+    def _save_delivered(self) -> None:
+        if self._mark.delivered > self.journal.delivered:
+            self.journal.set_delivered(self._mark.delivered)
+
+    def prune_now(self) -> int:
+        """Delete what the ack (or, without one, retention) allows; returns rows deleted."""
+        self._save_delivered()
+        cutoff = retention_cutoff(self._clock(), self.retention_days)
+        below = prune_mark(
+            ack=self.journal.ack,
+            delivered=self.journal.delivered,
+            first_recent=self.journal.first_seq_since(cutoff),
+        )
+        deleted = self.journal.prune(below=below)
+        self.stats["pruned"] += deleted
+        return deleted

@@ -1,0 +1,242 @@
+"""The node runtime: what every node (door gateway, USB agent, backup job) runs to emit events.
+
+``emit`` writes the event to the journal first and returns only once it is committed to disk;
+then it wakes the publisher, which delivers it whenever the broker is reachable. Concurrent
+``emit`` calls share commits (group commit): the first caller to find no commit running becomes
+the leader and commits every request queued so far in one transaction (one fsync); the others
+wait for that commit, or lead the next one. Each caller still returns only after its own event
+is durable. ``emit_many`` puts several events in one request. Bad input (a kind that is not
+``area.name``, data that is not plain JSON or too big) is refused in the caller's thread with
+``EventRejected`` before it can spoil anyone else's batch; a full disk raises ``JournalFull``
+to every caller whose events were in that commit, and nothing already stored is lost.
+
+State: ``secroom/v1/{site}/{node}/state`` is retained. The last will (set before connecting)
+publishes ``{"state":"offline"}``; every (re)connect publishes ``{"state":"online", ...}`` with
+the last health given to ``publish_state``; ``stop`` publishes offline before disconnecting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from controller.envelope import ClockState, Event, canonical_json, format_ts, now_utc, topic_for
+from controller.journal import EventRejected, Journal, JournalError, check_item
+from controller.keys import load_private
+from controller.mqtt import MqttError, MqttLink, MqttSettings
+from controller.publisher import Publisher
+
+OFFLINE = canonical_json({"state": "offline"})
+STOP_FLUSH_S = 2.0
+
+Payload = BaseModel | Mapping[str, Any]
+
+
+class RuntimeSettings(BaseModel, extra="forbid"):
+    node: str
+    site: str
+    journal: Path
+    key_file: Path
+    retention_days: int = 30
+    prune_interval_s: float = 60
+    resend_max: int = 10000
+    mqtt: MqttSettings = MqttSettings()
+
+
+class _Request:
+    __slots__ = ("items", "events", "error", "done")
+
+    def __init__(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        self.items = items
+        self.events: list[Event] = []
+        self.error: Exception | None = None
+        self.done = False
+
+
+def _as_dict(kind: str, data: Payload) -> dict[str, Any]:
+    if isinstance(data, BaseModel):
+        out = data.model_dump(mode="json")
+    elif isinstance(data, Mapping):
+        out = dict(data)
+    else:
+        raise EventRejected(f"event data for {kind} must be a pydantic model or a mapping")
+    check_item(kind, out)
+    return out
+
+
+class NodeRuntime:
+    journal: Journal
+    publisher: Publisher
+
+    def __init__(
+        self,
+        settings: RuntimeSettings,
+        *,
+        clock: Callable[[], datetime] = now_utc,
+        clock_state: Callable[[], ClockState] = lambda: "unsynced",
+    ) -> None:
+        self.settings = settings
+        self.boot = uuid.uuid4().hex[:16]
+        self._clock = clock
+        self._clock_state = clock_state
+        self.state_topic = topic_for(settings.site, settings.node, "state")
+        self.link = MqttLink(
+            settings.mqtt,
+            client_id=f"secroom-{settings.site}-{settings.node}",
+            will=(self.state_topic, OFFLINE, True),
+        )
+        self._health: dict[str, Any] = {}
+        self._cond = threading.Condition()
+        self._pending: list[_Request] = []
+        self._committing = False
+        self._running = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        s = self.settings
+        key = load_private(s.key_file)
+        self.journal = Journal(s.journal, node=s.node, site=s.site, key=key, boot=self.boot)
+        self.publisher = Publisher(
+            self.journal,
+            self.link,
+            window=s.mqtt.max_inflight,
+            resend_max=s.resend_max,
+            retention_days=s.retention_days,
+            prune_interval_s=s.prune_interval_s,
+            clock=self._clock,
+        )
+        self.link.on_connect = self._on_connect
+        self.link.on_published = self.publisher.on_published
+        self.link.subscribe(topic_for(s.site, s.node, "ack"), self.publisher.on_ack_message)
+        self.link.subscribe(topic_for(s.site, s.node, "resend"), self.publisher.on_resend_message)
+        self._running = True
+        head = self.journal.head()[0]
+        self.emit("node.started", {"boot": self.boot, "resumed_after": head})
+        self.publisher.start()
+        self.link.start()
+
+    def stop(self) -> None:
+        """Record node.stopped, give the broker a moment to take the rest, go offline."""
+        if not self._running:
+            return
+        try:
+            last = self.emit("node.stopped", {"boot": self.boot}).seq
+            self.publisher.wait_delivered(last, STOP_FLUSH_S)
+        finally:
+            self._running = False
+            if self.link.connected.is_set():
+                # Queued before DISCONNECT on the same connection, so the broker keeps it; if the
+                # connection just dropped, the broker publishes the will (offline) instead.
+                with contextlib.suppress(MqttError):
+                    self.link.publish(self.state_topic, OFFLINE, qos=1, retain=True)
+            self.publisher.stop()
+            self.link.stop()
+            with self._cond:  # let a commit already running finish before closing the file
+                self._cond.wait_for(lambda: not self._committing)
+                self.journal.close()
+
+    # -- events ------------------------------------------------------------------------------
+
+    def emit(self, kind: str, data: Payload) -> Event:
+        """Journal one event (durable when this returns), then wake the publisher."""
+        return self._commit([(kind, _as_dict(kind, data))])[0]
+
+    def emit_many(self, items: Sequence[tuple[str, Payload]]) -> list[Event]:
+        """Journal several events in one commit, in order."""
+        return self._commit([(kind, _as_dict(kind, data)) for kind, data in items])
+
+    def _commit(self, items: list[tuple[str, dict[str, Any]]]) -> list[Event]:
+        if not self._running:
+            raise JournalError("the node runtime is not running; call start() first")
+        req = _Request(items)
+        with self._cond:
+            self._pending.append(req)
+            while not req.done and self._committing:
+                self._cond.wait()
+            if req.done:
+                return self._result(req)
+            self._committing = True
+            batch, self._pending = self._pending, []
+        try:
+            self._store(batch)
+        finally:
+            with self._cond:
+                for r in batch:
+                    r.done = True
+                self._committing = False
+                self._cond.notify_all()
+        self.publisher.wake()
+        return self._result(req)
+
+    def _store(self, batch: list[_Request]) -> None:
+        now, clock = self._clock(), self._clock_state()
+        try:
+            events = self.journal.append_many(
+                [item for r in batch for item in r.items], now=now, clock=clock
+            )
+        except EventRejected as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+                return
+            for r in batch:  # find the culprit; everyone else's events are still stored
+                self._store([r])
+            return
+        except JournalError as exc:
+            for r in batch:
+                r.error = exc
+            return
+        at = 0
+        for r in batch:
+            r.events = events[at : at + len(r.items)]
+            at += len(r.items)
+
+    @staticmethod
+    def _result(req: _Request) -> list[Event]:
+        if req.error is not None:
+            raise req.error
+        return req.events
+
+    # -- MQTT side ---------------------------------------------------------------------------
+
+    def subscribe(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None:
+        self.link.subscribe(topic_filter, handler)
+
+    def publish_state(self, health: Mapping[str, Any]) -> None:
+        """Publish (retained) online state with ``health``; kept and re-sent on every connect."""
+        self._health = dict(health)
+        if self.link.connected.is_set():
+            self._send_online()
+
+    def _on_connect(self) -> None:
+        self.publisher.on_connect()
+        self._send_online()
+
+    def _send_online(self) -> None:
+        payload = {
+            "state": "online",
+            "boot": self.boot,
+            "ts": format_ts(self._clock()),
+            "health": self._health,
+        }
+        with contextlib.suppress(MqttError):  # if disconnected, the next on_connect re-sends it
+            self.link.publish(self.state_topic, canonical_json(payload), qos=1, retain=True)
+
+    def wait_delivered(self, seq: int, timeout: float) -> bool:
+        """True once the broker has PUBACKed every seq <= ``seq``."""
+        return self.publisher.wait_delivered(seq, timeout)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "connected": self.link.connected.is_set(),
+            "link": dict(self.link.stats),
+            "link_error": self.link.last_error,
+            "publisher": self.publisher.health(),
+        }
