@@ -161,7 +161,11 @@ class DoorRule(BaseModel):
 
 
 class Policy(BaseModel):
-    """Everything a node needs to decide access, with lookups built once at validation."""
+    """Everything a node needs to decide access, with lookups built once at validation.
+
+    Frozen. Build a changed policy with ``Policy.model_validate({...})``: ``model_copy(update=)``
+    skips validation and would keep stale lookups.
+    """
 
     model_config = _FROZEN
 
