@@ -18,6 +18,7 @@ per process (the first time a context is established) and caches it, so:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import signal
@@ -57,11 +58,24 @@ def find_vpcd_driver() -> str | None:
     return next((p for p in VPCD_DRIVER_CANDIDATES if Path(p).exists()), None)
 
 
-def _listening_ports() -> set[int]:
+def _listening_ports(pid: int | None = None) -> set[int]:
     """TCP ports in LISTEN state (IPv4 and IPv6), read from /proc without connecting.
 
-    Connecting to a vpcd port would insert a card, so we never probe it with connect().
+    Connecting to a vpcd port would insert a card, so we never probe it with connect(). With
+    ``pid``, only sockets that process holds count (another pcscd may hold the same port).
     """
+    owned: set[str] | None = None
+    if pid is not None:
+        owned = set()
+        fd_dir = Path(f"/proc/{pid}/fd")
+        try:
+            for fd in fd_dir.iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        owned.add(target[8:-1])
+        except OSError:
+            return set()
     ports: set[int] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -70,7 +84,7 @@ def _listening_ports() -> set[int]:
             continue
         for line in lines:
             fields = line.split()
-            if len(fields) > 3 and fields[3] == "0A":
+            if len(fields) > 9 and fields[3] == "0A" and (owned is None or fields[9] in owned):
                 ports.add(int(fields[1].rsplit(":", 1)[1], 16))
     return ports
 
@@ -131,6 +145,7 @@ class PcscdHost:
         (self.conf_dir / self._conf_name).write_text(self._reader_conf())
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._log_offset = 0
 
     @property
     def ports(self) -> tuple[int, int]:
@@ -167,6 +182,7 @@ class PcscdHost:
             (pcscd_dir / stale).unlink(missing_ok=True)
         script = 'mount --bind "$1" /run && exec "$2" -f -c "$3"'
         self._log = self.log_path.open("ab")
+        self._log_offset = self._log.tell()  # this run's lines start here
         self._proc = subprocess.Popen(
             [
                 "unshare",
@@ -185,8 +201,9 @@ class PcscdHost:
             env={k: v for k, v in os.environ.items() if k != SOCKET_ENV},
         )
         want = set(self.ports) if self._reader_configured() else set()
+        pid = self._proc.pid  # unshare and sh exec into pcscd: same pid
         self._wait(
-            lambda: self.socket_path.exists() and want <= _listening_ports(),
+            lambda: self.socket_path.exists() and want <= _listening_ports(pid),
             timeout,
             "pcscd socket and vpcd ports",
         )
@@ -201,12 +218,19 @@ class PcscdHost:
                 raise ReaderError(f"pcscd exited with {self._proc.returncode}: {self.log_tail()}")
             if ready():
                 return
+            if "init failed" in self.log_tail():
+                raise ReaderError(
+                    f"vpcd could not listen on ports {self.ports} (in use?): {self.log_tail()}"
+                )
             time.sleep(0.02)  # an outside process: nothing to subscribe to
         raise ReaderError(f"timed out after {timeout}s waiting for {what}: {self.log_tail()}")
 
     def log_tail(self, lines: int = 15) -> str:
+        """The last lines pcscd logged since the latest start (errors only, by default)."""
         try:
-            text = self.log_path.read_text(errors="replace")
+            with self.log_path.open("rb") as f:
+                f.seek(self._log_offset)
+                text = f.read().decode(errors="replace")
         except OSError:
             return "(no log)"
         return " | ".join(text.splitlines()[-lines:])
