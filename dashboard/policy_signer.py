@@ -1,0 +1,285 @@
+"""Build the access policy from the database, sign it and publish it retained to the nodes.
+
+Versions increase by one per published content change and are persisted (``policy_versions``),
+so a restart or a second replica never reuses one. Services mark the policy dirty in the same
+transaction as the change (``services.mark_policy_dirty``); the signer's thread polls every
+``debounce_s`` and publishes once the changes have been quiet for ``debounce_s``. Content identical to the last published policy is not re-issued.
+A publish that fails (broker down) is retried on the next poll: the signed blob is already
+stored, so the nodes get exactly that version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from controller.envelope import canonical_json, now_utc, policy_topic
+from controller.policy import DoorRule, Group, Person, Policy, TimeWindow, sign_policy
+from dashboard.models.people import Door, Printer, SiteSettings
+from dashboard.models.people import Group as GroupRow
+from dashboard.models.people import Person as PersonRow
+from dashboard.models.policy import PolicyVersion
+from dashboard.services.site import get_site
+
+Publish = Callable[[str, bytes, bool], Any]
+
+
+class PolicySignerError(Exception):
+    """The database content cannot be turned into a valid policy (the message says why)."""
+
+
+def content_digest(policy: Policy) -> str:
+    body = policy.model_dump(mode="json", exclude={"version", "issued_at"})
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+class PolicySigner:
+    def __init__(
+        self,
+        sessionmaker: sessionmaker[Session],
+        key: Ed25519PrivateKey,
+        *,
+        site: str,
+        publish: Publish | None,
+        debounce_s: float = 1.0,
+        clock: Callable[[], datetime] = now_utc,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.key = key
+        self.site = site
+        self.publish = publish
+        self.debounce_s = debounce_s
+        self.clock = clock
+        self.topic = policy_topic(site)
+        self.last_error: str | None = None
+        self.published: list[int] = []
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._published_cb: list[Callable[[int], None]] = []
+
+    # -- building ----------------------------------------------------------------------------
+
+    def build(
+        self, session: Session, *, version: int | None = None, issued_at: datetime | None = None
+    ) -> Policy:
+        """The policy as the database describes it now (``version`` defaults to the next one)."""
+        settings = get_site(session, self.site, now=self.clock())
+        people = session.scalars(
+            select(PersonRow)
+            .options(selectinload(PersonRow.cards), selectinload(PersonRow.groups))
+            .order_by(PersonRow.id)
+        ).all()
+        groups = session.scalars(
+            select(GroupRow)
+            .options(
+                selectinload(GroupRow.doors),
+                selectinload(GroupRow.printers),
+                selectinload(GroupRow.windows),
+            )
+            .order_by(GroupRow.id)
+        ).all()
+        doors = session.scalars(select(Door).order_by(Door.id)).all()
+        printers = session.scalars(select(Printer.id).order_by(Printer.id)).all()
+        try:
+            return Policy(
+                version=version if version is not None else self._next_version(session),
+                issued_at=issued_at or self.clock(),
+                site=self.site,
+                timezone=settings.timezone,
+                people=[
+                    Person(
+                        id=p.id,
+                        name=p.name,
+                        active=p.active,
+                        valid_from=p.valid_from,
+                        valid_until=p.valid_until,
+                        cards=[c.uid for c in p.cards if c.active],
+                        groups=sorted(g.id for g in p.groups),
+                        operator_ids=list(p.operator_ids or []),
+                        cups_users=list(p.cups_users or []),
+                    )
+                    for p in people
+                ],
+                groups=[
+                    Group(
+                        id=g.id,
+                        name=g.name,
+                        doors=[d.id for d in g.doors],
+                        printers=[p.id for p in g.printers],
+                        on_holidays=g.on_holidays,
+                        windows=[
+                            TimeWindow(days=list(w.days), start=w.start, end=w.end)
+                            for w in g.windows
+                        ],
+                    )
+                    for g in groups
+                ],
+                doors=[
+                    DoorRule(
+                        id=d.id,
+                        name=d.name,
+                        two_person=d.two_person,
+                        two_person_window_s=d.two_person_window_s,
+                        anti_passback=d.anti_passback,
+                    )
+                    for d in doors
+                ],
+                printers=list(printers),
+                lockdown=settings.lockdown,
+                lockdown_doors=list(settings.lockdown_doors or []),
+            )
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            raise PolicySignerError(
+                f"the rights in the database do not form a valid policy: {exc}"
+            ) from exc
+
+    def _next_version(self, session: Session) -> int:
+        return (session.scalar(select(func.max(PolicyVersion.version))) or 0) + 1
+
+    # -- publishing --------------------------------------------------------------------------
+
+    def publish_now(self, *, force: bool = False) -> int:
+        """Sign and publish the current policy; return the version the nodes now get.
+
+        Without ``force``, content equal to the latest version re-publishes that version.
+        """
+        with self._lock:
+            for _ in range(5):
+                try:
+                    version, blob = self._issue(force)
+                    break
+                except IntegrityError:  # another replica took this version number; retry
+                    continue
+            else:
+                raise PolicySignerError("could not allocate a policy version (contention)")
+            self._send(version, blob)
+            return version
+
+    def _issue(self, force: bool) -> tuple[int, bytes]:
+        now = self.clock()
+        with self.sessionmaker() as session:
+            settings = get_site(session, self.site, now=now)
+            dirty_at = settings.policy_dirty_at
+            latest = session.scalars(
+                select(PolicyVersion).order_by(PolicyVersion.version.desc()).limit(1)
+            ).first()
+            policy = self.build(session, issued_at=now)
+            digest = content_digest(policy)
+            if latest is not None and latest.sha256 == digest and not force:
+                version, blob = latest.version, latest.blob
+            else:
+                blob = sign_policy(policy, self.key)
+                version = policy.version
+                session.add(
+                    PolicyVersion(
+                        version=version, site=self.site, issued_at=now, sha256=digest, blob=blob
+                    )
+                )
+            stmt = update(SiteSettings).where(SiteSettings.site == self.site)
+            stmt = stmt.where(
+                SiteSettings.policy_dirty_at.is_(None)
+                if dirty_at is None
+                else SiteSettings.policy_dirty_at == dirty_at
+            )
+            session.execute(stmt.values(policy_dirty=False))
+            session.commit()
+            return version, blob
+
+    def _send(self, version: int, blob: bytes) -> None:
+        if self.publish is None:
+            return
+        try:
+            self.publish(self.topic, blob, True)
+        except Exception as exc:  # the broker link's error: stored, retried on the next poll
+            self.last_error = f"policy {version} not published yet: {exc}"
+            return
+        self.last_error = None
+        with self.sessionmaker() as session:
+            session.execute(
+                update(PolicyVersion)
+                .where(PolicyVersion.version == version)
+                .values(published_at=self.clock())
+            )
+            session.commit()
+        self.published.append(version)
+        for cb in list(self._published_cb):
+            cb(version)
+
+    def on_published(self, callback: Callable[[int], None]) -> None:
+        """Call ``callback(version)`` after each successful publish (e.g. to feed the bus)."""
+        self._published_cb.append(callback)
+
+    def current(self) -> tuple[int, bytes] | None:
+        with self.sessionmaker() as session:
+            row = session.scalars(
+                select(PolicyVersion).order_by(PolicyVersion.version.desc()).limit(1)
+            ).first()
+            return (row.version, row.blob) if row else None
+
+    def republish(self) -> int | None:
+        """Send the latest signed version again (e.g. after reconnecting to a fresh broker)."""
+        cur = self.current()
+        if cur is not None:
+            self._send(*cur)
+        return cur[0] if cur else None
+
+    def poll(self) -> int | None:
+        """Publish if the policy is dirty and quiet long enough, or an earlier send failed."""
+        now = self.clock()
+        with self.sessionmaker() as session:
+            settings = session.get(SiteSettings, self.site)
+            unsent = session.scalar(
+                select(func.count())
+                .select_from(PolicyVersion)
+                .where(PolicyVersion.published_at.is_(None))
+            )
+            if settings is None:
+                due = True
+            elif settings.policy_dirty:
+                since = settings.policy_dirty_at or now
+                due = (now - since).total_seconds() >= self.debounce_s or unsent > 0
+            else:
+                due = False
+        if due:
+            return self.publish_now()
+        if unsent:
+            return self.republish()
+        return None
+
+    def notify(self) -> None:
+        """Wake the thread now (a service just changed something)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="policy-signer", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.debounce_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.poll()
+            except Exception as exc:  # a DB hiccup or an invalid policy: shown, retried
+                self.last_error = f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,91 @@
+"""What every admin service shares: errors, input validation, audit and the policy-dirty flag.
+
+A service function takes ``(session, actor, data)`` (plus keyword ``now``), validates, writes,
+appends a hash-chained audit record (who, when, before, after) and, when the change affects what
+the nodes enforce, marks the policy dirty so the signer re-publishes. The caller commits.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from controller.envelope import now_utc
+from dashboard.audit import append_audit
+from dashboard.models.people import SiteSettings
+
+
+class ServiceError(ValueError):
+    """The request is invalid; the message says what to change."""
+
+
+class NotFound(ServiceError):
+    """The record named in the request does not exist."""
+
+
+class Conflict(ServiceError):
+    """The request clashes with existing data (duplicate id, card held by someone else...)."""
+
+
+Ident = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s/#+]+$")]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Actor = str
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def validate(model: type[M], data: M | dict[str, Any]) -> M:
+    if isinstance(data, model):
+        return data
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ServiceError(f"invalid {model.__name__}: {problems}") from exc
+
+
+def check_actor(actor: str) -> str:
+    if not isinstance(actor, str) or not actor.strip() or len(actor) > 64:
+        raise ServiceError("actor must name the user making the change (1-64 characters)")
+    return actor
+
+
+def audit(
+    session: Session,
+    actor: str,
+    action: str,
+    target_type: str,
+    target_id: str,
+    before: Any,
+    after: Any,
+    now: datetime,
+) -> None:
+    append_audit(
+        session,
+        actor=actor,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        before=before,
+        after=after,
+        now=now,
+    )
+
+
+def mark_policy_dirty(session: Session, now: datetime) -> None:
+    """Flag every site's policy for re-publication (the signer debounces and publishes)."""
+    session.execute(update(SiteSettings).values(policy_dirty=True, policy_dirty_at=now))
+
+
+def when(now: datetime | None) -> datetime:
+    return now if now is not None else now_utc()

@@ -1,0 +1,100 @@
+"""Cards: enrol (e.g. the UID of the next tap at a chosen reader) and revoke."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from controller.policy import normalise_uid
+from dashboard.models.people import Card
+from dashboard.services.base import (
+    Conflict,
+    NotFound,
+    ServiceError,
+    audit,
+    check_actor,
+    mark_policy_dirty,
+    when,
+)
+from dashboard.services.people import get_person
+
+
+def card_dict(c: Card) -> dict[str, Any]:
+    return {
+        "uid": c.uid,
+        "person_id": c.person_id,
+        "label": c.label,
+        "active": c.active,
+        "enrolled_at": c.enrolled_at,
+        "enrolled_by": c.enrolled_by,
+        "revoked_at": c.revoked_at,
+    }
+
+
+def _uid(uid: str) -> str:
+    if not isinstance(uid, str):
+        raise ServiceError("card UID must be a string of hex digits")
+    try:
+        return normalise_uid(uid)
+    except ValueError as exc:
+        raise ServiceError(str(exc)) from exc
+
+
+def enrol_card(
+    session: Session,
+    actor: str,
+    person_id: str,
+    uid: str,
+    *,
+    label: str = "",
+    now: datetime | None = None,
+) -> Card:
+    """Issue card ``uid`` to a person. A revoked card may be re-issued; an active one may not."""
+    check_actor(actor)
+    at = when(now)
+    norm = _uid(uid)
+    if len(label) > 128:
+        raise ServiceError("card label is longer than 128 characters")
+    person = get_person(session, person_id)
+    card = session.get(Card, norm)
+    before = card_dict(card) if card is not None else None
+    if card is not None:
+        if card.active:
+            owner = "this person" if card.person_id == person.id else f"person {card.person_id!r}"
+            raise Conflict(f"card {norm} is already enrolled to {owner}; revoke it first")
+        card.person_id, card.active, card.revoked_at = person.id, True, None
+        card.label, card.enrolled_at, card.enrolled_by = label, at, actor
+    else:
+        card = Card(
+            uid=norm,
+            person_id=person.id,
+            label=label,
+            active=True,
+            enrolled_at=at,
+            enrolled_by=actor,
+        )
+        session.add(card)
+    session.flush()
+    audit(session, actor, "card.enrol", "card", norm, before, card_dict(card), at)
+    mark_policy_dirty(session, at)
+    return card
+
+
+def revoke_card(session: Session, actor: str, uid: str, *, now: datetime | None = None) -> Card:
+    """Stop a card opening anything (kept for the history of who held it)."""
+    check_actor(actor)
+    at = when(now)
+    norm = _uid(uid)
+    card = session.get(Card, norm)
+    if card is None:
+        raise NotFound(f"no card {norm}")
+    if not card.active:
+        raise Conflict(f"card {norm} is already revoked")
+    before = card_dict(card)
+    card.active, card.revoked_at = False, at
+    session.flush()
+    audit(session, actor, "card.revoke", "card", norm, before, card_dict(card), at)
+    mark_policy_dirty(session, at)
+    return card

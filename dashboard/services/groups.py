@@ -1,0 +1,171 @@
+"""Groups (rights): doors, printers, weekly windows (schedules), public holidays, members."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Annotated, Any
+
+from pydantic import Field, model_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dashboard.models.people import Door, Group, Person, Printer, TimeWindow
+from dashboard.services.base import (
+    Conflict,
+    Ident,
+    Input,
+    Name,
+    NotFound,
+    ServiceError,
+    audit,
+    check_actor,
+    mark_policy_dirty,
+    validate,
+    when,
+)
+
+
+class WindowIn(Input):
+    """Days 0=Mon..6=Sun; start inclusive, end exclusive (00:00 = end of day), site local time."""
+
+    days: list[Annotated[int, Field(ge=0, le=6)]] = Field(min_length=1)
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _check(self) -> WindowIn:
+        if self.start.tzinfo or self.end.tzinfo:
+            raise ValueError("window times are local site times without a zone")
+        if self.end != time(0) and self.end <= self.start:
+            raise ValueError("window end must be after its start (00:00 means end of day)")
+        if len(set(self.days)) != len(self.days):
+            raise ValueError("window lists a day twice")
+        return self
+
+
+class GroupPatch(Input):
+    name: Name | None = None
+    on_holidays: bool | None = None
+    doors: list[Ident] | None = None
+    printers: list[Ident] | None = None
+    windows: list[WindowIn] | None = None
+    members: list[Ident] | None = None
+
+
+class GroupIn(GroupPatch):
+    id: Ident
+    name: Name
+
+
+def group_dict(g: Group) -> dict[str, Any]:
+    return {
+        "id": g.id,
+        "name": g.name,
+        "on_holidays": g.on_holidays,
+        "doors": [d.id for d in g.doors],
+        "printers": [p.id for p in g.printers],
+        "windows": [{"days": list(w.days), "start": w.start, "end": w.end} for w in g.windows],
+        "members": sorted(p.id for p in g.members),
+    }
+
+
+def get_group(session: Session, group_id: str) -> Group:
+    group = session.get(Group, group_id)
+    if group is None:
+        raise NotFound(f"no group {group_id!r}")
+    return group
+
+
+def _fetch(session: Session, model: Any, ids: list[str], what: str) -> list[Any]:
+    found = {o.id: o for o in session.scalars(select(model).where(model.id.in_(ids)))}
+    missing = sorted(set(ids) - set(found))
+    if missing:
+        raise NotFound(f"unknown {what}: {', '.join(missing)}")
+    return [found[i] for i in sorted(set(ids))]
+
+
+def _apply(session: Session, group: Group, patch: GroupPatch) -> None:
+    if patch.name is not None:
+        group.name = patch.name
+    if "on_holidays" in patch.model_fields_set:
+        if patch.on_holidays is None:
+            raise ServiceError("on_holidays must be true or false")
+        group.on_holidays = patch.on_holidays
+    if patch.doors is not None:
+        group.doors = _fetch(session, Door, patch.doors, "door(s)")
+    if patch.printers is not None:
+        group.printers = _fetch(session, Printer, patch.printers, "printer(s)")
+    if patch.members is not None:
+        group.members = _fetch(session, Person, patch.members, "person(s)")
+    if patch.windows is not None:
+        group.windows = [
+            TimeWindow(days=sorted(w.days), start=w.start, end=w.end) for w in patch.windows
+        ]
+
+
+def create_group(
+    session: Session, actor: str, data: GroupIn | dict[str, Any], *, now: datetime | None = None
+) -> Group:
+    check_actor(actor)
+    inp = validate(GroupIn, data)
+    at = when(now)
+    if session.get(Group, inp.id) is not None:
+        raise Conflict(f"group {inp.id!r} already exists")
+    group = Group(id=inp.id, name=inp.name, on_holidays=False)
+    session.add(group)
+    _apply(session, group, inp)
+    session.flush()
+    audit(session, actor, "group.create", "group", group.id, None, group_dict(group), at)
+    mark_policy_dirty(session, at)
+    return group
+
+
+def update_group(
+    session: Session,
+    actor: str,
+    group_id: str,
+    data: GroupPatch | dict[str, Any],
+    *,
+    now: datetime | None = None,
+) -> Group:
+    check_actor(actor)
+    patch = validate(GroupPatch, data)
+    at = when(now)
+    group = get_group(session, group_id)
+    before = group_dict(group)
+    _apply(session, group, patch)
+    session.flush()
+    after = group_dict(group)
+    if after != before:
+        audit(session, actor, "group.update", "group", group.id, before, after, at)
+        mark_policy_dirty(session, at)
+    return group
+
+
+def set_membership(
+    session: Session,
+    actor: str,
+    group_id: str,
+    person_id: str,
+    member: bool,
+    *,
+    now: datetime | None = None,
+) -> Group:
+    """Add (``member=True``) or remove one person, leaving the other members as they are."""
+    group = get_group(session, group_id)
+    members = {p.id for p in group.members}
+    members = members | {person_id} if member else members - {person_id}
+    return update_group(session, actor, group_id, {"members": sorted(members)}, now=now)
+
+
+def delete_group(
+    session: Session, actor: str, group_id: str, *, now: datetime | None = None
+) -> None:
+    check_actor(actor)
+    at = when(now)
+    group = get_group(session, group_id)
+    before = group_dict(group)
+    session.delete(group)
+    session.flush()
+    audit(session, actor, "group.delete", "group", group_id, before, None, at)
+    mark_policy_dirty(session, at)
