@@ -16,7 +16,7 @@ from backup.config import BackupConfig
 from controller.clock import ClockMode
 from controller.door import DoorConfig
 from controller.mqtt import MqttSettings
-from controller.printing.service import PrintSettings
+from controller.printing.settings import PrintSettings
 from controller.runtime import RuntimeSettings
 from readers.base import ReaderRole
 from usb_guard.config import UsbAgentConfig
@@ -109,7 +109,9 @@ class GatewayConfig(_Strict):
     def policy_store(self) -> Path:
         return self.policy.store or self.node.data_dir / "policy.json"
 
-    def runtime_settings(self, *, node: str | None = None, journal: Path | None = None) -> RuntimeSettings:
+    def runtime_settings(
+        self, *, node: str | None = None, journal: Path | None = None
+    ) -> RuntimeSettings:
         """Settings for a node runtime; the backup job and USB agent run as their own nodes."""
         return RuntimeSettings(
             node=node or self.node.name,

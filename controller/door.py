@@ -128,8 +128,6 @@ class DoorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(min_length=1, max_length=64)
-    in_reader: str | None = None  # reader ids bound to this door's two sides
-    out_reader: str | None = None
     relay_pin: PinName
     relay_active_high: bool = True
     contact_pin: PinName | None = None

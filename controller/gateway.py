@@ -16,13 +16,12 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from readers.base import CardReader, CardTap, ReaderRole, ReaderStatus, ReadFailure
-
 from controller.access import (
     AccessRequest,
     AccessState,
     Decision,
     Direction,
+    access_events,
     decide,
     may_print,
     person_for_card,
@@ -35,6 +34,7 @@ from controller.journal import JournalError
 from controller.keys import load_private, load_public, public_b64
 from controller.policy import PolicyStore
 from controller.runtime import NodeRuntime
+from readers.base import CardReader, CardTap, ReaderRole, ReaderStatus, ReadFailure
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ class Gateway:
             [load_public(p) for p in config.policy.trusted_keys],
             site=config.node.site,
             emit=self._emit_quiet,
+            on_change=lambda _policy: self._apply_lockdown(),
         )
         self.doors: dict[str, Door] = {}
         self._pin_factory = pin_factory
@@ -82,7 +83,7 @@ class Gateway:
             self.doors[door_cfg.id] = Door(door_cfg, pins=self._pin_factory, emit=self._emit_quiet)
         self.policies.load()
         if self.config.policy.file and self.config.policy.file.exists():
-            self.offer_policy(self.config.policy.file.read_bytes())
+            self.policies.offer(self.config.policy.file.read_bytes(), source="file")
         self._apply_lockdown()
         self.runtime.subscribe(policy_topic(self.config.node.site), self._on_policy_message)
         self.publish_health()
@@ -103,7 +104,6 @@ class Gateway:
     def offer_policy(self, blob: bytes) -> bool:
         applied = self.policies.offer(blob)
         if applied:
-            self._apply_lockdown()
             self.publish_health()
         return applied
 
@@ -150,21 +150,20 @@ class Gateway:
     def _door_tap(self, binding: ReaderBinding, tap: CardTap) -> Decision:
         assert binding.door is not None
         direction = Direction.OUT if binding.role is ReaderRole.DOOR_OUT else Direction.IN
-        request = AccessRequest(door=binding.door, direction=direction, uid=tap.uid, reader=tap.reader)
+        request = AccessRequest(
+            door=binding.door, direction=direction, uid=tap.uid, reader=tap.reader
+        )
         door = self.doors[binding.door]
         with self._lock:
-            decision, self._state = decide(self.policies.current, self._state, request, self.clock())
-            self._emit_quiet("door.access", _access_payload(decision, tap, binding))
+            policy = self.policies.current
+            decision, self._state = decide(policy, self._state, request, self.clock())
+            for kind, payload in access_events(decision, request, policy):
+                self._emit_quiet(kind, payload)
             if decision.granted:
                 self.counters["granted"] += 1
                 door.grant(person_id=decision.person_id)
             else:
                 self.counters["denied"] += 1
-                if decision.pending:
-                    self._emit_quiet(
-                        "door.two_person_pending",
-                        {"door": binding.door, "person_id": decision.person_id},
-                    )
                 door.deny()
         return decision
 
@@ -219,17 +218,3 @@ class Gateway:
         except JournalError:
             self.counters["journal_failures"] += 1
             log.exception("journal write failed for %s; the action still happens", kind)
-
-
-def _access_payload(decision: Decision, tap: CardTap, binding: ReaderBinding) -> dict[str, Any]:
-    return {
-        "door": decision.door,
-        "direction": decision.direction.value,
-        "granted": decision.granted,
-        "reason": decision.reason.value if decision.reason else None,
-        "person_id": decision.person_id,
-        "second_person_id": decision.second_person_id,
-        "uid": tap.uid,
-        "reader": tap.reader,
-        "role": binding.role.value,
-    }

@@ -1,0 +1,202 @@
+"""The demo room: starts and stops every part, and turns typed commands into card taps."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from gpiozero.pins.mock import MockFactory
+
+from controller.config import load_config
+from controller.demo import seed
+from controller.envelope import EnvelopeError, parse
+from controller.gateway import Gateway
+from controller.keys import generate
+from controller.localbroker import BrokerUnavailable, LocalBroker
+from controller.mqtt import MqttLink, MqttSettings
+from controller.policy import sign_policy
+from readers.base import ReaderError
+from readers.pcsc import PcscReaders
+from readers.pcscd_host import PcscdHost, free_port_pair
+from readers.virtual import VirtualCard
+
+RELAY_PIN, CONTACT_PIN, REX_PIN, GREEN_PIN, RED_PIN, BUZZER_PIN = 17, 27, 22, 5, 6, 13
+
+
+class DemoUnavailable(RuntimeError):
+    """A part of the demo cannot start here; the message says what to install."""
+
+
+class DemoRoom:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.run_dir = workdir / "run"
+        self.broker: LocalBroker | None = None
+        self.pcscd: PcscdHost | None = None
+        self.gateway: Gateway | None = None
+        self.printer_link: MqttLink | None = None
+        self.pins = MockFactory()
+        self.staff = {m.id: m for m in seed.staff()}
+        self._print_lock = threading.Lock()
+
+    # -- start / stop ---------------------------------------------------------------------
+    def start(self) -> None:
+        if self.run_dir.exists():
+            shutil.rmtree(self.run_dir)
+        self.run_dir.mkdir(parents=True)
+        try:
+            self.broker = LocalBroker(self.run_dir / "mosquitto")
+            self.broker.start()
+        except BrokerUnavailable as exc:
+            raise DemoUnavailable(str(exc)) from exc
+        try:
+            self.pcscd = PcscdHost(self.run_dir / "pcscd", port=free_port_pair())
+            self.pcscd.start()
+        except ReaderError as exc:
+            raise DemoUnavailable(f"virtual card reader: {exc}") from exc
+        self.pcscd.use_in_this_process()
+        config_path = self._write_files()
+        self._watch_events()
+        config = load_config(config_path)
+        self.gateway = Gateway(config, reader=PcscReaders(), pin_factory=self.pins)
+        self.gateway.start()
+
+    def stop(self) -> None:
+        for part in (self.gateway, self.printer_link):
+            if part is not None:
+                part.stop()
+        if self.pcscd is not None:
+            self.pcscd.stop()
+        if self.broker is not None:
+            self.broker.stop()
+
+    def _write_files(self) -> Path:
+        d = self.run_dir
+        generate(d / "node.key")
+        admin = generate(d / "admin.key")
+        (d / "policy.signed").write_bytes(sign_policy(seed.policy(), admin))
+        assert self.broker and self.pcscd
+        names = self.pcscd.expected_reader_names()
+        config = {
+            "node": {"name": "gw1", "site": seed.SITE, "data_dir": str(d), "clock": "auto"},
+            "mqtt": {"host": "127.0.0.1", "port": self.broker.port},
+            "gpio": {"backend": "mock"},
+            "readers": {"backend": "pcsc", "bindings": [
+                {"name": names[0], "role": "door_in", "door": seed.DOOR},
+                {"name": names[1], "role": "door_out", "door": seed.DOOR},
+            ]},
+            "doors": [{"id": seed.DOOR, "relay_pin": RELAY_PIN, "contact_pin": CONTACT_PIN,
+                       "rex_pin": REX_PIN, "led_green_pin": GREEN_PIN, "led_red_pin": RED_PIN,
+                       "buzzer_pin": BUZZER_PIN, "unlock_s": 5.0, "held_open_s": 30.0}],
+            "policy": {"trusted_keys": ["admin.key.pub"], "file": "policy.signed"},
+        }
+        path = d / "gateway.toml"
+        path.write_text(tomli_w.dumps(config))
+        return path
+
+    # -- what reaches the broker ------------------------------------------------------------
+    def _watch_events(self) -> None:
+        assert self.broker
+        link = MqttLink(MqttSettings(port=self.broker.port), client_id="demo-printer")
+        link.subscribe(f"secroom/v1/{seed.SITE}/+/events/#", self._print_event)
+        link.start()
+        self.printer_link = link
+
+    def _print_event(self, _topic: str, payload: bytes) -> None:
+        try:
+            event = parse(payload)
+        except EnvelopeError as exc:
+            self.say(f"  !! malformed event on the broker: {exc}")
+            return
+        local = datetime.fromisoformat(event.ts.replace("Z", "+00:00")).astimezone()
+        data = dict(event.data)
+        person = self.staff.get(str(data.get("person_id")))
+        if person:
+            data["person"] = person.name
+        self.say(f"  {local:%H:%M:%S} {event.node}#{event.seq} {event.kind} "
+                 f"{json.dumps(data, ensure_ascii=False, sort_keys=True)}")
+
+    def say(self, text: str) -> None:
+        with self._print_lock:
+            print(text, flush=True)
+
+    # -- simulated hardware -----------------------------------------------------------------
+    def tap(self, person_id: str, slot: int = 0) -> None:
+        assert self.pcscd
+        member = self.staff.get(person_id)
+        uid = bytes.fromhex(member.uid) if member else os.urandom(7)
+        VirtualCard(port=self.pcscd.port + slot, uid=uid).tap()
+
+    def set_contact(self, open_: bool) -> None:
+        pin = self.pins.pin(CONTACT_PIN)
+        (pin.drive_high if open_ else pin.drive_low)()
+
+    def press_rex(self) -> None:
+        pin = self.pins.pin(REX_PIN)
+        pin.drive_low()
+        pin.drive_high()
+
+    def door_state(self) -> dict[str, Any]:
+        return {
+            "relay": bool(self.pins.pin(RELAY_PIN).state),
+            "contact_open": bool(self.pins.pin(CONTACT_PIN).state),
+            "green": bool(self.pins.pin(GREEN_PIN).state),
+            "red": bool(self.pins.pin(RED_PIN).state),
+        }
+
+    # -- console ----------------------------------------------------------------------------
+    def print_banner(self) -> None:
+        assert self.broker
+        self.say(f"secroom demo running: broker 127.0.0.1:{self.broker.port}, site {seed.SITE}")
+        self.say("people: " + ", ".join(f"{m.id} {m.name}" for m in list(self.staff.values())[:6])
+                 + ", ... (type 'people' for all)")
+        self.say("type 'help' for commands; Ctrl-C stops everything")
+
+    HELP = (
+        "  in ID        tap ID's card at the door's entry reader (e.g. in s001)\n"
+        "  out ID       tap at the exit reader\n"
+        "  stranger     tap an unknown card\n"
+        "  open/close   open or close the door (contact)\n"
+        "  rex          press the request-to-exit button\n"
+        "  door         show relay, contact and LEDs\n"
+        "  people       list the staff\n"
+        "  quit         stop the demo"
+    )
+
+    def command_loop(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                line = input("secroom> ").strip()
+            except EOFError:
+                return
+            if not line:
+                continue
+            cmd, *rest = line.split()
+            try:
+                if cmd in ("quit", "exit"):
+                    return
+                if cmd == "help":
+                    self.say(self.HELP)
+                elif cmd in ("in", "out") and rest:
+                    self.tap(rest[0], slot=0 if cmd == "in" else 1)
+                elif cmd == "stranger":
+                    self.tap("nobody")
+                elif cmd in ("open", "close"):
+                    self.set_contact(cmd == "open")
+                elif cmd == "rex":
+                    self.press_rex()
+                elif cmd == "door":
+                    self.say(f"  {self.door_state()}")
+                elif cmd == "people":
+                    for m in self.staff.values():
+                        self.say(f"  {m.id} {m.name} ({m.group})")
+                else:
+                    self.say("unknown command; type 'help'")
+            except ReaderError as exc:
+                self.say(f"  tap failed: {exc}")

@@ -1,0 +1,148 @@
+"""Benchmark: card tap to relay, through a real pcscd with the virtual card.
+
+uid_to_relay: from the moment the reader adapter parsed the UID to the relay energised, which
+includes the access decision and the durable (fsync'd) journal commit of door.access.
+present_to_relay: from the moment the reader adapter saw the card to the relay energised
+(includes pcscd's presence detection and the GET DATA round trip). Anchor, measured in the same
+run: a bare SQLite WAL commit with synchronous=FULL of one row the size of an event, the floor
+under any durable journal.
+
+    python tests/bench/tap_latency.py [--taps 1000] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from gpiozero.pins.mock import MockFactory  # noqa: E402
+
+from controller.gateway import Gateway  # noqa: E402
+from controller.localbroker import LocalBroker  # noqa: E402
+from readers.base import CardTap  # noqa: E402
+from readers.pcsc import PcscReaders  # noqa: E402
+from readers.pcscd_host import PcscdHost, free_port_pair  # noqa: E402
+from readers.virtual import VirtualCard  # noqa: E402
+from tests.controller.gateway_kit import ALICE_UID, BOB_UID, DOOR, make_kit  # noqa: E402
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def sqlite_commit_anchor(workdir: Path, n: int) -> list[float]:
+    db = sqlite3.connect(workdir / "anchor.sqlite", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE t (seq INTEGER PRIMARY KEY, body BLOB)")
+    body = b"x" * 600
+    out = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO t VALUES (?, ?)", (i, body))
+        db.execute("COMMIT")
+        out.append((time.perf_counter() - t0) * 1000)
+    db.close()
+    return out
+
+
+class Meter:
+    """Wraps the door's grant to timestamp the relay energising for each tap."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.uid_to_relay: list[float] = []
+        self.present_to_relay: list[float] = []
+        self.done = threading.Event()
+        self._tap: CardTap | None = None
+        door = gateway.doors[DOOR]
+        original_grant = door.grant
+        original_on_tap = gateway.on_tap
+
+        def grant(**kw: object) -> None:
+            original_grant(**kw)  # type: ignore[arg-type]
+            t = time.monotonic()
+            tap = self._tap
+            if tap is not None:
+                self.uid_to_relay.append((t - tap.read_monotonic) * 1000)
+                self.present_to_relay.append((t - tap.present_monotonic) * 1000)
+
+        def on_tap(tap: CardTap) -> None:
+            self._tap = tap
+            original_on_tap(tap)
+            self.done.set()
+
+        door.grant = grant  # type: ignore[method-assign]
+        gateway.on_tap = on_tap  # type: ignore[method-assign]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--taps", type=int, default=1000)
+    ap.add_argument("--quick", action="store_true", help="50 taps")
+    args = ap.parse_args()
+    taps = 50 if args.quick else args.taps
+
+    with tempfile.TemporaryDirectory(prefix="secroom-bench-tap-") as tmp:
+        work = Path(tmp)
+        broker = LocalBroker(work / "mosquitto")
+        broker.start()
+        host = PcscdHost(work / "pcscd", port=free_port_pair())
+        host.start()
+        host.use_in_this_process()
+        kit = make_kit(work / "gw", mqtt_port=broker.port, unlock_s=0.05)
+        gateway = Gateway(kit.config, reader=PcscReaders(), pin_factory=MockFactory())
+        gateway.start()
+        meter = Meter(gateway)
+        cards = [VirtualCard(port=host.port, uid=bytes.fromhex(u)) for u in (ALICE_UID, BOB_UID)]
+        try:
+            for i in range(taps):
+                meter.done.clear()
+                cards[i % 2].tap(timeout=10)
+                if not meter.done.wait(10):
+                    raise SystemExit(f"tap {i} was not handled within 10 s")
+            anchor = sqlite_commit_anchor(work, max(200, taps))
+        finally:
+            gateway.stop()
+            host.stop()
+            broker.stop()
+
+    u, p = meter.uid_to_relay, meter.present_to_relay
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rows = [
+        ("uid -> relay (incl. journal fsync)", statistics.median(u), pct(u, 99), max(u)),
+        ("card present -> relay", statistics.median(p), pct(p, 99), max(p)),
+        ("anchor: bare SQLite FULL commit", statistics.median(anchor), pct(anchor, 99),
+         max(anchor)),
+    ]
+    print(f"tap latency over {len(u)} granted taps (target: uid->relay p99 <= 10 ms)")
+    print(f"{'measure':38} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9}")
+    for name, p50, p99, mx in rows:
+        print(f"{name:38} {p50:9.3f} {p99:9.3f} {mx:9.3f}")
+    print(f"bench process peak RSS {rss_mb:.1f} MB")
+    result = {
+        "uid_to_relay_p50_ms": round(statistics.median(u), 3),
+        "uid_to_relay_p99_ms": round(pct(u, 99), 3),
+        "present_to_relay_p50_ms": round(statistics.median(p), 3),
+        "present_to_relay_p99_ms": round(pct(p, 99), 3),
+        "taps": len(u),
+        "anchor_sqlite_full_commit_p50_ms": round(statistics.median(anchor), 3),
+        "anchor_sqlite_full_commit_p99_ms": round(pct(anchor, 99), 3),
+    }
+    print("RESULT " + json.dumps(result, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""The gateway end to end: virtual card -> real pcscd -> gateway -> relay + signed event on MQTT."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from controller.envelope import policy_topic, verify_signature
+from controller.gateway import Gateway
+from controller.keys import load_private
+from controller.mqtt import MqttLink, MqttSettings
+from readers.base import ReaderError
+from readers.pcsc import PcscReaders
+from readers.pcscd_host import PcscdHost, free_port_pair
+from readers.virtual import Misbehaviour, VirtualCard
+from tests.controller.gateway_kit import (
+    ALICE_UID,
+    BOB_UID,
+    MALLORY_UID,
+    EventCollector,
+    GatewayKit,
+    make_kit,
+    make_policy,
+)
+from tests.services import unavailable
+from tests.services.mosquitto import Broker
+
+pytestmark = pytest.mark.integration
+
+RELAY_PIN = 17
+
+
+@dataclass
+class Room:
+    kit: GatewayKit
+    broker: Broker
+    pcscd: PcscdHost
+    gateway: Gateway
+    pins: MockFactory
+    collector: EventCollector
+
+    def card(self, uid: str, slot: int = 0, **kw: object) -> VirtualCard:
+        return VirtualCard(port=self.pcscd.port + slot, uid=bytes.fromhex(uid), **kw)  # type: ignore[arg-type]
+
+    @property
+    def relay_energised(self) -> bool:
+        return bool(self.pins.pin(RELAY_PIN).state)
+
+    def relay_ever_energised(self) -> bool:
+        return any(s.state for s in self.pins.pin(RELAY_PIN).states)
+
+
+@pytest.fixture
+def room(tmp_path: Path, broker: Broker) -> Iterator[Room]:
+    try:
+        host = PcscdHost(tmp_path / "pcscd", port=free_port_pair())
+        host.start()
+    except ReaderError as exc:
+        unavailable(str(exc))
+    host.use_in_this_process()
+    kit = make_kit(tmp_path / "gw", mqtt_port=broker.port)
+    pins = MockFactory()
+    collector = EventCollector(broker.port).start()
+    gateway = Gateway(kit.config, reader=PcscReaders(), pin_factory=pins)
+    gateway.start()
+    try:
+        collector.wait_for(lambda e: e.kind == "reader.connected", timeout=15)
+        yield Room(kit, broker, host, gateway, pins, collector)
+    finally:
+        gateway.stop()
+        collector.stop()
+        host.stop()
+
+
+def test_tap_opens_door_and_signed_event_reaches_broker(room: Room) -> None:
+    assert not room.relay_ever_energised(), "relay must never energise during start-up"
+    room.card(ALICE_UID).tap()
+    event = room.collector.wait_for(lambda e: e.kind == "door.access")
+    assert event.data["granted"] is True
+    assert event.data["person_id"] == "alice"
+    assert event.data["direction"] == "in"
+    assert room.relay_energised
+    public = load_private(room.kit.config.key_file).public_key()
+    verify_signature(event, public)  # raises if the signature is not the node's
+
+
+def test_unknown_card_is_denied_and_relay_stays_off(room: Room) -> None:
+    room.card(MALLORY_UID).tap()
+    event = room.collector.wait_for(lambda e: e.kind == "door.access")
+    assert event.data == {**event.data, "granted": False, "reason": "unknown_card"}
+    assert not room.relay_ever_energised()
+
+
+def test_exit_reader_records_direction_out(room: Room) -> None:
+    room.card(BOB_UID, slot=1).tap()
+    event = room.collector.wait_for(lambda e: e.kind == "door.access")
+    assert (event.data["person_id"], event.data["direction"]) == ("bob", "out")
+
+
+@pytest.mark.parametrize("mode", list(Misbehaviour))
+def test_misbehaving_card_never_opens(room: Room, mode: Misbehaviour) -> None:
+    room.card(ALICE_UID, misbehave=mode).tap()
+    event = room.collector.wait_for(lambda e: e.kind in ("reader.read_failed", "door.access"))
+    assert event.kind == "reader.read_failed", f"{mode}: {event.data}"
+    assert event.data["reason"]
+    assert not room.relay_ever_energised()
+    # and the reader still works for the next, well-behaved card
+    room.card(ALICE_UID).tap()
+    ok = room.collector.wait_for(lambda e: e.kind == "door.access")
+    assert ok.data["granted"] is True
+
+
+def test_taps_work_again_after_pcscd_restart_and_reader_replug(room: Room) -> None:
+    mark = room.collector.mark()
+    room.pcscd.kill()
+    room.collector.wait_for(lambda e: e.kind == "reader.disconnected", timeout=15)
+    room.pcscd.start()
+    room.collector.wait_for(
+        lambda e: e.kind == "reader.connected" and room.collector.arrivals.index(e) >= mark,
+        timeout=20,
+    )
+    room.card(ALICE_UID).tap(timeout=15)
+    assert room.collector.wait_for(lambda e: e.kind == "door.access").data["granted"] is True
+
+    mark = room.collector.mark()
+    room.pcscd.remove_reader()
+    room.collector.wait_for(lambda e: e.kind == "reader.disconnected", timeout=15)
+    room.pcscd.return_reader()
+    room.collector.wait_for(
+        lambda e: e.kind == "reader.connected" and room.collector.arrivals.index(e) >= mark,
+        timeout=20,
+    )
+    mark = room.collector.mark()
+    room.card(BOB_UID).tap(timeout=15)
+    event = room.collector.wait_for(
+        lambda e: e.kind == "door.access" and room.collector.arrivals.index(e) >= mark
+    )
+    assert event.data["person_id"] == "bob"
+
+
+def test_policy_over_mqtt_revokes_a_right(room: Room) -> None:
+    """The dashboard publishes a newer signed policy retained; the next tap obeys it."""
+    revoked = make_policy(version=2, alice_groups=())
+    link = MqttLink(MqttSettings(port=room.broker.port), client_id="policy-admin")
+    link.start()
+    assert link.connected.wait(10)
+    link.publish(policy_topic("hq"), room.kit.signed(revoked), retain=True)
+    room.collector.wait_for(lambda e: e.kind == "policy.applied" and e.data["version"] == 2)
+    link.stop()
+    room.card(ALICE_UID).tap()
+    event = room.collector.wait_for(lambda e: e.kind == "door.access")
+    assert (event.data["granted"], event.data["reason"]) == (False, "not_permitted")
+    assert not room.relay_ever_energised()
+    assert room.gateway.health()["policy_version"] == 2
