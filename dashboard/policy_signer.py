@@ -3,9 +3,9 @@
 Versions increase by one per published content change and are persisted (``policy_versions``),
 so a restart or a second replica never reuses one. Services mark the policy dirty in the same
 transaction as the change (``services.mark_policy_dirty``); the signer's thread polls every
-``debounce_s`` and publishes once the changes have been quiet for ``debounce_s``. Content identical to the last published policy is not re-issued.
-A publish that fails (broker down) is retried on the next poll: the signed blob is already
-stored, so the nodes get exactly that version.
+``debounce_s`` and publishes once the changes have been quiet for ``debounce_s``. Content
+identical to the last published policy is not re-issued. A publish that fails (broker down) is
+retried on the next poll: the signed blob is already stored, so the nodes get that version.
 """
 
 from __future__ import annotations

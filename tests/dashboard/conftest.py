@@ -106,30 +106,70 @@ class FakeNode:
     def public(self) -> str:
         return public_b64(self.key.public_key())
 
-    def event(self, kind: str = "node.started", data: dict[str, Any] | None = None,
-              ts: datetime | None = None, **over: Any) -> Event:
+    def event(
+        self,
+        kind: str = "node.started",
+        data: dict[str, Any] | None = None,
+        ts: datetime | None = None,
+        **over: Any,
+    ) -> Event:
         self.seq += 1
         self.ts = ts or (self.ts + timedelta(seconds=1))
-        ev = seal(self.key, node=self.name, site=self.site, seq=self.seq, ts=self.ts,
-                  boot="boot1", clock="synced", kind=kind, data=data or {}, prev=self.prev)
+        ev = seal(
+            self.key,
+            node=self.name,
+            site=self.site,
+            seq=self.seq,
+            ts=self.ts,
+            boot="boot1",
+            clock="synced",
+            kind=kind,
+            data=data or {},
+            prev=self.prev,
+        )
         self.prev = ev.hash
         return ev
 
     def events(self, n: int, kind: str = "node.started") -> list[Event]:
         return [self.event(kind) for _ in range(n)]
 
-    def access(self, person: str, direction: str = "in", *, door: str = "d1",
-               granted: bool = True, reason: str | None = None, ts: datetime | None = None) -> Event:
-        return self.event("door.access", {
-            "door": door, "reader": f"{door}-{direction}", "direction": direction,
-            "granted": granted, "reason": reason, "person_id": person if granted else None,
-            "card": "01020304",
-        }, ts=ts)
+    def access(
+        self,
+        person: str,
+        direction: str = "in",
+        *,
+        door: str = "d1",
+        granted: bool = True,
+        reason: str | None = None,
+        ts: datetime | None = None,
+    ) -> Event:
+        return self.event(
+            "door.access",
+            {
+                "door": door,
+                "reader": f"{door}-{direction}",
+                "direction": direction,
+                "granted": granted,
+                "reason": reason,
+                "person_id": person if granted else None,
+                "card": "01020304",
+            },
+            ts=ts,
+        )
 
     def enrol(self, session: Session, *, status: str = "approved") -> Node:
-        node = Node(name=self.name, site=self.site, public_key=self.public, key_status=status,
-                    first_seen_at=T0, contiguous_seq=0, max_seq=0, events_stored=0,
-                    state="unknown", health={})
+        node = Node(
+            name=self.name,
+            site=self.site,
+            public_key=self.public,
+            key_status=status,
+            first_seen_at=T0,
+            contiguous_seq=0,
+            max_seq=0,
+            events_stored=0,
+            state="unknown",
+            health={},
+        )
         session.add(node)
         session.commit()
         return node

@@ -12,8 +12,11 @@ from tests.dashboard.conftest import SITE, T0, FakeNode, msg
 
 
 def stored_seqs(session: Session, node: str = "gw1") -> list[int]:
-    return list(session.scalars(select(StoredEvent.seq).where(StoredEvent.node == node)
-                                .order_by(StoredEvent.seq)))
+    return list(
+        session.scalars(
+            select(StoredEvent.seq).where(StoredEvent.node == node).order_by(StoredEvent.seq)
+        )
+    )
 
 
 def anomalies(session: Session, kind: str) -> list[Anomaly]:
@@ -63,8 +66,18 @@ def test_fork_same_seq_other_hash_is_rejected_with_anomaly(session, core, node):
     node.enrol(session)
     evs = node.events(2)
     run(core, session, [msg(e) for e in evs])
-    forked = seal(node.key, node="gw1", site=SITE, seq=2, ts=T0, boot="other", clock="synced",
-                  kind="node.started", data={}, prev=evs[0].hash)
+    forked = seal(
+        node.key,
+        node="gw1",
+        site=SITE,
+        seq=2,
+        ts=T0,
+        boot="other",
+        clock="synced",
+        kind="node.started",
+        data={},
+        prev=evs[0].hash,
+    )
     result = run(core, session, [msg(forked)])
     assert result.counts["fork"] == 1
     assert session.scalar(select(StoredEvent.hash).where(StoredEvent.seq == 2)) == evs[1].hash
@@ -129,8 +142,18 @@ def test_chain_break_is_stored_flagged_and_raised(session, core, node):
 def test_chain_checked_against_later_event_on_fill(session, core, node):
     node.enrol(session)
     evs = node.events(3)
-    imposter = seal(node.key, node="gw1", site=SITE, seq=2, ts=T0, boot="x", clock="synced",
-                    kind="node.started", data={"other": 1}, prev=evs[0].hash)
+    imposter = seal(
+        node.key,
+        node="gw1",
+        site=SITE,
+        seq=2,
+        ts=T0,
+        boot="x",
+        clock="synced",
+        kind="node.started",
+        data={"other": 1},
+        prev=evs[0].hash,
+    )
     run(core, session, [msg(evs[0]), msg(evs[2])])
     run(core, session, [msg(imposter)])
     assert anomalies(session, "chain")
@@ -184,8 +207,12 @@ def test_state_cannot_replace_an_approved_key(session, core, node):
 
 def test_offline_state_updates_health(session, core, node):
     node.enrol(session)
-    run(core, session, [(f"secroom/v1/{SITE}/gw1/state", b'{"state":"offline"}')],
-        now=T0 + timedelta(minutes=1))
+    run(
+        core,
+        session,
+        [(f"secroom/v1/{SITE}/gw1/state", b'{"state":"offline"}')],
+        now=T0 + timedelta(minutes=1),
+    )
     n = session.get(Node, "gw1")
     assert n.state == "offline" and n.state_at == T0 + timedelta(minutes=1)
 
@@ -193,22 +220,34 @@ def test_offline_state_updates_health(session, core, node):
 def test_topic_and_site_checks(session, core, node):
     node.enrol(session)
     ev = node.event()
-    result = run(core, session, [
-        (f"secroom/v1/{SITE}/gw2/events/node.started", ev.to_bytes()),
-        (f"secroom/v1/{SITE}/gw1/events/door.access", ev.to_bytes()),
-        ("secroom/v1/othersite/gw1/events/node.started", ev.to_bytes()),
-        ("elsewhere/x", ev.to_bytes()),
-    ])
+    result = run(
+        core,
+        session,
+        [
+            (f"secroom/v1/{SITE}/gw2/events/node.started", ev.to_bytes()),
+            (f"secroom/v1/{SITE}/gw1/events/door.access", ev.to_bytes()),
+            ("secroom/v1/othersite/gw1/events/node.started", ev.to_bytes()),
+            ("elsewhere/x", ev.to_bytes()),
+        ],
+    )
     assert result.counts == {"topic_mismatch": 2, "wrong_site": 1, "bad_topic": 1}
     assert stored_seqs(session) == []
 
 
 def test_health_projection(session, core, node):
     node.enrol(session)
-    run(core, session, [msg(e) for e in [
-        node.event("node.clock", {"state": "synced", "offset_s": 0.004}),
-        node.event("policy.applied", {"version": 7}),
-    ]], now=T0 + timedelta(hours=1))
+    run(
+        core,
+        session,
+        [
+            msg(e)
+            for e in [
+                node.event("node.clock", {"state": "synced", "offset_s": 0.004}),
+                node.event("policy.applied", {"version": 7}),
+            ]
+        ],
+        now=T0 + timedelta(hours=1),
+    )
     n = session.get(Node, "gw1")
     assert n.clock_state == "synced" and n.clock_offset_s == 0.004
     assert n.policy_version == 7 and n.policy_applied_at == node.ts
@@ -227,8 +266,11 @@ def test_door_forced_raises_anomaly(session, core, node):
 
 def test_door_access_projection(session, core, node):
     node.enrol(session)
-    run(core, session, [msg(node.access("alice")),
-                        msg(node.access("bob", granted=False, reason="not_permitted"))])
+    run(
+        core,
+        session,
+        [msg(node.access("alice")), msg(node.access("bob", granted=False, reason="not_permitted"))],
+    )
     rows = session.scalars(select(DoorAccess).order_by(DoorAccess.seq)).all()
     assert [(r.person_id, r.granted, r.reason, r.direction, r.uid) for r in rows] == [
         ("alice", True, None, "in", "01020304"),
@@ -242,7 +284,15 @@ def test_bus_messages_describe_stored_events(session, core, node):
     node.enrol(session)
     result = run(core, session, [msg(node.access("alice"))])
     events = [d for t, d in result.messages if t == "event"]
-    assert events == [{"node": "gw1", "seq": 1, "kind": "door.access", "ts": node.ts.strftime(
-        "%Y-%m-%dT%H:%M:%S.%fZ"), "person_id": "alice", "door": "d1",
-        "data": events[0]["data"]}]
+    assert events == [
+        {
+            "node": "gw1",
+            "seq": 1,
+            "kind": "door.access",
+            "ts": node.ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "person_id": "alice",
+            "door": "d1",
+            "data": events[0]["data"],
+        }
+    ]
     assert events[0]["data"]["card"] == "01020304"

@@ -5,13 +5,15 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from dashboard.models import Presence
-from dashboard.projections import AccessFilter, door_log, present_now, presence_between
+from dashboard.projections import AccessFilter, door_log, presence_between, present_now
 from tests.dashboard.conftest import T0, msg
 
 
 def stays(session):
-    return [(p.person_id, p.door, p.entered_at, p.left_at) for p in
-            session.scalars(select(Presence).order_by(Presence.person_id, Presence.entered_at))]
+    return [
+        (p.person_id, p.door, p.entered_at, p.left_at)
+        for p in session.scalars(select(Presence).order_by(Presence.person_id, Presence.entered_at))
+    ]
 
 
 def t(minutes):
@@ -20,11 +22,16 @@ def t(minutes):
 
 def test_presence_in_and_out(session, core, node):
     node.enrol(session)
-    core.process(session, [msg(node.access("alice", "in", ts=t(1))),
-                           msg(node.access("bob", "in", ts=t(2)))], T0)
+    core.process(
+        session,
+        [msg(node.access("alice", "in", ts=t(1))), msg(node.access("bob", "in", ts=t(2)))],
+        T0,
+    )
     session.commit()
     assert [(p.person_id, p.entered_at) for p in present_now(session)] == [
-        ("alice", t(1)), ("bob", t(2))]
+        ("alice", t(1)),
+        ("bob", t(2)),
+    ]
     core.process(session, [msg(node.access("alice", "out", ts=t(5)))], T0)
     session.commit()
     assert [p.person_id for p in present_now(session)] == ["bob"]
@@ -47,9 +54,19 @@ def test_exit_without_entry_is_kept_as_open_start(session, core, node):
 
 def test_two_person_grant_moves_both(session, core, node):
     node.enrol(session)
-    ev = node.event("door.access", {"door": "rack", "reader": "r", "direction": "in",
-                                    "granted": True, "person_id": "alice",
-                                    "second_person_id": "bob", "card": "AA"}, ts=t(1))
+    ev = node.event(
+        "door.access",
+        {
+            "door": "rack",
+            "reader": "r",
+            "direction": "in",
+            "granted": True,
+            "person_id": "alice",
+            "second_person_id": "bob",
+            "card": "AA",
+        },
+        ts=t(1),
+    )
     core.process(session, [msg(ev)], T0)
     session.commit()
     assert {p.person_id for p in present_now(session, door="rack")} == {"alice", "bob"}
@@ -57,8 +74,11 @@ def test_two_person_grant_moves_both(session, core, node):
 
 def test_late_events_from_a_resend_rebuild_presence(session, core, node):
     node.enrol(session)
-    e_in, e_out, e_in2 = (node.access("alice", "in", ts=t(1)), node.access("alice", "out", ts=t(5)),
-                          node.access("alice", "in", ts=t(9)))
+    e_in, e_out, e_in2 = (
+        node.access("alice", "in", ts=t(1)),
+        node.access("alice", "out", ts=t(5)),
+        node.access("alice", "in", ts=t(9)),
+    )
     core.process(session, [msg(e_in), msg(e_in2)], T0)  # the exit is lost for now
     session.commit()
     assert stays(session) == [("alice", "d1", t(1), None)]
@@ -69,12 +89,16 @@ def test_late_events_from_a_resend_rebuild_presence(session, core, node):
 
 def test_door_log_filters(session, core, node):
     node.enrol(session)
-    core.process(session, [
-        msg(node.access("alice", "in", ts=t(1))),
-        msg(node.access("bob", "in", door="d2", ts=t(2))),
-        msg(node.access("x", "in", granted=False, reason="unknown_card", ts=t(3))),
-        msg(node.access("alice", "out", ts=t(4))),
-    ], T0)
+    core.process(
+        session,
+        [
+            msg(node.access("alice", "in", ts=t(1))),
+            msg(node.access("bob", "in", door="d2", ts=t(2))),
+            msg(node.access("x", "in", granted=False, reason="unknown_card", ts=t(3))),
+            msg(node.access("alice", "out", ts=t(4))),
+        ],
+        T0,
+    )
     session.commit()
     assert [r.seq for r in door_log(session, AccessFilter())] == [4, 3, 2, 1]
     assert [r.seq for r in door_log(session, AccessFilter(person_id="alice"))] == [4, 1]
