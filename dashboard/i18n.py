@@ -60,5 +60,11 @@ class Translator:
     def __call__(self, key: str, **values: object) -> str:
         return translate(self.lang, key, **values)
 
+    def maybe(self, key: str, fallback: str) -> str:
+        """The message for ``key`` if a catalogue has it, else ``fallback`` (e.g. a raw code)."""
+        if key in catalogue(self.lang) or key in catalogue("en"):
+            return translate(self.lang, key)
+        return fallback
+
     def time(self, value: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
         return local_time(value, self.zone, fmt)

@@ -46,20 +46,19 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "people.card_add": EDITORS,
     "people.card_revoke": EDITORS,
     "people.card_enrol": EDITORS,
-    "people.group_set": EDITORS,
-    # groups, schedules, holidays
+    # groups (rights), weekly windows, public holidays
     "groups.page": READERS,
     "groups.create": EDITORS,
     "groups.update": EDITORS,
     "groups.window_add": EDITORS,
     "groups.window_delete": EDITORS,
-    "groups.holiday_add": EDITORS,
-    "groups.holiday_delete": EDITORS,
     # doors, printers, lockdown
     "doors.page": READERS,
+    "doors.create": EDITORS,
     "doors.update": EDITORS,
     "printers.page": READERS,
-    "printers.update": EDITORS,
+    "printers.create": EDITORS,
+    "printers.delete": EDITORS,
     "lockdown.page": READERS,
     "lockdown.set": EDITORS,
     # nodes

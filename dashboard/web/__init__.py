@@ -6,6 +6,25 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
-    from dashboard.web import overview, system
+    from dashboard.web import (
+        anomalies,
+        audit,
+        door_log,
+        doors,
+        groups,
+        live,
+        lockdown,
+        nodes,
+        overview,
+        people,
+        presence,
+        printers,
+        system,
+        users,
+    )
 
-    return [system.router, overview.router]
+    return [
+        system.router, overview.router, door_log.router, presence.router, nodes.router,
+        people.router, groups.router, doors.router, printers.router, lockdown.router,
+        anomalies.router, audit.router, users.router, live.router,
+    ]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request
 from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
@@ -59,6 +60,7 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
         "csrf_token": getattr(who, "csrf_token", ""),
         "site": settings(request).site,
         "nav": request.scope.get("route").name if request.scope.get("route") else "",
+        "flash": flash_from_query(request),
     }
     return TEMPLATES.TemplateResponse(request, name, {**base, **context}, status_code=status)
 
@@ -68,3 +70,46 @@ def safe_next(target: str | None, default: str = "/") -> str:
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return default
     return target
+
+
+FLASH_KEYS = frozenset({"common.saved", "people.enrolled", "users.created"})
+
+
+def flash_from_query(request: Request) -> str:
+    """A success message named by ``?msg=`` after a redirect (only known keys are shown)."""
+    key = request.query_params.get("msg", "")
+    return translator(request)(key) if key in FLASH_KEYS else ""
+
+
+class ErrorOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    detail: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "The change is not possible"},
+    404: {"model": ErrorOut, "description": "Not found"},
+    409: {"model": ErrorOut, "description": "Conflicts with the current state"},
+}
+
+
+T = TypeVar("T")
+
+
+def change(db: DbSession, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run one audited service change and commit it; service errors become 4xx responses."""
+    from dashboard.services import Conflict, NotFound, ServiceError
+
+    try:
+        result = fn(db, *args, **kwargs)
+        db.commit()
+    except NotFound as exc:
+        db.rollback()
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    except Conflict as exc:
+        db.rollback()
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    except ServiceError as exc:
+        db.rollback()
+        raise HTTPException(status_code=400, detail=str(exc)) from exc
+    return result

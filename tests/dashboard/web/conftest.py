@@ -10,7 +10,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from tests.services import free_port, unavailable, wait_until
 
 with warnings.catch_warnings():
     # starlette's TestClient prefers httpx2; the project pins httpx (see the report).
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from starlette.testclient import TestClient
 
 PASSWORD = "correct horse battery staple"
@@ -77,16 +77,58 @@ def login(client: TestClient, username: str, password: str = PASSWORD) -> str:
     return csrf_of(client)
 
 
+class Clock:
+    """A settable clock for session expiry and time-zone tests."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class ClosedBus:
+    """A bus whose subscriptions are already closed: the SSE stream ends at once."""
+
+    subscribers = 0
+
+    def subscribe(self, topics: Any = (), maxsize: int = 0) -> Any:
+        from dashboard.bus import Bus
+
+        sub = Bus().subscribe()
+        sub.close()
+        return sub
+
+
 @dataclass
 class WebApp:
     settings: DashboardSettings
     sm: sessionmaker[DbSession]
     app: Any
+    clock: Clock
     clients: dict[str, TestClient] = field(default_factory=dict)
     csrf: dict[str, str] = field(default_factory=dict)
 
     def client(self) -> TestClient:
         return TestClient(self.app, base_url="http://testserver")
+
+    def token(self, role: str, scopes: set[str]) -> str:
+        """An API token for the ``role`` user (created if needed) with ``scopes``."""
+        self.as_role(role)
+        auth = AuthService(self.settings, self.sm)
+        from sqlalchemy import select
+
+        from dashboard.models.auth import User
+
+        with self.sm.begin() as db:
+            uid = db.scalar(select(User.id).where(User.username == f"u_{role}"))
+            assert uid is not None
+            _, secret = auth.create_token(db, user_id=uid, name=f"t-{role}", scopes=scopes,
+                                          now=self.clock())
+        return secret
 
     def as_role(self, role: str) -> tuple[TestClient, str]:
         """A logged-in client for a user with ``role`` and its CSRF token (cached)."""
@@ -102,8 +144,9 @@ class WebApp:
 def webapp(tmp_path: Path) -> Iterator[WebApp]:
     settings = make_settings(tmp_path / "data")
     sm = make_db(settings)
-    app = create_app(settings, sessionmaker=sm)
-    w = WebApp(settings, sm, app)
+    clock = Clock()
+    app = create_app(settings, sessionmaker=sm, bus=ClosedBus(), clock=clock)
+    w = WebApp(settings, sm, app, clock)
     yield w
     for c in w.clients.values():
         c.close()

@@ -1,0 +1,108 @@
+"""Anomalies: the open list (or all), acknowledged with a reason (audited by the service)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session as DbSession
+from starlette.responses import Response
+
+from dashboard import anomalies as service
+from dashboard.auth.service import Principal
+from dashboard.models import Anomaly
+from dashboard.web import deps
+
+router = APIRouter()
+LIMIT = 200
+
+
+class AnomalyOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: int
+    kind: str
+    severity: str
+    node: str | None
+    subject: str
+    detail: dict[str, Any]
+    count: int
+    state: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    reason: str | None
+    resolved_at: datetime | None
+
+
+class AckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+def _list(db: DbSession, all_states: bool) -> list[Anomaly]:
+    q = select(Anomaly)
+    if not all_states:
+        q = q.where(Anomaly.state == "open")
+    return list(db.scalars(q.order_by(Anomaly.last_seen_at.desc(), Anomaly.id.desc()).limit(LIMIT)))
+
+
+def _page(request: Request, db: DbSession, all_states: bool, error: str = "",
+          status: int = 200) -> Response:
+    return deps.render(request, "anomalies.html", {
+        "rows": _list(db, all_states), "all_states": all_states, "error": error,
+    }, status)
+
+
+@router.get("/anomalies", name="anomalies.page", include_in_schema=False)
+def anomalies_page(
+    request: Request, db: Annotated[DbSession, Depends(deps.db)], all: bool = False,  # noqa: A002
+) -> Response:
+    return _page(request, db, all)
+
+
+def _ack(db: DbSession, who: Principal, anomaly_id: int, reason: str, now: datetime) -> Anomaly:
+    try:
+        row = service.acknowledge(db, who.username, anomaly_id, reason, now=now)
+    except service.AnomalyError as exc:
+        db.rollback()
+        code = 404 if str(exc).startswith("no anomaly") else 409
+        raise HTTPException(status_code=code, detail=str(exc)) from exc
+    db.commit()
+    return row
+
+
+@router.post("/anomalies/{anomaly_id}/ack", name="anomalies.ack", include_in_schema=False)
+def anomalies_ack(
+    request: Request, anomaly_id: int, db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    try:
+        _ack(db, who, anomaly_id, reason, deps.now(request))
+    except HTTPException as exc:
+        return _page(request, db, False, str(exc.detail), exc.status_code)
+    return RedirectResponse("/anomalies?msg=common.saved", status_code=303)
+
+
+@router.get("/api/v1/anomalies", name="api.anomalies.list", response_model=list[AnomalyOut],
+            tags=["anomalies"])
+def anomalies_api(
+    db: Annotated[DbSession, Depends(deps.db)],
+    state: Annotated[str, Query(pattern="^(open|all)$")] = "open",
+) -> list[AnomalyOut]:
+    return [AnomalyOut.model_validate(a, from_attributes=True) for a in _list(db, state == "all")]
+
+
+@router.post("/api/v1/anomalies/{anomaly_id}/ack", name="api.anomalies.ack",
+             response_model=AnomalyOut, responses=deps.ERRORS, tags=["anomalies"])
+def anomalies_ack_api(
+    request: Request, anomaly_id: int, body: AckIn, db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+) -> AnomalyOut:
+    row = _ack(db, who, anomaly_id, body.reason, deps.now(request))
+    return AnomalyOut.model_validate(row, from_attributes=True)

@@ -1,0 +1,150 @@
+"""Door log: every tap, filtered by time, door, person and result; CSV export."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Literal
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
+from sqlalchemy.orm import Session as DbSession
+from starlette.responses import Response
+
+from dashboard import projections
+from dashboard.models import DoorAccess, Person
+from dashboard.web import deps
+from dashboard.web.csvsafe import csv_lines
+from dashboard.web.forms import OptionalDateTime, local_input, localise
+
+router = APIRouter()
+PAGE = 100
+CSV_BATCH = 5000
+CSV_MAX_ROWS = 1_000_000
+
+
+class DoorEventOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: int
+    node: str
+    seq: int
+    ts: datetime
+    door: str
+    direction: str
+    granted: bool
+    reason: str | None
+    person_id: str | None
+    person_name: str | None
+    uid: str | None
+    reader: str | None
+
+
+class DoorLogPage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[DoorEventOut]
+    next_before_id: int | None
+
+
+class Filters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    start: OptionalDateTime = None
+    end: OptionalDateTime = None
+    door: str | None = Query(default=None, max_length=64)
+    person: str | None = Query(default=None, max_length=64)
+    result: Literal["", "granted", "denied"] = ""
+    before_id: int | None = Query(default=None, ge=1)
+
+
+def _access_filter(request: Request, f: Filters) -> projections.AccessFilter:
+    zone = deps.settings(request).zone
+    return projections.AccessFilter(
+        since=localise(f.start, zone), until=localise(f.end, zone),
+        person_id=f.person or None, door=f.door or None,
+        granted={"granted": True, "denied": False}.get(f.result),
+    )
+
+
+def _names(db: DbSession, rows: list[DoorAccess]) -> dict[str, str]:
+    ids = {r.person_id for r in rows if r.person_id}
+    if not ids:
+        return {}
+    return dict(db.execute(select(Person.id, Person.name).where(Person.id.in_(ids))).tuples())
+
+
+def _page(request: Request, db: DbSession, f: Filters) -> DoorLogPage:
+    rows = projections.door_log(db, _access_filter(request, f), limit=PAGE, before_id=f.before_id)
+    names = _names(db, rows)
+    items = [
+        DoorEventOut(
+            id=r.id, node=r.node, seq=r.seq, ts=r.ts, door=r.door, direction=r.direction,
+            granted=r.granted, reason=r.reason, person_id=r.person_id,
+            person_name=names.get(r.person_id or ""), uid=r.uid, reader=r.reader,
+        )
+        for r in rows
+    ]
+    return DoorLogPage(items=items, next_before_id=rows[-1].id if len(rows) == PAGE else None)
+
+
+@router.get("/door-log", name="door_log.page", include_in_schema=False)
+def door_log_page(
+    request: Request, db: Annotated[DbSession, Depends(deps.db)],
+    f: Annotated[Filters, Query()],
+) -> Response:
+    page = _page(request, db, f)
+    zone = deps.settings(request).zone
+    flt = _access_filter(request, f)
+    return deps.render(request, "door_log.html", {
+        "page": page, "f": f, "start_value": local_input(flt.since, zone),
+        "end_value": local_input(flt.until, zone),
+        "base_query": urlencode([(k, v) for k, v in request.query_params.multi_items()
+                                 if k != "before_id"]),
+    })
+
+
+@router.get("/door-log.csv", name="door_log.csv", include_in_schema=False)
+def door_log_csv(
+    request: Request, f: Annotated[Filters, Query()],
+) -> Response:
+    flt = _access_filter(request, f)
+    t = deps.translator(request)
+    sm = request.app.state.sessionmaker
+
+    def rows() -> Iterator[list[object]]:
+        before: int | None = f.before_id
+        sent = 0
+        with sm() as db:
+            while sent < CSV_MAX_ROWS:
+                batch = projections.door_log(db, flt, limit=CSV_BATCH, before_id=before)
+                names = _names(db, batch)
+                for r in batch:
+                    yield [
+                        t.time(r.ts), r.door, t("dir." + r.direction),
+                        t("result.granted" if r.granted else "result.denied"), r.reason or "",
+                        r.person_id or "", names.get(r.person_id or "", ""), r.uid or "",
+                        r.reader or "", f"{r.node}:{r.seq}",
+                    ]
+                sent += len(batch)
+                if len(batch) < CSV_BATCH:
+                    return
+                before = batch[-1].id
+
+    header = [t("col.time"), t("col.door"), t("col.direction"), t("col.result"),
+              t("col.reason"), t("col.id"), t("col.person"), t("col.uid"), t("col.reader"),
+              "event"]
+    stamp = deps.now(request).astimezone(deps.settings(request).zone).strftime("%Y%m%d-%H%M")
+    return StreamingResponse(
+        csv_lines(header, rows()), media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="door-log-{stamp}.csv"'},
+    )
+
+
+@router.get("/api/v1/events/door", name="api.events", response_model=DoorLogPage,
+            tags=["door log"])
+def door_log_api(
+    request: Request, db: Annotated[DbSession, Depends(deps.db)],
+    f: Annotated[Filters, Query()],
+) -> DoorLogPage:
+    return _page(request, db, f)

@@ -1,0 +1,159 @@
+"""Groups (rights): doors, printers, weekly time windows and public holidays."""
+
+from __future__ import annotations
+
+from datetime import date, time, timedelta
+from typing import Annotated, Any
+
+import holidays as jp_holidays
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
+from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import selectinload
+from starlette.responses import Response
+
+from dashboard import services
+from dashboard.auth.service import Principal
+from dashboard.models import Door, Group, Printer
+from dashboard.web import deps
+
+router = APIRouter()
+
+
+class WindowOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    days: list[int]
+    start: time
+    end: time
+
+
+class GroupOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    name: str
+    on_holidays: bool
+    doors: list[str]
+    printers: list[str]
+    windows: list[WindowOut]
+    members: list[str]
+
+
+def group_out(g: Group) -> GroupOut:
+    return GroupOut(
+        id=g.id, name=g.name, on_holidays=g.on_holidays, doors=[d.id for d in g.doors],
+        printers=[p.id for p in g.printers],
+        windows=[WindowOut(days=list(w.days), start=w.start, end=w.end) for w in g.windows],
+        members=[m.id for m in g.members],
+    )
+
+
+def _groups(db: DbSession) -> list[Group]:
+    q = select(Group).options(
+        selectinload(Group.doors), selectinload(Group.printers), selectinload(Group.windows),
+        selectinload(Group.members),
+    )
+    return list(db.scalars(q.order_by(Group.id)))
+
+
+def upcoming_holidays(today: date, lang: str, days: int = 120) -> list[tuple[date, str]]:
+    years = {today.year, (today + timedelta(days=days)).year}
+    table = jp_holidays.country_holidays(
+        "JP", years=sorted(years), language="ja" if lang == "ja" else "en_US"
+    )
+    return sorted((d, n) for d, n in table.items() if today <= d <= today + timedelta(days=days))
+
+
+def _page(request: Request, db: DbSession, error: str = "", status: int = 200) -> Response:
+    today = deps.now(request).astimezone(deps.settings(request).zone).date()
+    return deps.render(request, "groups.html", {
+        "groups": [group_out(g) for g in _groups(db)],
+        "doors": list(db.scalars(select(Door).order_by(Door.id))),
+        "printers": list(db.scalars(select(Printer).order_by(Printer.id))),
+        "holidays": upcoming_holidays(today, deps.translator(request).lang), "error": error,
+    }, status)
+
+
+@router.get("/groups", name="groups.page", include_in_schema=False)
+def groups_page(request: Request, db: Annotated[DbSession, Depends(deps.db)]) -> Response:
+    return _page(request, db)
+
+
+def _apply(request: Request, db: DbSession, fn: Any, *args: Any) -> Response:
+    try:
+        deps.change(db, fn, *args, now=deps.now(request))
+    except HTTPException as exc:
+        return _page(request, db, str(exc.detail), exc.status_code)
+    return RedirectResponse("/groups?msg=common.saved", status_code=303)
+
+
+@router.post("/groups", name="groups.create", include_in_schema=False)
+def groups_create(
+    request: Request, db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+    id: Annotated[str, Form(max_length=128)],  # noqa: A002
+    name: Annotated[str, Form(max_length=200)],
+) -> Response:
+    return _apply(request, db, services.create_group, who.username, {"id": id, "name": name})
+
+
+@router.post("/groups/{group_id}", name="groups.update", include_in_schema=False)
+def groups_update(
+    request: Request, group_id: str, db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+    name: Annotated[str, Form(max_length=200)],
+    on_holidays: Annotated[bool, Form()] = False,
+    doors: Annotated[list[str] | None, Form()] = None,
+    printers: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    patch = {"name": name, "on_holidays": on_holidays, "doors": doors or [],
+             "printers": printers or []}
+    return _apply(request, db, services.update_group, who.username, group_id, patch)
+
+
+def _windows(db: DbSession, group_id: str) -> list[dict[str, Any]]:
+    group = db.get(Group, group_id)
+    if group is None:
+        raise HTTPException(status_code=404, detail=f"no group {group_id!r}")
+    return [{"days": list(w.days), "start": w.start, "end": w.end} for w in group.windows]
+
+
+@router.post("/groups/{group_id}/windows", name="groups.window_add", include_in_schema=False)
+def groups_window_add(
+    request: Request, group_id: str, db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+    start: Annotated[str, Form(max_length=8)],
+    end: Annotated[str, Form(max_length=8)],
+    days: Annotated[list[int] | None, Form()] = None,
+) -> Response:
+    try:
+        windows = _windows(db, group_id)
+    except HTTPException as exc:
+        return _page(request, db, str(exc.detail), exc.status_code)
+    windows.append({"days": days or [], "start": start, "end": end})
+    return _apply(request, db, services.update_group, who.username, group_id,
+                  {"windows": windows})
+
+
+@router.post("/groups/{group_id}/windows/{index}/delete", name="groups.window_delete",
+             include_in_schema=False)
+def groups_window_delete(
+    request: Request, group_id: str, index: int, db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+) -> Response:
+    try:
+        windows = _windows(db, group_id)
+        if not 0 <= index < len(windows):
+            raise HTTPException(status_code=404, detail=f"no window {index}")
+    except HTTPException as exc:
+        return _page(request, db, str(exc.detail), exc.status_code)
+    del windows[index]
+    return _apply(request, db, services.update_group, who.username, group_id,
+                  {"windows": windows})
+
+
+@router.get("/api/v1/groups", name="api.groups.list", response_model=list[GroupOut],
+            tags=["groups"])
+def groups_api(db: Annotated[DbSession, Depends(deps.db)]) -> list[GroupOut]:
+    return [group_out(g) for g in _groups(db)]

@@ -1,0 +1,86 @@
+"""Live updates: Server-Sent Events fed by the in-process bus (new events, anomalies, nodes)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import StreamingResponse
+
+from controller.envelope import parse_ts
+from dashboard.i18n import Translator
+from dashboard.web import deps
+
+router = APIRouter()
+KEEPALIVE_S = 15.0
+MAX_STREAMS = 64
+
+
+def live_item(topic: str, data: dict[str, Any], t: Translator) -> dict[str, Any]:
+    """What the browser shows for one bus message (already translated and in site time)."""
+    if topic == "event":
+        payload = data.get("data") if isinstance(data.get("data"), dict) else {}
+        granted = payload.get("granted")
+        when = data.get("ts")
+        try:
+            time_local = t.time(parse_ts(when)) if isinstance(when, str) else ""
+        except ValueError:
+            time_local = str(when)
+        result = ""
+        if isinstance(granted, bool):
+            result = t("result.granted") if granted else t("result.denied")
+            if not granted and payload.get("reason"):
+                result += " · " + t.maybe("reason." + str(payload["reason"]), str(payload["reason"]))
+        return {
+            "id": f"{data.get('node')}:{data.get('seq')}", "kind": data.get("kind"),
+            "time_local": time_local, "door": data.get("door") or payload.get("door") or "",
+            "person": data.get("person_id") or payload.get("uid") or "",
+            "granted": granted if isinstance(granted, bool) else None,
+            "direction": payload.get("direction"), "result": result,
+        }
+    if topic == "anomaly":
+        return {"id": f"anomaly:{data.get('id')}", "kind": "anomaly",
+                "time_local": "", "door": "", "person": data.get("subject", ""),
+                "granted": None, "result": t.maybe("anomaly." + str(data.get("kind")), "")}
+    return {"id": f"{topic}:{data.get('node', '')}", "kind": topic, "data": data}
+
+
+def _sse(event: str, payload: dict[str, Any], ident: int) -> bytes:
+    body = json.dumps(payload, ensure_ascii=False, default=str)
+    return f"id: {ident}\nevent: {event}\ndata: {body}\n\n".encode()
+
+
+@router.get("/live", name="live.stream", include_in_schema=False)
+async def live_stream(request: Request) -> StreamingResponse:
+    bus = request.app.state.bus
+    t = deps.translator(request)
+    if bus is not None and bus.subscribers >= MAX_STREAMS:
+        raise HTTPException(status_code=503, detail="too many live streams; close a tab")
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield b"retry: 3000\n: connected\n\n"
+        if bus is None:  # no ingest in this process: keep the stream open, quietly
+            while not await request.is_disconnected():
+                await anyio.sleep(KEEPALIVE_S)
+                yield b": keepalive\n\n"
+            return
+        sub = bus.subscribe(("event", "anomaly", "node"), maxsize=500)
+        try:
+            while not await request.is_disconnected():
+                msg = await sub.aget(timeout=KEEPALIVE_S)
+                if msg is None:
+                    if sub.closed:
+                        return
+                    yield b": keepalive\n\n"
+                    continue
+                name = "event" if msg.topic in ("event", "anomaly") else msg.topic
+                yield _sse(name, live_item(msg.topic, msg.data, t), msg.id)
+        finally:
+            sub.close()
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"x-accel-buffering": "no"})

@@ -1,0 +1,123 @@
+"""Nodes: online or offline, last seen, clock state, policy version applied, keys to approve."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session as DbSession
+from starlette.responses import Response
+
+from dashboard import services
+from dashboard.auth.service import Principal
+from dashboard.models import Node, PolicyVersion
+from dashboard.web import deps
+
+router = APIRouter()
+
+
+class NodeOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    site: str
+    key_status: str
+    public_key: str | None
+    state: str
+    last_seen_at: datetime | None
+    clock_state: str | None
+    clock_offset_s: float | None
+    policy_version: int | None
+    policy_current: bool
+    contiguous_seq: int
+    max_seq: int
+    events_stored: int
+
+
+def _latest_policy(db: DbSession) -> int | None:
+    return db.scalar(select(func.max(PolicyVersion.version)))
+
+
+def _nodes(db: DbSession) -> tuple[list[NodeOut], int | None]:
+    latest = _latest_policy(db)
+    out = [
+        NodeOut(
+            name=n.name, site=n.site, key_status=n.key_status, public_key=n.public_key,
+            state=n.state, last_seen_at=n.last_seen_at, clock_state=n.clock_state,
+            clock_offset_s=n.clock_offset_s, policy_version=n.policy_version,
+            policy_current=latest is not None and n.policy_version == latest,
+            contiguous_seq=n.contiguous_seq, max_seq=n.max_seq, events_stored=n.events_stored,
+        )
+        for n in db.scalars(select(Node).order_by(Node.name))
+    ]
+    return out, latest
+
+
+def _page(request: Request, db: DbSession, error: str = "", status: int = 200) -> Response:
+    nodes, latest = _nodes(db)
+    return deps.render(request, "nodes.html", {
+        "nodes": nodes, "latest": latest, "error": error,
+        "pending": [n for n in nodes if n.key_status == "pending" and n.public_key],
+    }, status)
+
+
+@router.get("/nodes", name="nodes.page", include_in_schema=False)
+def nodes_page(request: Request, db: Annotated[DbSession, Depends(deps.db)]) -> Response:
+    return _page(request, db)
+
+
+def _decide(request: Request, db: DbSession, who: Principal, name: str, approve: bool,
+            key: str | None) -> Node:
+    if approve:
+        return deps.change(db, services.approve_node, who.username, name, public_key=key,
+                           now=deps.now(request))
+    return deps.change(db, services.reject_pending_node, who.username, name,
+                       now=deps.now(request))
+
+
+@router.post("/nodes/{name}/approve", name="nodes.approve", include_in_schema=False)
+def nodes_approve(
+    request: Request, name: str, db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+) -> Response:
+    form_key = request.query_params.get("key")
+    try:
+        _decide(request, db, who, name, True, form_key)
+    except HTTPException as exc:
+        return _page(request, db, str(exc.detail), exc.status_code)
+    return RedirectResponse("/nodes?msg=common.saved", status_code=303)
+
+
+@router.post("/nodes/{name}/reject", name="nodes.reject", include_in_schema=False)
+def nodes_reject(
+    request: Request, name: str, db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+) -> Response:
+    try:
+        _decide(request, db, who, name, False, None)
+    except HTTPException as exc:
+        return _page(request, db, str(exc.detail), exc.status_code)
+    return RedirectResponse("/nodes?msg=common.saved", status_code=303)
+
+
+@router.get("/api/v1/nodes", name="api.nodes.list", response_model=list[NodeOut], tags=["nodes"])
+def nodes_api(db: Annotated[DbSession, Depends(deps.db)]) -> list[NodeOut]:
+    return _nodes(db)[0]
+
+
+class ApproveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    public_key: str
+
+
+@router.post("/api/v1/nodes/{name}/approve", name="api.nodes.approve", response_model=NodeOut,
+             responses=deps.ERRORS, tags=["nodes"])
+def nodes_approve_api(
+    request: Request, name: str, body: ApproveIn, db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+) -> NodeOut:
+    _decide(request, db, who, name, True, body.public_key)
+    return next(n for n in _nodes(db)[0] if n.name == name)

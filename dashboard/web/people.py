@@ -1,0 +1,287 @@
+"""People and their cards: list, create, edit, rights (groups), enrol a card by UID or by a
+tap at a chosen reader, revoke a card. Every change goes through the audited services."""
+
+from __future__ import annotations
+
+import time as monotonic
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import selectinload
+from starlette.responses import Response
+
+from dashboard import services
+from dashboard.auth.service import Principal
+from dashboard.models import DoorAccess, Group, Person
+from dashboard.services.people import PersonIn, PersonPatch
+from dashboard.web import deps
+from dashboard.web.forms import csv_list
+
+router = APIRouter()
+ENROL_WAIT_S = 30.0
+
+
+class CardOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    uid: str
+    label: str
+    active: bool
+    enrolled_at: datetime
+    enrolled_by: str
+    revoked_at: datetime | None
+
+
+class PersonOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    name: str
+    active: bool
+    valid_from: date | None
+    valid_until: date | None
+    operator_ids: list[str]
+    cups_users: list[str]
+    groups: list[str]
+    cards: list[CardOut]
+
+
+class CardIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    uid: str = Field(min_length=1, max_length=64)
+    label: str = Field(default="", max_length=128)
+
+
+def _day(value: Any) -> date | None:
+    return value.date() if isinstance(value, datetime) else value
+
+
+def person_out(p: Person) -> PersonOut:
+    return PersonOut(
+        id=p.id, name=p.name, active=p.active, valid_from=_day(p.valid_from),
+        valid_until=_day(p.valid_until), operator_ids=list(p.operator_ids or []),
+        cups_users=list(p.cups_users or []), groups=[g.id for g in p.groups],
+        cards=[CardOut.model_validate(c, from_attributes=True) for c in p.cards],
+    )
+
+
+def _people(db: DbSession) -> list[Person]:
+    q = select(Person).options(selectinload(Person.cards), selectinload(Person.groups))
+    return list(db.scalars(q.order_by(Person.id)))
+
+
+def _person(db: DbSession, person_id: str) -> Person:
+    person = db.get(Person, person_id)
+    if person is None:
+        raise HTTPException(status_code=404, detail=f"no person {person_id!r}")
+    return person
+
+
+def _readers(db: DbSession) -> list[str]:
+    """Readers seen recently in the door log (for the enrolment choice)."""
+    recent = select(DoorAccess.reader).order_by(DoorAccess.id.desc()).limit(2000).subquery()
+    return sorted({r for r in db.scalars(select(recent.c.reader)) if r})
+
+
+# -- pages ------------------------------------------------------------------------------------
+
+
+def _list_page(request: Request, db: DbSession, error: str = "", status: int = 200) -> Response:
+    return deps.render(request, "people.html", {"people": _people(db), "error": error}, status)
+
+
+@router.get("/people", name="people.page", include_in_schema=False)
+def people_page(request: Request, db: Annotated[DbSession, Depends(deps.db)]) -> Response:
+    return _list_page(request, db)
+
+
+@router.post("/people", name="people.create", include_in_schema=False)
+def people_create(
+    request: Request, db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+    id: Annotated[str, Form(max_length=128)],  # noqa: A002
+    name: Annotated[str, Form(max_length=200)],
+) -> Response:
+    try:
+        deps.change(db, services.create_person, who.username, {"id": id, "name": name},
+                    now=deps.now(request))
+    except HTTPException as exc:
+        return _list_page(request, db, str(exc.detail), exc.status_code)
+    return RedirectResponse(f"/people/{id}?msg=common.saved", status_code=303)
+
+
+def _detail_page(request: Request, db: DbSession, person_id: str, *, error: str = "",
+                 flash: str = "", status: int = 200) -> Response:
+    person = _person(db, person_id)
+    groups = list(db.scalars(select(Group).order_by(Group.id)))
+    ctx: dict[str, Any] = {
+        "p": person_out(person), "groups": groups, "readers": _readers(db), "error": error,
+        "enrol_wait_s": int(ENROL_WAIT_S),
+    }
+    if flash:
+        ctx["flash"] = flash
+    return deps.render(request, "person.html", ctx, status)
+
+
+@router.get("/people/{person_id}", name="people.detail", include_in_schema=False)
+def person_detail(
+    request: Request, person_id: str, db: Annotated[DbSession, Depends(deps.db)],
+) -> Response:
+    return _detail_page(request, db, person_id)
+
+
+@router.post("/people/{person_id}", name="people.update", include_in_schema=False)
+def person_update(
+    request: Request, person_id: str, db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+    name: Annotated[str, Form(max_length=200)],
+    active: Annotated[bool, Form()] = False,
+    valid_from: Annotated[str, Form(max_length=10)] = "",
+    valid_until: Annotated[str, Form(max_length=10)] = "",
+    operator_ids: Annotated[str, Form(max_length=2000)] = "",
+    cups_users: Annotated[str, Form(max_length=2000)] = "",
+    groups: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    patch = {
+        "name": name, "active": active, "valid_from": valid_from or None,
+        "valid_until": valid_until or None, "operator_ids": csv_list(operator_ids),
+        "cups_users": csv_list(cups_users), "groups": groups or [],
+    }
+    _person(db, person_id)
+    try:
+        deps.change(db, services.update_person, who.username, person_id, patch,
+                    now=deps.now(request))
+    except HTTPException as exc:
+        return _detail_page(request, db, person_id, error=str(exc.detail), status=exc.status_code)
+    return RedirectResponse(f"/people/{person_id}?msg=common.saved", status_code=303)
+
+
+@router.post("/people/{person_id}/cards", name="people.card_add", include_in_schema=False)
+def person_card_add(
+    request: Request, person_id: str, db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+    uid: Annotated[str, Form(max_length=64)],
+    label: Annotated[str, Form(max_length=128)] = "",
+) -> Response:
+    _person(db, person_id)
+    try:
+        deps.change(db, services.enrol_card, who.username, person_id, uid, label=label,
+                    now=deps.now(request))
+    except HTTPException as exc:
+        return _detail_page(request, db, person_id, error=str(exc.detail), status=exc.status_code)
+    return RedirectResponse(f"/people/{person_id}?msg=common.saved", status_code=303)
+
+
+def wait_for_tap(bus: Any, reader: str, timeout_s: float) -> str | None:
+    """The UID of the next door.access at ``reader`` published on the bus, or None."""
+    if bus is None:
+        return None
+    deadline = monotonic.monotonic() + timeout_s
+    with bus.subscribe(("event",), maxsize=200) as sub:
+        while (left := deadline - monotonic.monotonic()) > 0:
+            msg = sub.get(timeout=left)
+            if msg is None:
+                continue
+            data = msg.data.get("data") if isinstance(msg.data.get("data"), dict) else {}
+            if msg.data.get("kind") == "door.access" and data.get("reader") == reader:
+                uid = data.get("uid")
+                if isinstance(uid, str) and uid:
+                    return uid
+    return None
+
+
+@router.post("/people/{person_id}/cards/enrol", name="people.card_enrol",
+             include_in_schema=False)
+def person_card_enrol(
+    request: Request, person_id: str, db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+    reader: Annotated[str, Form(min_length=1, max_length=64)],
+    label: Annotated[str, Form(max_length=128)] = "",
+) -> Response:
+    _person(db, person_id)
+    db.rollback()  # do not hold a read transaction open while waiting for the tap
+    uid = wait_for_tap(request.app.state.bus, reader, ENROL_WAIT_S)
+    t = deps.translator(request)
+    if uid is None:
+        return _detail_page(request, db, person_id, error=t("people.enrol_timeout"), status=408)
+    try:
+        deps.change(db, services.enrol_card, who.username, person_id, uid, label=label,
+                    now=deps.now(request))
+    except HTTPException as exc:
+        return _detail_page(request, db, person_id, error=str(exc.detail), status=exc.status_code)
+    return _detail_page(request, db, person_id, flash=t("people.enrolled", uid=uid))
+
+
+@router.post("/people/{person_id}/cards/{uid}/revoke", name="people.card_revoke",
+             include_in_schema=False)
+def person_card_revoke(
+    request: Request, person_id: str, uid: str, db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+) -> Response:
+    _person(db, person_id)
+    try:
+        deps.change(db, services.revoke_card, who.username, uid, now=deps.now(request))
+    except HTTPException as exc:
+        return _detail_page(request, db, person_id, error=str(exc.detail), status=exc.status_code)
+    return RedirectResponse(f"/people/{person_id}?msg=common.saved", status_code=303)
+
+
+# -- JSON API ---------------------------------------------------------------------------------
+
+
+@router.get("/api/v1/people", name="api.people.list", response_model=list[PersonOut],
+            tags=["people"])
+def people_api(db: Annotated[DbSession, Depends(deps.db)]) -> list[PersonOut]:
+    return [person_out(p) for p in _people(db)]
+
+
+@router.get("/api/v1/people/{person_id}", name="api.people.get", response_model=PersonOut,
+            responses=deps.ERRORS, tags=["people"])
+def person_api(person_id: str, db: Annotated[DbSession, Depends(deps.db)]) -> PersonOut:
+    return person_out(_person(db, person_id))
+
+
+@router.post("/api/v1/people", name="api.people.create", response_model=PersonOut,
+             status_code=201, responses=deps.ERRORS, tags=["people"])
+def person_create_api(
+    request: Request, body: PersonIn, db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+) -> PersonOut:
+    person = deps.change(db, services.create_person, who.username, body, now=deps.now(request))
+    return person_out(person)
+
+
+@router.patch("/api/v1/people/{person_id}", name="api.people.update", response_model=PersonOut,
+              responses=deps.ERRORS, tags=["people"])
+def person_update_api(
+    request: Request, person_id: str, body: PersonPatch,
+    db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+) -> PersonOut:
+    person = deps.change(db, services.update_person, who.username, person_id, body,
+                         now=deps.now(request))
+    return person_out(person)
+
+
+@router.post("/api/v1/people/{person_id}/cards", name="api.cards.create",
+             response_model=CardOut, status_code=201, responses=deps.ERRORS, tags=["people"])
+def card_create_api(
+    request: Request, person_id: str, body: CardIn, db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+) -> CardOut:
+    card = deps.change(db, services.enrol_card, who.username, person_id, body.uid,
+                       label=body.label, now=deps.now(request))
+    return CardOut.model_validate(card, from_attributes=True)
+
+
+@router.post("/api/v1/cards/{uid}/revoke", name="api.cards.revoke", response_model=CardOut,
+             responses=deps.ERRORS, tags=["people"])
+def card_revoke_api(
+    request: Request, uid: str, db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+) -> CardOut:
+    card = deps.change(db, services.revoke_card, who.username, uid, now=deps.now(request))
+    return CardOut.model_validate(card, from_attributes=True)
