@@ -25,6 +25,7 @@ from backup import crypto, events, snapshot
 from backup.config import BackupConfig, load_config
 from backup.errors import BackupError, ConfigError
 from backup.events import Emit
+from backup.memory import tune_allocator
 from backup.passphrase import read_passphrase
 from backup.repo import Repository
 
@@ -84,6 +85,7 @@ def _guard(stage: str, fn: Callable[[argparse.Namespace, Emit], int]
            ) -> Callable[[argparse.Namespace, Emit], int]:
     def handler(args: argparse.Namespace, emit: Emit) -> int:
         t0 = time.monotonic()
+        tune_allocator()
         try:
             return fn(args, emit)
         except BackupError as exc:

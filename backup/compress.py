@@ -10,7 +10,8 @@ import zstandard
 from backup.errors import IntegrityError
 
 _local = threading.local()
-SAMPLE = 64 * 1024
+SAMPLE = 8 * 1024
+PROBES = 8
 
 
 def _compressors(level: int) -> tuple[zstandard.ZstdCompressor, zstandard.ZstdCompressor]:
@@ -24,14 +25,16 @@ def _compressors(level: int) -> tuple[zstandard.ZstdCompressor, zstandard.ZstdCo
 def maybe_compress(data: bytes | memoryview, level: int) -> bytes | None:
     """zstd frame of ``data``, or None when it does not shrink (already compressed data).
 
-    Large buffers are probed with a 64 KiB sample at level 1 first so incompressible media
-    costs almost nothing.
+    Large buffers are probed first with eight 8 KiB samples spread over them at level 1: only
+    when every sample is incompressible (photos, scans, archives) is compression skipped, so
+    mixed content (database dumps) is still compressed.
     """
     full, probe = _compressors(level)
-    if len(data) > 4 * SAMPLE:
-        mid = len(data) // 2
-        sample = data[mid:mid + SAMPLE]
-        if len(probe.compress(sample)) > SAMPLE * 0.97:
+    n = len(data)
+    if n > 4 * PROBES * SAMPLE:
+        step = (n - SAMPLE) // (PROBES - 1)
+        if all(len(probe.compress(data[i * step:i * step + SAMPLE])) > SAMPLE * 0.97
+               for i in range(PROBES)):
             return None
     out = full.compress(data)
     return out if len(out) < len(data) * 0.98 else None

@@ -31,7 +31,7 @@ from backup.errors import ConfigError, IntegrityError, KeyError_
 
 PUBLIC_PREFIX = "secroom-backup-public-key-v1 "
 PRIVATE_FORMAT = "secroom-backup-private-key"
-DEFAULT_SCRYPT_N = 2**16  # 64 MiB, about 0.2 s here; stored in the file
+DEFAULT_SCRYPT_N = 2**15  # 32 MiB of memory, about 0.1 s here; stored in the key file
 
 
 def b64(data: bytes) -> str:

@@ -13,7 +13,7 @@ from backup import compress, crypto, pack, snapshot
 from backup.errors import BackupError, IntegrityError
 from backup.index import Index, PackInfo, decode
 from backup.repo import Repository, load_config
-from backup.storage import read
+from backup.storage import io_errors, read
 
 HASH_PIECE = 4 * 1024 * 1024
 
@@ -36,25 +36,32 @@ class VerifyReport:
 
 def _check_pack(repo: Repository, pack_id: str, info: PackInfo | None,
                 key: crypto.PrivateKey | None, dedup_key: bytes | None) -> tuple[int, int]:
+    """Hash the whole pack in pieces; with the key, also open and re-hash every blob."""
     path = pack.pack_path(repo.root, pack_id)
-    data = read(path)
-    if hashlib.sha256(data).hexdigest() != pack_id:
+    h = hashlib.sha256()
+    size = 0
+    with io_errors(f"reading pack {pack_id[:12]}"), open(path, "rb") as fh:
+        while piece := fh.read(HASH_PIECE):
+            h.update(piece)
+            size += len(piece)
+    if h.hexdigest() != pack_id:
         raise IntegrityError(f"pack {pack_id[:12]} does not match its hash (corrupt or truncated)")
-    entries, groups = pack.decode_trailer(data)
+    entries, groups, _ = pack.read_trailer(path)
     if info is not None and (entries != info.entries or groups != info.groups):
         raise IntegrityError(f"pack {pack_id[:12]} disagrees with the index")
     if key is None or dedup_key is None:
-        return 0, len(data)
+        return 0, size
     sealers = [crypto.Sealer(crypto.open_group_key(key, g, pack.PURPOSE)) for g in groups]
-    view = memoryview(data)
-    for e in entries:
-        plain = sealers[e.group].open(e.seq, view[e.offset:e.offset + e.length],
-                                      pack.blob_aad(e.id, e.flags, e.raw))
-        if e.flags & pack.FLAG_ZSTD:
-            plain = compress.decompress(plain, e.raw)
-        if len(plain) != e.raw or crypto.chunk_id(dedup_key, plain) != e.id:
-            raise IntegrityError(f"pack {pack_id[:12]}: a blob does not match its id")
-    return len(entries), len(data)
+    with io_errors(f"reading pack {pack_id[:12]}"), open(path, "rb") as fh:
+        for e in entries:
+            sealed = os.pread(fh.fileno(), e.length, e.offset)
+            plain = sealers[e.group].open(e.seq, sealed, pack.blob_aad(e.id, e.flags, e.raw))
+            del sealed
+            if e.flags & pack.FLAG_ZSTD:
+                plain = compress.decompress(plain, e.raw)
+            if len(plain) != e.raw or crypto.chunk_id(dedup_key, plain) != e.id:
+                raise IntegrityError(f"pack {pack_id[:12]}: a blob does not match its id")
+    return len(entries), size
 
 
 def verify(repo_root: os.PathLike[str] | str, key: crypto.PrivateKey | None = None,
