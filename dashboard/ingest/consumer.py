@@ -114,6 +114,21 @@ class IngestConsumer:
                 self._idle.wait(left)
         return True
 
+    def wait_processed(self, count: int, timeout: float) -> bool:
+        """Block until at least ``count`` messages in total have been processed."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._handled < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    @property
+    def processed(self) -> int:
+        return self._handled
+
     def submit(self, topic: str, payload: bytes) -> None:
         """Enqueue one message as if it came from MQTT (the subscription handler)."""
         self._on_message(topic, payload)

@@ -1,0 +1,152 @@
+"""The consumer against a real Mosquitto: acks, resend requests, gap anomalies, bus, enrolment."""
+
+from __future__ import annotations
+
+import json
+import queue
+from collections.abc import Iterator
+
+import pytest
+
+from controller.envelope import canonical_json, topic_for
+from controller.mqtt import MqttLink, MqttSettings
+from dashboard import services
+from dashboard.bus import Bus
+from dashboard.ingest.consumer import IngestConsumer
+from dashboard.models import Node, StoredEvent
+from tests.dashboard.conftest import SITE, FakeNode
+
+pytestmark = pytest.mark.integration
+
+
+def connect(broker, client_id: str) -> MqttLink:
+    link = MqttLink(MqttSettings(host=broker.host, port=broker.port), client_id=client_id)
+    link.start()
+    assert link.connected.wait(10), link.last_error
+    return link
+
+
+class NodeSide:
+    """The node's end of the link: publishes events and records acks and resend requests."""
+
+    def __init__(self, broker, node: FakeNode):
+        self.node = node
+        self.link = connect(broker, f"node-{node.name}")
+        self.acks: queue.Queue[int] = queue.Queue()
+        self.resends: queue.Queue[dict] = queue.Queue()
+        self.link.subscribe(
+            topic_for(SITE, node.name, "ack"), lambda t, p: self.acks.put(json.loads(p)["seq"])
+        )
+        self.link.subscribe(
+            topic_for(SITE, node.name, "resend"), lambda t, p: self.resends.put(json.loads(p))
+        )
+
+    def send(self, *events) -> None:
+        for ev in events:
+            self.link.publish(ev.topic(), ev.to_bytes(), qos=1)
+
+    def state(self, **extra) -> None:
+        self.link.publish(
+            topic_for(SITE, self.node.name, "state"),
+            canonical_json({"state": "online", **extra}),
+            qos=1,
+            retain=True,
+        )
+
+    def ack_reaching(self, seq: int, timeout: float = 10) -> int:
+        while True:
+            got = self.acks.get(timeout=timeout)
+            if got >= seq:
+                return got
+
+
+@pytest.fixture
+def bus() -> Bus:
+    return Bus()
+
+
+@pytest.fixture
+def consumer(broker, sm, bus) -> Iterator[IngestConsumer]:
+    link = connect(broker, "dashboard")
+    c = IngestConsumer(
+        sm, link, site=SITE, bus=bus, gap_timeout_s=0.3, tick_s=0.05, resend_interval_s=0.2
+    )
+    c.start()
+    yield c
+    c.stop()
+    link.stop()
+
+
+@pytest.fixture
+def side(broker, consumer, node) -> Iterator[NodeSide]:
+    s = NodeSide(broker, node)
+    yield s
+    s.link.stop()
+
+
+def test_enrolment_then_events_are_stored_and_acked(side, consumer, sm, node, bus):
+    sub = bus.subscribe(("event", "anomaly"))
+    side.state(public_key=node.public)
+    side.send(node.event())  # before approval: refused, not acked
+    assert consumer.wait_processed(2, 10)
+    with sm() as s:
+        assert s.get(Node, "gw1").key_status == "pending"
+        assert s.query(StoredEvent).count() == 0
+        services.approve_node(s, "admin", "gw1", public_key=node.public)
+        s.commit()
+    assert consumer.counters["node_not_approved"] == 1
+    side.send(*node.events(4))
+    resend = side.resends.get(timeout=10)  # seq 1 was refused: asked for again
+    assert resend == {"from": 1, "to": 1}
+    node.seq, node.prev = 0, "0" * 64
+    side.send(*node.events(5))  # the node re-sends everything from its journal
+    assert side.ack_reaching(5) == 5
+    with sm() as s:
+        assert sorted(
+            s.scalars(StoredEvent.__table__.select().with_only_columns(StoredEvent.seq))
+        ) == [1, 2, 3, 4, 5]
+    kinds = [m.data.get("kind") for m in sub.drain() if m.topic == "event"]
+    assert len(kinds) == 5
+
+
+def test_retained_ack_holds_highest_contiguous(broker, side, consumer, sm, node):
+    with sm() as s:
+        node.enrol(s)
+    evs = node.events(5)
+    side.send(evs[0], evs[1], evs[4])
+    assert side.resends.get(timeout=10) == {"from": 3, "to": 4}
+    assert side.ack_reaching(2) == 2
+    side.send(evs[2], evs[3])
+    assert side.ack_reaching(5) == 5
+    late = queue.Queue()
+    fresh = connect(broker, "late-reader")
+    fresh.subscribe(topic_for(SITE, "gw1", "ack"), lambda t, p: late.put(json.loads(p)))
+    assert late.get(timeout=10) == {"seq": 5}
+    fresh.stop()
+
+
+def test_unfilled_gap_raises_anomaly_on_the_bus(side, consumer, sm, node, bus):
+    sub = bus.subscribe(("anomaly",))
+    with sm() as s:
+        node.enrol(s)
+    evs = node.events(3)
+    side.send(evs[0], evs[2])
+    while True:
+        m = sub.get(timeout=10)
+        assert m is not None, "no gap anomaly within 10 s"
+        if m.data["kind"] == "gap":
+            break
+    assert m.data["detail"]["from"] == 2 and m.data["detail"]["to"] == 2
+    assert side.resends.get(timeout=10) == {"from": 2, "to": 2}
+
+
+def test_garbage_never_stops_the_consumer(side, consumer, sm, node):
+    with sm() as s:
+        node.enrol(s)
+    side.link.publish(f"secroom/v1/{SITE}/gw1/events/x.y", b"\xff\x00garbage", qos=1)
+    side.link.publish(f"secroom/v1/{SITE}/gw1/events/x.y", b"[]", qos=1)
+    side.link.publish(f"secroom/v1/{SITE}/gw1/state", b"{{", qos=1)
+    side.send(node.event())
+    assert side.ack_reaching(1) == 1
+    counts = consumer.counters
+    assert counts["malformed"] == 2 and counts["bad_state"] == 1 and counts["stored"] == 1
