@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -89,6 +90,15 @@ def _listening_ports(pid: int | None = None) -> set[int]:
     return ports
 
 
+def _term_with_parent() -> None:
+    """In the child before exec: ask Linux for SIGTERM when the parent thread dies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG survives execve
+    except (OSError, AttributeError):
+        return  # not Linux: the daemon just outlives a crashed parent
+
+
 def free_port_pair() -> int:
     """A port p with p and p+1 both free now (vpcd slot 0 and slot 1)."""
     import socket
@@ -114,8 +124,16 @@ def free_port_pair() -> int:
 
 class PcscdHost:
     def __init__(
-        self, workdir: Path, *, port: int, friendly_name: str = DEFAULT_FRIENDLY_NAME
+        self,
+        workdir: Path,
+        *,
+        port: int,
+        friendly_name: str = DEFAULT_FRIENDLY_NAME,
+        die_with_parent: bool = True,
     ) -> None:
+        """``die_with_parent``: pcscd gets SIGTERM when the *thread* that called ``start`` ends
+        (Linux PR_SET_PDEATHSIG), so a killed test run leaves no daemon behind; pass False when
+        starting it from a short-lived thread."""
         pcscd = find_pcscd()
         driver = find_vpcd_driver()
         if pcscd is None:
@@ -130,6 +148,7 @@ class PcscdHost:
         self.driver = driver
         self.port = port
         self.friendly_name = friendly_name
+        self.die_with_parent = die_with_parent
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.conf_dir = self.workdir / "reader.conf.d"
@@ -199,6 +218,7 @@ class PcscdHost:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env={k: v for k, v in os.environ.items() if k != SOCKET_ENV},
+            preexec_fn=_term_with_parent if self.die_with_parent else None,  # noqa: PLW1509
         )
         want = set(self.ports) if self._reader_configured() else set()
         pid = self._proc.pid  # unshare and sh exec into pcscd: same pid

@@ -102,6 +102,7 @@ def test_misbehaving_card_gives_one_clear_failure_and_reading_goes_on(
     assert detail in outcome.detail
     assert UID.hex().upper() not in outcome.detail.upper()
     assert readers.counters[f"failure.{reason}"] == 1
+    assert readers.counters["rebuilds"] == 0  # nothing escaped into the supervisor
     good = tap_and_get(sink, VirtualCard(port=pcscd.port, uid=OTHER))
     assert isinstance(good, CardTap) and good.uid == OTHER.hex().upper()
     assert [t.uid for t in sink.taps()] == [OTHER.hex().upper()]  # never a bogus UID
