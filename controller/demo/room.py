@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
-from gpiozero.pins.mock import MockFactory
 
 from controller.config import load_config
 from controller.demo import seed
 from controller.envelope import EnvelopeError, parse
 from controller.gateway import Gateway
+from controller.gpio import make_pin_factory
 from controller.keys import generate
 from controller.localbroker import BrokerUnavailable, LocalBroker
 from controller.mqtt import MqttLink, MqttSettings
@@ -41,7 +41,7 @@ class DemoRoom:
         self.pcscd: PcscdHost | None = None
         self.gateway: Gateway | None = None
         self.printer_link: MqttLink | None = None
-        self.pins = MockFactory()
+        self.pins = make_pin_factory("mock")
         self.staff = {m.id: m for m in seed.staff()}
         self._print_lock = threading.Lock()
 

@@ -110,9 +110,13 @@ def main() -> None:
         try:
             for i in range(taps):
                 meter.done.clear()
-                cards[i % 2].tap(timeout=10)
-                if not meter.done.wait(10):
-                    raise SystemExit(f"tap {i} was not handled within 10 s")
+                card = cards[i % 2]
+                card.insert(timeout=10)  # held until the gateway has acted, as a hand would
+                try:
+                    if not meter.done.wait(10):
+                        raise SystemExit(f"tap {i} was not handled within 10 s")
+                finally:
+                    card.remove()
             anchor = sqlite_commit_anchor(work, max(200, taps))
         finally:
             gateway.stop()
