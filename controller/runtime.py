@@ -129,7 +129,8 @@ class NodeRuntime:
             return
         try:
             last = self.emit("node.stopped", {"boot": self.boot}).seq
-            self.publisher.wait_delivered(last, STOP_FLUSH_S)
+            if self.link.connected.is_set():  # offline, the journal keeps them for next start
+                self.publisher.wait_delivered(last, STOP_FLUSH_S)
         finally:
             self._running = False
             if self.link.connected.is_set():

@@ -1,0 +1,54 @@
+"""A node process for the crash tests and the benchmark (run as a child, never collected).
+
+    python tests/controller/producer_proc.py SETTINGS_JSON --until N [--chunk K]
+
+Starts a NodeRuntime from the settings file and emits ``door.rex`` events in chunks of K until
+the journal head reaches N (so after a restart it continues from the journal head). Prints
+``head <seq>`` after every commit, ``delivered <seq> <seconds>`` once the broker PUBACKed
+everything, then ``rss_mb <peak>`` and stops the runtime cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from controller.runtime import NodeRuntime, RuntimeSettings  # noqa: E402
+
+
+def peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("settings", type=Path)
+    ap.add_argument("--until", type=int, required=True)
+    ap.add_argument("--chunk", type=int, default=20)
+    ap.add_argument("--quiet", action="store_true", help="print only the summary lines")
+    args = ap.parse_args()
+    rt = NodeRuntime(RuntimeSettings.model_validate_json(args.settings.read_text()))
+    rt.start()
+    start = time.perf_counter()
+    head = rt.journal.head()[0]
+    while head < args.until:
+        n = min(args.chunk, args.until - head)
+        head = rt.emit_many([("door.rex", {"n": head + i, "pad": "0" * 64}) for i in range(n)])[-1].seq
+        if not args.quiet:
+            print(f"head {head}", flush=True)
+    ok = rt.wait_delivered(head, 60)
+    print(f"delivered {head if ok else -1} {time.perf_counter() - start:.6f}", flush=True)
+    print(f"rss_mb {peak_rss_mb():.1f}", flush=True)
+    rt.stop()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
