@@ -66,6 +66,7 @@ class DemoRoom:
         config = load_config(config_path)
         self.gateway = Gateway(config, reader=PcscReaders(), pin_factory=self.pins)
         self.gateway.start()
+        self.pins.pin(CONTACT_PIN).drive_low()  # the simulated door starts closed
 
     def stop(self) -> None:
         for part in (self.gateway, self.printer_link):
@@ -145,7 +146,7 @@ class DemoRoom:
     def door_state(self) -> dict[str, Any]:
         return {
             "relay": bool(self.pins.pin(RELAY_PIN).state),
-            "contact_open": bool(self.pins.pin(CONTACT_PIN).state),
+            "contact_open": self.gateway.doors[seed.DOOR].contact_open if self.gateway else False,
             "green": bool(self.pins.pin(GREEN_PIN).state),
             "red": bool(self.pins.pin(RED_PIN).state),
         }

@@ -35,7 +35,7 @@ def staff(count: int = 30) -> list[StaffMember]:
     people = []
     for i in range(count):
         uid = hashlib.sha256(f"demo-card-{i}".encode()).hexdigest()[:16].upper()
-        group = "payroll" if i < 20 else ("it" if i < 26 else "visitors")
+        group = "payroll" if i < 16 else "parttime" if i < 20 else "it" if i < 26 else "visitors"
         people.append(StaffMember(
             id=f"s{i + 1:03d}", name=f"{_FAMILY[i % 30]} {_GIVEN[i % 30]}", uid=uid, group=group,
             cups_user=f"user{i + 1:03d}", operator_id=f"OP{i + 1:04d}",
@@ -45,6 +45,7 @@ def staff(count: int = 30) -> list[StaffMember]:
 
 def policy(version: int = 1, now: datetime | None = None) -> Policy:
     weekdays = TimeWindow(days=[0, 1, 2, 3, 4], start=time(7, 0), end=time(21, 0))
+    every_day = TimeWindow(days=[0, 1, 2, 3, 4, 5, 6], start=time(6, 0), end=time(0, 0))
     members = staff()
     return Policy(
         version=version,
@@ -58,6 +59,8 @@ def policy(version: int = 1, now: datetime | None = None) -> Policy:
         ],
         groups=[
             Group(id="payroll", name="給与計算チーム", doors=[DOOR], printers=[PRINTER],
+                  windows=[every_day]),
+            Group(id="parttime", name="パート（平日のみ）", doors=[DOOR], printers=[PRINTER],
                   windows=[weekdays]),
             Group(id="it", name="情報システム", doors=[DOOR, RACK], printers=[PRINTER]),
             Group(id="visitors", name="来訪者", doors=[], printers=[]),
