@@ -17,7 +17,7 @@ from pathlib import Path
 
 from usb_guard.config import NEW_DEVICE_MODES, UsbAgentConfig
 from usb_guard.decision import Verdict, decide
-from usb_guard.errors import ReadOnlyError, TokenError, UsbGuardError
+from usb_guard.errors import ReadOnlyError, TokenError, UdevError, UsbGuardError
 from usb_guard.events import (
     KIND_INSERTED,
     KIND_REMOVED,
@@ -36,6 +36,7 @@ from usb_guard.sysfs import BLOCK_NAME, Sysfs, UsbDevice, usb_device_of, valid_d
 from usb_guard.udev import UdevSource, UEvent
 
 PolicyProvider = Callable[[], UsbPolicy | None]
+MAX_SOURCE_FAILURES = 10  # consecutive udev failures before the agent gives up
 
 
 def utc_now() -> datetime:
@@ -105,8 +106,20 @@ class Agent:
 
     def run(self, stop: threading.Event) -> None:
         self.start()
+        failures = 0
         while not stop.is_set():
-            event = self.source.receive(self.config.poll_seconds)
+            try:
+                event = self.source.receive(self.config.poll_seconds)
+            except UdevError as exc:
+                # e.g. ENOBUFS after an event storm: events were lost, so look at sysfs again
+                failures += 1
+                self.stats.errors += 1
+                self.stats.last_error = str(exc)[:200]
+                if failures > MAX_SOURCE_FAILURES:
+                    raise
+                self._guard(lambda: self._scan("rescan", only_changes=True))
+                continue
+            failures = 0
             if event is not None:
                 self.handle(event)
             self.check_policy()

@@ -111,10 +111,18 @@ def decide(
     if not same_hash:
         return _block("descriptors_mismatch", "descriptors differ from the registered medium",
                       candidates)
-    usable = tuple(m for m in same_hash if m.state in policy.usable_states)
+    device_ifaces = set(interfaces)
+    same_ifaces = tuple(
+        m for m in same_hash
+        if not m.identity.interfaces or set(m.identity.interfaces) == device_ifaces
+    )
+    if not same_ifaces:
+        return _block("interfaces_mismatch",
+                      "interfaces differ from the registered medium (hidden keyboard?)", same_hash)
+    usable = tuple(m for m in same_ifaces if m.state in policy.usable_states)
     if not usable:
-        return _block(f"state:{same_hash[0].state}",
-                      f"medium is {same_hash[0].state}, not usable", same_hash)
+        return _block(f"state:{same_ifaces[0].state}",
+                      f"medium is {same_ifaces[0].state}, not usable", same_ifaces)
     on_host = tuple(m for m in usable if m.allowed_on(host))
     if not on_host:
         return _block("host_not_allowed", f"medium not allowed on host {host}", usable)

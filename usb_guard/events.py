@@ -16,7 +16,7 @@ KIND_INSERTED = "usb.inserted"
 KIND_REMOVED = "usb.removed"
 
 VerdictName = Literal["allow", "block", "readonly", "removed_token_mismatch"]
-Phase = Literal["insert", "startup_scan", "policy_change", "token_check"]
+Phase = Literal["insert", "startup_scan", "rescan", "policy_change", "token_check"]
 
 
 class Emit(Protocol):

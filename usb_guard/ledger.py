@@ -22,6 +22,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
+from pydantic import ValidationError
+
 from usb_guard.errors import LedgerError
 from usb_guard.policy import (
     DEFAULT_CLASS_RULES,
@@ -305,6 +307,9 @@ def to_policy(media: Iterable[Medium], *, class_rules: tuple[ClassRule, ...] = D
         published.append(RegisteredMedium(
             control_number=m.control_number, identity=m.identity, token_digest=m.token_digest,
             state=m.state, hosts=m.hosts or (), read_only=m.read_only, usable_until=until))
-    return UsbPolicy(media=tuple(published), class_rules=class_rules, default=default,
-                     usable_states=usable_states)
+    try:
+        return UsbPolicy(media=tuple(published), class_rules=class_rules, default=default,
+                         usable_states=usable_states)
+    except ValidationError as exc:
+        raise LedgerError(f"the ledger does not make a valid policy: {exc}") from exc
 

@@ -46,14 +46,17 @@ class PyudevSource:
             import pyudev
 
             self._pyudev = pyudev
-            self._monitor = pyudev.Monitor.from_netlink(pyudev.Context())
-            self._monitor.filter_by("usb")
-            self._monitor.filter_by("block")
-            self._monitor.start()
+            monitor = pyudev.Monitor.from_netlink(pyudev.Context())
+            monitor.filter_by("usb")
+            monitor.filter_by("block")
+            monitor.start()
         except (ImportError, OSError, ValueError) as exc:
             raise UdevError(f"cannot open the udev monitor: {exc}") from exc
+        self._monitor: Any | None = monitor
 
     def receive(self, timeout: float) -> UEvent | None:
+        if self._monitor is None:
+            raise UdevError("the udev monitor is closed")
         try:
             device = self._monitor.poll(timeout=timeout)
         except (OSError, ValueError) as exc:
@@ -88,7 +91,5 @@ class PyudevSource:
         )
 
     def close(self) -> None:
-        try:
-            self._monitor.stop()
-        except (OSError, ValueError) as exc:
-            raise UdevError(f"cannot stop the udev monitor: {exc}") from exc
+        """Release the monitor; pyudev closes the netlink socket when it is unreferenced."""
+        self._monitor = None

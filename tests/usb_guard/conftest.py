@@ -13,7 +13,7 @@ from usb_guard.agent import Agent
 from usb_guard.config import UsbAgentConfig
 from usb_guard.events import KIND_INSERTED, UsbInserted
 from usb_guard.medium_token import MediumToken, new_token, token_digest
-from usb_guard.policy import MediumIdentity, RegisteredMedium, UsbPolicy
+from usb_guard.policy import MediaState, MediumIdentity, RegisteredMedium, UsbPolicy
 from usb_guard.simulated import SimulatedReadOnly, SimulatedUsb
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -21,7 +21,7 @@ HOST = "room-pc1"
 
 
 def make_medium(control_number: str = "USB-0001", serial: str | None = "AA0001",
-                state: str = "in_storage", hosts: tuple[str, ...] = (HOST,),
+                state: MediaState = "in_storage", hosts: tuple[str, ...] = (HOST,),
                 read_only: bool = False, **extra: Any) -> tuple[RegisteredMedium, MediumToken]:
     token = MediumToken(control_number, new_token())
     medium = RegisteredMedium(
