@@ -34,8 +34,12 @@ with warnings.catch_warnings():
 PASSWORD = "correct horse battery staple"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 
@@ -50,12 +54,12 @@ def make_db(settings: DashboardSettings) -> sessionmaker[DbSession]:
     return make_sessionmaker(engine)
 
 
-def add_user(sm: sessionmaker[DbSession], settings: DashboardSettings, username: str,
-             role: str) -> None:
+def add_user(
+    sm: sessionmaker[DbSession], settings: DashboardSettings, username: str, role: str
+) -> None:
     auth = AuthService(settings, sm)
     with sm.begin() as db:
-        auth.create_user(db, username=username, role=role, password=PASSWORD,
-                         now=datetime.now(UTC))
+        auth.create_user(db, username=username, role=role, password=PASSWORD, now=datetime.now(UTC))
 
 
 def csrf_of(client: TestClient) -> str:
@@ -70,9 +74,16 @@ def login(client: TestClient, username: str, password: str = PASSWORD) -> str:
     page = client.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert token
-    r = client.post("/login", data={"username": username, "password": password,
-                                    "csrf_token": token.group(1), "next": "/nodes"},
-                    follow_redirects=False)
+    r = client.post(
+        "/login",
+        data={
+            "username": username,
+            "password": password,
+            "csrf_token": token.group(1),
+            "next": "/nodes",
+        },
+        follow_redirects=False,
+    )
     assert r.status_code == 303, r.text
     return csrf_of(client)
 
@@ -126,8 +137,9 @@ class WebApp:
         with self.sm.begin() as db:
             uid = db.scalar(select(User.id).where(User.username == f"u_{role}"))
             assert uid is not None
-            _, secret = auth.create_token(db, user_id=uid, name=f"t-{role}", scopes=scopes,
-                                          now=self.clock())
+            _, secret = auth.create_token(
+                db, user_id=uid, name=f"t-{role}", scopes=scopes, now=self.clock()
+            )
         return secret
 
     def as_role(self, role: str) -> tuple[TestClient, str]:
@@ -191,8 +203,14 @@ def live_dashboard(tmp_path: Path) -> Iterator[LiveDashboard]:
     bus = _make_bus()
     app = create_app(settings, sessionmaker=sm, bus=bus)
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on", timeout_graceful_shutdown=1)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-live", daemon=True)
     thread.start()

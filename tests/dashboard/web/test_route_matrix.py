@@ -38,8 +38,7 @@ def test_route_table_is_exactly_public_plus_matrix(webapp: WebApp) -> None:
 def test_anonymous_reaches_only_public_routes(webapp: WebApp) -> None:
     client = webapp.client()
     for name, method, path in calls(webapp.app):
-        r = client.request(method, path, headers={"accept": "text/html"},
-                           follow_redirects=False)
+        r = client.request(method, path, headers={"accept": "text/html"}, follow_redirects=False)
         if name in PUBLIC_ROUTES:
             assert r.status_code != 401, (name, r.status_code)
             assert "/login?next" not in r.headers.get("location", ""), name
@@ -58,8 +57,7 @@ def test_each_role_gets_exactly_its_column(webapp: WebApp, role: Role) -> None:
     for name, method, path in calls(webapp.app):
         if name in PUBLIC_ROUTES:
             continue
-        r = client.request(method, path, headers={"x-csrf-token": csrf},
-                           follow_redirects=False)
+        r = client.request(method, path, headers={"x-csrf-token": csrf}, follow_redirects=False)
         if role in ROLE_MATRIX[name]:
             assert r.status_code not in (401, 403), (role, name, method, r.status_code, r.text)
             assert r.status_code < 500, (role, name, method, r.status_code)
@@ -86,7 +84,18 @@ def test_api_tokens_follow_the_same_matrix(webapp: WebApp, role: Role) -> None:
 def test_auditor_changes_nothing() -> None:
     for name, roles in ROLE_MATRIX.items():
         if Role.auditor in roles:
-            assert not any(w in name for w in (
-                "create", "update", "revoke", "enrol", "set", "add", "delete", "approve",
-                "reject", "ack",
-            )) or name in ("logout", "language.set"), name
+            assert not any(
+                w in name
+                for w in (
+                    "create",
+                    "update",
+                    "revoke",
+                    "enrol",
+                    "set",
+                    "add",
+                    "delete",
+                    "approve",
+                    "reject",
+                    "ack",
+                )
+            ) or name in ("logout", "language.set"), name
