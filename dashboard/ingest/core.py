@@ -28,6 +28,8 @@ from dashboard.ingest.verify import SignatureVerifier
 from dashboard.models.events import StoredEvent
 from dashboard.models.nodes import Node
 
+MAX_SEQ = 2**62  # fits a signed 64-bit column with room to spare
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -36,6 +38,7 @@ class Outcome:
     reason: str | None = None
     node: str | None = None
     seq: int | None = None
+    index: int = -1  # position of the payload in the batch given to ``process``
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class BatchResult:
     resends: list[ResendRequest] = field(default_factory=list)
     messages: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    index_of: dict[int, int] = field(default_factory=dict, repr=False)  # id(Event) -> index
 
     @property
     def stored(self) -> int:
@@ -130,14 +134,13 @@ class IngestCore:
         result = BatchResult()
         pending = _Pending()
         events: list[tuple[str, Event]] = []
-        states: list[tuple[str, str, bytes]] = []
-        for topic, payload in items:
-            self._route(topic, payload, result, events, states)
-        for topic, node_name, payload in states:
+        states: list[tuple[int, str, str, bytes]] = []
+        for index, (topic, payload) in enumerate(items):
+            self._route(index, topic, payload, result, events, states)
+        for index, topic, node_name, payload in states:
             reason = self.state.apply(session, node_name, payload, now, pending)
-            result.outcomes.append(
-                Outcome(topic, "state" if reason is None else "rejected", reason, node_name)
-            )
+            status = "state" if reason is None else "rejected"
+            result.outcomes.append(Outcome(topic, status, reason, node_name, None, index))
             result.counts["state" if reason is None else reason] += 1
             if reason is None:
                 result.messages.append(("node", {"node": node_name}))
@@ -146,6 +149,8 @@ class IngestCore:
         self._raise(session, pending, now, result)
         session.flush()
         self.counters.update(result.counts)
+        result.outcomes.sort(key=lambda o: o.index)
+        result.index_of.clear()
         return result
 
     def check_gaps(self, session: Session, now: datetime, gap_timeout_s: float) -> BatchResult:
@@ -176,14 +181,15 @@ class IngestCore:
 
     def _route(
         self,
+        index: int,
         topic: str,
         payload: bytes,
         result: BatchResult,
         events: list[tuple[str, Event]],
-        states: list[tuple[str, str, bytes]],
+        states: list[tuple[int, str, str, bytes]],
     ) -> None:
         def reject(reason: str, node: str | None = None) -> None:
-            result.outcomes.append(Outcome(topic, "rejected", reason, node))
+            result.outcomes.append(Outcome(topic, "rejected", reason, node, None, index))
             result.counts[reason] += 1
 
         if not topic.startswith(self._prefix):
@@ -191,7 +197,7 @@ class IngestCore:
             return
         parts = topic[len(self._prefix) :].split("/")
         if len(parts) == 2 and parts[1] == "state":
-            states.append((topic, parts[0], payload))
+            states.append((index, topic, parts[0], payload))
             return
         if len(parts) != 3 or parts[1] != "events":
             reject("bad_topic")
@@ -201,14 +207,22 @@ class IngestCore:
             return
         try:
             event = parse(payload)
+            event.when  # noqa: B018 - a ts that matches the pattern but is no date
         except EnvelopeError as exc:
             reject(_reject_reason(exc), parts[0])
+            return
+        except (RecursionError, ValueError, OverflowError):  # absurd nesting, a 13th month...
+            reject("malformed", parts[0])
+            return
+        if event.seq > MAX_SEQ:
+            reject("malformed", parts[0])
             return
         if event.site != self.site:
             reject("wrong_site", parts[0])
         elif event.node != parts[0] or event.kind != parts[2]:
             reject("topic_mismatch", parts[0])
         else:
+            result.index_of[id(event)] = index
             events.append((topic, event))
 
     # -- events ------------------------------------------------------------------------------
@@ -287,6 +301,7 @@ class IngestCore:
                 reason,
                 event.node,
                 event.seq,
+                result.index_of.get(id(event), -1),
             )
         )
         result.counts[reason] += 1
@@ -388,7 +403,9 @@ class IngestCore:
                     "chain_ok": chain_ok,
                 }
             )
-            result.outcomes.append(Outcome(topic, "stored", None, node.name, seq))
+            result.outcomes.append(
+                Outcome(topic, "stored", None, node.name, seq, result.index_of.get(id(event), -1))
+            )
             result.counts["stored"] += 1
             result.messages.append(
                 (
