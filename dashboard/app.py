@@ -23,6 +23,7 @@ from dashboard.auth.service import AuthService
 from dashboard.db import make_engine, make_sessionmaker
 from dashboard.settings import DashboardSettings
 from dashboard.web import routers
+from dashboard.web.people import EnrolWaits
 
 STATIC_DIR = Path(__file__).with_name("static")
 
@@ -54,6 +55,7 @@ def create_app(
     app.state.clock = clock
     app.state.bus = bus
     app.state.auth = AuthService(settings, sessionmaker)
+    app.state.enrol_waits = EnrolWaits()
     for router in routers():
         # Flat routes (no include_router nesting) so the security middleware can resolve
         # every request's route name before routing, exactly as the router will.

@@ -71,7 +71,7 @@ def _names(db: DbSession, rows: list[DoorAccess]) -> dict[str, str]:
     ids = {r.person_id for r in rows if r.person_id}
     if not ids:
         return {}
-    return dict(db.execute(select(Person.id, Person.name).where(Person.id.in_(ids))).tuples())
+    return {pid: name for pid, name in db.execute(select(Person.id, Person.name).where(Person.id.in_(ids)))}
 
 
 def _page(request: Request, db: DbSession, f: Filters) -> DoorLogPage:

@@ -3,7 +3,11 @@ tap at a chosen reader, revoke a card. Every change goes through the audited ser
 
 from __future__ import annotations
 
+import threading
 import time as monotonic
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -175,12 +179,40 @@ def person_card_add(
     return RedirectResponse(f"/people/{person_id}?msg=common.saved", status_code=303)
 
 
-def wait_for_tap(bus: Any, reader: str, timeout_s: float) -> str | None:
+class EnrolWaits:
+    """Which readers an enrolment is waiting at now (shown to tests and, later, the UI)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers: Counter[str] = Counter()
+
+    @contextmanager
+    def waiting(self, reader: str) -> Iterator[None]:
+        with self._cond:
+            self._readers[reader] += 1
+            self._cond.notify_all()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers[reader] -= 1
+                self._cond.notify_all()
+
+    def wait_for(self, reader: str, timeout: float) -> bool:
+        """Block until an enrolment waits at ``reader`` (True) or ``timeout`` passes."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._readers[reader] > 0, timeout)
+
+
+def wait_for_tap(bus: Any, reader: str, timeout_s: float,
+                 waits: EnrolWaits | None = None) -> str | None:
     """The UID of the next door.access at ``reader`` published on the bus, or None."""
     if bus is None:
         return None
     deadline = monotonic.monotonic() + timeout_s
-    with bus.subscribe(("event",), maxsize=200) as sub:
+    with bus.subscribe(("event",), maxsize=200) as sub, (
+        waits.waiting(reader) if waits else nullcontext()
+    ):
         while (left := deadline - monotonic.monotonic()) > 0:
             msg = sub.get(timeout=left)
             if msg is None:
@@ -203,7 +235,8 @@ def person_card_enrol(
 ) -> Response:
     _person(db, person_id)
     db.rollback()  # do not hold a read transaction open while waiting for the tap
-    uid = wait_for_tap(request.app.state.bus, reader, ENROL_WAIT_S)
+    uid = wait_for_tap(request.app.state.bus, reader, ENROL_WAIT_S,
+                       request.app.state.enrol_waits)
     t = deps.translator(request)
     if uid is None:
         return _detail_page(request, db, person_id, error=t("people.enrol_timeout"), status=408)

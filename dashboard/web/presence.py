@@ -59,7 +59,7 @@ def _presence(request: Request, db: DbSession, f: PresenceFilter) -> tuple[Prese
     stays = projections.presence_between(db, since, until, f.person or None)
     stays = sorted(stays, key=lambda p: p.entered_at or since, reverse=True)[:MAX_ROWS]
     ids = {p.person_id for p in (*inside, *stays)}
-    names = dict(db.execute(select(Person.id, Person.name).where(Person.id.in_(ids))).tuples()) if ids else {}
+    names = dict(db.execute(select(Person.id, Person.name).where(Person.id.in_(ids))).all()) if ids else {}
     return PresenceOut(inside=_out(inside, names), stays=_out(stays, names)), since, until
 
 
