@@ -68,14 +68,28 @@ def _class_verdict(
     return Verdict("allow", "+".join(dict.fromkeys(labels)) or "default")
 
 
+_Key = tuple[str, str, str | None]
+_index_cache: tuple[UsbPolicy, dict[_Key, tuple[RegisteredMedium, ...]]] | None = None
+
+
+def _media_index(policy: UsbPolicy) -> dict[_Key, tuple[RegisteredMedium, ...]]:
+    """Media by (vendor, product, serial), computed once per policy object."""
+    global _index_cache
+    cached = _index_cache
+    if cached is not None and cached[0] is policy:
+        return cached[1]
+    index: dict[_Key, tuple[RegisteredMedium, ...]] = {}
+    for m in policy.media:
+        key = (m.identity.vendor_id, m.identity.product_id, m.identity.serial)
+        index[key] = (*index.get(key, ()), m)
+    _index_cache = (policy, index)
+    return index
+
+
 def _matching_media(device: UsbDevice, policy: UsbPolicy) -> tuple[RegisteredMedium, ...]:
-    return tuple(
-        m
-        for m in policy.media
-        if m.identity.vendor_id == device.vendor_id
-        and m.identity.product_id == device.product_id
-        and m.identity.serial == device.serial
-    )
+    if device.vendor_id is None or device.product_id is None:
+        return ()
+    return _media_index(policy).get((device.vendor_id, device.product_id, device.serial), ())
 
 
 def decide(

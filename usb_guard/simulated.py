@@ -76,7 +76,6 @@ class SimulatedUsb:
         self._events: queue.Queue[UEvent] = queue.Queue()
         self._lock = threading.RLock()
         self._plugged: dict[str, _Plugged] = {}
-        self._next_port: dict[int, int] = {}
         self._disks = 0
         self.devices_dir = self.sysfs_root / "bus/usb/devices"
         for d in (self.devices_dir, self.sysfs_root / "block", self.dev_root):
@@ -91,10 +90,11 @@ class SimulatedUsb:
 
     # -- driving the simulation -------------------------------------------------------------
     def plug(self, spec: DeviceSpec, bus: int = 1) -> str:
-        """Plug a device into a free port of ``bus``; returns its sysfs name (e.g. ``1-3``)."""
+        """Plug a device into the lowest free port of ``bus``; returns its sysfs name (``1-3``)."""
         with self._lock:
-            port = self._next_port.get(bus, 1)
-            self._next_port[bus] = port + 1
+            port = next((p for p in range(1, 128) if f"{bus}-{p}" not in self._plugged), None)
+            if port is None:
+                raise ValueError(f"no free port on bus {bus}")
             name = f"{bus}-{port}"
             hub = self.sysfs_root / _CONTROLLER / f"usb{bus}"
             path = hub / name

@@ -62,22 +62,28 @@ class Sysfs:
     def __init__(self, root: Path = Path("/sys")) -> None:
         self.root = Path(root)
         self.devices_dir = self.root / "bus" / "usb" / "devices"
+        self._devices = str(self.devices_dir)  # plain strings: pathlib costs on the hot path
 
-    def _device_dir(self, name: str) -> Path:
+    def _device_dir(self, name: str) -> str:
         if not (valid_device_name(name) or ROOT_HUB_NAME.fullmatch(name)):
             raise SysfsError(f"not a USB device name: {name[:40]!r}")
-        return self.devices_dir / name
+        return f"{self._devices}/{name}"
 
-    def _read(self, path: Path, limit: int = MAX_ATTR_BYTES) -> bytes | None:
+    def _read(self, path: str, limit: int = MAX_ATTR_BYTES) -> bytes | None:
         try:
-            with open(path, "rb") as f:
-                return f.read(limit)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
         except OSError as exc:
+            raise SysfsError(f"cannot open {path}: {exc.strerror}") from exc
+        try:
+            return os.read(fd, limit)
+        except OSError as exc:
             raise SysfsError(f"cannot read {path}: {exc.strerror}") from exc
+        finally:
+            os.close(fd)
 
-    def _write(self, path: Path, value: str) -> None:
+    def _write(self, path: str, value: str) -> None:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         except OSError as exc:
@@ -111,33 +117,30 @@ class Sysfs:
         """Write ``authorized_default`` on every bus (0: new devices start unauthorised)."""
         hubs = self.root_hubs()
         for hub in hubs:
-            self._write(self._device_dir(hub) / "authorized_default", str(value))
+            self._write(f"{self._device_dir(hub)}/authorized_default", str(value))
         return hubs
 
-    def exists(self, name: str) -> bool:
-        return self._device_dir(name).is_dir()
-
     def is_authorized(self, name: str) -> bool:
-        raw = self._read(self._device_dir(name) / "authorized", 16)
+        raw = self._read(f"{self._device_dir(name)}/authorized", 16)
         if raw is None:
             raise SysfsError(f"device {name} is gone")
         return raw.strip() == b"1"
 
     def set_authorized(self, name: str, value: bool) -> None:
-        self._write(self._device_dir(name) / "authorized", "1" if value else "0")
+        self._write(f"{self._device_dir(name)}/authorized", "1" if value else "0")
 
     def read_device(self, name: str) -> UsbDevice:
         """Read a device; SysfsError if it is gone, descriptor problems go into the result."""
         base = self._device_dir(name)
-        vid = self._read(base / "idVendor", 16)
-        pid = self._read(base / "idProduct", 16)
+        vid = self._read(f"{base}/idVendor", 16)
+        pid = self._read(f"{base}/idProduct", 16)
         if vid is None or pid is None:
             raise SysfsError(f"device {name} is gone or has no idVendor/idProduct")
-        serial_raw = self._read(base / "serial", 512)
+        serial_raw = self._read(f"{base}/serial", 512)
         serial = None
         if serial_raw is not None:
             serial = serial_raw.decode("utf-8", "replace").rstrip("\n")[:255]
-        raw = self._read(base / "descriptors", 64 * 1024 + 1)
+        raw = self._read(f"{base}/descriptors", 64 * 1024 + 1)
         descriptors = None
         error = None
         try:
@@ -147,11 +150,6 @@ class Sysfs:
         except DescriptorError as exc:
             error = str(exc)
         return UsbDevice(name, _hex4(vid), _hex4(pid), serial, descriptors, error)
-
-    def block_ro(self, disk: str) -> Path:
-        if not BLOCK_NAME.fullmatch(disk):
-            raise SysfsError(f"not a block device name: {disk[:40]!r}")
-        return self.root / "block" / disk / "ro"
 
 
 def _hex4(raw: bytes) -> str | None:
