@@ -111,7 +111,8 @@ class Journal:
         self.site = site
         self.boot = boot
         self._key = key
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()  # the writer connection and the durable head
+        self._seal_lock = threading.Lock()  # the sealed (maybe not yet durable) head
         self._read_lock = threading.Lock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,6 +145,8 @@ class Journal:
             self._head = (int(row[0]), str(row[1]))
             if head.seq != row[0] or head.hash != row[1]:
                 raise JournalError(f"journal {path}: the last row does not hold event {row[0]}")
+        self._sealed = self._head
+        self._broken: JournalError | None = None
         self._ack = int(self._meta.get("ack", "0"))
         self._delivered = int(self._meta.get("delivered", "0"))
 
@@ -166,39 +169,81 @@ class Journal:
         return self.append_many([(kind, data)], now=now, clock=clock)[0]
 
     def append_many(
-        self, items: Sequence[tuple[str, dict[str, Any]]], *, now: datetime, clock: ClockState
+        self,
+        items: Sequence[tuple[str, dict[str, Any]]],
+        *,
+        now: datetime,
+        clock: ClockState,
+        prechecked: bool = False,
     ) -> list[Event]:
-        """Seal and store ``items`` in one transaction; durable when this returns."""
-        for kind, data in items:
-            check_item(kind, data)
-        with self._lock:
-            seq, prev = self._head
-            events: list[Event] = []
-            rows: list[tuple[int, str, str, str, bytes]] = []
+        """Seal and store ``items`` in one transaction; durable when this returns.
+
+        Two stages, so that one batch can be sealed (CPU) while the previous one is committed
+        (fsync): a batch is sealed under ``_seal_lock`` and takes the writer lock ``_lock``
+        before letting go of it, so commits happen in seal order. A batch is written only if it
+        chains onto the durable head: if an earlier batch failed after this one was sealed on
+        top of it, this one fails too, and the next sealer starts again from the durable head.
+        ``prechecked``: the caller already ran ``check_item`` on every item.
+        """
+        if not prechecked:
             for kind, data in items:
-                seq += 1
-                try:
-                    event = seal(
-                        self._key, node=self.node, site=self.site, seq=seq, ts=now,
-                        boot=self.boot, clock=clock, kind=kind, data=data, prev=prev,
-                    )
-                except (ValidationError, TypeError, ValueError) as exc:
-                    raise EventRejected(f"cannot seal a {kind} event: {exc}") from exc
-                body = event.to_bytes()
-                if len(body) > MAX_EVENT_BYTES:
-                    raise EventRejected(f"a {kind} event would be {len(body)} bytes (limit 64 KiB)")
-                events.append(event)
-                rows.append((seq, event.ts, kind, event.hash, body))
-                prev = event.hash
-            if not rows:
-                return []
-            self._write(
-                "storing events",
-                "INSERT INTO events (seq, ts, kind, hash, body) VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
-            self._head = (seq, prev)
+                check_item(kind, data)
+        if not items:
+            return []
+        with self._seal_lock:
+            if self._broken is not None:
+                # Every batch sealed before us holds or held the writer: once we hold it they
+                # have all finished, and the chain restarts from what is durable.
+                with self._lock:
+                    self._sealed, self._broken = self._head, None
+            base = self._sealed
+            events, rows = self._seal(items, base, now, clock)
+            self._sealed = (events[-1].seq, events[-1].hash)
+            self._lock.acquire()
+        try:
+            if base != self._head:
+                earlier = self._broken or JournalError("an earlier write failed")
+                raise type(earlier)(f"not stored, an earlier write failed: {earlier}")
+            try:
+                self._write(
+                    "storing events",
+                    "INSERT INTO events (seq, ts, kind, hash, body) VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+            except JournalError as exc:
+                self._broken = exc
+                raise
+            self._head = (events[-1].seq, events[-1].hash)
             return events
+        finally:
+            self._lock.release()
+
+    def _seal(
+        self,
+        items: Sequence[tuple[str, dict[str, Any]]],
+        base: tuple[int, str],
+        now: datetime,
+        clock: ClockState,
+    ) -> tuple[list[Event], list[tuple[int, str, str, str, bytes]]]:
+        seq, prev = base
+        events: list[Event] = []
+        rows: list[tuple[int, str, str, str, bytes]] = []
+        for kind, data in items:
+            seq += 1
+            try:
+                event = seal(
+                    self._key, node=self.node, site=self.site, seq=seq, ts=now,
+                    boot=self.boot, clock=clock, kind=kind, data=data, prev=prev,
+                )
+            except (ValidationError, TypeError, ValueError) as exc:
+                raise EventRejected(f"cannot seal a {kind} event: {exc}") from exc
+            body = event.to_bytes()
+            if len(body) > MAX_EVENT_BYTES:
+                raise EventRejected(f"a {kind} event would be {len(body)} bytes (limit 64 KiB)")
+            events.append(event)
+            rows.append((seq, event.ts, kind, event.hash, body))
+            prev = event.hash
+        return events, rows
 
     def _write(self, doing: str, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         """Run ``sql`` for every row in one committed transaction, or not at all."""

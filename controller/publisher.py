@@ -11,9 +11,10 @@ never waits for a commit's fsync) and hands them to the link strictly in seq ord
 below which the broker has PUBACKed everything. When the connection drops, the messages already
 handed over stay in the client and are re-sent first, in order, after the next CONNACK; the
 publisher then continues from its cursor: together this resumes from the lowest seq not
-PUBACKed. ``delivered`` is written to the journal about once a second (and at stop), so after a
-crash or SIGKILL the publisher restarts from the recorded mark and re-sends at most about a
-second of events: duplicates are possible (the dashboard drops them by (node, seq)), loss is not.
+PUBACKed. ``delivered`` is written to the journal every 1,000 events or once a second (and at
+stop), so after a crash or SIGKILL the publisher restarts from the recorded mark and re-sends at
+most about that many events: duplicates are possible (the dashboard drops them by (node, seq)),
+loss is not.
 
 Ack and prune. The dashboard publishes, retained on ``.../ack``, ``{"seq": N}``: the highest
 contiguous seq it stored. That goes to ``Journal.set_ack`` and rows with seq < N are pruned every
@@ -43,6 +44,7 @@ from controller.journal import Journal, JournalError
 from controller.mqtt import MqttError, MqttLink
 
 DELIVERED_SAVE_S = 1.0
+DELIVERED_SAVE_EVERY = 1000
 READ_CHUNK = 500
 
 
@@ -269,7 +271,8 @@ class Publisher:
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
-        if now - self._saved_at >= DELIVERED_SAVE_S:
+        behind = self._mark.delivered - self.journal.delivered
+        if behind >= DELIVERED_SAVE_EVERY or (behind and now - self._saved_at >= DELIVERED_SAVE_S):
             self._save_delivered()
             self._saved_at = now
         if now - self._pruned_at >= self.prune_interval_s:

@@ -2,13 +2,15 @@
 
 ``emit`` writes the event to the journal first and returns only once it is committed to disk;
 then it wakes the publisher, which delivers it whenever the broker is reachable. Concurrent
-``emit`` calls share commits (group commit): the first caller to find no commit running becomes
-the leader and commits every request queued so far in one transaction (one fsync); the others
-wait for that commit, or lead the next one. Each caller still returns only after its own event
-is durable. ``emit_many`` puts several events in one request. Bad input (a kind that is not
-``area.name``, data that is not plain JSON or too big) is refused in the caller's thread with
-``EventRejected`` before it can spoil anyone else's batch; a full disk raises ``JournalFull``
-to every caller whose events were in that commit, and nothing already stored is lost.
+``emit`` calls share commits (group commit): a caller that finds fewer than two commits under
+way becomes a leader and takes every request queued so far into one transaction (one fsync);
+the others wait for that commit, or lead the next one. Two leaders let one batch be sealed and
+signed while the previous one is being fsynced; the journal keeps their commits in seal order.
+Each caller still returns only after its own event is durable. ``emit_many`` puts several
+events in one request. Bad input (a kind that is not ``area.name``, data that is not plain JSON
+or too big) is refused in the caller's thread with ``EventRejected`` before it can spoil anyone
+else's batch; a full disk raises ``JournalFull`` to every caller whose events were in that
+commit (or sealed on top of it), and nothing already stored is lost.
 
 State: ``secroom/v1/{site}/{node}/state`` is retained. The last will (set before connecting)
 publishes ``{"state":"offline"}``; every (re)connect publishes ``{"state":"online", ...}`` with
@@ -35,6 +37,7 @@ from controller.publisher import Publisher
 
 OFFLINE = canonical_json({"state": "offline"})
 STOP_FLUSH_S = 2.0
+MAX_LEADERS = 2  # one batch sealing while the previous one is committed (see Journal)
 
 Payload = BaseModel | Mapping[str, Any]
 
@@ -51,12 +54,13 @@ class RuntimeSettings(BaseModel, extra="forbid"):
 
 
 class _Request:
-    __slots__ = ("items", "events", "error", "done")
+    __slots__ = ("items", "events", "error", "taken", "done")
 
     def __init__(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         self.items = items
         self.events: list[Event] = []
         self.error: Exception | None = None
+        self.taken = False  # in a leader's batch
         self.done = False
 
 
@@ -95,7 +99,7 @@ class NodeRuntime:
         self._health: dict[str, Any] = {}
         self._cond = threading.Condition()
         self._pending: list[_Request] = []
-        self._committing = False
+        self._leaders = 0
         self._running = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -141,7 +145,7 @@ class NodeRuntime:
             self.publisher.stop()
             self.link.stop()
             with self._cond:  # let a commit already running finish before closing the file
-                self._cond.wait_for(lambda: not self._committing)
+                self._cond.wait_for(lambda: not self._leaders)
                 self.journal.close()
 
     # -- events ------------------------------------------------------------------------------
@@ -160,19 +164,21 @@ class NodeRuntime:
         req = _Request(items)
         with self._cond:
             self._pending.append(req)
-            while not req.done and self._committing:
+            while not req.done and (req.taken or self._leaders >= MAX_LEADERS):
                 self._cond.wait()
             if req.done:
                 return self._result(req)
-            self._committing = True
+            self._leaders += 1
             batch, self._pending = self._pending, []
+            for r in batch:
+                r.taken = True
         try:
             self._store(batch)
         finally:
             with self._cond:
                 for r in batch:
                     r.done = True
-                self._committing = False
+                self._leaders -= 1
                 self._cond.notify_all()
         self.publisher.wake()
         return self._result(req)
@@ -181,7 +187,7 @@ class NodeRuntime:
         now, clock = self._clock(), self._clock_state()
         try:
             events = self.journal.append_many(
-                [item for r in batch for item in r.items], now=now, clock=clock
+                [item for r in batch for item in r.items], now=now, clock=clock, prechecked=True
             )
         except EventRejected as exc:
             if len(batch) == 1:

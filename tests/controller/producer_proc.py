@@ -1,9 +1,10 @@
 """A node process for the crash tests and the benchmark (run as a child, never collected).
 
-    python tests/controller/producer_proc.py SETTINGS_JSON --until N [--chunk K]
+    python tests/controller/producer_proc.py SETTINGS_JSON --until N [--chunk K] [--threads T]
 
-Starts a NodeRuntime from the settings file and emits ``door.rex`` events in chunks of K until
-the journal head reaches N (so after a restart it continues from the journal head). Prints
+Starts a NodeRuntime from the settings file and emits ``door.rex`` events in chunks of K (K=1:
+single ``emit`` calls), from T threads, until the journal head reaches N (so after a restart it
+continues from the journal head). Prints
 ``head <seq>`` after every commit, ``delivered <seq> <seconds>`` once the broker PUBACKed
 everything, then ``rss_mb <peak>`` and stops the runtime cleanly.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -32,18 +34,31 @@ def main() -> int:
     ap.add_argument("settings", type=Path)
     ap.add_argument("--until", type=int, required=True)
     ap.add_argument("--chunk", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quiet", action="store_true", help="print only the summary lines")
     args = ap.parse_args()
     rt = NodeRuntime(RuntimeSettings.model_validate_json(args.settings.read_text()))
     rt.start()
     start = time.perf_counter()
+
+    def produce() -> None:
+        head = rt.journal.head()[0]
+        while head < args.until:
+            if args.chunk == 1:
+                head = rt.emit("door.rex", {"n": head, "pad": "0" * 64}).seq
+            else:
+                items = [("door.rex", {"n": head + i, "pad": "0" * 64}) for i in range(args.chunk)]
+                head = rt.emit_many(items)[-1].seq
+            if not args.quiet:
+                print(f"head {head}", flush=True)
+
+    threads = [threading.Thread(target=produce) for _ in range(args.threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     head = rt.journal.head()[0]
-    while head < args.until:
-        n = min(args.chunk, args.until - head)
-        head = rt.emit_many([("door.rex", {"n": head + i, "pad": "0" * 64}) for i in range(n)])[-1].seq
-        if not args.quiet:
-            print(f"head {head}", flush=True)
-    ok = rt.wait_delivered(head, 60)
+    ok = rt.wait_delivered(head, 120)
     print(f"delivered {head if ok else -1} {time.perf_counter() - start:.6f}", flush=True)
     print(f"rss_mb {peak_rss_mb():.1f}", flush=True)
     rt.stop()

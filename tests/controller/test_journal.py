@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -211,3 +213,51 @@ def test_verify_detects_a_foreign_signature(filled: Path) -> None:
 def test_verify_a_missing_file(tmp_path: Path, key: Ed25519PrivateKey) -> None:
     report = verify_journal(tmp_path / "nope.db", key.public_key())
     assert not report.ok and "no journal" in report.problems[0]
+
+
+def test_a_failed_commit_fails_the_batch_sealed_on_top_and_the_chain_restarts(
+    tmp_path: Path, key: Ed25519PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    j = open_journal(tmp_path / "j.db", key)
+    fill(j, 3)
+    head = j.head()
+    release, second_sealed = threading.Event(), threading.Event()
+    real_write, real_seal = j._write, j._seal
+    seals = []
+
+    def failing_write(*args: object) -> None:
+        release.wait(10)
+        raise JournalFull("journal full (simulated)")
+
+    def seal_spy(*args: Any) -> Any:
+        out = real_seal(*args)
+        seals.append(out[0][0].seq)
+        if len(seals) == 2:
+            second_sealed.set()
+        return out
+
+    monkeypatch.setattr(j, "_write", failing_write)
+    monkeypatch.setattr(j, "_seal", seal_spy)
+    errors: list[Exception] = []
+
+    def append() -> None:
+        try:
+            fill(j, 2)
+        except JournalError as exc:
+            errors.append(exc)
+
+    first = threading.Thread(target=append)
+    first.start()
+    second = threading.Thread(target=append)
+    second.start()
+    assert second_sealed.wait(10)  # sealed as seqs 6..7, on top of the pending 4..5
+    monkeypatch.setattr(j, "_write", real_write)
+    release.set()
+    first.join()
+    second.join()
+    assert seals == [4, 6]
+    assert len(errors) == 2 and all(isinstance(e, JournalFull) for e in errors)
+    assert j.head() == head
+    e = j.append("door.rex", {}, now=NOW, clock="synced")
+    assert (e.seq, e.prev) == (4, head[1])
+    assert verify_journal(tmp_path / "j.db", key.public_key()).ok
