@@ -22,7 +22,7 @@ from backup.storage import io_errors
 from backup.uploader import ChunkResult, Uploader
 from backup.walk import WalkErrors, data_extents, walk
 
-SEGMENT = 8 * 1024 * 1024
+SEGMENT = 4 * 1024 * 1024
 CHECKPOINT_PACKS = 16
 
 Pending = list[tuple[int, int, Future[list[ChunkResult]], int]]
@@ -83,15 +83,22 @@ def _read_file(path: str, st: os.stat_result, chunker: Chunker, up: Uploader,
                 if not buf:
                     break
                 base = pos - len(buf)
-                view = memoryview(buf)
                 cuts = list(chunker.cut(buf))
                 keep = cuts if eof else cuts[:-1]
-                for off, length in keep:
-                    fut, i = up.add(view[off:off + length])
+                if len(keep) == 1 and keep[0][1] == len(buf):
+                    pieces = [buf]  # a small file: one chunk, no copy
+                else:
+                    view = memoryview(buf)
+                    pieces = [bytes(view[off:off + length]) for off, length in keep]
+                    del view
+                carry = b"" if eof else buf[cuts[-1][0]:]
+                del buf, fresh  # free the segment before waiting for room in the pipeline
+                for (off, length), piece in zip(keep, pieces, strict=True):
+                    fut, i = up.add(piece)
                     pending.append((base + off, length, fut, i))
+                del pieces
                 if eof:
                     break
-                carry = buf[cuts[-1][0]:]
             if shrank:  # the file was truncated while we read it: keep what was there
                 return pos, pending
         return size, pending

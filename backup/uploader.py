@@ -34,7 +34,7 @@ def is_zero(data: Data) -> bool:
 
 class Uploader:
     def __init__(self, root: Path, idx: Index, dedup_key: bytes, public_key: bytes, *,
-                 threads: int, pack_size: int, level: int, max_inflight: int = 24 << 20,
+                 threads: int, pack_size: int, level: int, max_inflight: int = 16 << 20,
                  on_pack: Callable[[], None] | None = None) -> None:
         self._root, self._idx, self._key, self._pub = root, idx, dedup_key, public_key
         self._pack_size, self._level = pack_size, level
@@ -58,8 +58,6 @@ class Uploader:
 
     def add(self, data: Data) -> tuple[Future[list[ChunkResult]], int]:
         """Queue one chunk; returns (future of its batch's results, index in that batch)."""
-        if isinstance(data, memoryview) and data.nbytes < memoryview(data.obj).nbytes:
-            data = bytes(data)  # do not pin a whole read segment while the chunk waits
         if not self._batch:
             self._future: Future[list[ChunkResult]] = Future()
         self._batch.append(data)

@@ -117,7 +117,8 @@ def env(tmp_path: Path, operator_key: tuple[Path, crypto.PrivateKey]) -> Env:
     return Env(tmp_path, vault, cfg, cfg_file, keydir / "backup.key", pass_file, key)
 
 
-def fill_vault(vault: Path, seed: int = 1, *, files: int = 40, big: int = 2) -> None:
+def fill_vault(vault: Path, seed: int = 1, *, files: int = 40, big: int = 2,
+               big_size: int = 2 << 20) -> None:
     """Small compressible files, a few incompressible MB, nested folders, Japanese names."""
     import random
 
@@ -129,7 +130,7 @@ def fill_vault(vault: Path, seed: int = 1, *, files: int = 40, big: int = 2) -> 
             "".join(f"{i},{rng.randrange(10**6)},給与,{j}\n" for j in range(rng.randrange(1, 400))),
             encoding="utf-8")
     for i in range(big):
-        (vault / f"scan_{i}.bin").write_bytes(rng.randbytes(rng.randrange(1 << 20, 3 << 20)))
+        (vault / f"scan_{i}.bin").write_bytes(rng.randbytes(rng.randrange(big_size // 2, big_size * 3 // 2)))
 
 
 def tree_state(root: Path) -> dict[str, tuple[Any, ...]]:
