@@ -93,7 +93,8 @@ def main() -> int:
                 events = n if chunk > 1 else min(n, 5_000)
                 rate, peak = node_run(Path(tmp) / f"node{i}", broker.port, events, chunk, threads)
                 call = "emit (single)" if chunk == 1 else f"emit_many({chunk})"
-                rows.append((f"node: {call} x {threads} thread(s), {events} ev", rate, f"{peak:.1f} MB"))
+                what = f"node: {call} x {threads} thread(s), {events} ev"
+                rows.append((what, rate, f"{peak:.1f} MB"))
                 if i == 0:
                     headline, rss = rate, peak
         finally:

@@ -6,6 +6,7 @@ events by seq (dropping duplicates), asks the node to resend any gap, and can pu
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from controller.envelope import Event, EnvelopeError, canonical_json, parse, topic_for
+from controller.envelope import EnvelopeError, Event, canonical_json, parse, topic_for
 from controller.keys import generate
 from controller.mqtt import MqttLink, MqttSettings
 from controller.runtime import RuntimeSettings
@@ -121,8 +122,7 @@ class Collector:
                 return True
             with self._cond:
                 before = len(self.events)
-                self._cond.wait_for(lambda: len(self.events) > before, timeout=quiet)
-                if len(self.events) > before:
+                if self._cond.wait_for(functools.partial(self._grown, before), timeout=quiet):
                     continue  # still arriving
             gaps = self.missing(upto)
             if not gaps:
@@ -131,6 +131,9 @@ class Collector:
                 for first, last in gaps[:50]:
                     self.request_resend(first, last)
         return not self.missing(upto)
+
+    def _grown(self, before: int) -> bool:
+        return len(self.events) > before
 
     def wait_copies(self, seq: int, n: int, timeout: float) -> bool:
         with self._cond:

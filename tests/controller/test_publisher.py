@@ -130,8 +130,9 @@ def test_resend_and_bad_requests(
         before = col.wire_count
         resend = topic_for(SITE, NODE, "resend")
         ack = topic_for(SITE, NODE, "ack")
-        for payload in (b"not json", b'{"from": 5}', b'{"from": 9, "to": 2}', b'{"from": -1, "to": 3}',
-                        b'{"from": 1, "to": 2, "x": 1}', b"\xff\xfe"):
+        bad_resends = (b"not json", b'{"from": 5}', b'{"from": 9, "to": 2}',
+                       b'{"from": -1, "to": 3}', b'{"from": 1, "to": 2, "x": 1}', b"\xff\xfe")
+        for payload in bad_resends:
             col.link.publish(resend, payload)
         for payload in (b"[]", b'{"seq": "x"}', b'{"seq": -1}', canonical_json({"seq": 10**9})):
             col.link.publish(ack, payload)

@@ -29,7 +29,9 @@ Key = tuple[Path, Ed25519PrivateKey]
 
 
 @pytest.fixture
-def runtime_at(make_settings: Callable[..., RuntimeSettings]) -> Iterator[Callable[..., NodeRuntime]]:
+def runtime_at(
+    make_settings: Callable[..., RuntimeSettings],
+) -> Iterator[Callable[..., NodeRuntime]]:
     made: list[NodeRuntime] = []
 
     def start(port: int, **overrides: object) -> NodeRuntime:
@@ -100,7 +102,12 @@ class LineReader:
         self.lines: queue.Queue[str] = queue.Queue()
         assert proc.stdout is not None
         out = proc.stdout
-        threading.Thread(target=lambda: [self.lines.put(x.strip()) for x in out], daemon=True).start()
+
+        def pump() -> None:
+            for line in out:
+                self.lines.put(line.strip())
+
+        threading.Thread(target=pump, daemon=True).start()
 
     def until(self, predicate: Callable[[str], bool], timeout: float = 30) -> str:
         while True:
