@@ -1,4 +1,4 @@
-"""``secroom usb agent`` and ``secroom usb export-rules``; the controller wires them.
+"""``secroom usb agent``, ``export-rules`` and ``init-medium``; the controller wires them.
 
 Each handler is called as ``args.handler(args, emit, policy_provider)`` and returns an exit code.
 """
@@ -6,6 +6,7 @@ Each handler is called as ``args.handler(args, emit, policy_provider)`` and retu
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import socket
 import sys
@@ -17,6 +18,8 @@ from usb_guard.agent import Agent, PolicyProvider
 from usb_guard.config import ConfigError, UsbAgentConfig, load_config
 from usb_guard.errors import UsbGuardError
 from usb_guard.events import Emit
+from usb_guard.medium_token import DEFAULT_TOKEN_OFFSET
+from usb_guard.registration import initialise_medium
 from usb_guard.usbguard_rules import export_rules
 
 
@@ -36,6 +39,15 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     rules.add_argument("--host", help="only media allowed on this host (default: any host)")
     rules.add_argument("--output", type=Path, help="write to this file instead of stdout")
     rules.set_defaults(handler=export_rules_handler)
+
+    init = usb_sub.add_parser("init-medium",
+                              help="write a new medium token and print the ledger identity")
+    init.add_argument("--disk", required=True, help="block device name, e.g. sdb")
+    init.add_argument("--control-number", required=True, help="allocated by the dashboard")
+    init.add_argument("--sysfs-root", type=Path, default=Path("/sys"))
+    init.add_argument("--dev-root", type=Path, default=Path("/dev"))
+    init.add_argument("--token-offset", type=int, default=DEFAULT_TOKEN_OFFSET)
+    init.set_defaults(handler=init_medium_handler)
 
 
 def agent_config(args: argparse.Namespace) -> UsbAgentConfig:
@@ -94,4 +106,21 @@ def export_rules_handler(args: argparse.Namespace, emit: Emit,
         print(f"secroom usb export-rules: cannot write {args.output}: {exc.strerror}",
               file=sys.stderr)
         return 1
+    return 0
+
+
+def init_medium_handler(args: argparse.Namespace, emit: Emit,
+                        policy_provider: PolicyProvider) -> int:
+    try:
+        done = initialise_medium(args.sysfs_root, args.dev_root, args.disk,
+                                 args.control_number, args.token_offset)
+    except UsbGuardError as exc:
+        print(f"secroom usb init-medium: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({
+        "control_number": done.control_number,
+        "usb_device": done.usb_device,
+        "identity": done.identity.model_dump(mode="json"),
+        "token_digest": done.token_digest,
+    }, indent=2))
     return 0

@@ -36,6 +36,7 @@ class DeviceSpec:
     raw_descriptors: bytes | None = None  # overrides the built descriptors (malformed tests)
     token: MediumToken | None = None  # written into the medium's reserved area
     token_block: bytes | None = None  # raw bytes instead (damaged token tests)
+    first_partition_sector: int = 2048  # 1 MiB, the usual alignment
 
     @property
     def is_storage(self) -> bool:
@@ -201,7 +202,8 @@ class SimulatedUsb:
         dpath = ipath / f"host{n}" / f"target{n}:0:0" / f"{n}:0:0:0" / "block" / disk
         (dpath / f"{disk}1").mkdir(parents=True)
         _write_attrs(dpath, {"ro": "0", "size": str(_IMAGE_BYTES // 512)})
-        _write_attrs(dpath / f"{disk}1", {"ro": "0", "partition": "1"})
+        _write_attrs(dpath / f"{disk}1", {"ro": "0", "partition": "1",
+                                          "start": str(plugged.spec.first_partition_sector)})
         os.symlink(os.path.relpath(dpath, self.sysfs_root / "block"),
                    self.sysfs_root / "block" / disk)
         with open(self.dev_root / disk, "wb") as image:
