@@ -32,7 +32,15 @@ from usb_guard.events import (
 from usb_guard.medium_token import BlockDevice, RawTokenReader, TokenReader, token_matches
 from usb_guard.policy import UsbPolicy
 from usb_guard.readonly import IoctlReadOnly, ReadOnlyControl
-from usb_guard.sysfs import BLOCK_NAME, Sysfs, UsbDevice, usb_device_of, valid_device_name
+from usb_guard.sysfs import (
+    BLOCK_NAME,
+    INTERFACE_NAME,
+    ROOT_HUB_NAME,
+    Sysfs,
+    UsbDevice,
+    usb_device_of,
+    valid_device_name,
+)
 from usb_guard.udev import UdevSource, UEvent
 
 PolicyProvider = Callable[[], UsbPolicy | None]
@@ -153,9 +161,10 @@ class Agent:
         name = _event_name(event)
         if subsystem == "usb":
             if event.devtype not in (None, "usb_device") or name is None:
-                return  # interfaces, root hubs and unnamed events carry nothing to decide
+                return  # interfaces and unnamed events carry nothing to decide
             if not valid_device_name(name):
-                self.stats.bad_events += 1
+                if not (ROOT_HUB_NAME.fullmatch(name) or INTERFACE_NAME.fullmatch(name)):
+                    self.stats.bad_events += 1
                 return
             if action == "add":
                 self._on_add(name, "insert")
@@ -174,7 +183,9 @@ class Agent:
         device = self.sysfs.read_device(name)
         if device.descriptor_error is not None:
             self.stats.malformed_devices += 1
-        verdict = decide(device, self._current_policy(), self.config.host, self.clock(),
+        # self._policy is left alone: check_policy must still see a change and re-decide on
+        # the devices already present.
+        verdict = decide(device, self.policy_provider(), self.config.host, self.clock(),
                          force_read_only=self.config.force_read_only)
         seen = self._state.present.get(name)
         if only_changes and seen is not None and (seen.verdict.action, seen.verdict.rule) == (
@@ -268,10 +279,6 @@ class Agent:
         self._emit_inserted(seen.device, verdict, "token_check", rule, control_number, reason)
 
     # -- helpers ----------------------------------------------------------------------------
-    def _current_policy(self) -> UsbPolicy | None:
-        self._policy = self.policy_provider()
-        return self._policy
-
     def _scan(self, phase: Phase, only_changes: bool) -> None:
         names = self.sysfs.device_names()
         for name in names:

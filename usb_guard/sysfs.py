@@ -18,6 +18,7 @@ from usb_guard.errors import DescriptorError, SysfsError
 
 DEVICE_NAME = re.compile(r"\d{1,3}-\d{1,3}(?:\.\d{1,3}){0,6}")
 ROOT_HUB_NAME = re.compile(r"usb\d{1,3}")
+INTERFACE_NAME = re.compile(r"\d{1,3}-\d{1,3}(?:\.\d{1,3}){0,6}:\d{1,3}\.\d{1,3}")
 BLOCK_NAME = re.compile(r"[a-z][a-z0-9]{0,31}")
 _HEX4 = re.compile(r"[0-9a-f]{4}")
 MAX_ATTR_BYTES = 4096

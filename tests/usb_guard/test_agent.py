@@ -248,3 +248,31 @@ def test_run_loop_handles_events_until_stopped(sim: SimulatedUsb) -> None:
     assert not thread.is_alive()
     assert sim.is_authorized(name)
     assert events[-1].verdict == "allow" and events[-1].control_number == "USB-0001"
+
+
+def test_policy_change_seen_first_by_an_insertion_still_re_decides_present_devices(
+    harness: Harness,
+) -> None:
+    medium, token = make_medium()
+    harness.policy = UsbPolicy(media=(medium,))
+    _start(harness)
+    stick = harness.sim.plug(storage_stick("AA0001", token))
+    harness.pump()
+    harness.policy = UsbPolicy(media=(medium.model_copy(update={"state": "lost"}),))
+    kbd = harness.sim.plug(keyboard())  # handled under the new policy before check_policy runs
+    harness.pump()
+    assert harness.sim.is_authorized(kbd) and harness.sim.is_authorized(stick)
+    assert harness.agent.check_policy()
+    assert not harness.sim.is_authorized(stick)
+    assert [e.phase for e in harness.inserted(kbd)] == ["insert"]  # unchanged: no new event
+
+
+def test_root_hub_and_interface_removals_are_not_bad_events(harness: Harness) -> None:
+    from usb_guard.udev import UEvent
+
+    _start(harness)
+    for name in ("usb1", "1-1:1.0"):
+        harness.agent.handle(UEvent("remove", "usb", None, name, None, {}))
+    assert harness.agent.stats.bad_events == 0
+    harness.agent.handle(UEvent("remove", "usb", None, "../../etc", None, {}))
+    assert harness.agent.stats.bad_events == 1
