@@ -188,8 +188,9 @@ class Agent:
         verdict = decide(device, self.policy_provider(), self.config.host, self.clock(),
                          force_read_only=self.config.force_read_only)
         seen = self._state.present.get(name)
-        if only_changes and seen is not None and (seen.verdict.action, seen.verdict.rule) == (
-            verdict.action, verdict.rule
+        if only_changes and seen is not None and (
+            seen.token_ok is False  # failed its token check: blocked until unplugged
+            or (seen.verdict.action, seen.verdict.rule) == (verdict.action, verdict.rule)
         ):
             return
         check = verdict.needs_token_check and self.config.token_check
@@ -222,6 +223,7 @@ class Agent:
         ))
 
     def _on_disk(self, disk_name: str, sys_path: str) -> None:
+        self._state.read_only_disks.discard(disk_name)  # a new disk may reuse an old name
         usb = usb_device_of(sys_path)
         if usb is None or usb not in self._state.pending_token:
             return  # not a medium waiting for its token check (internal disk, already checked)

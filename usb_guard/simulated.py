@@ -196,8 +196,9 @@ class SimulatedUsb:
                 self._add_disk(plugged, ipath)
 
     def _add_disk(self, plugged: _Plugged, ipath: Path) -> None:
-        disk = "sd" + _letters(self._disks)
-        self._disks += 1
+        in_use = {p.disk for p in self._plugged.values()}
+        disk = next(d for d in ("sd" + _letters(i) for i in range(10_000)) if d not in in_use)
+        self._disks += 1  # SCSI host numbers grow; disk names are reused, as in the kernel
         n = self._disks
         dpath = ipath / f"host{n}" / f"target{n}:0:0" / f"{n}:0:0:0" / "block" / disk
         (dpath / f"{disk}1").mkdir(parents=True)

@@ -276,3 +276,39 @@ def test_root_hub_and_interface_removals_are_not_bad_events(harness: Harness) ->
     assert harness.agent.stats.bad_events == 0
     harness.agent.handle(UEvent("remove", "usb", None, "../../etc", None, {}))
     assert harness.agent.stats.bad_events == 1
+
+
+def test_removed_clone_stays_blocked_across_policy_changes(harness: Harness) -> None:
+    medium, _ = make_medium()
+    harness.policy = UsbPolicy(media=(medium,))
+    _start(harness)
+    clone = harness.sim.plug(storage_stick("AA0001", MediumToken("USB-0001", new_token())))
+    harness.pump()
+    assert harness.final(clone).verdict == "removed_token_mismatch"
+    count = len(harness.inserted(clone))
+    other, _ = make_medium("USB-0002", serial="BB")
+    harness.policy = UsbPolicy(media=(medium, other))
+    assert harness.agent.check_policy()
+    harness.pump()
+    assert not harness.sim.is_authorized(clone)
+    assert len(harness.inserted(clone)) == count  # not re-authorised, not re-checked
+
+
+def test_read_only_flag_does_not_leak_to_a_later_disk_with_the_same_name(
+    harness: Harness,
+) -> None:
+    ro_medium, ro_token = make_medium(read_only=True)
+    rw_medium, rw_token = make_medium("USB-0002", serial="BB")
+    harness.policy = UsbPolicy(media=(ro_medium, rw_medium))
+    _start(harness)
+    first = harness.sim.plug(storage_stick("AA0001", ro_token))
+    harness.pump()
+    ro_disk = harness.sim.disk_of(first)
+    harness.sim.unplug(first)
+    harness.pump()
+    second = harness.sim.plug(storage_stick("BB", rw_token))
+    harness.pump()
+    disk = harness.sim.disk_of(second)
+    assert disk is not None and ro_disk is not None
+    assert not harness.sim.disk_read_only(disk)
+    assert harness.ro.calls == [ro_disk, f"{ro_disk}1"]
