@@ -18,7 +18,7 @@ from dashboard import projections
 from dashboard.models import DoorAccess, Person
 from dashboard.web import deps
 from dashboard.web.csvsafe import csv_lines
-from dashboard.web.forms import OptionalDateTime, local_input, localise
+from dashboard.web.forms import ApiDateTime, OptionalDateTime, local_input, localise
 
 router = APIRouter()
 PAGE = 100
@@ -56,6 +56,11 @@ class Filters(BaseModel):
     person: str | None = Query(default=None, max_length=64)
     result: Literal["", "granted", "denied"] = ""
     before_id: int | None = Query(default=None, ge=1)
+
+
+class ApiFilters(Filters):
+    start: ApiDateTime = None
+    end: ApiDateTime = None
 
 
 def _access_filter(request: Request, f: Filters) -> projections.AccessFilter:
@@ -145,6 +150,6 @@ def door_log_csv(
             tags=["door log"])
 def door_log_api(
     request: Request, db: Annotated[DbSession, Depends(deps.db)],
-    f: Annotated[Filters, Query()],
+    f: Annotated[ApiFilters, Query()],
 ) -> DoorLogPage:
     return _page(request, db, f)

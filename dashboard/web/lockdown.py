@@ -14,10 +14,16 @@ from starlette.responses import Response
 from dashboard import services
 from dashboard.auth.service import Principal
 from dashboard.models import Door, SiteSettings
-from dashboard.services.site import LockdownIn
 from dashboard.web import deps
+from dashboard.web.forms import Ident
 
 router = APIRouter()
+
+
+class LockdownIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lockdown: bool
+    doors: list[Ident] = []
 
 
 class LockdownOut(BaseModel):
@@ -46,8 +52,8 @@ def lockdown_page(request: Request, db: Annotated[DbSession, Depends(deps.db)]) 
 
 
 def _set(request: Request, db: DbSession, who: Principal, body: LockdownIn) -> LockdownOut:
-    deps.change(db, services.set_lockdown, who.username, deps.settings(request).site, body,
-                now=deps.now(request))
+    deps.change(db, services.set_lockdown, who.username, deps.settings(request).site,
+                body.model_dump(), now=deps.now(request))
     return _state(request, db)
 
 

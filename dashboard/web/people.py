@@ -11,7 +11,7 @@ from contextlib import contextmanager, nullcontext
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -22,9 +22,8 @@ from starlette.responses import Response
 from dashboard import services
 from dashboard.auth.service import Principal
 from dashboard.models import DoorAccess, Group, Person
-from dashboard.services.people import PersonIn, PersonPatch
 from dashboard.web import deps
-from dashboard.web.forms import csv_list
+from dashboard.web.forms import Ident, ShortText, csv_list
 
 router = APIRouter()
 ENROL_WAIT_S = 30.0
@@ -53,9 +52,38 @@ class PersonOut(BaseModel):
     cards: list[CardOut]
 
 
+
+
+class PersonCreate(BaseModel):
+    """A new person (API); the audited service validates again and stores it."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: Ident
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    active: bool = True
+    valid_from: date | None = None
+    valid_until: date | None = None
+    operator_ids: list[ShortText] = []
+    cups_users: list[ShortText] = []
+    groups: list[Ident] = []
+
+
+class PersonUpdate(BaseModel):
+    """A partial change (API): only the fields sent are changed; dates may be cleared."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, Field(min_length=1, max_length=200)] = None  # type: ignore[assignment]
+    active: bool = None  # type: ignore[assignment]
+    valid_from: date | None = None
+    valid_until: date | None = None
+    operator_ids: list[ShortText] = None  # type: ignore[assignment]
+    cups_users: list[ShortText] = None  # type: ignore[assignment]
+    groups: list[Ident] = None  # type: ignore[assignment]
+
+
 class CardIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    uid: str = Field(min_length=1, max_length=64)
+    uid: str = Field(pattern=r"^[0-9A-Fa-f]{4,64}$", description="hex digits, no separators")
     label: str = Field(default="", max_length=128)
 
 
@@ -280,21 +308,23 @@ def person_api(person_id: str, db: Annotated[DbSession, Depends(deps.db)]) -> Pe
 @router.post("/api/v1/people", name="api.people.create", response_model=PersonOut,
              status_code=201, responses=deps.ERRORS, tags=["people"])
 def person_create_api(
-    request: Request, body: PersonIn, db: Annotated[DbSession, Depends(deps.db)],
+    request: Request, body: PersonCreate, db: Annotated[DbSession, Depends(deps.db)],
     who: Annotated[Principal, Depends(deps.principal)],
 ) -> PersonOut:
-    person = deps.change(db, services.create_person, who.username, body, now=deps.now(request))
+    person = deps.change(db, services.create_person, who.username, body.model_dump(),
+                         now=deps.now(request))
     return person_out(person)
 
 
 @router.patch("/api/v1/people/{person_id}", name="api.people.update", response_model=PersonOut,
               responses=deps.ERRORS, tags=["people"])
 def person_update_api(
-    request: Request, person_id: str, body: PersonPatch,
+    request: Request, person_id: str, body: PersonUpdate,
     db: Annotated[DbSession, Depends(deps.db)],
     who: Annotated[Principal, Depends(deps.principal)],
 ) -> PersonOut:
-    person = deps.change(db, services.update_person, who.username, person_id, body,
+    patch = body.model_dump(include=body.model_fields_set)
+    person = deps.change(db, services.update_person, who.username, person_id, patch,
                          now=deps.now(request))
     return person_out(person)
 
@@ -313,7 +343,7 @@ def card_create_api(
 @router.post("/api/v1/cards/{uid}/revoke", name="api.cards.revoke", response_model=CardOut,
              responses=deps.ERRORS, tags=["people"])
 def card_revoke_api(
-    request: Request, uid: str, db: Annotated[DbSession, Depends(deps.db)],
+    request: Request, uid: Annotated[str, Path(pattern=r"^[0-9A-Fa-f]{4,64}$")], db: Annotated[DbSession, Depends(deps.db)],
     who: Annotated[Principal, Depends(deps.principal)],
 ) -> CardOut:
     card = deps.change(db, services.revoke_card, who.username, uid, now=deps.now(request))

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from dashboard import projections
 from dashboard.models import Person, Presence
 from dashboard.web import deps
-from dashboard.web.forms import OptionalDateTime, local_input, localise
+from dashboard.web.forms import ApiDateTime, OptionalDateTime, local_input, localise
 
 router = APIRouter()
 MAX_ROWS = 500
@@ -40,6 +40,11 @@ class PresenceFilter(BaseModel):
     start: OptionalDateTime = None
     end: OptionalDateTime = None
     person: str | None = Query(default=None, max_length=64)
+
+
+class ApiPresenceFilter(PresenceFilter):
+    start: ApiDateTime = None
+    end: ApiDateTime = None
 
 
 def _out(rows: list[Presence], names: dict[str, str]) -> list[StayOut]:
@@ -80,6 +85,6 @@ def presence_page(
             tags=["presence"])
 def presence_api(
     request: Request, db: Annotated[DbSession, Depends(deps.db)],
-    f: Annotated[PresenceFilter, Query()],
+    f: Annotated[ApiPresenceFilter, Query()],
 ) -> PresenceOut:
     return _presence(request, db, f)[0]

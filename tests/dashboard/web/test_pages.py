@@ -59,10 +59,11 @@ def test_door_log_filters_and_pages(webapp: WebApp) -> None:
     assert sorted(e["id"] for e in denied) == sorted(expected)
     assert {e["reason"] for e in denied} == {"not_permitted"}
 
-    # times in the filter are site-local (Asia/Tokyo): the last 30 minutes
+    # the API takes RFC 3339 instants; the page's filter takes site-local (Asia/Tokyo) times
     local = (webapp.clock() - timedelta(minutes=30)).astimezone(webapp.settings.zone)
     start = local.strftime("%Y-%m-%dT%H:%M")
-    recent = client.get(f"/api/v1/events/door?start={start}").json()["items"]
+    instant = local.replace(second=0, microsecond=0).isoformat()
+    recent = client.get("/api/v1/events/door", params={"start": instant}).json()["items"]
     assert recent and all(
         datetime.fromisoformat(e["ts"]) >= webapp.clock() - timedelta(minutes=31) for e in recent)
     assert len(recent) in (29, 30, 31)
@@ -70,6 +71,7 @@ def test_door_log_filters_and_pages(webapp: WebApp) -> None:
     html = client.get(f"/door-log?person=p1&result=denied&start={start}").text
     assert "山田 太郎" in html and "権限なし" in html  # translated denial reason (ja)
     assert client.get("/api/v1/events/door?start=yesterday").status_code == 422
+    assert client.get(f"/api/v1/events/door?start={start}").status_code == 422  # no offset
 
 
 def test_csv_export_is_complete_and_formula_safe(webapp: WebApp) -> None:
