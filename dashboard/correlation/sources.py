@@ -1,0 +1,198 @@
+"""Read the rules' typed inputs from the database (events, presence, imported rows)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from dashboard.correlation.types import (
+    AccessIn,
+    BackupIn,
+    DoorIncidentIn,
+    Interval,
+    LogIssueIn,
+    PrintIn,
+    UsbIn,
+)
+from dashboard.models.events import Presence, StoredEvent
+from dashboard.models.numlog import NumberAccess
+
+USB_KIND, PRINT_KIND = "usb.inserted", "print.release"
+DOOR_KINDS = ("door.forced", "door.held_open")
+BACKUP_KINDS = ("backup.snapshot", "backup.failed")
+
+
+def as_utc(value: Any) -> datetime:
+    """A timestamp from a raw row: SQLite gives text (naive UTC), PostgreSQL an aware datetime."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def as_list(value: Any) -> tuple[str, ...]:
+    if not value:
+        return ()
+    if isinstance(value, str):
+        value = json.loads(value)
+    return tuple(str(v) for v in value)
+
+
+def access_in(r: NumberAccess) -> AccessIn:
+    return AccessIn(key=r.row_key, ts=r.ts, source=r.source, line=r.line, no=r.no,
+                    operator=r.operator, person_id=r.person_id, host=r.host,
+                    category=r.category, ok=r.ok, purpose=r.purpose, action=r.action,
+                    redacted_fields=tuple(r.redacted_fields or ()))
+
+
+def ref(node: str, seq: int) -> str:
+    return f"{node}:{seq}"
+
+
+def usb_in(node: str, seq: int, ts: datetime, d: dict[str, Any]) -> UsbIn | None:
+    host = d.get("host")
+    if not isinstance(host, str):
+        return None
+    ifaces = d.get("interfaces") or ()
+    cn = d.get("control_number") if isinstance(d.get("control_number"), str) else None
+    storage = cn is not None or any(str(i).startswith("08") for i in ifaces)
+    vp = f"{d.get('vendor_id') or '?'}:{d.get('product_id') or '?'}"
+    return UsbIn(ref=ref(node, seq), ts=ts, host=host, verdict=str(d.get("verdict", "")),
+                 storage=storage, control_number=cn, device=str(d.get("device", "")),
+                 vendor_product=vp)
+
+
+def print_in(node: str, seq: int, ts: datetime, d: dict[str, Any]) -> PrintIn:
+    pages = d.get("pages")
+    person = d.get("person") if isinstance(d.get("person"), str) else None
+    return PrintIn(ref=ref(node, seq), ts=ts, person_id=person, printer=str(d.get("printer", "")),
+                   pages=pages if isinstance(pages, int) else None)
+
+
+def door_in(node: str, seq: int, ts: datetime, kind: str, door: str | None,
+            d: dict[str, Any]) -> DoorIncidentIn:
+    return DoorIncidentIn(ref=ref(node, seq), ts=ts, kind=kind,
+                          door=door or str(d.get("door", "?")), node=node)
+
+
+def backup_in(node: str, seq: int, ts: datetime, kind: str, d: dict[str, Any]) -> BackupIn:
+    ok = kind == "backup.snapshot" and d.get("result", "ok") == "ok"
+    return BackupIn(ref=ref(node, seq), ts=ts, ok=ok, node=node,
+                    stage=str(d.get("stage", "run")), error=str(d.get("error", ""))[:64])
+
+
+def events(session: Session, kinds: Iterable[str], since: datetime, until: datetime
+           ) -> Iterator[tuple[str, int, datetime, str, str | None, dict[str, Any]]]:
+    q = (select(StoredEvent.node, StoredEvent.seq, StoredEvent.ts, StoredEvent.kind,
+                StoredEvent.door, StoredEvent.data)
+         .where(StoredEvent.kind.in_(list(kinds)), StoredEvent.ts >= since,
+                StoredEvent.ts < until)
+         .order_by(StoredEvent.ts, StoredEvent.node, StoredEvent.seq))
+    for node, seq, ts, kind, door, data in session.execute(q):
+        yield node, seq, ts, kind, door, data if isinstance(data, dict) else {}
+
+
+def usb_between(session: Session, since: datetime, until: datetime) -> list[UsbIn]:
+    out = []
+    for node, seq, ts, _k, _door, d in events(session, (USB_KIND,), since, until):
+        u = usb_in(node, seq, ts, d)
+        if u is not None:
+            out.append(u)
+    return out
+
+
+def prints_between(session: Session, since: datetime, until: datetime) -> list[PrintIn]:
+    return [print_in(n, s, ts, d) for n, s, ts, _k, _door, d in
+            events(session, (PRINT_KIND,), since, until)]
+
+
+def doors_between(session: Session, since: datetime, until: datetime) -> list[DoorIncidentIn]:
+    return [door_in(n, s, ts, k, door, d) for n, s, ts, k, door, d in
+            events(session, DOOR_KINDS, since, until)]
+
+
+def backups_between(session: Session, since: datetime, until: datetime) -> list[BackupIn]:
+    return [backup_in(n, s, ts, k, d) for n, s, ts, k, _door, d in
+            events(session, BACKUP_KINDS, since, until)]
+
+
+def presence_of(session: Session, person_id: str, since: datetime, until: datetime
+                ) -> list[Interval]:
+    """Intervals of a person overlapping [since, until], plus the last one that ended before."""
+    rows = session.execute(
+        select(Presence.entered_at, Presence.left_at, Presence.door, Presence.enter_ref)
+        .where(Presence.person_id == person_id, Presence.entered_at <= until,
+               or_(Presence.left_at.is_(None), Presence.left_at >= since))
+    ).all()
+    last = session.execute(
+        select(Presence.entered_at, Presence.left_at, Presence.door, Presence.enter_ref)
+        .where(Presence.person_id == person_id, Presence.left_at < since,
+               Presence.entered_at.is_not(None))
+        .order_by(Presence.entered_at.desc()).limit(1)
+    ).all()
+    return [Interval(a, b, door, r or "") for a, b, door, r in [*last, *rows]]
+
+
+def present_at(session: Session, door: str, ts: datetime) -> list[str]:
+    rows = session.scalars(
+        select(Presence.person_id).where(
+            Presence.door == door, Presence.entered_at <= ts,
+            or_(Presence.left_at.is_(None), Presence.left_at >= ts))
+    ).all()
+    return sorted(set(rows))
+
+
+def accesses_between(session: Session, since: datetime, until: datetime, *,
+                     person_id: str | None = None, operator: str | None = None,
+                     host: str | None = None) -> list[AccessIn]:
+    q = select(NumberAccess).where(NumberAccess.ts >= since, NumberAccess.ts <= until)
+    if person_id is not None:
+        q = q.where(NumberAccess.person_id == person_id)
+    if operator is not None:
+        q = q.where(NumberAccess.operator == operator)
+    if host is not None:
+        q = q.where(NumberAccess.host == host)
+    return [access_in(r) for r in session.scalars(q.order_by(NumberAccess.ts, NumberAccess.id))]
+
+
+def log_issues(session: Session, since: datetime, until: datetime) -> list[LogIssueIn]:
+    """Gaps in each node's seq among events stored for the period, and broken chain links."""
+    out: list[LogIssueIn] = []
+    per_node = session.execute(
+        select(StoredEvent.node, func.min(StoredEvent.seq), func.max(StoredEvent.seq))
+        .where(StoredEvent.ts >= since, StoredEvent.ts < until).group_by(StoredEvent.node)
+    ).all()
+    for node, lo, hi in per_node:
+        count = session.scalar(select(func.count()).select_from(StoredEvent).where(
+            StoredEvent.node == node, StoredEvent.seq.between(lo, hi)))
+        if count != hi - lo + 1:
+            out.extend(_gaps(session, node, lo, hi))
+    for node, seq, ts in session.execute(
+        select(StoredEvent.node, StoredEvent.seq, StoredEvent.ts).where(
+            StoredEvent.chain_ok.is_(False), StoredEvent.ts >= since, StoredEvent.ts < until)
+    ):
+        out.append(LogIssueIn(node=node, kind="chain", ts=ts, first=seq, last=seq))
+    return out
+
+
+def _gaps(session: Session, node: str, lo: int, hi: int) -> list[LogIssueIn]:
+    out = []
+    prev_seq, prev_ts = None, None
+    q = (select(StoredEvent.seq, StoredEvent.ts)
+         .where(and_(StoredEvent.node == node, StoredEvent.seq.between(lo, hi)))
+         .order_by(StoredEvent.seq))
+    for seq, ts in session.execute(q):
+        if prev_seq is not None and seq != prev_seq + 1:
+            out.append(LogIssueIn(node=node, kind="gap", ts=prev_ts or ts,
+                                  first=prev_seq + 1, last=seq - 1))
+        prev_seq, prev_ts = seq, ts
+    return out
+
+
+def grace(seconds: int) -> timedelta:
+    return timedelta(seconds=seconds)

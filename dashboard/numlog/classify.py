@@ -1,0 +1,24 @@
+"""What a log row is: a log-in (ok or failed), a number access, or an export/output."""
+
+from __future__ import annotations
+
+import unicodedata
+
+LOGIN_WORDS = ("ログイン", "ログオン", "login", "log in", "logon", "sign in", "認証")
+EXPORT_WORDS = ("出力", "エクスポート", "ダウンロード", "印刷", "export", "download", "print", "csv")
+FAIL_WORDS = ("失敗", "エラー", "拒否", "不可", "fail", "error", "denied", "invalid", "ロック")
+
+
+def _fold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def classify(action: str, result: str) -> tuple[str, bool]:
+    """(category, ok): category is login, export or access; ok is False for a failure."""
+    a, r = _fold(action), _fold(result)
+    ok = r.strip() != "ng" and not any(w in r for w in FAIL_WORDS)
+    if any(w in a for w in LOGIN_WORDS):
+        return "login", ok
+    if any(w in a for w in EXPORT_WORDS):
+        return "export", ok
+    return "access", ok
