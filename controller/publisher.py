@@ -9,12 +9,16 @@ Delivery. The publisher reads committed rows from the journal (a separate SQLite
 never waits for a commit's fsync) and hands them to the link strictly in seq order, at most
 ``window`` not yet PUBACKed at a time, remembering mid -> seq. ``delivered`` is the highest seq
 below which the broker has PUBACKed everything. When the connection drops, the messages already
-handed over stay in the client and are re-sent first, in order, after the next CONNACK; the
-publisher then continues from its cursor: together this resumes from the lowest seq not
-PUBACKed. ``delivered`` is written to the journal every 1,000 events or once a second (and at
-stop), so after a crash or SIGKILL the publisher restarts from the recorded mark and re-sends at
-most about that many events: duplicates are possible (the dashboard drops them by (node, seq)),
-loss is not.
+handed over stay in the client, which re-sends them, in order, right after the next CONNACK; the
+publisher hands over nothing new until those are PUBACKed (so the wire stays in seq order), then
+continues from its cursor: together this resumes from the lowest seq not PUBACKed. (If they are
+not all PUBACKed within ``RESUME_WAIT_S`` of the reconnect, it carries on regardless: liveness
+over order, counted in ``resume_timeouts``.)
+
+``delivered`` is written to the journal every 1,000 events or once a second (and at stop), so
+after a crash or SIGKILL the publisher restarts from the recorded mark and re-sends at most
+about that many events: duplicates are possible (the dashboard drops them by (node, seq)), loss
+is not.
 
 Ack and prune. The dashboard publishes, retained on ``.../ack``, ``{"seq": N}``: the highest
 contiguous seq it stored. That goes to ``Journal.set_ack`` and rows with seq < N are pruned every
@@ -45,6 +49,7 @@ from controller.mqtt import MqttError, MqttLink
 
 DELIVERED_SAVE_S = 1.0
 DELIVERED_SAVE_EVERY = 1000
+RESUME_WAIT_S = 5.0
 READ_CHUNK = 500
 
 
@@ -132,10 +137,12 @@ class Publisher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._saved_at = self._pruned_at = time.monotonic()
+        self._resuming = False
+        self._resume_seen: float | None = None
         self.last_error: str | None = None
         self.stats: dict[str, int] = dict.fromkeys(
             ("sent", "resent", "acks", "bad_ack", "bad_resend", "resend_clamped", "pruned",
-             "journal_errors", "errors"), 0,
+             "journal_errors", "errors", "resume_timeouts"), 0,
         )
 
     # -- called from any thread --------------------------------------------------------------
@@ -159,6 +166,9 @@ class Publisher:
 
     def on_connect(self) -> None:
         self._inbox.put(("wake", 0, 0))
+
+    def on_disconnect(self) -> None:
+        self._inbox.put(("disconnect", 0, 0))
 
     def on_ack_message(self, topic: str, payload: bytes) -> None:
         try:
@@ -229,6 +239,8 @@ class Publisher:
             if seq is not None and self._mark.acked(seq):
                 with self._delivered_cond:
                     self._delivered_cond.notify_all()
+        elif what == "disconnect":
+            self._resuming, self._resume_seen = bool(self._inflight), None
         elif what == "ack":
             try:
                 self.journal.set_ack(a)
@@ -244,6 +256,8 @@ class Publisher:
 
     def _pump(self) -> None:
         """Hand rows to the link: asked-for resends first, then new events, within the window."""
+        if self._resuming and not self._resumed():
+            return
         budget = self.window - len(self._inflight)
         try:
             while budget > 0 and self._resends and self.link.connected.is_set():
@@ -268,6 +282,18 @@ class Publisher:
                     self._next = seq + 1
         except MqttError:
             return  # not connected: the rows stay in the journal; on_connect wakes us again
+
+    def _resumed(self) -> bool:
+        """After a reconnect: have the messages the client re-sent all been PUBACKed?"""
+        if not self._inflight:
+            self._resuming = False
+        elif self.link.connected.is_set():
+            now = time.monotonic()
+            self._resume_seen = self._resume_seen or now
+            if now - self._resume_seen >= RESUME_WAIT_S:
+                self.stats["resume_timeouts"] += 1
+                self._resuming = False
+        return not self._resuming
 
     def _housekeeping(self) -> None:
         now = time.monotonic()

@@ -119,6 +119,7 @@ class NodeRuntime:
         )
         self.link.on_connect = self._on_connect
         self.link.on_published = self.publisher.on_published
+        self.link.on_disconnect = self.publisher.on_disconnect
         self.link.subscribe(topic_for(s.site, s.node, "ack"), self.publisher.on_ack_message)
         self.link.subscribe(topic_for(s.site, s.node, "resend"), self.publisher.on_resend_message)
         self._running = True

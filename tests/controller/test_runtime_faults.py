@@ -80,6 +80,8 @@ def test_broker_killed_and_restarted_while_5000_events_are_produced(
                 elif down_since and head >= down_since + 300:  # 300 events produced while down
                     broker.start()
                     down_since = 0
+                    # so that the next crash hits a live connection with messages in flight
+                    assert rt.link.connected.wait(10)
         finally:
             stop.set()
             other.join()
