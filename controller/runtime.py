@@ -8,9 +8,10 @@ the others wait for that commit, or lead the next one. Two leaders let one batch
 signed while the previous one is being fsynced; the journal keeps their commits in seal order.
 Each caller still returns only after its own event is durable. ``emit_many`` puts several
 events in one request. Bad input (a kind that is not ``area.name``, data that is not plain JSON
-or too big) is refused in the caller's thread with ``EventRejected`` before it can spoil anyone
-else's batch; a full disk raises ``JournalFull`` to every caller whose events were in that
-commit (or sealed on top of it), and nothing already stored is lost.
+or too big) raises ``EventRejected`` to its caller only: a kind or shape error is caught in the
+caller's thread, and a batch that fails on data is re-committed request by request, so one bad
+call never costs anyone else's events. A full disk raises ``JournalFull`` to every caller whose
+events were in that commit (or sealed on top of it), and nothing already stored is lost.
 
 State: ``secroom/v1/{site}/{node}/state`` is retained. The last will (set before connecting)
 publishes ``{"state":"offline"}``; every (re)connect publishes ``{"state":"online", ...}`` with
@@ -30,7 +31,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from controller.envelope import ClockState, Event, canonical_json, format_ts, now_utc, topic_for
-from controller.journal import EventRejected, Journal, JournalError, check_item
+from controller.journal import EventRejected, Journal, JournalError, check_shape
 from controller.keys import load_private
 from controller.mqtt import MqttError, MqttLink, MqttSettings
 from controller.publisher import Publisher
@@ -71,7 +72,7 @@ def _as_dict(kind: str, data: Payload) -> dict[str, Any]:
         out = dict(data)
     else:
         raise EventRejected(f"event data for {kind} must be a pydantic model or a mapping")
-    check_item(kind, out)
+    check_shape(kind, out)
     return out
 
 
@@ -188,7 +189,7 @@ class NodeRuntime:
         now, clock = self._clock(), self._clock_state()
         try:
             events = self.journal.append_many(
-                [item for r in batch for item in r.items], now=now, clock=clock, prechecked=True
+                [item for r in batch for item in r.items], now=now, clock=clock
             )
         except EventRejected as exc:
             if len(batch) == 1:
@@ -197,7 +198,7 @@ class NodeRuntime:
             for r in batch:  # find the culprit; everyone else's events are still stored
                 self._store([r])
             return
-        except JournalError as exc:
+        except Exception as exc:  # JournalError, or a bug: every waiter must get an answer
             for r in batch:
                 r.error = exc
             return

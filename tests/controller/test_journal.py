@@ -9,9 +9,12 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from controller.envelope import GENESIS, parse, verify_chain
+from controller.envelope import GENESIS, parse, seal, verify_chain
 from controller.journal import (
+    BatchSealer,
     EventRejected,
     Journal,
     JournalError,
@@ -87,6 +90,9 @@ def test_journal_refuses_another_node_or_key(tmp_path: Path, key: Ed25519Private
         ("door", {}, "not of the form"),
         ("door.rex", {"when": NOW}, "not plain JSON"),
         ("door.rex", {"x": math.nan}, "not plain JSON"),
+        ("door.rex", {"x": "\ud800"}, "not plain JSON"),
+        ("door.rex", {1: "int key", "a": 2}, "not plain JSON"),
+        ("door.rex", {"when": {NOW: 1}}, "not plain JSON"),
         ("door.rex", {"blob": "x" * 70_000}, "limit"),
     ],
 )
@@ -261,3 +267,25 @@ def test_a_failed_commit_fails_the_batch_sealed_on_top_and_the_chain_restarts(
     e = j.append("door.rex", {}, now=NOW, clock="synced")
     assert (e.seq, e.prev) == (4, head[1])
     assert verify_journal(tmp_path / "j.db", key.public_key()).ok
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.dictionaries(st.text(), json_values, max_size=5), seq=st.integers(1, 10**12))
+def test_batch_sealer_matches_envelope_seal(data: dict[str, Any], seq: int) -> None:
+    key = Ed25519PrivateKey.generate()
+    sealer = BatchSealer(key, node="gw-1.a", site="site_1", boot="b00t")
+    prev = "ab" * 32
+    events, rows = sealer.seal([("door.access", data)], (seq - 1, prev), NOW, "unsynced")
+    ref = seal(key, node="gw-1.a", site="site_1", seq=seq, ts=NOW, boot="b00t",
+               clock="unsynced", kind="door.access", data=data, prev=prev)
+    assert events[0] == ref
+    assert rows[0] == (seq, ref.ts, "door.access", ref.hash, ref.to_bytes())
+    assert parse(rows[0][4]) == ref
