@@ -19,12 +19,34 @@ from dashboard.correlation.evaluate import access_outcome, print_outcome
 from dashboard.correlation.settings import CorrelationSettings
 from dashboard.correlation.store import PersistResult, persist
 from dashboard.correlation.types import AccessIn, LoanIn, LogIssueIn, Outcome
+from dashboard.models.events import StoredEvent
 from dashboard.models.numlog import NumberAccess
 
 
 class Correlator:
-    def __init__(self, settings: CorrelationSettings | None = None) -> None:
+    def __init__(self, settings: CorrelationSettings | None = None, *,
+                 bulk_threshold: int = 200) -> None:
         self.s = settings or CorrelationSettings()
+        self.bulk_threshold = bulk_threshold
+
+    def _bulk(self, session: Session, rows: Sequence[NumberAccess | AccessIn], now: datetime
+              ) -> PersistResult:
+        """A big import: a set-based re-run over the rows' time span (same rules, same keys),
+        then the prints just after the span, whose window the new rows may reach into."""
+        from dashboard.correlation.rerun import rerun
+
+        lo = min(r.ts for r in rows)
+        hi = max(r.ts for r in rows) + timedelta(microseconds=1)
+        res = rerun(session, lo, hi, now, self.s)
+        assert res.persisted is not None
+        out = Outcome()
+        for p in S.prints_between(session, hi, hi + timedelta(seconds=self.s.print_window_s)):
+            out.extend(self._print(session, p))
+        more = persist(session, out, now)
+        res.persisted.new += more.new
+        res.persisted.withdrawn += more.withdrawn
+        res.persisted.anomalies += more.anomalies
+        return res.persisted
 
     # -- number-access rows ------------------------------------------------------------------
 
@@ -47,6 +69,8 @@ class Correlator:
                 ) -> PersistResult:
         """Correlate newly stored rows (after they are flushed, so they see each other)."""
         s = self.s
+        if len(rows) >= self.bulk_threshold:
+            return self._bulk(session, rows, now)
         items = sorted((r if isinstance(r, AccessIn) else S.access_in(r) for r in rows),
                        key=lambda a: (a.ts, a.line, a.key))
         out = Outcome()
@@ -105,6 +129,16 @@ class Correlator:
             b = S.backup_in(node, seq, ts, kind, data)
             out.add(R.key(R.BACKUP_FAILED, b.ref), R.backup_failed(b, s))
         return persist(session, out, now)
+
+    def on_stored(self, session: Session, node: str, seq: int, now: datetime) -> PersistResult:
+        """Correlate one event the ingest stored (wire to the bus's "event" messages)."""
+        ev = session.scalars(select(StoredEvent).where(
+            StoredEvent.node == node, StoredEvent.seq == seq)).first()
+        if ev is None:
+            return PersistResult()
+        return self.on_event(session, node=node, seq=seq, kind=ev.kind, ts=ev.ts,
+                             data=ev.data if isinstance(ev.data, dict) else {}, door=ev.door,
+                             chain_ok=ev.chain_ok, now=now)
 
     # -- periodic ----------------------------------------------------------------------------
 

@@ -113,7 +113,7 @@ class _Sweep:
 
 
 def rerun(session: Session, since: datetime, until: datetime, now: datetime,
-          settings: CorrelationSettings | None = None, loans: Iterable[LoanIn] = (),
+          settings: CorrelationSettings | None = None, loans: Iterable[LoanIn] | None = None,
           *, store: bool = True) -> RerunResult:
     s = settings or CorrelationSettings()
     g = timedelta(seconds=s.grace_s)
@@ -188,12 +188,15 @@ def rerun(session: Session, since: datetime, until: datetime, now: datetime,
         bf = R.backup_failed(f, s)
         if bf is not None:
             out.found.append(bf)
-    periodic = Correlator(s).periodic_outcome(session, since, until, now, loans)
+    periodic = Correlator(s).periodic_outcome(session, since, until, now, loans or ())
     out.found.extend(periodic.found)
     stored = None
     if store:
         have = {f.key for f in out.found}
-        stale = [k for k in session.scalars(select(Finding.dedupe_key).where(
-            Finding.at >= since, Finding.at < until, Finding.withdrawn.is_(False))) if k not in have]
+        skip = {R.MEDIA_OVERDUE} if loans is None else set()  # media not given: not evaluated
+        stale = [k for k, rule in session.execute(
+            select(Finding.dedupe_key, Finding.rule).where(
+                Finding.at >= since, Finding.at < until, Finding.withdrawn.is_(False)))
+            if k not in have and rule not in skip]
         stored = persist(session, Outcome(found=out.found), now, withdraw_keys=stale)
     return RerunResult(rows=n_rows, intervals=n_ivs, findings=out.found, persisted=stored)

@@ -123,19 +123,17 @@ def backups_between(session: Session, since: datetime, until: datetime) -> list[
 
 def presence_of(session: Session, person_id: str, since: datetime, until: datetime
                 ) -> list[Interval]:
-    """Intervals of a person overlapping [since, until], plus the last one that ended before."""
+    """The person's latest intervals entered by ``until`` (those that may cover [since, until],
+    and the last one that ended before): one index range scan, newest first, bounded."""
     rows = session.execute(
         select(Presence.entered_at, Presence.left_at, Presence.door, Presence.enter_ref)
-        .where(Presence.person_id == person_id, Presence.entered_at <= until,
-               or_(Presence.left_at.is_(None), Presence.left_at >= since))
+        .where(Presence.person_id == person_id, Presence.entered_at <= until)
+        .order_by(Presence.entered_at.desc()).limit(8)
     ).all()
-    last = session.execute(
-        select(Presence.entered_at, Presence.left_at, Presence.door, Presence.enter_ref)
-        .where(Presence.person_id == person_id, Presence.left_at < since,
-               Presence.entered_at.is_not(None))
-        .order_by(Presence.entered_at.desc()).limit(1)
-    ).all()
-    return [Interval(a, b, door, r or "") for a, b, door, r in [*last, *rows]]
+    ivs = [Interval(a, b, door, r or "") for a, b, door, r in reversed(rows)]
+    keep = [iv for iv in ivs if iv.end is None or iv.end >= since]
+    ended = [iv for iv in ivs if iv.end is not None and iv.end < since]
+    return ended[-1:] + keep
 
 
 def present_at(session: Session, door: str, ts: datetime) -> list[str]:

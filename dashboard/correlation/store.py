@@ -9,13 +9,17 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dashboard.anomalies import raise_anomaly
+from dashboard.anomalies import raise_anomaly, resolve
 from dashboard.audit import jsonable
 from dashboard.correlation.rules import INFO_ONLY
 from dashboard.correlation.types import FindingOut, Outcome
+from dashboard.models.anomalies import Anomaly
 from dashboard.models.correlation import Finding
 
 ANOMALY_PREFIX = "corr."
+ACTOR = "correlation"
+WITHDRAWN_REASON = ("withdrawn: later data no longer supports this finding / "
+                    "後から届いた記録により該当しなくなりました")
 
 
 @dataclass
@@ -77,5 +81,10 @@ def persist(session: Session, outcome: Outcome, now: datetime, *,
         session.execute(update(Finding).where(Finding.id.in_(gone))
                         .values(withdrawn=True, withdrawn_at=now))
         res.withdrawn = sorted(k for k in clear if k in known and not known[k][1])
+        for fid, anomaly_id in session.execute(
+                select(Finding.id, Finding.anomaly_id).where(Finding.id.in_(gone))):
+            anomaly = session.get(Anomaly, anomaly_id) if anomaly_id else None
+            if anomaly is not None and anomaly.state != "resolved":
+                resolve(session, ACTOR, anomaly.id, WITHDRAWN_REASON, now=now)
     session.flush()
     return res
