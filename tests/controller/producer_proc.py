@@ -6,12 +6,14 @@ Starts a NodeRuntime from the settings file and emits ``door.rex`` events in chu
 single ``emit`` calls), from T threads, until the journal head reaches N (so after a restart it
 continues from the journal head). Prints
 ``head <seq>`` after every commit, ``delivered <seq> <seconds>`` once the broker PUBACKed
-everything, then ``rss_mb <peak>`` and stops the runtime cleanly.
+everything, ``cpu_s <seconds>`` of CPU this process used meanwhile, then ``rss_mb <peak>``, and
+stops the runtime cleanly.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -40,6 +42,7 @@ def main() -> int:
     rt = NodeRuntime(RuntimeSettings.model_validate_json(args.settings.read_text()))
     rt.start()
     start = time.perf_counter()
+    cpu0 = os.times()
 
     def produce() -> None:
         head = rt.journal.head()[0]
@@ -60,6 +63,9 @@ def main() -> int:
     head = rt.journal.head()[0]
     ok = rt.wait_delivered(head, 120)
     print(f"delivered {head if ok else -1} {time.perf_counter() - start:.6f}", flush=True)
+    cpu1 = os.times()
+    used = cpu1.user + cpu1.system - cpu0.user - cpu0.system
+    print(f"cpu_s {used:.3f}", flush=True)  # this process, from the first emit to the last PUBACK
     print(f"rss_mb {peak_rss_mb():.1f}", flush=True)
     rt.stop()
     return 0 if ok else 1
