@@ -18,7 +18,8 @@ from usb_guard.udev import UEvent
 
 from .conftest import HOST, make_medium
 
-SETTINGS = settings(max_examples=200, deadline=None,
+# database=None: no example database written into the working directory
+SETTINGS = settings(max_examples=200, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

@@ -5,7 +5,7 @@ import hashlib
 from collections.abc import Callable
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from usb_guard.descriptors import build_descriptors, parse_descriptors
@@ -55,12 +55,14 @@ def test_oversized_descriptors_are_refused() -> None:
         parse_descriptors(KEYBOARD + b"\x00" * 70000)
 
 
+@settings(database=None)  # nothing written into the working directory
 @given(st.binary(max_size=400))
 def test_random_bytes_only_ever_raise_descriptor_error(raw: bytes) -> None:
     with contextlib.suppress(DescriptorError):
         parse_descriptors(raw)
 
 
+@settings(database=None)  # nothing written into the working directory
 @given(st.integers(0, len(KEYBOARD) - 1), st.integers(0, 255))
 def test_single_byte_corruption_only_ever_raises_descriptor_error(pos: int, val: int) -> None:
     raw = bytearray(KEYBOARD)

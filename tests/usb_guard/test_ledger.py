@@ -4,7 +4,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from usb_guard import ledger
@@ -43,6 +43,7 @@ def test_control_numbers_are_formatted_and_parsed() -> None:
     assert ControlNumbering("MED", 6).format(7) == "MED000007"
 
 
+@settings(database=None)  # nothing written into the working directory
 @given(st.lists(st.sampled_from(["issue", "dispose_last", "delete_last"]), max_size=60))
 def test_control_numbers_are_never_reused(operations: list[str]) -> None:
     """Whatever happens to media, the next number follows the highest ever issued."""
