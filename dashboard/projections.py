@@ -11,15 +11,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select
+from sqlalchemy import and_, bindparam, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from controller.envelope import Event
 from dashboard.models.events import DoorAccess, Presence
 from dashboard.models.nodes import Node
+
+
+@lru_cache(maxsize=8192)
+def event_time(ts: str) -> datetime:
+    """The envelope's ``ts`` (pattern-checked by parse) as an aware UTC datetime; fast path."""
+    if len(ts) != 27 or ts[-1] != "Z":
+        raise ValueError(f"not an envelope timestamp: {ts!r}")
+    return datetime.fromisoformat(ts[:-1]).replace(tzinfo=UTC)
 
 
 def _str(data: dict[str, Any], key: str, limit: int = 128) -> str | None:
@@ -41,7 +50,7 @@ def door_access_row(event: Event) -> dict[str, Any] | None:
     return {
         "node": event.node,
         "seq": event.seq,
-        "ts": event.when,
+        "ts": event_time(event.ts),
         "door": door,
         "direction": direction,
         "granted": granted,
@@ -53,12 +62,23 @@ def door_access_row(event: Event) -> dict[str, Any] | None:
     }
 
 
-def apply_node_health(node: Node, event: Event) -> None:
-    """Update a node's health projection from one of its events (events applied in seq order)."""
-    when = event.when
+HEALTH_KINDS = frozenset({"node.started", "node.clock", "policy.applied", "policy.rejected"})
+
+
+def note_last_event(node: Node, event: Event) -> None:
+    """Last event time and clock state, from the newest event of a batch."""
+    when = event_time(event.ts)
     if node.last_event_at is None or when >= node.last_event_at:
         node.last_event_at = when
         node.clock_state = event.clock
+
+
+def apply_node_health(node: Node, event: Event) -> None:
+    """Update a node's health projection from one of its events (events applied in seq order)."""
+    note_last_event(node, event)
+    if event.kind not in HEALTH_KINDS:
+        return
+    when = event_time(event.ts)
     d = event.data
     if event.kind == "node.started":
         node.boot = event.boot
@@ -86,32 +106,65 @@ def _ref(row: dict[str, Any]) -> str:
     return f"{row['node']}:{row['seq']}"
 
 
-def _apply_tap(
-    open_: dict[tuple[str, str], Presence], session: Session, row: dict[str, Any]
-) -> None:
-    key = (row["person_id"], row["door"])
-    current = open_.get(key)
-    if row["direction"] == "in":
-        if current is None:
-            stay = Presence(
-                person_id=key[0], door=key[1], entered_at=row["ts"], enter_ref=_ref(row)
+class _Stays:
+    """Open stays per (person, door) and the rows to insert / update, applied in bulk."""
+
+    def __init__(self) -> None:
+        self.open: dict[tuple[str, str], dict[str, Any]] = {}
+        self.inserts: list[dict[str, Any]] = []
+        self.updates: list[dict[str, Any]] = []
+
+    def tap(self, row: dict[str, Any]) -> None:
+        key = (row["person_id"], row["door"])
+        current = self.open.get(key)
+        if row["direction"] == "in":
+            if current is None:
+                stay = {
+                    "person_id": key[0],
+                    "door": key[1],
+                    "entered_at": row["ts"],
+                    "left_at": None,
+                    "enter_ref": _ref(row),
+                    "leave_ref": None,
+                }
+                self.inserts.append(stay)
+                self.open[key] = stay
+        elif current is not None:
+            entered = current["entered_at"]
+            current["left_at"] = row["ts"] if entered is None else max(row["ts"], entered)
+            current["leave_ref"] = _ref(row)
+            if "id" in current:  # a stay already in the database
+                self.updates.append(
+                    {
+                        "sid": current["id"],
+                        "left_at": current["left_at"],
+                        "leave_ref": current["leave_ref"],
+                    }
+                )
+            del self.open[key]
+        else:
+            self.inserts.append(
+                {
+                    "person_id": key[0],
+                    "door": key[1],
+                    "entered_at": None,
+                    "left_at": row["ts"],
+                    "enter_ref": None,
+                    "leave_ref": _ref(row),
+                }
             )
-            session.add(stay)
-            open_[key] = stay
-    elif current is not None:
-        current.left_at = max(row["ts"], current.entered_at or row["ts"])
-        current.leave_ref = _ref(row)
-        del open_[key]
-    else:
-        session.add(
-            Presence(
-                person_id=key[0],
-                door=key[1],
-                entered_at=None,
-                left_at=row["ts"],
-                leave_ref=_ref(row),
+
+    def write(self, session: Session) -> None:
+        conn = session.connection()
+        if self.inserts:
+            conn.execute(Presence.__table__.insert(), self.inserts)
+        if self.updates:
+            conn.execute(
+                Presence.__table__.update()
+                .where(Presence.__table__.c.id == bindparam("sid"))
+                .values(left_at=bindparam("left_at"), leave_ref=bindparam("leave_ref")),
+                self.updates,
             )
-        )
 
 
 def apply_presence(
@@ -127,15 +180,20 @@ def apply_presence(
         key=lambda r: r["ts"],
     )
     if taps:
-        persons = {r["person_id"] for r in taps}
-        open_: dict[tuple[str, str], Presence] = {}
-        for chunk in _chunks(sorted(persons), 500):
-            for stay in session.scalars(
-                select(Presence).where(Presence.left_at.is_(None), Presence.person_id.in_(chunk))
+        session.flush()
+        stays = _Stays()
+        t = Presence.__table__.c
+        persons = sorted({r["person_id"] for r in taps})
+        for chunk in _chunks(persons, 500):
+            for sid, person_id, door, entered_at in session.execute(
+                select(t.id, t.person_id, t.door, t.entered_at).where(
+                    t.left_at.is_(None), t.person_id.in_(chunk)
+                )
             ):
-                open_[(stay.person_id, stay.door)] = stay
+                stays.open[(person_id, door)] = {"id": sid, "entered_at": entered_at}
         for row in taps:
-            _apply_tap(open_, session, row)
+            stays.tap(row)
+        stays.write(session)
     for (person_id, door), since in sorted(rebuild.items()):
         rebuild_presence(session, person_id, door, since)
 
@@ -179,22 +237,24 @@ def rebuild_presence(session: Session, person_id: str, door: str, since: datetim
             DoorAccess.granted.is_(True),
         ).order_by(DoorAccess.ts, DoorAccess.id)
     ).all()
-    open_: dict[tuple[str, str], Presence] = {}
+    stays = _Stays()
     for tap in taps:
-        row = {
-            "person_id": person_id,
-            "door": door,
-            "direction": tap.direction,
-            "ts": tap.ts,
-            "node": tap.node,
-            "seq": tap.seq,
-        }
-        _apply_tap(open_, session, row)
+        stays.tap(
+            {
+                "person_id": person_id,
+                "door": door,
+                "direction": tap.direction,
+                "ts": tap.ts,
+                "node": tap.node,
+                "seq": tap.seq,
+            }
+        )
+    stays.write(session)
 
 
 def insert_door_access(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        session.execute(insert(DoorAccess), list(rows))
+        session.connection().execute(DoorAccess.__table__.insert(), list(rows))
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

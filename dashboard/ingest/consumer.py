@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -27,7 +27,45 @@ from dashboard.bus import Bus
 from dashboard.ingest.core import BatchResult, IngestCore, ResendRequest
 from dashboard.ingest.verify import SignatureVerifier
 
-_STOP = ("", b"")
+
+class _Inbox:
+    """A bounded FIFO drained in bulk (one lock round per batch, not per message)."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._items: deque[tuple[str, bytes]] = deque()
+        self._cond = threading.Condition()
+
+    def put(self, item: tuple[str, bytes], stop: threading.Event) -> bool:
+        with self._cond:
+            while len(self._items) >= self.maxsize:
+                if stop.is_set():
+                    return False
+                self._cond.wait(0.5)
+            self._items.append(item)
+            if len(self._items) == 1:
+                self._cond.notify_all()
+        return True
+
+    def take(self, limit: int, timeout: float, linger: float) -> list[tuple[str, bytes]]:
+        """Up to ``limit`` items: waits ``timeout`` for the first, then ``linger`` for more."""
+        with self._cond:
+            if not self._items:
+                self._cond.wait(timeout)
+            if self._items and len(self._items) < limit and linger > 0:
+                self._cond.wait(linger)  # a trickle: let a few more arrive
+            n = min(limit, len(self._items))
+            out = [self._items.popleft() for _ in range(n)]
+            if n:
+                self._cond.notify_all()  # room for a blocked producer
+            return out
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class _Stopping(Exception):
@@ -45,8 +83,11 @@ class IngestConsumer:
         gap_timeout_s: float = 30,
         clock: Callable[[], datetime] = now_utc,
         batch_max: int = 2000,
+        batch_wait_s: float = 0.02,
+        ack_interval_s: float = 0.25,
         queue_max: int = 100_000,
         verify_threads: int = 2,
+        verify_mode: str = "every",
         max_payload: int = MAX_EVENT_BYTES,
         tick_s: float = 1.0,
         resend_interval_s: float = 5.0,
@@ -58,15 +99,18 @@ class IngestConsumer:
         self.gap_timeout_s = gap_timeout_s
         self.clock = clock
         self.batch_max = batch_max
+        self.batch_wait_s = batch_wait_s
+        self.ack_interval_s = ack_interval_s
+        self._acks_sent_at = 0.0
         self.tick_s = tick_s
-        self.verifier = SignatureVerifier(verify_threads)
+        self.verifier = SignatureVerifier(verify_threads, verify_mode)
         self.core = IngestCore(
             site=site,
             verifier=self.verifier,
             max_payload=max_payload,
             resend_interval_s=resend_interval_s,
         )
-        self._queue: queue.Queue[tuple[str, bytes]] = queue.Queue(queue_max)
+        self._queue = _Inbox(queue_max)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._idle = threading.Condition()
@@ -82,7 +126,7 @@ class IngestConsumer:
         """Stored, duplicate, state and rejected counts by reason (see ingest.counters)."""
         snap = self.core.counters.snapshot()
         snap["received"] = self._received
-        snap["queued"] = self._queue.qsize()
+        snap["queued"] = len(self._queue)
         return snap
 
     def start(self) -> None:
@@ -97,8 +141,7 @@ class IngestConsumer:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            with contextlib.suppress(queue.Full):
-                self._queue.put_nowait(_STOP)
+            self._queue.wake()
             self._thread.join(30)
             self._thread = None
         self.verifier.close()
@@ -138,37 +181,20 @@ class IngestConsumer:
     def _on_message(self, topic: str, payload: bytes) -> None:
         with self._idle:
             self._received += 1
-        while not self._stop.is_set():
-            try:
-                self._queue.put((topic, payload), timeout=0.5)
-                return
-            except queue.Full:
-                continue
+        if not self._queue.put((topic, payload), self._stop):
+            self._done(1)  # stopping: not processed, not acked; the node will re-send it
 
     # -- worker ------------------------------------------------------------------------------
 
     def _run(self) -> None:
         next_tick = time.monotonic() + self.tick_s
         while not self._stop.is_set():
-            try:
-                first = self._queue.get(
-                    timeout=max(0.0, min(self.tick_s, next_tick - time.monotonic()))
-                )
-            except queue.Empty:
-                first = None
-            batch: list[tuple[str, bytes]] = []
-            if first is not None and first is not _STOP:
-                batch.append(first)
-                while len(batch) < self.batch_max:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is _STOP:
-                        break
-                    batch.append(item)
-            if batch:
+            wait = max(0.0, min(self.tick_s, next_tick - time.monotonic()))
+            batch = self._queue.take(self.batch_max, wait, self.batch_wait_s)
+            if batch and not self._stop.is_set():
                 self._handle(batch)
+            elif batch:
+                self._done(len(batch))
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + self.tick_s
                 self._tick()
@@ -217,7 +243,12 @@ class IngestConsumer:
 
     def _after_commit(self, result: BatchResult) -> None:
         self._unsent_acks.update(result.acks)
-        self._flush_acks()
+        # acks are exact (only committed seqs) but, under load, at most one per node per
+        # ack_interval_s: with an empty queue they go out at once
+        now = time.monotonic()
+        if not len(self._queue) or now - self._acks_sent_at >= self.ack_interval_s:
+            self._acks_sent_at = now
+            self._flush_acks()
         for req in result.resends:
             self._send_resend(req)
         for topic, data in result.messages:

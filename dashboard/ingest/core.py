@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.envelope import GENESIS, MAX_EVENT_BYTES, TOPIC_ROOT, EnvelopeError, Event, parse
@@ -207,7 +207,7 @@ class IngestCore:
             return
         try:
             event = parse(payload)
-            event.when  # noqa: B018 - a ts that matches the pattern but is no date
+            projections.event_time(event.ts)  # a ts that matches the pattern but is no date
         except EnvelopeError as exc:
             reject(_reject_reason(exc), parts[0])
             return
@@ -266,7 +266,9 @@ class IngestCore:
                 continue
             to_verify.append((topic, event))
             keys.append(key)
-        ok = self.verifier.verify_many([(k, e) for k, (_, e) in zip(keys, to_verify, strict=True)])
+        ok = self.verifier.verify_events(
+            [(k, e) for k, (_, e) in zip(keys, to_verify, strict=True)]
+        )
         by_node: dict[str, list[tuple[str, Event]]] = defaultdict(list)
         for good, (topic, event) in zip(ok, to_verify, strict=True):
             if good:
@@ -289,7 +291,7 @@ class IngestCore:
                 session, nodes[name], batch, now, result, pending, rows, access, late_access
             )
         if rows:
-            session.execute(insert(StoredEvent), rows)
+            session.connection().execute(StoredEvent.__table__.insert(), rows)
         projections.insert_door_access(session, access + late_access)
         projections.apply_presence(session, access + late_access, late_access)
 
@@ -390,7 +392,7 @@ class IngestCore:
                     "node": event.node,
                     "seq": seq,
                     "kind": event.kind,
-                    "ts": event.when,
+                    "ts": projections.event_time(event.ts),
                     "received_at": now,
                     "boot": event.boot,
                     "clock": event.clock,
@@ -421,7 +423,8 @@ class IngestCore:
                     },
                 )
             )
-            projections.apply_node_health(node, event)
+            if event.kind in projections.HEALTH_KINDS:
+                projections.apply_node_health(node, event)
             self._event_anomalies(event, pending)
             if event.kind == "door.access":
                 row = projections.door_access_row(event)
@@ -434,6 +437,7 @@ class IngestCore:
         node.events_stored += len(accepted)
         node.last_seen_at = now
         top = max(accepted)
+        projections.note_last_event(node, accepted[top])
         if top > node.max_seq:
             node.max_seq, node.max_hash = top, accepted[top].hash
         c = node.contiguous_seq

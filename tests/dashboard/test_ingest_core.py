@@ -296,3 +296,52 @@ def test_bus_messages_describe_stored_events(session, core, node):
         }
     ]
     assert events[0]["data"]["card"] == "01020304"
+
+
+def test_chain_mode_verifies_runs_by_their_last_signature(session, node):
+    from dashboard.ingest.verify import SignatureVerifier, chain_runs
+
+    core = IngestCore(site=SITE, verifier=SignatureVerifier(1, "chain"))
+    node.enrol(session)
+    evs = node.events(6)
+    key = core.verifier.key(node.public)
+    assert [len(r) for r in chain_runs([(key, e) for e in evs])] == [6]
+    forged_tail = seal(
+        FakeNode().key,
+        node="gw1",
+        site=SITE,
+        seq=7,
+        ts=T0,
+        boot="x",
+        clock="synced",
+        kind="node.started",
+        data={},
+        prev=evs[-1].hash,
+    )
+    result = run(core, session, [msg(e) for e in evs] + [msg(forged_tail)])
+    # the run's tail fails, so each event is checked on its own: the six real ones pass
+    assert result.counts["stored"] == 6 and result.counts["bad_signature"] == 1
+    assert stored_seqs(session) == [1, 2, 3, 4, 5, 6]
+
+
+def test_chain_mode_rejects_unlinked_forgery(session, node):
+    from dashboard.ingest.verify import SignatureVerifier
+
+    core = IngestCore(site=SITE, verifier=SignatureVerifier(1, "chain"))
+    node.enrol(session)
+    evs = node.events(3)
+    forged = seal(
+        FakeNode().key,
+        node="gw1",
+        site=SITE,
+        seq=2,
+        ts=T0,
+        boot="x",
+        clock="synced",
+        kind="node.started",
+        data={"evil": 1},
+        prev=evs[0].hash,
+    )
+    result = run(core, session, [msg(evs[0]), msg(forged), msg(evs[2])])
+    assert result.counts["bad_signature"] == 1
+    assert stored_seqs(session) == [1, 3]

@@ -1,0 +1,360 @@
+"""Benchmark: events per second from MQTT into the dashboard's database (SQLite and PostgreSQL),
+and the time to drain a large backlog after an outage.
+
+    .venv/bin/python tests/bench/ingest.py [--quick] [--events N] [--backlog N] [--pg-url URL]
+
+Signed, chained door.access events of 8 nodes are generated beforehand (cached under
+/tmp/secroom-bench-ingest/) and published through a private Mosquitto by one ``mosquitto_pub
+-q 1 -l`` per node (C clients, outside this process). Measured in the same run:
+- anchor: raw broker throughput, the same files into a plain MqttLink subscriber that only
+  counts messages (the ceiling for any Python consumer on one paho connection);
+- sqlite / postgres: an IngestConsumer (verify, store, project, ack) from the first publish
+  until every event is stored, on a fresh database; ``--events`` (default 200,000);
+- backlog: the nodes' journals hold ``--backlog`` events (default 1,000,000) when the
+  dashboard comes back; they replay them all at once; time until all stored (SQLite);
+- cost of the pieces: parse + hash check, and Ed25519 verification (1 and 2 threads).
+The last line is ``RESULT {json}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+import dashboard.models  # noqa: E402, F401
+from controller.envelope import GENESIS, parse, seal  # noqa: E402
+from controller.keys import public_b64  # noqa: E402
+from controller.mqtt import MqttLink, MqttSettings  # noqa: E402
+from dashboard.bus import Bus  # noqa: E402
+from dashboard.db import Base, make_engine, make_sessionmaker  # noqa: E402
+from dashboard.ingest.consumer import IngestConsumer  # noqa: E402
+from dashboard.ingest.verify import SignatureVerifier  # noqa: E402
+from dashboard.models import Node  # noqa: E402
+from tests.services import require_binary  # noqa: E402
+from tests.services.mosquitto import Broker  # noqa: E402
+
+SITE = "bench"
+NODES = 8
+CACHE = Path(tempfile.gettempdir()) / "secroom-bench-ingest"
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+# -- event files ---------------------------------------------------------------------------------
+
+
+def _gen_node(args: tuple[str, bytes, int, Path]) -> None:
+    name, raw_key, count, path = args
+    key = Ed25519PrivateKey.from_private_bytes(raw_key)
+    prev, ts = GENESIS, T0
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as fh:
+        for seq in range(1, count + 1):
+            ts += timedelta(milliseconds=250)
+            person = f"p{seq % 40}"
+            ev = seal(
+                key,
+                node=name,
+                site=SITE,
+                seq=seq,
+                ts=ts,
+                boot="b1",
+                clock="synced",
+                kind="door.access",
+                data={
+                    "door": f"door-{name}",
+                    "reader": "r-in",
+                    "direction": "in" if (seq // 40) % 2 == 0 else "out",
+                    "granted": seq % 17 != 0,
+                    "reason": None if seq % 17 else "not_permitted",
+                    "person_id": person if seq % 17 else None,
+                    "card": "0102030405060708",
+                },
+                prev=prev,
+            )
+            prev = ev.hash
+            fh.write(ev.to_bytes() + b"\n")
+    tmp.replace(path)
+
+
+def event_files(total: int) -> tuple[Path, dict[str, str]]:
+    """``NODES`` files of total/NODES events each (cached); returns (dir, node -> public key)."""
+    per = total // NODES
+    folder = CACHE / f"{per}x{NODES}"
+    manifest = folder / "keys.json"
+    if manifest.exists():
+        return folder, json.loads(manifest.read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    keys = {f"n{i}": Ed25519PrivateKey.generate() for i in range(NODES)}
+    jobs = [
+        (
+            name,
+            k.private_bytes(
+                serialization.Encoding.Raw,
+                serialization.PrivateFormat.Raw,
+                serialization.NoEncryption(),
+            ),
+            per,
+            folder / f"{name}.lines",
+        )
+        for name, k in keys.items()
+    ]
+    start = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(os.cpu_count() or 2) as pool:
+        pool.map(_gen_node, jobs)
+    print(f"  generated {per * NODES:,} signed events in {time.perf_counter() - start:.1f} s")
+    pubs = {name: public_b64(k.public_key()) for name, k in keys.items()}
+    manifest.write_text(json.dumps(pubs))
+    return folder, pubs
+
+
+def publishers(folder: Path, port: int, names: list[str]) -> list[subprocess.Popen[bytes]]:
+    binary = require_binary("mosquitto_pub")
+    procs = []
+    for name in names:
+        fh = (folder / f"{name}.lines").open("rb")
+        procs.append(
+            subprocess.Popen(
+                [
+                    binary,
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "-q",
+                    "1",
+                    "-M",
+                    "1000",
+                    "-i",
+                    f"pub-{name}-{uuid.uuid4().hex[:6]}",
+                    "-t",
+                    f"secroom/v1/{SITE}/{name}/events/door.access",
+                    "-l",
+                ],
+                stdin=fh,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        fh.close()
+    return procs
+
+
+def wait_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.wait(3600)
+
+
+def link(port: int, client_id: str) -> MqttLink:
+    lk = MqttLink(MqttSettings(host="127.0.0.1", port=port, max_inflight=1000), client_id=client_id)
+    lk.start()
+    if not lk.connected.wait(10):
+        raise SystemExit(f"cannot connect to the private broker: {lk.last_error}")
+    return lk
+
+
+# -- measurements --------------------------------------------------------------------------------
+
+
+def anchor(folder: Path, port: int, names: list[str], total: int) -> float:
+    count = 0
+    done = threading.Event()
+    lock = threading.Lock()
+
+    def handler(topic: str, payload: bytes) -> None:
+        nonlocal count
+        with lock:
+            count += 1
+            if count >= total:
+                done.set()
+
+    lk = link(port, "anchor")
+    lk.subscribe(f"secroom/v1/{SITE}/+/events/#", handler)
+    time.sleep(0.3)  # let the SUBACK land before the first publish
+    start = time.perf_counter()
+    procs = publishers(folder, port, names)
+    ok = done.wait(3600)
+    elapsed = time.perf_counter() - start
+    wait_all(procs)
+    lk.stop()
+    if not ok:
+        raise SystemExit("anchor subscriber did not receive every message")
+    return total / elapsed
+
+
+def ingest_run(
+    url: str, folder: Path, pubs: dict[str, str], port: int, total: int, label: str
+) -> tuple[float, dict[str, int]]:
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)
+    sm = make_sessionmaker(engine)
+    with sm() as s:
+        for name, pub in pubs.items():
+            s.add(
+                Node(
+                    name=name,
+                    site=SITE,
+                    public_key=pub,
+                    key_status="approved",
+                    first_seen_at=T0,
+                    contiguous_seq=0,
+                    max_seq=0,
+                    events_stored=0,
+                    state="unknown",
+                    health={},
+                )
+            )
+        s.commit()
+    lk = link(port, f"dash-{label}")
+    consumer = IngestConsumer(sm, lk, site=SITE, bus=Bus(), verify_threads=2)
+    consumer.start()
+    time.sleep(0.3)
+    start = time.perf_counter()
+    procs = publishers(folder, port, list(pubs))
+    ok = consumer.wait_processed(total, 7200)
+    elapsed = time.perf_counter() - start
+    wait_all(procs)
+    counters = consumer.counters
+    consumer.stop()
+    lk.stop()
+    with sm() as s:
+        acked = sum(n.contiguous_seq for n in s.query(Node))
+    engine.dispose()
+    if not ok or counters.get("stored") != total or acked != total:
+        raise SystemExit(f"{label}: not everything stored: {counters}, acked {acked}")
+    return total / elapsed, counters
+
+
+def piece_costs(folder: Path, pubs: dict[str, str], n: int = 5000) -> dict[str, float]:
+    name = next(iter(pubs))
+    with (folder / f"{name}.lines").open("rb") as fh:
+        lines = [line.rstrip(b"\n") for line in fh][:n]
+    n = len(lines)
+    start = time.perf_counter()
+    events = [parse(b) for b in lines]
+    parse_us = (time.perf_counter() - start) / n * 1e6
+    verifier = SignatureVerifier(1)
+    key = verifier.key(pubs[name])
+    assert key is not None
+    pairs = [(key, e) for e in events]
+    start = time.perf_counter()
+    assert all(verifier.verify_many(pairs))
+    v1 = (time.perf_counter() - start) / n * 1e6
+    pool = SignatureVerifier(2)
+    start = time.perf_counter()
+    assert all(pool.verify_many(pairs))
+    v2 = (time.perf_counter() - start) / n * 1e6
+    pool.close()
+    return {"parse_us": parse_us, "verify_1t_us": v1, "verify_2t_us": v2}
+
+
+def pg_schema_url(pg_url: str) -> tuple[str, str]:
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(pg_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    sep = "&" if "?" in pg_url else "?"
+    return schema, f"{pg_url}{sep}options=-csearch_path%3D{schema}"
+
+
+def drop_schema(pg_url: str, schema: str) -> None:
+    admin = make_engine(pg_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small counts for a smoke run")
+    ap.add_argument("--events", type=int, default=None)
+    ap.add_argument("--backlog", type=int, default=None)
+    ap.add_argument(
+        "--pg-url",
+        default=os.environ.get(
+            "SECROOM_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        ),
+    )
+    args = ap.parse_args()
+    total = args.events or (16_000 if args.quick else 200_000)
+    backlog = args.backlog or (40_000 if args.quick else 1_000_000)
+    total -= total % NODES
+    backlog -= backlog % NODES
+
+    print(f"ingest benchmark: {total:,} events sustained, {backlog:,} backlog, {NODES} nodes")
+    folder, pubs = event_files(total)
+    bfolder, bpubs = event_files(backlog)
+    costs = piece_costs(folder, pubs)
+    result: dict[str, float | int | None] = {}
+    with tempfile.TemporaryDirectory(prefix="secroom-bench-ingest-") as tmp:
+        tmpdir = Path(tmp)
+        broker = Broker(tmpdir / "mosquitto")
+        broker.start()
+        try:
+            raw = anchor(folder, broker.port, list(pubs), total)
+            sqlite_rate, _ = ingest_run(
+                f"sqlite:///{tmpdir / 'a.sqlite3'}", folder, pubs, broker.port, total, "sqlite"
+            )
+            pg_rate: float | None = None
+            try:
+                schema, url = pg_schema_url(args.pg_url)
+            except Exception as exc:  # no server: reported as null, not a crash
+                print(f"  postgres unavailable ({type(exc).__name__}); skipped")
+            else:
+                try:
+                    pg_rate, _ = ingest_run(url, folder, pubs, broker.port, total, "postgres")
+                finally:
+                    drop_schema(args.pg_url, schema)
+            start = time.perf_counter()
+            drain_rate, _ = ingest_run(
+                f"sqlite:///{tmpdir / 'b.sqlite3'}", bfolder, bpubs, broker.port, backlog, "backlog"
+            )
+            drain_s = backlog / drain_rate
+            del start
+        finally:
+            broker.stop()
+    print()
+    print(f"{'measure':<44}{'value':>14}")
+    print(f"{'anchor: raw mosquitto -> counting subscriber':<44}{raw:>12,.0f}/s")
+    print(f"{'sqlite: MQTT -> verified, stored, acked':<44}{sqlite_rate:>12,.0f}/s")
+    pg_text = f"{pg_rate:>12,.0f}/s" if pg_rate else f"{'n/a':>14}"
+    print(f"{'postgres: MQTT -> verified, stored, acked':<44}{pg_text}")
+    print(f"{f'backlog of {backlog:,} drained (sqlite)':<44}{drain_s:>13,.1f}s")
+    print(f"{'parse + hash check per event':<44}{costs['parse_us']:>12,.0f}us")
+    print(f"{'Ed25519 verify per event, 1 thread':<44}{costs['verify_1t_us']:>12,.0f}us")
+    print(f"{'Ed25519 verify per event, 2 threads':<44}{costs['verify_2t_us']:>12,.0f}us")
+    print(f"{'target':<44}{'>= 10,000/s':>14}")
+    result = {
+        "sqlite_events_per_s": round(sqlite_rate),
+        "postgres_events_per_s": round(pg_rate) if pg_rate else None,
+        "backlog_1m_drain_s": round(drain_s, 1),
+        "backlog_events": backlog,
+        "events": total,
+        "anchor_mosquitto_raw_per_s": round(raw),
+        "parse_us": round(costs["parse_us"], 1),
+        "verify_1t_us": round(costs["verify_1t_us"], 1),
+        "verify_2t_us": round(costs["verify_2t_us"], 1),
+        "cpus": os.cpu_count(),
+    }
+    print("RESULT " + json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
