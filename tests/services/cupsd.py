@@ -14,8 +14,12 @@ Hold-New-Jobs) is limited to the owner or the system group, as in production.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.services import free_port, port_open, require_binary, stop_process, wait_until
@@ -114,13 +118,16 @@ class Cupsd:
 
     def _write_config(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        # Filters run as user lp: every directory on the way to the spool must be traversable.
-        # Stop at the first directory that is already traversable by others (/tmp, /).
-        for parent in [self.workdir, *self.workdir.parents]:
-            mode = parent.stat().st_mode
-            if mode & 0o001:
-                break
-            parent.chmod(mode | 0o711)
+        # Filters run as user lp: every directory above the spool must be traversable by others.
+        # pytest keeps its base temp dir at 0700 (and re-tightens it in concurrent sessions), so
+        # the daemon lives in its own tempfile.mkdtemp() directory (see Cupsd.private()).
+        self.workdir.chmod(0o711)
+        for parent in self.workdir.parents:
+            if not parent.stat().st_mode & 0o001:
+                raise RuntimeError(
+                    f"{parent} is not searchable by user lp, so CUPS filters could not read the "
+                    "spool; put the cupsd work dir elsewhere (Cupsd.private() uses /tmp)"
+                )
         self.server_root = self._dir("etc")
         self._dir("etc/ppd")
         self._dir("etc/ssl", 0o700)
@@ -165,6 +172,19 @@ class Cupsd:
             "JobRetryInterval 5\n"
             "<Location />\n  Order allow,deny\n  Allow 127.0.0.1\n</Location>\n" + POLICY
         )
+
+    @classmethod
+    @contextmanager
+    def private(cls) -> Iterator[Cupsd]:
+        """A started cupsd in a fresh temporary directory, stopped and removed afterwards."""
+        workdir = Path(tempfile.mkdtemp(prefix="secroom-cupsd-"))
+        daemon = cls(workdir)
+        try:
+            daemon.start()
+            yield daemon
+        finally:
+            daemon.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
 
     # -- life cycle ----------------------------------------------------------------------
     @property
