@@ -125,9 +125,15 @@ class NodeRuntime:
         self.link.subscribe(topic_for(s.site, s.node, "resend"), self.publisher.on_resend_message)
         self._running = True
         head = self.journal.head()[0]
-        self.emit("node.started", {"boot": self.boot, "resumed_after": head})
-        self.publisher.start()
-        self.link.start()
+        try:
+            self.emit("node.started", {"boot": self.boot, "resumed_after": head})
+            self.publisher.start()
+            self.link.start()  # raises only for bad local MQTT settings (password, TLS files)
+        except Exception:
+            self._running = False
+            self.publisher.stop()
+            self.journal.close()
+            raise
 
     def stop(self) -> None:
         """Record node.stopped, give the broker a moment to take the rest, go offline."""

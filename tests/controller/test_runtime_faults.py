@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from controller.envelope import verify_chain
 from controller.journal import EventRejected, JournalError, JournalFull, verify_journal
+from controller.mqtt import MqttError, MqttSettings
 from controller.runtime import NodeRuntime, RuntimeSettings
 from tests.controller.conftest import Collector
 from tests.services import free_port
@@ -249,3 +250,21 @@ def test_state_online_with_health_then_offline_on_stop(
         rt.stop()
         assert col.wait_state(lambda s: s == {"state": "offline"}, 10)
     assert rt.link.stats["handler_errors"] == 0
+
+
+def test_bad_mqtt_credentials_file_fails_start_cleanly(
+    make_settings: Callable[..., RuntimeSettings], tmp_path: Path
+) -> None:
+    mqtt = MqttSettings(port=free_port(), username="gw1", password_file=tmp_path / "absent")
+    settings = make_settings(0, mqtt=mqtt)
+    rt = NodeRuntime(settings)
+    with pytest.raises(MqttError, match="password file"):
+        rt.start()
+    with pytest.raises(JournalError, match="not running"):
+        rt.emit("door.rex", {})
+    again = NodeRuntime(settings.model_copy(update={"mqtt": MqttSettings(port=free_port())}))
+    again.start()  # the journal was released and holds node.started from the first attempt
+    try:
+        assert again.journal.head()[0] == 2
+    finally:
+        again.stop()
