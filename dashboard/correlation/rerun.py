@@ -45,9 +45,9 @@ class RerunResult:
 
 
 def _stream(session: Session, sql: str, **params: Any) -> Iterator[Any]:
-    stmt = text(sql).bindparams(*(bindparam(k, type_=UTCDateTime()) for k in params))
-    conn = session.connection().execution_options(stream_results=True)
-    result = conn.execute(stmt, params)
+    stmt = (text(sql).bindparams(*(bindparam(k, type_=UTCDateTime()) for k in params))
+            .execution_options(stream_results=True, max_row_buffer=BATCH))
+    result = session.execute(stmt, params)
     for part in result.partitions(BATCH):
         yield from part
 
