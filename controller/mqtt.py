@@ -183,11 +183,20 @@ class MqttLink:
 
     def subscribe(self, topic_filter: str, handler: Handler, *, qos: int = 1) -> None:
         """Deliver messages matching ``topic_filter`` to ``handler`` (also after reconnects)."""
+        levels = topic_filter.split("/")
+        if not topic_filter or any(
+            ("#" in lvl and (lvl != "#" or i != len(levels) - 1)) or ("+" in lvl and lvl != "+")
+            for i, lvl in enumerate(levels)
+        ):
+            raise MqttError(f"invalid MQTT topic filter {topic_filter!r}")
         with self._subs_lock:
             _, handlers = self._subs.get(topic_filter, (qos, []))
             self._subs[topic_filter] = (qos, [*handlers, handler])
         if self.connected.is_set():
-            self._client.subscribe(topic_filter, qos=qos)
+            try:
+                self._client.subscribe(topic_filter, qos=qos)
+            except ValueError as exc:
+                raise MqttError(f"cannot subscribe to {topic_filter!r}: {exc}") from exc
 
     # -- paho callbacks (run on paho's network thread) ----------------------------------------
 
@@ -200,11 +209,13 @@ class MqttLink:
             return
         self.stats["connects"] += 1
         self.last_error = None
+        # Set before reading the filters: a concurrent subscribe() either is in this list or
+        # sees the link connected and subscribes itself (a duplicate SUBSCRIBE is harmless).
+        self.connected.set()
         with self._subs_lock:
             subs = [(f, q) for f, (q, _) in self._subs.items()]
         if subs:
             self._client.subscribe(subs)
-        self.connected.set()
         self._call_hook(self.on_connect)
 
     def _paho_connect_fail(self, client: Any, userdata: Any) -> None:

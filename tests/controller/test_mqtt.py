@@ -137,3 +137,9 @@ def test_inflight_message_is_resent_after_reconnect(broker: Broker) -> None:
         assert acked.get(timeout=10) == mid
     finally:
         pub.stop()
+
+
+@pytest.mark.parametrize("bad", ["", "a/#/b", "a/b#", "a/+b/c"])
+def test_invalid_filters_are_refused(bad: str) -> None:
+    with pytest.raises(MqttError, match="invalid MQTT topic filter"):
+        MqttLink(MqttSettings(), client_id="x").subscribe(bad, lambda t, p: None)
