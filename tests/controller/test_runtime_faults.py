@@ -120,10 +120,11 @@ class LineReader:
 
 
 def spawn(settings: Path, until: int) -> tuple[subprocess.Popen[str], LineReader]:
-    proc = subprocess.Popen(
-        [sys.executable, str(PRODUCER), str(settings), "--until", str(until), "--chunk", "10"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
+    with (settings.parent / "producer.stderr").open("a") as err:  # read it when a test fails
+        proc = subprocess.Popen(
+            [sys.executable, str(PRODUCER), str(settings), "--until", str(until), "--chunk", "10"],
+            stdout=subprocess.PIPE, stderr=err, text=True,
+        )
     return proc, LineReader(proc)
 
 
