@@ -315,3 +315,33 @@ def presence_between(
     if person_id is not None:
         q = q.where(Presence.person_id == person_id)
     return list(session.scalars(q.order_by(Presence.entered_at)))
+
+
+def nodes_overview(session: Session) -> list[dict[str, Any]]:
+    """Per node: key status, online state, last seen, clock, policy applied vs latest issued."""
+    from dashboard.models.policy import PolicyVersion
+
+    latest = session.scalar(select(func.max(PolicyVersion.version)))
+    out = []
+    for n in session.scalars(select(Node).order_by(Node.name)):
+        out.append(
+            {
+                "name": n.name,
+                "key_status": n.key_status,
+                "public_key": n.public_key,
+                "state": n.state,
+                "last_seen_at": n.last_seen_at,
+                "last_event_at": n.last_event_at,
+                "clock_state": n.clock_state,
+                "clock_offset_s": n.clock_offset_s,
+                "policy_version": n.policy_version,
+                "policy_latest": latest,
+                "policy_current": latest is None or n.policy_version == latest,
+                "policy_rejected": n.policy_rejected,
+                "acked_seq": n.contiguous_seq,
+                "max_seq": n.max_seq,
+                "gap_since": n.gap_since,
+                "events_stored": n.events_stored,
+            }
+        )
+    return out

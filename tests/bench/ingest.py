@@ -54,6 +54,7 @@ SITE = "bench"
 NODES = 8
 CACHE = Path(tempfile.gettempdir()) / "secroom-bench-ingest"
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
+VERIFY_MODE = "every"
 
 
 # -- event files ---------------------------------------------------------------------------------
@@ -222,7 +223,9 @@ def ingest_run(
             )
         s.commit()
     lk = link(port, f"dash-{label}")
-    consumer = IngestConsumer(sm, lk, site=SITE, bus=Bus(), verify_threads=2)
+    consumer = IngestConsumer(
+        sm, lk, site=SITE, bus=Bus(), verify_threads=2, verify_mode=VERIFY_MODE
+    )
     consumer.start()
     time.sleep(0.3)
     start = time.perf_counter()
@@ -292,13 +295,24 @@ def main() -> None:
             "SECROOM_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
         ),
     )
+    ap.add_argument(
+        "--verify-mode",
+        choices=["every", "chain"],
+        default="every",
+        help="signature checks: every event (default) or one per hash-linked run",
+    )
     args = ap.parse_args()
+    global VERIFY_MODE
+    VERIFY_MODE = args.verify_mode
     total = args.events or (16_000 if args.quick else 200_000)
     backlog = args.backlog or (40_000 if args.quick else 1_000_000)
     total -= total % NODES
     backlog -= backlog % NODES
 
-    print(f"ingest benchmark: {total:,} events sustained, {backlog:,} backlog, {NODES} nodes")
+    print(
+        f"ingest benchmark: {total:,} events sustained, {backlog:,} backlog, {NODES} nodes, "
+        f"verify={VERIFY_MODE}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
     folder, pubs = event_files(total)
     bfolder, bpubs = event_files(backlog)
     costs = piece_costs(folder, pubs)
@@ -352,6 +366,8 @@ def main() -> None:
         "verify_1t_us": round(costs["verify_1t_us"], 1),
         "verify_2t_us": round(costs["verify_2t_us"], 1),
         "cpus": os.cpu_count(),
+        "verify_mode": VERIFY_MODE,
+        "load_avg_1m": round(os.getloadavg()[0], 1),
     }
     print("RESULT " + json.dumps(result))
 

@@ -109,3 +109,19 @@ def test_door_log_filters(session, core, node):
     assert [r.seq for r in door_log(session, AccessFilter(), before_id=page[-1].id)] == [2, 1]
     assert [p.person_id for p in presence_between(session, t(3), t(10))] == ["alice", "bob"]
     assert [p.person_id for p in presence_between(session, t(5), t(10))] == ["bob"]
+
+
+def test_nodes_overview_shows_policy_lag(session, core, node):
+    from dashboard.models import PolicyVersion
+    from dashboard.projections import nodes_overview
+
+    node.enrol(session)
+    session.add(PolicyVersion(version=3, site="site1", issued_at=T0, sha256="0" * 64, blob=b"x"))
+    core.process(session, [msg(node.event("policy.applied", {"version": 2}))], T0)
+    session.commit()
+    [row] = nodes_overview(session)
+    assert (row["policy_version"], row["policy_latest"], row["policy_current"]) == (2, 3, False)
+    core.process(session, [msg(node.event("policy.applied", {"version": 3}))], T0)
+    session.commit()
+    assert nodes_overview(session)[0]["policy_current"] is True
+    assert nodes_overview(session)[0]["acked_seq"] == 2
