@@ -132,6 +132,14 @@ class Collector:
                     self.request_resend(first, last)
         return not self.missing(upto)
 
+    def wait_all(self, upto: int, timeout: float) -> bool:
+        """Wait for every seq 1..upto without asking for anything (no-fault tests)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._has_all(upto), timeout)
+
+    def _has_all(self, upto: int) -> bool:
+        return len(self.events) >= upto and all(s in self.events for s in range(1, upto + 1))
+
     def _grown(self, before: int) -> bool:
         return len(self.events) > before
 
