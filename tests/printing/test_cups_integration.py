@@ -12,6 +12,7 @@ import subprocess
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -134,6 +135,35 @@ def test_clients_cannot_print_to_the_release_queue_directly(
     _, release = room
     with pytest.raises(RuntimeError, match="Not allowed"):
         cupsd.submit("alice", release)
+
+
+def test_a_job_owner_cannot_bypass_the_hold(
+    cupsd: Cupsd, room: tuple[str, str], adapter: CupsAdapter, tmp_path: Path
+) -> None:
+    """Moving one's job to the release queue, resuming it or starting the hold queue needs the
+    system group: alice (no root certificate, no password) is refused and her job stays held."""
+    hold, release = room
+    jid = cupsd.submit("alice", hold)
+    env = cupsd.env() | {"CUPS_STATEDIR": str(tmp_path), "CUPS_USER": "alice"}
+    attempts = [
+        ["lpmove", "-h", cupsd.server, str(jid), release],  # lpmove takes the user from CUPS_USER
+        ["lp", "-h", cupsd.server, "-U", "alice", "-i", str(jid), "-H", "resume"],
+        ["cupsenable", "-h", cupsd.server, "-U", "alice", hold],
+    ]
+    for cmd in attempts:
+        done = subprocess.run(
+            cmd,
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # no controlling tty: libcups cannot prompt for a password
+            timeout=20,
+        )
+        assert done.returncode != 0, f"{cmd[0]} as alice was allowed: {done.stdout}"
+    assert adapter.queue_status(hold).stopped
+    loc = where(adapter, [jid])[jid]
+    assert loc.queue == hold and loc.state in WAITING_STATES
 
 
 # -- release --------------------------------------------------------------------------------

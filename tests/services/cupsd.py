@@ -64,38 +64,38 @@ MINIMAL_PPD = """*PPD-Adobe: "4.3"
 *Font Courier: Standard "(002.004S)" Standard ROM
 """
 
-POLICY = """<Policy default>
-  JobPrivateAccess default
-  JobPrivateValues default
-  SubscriptionPrivateAccess default
-  SubscriptionPrivateValues default
-  <Limit Create-Job Print-Job Print-URI Validate-Job Send-Document Send-URI Close-Job>
-    Order deny,allow
-  </Limit>
-  <Limit Get-Jobs Get-Job-Attributes>
-    AuthType Default
-    Require user @SYSTEM
-    Order deny,allow
-  </Limit>
-  <Limit Hold-Job Release-Job Restart-Job Purge-Jobs Set-Job-Attributes Create-Job-Subscription \
-Renew-Subscription Cancel-Subscription Get-Notifications Reprocess-Job Cancel-Current-Job \
-Suspend-Current-Job Resume-Job Cancel-My-Jobs CUPS-Move-Job CUPS-Get-Document Cancel-Job>
-    AuthType Default
-    Require user @OWNER @SYSTEM
-    Order deny,allow
-  </Limit>
-  <Limit Pause-Printer Resume-Printer Enable-Printer Disable-Printer Hold-New-Jobs \
+# Operation policy of the test daemon: the production policy (hardware/cups/secroom-policy.conf)
+# except that job submission trusts requesting-user-name (tests submit as alice and bob without
+# system accounts) and listing requires @SYSTEM (libcups only offers the root Local certificate
+# for @SYSTEM limits; production uses Basic auth and valid-user).
+_SUBMIT = "Create-Job Print-Job Print-URI Validate-Job Send-Document Send-URI Close-Job"
+_LIST = "Get-Jobs Get-Job-Attributes"
+_OWNER = "Cancel-Job Cancel-My-Jobs CUPS-Get-Document Create-Job-Subscription Renew-Subscription \
+Cancel-Subscription Get-Notifications"
+_SYSTEM_JOB = "Hold-Job Release-Job Restart-Job Resume-Job Set-Job-Attributes CUPS-Move-Job \
+Reprocess-Job Purge-Jobs Cancel-Current-Job Suspend-Current-Job"
+_SYSTEM_PRINTER = "Pause-Printer Resume-Printer Enable-Printer Disable-Printer Hold-New-Jobs \
 Release-Held-New-Jobs CUPS-Accept-Jobs CUPS-Reject-Jobs CUPS-Add-Modify-Printer \
-CUPS-Delete-Printer Set-Printer-Attributes Cancel-Jobs Restart-Printer>
-    AuthType Default
-    Require user @SYSTEM
-    Order deny,allow
-  </Limit>
-  <Limit All>
-    Order deny,allow
-  </Limit>
-</Policy>
-"""
+CUPS-Delete-Printer Set-Printer-Attributes Cancel-Jobs Restart-Printer"
+
+
+def _limit(ops: str, require: str | None) -> str:
+    body = f"    AuthType Default\n    Require {require}\n" if require else ""
+    return f"  <Limit {ops}>\n{body}    Order deny,allow\n  </Limit>\n"
+
+
+POLICY = (
+    "<Policy default>\n"
+    "  JobPrivateAccess default\n  JobPrivateValues default\n"
+    "  SubscriptionPrivateAccess default\n  SubscriptionPrivateValues default\n"
+    + _limit(_SUBMIT, None)
+    + _limit(_LIST, "user @SYSTEM")
+    + _limit(_OWNER, "user @OWNER @SYSTEM")
+    + _limit(_SYSTEM_JOB, "user @SYSTEM")
+    + _limit(_SYSTEM_PRINTER, "user @SYSTEM")
+    + _limit("All", None)
+    + "</Policy>\n"
+)
 
 
 class Cupsd:
