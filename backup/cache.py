@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,17 @@ def load(cache_dir: Path, repo_id: str) -> CacheEntries:
 def save(cache_dir: Path, repo_id: str, entries: CacheEntries) -> None:
     cache_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(cache_dir, 0o700)
-    data = compress.compress_meta(
-        json.dumps({"v": 1, "repo": repo_id, "entries": entries}, separators=(",", ":")).encode())
+    data = compress.compress_json_parts(_parts(repo_id, entries), level=1)
     write_atomic(cache_path(cache_dir, repo_id), data, cache_dir, mode=0o600)
+
+
+def _parts(repo_id: str, entries: CacheEntries) -> Iterator[str]:
+    yield json.dumps({"v": 1, "repo": repo_id})[:-1] + ', "entries": {'
+    items = list(entries.items())
+    for start in range(0, len(items), 512):
+        text = json.dumps(dict(items[start:start + 512]), separators=(",", ":"))[1:-1]
+        yield ("," if start and text else "") + text
+    yield "}}"
 
 
 def drop(cache_dir: Path, repo_id: str) -> None:

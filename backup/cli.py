@@ -29,7 +29,7 @@ from backup.memory import tune_allocator
 from backup.passphrase import read_passphrase
 from backup.repo import Repository
 
-DEFAULT_CONFIG = Path(os.environ.get("SECROOM_CONFIG", "/etc/secroom/secroom.toml"))
+DEFAULT_CONFIG = Path(os.environ.get("SECROOM_CONFIG", "/etc/secroom/gateway.toml"))
 EXIT_SKIPPED = 10
 
 

@@ -4,6 +4,7 @@ thread-safe, so each thread gets its own."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 
 import zstandard
 
@@ -54,7 +55,15 @@ def decompress(data: bytes, raw_length: int) -> bytes:
 
 
 def compress_meta(data: bytes) -> bytes:
-    return zstandard.ZstdCompressor(level=10).compress(data)
+    return zstandard.ZstdCompressor(level=3).compress(data)
+
+
+def compress_json_parts(parts: Iterable[str], level: int = 3) -> bytes:
+    """zstd of the concatenated text pieces, without building the whole text first."""
+    c = zstandard.ZstdCompressor(level=level).compressobj()
+    out = [c.compress(p.encode()) for p in parts]
+    out.append(c.flush())
+    return b"".join(out)
 
 
 def decompress_meta(data: bytes, limit: int = 1 << 31) -> bytes:

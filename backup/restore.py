@@ -1,10 +1,12 @@
 """Restore: decrypt the manifest with the private key, write every file's chunks in parallel
-pack by pack, then set modes, owners and times (directories last, deepest first)."""
+pack by pack; the worker that writes a file's last chunk also sets its size, owner, mode and
+times through the same descriptor. Directories get their metadata last, deepest first."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +19,8 @@ from backup.errors import IntegrityError, StorageError
 from backup.index import Index
 from backup.storage import io_errors
 
+AS_ROOT = os.geteuid() == 0
+
 
 @dataclass
 class RestoreResult:
@@ -26,48 +30,76 @@ class RestoreResult:
     bytes: int = 0
 
 
+class _File:
+    __slots__ = ("dest", "entry", "remaining", "lock")
+
+    def __init__(self, dest: str, entry: list[Any], remaining: int) -> None:
+        self.dest, self.entry, self.remaining = dest, entry, remaining
+        self.lock = threading.Lock()
+
+
 def target_of(target: Path, path: str) -> str:
     return os.path.join(os.fspath(target), path.lstrip("/"))
 
 
-def select(entries: list[list[Any]], include: Callable[[str], bool] | None) -> list[list[Any]]:
-    return entries if include is None else [e for e in entries if include(e[1])]
+def _finish_file(fd: int, entry: list[Any]) -> None:
+    """Size (trailing holes), owner, mode and times of a restored file, via its descriptor."""
+    if os.fstat(fd).st_size != entry[7]:
+        os.ftruncate(fd, entry[7])
+    if AS_ROOT:
+        with contextlib.suppress(OSError):
+            os.fchown(fd, entry[3], entry[4])
+    os.fchmod(fd, entry[2])
+    os.utime(fd, ns=(entry[5], entry[6]))
 
 
 def restore(root: Path, idx: Index, key: crypto.PrivateKey, manifest: dict[str, Any],
             target: Path, *, include: Callable[[str], bool] | None = None,
             threads: int = 0) -> RestoreResult:
-    entries = select(manifest["entries"], include)
+    entries = manifest["entries"]
+    if include is not None:
+        entries = [e for e in entries if include(e[1])]
     with io_errors("preparing the restore target"):
         target.mkdir(parents=True, exist_ok=True)
         if any(target.iterdir()):
             raise StorageError(f"restore target {target} is not empty; choose an empty folder")
     res = RestoreResult()
-    plan: dict[str, list[tuple[pack.Entry, list[tuple[str, int]]]]] = defaultdict(list)
-    wanted: dict[bytes, list[tuple[str, int]]] = defaultdict(list)
+    wanted: dict[bytes, list[tuple[_File, int]]] = defaultdict(list)
+    made: set[str] = set()
+    links: list[list[Any]] = []
     with io_errors("creating files in the restore target"):
         for e in entries:
             dest = target_of(target, e[1])
             kind = e[0]
             if kind == snapshot.DIR:
                 os.makedirs(dest, exist_ok=True)
+                made.add(dest)
                 res.dirs += 1
-            elif kind == snapshot.LINK:
-                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                continue
+            parent = os.path.dirname(dest)
+            if parent not in made:
+                os.makedirs(parent, exist_ok=True)
+                made.add(parent)
+            if kind == snapshot.LINK:
                 os.symlink(e[8], dest)
+                links.append(e)
                 res.symlinks += 1
             elif kind == snapshot.FILE:
-                os.makedirs(os.path.dirname(dest), exist_ok=True)
-                fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-                try:
-                    os.ftruncate(fd, e[7])
-                finally:
-                    os.close(fd)
                 res.files += 1
                 res.bytes += e[7]
-                for off, _length, cid in e[8]:
-                    if cid is not None:
-                        wanted[bytes.fromhex(cid)].append((dest, off))
+                data = [c for c in e[8] if c[2] is not None]
+                if not data:  # empty, or only holes
+                    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                                 0o600)
+                    try:
+                        _finish_file(fd, e)
+                    finally:
+                        os.close(fd)
+                    continue
+                state = _File(dest, e, len(data))
+                for off, _length, cid in data:
+                    wanted[bytes.fromhex(cid)].append((state, off))
+    plan: dict[str, list[tuple[pack.Entry, list[tuple[_File, int]]]]] = defaultdict(list)
     for cid, places in wanted.items():
         found = idx.by_id.get(cid)
         if found is None:
@@ -79,14 +111,26 @@ def restore(root: Path, idx: Index, key: crypto.PrivateKey, manifest: dict[str, 
                    for pid, items in plan.items()]
         for f in futures:
             f.result()
-    _set_metadata(entries, target)
+    with io_errors("setting restored metadata"):
+        for e in links:
+            dest = target_of(target, e[1])
+            if AS_ROOT:
+                with contextlib.suppress(OSError):
+                    os.lchown(dest, e[3], e[4])
+            os.utime(dest, ns=(e[5], e[6]), follow_symlinks=False)
+        dirs = [e for e in entries if e[0] == snapshot.DIR]
+        for e in sorted(dirs, key=lambda d: d[1].count("/"), reverse=True):
+            dest = target_of(target, e[1])
+            if AS_ROOT:
+                with contextlib.suppress(OSError):
+                    os.lchown(dest, e[3], e[4])
+            os.chmod(dest, e[2])
+            os.utime(dest, ns=(e[5], e[6]))
     return res
 
 
-
-
 def _restore_pack(root: Path, pack_id: str, groups: list[bytes],
-                  items: list[tuple[pack.Entry, list[tuple[str, int]]]],
+                  items: list[tuple[pack.Entry, list[tuple[_File, int]]]],
                   key: crypto.PrivateKey) -> None:
     sealers: dict[int, crypto.Sealer] = {}
     items.sort(key=lambda it: it[0].offset)
@@ -103,45 +147,28 @@ def _restore_pack(root: Path, pack_id: str, groups: list[bytes],
             if len(sealed) != entry.length:
                 raise IntegrityError(f"pack {pack_id[:12]} is truncated")
             data = sealer.open(entry.seq, sealed, pack.blob_aad(entry.id, entry.flags, entry.raw))
+            del sealed
             if entry.flags & pack.FLAG_ZSTD:
                 data = compress.decompress(data, entry.raw)
             elif len(data) != entry.raw:
                 raise IntegrityError(f"pack {pack_id[:12]}: blob has the wrong length")
-            for dest, off in places:
-                with io_errors("writing restored data"):
-                    out = os.open(dest, os.O_WRONLY | os.O_NOFOLLOW)
-                    try:
-                        view = memoryview(data)
-                        pos = off
-                        while view:
-                            n = os.pwrite(out, view, pos)
-                            view, pos = view[n:], pos + n
-                    finally:
-                        os.close(out)
+            for state, off in places:
+                _write(state, off, data)
 
 
-def _set_metadata(entries: list[list[Any]], target: Path) -> None:
-    as_root = os.geteuid() == 0
-    with io_errors("setting restored metadata"):
-        dirs = []
-        for e in entries:
-            dest = target_of(target, e[1])
-            kind, mode, uid, gid, atime, mtime = e[0], e[2], e[3], e[4], e[5], e[6]
-            if kind == snapshot.DIR:
-                dirs.append(e)
-                continue
-            if as_root:
-                with contextlib.suppress(OSError):
-                    os.lchown(dest, uid, gid)
-            if kind == snapshot.FILE:
-                os.chmod(dest, mode)
-                os.utime(dest, ns=(atime, mtime))
-            else:
-                os.utime(dest, ns=(atime, mtime), follow_symlinks=False)
-        for e in sorted(dirs, key=lambda d: d[1].count("/"), reverse=True):
-            dest = target_of(target, e[1])
-            if as_root:
-                with contextlib.suppress(OSError):
-                    os.lchown(dest, e[3], e[4])
-            os.chmod(dest, e[2])
-            os.utime(dest, ns=(e[5], e[6]))
+def _write(state: _File, off: int, data: bytes) -> None:
+    with io_errors("writing restored data"):
+        out = os.open(state.dest, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            view = memoryview(data)
+            pos = off
+            while view:
+                n = os.pwrite(out, view, pos)
+                view, pos = view[n:], pos + n
+            with state.lock:
+                state.remaining -= 1
+                last = state.remaining == 0
+            if last:
+                _finish_file(out, state.entry)
+        finally:
+            os.close(out)

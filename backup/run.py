@@ -106,6 +106,13 @@ def _read_file(path: str, st: os.stat_result, chunker: Chunker, up: Uploader,
         os.close(fd)
 
 
+def _all_known(chunks: list[list[Any]], known: set[str]) -> bool:
+    for c in chunks:  # noqa: SIM110 - a plain loop: this runs once per unchanged file
+        if c[2] is not None and c[2] not in known:
+            return False
+    return True
+
+
 def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
     """Write one snapshot. The caller holds the repository lock."""
     t0 = time.monotonic()
@@ -116,6 +123,7 @@ def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
     threads = opts.threads or (os.cpu_count() or 2)
     up = Uploader(repo.root, idx, opts.dedup_key, opts.public_key, threads=threads,
                   pack_size=opts.pack_size, level=opts.level)
+    known = {cid.hex() for cid in idx.by_id}  # cache entries are trusted only if stored
     res = RunResult(snapshot_id="")
     errors = WalkErrors()
     entries: list[list[Any]] = []
@@ -140,8 +148,7 @@ def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
                 tag = crypto.keyed_tag(opts.dedup_key, path)
                 key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
                 hit = old_cache.get(tag)
-                if hit is not None and hit[:4] == key and all(
-                        c[2] is None or bytes.fromhex(c[2]) in idx.by_id for c in hit[4]):
+                if hit is not None and hit[:4] == key and _all_known(hit[4], known):
                     entry = [snapshot.FILE, *meta, st.st_size, hit[4]]
                     entries.append(entry)
                     new_cache[tag] = hit

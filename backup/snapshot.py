@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,10 +55,20 @@ def encode(header: dict[str, Any], refs: list[bytes], manifest: dict[str, Any],
     raw_header = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     refs_raw = b"".join(sorted(set(refs)))
     aad = hashlib.sha256(raw_header + refs_raw).digest()
-    body = compress.compress_meta(json.dumps(manifest, separators=(",", ":")).encode())
+    body = compress.compress_json_parts(_manifest_json(manifest))
     sealed = crypto.seal_to(operator_public, PURPOSE, body, aad)
     return b"".join([MAGIC, struct.pack(">I", len(raw_header)), raw_header,
                      struct.pack(">I", len(refs_raw) // 32), refs_raw, sealed])
+
+
+def _manifest_json(manifest: dict[str, Any]) -> Iterator[str]:
+    head = {k: v for k, v in manifest.items() if k != "entries"}
+    yield json.dumps(head, separators=(",", ":"))[:-1] + ',"entries":['
+    entries = manifest["entries"]
+    for start in range(0, len(entries), 512):
+        text = json.dumps(entries[start:start + 512], separators=(",", ":"))[1:-1]
+        yield ("," if start else "") + text
+    yield "]}"
 
 
 def decode(data: bytes, name: str, *, check_hash: bool = True) -> SnapshotFile:

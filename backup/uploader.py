@@ -18,7 +18,7 @@ from backup.index import Index, PackInfo
 from backup.pack import FLAG_ZSTD, PackWriter
 
 ZERO = bytes(8 * 1024 * 1024)
-BATCH_BYTES = 4 * 1024 * 1024
+BATCH_BYTES = 1024 * 1024
 BATCH_COUNT = 512
 
 Data = bytes | memoryview
@@ -34,7 +34,7 @@ def is_zero(data: Data) -> bool:
 
 class Uploader:
     def __init__(self, root: Path, idx: Index, dedup_key: bytes, public_key: bytes, *,
-                 threads: int, pack_size: int, level: int, max_inflight: int = 16 << 20,
+                 threads: int, pack_size: int, level: int, max_inflight: int = 8 << 20,
                  on_pack: Callable[[], None] | None = None) -> None:
         self._root, self._idx, self._key, self._pub = root, idx, dedup_key, public_key
         self._pack_size, self._level = pack_size, level

@@ -8,6 +8,7 @@ import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 
 
@@ -30,6 +31,9 @@ class WalkErrors:
             self.paths.append(f"{path}: {exc.strerror}")
 
 
+_name = attrgetter("name")
+
+
 def _excluded(rel: str, name: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
 
@@ -50,7 +54,7 @@ def walk(roots: list[Path], excludes: list[str], errors: WalkErrors) -> Iterator
 def _walk_dir(top: str, path: str, excludes: list[str], errors: WalkErrors) -> Iterator[Item]:
     try:
         with os.scandir(path) as it:
-            entries = sorted(it, key=lambda e: e.name)
+            entries = sorted(it, key=_name)
     except OSError as exc:
         errors.add(path, exc)
         return

@@ -130,7 +130,8 @@ def fill_vault(vault: Path, seed: int = 1, *, files: int = 40, big: int = 2,
             "".join(f"{i},{rng.randrange(10**6)},給与,{j}\n" for j in range(rng.randrange(1, 400))),
             encoding="utf-8")
     for i in range(big):
-        (vault / f"scan_{i}.bin").write_bytes(rng.randbytes(rng.randrange(big_size // 2, big_size * 3 // 2)))
+        size = rng.randrange(big_size // 2, big_size * 3 // 2)
+        (vault / f"scan_{i}.bin").write_bytes(rng.randbytes(size))
 
 
 def tree_state(root: Path) -> dict[str, tuple[Any, ...]]:

@@ -98,8 +98,8 @@ def change_one_percent(vault: Path, total: int, rng: random.Random) -> int:
     return changed
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """(seconds, peak RSS MB of the child)."""
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS MB, CPU seconds user+system of the child)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert proc.stderr is not None
@@ -109,7 +109,7 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, flo
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {err.decode()[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def du(path: Path) -> int:
@@ -166,15 +166,16 @@ def main() -> int:
         rss_s: list[float] = []
 
         def both(name: str, rcmd: list[str], scmd: list[str]) -> None:
-            sec_t, sec_rss = timed(scmd, env_s)
+            sec_t, sec_rss, sec_cpu = timed(scmd, env_s)
             os.sync()
-            res_t, res_rss = timed([RESTIC, *rcmd], env_r)
+            res_t, res_rss, res_cpu = timed([RESTIC, *rcmd], env_r)
             os.sync()
             r[name], s[name] = round(res_t, 3), round(sec_t, 3)
+            r[name + "_cpu"], s[name + "_cpu"] = round(res_cpu, 3), round(sec_cpu, 3)
             rss_r.append(res_rss)
             rss_s.append(sec_rss)
-            print(f"  {name:<18} restic {res_t:7.2f}s {res_rss:6.0f} MB   "
-                  f"secroom {sec_t:7.2f}s {sec_rss:6.0f} MB")
+            print(f"  {name:<18} restic {res_t:7.2f}s ({res_cpu:6.2f} cpu) {res_rss:5.0f} MB   "
+                  f"secroom {sec_t:7.2f}s ({sec_cpu:6.2f} cpu) {sec_rss:5.0f} MB")
 
         both("first", ["backup", "--host", "bench", str(vault)],
              sec + ["run", "--config", str(cfg)])
@@ -193,8 +194,11 @@ def main() -> int:
         r_size, s_size = du(work / "restic-repo"), du(work / "secroom-repo")
         r["repo_bytes"], s["repo_bytes"] = r_size, s_size
         r["peak_rss_mb"], s["peak_rss_mb"] = round(max(rss_r), 1), round(max(rss_s), 1)
-        print(f"  {'repository':<18} restic {r_size / 1e6:7.1f} MB          "
+        print(f"  {'repository':<18} restic {r_size / 1e6:7.1f} MB{'':>23}"
               f"secroom {s_size / 1e6:7.1f} MB")
+        load = os.getloadavg()[0]
+        print(f"  load average {load:.1f} on {os.cpu_count()} CPUs (wall times are shared-machine "
+              "figures; the cpu columns are each tool's own user+system seconds)")
         print(f"  secroom restore byte-identical to the vault: {identical}")
         result = {
             "first_ratio": round(s["first"] / r["first"], 3),
@@ -204,7 +208,7 @@ def main() -> int:
             "size_ratio": round(s_size / r_size, 4),
             "peak_rss_mb": s["peak_rss_mb"],
             "vault_bytes": total, "changed_bytes": changed, "quick": args.quick,
-            "restore_identical": identical,
+            "restore_identical": identical, "load_average": round(os.getloadavg()[0], 2),
             "restic": r, "secroom": s,
         }
         print("RESULT " + json.dumps(result, sort_keys=True))
