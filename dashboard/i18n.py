@@ -66,5 +66,13 @@ class Translator:
             return translate(self.lang, key)
         return fallback
 
+    @staticmethod
+    def duration(start: datetime | None, end: datetime | None) -> str:
+        """H:MM between two instants (— when either is unknown)."""
+        if start is None or end is None:
+            return "—"
+        seconds = max(int((end - start).total_seconds()), 0)
+        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}"
+
     def time(self, value: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
         return local_time(value, self.zone, fmt)

@@ -18,7 +18,7 @@ from dashboard.auth.roles import SCOPES, Role
 from dashboard.models.auth import ApiToken, LoginAttempt, Session, User, as_utc
 from dashboard.settings import DashboardSettings, LoginThrottle
 
-TOKEN_PREFIX = "srt_"
+TOKEN_PREFIX = "srt_"  # noqa: S105 - a public marker, not a secret
 
 
 class AuthError(ValueError):

@@ -59,7 +59,7 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
         "me": who,
         "csrf_token": getattr(who, "csrf_token", ""),
         "site": settings(request).site,
-        "nav": request.scope.get("route").name if request.scope.get("route") else "",
+        "nav": getattr(request.scope.get("route"), "name", ""),
         "flash": flash_from_query(request),
     }
     return TEMPLATES.TemplateResponse(request, name, {**base, **context}, status_code=status)

@@ -76,7 +76,8 @@ def _names(db: DbSession, rows: list[DoorAccess]) -> dict[str, str]:
     ids = {r.person_id for r in rows if r.person_id}
     if not ids:
         return {}
-    return {pid: name for pid, name in db.execute(select(Person.id, Person.name).where(Person.id.in_(ids)))}
+    found = db.execute(select(Person.id, Person.name).where(Person.id.in_(ids)))
+    return {pid: name for pid, name in found}
 
 
 def _page(request: Request, db: DbSession, f: Filters) -> DoorLogPage:

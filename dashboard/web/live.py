@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
-
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
@@ -23,7 +22,8 @@ MAX_STREAMS = 64
 def live_item(topic: str, data: dict[str, Any], t: Translator) -> dict[str, Any]:
     """What the browser shows for one bus message (already translated and in site time)."""
     if topic == "event":
-        payload = data.get("data") if isinstance(data.get("data"), dict) else {}
+        raw = data.get("data")
+        payload: dict[str, Any] = raw if isinstance(raw, dict) else {}
         granted = payload.get("granted")
         when = data.get("ts")
         try:
@@ -33,8 +33,9 @@ def live_item(topic: str, data: dict[str, Any], t: Translator) -> dict[str, Any]
         result = ""
         if isinstance(granted, bool):
             result = t("result.granted") if granted else t("result.denied")
-            if not granted and payload.get("reason"):
-                result += " · " + t.maybe("reason." + str(payload["reason"]), str(payload["reason"]))
+            reason = str(payload.get("reason") or "")
+            if not granted and reason:
+                result += " · " + t.maybe("reason." + reason, reason)
         return {
             "id": f"{data.get('node')}:{data.get('seq')}", "kind": data.get("kind"),
             "time_local": time_local, "door": data.get("door") or payload.get("door") or "",

@@ -70,7 +70,7 @@ def nodes_page(request: Request, db: Annotated[DbSession, Depends(deps.db)]) -> 
 
 
 def _decide(request: Request, db: DbSession, who: Principal, name: str, approve: bool,
-            key: str | None) -> Node:
+            key: str | None) -> Node | None:
     if approve:
         return deps.change(db, services.approve_node, who.username, name, public_key=key,
                            now=deps.now(request))
@@ -120,4 +120,4 @@ def nodes_approve_api(
     who: Annotated[Principal, Depends(deps.principal)],
 ) -> NodeOut:
     _decide(request, db, who, name, True, body.public_key)
-    return next(n for n in _nodes(db)[0] if n.name == name)
+    return next(n for n in _nodes(db)[0] if n.name == name)  # approved nodes are kept

@@ -343,7 +343,9 @@ def card_create_api(
 @router.post("/api/v1/cards/{uid}/revoke", name="api.cards.revoke", response_model=CardOut,
              responses=deps.ERRORS, tags=["people"])
 def card_revoke_api(
-    request: Request, uid: Annotated[str, Path(pattern=r"^[0-9A-Fa-f]{4,64}$")], db: Annotated[DbSession, Depends(deps.db)],
+    request: Request,
+    uid: Annotated[str, Path(pattern=r"^[0-9A-Fa-f]{4,64}$")],
+    db: Annotated[DbSession, Depends(deps.db)],
     who: Annotated[Principal, Depends(deps.principal)],
 ) -> CardOut:
     card = deps.change(db, services.revoke_card, who.username, uid, now=deps.now(request))

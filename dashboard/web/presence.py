@@ -7,17 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
-from dashboard import projections
-from dashboard.models import Person, Presence
-from dashboard.web import deps
+from dashboard.web import deps, queries
 from dashboard.web.forms import ApiDateTime, OptionalDateTime, local_input, localise
 
 router = APIRouter()
-MAX_ROWS = 500
+MAX_ROWS = 200
 
 
 class StayOut(BaseModel):
@@ -47,25 +44,21 @@ class ApiPresenceFilter(PresenceFilter):
     end: ApiDateTime = None
 
 
-def _out(rows: list[Presence], names: dict[str, str]) -> list[StayOut]:
-    return [
-        StayOut(person_id=p.person_id, person_name=names.get(p.person_id), door=p.door,
-                entered_at=p.entered_at, left_at=p.left_at)
-        for p in rows
-    ]
-
-
-def _presence(request: Request, db: DbSession, f: PresenceFilter) -> tuple[PresenceOut, datetime, datetime]:
+def _presence(
+    request: Request, db: DbSession, f: PresenceFilter
+) -> tuple[PresenceOut, datetime, datetime]:
     zone = deps.settings(request).zone
     now = deps.now(request)
     until = localise(f.end, zone) or now
     since = localise(f.start, zone) or (until - timedelta(days=1))
-    inside = projections.present_now(db)[:MAX_ROWS]
-    stays = projections.presence_between(db, since, until, f.person or None)
-    stays = sorted(stays, key=lambda p: p.entered_at or since, reverse=True)[:MAX_ROWS]
-    ids = {p.person_id for p in (*inside, *stays)}
-    names = dict(db.execute(select(Person.id, Person.name).where(Person.id.in_(ids))).all()) if ids else {}
-    return PresenceOut(inside=_out(inside, names), stays=_out(stays, names)), since, until
+    inside = [
+        StayOut(person_id=p.person_id, person_name=p.name, door=p.door, entered_at=p.since,
+                left_at=None)
+        for p in queries.in_room(db, limit=MAX_ROWS)
+    ]
+    stays = [StayOut(**vars(s)) for s in queries.stays_between(db, since, until,
+                                                                f.person or None, MAX_ROWS)]
+    return PresenceOut(inside=inside, stays=stays), since, until
 
 
 @router.get("/presence", name="presence.page", include_in_schema=False)

@@ -22,7 +22,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def test_upgrade_then_first_admin_then_login(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_upgrade_then_first_admin_then_login(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = tmp_path / "dashboard.toml"
     config.write_text(f'[dashboard]\nsite = "lab"\ndata_dir = "{tmp_path / "data"}"\n')
     args = parse(["db", "upgrade", "--config", str(config)])
@@ -56,7 +58,9 @@ def test_upgrade_then_first_admin_then_login(tmp_path: Path, capsys: pytest.Capt
     assert audit[0]["action"] == "user.create" and audit[0]["actor"] == "cli"
 
 
-def test_run_parses_and_bad_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_parses_and_bad_config_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("[dashboard]\nunknown_key = 1\n")
     args = parse(["dashboard", "run", "--config", str(config), "--port", "0"])

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from controller.envelope import format_ts
-from dashboard.web.live import live_item
 from dashboard.i18n import Translator
+from dashboard.web.live import live_item
 from tests.dashboard.web.conftest import LiveDashboard
 from tests.services import wait_until
 

@@ -1,0 +1,182 @@
+"""Benchmark: p95 latency of the overview, door log (filtered) and presence pages with
+1,000,000 events stored (SQLite), through a real uvicorn over loopback.
+
+Anchor: /health (no database, no template) measured in the same run. Target: <= 200 ms.
+Usage: .venv/bin/python tests/bench/pages.py [--quick] [--events N] [--requests N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import uvicorn
+from sqlalchemy import insert
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from controller.envelope import now_utc  # noqa: E402
+from dashboard.app import create_app  # noqa: E402
+from dashboard.auth.service import AuthService  # noqa: E402
+from dashboard.db import make_engine, make_sessionmaker  # noqa: E402
+from dashboard.migrate import upgrade  # noqa: E402
+from dashboard.models import DoorAccess, Person, Presence, StoredEvent  # noqa: E402
+from dashboard.settings import DashboardSettings  # noqa: E402
+
+PASSWORD = "benchmark password 1"  # noqa: S105 - a throwaway user in a temp database
+DOORS = ("server-room", "rack", "vault")
+PEOPLE = 300
+BATCH = 20_000
+
+
+def populate(sm, events: int, now: datetime, days: int = 365) -> None:  # type: ignore[no-untyped-def]
+    """``events`` door.access events over ``days`` (with their projections), in bulk."""
+    rng = random.Random(7)
+    start = now - timedelta(days=days)
+    step = (now - start) / events
+    with sm.begin() as db:
+        db.execute(insert(Person), [
+            {"id": f"p{i:04d}", "name": f"社員 {i:04d}", "active": True, "operator_ids": [],
+             "cups_users": [], "created_at": start} for i in range(PEOPLE)])
+    open_stays: dict[tuple[str, str], datetime] = {}
+    ev_rows: list[dict[str, object]] = []
+    da_rows: list[dict[str, object]] = []
+    pr_rows: list[dict[str, object]] = []
+
+    def flush() -> None:
+        with sm.begin() as db:
+            db.execute(insert(StoredEvent), ev_rows)
+            db.execute(insert(DoorAccess), da_rows)
+            if pr_rows:
+                db.execute(insert(Presence), pr_rows)
+        ev_rows.clear()
+        da_rows.clear()
+        pr_rows.clear()
+
+    for seq in range(1, events + 1):
+        ts = start + step * seq
+        person = f"p{rng.randrange(PEOPLE):04d}"
+        door = DOORS[rng.randrange(3)]
+        key = (person, door)
+        direction = "out" if key in open_stays else "in"
+        granted = rng.random() > 0.05
+        reason = None if granted else "not_permitted"
+        data = {"door": door, "direction": direction, "granted": granted, "reason": reason,
+                "person_id": person, "uid": f"{seq:016X}", "reader": f"{door}-{direction}"}
+        ev_rows.append({"node": "gw1", "seq": seq, "kind": "door.access", "ts": ts,
+                        "received_at": ts, "boot": "b1", "clock": "synced",
+                        "person_id": person, "door": door, "data": data, "prev": "0" * 64,
+                        "hash": f"{seq:064x}", "sig": "s" * 86, "chain_ok": True})
+        da_rows.append({"node": "gw1", "seq": seq, "ts": ts, "door": door,
+                        "direction": direction, "granted": granted, "reason": reason,
+                        "person_id": person, "uid": data["uid"], "reader": data["reader"]})
+        if granted and direction == "in":
+            open_stays[key] = ts
+        elif granted:
+            pr_rows.append({"person_id": person, "door": door,
+                            "entered_at": open_stays.pop(key), "left_at": ts})
+        if len(ev_rows) >= BATCH:
+            flush()
+    pr_rows.extend({"person_id": p, "door": d, "entered_at": t, "left_at": None}
+                   for (p, d), t in open_stays.items())
+    flush()
+
+
+def serve(app) -> tuple[uvicorn.Server, threading.Thread, str]:  # type: ignore[no-untyped-def]
+    from tests.services import free_port, wait_until
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, 20, "uvicorn")
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+def measure(client: httpx.Client, path: str, n: int, warmup: int = 5) -> dict[str, float]:
+    for _ in range(warmup):
+        client.get(path).raise_for_status()
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        r = client.get(path)
+        times.append((time.perf_counter() - t0) * 1000)
+        r.raise_for_status()
+    times.sort()
+    return {"p50": statistics.median(times), "p95": times[int(0.95 * (len(times) - 1))],
+            "max": times[-1]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="50,000 events, 30 requests per page")
+    ap.add_argument("--events", type=int)
+    ap.add_argument("--requests", type=int)
+    args = ap.parse_args()
+    events = args.events or (50_000 if args.quick else 1_000_000)
+    n = args.requests or (30 if args.quick else 200)
+
+    with tempfile.TemporaryDirectory(prefix="secroom-bench-pages-") as tmp:
+        settings = DashboardSettings(data_dir=Path(tmp), site="bench")
+        upgrade(settings.database_url)
+        sm = make_sessionmaker(make_engine(settings.database_url))
+        now = now_utc()
+        t0 = time.perf_counter()
+        populate(sm, events, now)
+        load_s = time.perf_counter() - t0
+        auth = AuthService(settings, sm)
+        with sm.begin() as db:
+            auth.create_user(db, username="bench", role="admin", password=PASSWORD, now=now)
+        app = create_app(settings, sessionmaker=sm)
+        server, thread, base = serve(app)
+        try:
+            with httpx.Client(base_url=base, timeout=30, follow_redirects=True) as client:
+                page = client.get("/login").text
+                token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+                assert token
+                client.post("/login", data={"username": "bench", "password": PASSWORD,
+                                            "csrf_token": token.group(1)}).raise_for_status()
+                week_ago = (now - timedelta(days=7)).astimezone(settings.zone)
+                door_log = ("/door-log?door=server-room&result=denied&start="
+                            + week_ago.strftime("%Y-%m-%dT%H:%M"))
+                results = {
+                    "health (anchor)": measure(client, "/health", n),
+                    "overview": measure(client, "/", n),
+                    "door log (filtered)": measure(client, door_log, n),
+                    "door log (person)": measure(client, "/door-log?person=p0042", n),
+                    "presence": measure(client, "/presence", n),
+                }
+        finally:
+            server.should_exit = True
+            thread.join(10)
+
+    print(f"events stored: {events:,} (loaded in {load_s:.1f} s), {n} requests per page")
+    print(f"{'page':<22}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}")
+    for name, r in results.items():
+        print(f"{name:<22}{r['p50']:>10.1f}{r['p95']:>10.1f}{r['max']:>10.1f}")
+    print("target: p95 <= 200 ms")
+    print("RESULT " + json.dumps({
+        "overview_p95_ms": round(results["overview"]["p95"], 1),
+        "door_log_p95_ms": round(results["door log (filtered)"]["p95"], 1),
+        "presence_p95_ms": round(results["presence"]["p95"], 1),
+        "events_stored": events,
+        "health_p95_ms": round(results["health (anchor)"]["p95"], 1),
+        "door_log_person_p95_ms": round(results["door log (person)"]["p95"], 1),
+        "requests_per_page": n,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
