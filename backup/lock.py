@@ -53,11 +53,11 @@ def owner_is_stale(owner: dict[str, object]) -> bool:
 
 
 @contextlib.contextmanager
-def repository_lock(locks_dir: Path, tmp_dir: Path, purpose: str) -> Iterator[None]:
+def repository_lock(locks_dir: Path, purpose: str) -> Iterator[None]:
     path = locks_dir / "lock"
     me = {"host": socket.gethostname(), "pid": os.getpid(), "start": _start_time(os.getpid()),
           "purpose": purpose}
-    tmp = tmp_name(tmp_dir, "lock")
+    tmp = tmp_name(locks_dir, "lock")  # not in tmp/, which the lock holder empties
     with io_errors("taking the repository lock"):
         tmp.write_text(json.dumps(me))
         try:
@@ -67,7 +67,7 @@ def repository_lock(locks_dir: Path, tmp_dir: Path, purpose: str) -> Iterator[No
                     fsync_dir(locks_dir)
                     break
                 except FileExistsError:
-                    _clear_if_stale(path, tmp_dir)
+                    _clear_if_stale(path, locks_dir)
             else:
                 raise LockedError("could not take the repository lock")
         finally:
@@ -79,7 +79,7 @@ def repository_lock(locks_dir: Path, tmp_dir: Path, purpose: str) -> Iterator[No
             os.unlink(path)
 
 
-def _clear_if_stale(path: Path, tmp_dir: Path) -> None:
+def _clear_if_stale(path: Path, locks_dir: Path) -> None:
     try:
         owner = json.loads(path.read_text())
     except FileNotFoundError:
@@ -92,7 +92,7 @@ def _clear_if_stale(path: Path, tmp_dir: Path) -> None:
             f"{owner.get('host', '?')}; wait for it, or if that process is gone on another "
             f"host, remove {path} by hand")
     # Move the stale lock aside first: only one of several racing clearers wins the rename.
-    aside = tmp_name(tmp_dir, "stale-lock")
+    aside = tmp_name(locks_dir, "stale-lock")
     try:
         os.rename(path, aside)
     except FileNotFoundError:
@@ -102,6 +102,9 @@ def _clear_if_stale(path: Path, tmp_dir: Path) -> None:
     except (OSError, ValueError):
         moved = {}
     if moved != owner and not (isinstance(moved, dict) and owner_is_stale(moved)):
-        os.rename(aside, path)  # a live process locked in between: put its lock back
+        # a live process locked in between: put its lock back unless yet another took over
+        with contextlib.suppress(FileExistsError):
+            os.link(aside, path)
+        os.unlink(aside)
         raise LockedError("repository lock changed hands while clearing a stale lock")
     os.unlink(aside)

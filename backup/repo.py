@@ -102,7 +102,7 @@ class Repository:
 
     @contextlib.contextmanager
     def locked(self, purpose: str) -> Iterator[None]:
-        with repository_lock(self.root / "locks", self.root / "tmp", purpose):
+        with repository_lock(self.root / "locks", purpose):
             self.clean_tmp()
             yield
 

@@ -116,6 +116,11 @@ def _all_known(chunks: list[list[Any]], known: set[str]) -> bool:
 def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
     """Write one snapshot. The caller holds the repository lock."""
     t0 = time.monotonic()
+    for root in opts.vault_paths:
+        if not os.path.isdir(root):
+            raise StorageError(f"vault path {root} is missing or not a folder; nothing was "
+                               "backed up (check the mount and the config)",
+                               public="a vault path is missing")
     idx = repo.load_index()
     old_cache = cache.load(opts.cache_dir, repo.id)
     new_cache: cache.CacheEntries = {}

@@ -66,6 +66,7 @@ def test_fifty_random_kills(env: Env) -> None:
         started = time.monotonic()
         proc.join(timeout=rng.uniform(0.0, 0.9) * duration)
         if proc.is_alive():
+            assert proc.pid is not None
             os.kill(proc.pid, signal.SIGKILL)
             kills += 1
         else:

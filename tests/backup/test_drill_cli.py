@@ -80,3 +80,14 @@ def test_keygen_writes_protected_key(tmp_path: object) -> None:
     assert (out / "backup.key").stat().st_mode & 0o777 == 0o600
     assert b"a long passphrase" not in (out / "backup.key").read_bytes()
     assert args.handler(args, Recorder()) == 8  # refuses to overwrite
+
+
+def test_missing_vault_is_a_failure_not_an_empty_snapshot(env: Env) -> None:
+    fill_vault(env.vault, files=2, big=0)
+    assert env.cli("run", "--config", str(env.cfg_file)) == 0
+    env.vault.rename(env.tmp / "unmounted")
+    rec = Recorder()
+    assert env.cli("run", "--config", str(env.cfg_file), emit=rec) == 7
+    (kind, data), = rec.events
+    assert kind == "backup.failed" and data["message"] == "a vault path is missing"
+    assert env.cli("list", "--config", str(env.cfg_file)) == 0

@@ -68,7 +68,6 @@ def test_gateway_cannot_decrypt_old_snapshots(env: Env) -> None:
     pid, info = next(iter(idx.packs.items()))
     entry = info.entries[0]
     sealed = (pack.pack_path(repo.root, pid)).read_bytes()[entry.offset:entry.offset + entry.length]
-    opened_any = 0
     for secret in candidates:
         fake = crypto.PrivateKey(secret, public)
         for snap in snaps:
@@ -79,8 +78,6 @@ def test_gateway_cannot_decrypt_old_snapshots(env: Env) -> None:
             with pytest.raises(IntegrityError):
                 crypto.Sealer(group_key).open(entry.seq, sealed,
                                               pack.blob_aad(entry.id, entry.flags, entry.raw))
-        opened_any += 0
-    assert opened_any == 0
     # 3. the operator's real key does open them (the test would be vacuous otherwise)
     assert snapshot.open_manifest(snaps[0], env.key)["entries"]
 
