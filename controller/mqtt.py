@@ -29,7 +29,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 Handler = Callable[[str, bytes], None]
 
@@ -49,7 +49,9 @@ class MqttSettings(BaseModel, extra="forbid"):
     keepalive_s: int = 30
     backoff_min_s: float = 0.2
     backoff_max_s: float = 10.0
-    max_inflight: int = 1000
+    # QoS 1 messages handed over and not yet PUBACKed: the publisher's window. paho itself is
+    # left unlimited (its own limit rescans every queued message on each PUBACK).
+    max_inflight: int = Field(default=1000, ge=1, le=65000)
 
 
 class MqttError(Exception):
@@ -96,7 +98,7 @@ class MqttLink:
             protocol=paho.MQTTv311,
         )
         self._client.suppress_exceptions = True
-        self._client.max_inflight_messages_set(0)
+        self._client.max_inflight_messages_set(0)  # see MqttSettings.max_inflight
         self._client.max_queued_messages_set(0)
         # paho types these as int but only compares, doubles and sleeps on them.
         self._client.reconnect_delay_set(settings.backoff_min_s, settings.backoff_max_s)  # type: ignore[arg-type]
