@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from controller.printing.events import (
     PRINT_DENIED,
@@ -16,7 +17,7 @@ from controller.printing.events import (
 )
 from tests.services.cupsd import Cupsd
 
-PAYLOADS = {
+PAYLOADS: dict[str, type[BaseModel]] = {
     PRINT_RELEASE: PrintReleasePayload,
     PRINT_DENIED: PrintDeniedPayload,
     PRINT_EXPIRED: PrintExpiredPayload,

@@ -357,7 +357,11 @@ def test_cupsd_killed_during_a_request_leaves_every_job_released_or_held(
             if Signal.count == 3:
                 third.set()
 
-    killer = threading.Thread(target=lambda: (third.wait(10), cupsd.kill()))
+    def kill_on_third() -> None:
+        third.wait(10)
+        cupsd.kill()
+
+    killer = threading.Thread(target=kill_on_third)
     killer.start()
     out = service(Signal(), events, [hold]).release_for("p", ["alice"], hold)
     killer.join(10)

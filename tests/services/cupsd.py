@@ -25,6 +25,8 @@ from pathlib import Path
 from tests.services import free_port, port_open, require_binary, stop_process, wait_until
 
 PRINTER = "room-printer"
+# The production policy, loaded too so hardware/cups/setup-queues.sh can be run against us.
+PRODUCTION_POLICY = Path(__file__).resolve().parents[2] / "hardware/cups/secroom-policy.conf"
 
 # A minimal PostScript PPD: jobs go through pstops only, and land in /dev/null.
 MINIMAL_PPD = """*PPD-Adobe: "4.3"
@@ -170,7 +172,9 @@ class Cupsd:
             "MaxJobsPerPrinter 0\n"
             "MaxJobsPerUser 0\n"
             "JobRetryInterval 5\n"
-            "<Location />\n  Order allow,deny\n  Allow 127.0.0.1\n</Location>\n" + POLICY
+            "<Location />\n  Order allow,deny\n  Allow 127.0.0.1\n</Location>\n"
+            + POLICY
+            + PRODUCTION_POLICY.read_text(encoding="utf-8")
         )
 
     @classmethod
@@ -250,6 +254,7 @@ class Cupsd:
         title: str = "doc",
         hold: str | None = None,
         copies: int = 1,
+        env: dict[str, str] | None = None,
     ) -> int:
         """Submit a small PostScript job as ``user`` with ``lp``; returns the job id."""
         doc = self.workdir / "doc.ps"
@@ -266,7 +271,9 @@ class Cupsd:
         out = subprocess.run(
             [*args, str(doc)],
             check=False,
-            env=self.env(),
+            env=self.env() | (env or {}),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # no controlling tty: libcups never prompts for a password
             capture_output=True,
             text=True,
             timeout=30,
