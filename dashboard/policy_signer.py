@@ -247,7 +247,7 @@ class PolicySigner:
                 due = True
             elif settings.policy_dirty:
                 since = settings.policy_dirty_at or now
-                due = (now - since).total_seconds() >= self.debounce_s or unsent > 0
+                due = (now - since).total_seconds() >= self.debounce_s or bool(unsent)
             else:
                 due = False
         if due:

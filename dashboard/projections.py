@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from controller.envelope import Event
@@ -157,11 +157,11 @@ class _Stays:
     def write(self, session: Session) -> None:
         conn = session.connection()
         if self.inserts:
-            conn.execute(Presence.__table__.insert(), self.inserts)
+            conn.execute(insert(Presence), self.inserts)
         if self.updates:
             conn.execute(
-                Presence.__table__.update()
-                .where(Presence.__table__.c.id == bindparam("sid"))
+                update(Presence)
+                .where(Presence.id == bindparam("sid"))
                 .values(left_at=bindparam("left_at"), leave_ref=bindparam("leave_ref")),
                 self.updates,
             )
@@ -254,7 +254,7 @@ def rebuild_presence(session: Session, person_id: str, door: str, since: datetim
 
 def insert_door_access(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        session.connection().execute(DoorAccess.__table__.insert(), list(rows))
+        session.connection().execute(insert(DoorAccess), list(rows))
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from controller.envelope import GENESIS, MAX_EVENT_BYTES, TOPIC_ROOT, EnvelopeError, Event, parse
@@ -291,7 +291,7 @@ class IngestCore:
                 session, nodes[name], batch, now, result, pending, rows, access, late_access
             )
         if rows:
-            session.connection().execute(StoredEvent.__table__.insert(), rows)
+            session.connection().execute(insert(StoredEvent), rows)
         projections.insert_door_access(session, access + late_access)
         projections.apply_presence(session, access + late_access, late_access)
 
@@ -338,7 +338,10 @@ class IngestCore:
         seqs = {e.seq for _, e in batch}
         successors = {s + 1 for s in seqs}
         lookup = seqs | {s - 1 for s in seqs} | successors
-        cached = {node.max_seq: node.max_hash, node.contiguous_seq: node.contiguous_hash}
+        cached: dict[int, str | None] = {
+            node.max_seq: node.max_hash,
+            node.contiguous_seq: node.contiguous_hash,
+        }
         for seq, digest in list(cached.items()):
             # the node row knows these hashes; a successor's prev link still needs the DB
             if seq and digest and seq not in successors:
@@ -347,7 +350,8 @@ class IngestCore:
                 del cached[seq]
         known = self._known(session, node, lookup)
         for seq, digest in cached.items():
-            known.setdefault(seq, (digest, ""))
+            if digest is not None:
+                known.setdefault(seq, (digest, ""))
         accepted: dict[int, Event] = {}
         old_max = node.max_seq
         for topic, event in batch:
