@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
 from dashboard.auth.middleware import session_cookie_name
+from dashboard.auth.roles import allowed
 from dashboard.auth.service import AuthService, Principal
 from dashboard.i18n import LANGUAGE_COOKIE, LANGUAGES
 from dashboard.web import deps
@@ -66,6 +67,9 @@ def login_submit(
         return _login_error(request, "login.error.throttled", target, 429)
     if result.outcome != "ok":
         return _login_error(request, "login.error.bad", target, 401)
+    assert result.principal is not None
+    if target == "/" and not allowed("overview.page", result.principal.role):
+        target = "/nodes"  # e.g. backup operators: the first page their role may see
     response = RedirectResponse(target, status_code=303)
     settings = deps.settings(request)
     _set_cookie(request, response, session_cookie_name(settings.https), result.session_token,

@@ -9,6 +9,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -175,6 +176,7 @@ class LiveDashboard:
     settings: DashboardSettings
     app: Any
     bus: Any
+    runtime: Any = None
 
 
 def artifacts_dir() -> Path:
@@ -185,41 +187,47 @@ def artifacts_dir() -> Path:
     return path
 
 
-def _make_bus() -> Any:
+@contextmanager
+def run_live_dashboard(
+    data_dir: Path, *, mqtt: Any = None, **overrides: Any
+) -> Iterator[LiveDashboard]:
+    """Serve the dashboard with uvicorn in a thread on a free port, with an admin user.
+
+    With ``mqtt`` (controller.mqtt.MqttSettings) the full runtime runs too: MQTT ingest into
+    the database and the bus, and the policy signer publishing to the broker (as
+    `secroom dashboard run` does). Reusable by end-to-end tests.
+    """
+    import uvicorn
+
+    from dashboard.cli import build_runtime
+
+    settings = make_settings(data_dir, mqtt=mqtt, **overrides)
+    sm = make_db(settings)
+    add_user(sm, settings, "admin", Role.admin.value)
+    runtime = build_runtime(settings)  # same database file as ``sm``
+    app = create_app(settings, sessionmaker=runtime.sessionmaker, bus=runtime.bus)
+    runtime.start()
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="on", timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-live", daemon=True)
+    thread.start()
     try:
-        from dashboard.bus import Bus
-    except ImportError:
-        return None
-    return Bus()
+        wait_until(lambda: server.started, 15, "uvicorn to start")
+        yield LiveDashboard(f"http://127.0.0.1:{port}", "admin", PASSWORD, runtime.sessionmaker,
+                            settings, app, runtime.bus, runtime)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        runtime.stop()
 
 
 @pytest.fixture
 def live_dashboard(tmp_path: Path) -> Iterator[LiveDashboard]:
-    import uvicorn
-
-    settings = make_settings(tmp_path / "live")
-    sm = make_db(settings)
-    add_user(sm, settings, "admin", Role.admin.value)
-    bus = _make_bus()
-    app = create_app(settings, sessionmaker=sm, bus=bus)
-    port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-live", daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, 15, "uvicorn to start")
-    try:
-        yield LiveDashboard(f"http://127.0.0.1:{port}", "admin", PASSWORD, sm, settings, app, bus)
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    """The dashboard on a free port (no MQTT): base_url, admin credentials, sessionmaker, bus."""
+    with run_live_dashboard(tmp_path / "live") as live:
+        yield live
 
 
 @pytest.fixture

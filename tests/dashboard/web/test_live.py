@@ -101,3 +101,51 @@ def test_live_item_for_a_denied_tap_is_translated() -> None:
     item = live_item("event", msg, Translator("en", ZoneInfo("Asia/Tokyo")))
     assert item["time_local"] == "2026-11-20 12:00:00"
     assert item["result"] == "denied · unknown card" and item["granted"] is False
+
+
+def test_runtime_ingests_from_mqtt_and_shows_it_live(tmp_path, broker) -> None:  # type: ignore[no-untyped-def]
+    """The full dashboard process: a node announces its key, an admin approves it on the
+    nodes API, the node's signed tap arrives over MQTT, is stored, and is pushed live."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from controller.envelope import GENESIS, seal
+    from controller.keys import public_b64
+    from controller.mqtt import MqttLink, MqttSettings
+    from tests.dashboard.web.conftest import run_live_dashboard
+
+    mqtt = MqttSettings(host="127.0.0.1", port=broker.port)
+    with run_live_dashboard(tmp_path / "rt", mqtt=mqtt) as live:
+        client, csrf = session(live)
+        key = Ed25519PrivateKey.generate()
+        node = MqttLink(mqtt, client_id="test-gw1")
+        node.start()
+        try:
+            assert node.connected.wait(10)
+            nodes_sub = live.bus.subscribe(("node",))
+            state = json.dumps({"state": "online", "public_key": public_b64(key.public_key())})
+            node.publish("secroom/v1/lab/gw1/state", state.encode(), retain=True)
+            assert nodes_sub.get(timeout=10) is not None
+            nodes_sub.close()
+            pending = client.get("/api/v1/nodes").json()
+            assert [(n["name"], n["key_status"]) for n in pending] == [("gw1", "pending")]
+            r = client.post("/api/v1/nodes/gw1/approve",
+                            json={"public_key": pending[0]["public_key"]},
+                            headers={"x-csrf-token": csrf})
+            assert r.status_code == 200 and r.json()["key_status"] == "approved"
+
+            events = live.bus.subscribe(("event",))
+            event = seal(key, node="gw1", site="lab", seq=1, ts=datetime.now(UTC), boot="b1",
+                         clock="synced", kind="door.access", prev=GENESIS,
+                         data={"door": "server-room", "direction": "in", "granted": True,
+                               "uid": "01020304", "reader": "door-in", "person_id": "p1"})
+            node.publish(event.topic(), event.to_bytes())
+            msg = events.get(timeout=10)
+            events.close()
+            assert msg is not None and msg.data["seq"] == 1
+            stored = client.get("/api/v1/events/door").json()["items"]
+            assert [(e["node"], e["seq"], e["granted"]) for e in stored] == [("gw1", 1, True)]
+            gw = client.get("/api/v1/nodes").json()[0]
+            assert gw["contiguous_seq"] == 1 and gw["state"] == "online"
+        finally:
+            node.stop()
+            client.close()

@@ -292,3 +292,17 @@ def test_settings_mask_secrets_and_reject_unknown_keys(tmp_path: Path) -> None:
     loaded = load_settings(cfg)
     assert loaded.database_url == f"sqlite:///{tmp_path / 'dashboard.sqlite3'}"
     assert loaded.timezone == "Asia/Tokyo" and loaded.default_language == "ja"
+
+
+def test_backup_operator_lands_on_a_page_its_role_may_see(webapp: WebApp) -> None:
+    add_user(webapp.sm, webapp.settings, "bo", "backup_operator")
+    client = webapp.client()
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token
+    r = client.post("/login", data={"username": "bo", "password": PASSWORD,
+                                    "csrf_token": token.group(1), "next": "/"},
+                    follow_redirects=False)
+    assert r.headers["location"] == "/nodes"
+    assert client.get("/nodes").status_code == 200
+    assert client.get("/").status_code == 403
