@@ -106,6 +106,8 @@ class Agent:
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
         """Set new devices to start unauthorised, then decide on every present device."""
+        if self.config.interface_control:
+            self.sysfs.set_interface_authorized_default(0)
         mode = self.config.new_devices
         if mode != "unchanged":
             self.sysfs.set_authorized_default(NEW_DEVICE_MODES[mode])
@@ -160,6 +162,12 @@ class Agent:
         subsystem = event.subsystem if isinstance(event.subsystem, str) else ""
         name = _event_name(event)
         if subsystem == "usb":
+            if event.devtype == "usb_interface" and action == "add" and name is not None:
+                if not INTERFACE_NAME.fullmatch(name):
+                    self.stats.bad_events += 1
+                    return
+                self._on_interface(name)
+                return
             if event.devtype not in (None, "usb_device") or name is None:
                 return  # interfaces and unnamed events carry nothing to decide
             if not valid_device_name(name):
@@ -186,11 +194,12 @@ class Agent:
         # self._policy is left alone: check_policy must still see a change and re-decide on
         # the devices already present.
         verdict = decide(device, self.policy_provider(), self.config.host, self.clock(),
-                         force_read_only=self.config.force_read_only)
+                         force_read_only=self.config.force_read_only,
+                         per_interface=self.config.interface_control)
         seen = self._state.present.get(name)
         if only_changes and seen is not None and (
             seen.token_ok is False  # failed its token check: blocked until unplugged
-            or (seen.verdict.action, seen.verdict.rule) == (verdict.action, verdict.rule)
+            or _same(seen.verdict, verdict)
         ):
             return
         check = verdict.needs_token_check and self.config.token_check
@@ -205,10 +214,28 @@ class Agent:
         else:
             self.stats.blocked += 1
         self._emit_inserted(device, verdict.action, phase, verdict.rule, verdict.control_number,
-                            verdict.reason)
-        if check and phase != "insert":
+                            verdict.reason, verdict.refused_interfaces)
+        if phase == "insert" or not verdict.authorize:
+            return  # a new device has no interfaces yet; a blocked one loses them
+        if self.config.interface_control:
+            for interface in self.sysfs.interface_names(name):
+                self._apply_interface(interface, verdict)
+        if check:
             for disk, sys_path in self._disks_under(name):
                 self._on_disk(disk, sys_path)
+
+    def _on_interface(self, interface: str) -> None:
+        """An interface of an authorised device appeared: authorise it unless refused."""
+        if not self.config.interface_control:
+            return
+        seen = self._state.present.get(interface.split(":", 1)[0])
+        if seen is not None:  # else: not decided by us; it stays unauthorised
+            self._apply_interface(interface, seen.verdict)
+
+    def _apply_interface(self, interface: str, verdict: Verdict) -> None:
+        allowed = verdict.authorize and (
+            self.sysfs.interface_type(interface) not in verdict.refused_interfaces)
+        self.sysfs.set_interface_authorized(interface, allowed)
 
     def _on_remove(self, name: str) -> None:
         seen = self._state.present.pop(name, None)
@@ -305,7 +332,8 @@ class Agent:
         return found
 
     def _emit_inserted(self, device: UsbDevice, verdict: VerdictName, phase: Phase, rule: str,
-                       control_number: str | None, reason: str) -> None:
+                       control_number: str | None, reason: str,
+                       refused: tuple[str, ...] = ()) -> None:
         self.emit(KIND_INSERTED, UsbInserted(
             verdict=verdict,
             phase=phase,
@@ -318,8 +346,14 @@ class Agent:
             serial_sha256=serial_sha256(device.serial),
             serial_masked=mask_serial(device.serial),
             interfaces=device.interfaces,
+            refused_interfaces=refused,
             reason=reason[:200],
         ))
+
+
+def _same(old: Verdict, new: Verdict) -> bool:
+    return (old.action, old.rule, old.refused_interfaces) == (
+        new.action, new.rule, new.refused_interfaces)
 
 
 def _event_name(event: UEvent) -> str | None:

@@ -25,6 +25,11 @@ class UsbAgentConfig(BaseModel):
         default="unauthorized",
         description="what authorized_default is set to on every bus at start",
     )
+    interface_control: bool = Field(
+        default=True,
+        description="authorise interfaces one by one (interface_authorized_default = 0), so a "
+        "composite device keeps only its acceptable interfaces",
+    )
     token_check: bool = Field(default=True, description="check the medium token on storage")
     token_offset: int = Field(default=DEFAULT_TOKEN_OFFSET, ge=0)
     force_read_only: bool = Field(

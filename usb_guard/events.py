@@ -58,6 +58,9 @@ class UsbInserted(BaseModel):
     serial_sha256: str | None = None
     serial_masked: str | None = None
     interfaces: tuple[str, ...] = ()
+    refused_interfaces: tuple[str, ...] = Field(
+        default=(), description="interfaces left unauthorised on an allowed device"
+    )
     reason: str = ""
 
 

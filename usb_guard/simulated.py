@@ -1,11 +1,13 @@
 """A simulated USB stack for tests and the demo: sysfs tree, /dev nodes and a udev source.
 
 ``SimulatedUsb`` behaves like the kernel where the agent can tell: root hubs carry
-``authorized_default``; a plugged device starts with ``authorized`` copied from it; interfaces
-(and, for storage, the SCSI disk with its /dev node) appear only once ``authorized`` is 1 and
-vanish when it goes back to 0; ``remove`` events carry no properties and the device's sysfs
-directory is already gone. It is also a ``UdevSource``: ``receive`` first notices writes to
-``authorized`` (as the kernel would react to them) and queues the resulting events.
+``authorized_default`` and ``interface_authorized_default``; a plugged device starts with
+``authorized`` copied from the first; its interfaces appear only once ``authorized`` is 1 (each
+with its own ``authorized``, copied from the second) and vanish when it goes back to 0; the SCSI
+disk of a storage interface, with its /dev node, exists only while that interface is authorised;
+``remove`` events carry no properties and the device's sysfs directory is already gone. It is
+also a ``UdevSource``: ``receive`` first notices writes to ``authorized`` (as the kernel would
+react to them) and queues the resulting events.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class _Plugged:
     path: Path
     authorized: bool
     interfaces: list[str] = field(default_factory=list)
+    bound: dict[str, bool] = field(default_factory=dict)  # interface -> driver bound
     disk: str | None = None
 
 
@@ -84,8 +87,9 @@ class SimulatedUsb:
         for bus in range(1, buses + 1):
             hub = self.sysfs_root / _CONTROLLER / f"usb{bus}"
             hub.mkdir(parents=True)
-            _write_attrs(hub, {"authorized_default": "1", "authorized": "1", "idVendor": "1d6b",
-                               "idProduct": "0002", "bDeviceClass": "09"})
+            _write_attrs(hub, {"authorized_default": "1", "interface_authorized_default": "1",
+                               "authorized": "1", "idVendor": "1d6b", "idProduct": "0002",
+                               "bDeviceClass": "09"})
             (hub / "descriptors").write_bytes(build_descriptors(0x1D6B, 2, [(9, 0, 0)], 9))
             os.symlink(os.path.relpath(hub, self.devices_dir), self.devices_dir / f"usb{bus}")
 
@@ -163,7 +167,8 @@ class SimulatedUsb:
         return None
 
     def sync(self) -> None:
-        """React to writes of ``authorized`` since the last call, as the kernel would."""
+        """React to writes of ``authorized`` (devices and interfaces) since the last call, as
+        the kernel would: bind or unbind, and add or remove the disk of a storage interface."""
         with self._lock:
             for name, plugged in self._plugged.items():
                 now = (plugged.path / "authorized").read_text().strip() == "1"
@@ -173,6 +178,22 @@ class SimulatedUsb:
                 elif not now and plugged.authorized:
                     plugged.authorized = False
                     self._unbind(name, plugged)
+                elif now:
+                    self._sync_interfaces(plugged)
+
+    def _sync_interfaces(self, plugged: _Plugged) -> None:
+        for number, iname in enumerate(plugged.interfaces):
+            ipath = plugged.path / iname
+            now = (ipath / "authorized").read_text().strip() == "1"
+            if now == plugged.bound[iname]:
+                continue
+            plugged.bound[iname] = now
+            if plugged.spec.interfaces[number][0] != 0x08:
+                continue
+            if now and plugged.disk is None:
+                self._add_disk(plugged, ipath)
+            elif not now and plugged.disk is not None:
+                self._remove_disk(plugged)
 
     # -- kernel side --------------------------------------------------------------------------
     def _sys(self, path: Path) -> str:
@@ -180,19 +201,23 @@ class SimulatedUsb:
 
     def _bind(self, name: str, plugged: _Plugged) -> None:
         spec = plugged.spec
+        hub = plugged.path.parent
+        default = (hub / "interface_authorized_default").read_text().strip() == "1"
         for number, (cls, sub, proto) in enumerate(spec.interfaces):
             iname = f"{name}:1.{number}"
             ipath = plugged.path / iname
             ipath.mkdir()
             _write_attrs(ipath, {"bInterfaceClass": f"{cls:02x}",
                                  "bInterfaceSubClass": f"{sub:02x}",
-                                 "bInterfaceProtocol": f"{proto:02x}"})
+                                 "bInterfaceProtocol": f"{proto:02x}",
+                                 "authorized": "1" if default else "0"})
             os.symlink(os.path.relpath(ipath, self.devices_dir), self.devices_dir / iname)
             plugged.interfaces.append(iname)
+            plugged.bound[iname] = default
             self._events.put(UEvent("add", "usb", "usb_interface", iname, self._sys(ipath),
                                     {"DEVTYPE": "usb_interface",
                                      "INTERFACE": f"{cls}/{sub}/{proto}"}))
-            if cls == 0x08 and plugged.disk is None:
+            if cls == 0x08 and default and plugged.disk is None:
                 self._add_disk(plugged, ipath)
 
     def _add_disk(self, plugged: _Plugged, ipath: Path) -> None:
@@ -223,7 +248,7 @@ class SimulatedUsb:
                                 self._sys(dpath / f"{disk}1"),
                                 {"DEVTYPE": "partition", "DEVNAME": f"/dev/{disk}1"}))
 
-    def _unbind(self, name: str, plugged: _Plugged) -> None:
+    def _remove_disk(self, plugged: _Plugged) -> None:
         if plugged.disk is not None:
             disk = plugged.disk
             link = self.sysfs_root / "block" / disk
@@ -236,12 +261,16 @@ class SimulatedUsb:
             for node in (disk, f"{disk}1"):
                 (self.dev_root / node).unlink()
             plugged.disk = None
+
+    def _unbind(self, name: str, plugged: _Plugged) -> None:
+        self._remove_disk(plugged)
         for iname in plugged.interfaces:
             (self.devices_dir / iname).unlink()
             shutil.rmtree(plugged.path / iname)
             self._events.put(UEvent("remove", "usb", "usb_interface", iname,
                                     self._sys(plugged.path / iname), {"DEVTYPE": "usb_interface"}))
         plugged.interfaces.clear()
+        plugged.bound.clear()
 
 
 class SimulatedReadOnly:

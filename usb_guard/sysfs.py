@@ -121,6 +121,46 @@ class Sysfs:
             self._write(f"{self._device_dir(hub)}/authorized_default", str(value))
         return hubs
 
+    def set_interface_authorized_default(self, value: int) -> list[str]:
+        """Write ``interface_authorized_default`` on every bus (0: interfaces of an authorised
+        device wait for their own authorisation)."""
+        hubs = self.root_hubs()
+        for hub in hubs:
+            path = f"{self._device_dir(hub)}/interface_authorized_default"
+            if not os.path.exists(path):
+                raise SysfsError(f"{path} does not exist: this kernel cannot authorise "
+                                 "interfaces one by one; set interface_control = false")
+            self._write(path, str(value))
+        return hubs
+
+    def interface_names(self, device: str) -> list[str]:
+        """The interfaces of a device present in sysfs (only once it is authorised)."""
+        prefix = f"{device}:"
+        try:
+            return sorted(n for n in os.listdir(self.devices_dir)
+                          if n.startswith(prefix) and INTERFACE_NAME.fullmatch(n))
+        except OSError as exc:
+            raise SysfsError(f"cannot list {self.devices_dir}: {exc.strerror}") from exc
+
+    def interface_type(self, interface: str) -> str:
+        """cc:ss:pp of an interface, from bInterfaceClass/SubClass/Protocol."""
+        if not INTERFACE_NAME.fullmatch(interface):
+            raise SysfsError(f"not a USB interface name: {interface[:40]!r}")
+        base = f"{self._devices}/{interface}"
+        parts = []
+        for attr in ("bInterfaceClass", "bInterfaceSubClass", "bInterfaceProtocol"):
+            raw = self._read(f"{base}/{attr}", 8)
+            text = (raw or b"").decode("ascii", "replace").strip().lower()
+            if not re.fullmatch(r"[0-9a-f]{2}", text):
+                raise SysfsError(f"interface {interface} has no valid {attr}")
+            parts.append(text)
+        return ":".join(parts)
+
+    def set_interface_authorized(self, interface: str, value: bool) -> None:
+        if not INTERFACE_NAME.fullmatch(interface):
+            raise SysfsError(f"not a USB interface name: {interface[:40]!r}")
+        self._write(f"{self._devices}/{interface}/authorized", "1" if value else "0")
+
     def is_authorized(self, name: str) -> bool:
         raw = self._read(f"{self._device_dir(name)}/authorized", 16)
         if raw is None:

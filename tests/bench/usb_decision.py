@@ -154,8 +154,12 @@ class SocketSource:
         self.channel, self.stop = channel, stop
         self.pending: dict[str, Any] = {}
         self.wrong = 0
+        self.started = False
 
     def receive(self, timeout: float) -> UEvent | None:
+        if not self.started:  # Agent.run has done its start-up: the producer may begin
+            self.started = True
+            self.channel.send({"started": True})
         message = self.channel.recv(timeout)
         if message is None:
             return None
@@ -211,8 +215,6 @@ def run_agent(events: int, media: int, root: Path) -> dict[str, Any]:
                             new_devices="unchanged", poll_seconds=60)
     agent = Agent(config, emit=emit, policy_provider=lambda: policy, source=source,
                   read_only=RoFile(sysfs_root), clock=lambda: datetime.now(UTC))
-    agent.start()
-    channel.send({"started": True})
     agent.run(stop)
     child.join(30)
     return {"timings": timings, "cpu": cpu_ms, "wrong": source.wrong, "emitted": emitted[0],

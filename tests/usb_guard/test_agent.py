@@ -3,6 +3,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
+
 from usb_guard.agent import Agent
 from usb_guard.config import UsbAgentConfig
 from usb_guard.events import KIND_INSERTED, KIND_REMOVED
@@ -312,3 +314,65 @@ def test_read_only_flag_does_not_leak_to_a_later_disk_with_the_same_name(
     assert disk is not None and ro_disk is not None
     assert not harness.sim.disk_read_only(disk)
     assert harness.ro.calls == [ro_disk, f"{ro_disk}1"]
+
+
+COMBO = DeviceSpec(0x04F2, 0x1234, ((0x03, 0x01, 0x01), (0x08, 0x06, 0x50)), None,
+                   "Keyboard with card reader")
+
+
+def test_start_makes_interfaces_wait_for_their_own_authorisation(harness: Harness) -> None:
+    _start(harness)
+    for bus in ("usb1", "usb2"):
+        path = harness.sim.devices_dir / bus / "interface_authorized_default"
+        assert path.read_text().strip() == "0"
+
+
+def test_per_interface_control_keeps_the_keyboard_and_refuses_its_storage(
+    harness: Harness,
+) -> None:
+    _start(harness)
+    name = harness.sim.plug(COMBO)
+    harness.pump()
+    assert harness.sim.is_authorized(name)
+    iface = harness.sim.devices_dir
+    assert (iface / f"{name}:1.0" / "authorized").read_text().strip() == "1"
+    assert (iface / f"{name}:1.1" / "authorized").read_text().strip() == "0"
+    assert harness.sim.disk_of(name) is None
+    event = harness.final(name)
+    assert (event.verdict, event.rule) == ("allow", "hid-keyboard")
+    assert event.refused_interfaces == ("08:06:50",)
+    assert event.reason.startswith("unregistered:")
+
+
+def test_without_interface_control_the_whole_device_is_blocked(sim: SimulatedUsb) -> None:
+    events: list[Any] = []
+    agent = Agent(UsbAgentConfig(host=HOST, sysfs_root=sim.sysfs_root, dev_root=sim.dev_root,
+                                 interface_control=False),
+                  emit=lambda k, d: events.append(d), policy_provider=UsbPolicy, source=sim)
+    agent.start()
+    assert (sim.devices_dir / "usb1" / "interface_authorized_default").read_text() == "1\n"
+    name = sim.plug(COMBO)
+    for event in sim.drain():
+        agent.handle(event)
+    assert not sim.is_authorized(name)
+    assert (events[-1].verdict, events[-1].rule) == ("block", "unregistered")
+
+
+def test_startup_scan_refuses_interfaces_of_devices_already_present(harness: Harness) -> None:
+    name = harness.sim.plug(COMBO)  # before the agent: everything bound, the disk is there
+    harness.sim.drain()
+    assert harness.sim.disk_of(name) is not None
+    _start(harness)
+    assert harness.sim.is_authorized(name)
+    assert harness.sim.disk_of(name) is None
+    assert (harness.sim.devices_dir / f"{name}:1.0" / "authorized").read_text().strip() == "1"
+
+
+def test_kernel_without_interface_authorisation_is_a_clear_start_error(
+    harness: Harness,
+) -> None:
+    from usb_guard.errors import SysfsError
+
+    (harness.sim.devices_dir / "usb1" / "interface_authorized_default").unlink()
+    with pytest.raises(SysfsError, match="interface_control = false"):
+        harness.agent.start()

@@ -92,3 +92,35 @@ def test_malformed_device_is_blocked() -> None:
     assert (verdict.action, verdict.rule) == ("block", "malformed_descriptors")
     no_ids = UsbDevice("1-1", None, "5583", None, STICK.descriptors)
     assert decide(no_ids, UsbPolicy(default="allow"), HOST, NOW).rule == "malformed_ids"
+
+
+def test_per_interface_allows_the_acceptable_part_of_a_composite_device() -> None:
+    combo = device([(3, 1, 1), (8, 6, 0x50)], None, 0x04F2, 0x1234)
+    assert decide(combo, UsbPolicy(), HOST, NOW).action == "block"
+    verdict = decide(combo, UsbPolicy(), HOST, NOW, per_interface=True)
+    assert (verdict.action, verdict.rule, verdict.refused_interfaces) == (
+        "allow", "hid-keyboard", ("08:06:50",))
+    webcam_and_mouse = device([(0x0E, 1, 0), (3, 1, 2)], None, 1, 2)
+    verdict = decide(webcam_and_mouse, UsbPolicy(), HOST, NOW, per_interface=True)
+    assert verdict.refused_interfaces == ("0e:01:00",) and verdict.rule == "hid-mouse"
+    only_refused = device([(0x0E, 1, 0)], None, 1, 2)
+    assert decide(only_refused, UsbPolicy(), HOST, NOW, per_interface=True).action == "block"
+
+
+def test_registered_medium_keeps_storage_and_loses_refused_extras() -> None:
+    medium, _ = make_medium()
+    plain = medium.model_copy(update={"identity": MediumIdentity(
+        vendor_id="0781", product_id="5583", serial="AA0001")})  # interfaces not recorded
+    with_camera = device([(8, 6, 0x50), (0x0E, 1, 0)])
+    policy = UsbPolicy(media=(plain,))
+    assert decide(with_camera, policy, HOST, NOW).rule == "default"
+    verdict = decide(with_camera, policy, HOST, NOW, per_interface=True)
+    assert (verdict.action, verdict.control_number) == ("allow", "USB-0001")
+    assert verdict.refused_interfaces == ("0e:01:00",)
+
+
+def test_a_forged_registered_identity_is_blocked_whole_even_per_interface() -> None:
+    medium, _ = make_medium()  # registered with interfaces ("08:06:50",)
+    badusb = device([(8, 6, 0x50), (3, 1, 1)])
+    verdict = decide(badusb, UsbPolicy(media=(medium,)), HOST, NOW, per_interface=True)
+    assert (verdict.action, verdict.rule) == ("block", "interfaces_mismatch")

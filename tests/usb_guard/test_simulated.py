@@ -47,3 +47,21 @@ def test_sysfs_reader_on_the_simulated_tree(sim: SimulatedUsb) -> None:
     assert (dev.vendor_id, dev.product_id, dev.serial) == ("0781", "5583", None)
     assert dev.interfaces == ("08:06:50",)
     assert sysfs.is_authorized(a)  # authorized_default starts at 1, as on a fresh boot
+
+
+def test_storage_disk_waits_for_its_interface_authorisation(sim: SimulatedUsb) -> None:
+    sysfs = Sysfs(sim.sysfs_root)
+    sysfs.set_authorized_default(0)
+    sysfs.set_interface_authorized_default(0)
+    name = sim.plug(storage_stick("S2"))
+    sim.drain()
+    sysfs.set_authorized(name, True)
+    assert [e.devtype for e in sim.drain()] == ["usb_interface"]
+    [iface] = sysfs.interface_names(name)
+    assert sysfs.interface_type(iface) == "08:06:50" and sim.disk_of(name) is None
+    sysfs.set_interface_authorized(iface, True)
+    assert [e.devtype for e in sim.drain()] == ["disk", "partition"]
+    sysfs.set_interface_authorized(iface, False)
+    assert [(e.action, e.devtype) for e in sim.drain()] == [
+        ("remove", "partition"), ("remove", "disk")]
+    assert sim.disk_of(name) is None and sysfs.is_authorized(name)
