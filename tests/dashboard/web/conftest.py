@@ -165,6 +165,20 @@ def webapp(tmp_path: Path) -> Iterator[WebApp]:
         c.close()
 
 
+@pytest.fixture
+def webapp_db(tmp_path: Path, sm: sessionmaker[DbSession]) -> Iterator[WebApp]:
+    """Like ``webapp`` but over the dashboard core's ``sm`` fixture: SQLite, and PostgreSQL
+    too when SECROOM_TEST_PG_URL is set (the same tests run on both)."""
+    settings = make_settings(tmp_path / "data")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    clock = Clock()
+    app = create_app(settings, sessionmaker=sm, bus=ClosedBus(), clock=clock)
+    w = WebApp(settings, sm, app, clock)
+    yield w
+    for c in w.clients.values():
+        c.close()
+
+
 @dataclass
 class LiveDashboard:
     """A real uvicorn serving the dashboard; reusable by the lead's end-to-end tests."""

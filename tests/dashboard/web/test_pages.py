@@ -41,7 +41,8 @@ def seed(webapp: WebApp, now: datetime) -> None:
                        first_seen_at=now, last_seen_at=now))
 
 
-def test_door_log_filters_and_pages(webapp: WebApp) -> None:
+def test_door_log_filters_and_pages(webapp_db: WebApp) -> None:
+    webapp = webapp_db
     seed(webapp, webapp.clock())
     client, _ = webapp.as_role("auditor")
     page = client.get("/api/v1/events/door").json()
@@ -74,7 +75,8 @@ def test_door_log_filters_and_pages(webapp: WebApp) -> None:
     assert client.get(f"/api/v1/events/door?start={start}").status_code == 422  # no offset
 
 
-def test_csv_export_is_complete_and_formula_safe(webapp: WebApp) -> None:
+def test_csv_export_is_complete_and_formula_safe(webapp_db: WebApp) -> None:
+    webapp = webapp_db
     seed(webapp, webapp.clock())
     client, _ = webapp.as_role("security_admin")
     r = client.get("/door-log.csv?person=p2")
@@ -91,7 +93,8 @@ def test_csv_export_is_complete_and_formula_safe(webapp: WebApp) -> None:
     assert neutralise("山田") == "山田" and neutralise(None) == ""
 
 
-def test_presence_now_and_history(webapp: WebApp) -> None:
+def test_presence_now_and_history(webapp_db: WebApp) -> None:
+    webapp = webapp_db
     seed(webapp, webapp.clock())
     client, _ = webapp.as_role("auditor")
     data = client.get("/api/v1/presence").json()
@@ -101,7 +104,8 @@ def test_presence_now_and_history(webapp: WebApp) -> None:
     assert "山田 太郎" in html and "在室中" in html
 
 
-def test_overview_counts_and_site_time(webapp: WebApp) -> None:
+def test_overview_counts_and_site_time(webapp_db: WebApp) -> None:
+    webapp = webapp_db
     # 03:30 UTC is 12:30 in Tokyo: the hour buckets are local hours
     webapp.clock.now = datetime(2026, 11, 20, 3, 30, tzinfo=UTC)
     now = webapp.clock()
@@ -121,7 +125,8 @@ def test_overview_counts_and_site_time(webapp: WebApp) -> None:
     assert "2026-11-20 12:25:00" in client.get("/door-log").text  # shown in Asia/Tokyo
 
 
-def test_japanese_default_english_by_cookie(webapp: WebApp) -> None:
+def test_japanese_default_english_by_cookie(webapp_db: WebApp) -> None:
+    webapp = webapp_db
     client, _ = webapp.as_role("auditor")
     assert "在室状況" in client.get("/presence").text
     r = client.get("/lang/en?next=/presence", follow_redirects=False)
@@ -146,7 +151,8 @@ def test_catalogues_cover_every_key_in_both_languages() -> None:
     assert used <= set(ja), sorted(used - set(ja))
 
 
-def test_anomaly_ack_is_audited_and_auditor_cannot(webapp: WebApp) -> None:
+def test_anomaly_ack_is_audited_and_auditor_cannot(webapp_db: WebApp) -> None:
+    webapp = webapp_db
     seed(webapp, webapp.clock())
     with webapp.sm() as db:
         aid = db.scalar(select(Anomaly.id))
