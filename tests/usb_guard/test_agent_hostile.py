@@ -86,7 +86,8 @@ hostile_text = st.one_of(st.none(), st.text(max_size=40), st.integers(), st.bina
 
 @SETTINGS
 @given(action=hostile_text, subsystem=st.one_of(hostile_text, st.sampled_from(["usb", "block"])),
-       devtype=st.one_of(hostile_text, st.sampled_from(["usb_device", "disk", "partition"])),
+       devtype=st.one_of(hostile_text, st.sampled_from([
+           "usb_device", "usb_interface", "disk", "partition"])),
        sys_name=hostile_text, sys_path=hostile_text,
        properties=st.dictionaries(st.text(max_size=20), st.text(max_size=40), max_size=5))
 def test_hostile_udev_events_never_crash(rig: Rig, action: Any, subsystem: Any, devtype: Any,
