@@ -1,6 +1,16 @@
 """Dashboard models. Import every model module here so Base.metadata is complete."""
 
-from dashboard.models import anomalies, audit, auth, events, nodes, people, policy
+from dashboard.models import (
+    anomalies,
+    audit,
+    auth,
+    correlation,
+    events,
+    nodes,
+    numlog,
+    people,
+    policy,
+)
 from dashboard.models.anomalies import Anomaly
 from dashboard.models.audit import AuditRecord
 from dashboard.models.events import DoorAccess, Presence, StoredEvent
@@ -37,11 +47,13 @@ __all__ = [
     "anomalies",
     "audit",
     "auth",
+    "correlation",
     "events",
     "group_doors",
     "group_members",
     "group_printers",
     "nodes",
+    "numlog",
     "people",
     "policy",
 ]

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 1f1fa7a83010
+Revision ID: 31e237d14d1e
 Revises:
-Create Date: 2026-11-22 07:40:06.849389
+Create Date: 2026-11-22 08:05:27.803842
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 from dashboard.models.types import UTCDateTime
 
-revision: str = "1f1fa7a83010"
+revision: str = "31e237d14d1e"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -94,6 +94,56 @@ def upgrade() -> None:
         sa.UniqueConstraint("username"),
     )
     op.create_table(
+        "correlation_findings",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("dedupe_key", sa.String(length=255), nullable=False),
+        sa.Column("rule", sa.String(length=64), nullable=False),
+        sa.Column("severity", sa.String(length=16), nullable=False),
+        sa.Column("at", UTCDateTime(), nullable=False),
+        sa.Column("person_id", sa.String(length=128), nullable=True),
+        sa.Column("node", sa.String(length=64), nullable=True),
+        sa.Column("subject", sa.String(length=255), nullable=False),
+        sa.Column("explanation_ja", sa.Text(), nullable=False),
+        sa.Column("explanation_en", sa.Text(), nullable=False),
+        sa.Column("evidence", sa.JSON(), nullable=False),
+        sa.Column(
+            "anomaly_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("found_at", UTCDateTime(), nullable=False),
+        sa.Column("withdrawn", sa.Boolean(), nullable=False),
+        sa.Column("withdrawn_at", UTCDateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("dedupe_key", name="uq_correlation_findings_key"),
+    )
+    with op.batch_alter_table("correlation_findings", schema=None) as batch_op:
+        batch_op.create_index("ix_correlation_findings_at", ["at"], unique=False)
+        batch_op.create_index(
+            "ix_correlation_findings_person_at", ["person_id", "at"], unique=False
+        )
+        batch_op.create_index("ix_correlation_findings_rule_at", ["rule", "at"], unique=False)
+
+    op.create_table(
+        "deletion_certificates",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("number", sa.String(length=64), nullable=False),
+        sa.Column("org", sa.String(length=255), nullable=False),
+        sa.Column("processed_on", sa.Date(), nullable=False),
+        sa.Column("person_in_charge", sa.String(length=128), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("subject", sa.Text(), nullable=False),
+        sa.Column("result", sa.String(length=255), nullable=False),
+        sa.Column("method", sa.String(length=255), nullable=False),
+        sa.Column("issued_at", UTCDateTime(), nullable=False),
+        sa.Column("issued_by", sa.String(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("number"),
+    )
+    op.create_table(
         "door_access",
         sa.Column(
             "id",
@@ -168,6 +218,27 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
+        "issued_reports",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("month", sa.String(length=7), nullable=False),
+        sa.Column("org", sa.String(length=255), nullable=False),
+        sa.Column("lang", sa.String(length=2), nullable=False),
+        sa.Column("period_start", UTCDateTime(), nullable=False),
+        sa.Column("period_end", UTCDateTime(), nullable=False),
+        sa.Column("issued_at", UTCDateTime(), nullable=False),
+        sa.Column("issued_by", sa.String(length=64), nullable=False),
+        sa.Column("seal", sa.JSON(), nullable=False),
+        sa.Column("seal_sha256", sa.String(length=64), nullable=False),
+        sa.Column("file_sha256", sa.String(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
         "nodes",
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("site", sa.String(length=64), nullable=False),
@@ -194,6 +265,81 @@ def upgrade() -> None:
         sa.Column("policy_applied_at", UTCDateTime(), nullable=True),
         sa.Column("policy_rejected", sa.String(length=255), nullable=True),
         sa.PrimaryKeyConstraint("name"),
+    )
+    op.create_table(
+        "number_access",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("row_key", sa.String(length=64), nullable=False),
+        sa.Column("source", sa.String(length=64), nullable=False),
+        sa.Column("batch_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("line", sa.Integer(), nullable=False),
+        sa.Column("no", sa.String(length=64), nullable=False),
+        sa.Column("office", sa.String(length=255), nullable=False),
+        sa.Column("ts", UTCDateTime(), nullable=False),
+        sa.Column("screen", sa.String(length=255), nullable=False),
+        sa.Column("action", sa.String(length=255), nullable=False),
+        sa.Column("purpose", sa.String(length=255), nullable=False),
+        sa.Column("operator", sa.String(length=128), nullable=False),
+        sa.Column("result", sa.String(length=255), nullable=False),
+        sa.Column("terminal", sa.String(length=128), nullable=False),
+        sa.Column("category", sa.String(length=16), nullable=False),
+        sa.Column("ok", sa.Boolean(), nullable=False),
+        sa.Column("person_id", sa.String(length=128), nullable=True),
+        sa.Column("host", sa.String(length=128), nullable=True),
+        sa.Column("redacted_fields", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("row_key", name="uq_number_access_row_key"),
+    )
+    with op.batch_alter_table("number_access", schema=None) as batch_op:
+        batch_op.create_index("ix_number_access_host_ts", ["host", "ts"], unique=False)
+        batch_op.create_index("ix_number_access_operator_ts", ["operator", "ts"], unique=False)
+        batch_op.create_index("ix_number_access_person_ts", ["person_id", "ts"], unique=False)
+        batch_op.create_index("ix_number_access_ts", ["ts"], unique=False)
+
+    op.create_table(
+        "numlog_batches",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("source", sa.String(length=64), nullable=False),
+        sa.Column("filename", sa.String(length=255), nullable=False),
+        sa.Column("file_sha256", sa.String(length=64), nullable=False),
+        sa.Column("encoding", sa.String(length=16), nullable=False),
+        sa.Column("preset", sa.String(length=32), nullable=False),
+        sa.Column("imported_at", UTCDateTime(), nullable=False),
+        sa.Column("imported_by", sa.String(length=64), nullable=False),
+        sa.Column("rows_total", sa.Integer(), nullable=False),
+        sa.Column("rows_stored", sa.Integer(), nullable=False),
+        sa.Column("rows_duplicate", sa.Integer(), nullable=False),
+        sa.Column("rows_bad", sa.Integer(), nullable=False),
+        sa.Column("rows_redacted", sa.Integer(), nullable=False),
+        sa.Column("errors", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "numlog_operator_map",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("source", sa.String(length=64), nullable=False),
+        sa.Column("operator", sa.String(length=128), nullable=False),
+        sa.Column("person_id", sa.String(length=128), nullable=False),
+        sa.Column("host", sa.String(length=128), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("source", "operator", name="uq_numlog_operator"),
+    )
+    op.create_table(
+        "numlog_terminal_map",
+        sa.Column("terminal", sa.String(length=128), nullable=False),
+        sa.Column("host", sa.String(length=128), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("terminal"),
     )
     op.create_table(
         "people",
@@ -378,7 +524,18 @@ def downgrade() -> None:
     op.drop_table("presence")
     op.drop_table("policy_versions")
     op.drop_table("people")
+    op.drop_table("numlog_terminal_map")
+    op.drop_table("numlog_operator_map")
+    op.drop_table("numlog_batches")
+    with op.batch_alter_table("number_access", schema=None) as batch_op:
+        batch_op.drop_index("ix_number_access_ts")
+        batch_op.drop_index("ix_number_access_person_ts")
+        batch_op.drop_index("ix_number_access_operator_ts")
+        batch_op.drop_index("ix_number_access_host_ts")
+
+    op.drop_table("number_access")
     op.drop_table("nodes")
+    op.drop_table("issued_reports")
     op.drop_table("groups")
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_index("ix_events_ts")
@@ -394,6 +551,13 @@ def downgrade() -> None:
         batch_op.drop_index("ix_door_access_door_ts")
 
     op.drop_table("door_access")
+    op.drop_table("deletion_certificates")
+    with op.batch_alter_table("correlation_findings", schema=None) as batch_op:
+        batch_op.drop_index("ix_correlation_findings_rule_at")
+        batch_op.drop_index("ix_correlation_findings_person_at")
+        batch_op.drop_index("ix_correlation_findings_at")
+
+    op.drop_table("correlation_findings")
     op.drop_table("auth_users")
     with op.batch_alter_table("auth_login_attempts", schema=None) as batch_op:
         batch_op.drop_index("ix_auth_login_attempts_user_at")
