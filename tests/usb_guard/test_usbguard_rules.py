@@ -1,12 +1,12 @@
 from __future__ import annotations
 
+import shutil
 import subprocess
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.services import require_binary
 from usb_guard.policy import ClassRule, MediumIdentity, UsbPolicy
 from usb_guard.usbguard_rules import export_rules, quote
 
@@ -65,9 +65,13 @@ def test_export_without_policy_keeps_keyboards_working() -> None:
     assert "match-all { 09:*:* 03:01:01" in text and text.endswith("block\n")
 
 
-@pytest.mark.integration
 def test_usbguard_parses_the_exported_rules(tmp_path: Path) -> None:
-    parser = require_binary("usbguard-rule-parser")
+    """Cross-check with USBGuard's own parser where it is installed. Optional on purpose: the
+    usbguard package also installs a daemon that, started on a CI host, would block its USB
+    devices; the exact rule text is pinned by the tests above."""
+    parser = shutil.which("usbguard-rule-parser")
+    if parser is None:
+        pytest.skip("usbguard-rule-parser not installed (Debian package usbguard)")
     path = tmp_path / "rules.conf"
     path.write_text(export_rules(policy(), HOST, NOW))
     out = subprocess.run([parser, "-f", str(path)], capture_output=True, text=True, timeout=30)
