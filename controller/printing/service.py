@@ -9,6 +9,7 @@ the rest are reported in a ``cups_unavailable`` denial: they stay held, none is 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -82,6 +83,8 @@ class PrintRelease:
         self._check_right = check_right
         self._is_present = is_present
         self._person_for_user = person_for_user
+        #: released_jobs, expired_jobs, cups_errors, denied.<reason>: for the node's health report.
+        self.counters: Counter[str] = Counter()
 
     # -- release ------------------------------------------------------------------------------
     def release_for(
@@ -143,6 +146,7 @@ class PrintRelease:
                 failure = exc
                 break
             done.append(job)
+        self.counters["released_jobs"] += len(done)
         if done:
             records = [released_record(j, redact_titles=self.settings.redact_titles) for j in done]
             pages = [r.pages for r in records]
@@ -181,6 +185,10 @@ class PrintRelease:
         held: Sequence[HeldJob] = (),
         detail: str | None = None,
     ) -> ReleaseOutcome:
+        self.counters[f"denied.{reason}"] += 1
+        if reason == "cups_unavailable":
+            self.counters["cups_errors"] += 1
+            log.warning("print release on %s failed, jobs stay held: %s", printer, detail)
         payload = PrintDeniedPayload(
             reason=reason,
             printer=printer,
@@ -222,6 +230,7 @@ class PrintRelease:
                     )
                     self._emit(PRINT_EXPIRED, payload.model_dump(mode="json"))
             cancelled.extend(j.job_id for j in done)
+            self.counters["expired_jobs"] += len(done)
         return cancelled
 
     def _expired_record(self, job: HeldJob, now: datetime) -> ExpiredJob:

@@ -138,7 +138,11 @@ def main() -> int:
     if args.quick:  # keep the asked-for keys; quick mode measures 20 instead of 100
         result["release_100_ms"] = None  # type: ignore[assignment]
         result["quick_release_20_ms"] = result.pop("release_20_ms")
-    result.update(anchor_ipp_move_ms=ms(a_ipp), anchor_lpmove_ms=ms(a_lp), quick=args.quick)
+    load = round(os.getloadavg()[0], 2)
+    print(f"load average (1 min) at the end: {load} on {os.cpu_count()} CPUs")
+    result.update(
+        anchor_ipp_move_ms=ms(a_ipp), anchor_lpmove_ms=ms(a_lp), quick=args.quick, loadavg_1m=load
+    )
     print("RESULT " + json.dumps(result, sort_keys=True))
     return 0
 

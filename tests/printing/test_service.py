@@ -134,7 +134,10 @@ def test_cups_failing_mid_release_reports_both_halves(
         for i in range(10)
     ]
     fake.fail_after_releases = 4
-    out = make(fake, events, clock).release_for("p", ["alice"], "room")
+    svc = make(fake, events, clock)
+    out = svc.release_for("p", ["alice"], "room")
+    assert svc.counters["released_jobs"] == 4
+    assert svc.counters["denied.cups_unavailable"] == svc.counters["cups_errors"] == 1
     assert out.released == tuple(ids[:4]) and out.still_held == tuple(ids[4:])
     assert out.denial == "cups_unavailable"
     assert events.kinds == [PRINT_RELEASE, PRINT_DENIED]
