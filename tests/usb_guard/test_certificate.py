@@ -112,3 +112,21 @@ def test_missing_japanese_font_gives_an_actionable_error(
 
 def test_installed_font_is_truetype() -> None:
     assert fonts.is_truetype(fonts.find_japanese_ttf())
+
+
+def test_disposal_certificate_takes_method_and_number_from_the_ledger(tmp_path: Path) -> None:
+    m = ledger.register("USB-0008", MediumIdentity(vendor_id="0781", product_id="5583"), "ef" * 32,
+                        make="Kingston", model="DataTraveler", custodian="Sato", actor="admin",
+                        now=NOW).medium
+    m = ledger.dispose(ledger.store(m, actor="admin", now=NOW).medium, method="Destroy",
+                       certificate_number="DC-2026-0008", performed_by="佐藤 花子", now=NOW).medium
+    cert = certificate_for(
+        m, organization="山田社会保険労務士事務所", performed_by=Person(name="佐藤 花子"),
+        technique="shredding (2 mm particles)", tool="HSM Powerline FA 500.3",
+        verification_method="visual inspection of particles", verification_result="passed",
+        destination="destroyed", validated_by=Person(name="鈴木 一郎"),
+        validated_at=NOW, issued_at=NOW)
+    assert (cert.certificate_number, cert.method, cert.serial) == ("DC-2026-0008", "Destroy", None)
+    text = pdf_text(certificate_pdf(cert, "ja"), tmp_path)
+    for expected in ("DC-2026-0008", "破壊（Destroy）", "物理破壊済み", "Kingston"):
+        assert expected in text, expected
