@@ -55,10 +55,10 @@ def populate(sm, events: int, now: datetime, days: int = 365) -> None:  # type: 
 
     def flush() -> None:
         with sm.begin() as db:
-            db.execute(insert(StoredEvent), ev_rows)
-            db.execute(insert(DoorAccess), da_rows)
-            if pr_rows:
-                db.execute(insert(Presence), pr_rows)
+            for model, rows in ((StoredEvent, ev_rows), (DoorAccess, da_rows),
+                                (Presence, pr_rows)):
+                if rows:  # an empty executemany would insert one row of defaults
+                    db.execute(insert(model), rows)
         ev_rows.clear()
         da_rows.clear()
         pr_rows.clear()
