@@ -157,7 +157,9 @@ class IngestCore:
         """Re-ask for unfilled gaps; raise a gap anomaly for any older than ``gap_timeout_s``."""
         result = BatchResult()
         pending = _Pending()
-        for node in session.scalars(select(Node).where(Node.gap_since.is_not(None))):
+        for node in session.scalars(
+            select(Node).where(Node.gap_since.is_not(None), Node.key_status == "approved")
+        ):
             first, last = self._gap_range(session, node)
             if first > last:
                 node.gap_since = None
