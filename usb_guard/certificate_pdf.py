@@ -40,8 +40,9 @@ def certificate_pdf(cert: SanitizationCertificate, lang: Lang, *, tz: str = DEFA
 
     font = _font(font_path)
     title = ParagraphStyle("title", fontName=font, fontSize=16, leading=22)
-    head = ParagraphStyle("head", fontName=font, fontSize=11, leading=16, spaceBefore=6)
-    cell = ParagraphStyle("cell", fontName=font, fontSize=9, leading=13, wordWrap="CJK")
+    head = ParagraphStyle("head", fontName=font, fontSize=10.5, leading=14, spaceBefore=5,
+                          spaceAfter=2)
+    cell = ParagraphStyle("cell", fontName=font, fontSize=8.5, leading=11, wordWrap="CJK")
     story: list[object] = [
         Paragraph(escape(label("certificate_title", lang)), title),
         Paragraph(escape(label("certificate_subtitle", lang)), cell),
@@ -56,11 +57,14 @@ def certificate_pdf(cert: SanitizationCertificate, lang: Lang, *, tz: str = DEFA
             ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
             ("BACKGROUND", (0, 0), (0, -1), colors.whitesmoke),
             ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ("TOPPADDING", (0, 0), (-1, -1), 1.5),
+            ("BOTTOMPADDING", (0, 0), (-1, -1), 2.5),
         ]))
         story.append(table)
-    story += [Spacer(1, 10 * mm),
-              Paragraph(escape(label("signature", lang)) + ("：" if lang == "ja" else ": ")
-                        + "_" * 30, cell)]
+    colon = "：" if lang == "ja" else ": "
+    signatures = [[Paragraph(escape(label(key, lang) + colon) + "_" * 26, cell)
+                   for key in ("signature_performer", "signature_validator")]]
+    story += [Spacer(1, 8 * mm), Table(signatures, colWidths=[85 * mm, 85 * mm])]
     out = io.BytesIO()
     doc = SimpleDocTemplate(out, pagesize=A4, title=f"{cert.certificate_number}",
                             leftMargin=20 * mm, rightMargin=20 * mm,
