@@ -2,6 +2,9 @@
 
     .venv/bin/python tests/bench/backup_vs_restic.py [--quick] [--keep DIR]
 
+Incremental and restore run --repeat times per tool (default 3, alternating which tool goes
+first, medians reported): on a shared machine single runs swing by 2x.
+
 Generates a vault (about 1 GB: 20,000 small compressible files, 300 incompressible 2 MB files,
 four 50 MB semi-compressible dumps; --quick: about 50 MB), then for restic (/usr/bin/restic,
 RESTIC_PASSWORD, a temp repository and cache) and secroom (python -m backup) times: first
@@ -18,11 +21,14 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -77,7 +83,7 @@ def generate(vault: Path, quick: bool, rng: random.Random) -> int:
     return total
 
 
-def change_one_percent(vault: Path, total: int, rng: random.Random) -> int:
+def change_one_percent(vault: Path, total: int, rng: random.Random, tag: int = 0) -> int:
     budget = total // 100
     changed = 0
     smalls = sorted((vault / "records").rglob("*.csv"))
@@ -86,7 +92,7 @@ def change_one_percent(vault: Path, total: int, rng: random.Random) -> int:
         changed += p.stat().st_size
     for i in range(max(1, (budget - changed) // 3 // (2 << 20))):
         data = rng.randbytes(2 << 20)
-        (vault / "scans" / f"new_{i:03d}.jpg").write_bytes(data)
+        (vault / "scans" / f"new_{tag}_{i:03d}.jpg").write_bytes(data)
         changed += len(data)
     dump = sorted((vault / "dumps").iterdir())[0]
     with open(dump, "r+b") as fh:
@@ -131,6 +137,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--keep", type=Path, help="keep the work folder here")
     ap.add_argument("--seed", type=int, default=20261122)
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs of incremental and restore per tool (medians are reported)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="bench-backup-", dir=args.keep))
@@ -160,32 +168,55 @@ def main() -> int:
                        env=env_s, check=True, stdout=subprocess.DEVNULL)
         subprocess.run([RESTIC, "init"], env=env_r, check=True, stdout=subprocess.DEVNULL)
         os.sync()
-        r: dict[str, float] = {}
-        s: dict[str, float] = {}
+        r: dict[str, Any] = {}
+        s: dict[str, Any] = {}
         rss_r: list[float] = []
         rss_s: list[float] = []
 
-        def both(name: str, rcmd: list[str], scmd: list[str]) -> None:
-            sec_t, sec_rss, sec_cpu = timed(scmd, env_s)
-            os.sync()
-            res_t, res_rss, res_cpu = timed([RESTIC, *rcmd], env_r)
-            os.sync()
-            r[name], s[name] = round(res_t, 3), round(sec_t, 3)
-            r[name + "_cpu"], s[name + "_cpu"] = round(res_cpu, 3), round(sec_cpu, 3)
-            rss_r.append(res_rss)
-            rss_s.append(sec_rss)
-            print(f"  {name:<18} restic {res_t:7.2f}s ({res_cpu:6.2f} cpu) {res_rss:5.0f} MB   "
-                  f"secroom {sec_t:7.2f}s ({sec_cpu:6.2f} cpu) {sec_rss:5.0f} MB")
+        def both(name: str, rcmd: list[str], scmd: list[str], *, repeat: int = 1,
+                 before: Callable[[int], None] | None = None) -> None:
+            """Run both tools ``repeat`` times, alternating which goes first; keep medians."""
+            times: dict[str, list[tuple[float, float]]] = {"r": [], "s": []}
+            for i in range(repeat):
+                if before is not None:
+                    before(i)
+                order = [("s", scmd, env_s), ("r", [RESTIC, *rcmd], env_r)]
+                for tool, cmd, env in order if i % 2 == 0 else order[::-1]:
+                    # flush earlier writes (vault changes, the other tool's repository)
+                    # first, so neither tool's fsyncs pay for someone else's dirty pages
+                    os.sync()
+                    wall, rss, cpu = timed(cmd, env)
+                    times[tool].append((wall, cpu))
+                    (rss_s if tool == "s" else rss_r).append(rss)
+            for tool, out in (("r", r), ("s", s)):
+                out[name] = round(statistics.median(w for w, _ in times[tool]), 3)
+                out[name + "_cpu"] = round(statistics.median(c for _, c in times[tool]), 3)
+                if repeat > 1:
+                    out[name + "_runs"] = [round(w, 3) for w, _ in times[tool]]
+            print(f"  {name:<18} restic {r[name]:7.2f}s ({r[name + '_cpu']:6.2f} cpu)   "
+                  f"secroom {s[name]:7.2f}s ({s[name + '_cpu']:6.2f} cpu)"
+                  + (f"   median of {repeat}" if repeat > 1 else ""))
 
         both("first", ["backup", "--host", "bench", str(vault)],
              sec + ["run", "--config", str(cfg)])
-        changed = change_one_percent(vault, total, rng)
-        print(f"changed {changed / 1e6:.1f} MB ({100 * changed / total:.2f} %)")
+        changes: list[int] = []
+
+        def change(i: int) -> None:
+            changes.append(change_one_percent(vault, total, rng, tag=i))
+
         both("incremental", ["backup", "--host", "bench", str(vault)],
-             sec + ["run", "--config", str(cfg)])
+             sec + ["run", "--config", str(cfg)], repeat=args.repeat, before=change)
+        changed = int(statistics.mean(changes))
+        print(f"  (each incremental after changing {changed / 1e6:.1f} MB, "
+              f"{100 * changed / total:.2f} % of the vault)")
+
+        def clear_targets(_i: int) -> None:
+            for d in ("restic-out", "secroom-out"):
+                shutil.rmtree(work / d, ignore_errors=True)
+
         both("restore", ["restore", "latest", "--target", str(work / "restic-out")],
              sec + ["restore", "latest", "--target", str(work / "secroom-out"),
-                    "--config", str(cfg), *keyargs])
+                    "--config", str(cfg), *keyargs], repeat=args.repeat, before=clear_targets)
         both("verify", ["check"], sec + ["verify", "--config", str(cfg)])
         both("verify_read_data", ["check", "--read-data"],
              sec + ["verify", "--config", str(cfg), "--read-data", *keyargs])
@@ -194,6 +225,8 @@ def main() -> int:
         r_size, s_size = du(work / "restic-repo"), du(work / "secroom-repo")
         r["repo_bytes"], s["repo_bytes"] = r_size, s_size
         r["peak_rss_mb"], s["peak_rss_mb"] = round(max(rss_r), 1), round(max(rss_s), 1)
+        print(f"  {'peak RSS':<18} restic {r['peak_rss_mb']:7.1f} MB{'':>23}"
+              f"secroom {s['peak_rss_mb']:7.1f} MB")
         print(f"  {'repository':<18} restic {r_size / 1e6:7.1f} MB{'':>23}"
               f"secroom {s_size / 1e6:7.1f} MB")
         load = os.getloadavg()[0]
