@@ -16,6 +16,7 @@ import os
 import secrets
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,6 +99,13 @@ def _guard(stage: str, fn: Callable[[argparse.Namespace, Emit], int]
         except KeyboardInterrupt:
             _err(f"backup {stage}: interrupted")
             return 130
+        except Exception as exc:  # a bug: still tell the dashboard this night failed
+            traceback.print_exc()
+            if stage in ("run", "prune", "purge", "restore", "verify", "drill"):
+                emit("backup.failed", events.BackupFailed.model_validate(dict(
+                    stage=stage, error="error", message=f"unexpected {type(exc).__name__}",
+                    exit_code=1, duration_s=round(time.monotonic() - t0, 3))))
+            return 1
 
     handler.__name__ = f"handle_{stage}"
     return handler

@@ -6,6 +6,8 @@ import argparse
 import json
 import os
 
+import pytest
+
 from backup.cli import add_subcommands
 from tests.backup.conftest import Env, Recorder, fill_vault
 
@@ -91,3 +93,17 @@ def test_missing_vault_is_a_failure_not_an_empty_snapshot(env: Env) -> None:
     (kind, data), = rec.events
     assert kind == "backup.failed" and data["message"] == "a vault path is missing"
     assert env.cli("list", "--config", str(env.cfg_file)) == 0
+
+
+def test_unexpected_error_still_emits_failed(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    import backup.run
+
+    def boom(*_a: object, **_k: object) -> None:
+        raise RuntimeError("bug")
+
+    fill_vault(env.vault, files=1, big=0)
+    monkeypatch.setattr(backup.run, "backup", boom)
+    rec = Recorder()
+    assert env.cli("run", "--config", str(env.cfg_file), emit=rec) == 1
+    (kind, data), = rec.events
+    assert kind == "backup.failed" and data["error"] == "error"
