@@ -265,3 +265,33 @@ def browser_page() -> Iterator[Any]:
         finally:
             context.close()
             browser.close()
+
+
+def seed_sample(sm: sessionmaker[DbSession], site: str, now: datetime) -> None:
+    """A little of everything (door, group with a window, taps, stays, a node, an alarm) so
+    screenshots show real pages. Rights go through the audited services."""
+    from dashboard import services
+    from dashboard.models import Anomaly, DoorAccess, Node, Presence
+
+    with sm.begin() as db:
+        services.create_door(db, "seed", {"id": "server-room", "name": "サーバー室"}, now=now)
+        services.create_group(db, "seed", {
+            "id": "staff", "name": "担当者", "doors": ["server-room"],
+            "windows": [{"days": [0, 1, 2, 3, 4], "start": "08:00", "end": "20:00"}],
+        }, now=now)
+        services.create_person(db, "seed", {"id": "p7", "name": "佐藤 花子",
+                                            "groups": ["staff"]}, now=now)
+        for i in range(12):
+            db.add(DoorAccess(node="gw1", seq=1000 + i, ts=now - timedelta(minutes=20 * i),
+                              door="server-room", direction="in" if i % 2 else "out",
+                              granted=i != 3, reason="outside_schedule" if i == 3 else None,
+                              person_id="p7", uid="0A0B0C0E", reader="door-in"))
+        db.add(Presence(person_id="p7", door="server-room",
+                        entered_at=now - timedelta(minutes=40), left_at=None))
+        db.add(Node(name="gw1", site=site, public_key="A" * 43, key_status="approved",
+                    first_seen_at=now, state="online", last_seen_at=now, clock_state="synced",
+                    policy_version=1, contiguous_seq=1011, max_seq=1011, events_stored=1011,
+                    health={}))
+        db.add(Anomaly(kind="door_held_open", severity="warning", subject="server-room",
+                       detail={}, dedupe_key="door_held_open:seed", count=1, state="open",
+                       first_seen_at=now, last_seen_at=now))

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from controller.envelope import format_ts
-from tests.dashboard.web.conftest import LiveDashboard, artifacts_dir
+from tests.dashboard.web.conftest import LiveDashboard, artifacts_dir, seed_sample
 
 pytestmark = pytest.mark.integration
 
@@ -98,6 +98,7 @@ def test_log_in_watch_a_tap_live_enrol_and_revoke(
         last = db.scalar(select(AuditRecord).order_by(AuditRecord.seq.desc()))
         assert last is not None and (last.action, last.actor) == ("card.revoke", live.username)
 
+    seed_sample(live.sessionmaker, live.settings.site, datetime.now(UTC))
     for path in MAIN_PAGES:
         page.goto(live.base_url + path)
         page.wait_for_load_state("load")
