@@ -80,7 +80,8 @@ def certificate_pdf(certs: list[CertificateIn], lang: Lang, *, issuer: str = "")
         doc.title(label("cert_title", lang))
         doc.text(label("cert_body", lang))
         doc.text(f"{label('cert_number', lang)}: {c.number}")
-        doc.table([label(k, lang) for k in FIELDS], [_values(c)], [24, 26, 35, 35, 30, 30])
+        doc.table(["", ""], [[label(k, lang), v] for k, v in zip(FIELDS, _values(c), strict=True)],
+                  [40, 140])
         if issuer:
             doc.text(issuer)
     return doc.render(title=label("cert_title", lang))

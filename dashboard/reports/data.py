@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from dashboard.correlation import sources as S
 from dashboard.models.anomalies import Anomaly
+from dashboard.models.correlation import Finding
 from dashboard.models.events import DoorAccess
 from dashboard.models.numlog import NumberAccess
 from dashboard.models.people import Person
@@ -77,7 +78,7 @@ def gather(session: Session, month: str, org: str, zone: ZoneInfo,
            media: Sequence[MediaRecord] = ()) -> MonthlyData:
     since, until = month_bounds(month, zone)
     d = MonthlyData(month=month, org=org, since=since, until=until, zone=zone)
-    names = dict(session.execute(select(Person.id, Person.name)).tuples().all())
+    names: dict[str, str] = {pid: name for pid, name in session.execute(select(Person.id, Person.name))}
     in_period = (DoorAccess.ts >= since, DoorAccess.ts < until)
     for pid, n in session.execute(
         select(DoorAccess.person_id, func.count()).where(
@@ -140,9 +141,22 @@ def _backups(session: Session, since: datetime, until: datetime, zone: ZoneInfo
 
 
 def _anomalies(session: Session, d: MonthlyData) -> None:
-    rows = session.scalars(select(Anomaly).where(
-        Anomaly.first_seen_at >= d.since, Anomaly.first_seen_at < d.until)
-        .order_by(Anomaly.first_seen_at, Anomaly.id)).all()
+    """Anomalies of the period: a correlation finding's anomaly belongs to the month of what
+    happened (the finding's time), any other anomaly to the month it was first seen."""
+    when: dict[int, datetime] = {}
+    outside: set[int] = set()
+    for aid, at in session.execute(select(Finding.anomaly_id, Finding.at).where(
+            Finding.anomaly_id.is_not(None))):
+        if d.since <= at < d.until:
+            when[aid] = at
+        else:
+            outside.add(aid)
+    found = list(session.scalars(select(Anomaly).where(Anomaly.id.in_(list(when))))) if when \
+        else []
+    found += [a for a in session.scalars(select(Anomaly).where(
+        Anomaly.first_seen_at >= d.since, Anomaly.first_seen_at < d.until))
+        if a.id not in outside and a.id not in when]
+    rows = sorted(found, key=lambda a: (when.get(a.id, a.first_seen_at), a.id))
     occurred = open_critical = 0
     for a in rows:
         reason = a.reason or ""
@@ -150,7 +164,7 @@ def _anomalies(session: Session, d: MonthlyData) -> None:
             occurred += 1
         if a.severity == "critical" and a.state == "open":
             open_critical += 1
-        d.anomalies.append({"id": a.id, "at": a.first_seen_at, "kind": a.kind,
+        d.anomalies.append({"id": a.id, "at": when.get(a.id, a.first_seen_at), "kind": a.kind,
                             "severity": a.severity, "subject": a.subject, "state": a.state,
                             "count": a.count, "by": a.acknowledged_by or "", "reason": reason})
     if occurred:

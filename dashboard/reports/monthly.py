@@ -22,6 +22,9 @@ from dashboard.reports.pdf import Doc, read_seal, seal_keyword
 from dashboard.reports.seal import VerifyResult, compute_seal, seal_sha256, verify
 
 Format = Literal["pdf", "csv"]
+# column widths (mm) of the PDF tables, 180 mm in all
+WIDTHS = ([60, 90, 30], [62, 50, 43, 25], [50, 80, 25, 25], [40, 50, 50, 40], [40, 40, 100],
+          [22, 38, 15, 45, 14, 46], [60, 120], [35, 120, 25])
 
 
 @dataclass
@@ -86,9 +89,9 @@ def render_pdf(d: MonthlyData, lang: Lang, seal: dict[str, Any], issued_at: date
     doc.title(head[1][0])
     for k, v in head[2]:
         doc.text(f"{k}: {v}")
-    for heading, header, rows in secs[1:]:
+    for (heading, header, rows), widths in zip(secs[1:], WIDTHS, strict=True):
         doc.heading(heading)
-        doc.table(header, rows)
+        doc.table(header, rows, widths)
     return doc.render(title=label("title", lang), keywords=seal_keyword(seal))
 
 

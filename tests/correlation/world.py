@@ -45,6 +45,10 @@ def L(d: date, h: int, m: int = 0, s: int = 0) -> datetime:  # noqa: N802 - loca
     return datetime.combine(d, time(h, m, s), ZONE).astimezone(UTC)
 
 
+def ZONE_parse(text: str) -> datetime:  # noqa: N802 - the CSV's local time back to UTC
+    return datetime.strptime(text, "%Y/%m/%d %H:%M:%S").replace(tzinfo=ZONE).astimezone(UTC)
+
+
 def person(i: int) -> str:
     return f"P{i:02d}"
 
