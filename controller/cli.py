@@ -12,7 +12,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,15 +85,6 @@ def build_reader(config: Any) -> Any:
     return PcscReaders(reader_filter=bound if config.readers.bindings else None)
 
 
-def build_printing(config: Any, emit: Callable[[str, Mapping[str, Any]], Any]) -> Any:
-    if config.printing is None:
-        return None
-    from controller.printing.cups_adapter import CupsAdapter
-    from controller.printing.service import PrintRelease
-
-    return PrintRelease(config.printing, cups=CupsAdapter.from_settings(config.printing), emit=emit)
-
-
 def cmd_gateway_run(args: argparse.Namespace) -> int:
     from controller.gateway import Gateway
     from controller.gpio import make_pin_factory
@@ -101,8 +92,6 @@ def cmd_gateway_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     gateway = Gateway(config, reader=build_reader(config),
                       pin_factory=make_pin_factory(config.gpio.backend))
-    if config.printing is not None:
-        gateway.printing = build_printing(config, gateway._emit_quiet)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +34,9 @@ from controller.envelope import now_utc, policy_topic
 from controller.journal import JournalError
 from controller.keys import load_private, load_public, public_b64
 from controller.policy import PolicyStore
+from controller.printing.cups_adapter import CupsAdapter
+from controller.printing.service import PrintRelease
+from controller.printing.types import CupsLike, PrintError
 from controller.runtime import NodeRuntime
 from readers.base import CardReader, CardTap, ReaderRole, ReaderStatus, ReadFailure
 
@@ -49,7 +53,7 @@ class Gateway:
         reader: CardReader,
         pin_factory: Any,
         clock: Callable[[], datetime] = now_utc,
-        printing: Any | None = None,
+        cups: CupsLike | None = None,
     ) -> None:
         self.config = config
         self.reader = reader
@@ -71,7 +75,17 @@ class Gateway:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._health_thread: threading.Thread | None = None
-        self.printing = printing
+        self.printing: PrintRelease | None = None
+        self._print_worker: ThreadPoolExecutor | None = None
+        if config.printing is not None:
+            self.printing = PrintRelease(
+                config.printing,
+                cups=cups or CupsAdapter.from_settings(config.printing),
+                emit=self._emit_quiet,
+                clock=clock,
+                check_right=self._print_right,
+                is_present=self._is_present,
+            )
         self.readers_connected: dict[str, bool] = {}
         self.counters: dict[str, int] = {"taps": 0, "granted": 0, "denied": 0, "read_failures": 0,
                                          "journal_failures": 0, "unbound_taps": 0}
@@ -86,6 +100,13 @@ class Gateway:
             self.policies.offer(self.config.policy.file.read_bytes(), source="file")
         self._apply_lockdown()
         self.runtime.subscribe(policy_topic(self.config.node.site), self._on_policy_message)
+        if self.printing is not None:
+            # Releases talk to CUPS (seconds for many jobs): never on the readers' thread.
+            self._print_worker = ThreadPoolExecutor(1, thread_name_prefix="print-release")
+            try:
+                self.printing.ensure_holding()
+            except PrintError:
+                log.exception("CUPS unreachable at start; hold queues are re-checked every tick")
         self.publish_health()
         self._health_thread = threading.Thread(target=self._health_loop, name="health", daemon=True)
         self._health_thread.start()
@@ -96,6 +117,8 @@ class Gateway:
         self.reader.stop()
         if self._health_thread:
             self._health_thread.join(5)
+        if self._print_worker is not None:
+            self._print_worker.shutdown(wait=True)
         for door in self.doors.values():
             door.close()
         self.runtime.stop()
@@ -169,25 +192,26 @@ class Gateway:
 
     # -- printers -----------------------------------------------------------------------------
     def _print_tap(self, binding: ReaderBinding, tap: CardTap) -> None:
-        if self.printing is None or binding.printer is None:
-            self._emit_quiet("print.denied", {"printer": binding.printer, "person_id": None,
+        printer = binding.printer
+        if self.printing is None or self._print_worker is None or printer is None:
+            self._emit_quiet("print.denied", {"printer": printer, "person_id": None,
                                               "reason": "printing_not_configured"})
             return
-        now = self.clock()
-        policy = self.policies.current
-        person = person_for_card(policy, tap.uid) if policy else None
+        person = person_for_card(self.policies.current, tap.uid)
         if person is None:
-            self.printing.release_for(None, [], binding.printer)
-            return
-        denial = may_print(policy, person.id, binding.printer, now)
-        if denial is None and self.printing.settings.require_presence:
-            with self._lock:
-                inside = self._state.presence.get(person.id) is Direction.IN
-            denial = None if inside else "not_in_room"
-        self.printing.release_for(
-            person.id, person.cups_users, binding.printer,
-            denial=str(denial.value if hasattr(denial, "value") else denial) if denial else None,
-        )
+            self._print_worker.submit(self.printing.release_for, None, [], printer)
+        else:
+            self._print_worker.submit(
+                self.printing.release_for, person.id, person.cups_users, printer
+            )
+
+    def _print_right(self, person_id: str, printer: str, now: datetime) -> str | None:
+        denial = may_print(self.policies.current, person_id, printer, now)
+        return denial.value if denial else None
+
+    def _is_present(self, person_id: str, _now: datetime) -> bool:
+        with self._lock:
+            return self._state.presence.get(person_id) is Direction.IN
 
     # -- health -------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -209,7 +233,11 @@ class Gateway:
         while not self._stop.wait(HEALTH_INTERVAL_S):
             self.publish_health()
             if self.printing is not None:
-                self.printing.expire(self.clock())
+                try:
+                    self.printing.ensure_holding()
+                    self.printing.expire(self.clock())
+                except PrintError:
+                    log.warning("CUPS unreachable; expiry retried on the next tick")
 
     def _emit_quiet(self, kind: str, data: Mapping[str, Any] | Any) -> None:
         """Journal an event; a journal failure is counted and reported, never hides the action."""

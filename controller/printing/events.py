@@ -35,7 +35,7 @@ class PrintReleasePayload(BaseModel, extra="forbid"):
     """An output record: these jobs went to the printer because ``person`` tapped at it."""
 
     printer: str
-    person: str
+    person_id: str
     job_ids: list[int]
     jobs: list[ReleasedJob]
     copies: int = Field(ge=0)
@@ -47,7 +47,7 @@ class PrintDeniedPayload(BaseModel, extra="forbid"):
 
     reason: DenialReason
     printer: str
-    person: str | None
+    person_id: str | None
     # Jobs that were due for release but are not confirmed released: they stay held.
     job_ids: list[int] = Field(default_factory=list)
     detail: str | None = None
@@ -56,7 +56,7 @@ class PrintDeniedPayload(BaseModel, extra="forbid"):
 class ExpiredJob(BaseModel, extra="forbid"):
     job_id: int
     cups_user: str
-    person: str | None
+    person_id: str | None
     held_hours: float
 
 

@@ -152,7 +152,7 @@ class PrintRelease:
             pages = [r.pages for r in records]
             payload = PrintReleasePayload(
                 printer=printer,
-                person=person_id,
+                person_id=person_id,
                 job_ids=[r.job_id for r in records],
                 jobs=records,
                 copies=sum(r.copies for r in records),
@@ -192,7 +192,7 @@ class PrintRelease:
         payload = PrintDeniedPayload(
             reason=reason,
             printer=printer,
-            person=person_id,
+            person_id=person_id,
             job_ids=[j.job_id for j in held],
             detail=detail,
         )
@@ -237,7 +237,7 @@ class PrintRelease:
         person = self._person_for_user(job.owner) if self._person_for_user else None
         held = (now - job.created).total_seconds() / 3600
         return ExpiredJob(
-            job_id=job.job_id, cups_user=job.owner, person=person, held_hours=round(held, 3)
+            job_id=job.job_id, cups_user=job.owner, person_id=person, held_hours=round(held, 3)
         )
 
     def _ensure_holding(self, printer: str) -> None:

@@ -57,12 +57,15 @@ def make_kit(
     reader_prefix: str = "Virtual PCD",
     backend: str = "pcsc",
     unlock_s: float = 5.0,
+    policy: Policy | None = None,
+    bindings: list[dict[str, Any]] | None = None,
+    printing: dict[str, Any] | None = None,
 ) -> GatewayKit:
     root.mkdir(parents=True, exist_ok=True)
     generate(root / "node.key")
     admin = generate(root / "admin.key")
     policy_file = root / "policy.signed"
-    policy_file.write_bytes(sign_policy(make_policy(), admin))
+    policy_file.write_bytes(sign_policy(policy or make_policy(), admin))
     data: dict[str, Any] = {
         "node": {"name": "gw1", "site": SITE, "data_dir": str(root), "clock": "synced"},
         "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "backoff_min_s": 0.05,
@@ -70,7 +73,7 @@ def make_kit(
         "gpio": {"backend": "mock"},
         "readers": {
             "backend": backend,
-            "bindings": [
+            "bindings": bindings or [
                 {"name": f"{reader_prefix} 00 00", "role": "door_in", "door": DOOR},
                 {"name": f"{reader_prefix} 00 01", "role": "door_out", "door": DOOR},
             ],
@@ -79,6 +82,8 @@ def make_kit(
                    "unlock_s": unlock_s}],
         "policy": {"trusted_keys": ["admin.key.pub"], "file": "policy.signed"},
     }
+    if printing is not None:
+        data["printing"] = printing
     config_path = root / "gateway.toml"
     config_path.write_text(tomli_w.dumps(data))
     return GatewayKit(root, parse_config(data, base=root), admin, config_path)

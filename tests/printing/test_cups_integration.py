@@ -191,7 +191,7 @@ def test_release_for_alice_releases_only_alices_jobs_on_that_printer(
     assert locs[bobs].queue == hold and locs[bobs].state in WAITING_STATES
     assert locs[elsewhere].queue == other_hold and locs[elsewhere].state in WAITING_STATES
     (rel,) = events.of(PRINT_RELEASE)
-    assert rel["person"] == "p-alice" and rel["printer"] == hold
+    assert rel["person_id"] == "p-alice" and rel["printer"] == hold
     assert sorted(rel["job_ids"]) == sorted(mine)
     assert rel["copies"] == 4
     assert {j["cups_user"] for j in rel["jobs"]} == {"alice", "a.suzuki"}
@@ -254,7 +254,7 @@ def test_expiry_cancels_and_reports(
     assert all(loc.state == JobState.CANCELED for loc in locs.values())
     (exp,) = events.of(PRINT_EXPIRED)
     assert sorted(exp["job_ids"]) == sorted(jobs)
-    owners = {j["cups_user"]: j["person"] for j in exp["jobs"]}
+    owners = {j["cups_user"]: j["person_id"] for j in exp["jobs"]}
     assert owners == {"alice": "p-alice", "bob": None}
 
 

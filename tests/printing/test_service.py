@@ -37,7 +37,7 @@ def test_release_moves_only_the_tappers_jobs(fake: FakeCups, events: Events, clo
     assert fake.jobs[a1].queue == fake.jobs[a2].queue == "room-release"
     assert fake.jobs[b1].queue == "room" and fake.jobs[b1].state == JobState.PENDING
     (rel,) = events.of(PRINT_RELEASE)
-    assert rel["person"] == "p-alice" and rel["printer"] == "room"
+    assert rel["person_id"] == "p-alice" and rel["printer"] == "room"
     assert rel["job_ids"] == [a1, a2]
     assert rel["copies"] == 3 and rel["pages"] == 4
     assert all(j["title"] is None and j["title_sha256"] for j in rel["jobs"])
@@ -71,7 +71,7 @@ def test_person_denials_touch_no_job(
     assert out.denial == reason and out.released == ()
     assert fake.jobs[jid].queue == "room"
     assert events.of(PRINT_DENIED) == [
-        {"reason": reason, "printer": "room", "person": person, "job_ids": [], "detail": None}
+        {"reason": reason, "printer": "room", "person_id": person, "job_ids": [], "detail": None}
     ]
     assert not [c for c in fake.calls if c[0] == "release"]
 
@@ -188,7 +188,7 @@ def test_expire_cancels_old_jobs_and_reports_owners(
     assert fake.jobs[young].state == JobState.PENDING
     (exp,) = events.of(PRINT_EXPIRED)
     assert exp["job_ids"] == [stranger, old] and exp["hold_hours"] == 4
-    assert [(j["cups_user"], j["person"]) for j in exp["jobs"]] == [
+    assert [(j["cups_user"], j["person_id"]) for j in exp["jobs"]] == [
         ("mallory", None),
         ("alice", "p-alice"),
     ]
