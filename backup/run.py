@@ -15,17 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from backup import cache, crypto, snapshot
-from backup.chunker import Chunker
+from backup.chunker import MIN_SIZE, Chunker
 from backup.errors import StorageError
 from backup.repo import Repository
 from backup.storage import io_errors
-from backup.uploader import ChunkResult, Uploader
+from backup.uploader import Result, SmallFile, Uploader
 from backup.walk import WalkErrors, data_extents, walk
 
 SEGMENT = 4 * 1024 * 1024
 CHECKPOINT_PACKS = 16
 
-Pending = list[tuple[int, int, Future[list[ChunkResult]], int]]
+Pending = list[tuple[int, int, Future[list[Result]], int]]
 
 
 @dataclass
@@ -162,7 +162,12 @@ def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
                     res.bytes_total += st.st_size
                     continue
                 try:
-                    size, pending = _read_file(path, st, chunker, up, res)
+                    if 0 < st.st_size <= MIN_SIZE:  # one chunk: a worker reads it
+                        fut, i = up.add(SmallFile(path, st.st_size))
+                        size, pending = st.st_size, [(0, -1, fut, i)]
+                        res.bytes_read += size
+                    else:
+                        size, pending = _read_file(path, st, chunker, up, res)
                 except OSError as exc:
                     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                         raise
@@ -187,14 +192,32 @@ def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
         up.abort()
         raise
     refs: set[bytes] = set()
+    unreadable: set[int] = set()
     for entry, tag, key, pending in waiting:
         chunks = []
         for off, length, fut, i in pending:
-            cid = fut.result()[i]
-            chunks.append([off, length, None if cid is None else cid.hex()])
+            got = fut.result()[i]
+            if length == -1:  # a small file read by a worker
+                if isinstance(got, OSError):
+                    errors.add(entry[1], got)
+                    unreadable.add(id(entry))
+                    res.bytes_total -= entry[7]
+                    break
+                assert isinstance(got, tuple)
+                got, length = got
+                res.bytes_read += length - entry[7]
+                res.bytes_total += length - entry[7]
+                entry[7] = length
+                if not length:
+                    break
+            assert got is None or isinstance(got, bytes)
+            chunks.append([off, length, None if got is None else got.hex()])
         entry[8] = chunks
-        if entry[7] == key[0]:
+        if entry[7] == key[0] and id(entry) not in unreadable:
             new_cache[tag] = [*key, chunks]
+    if unreadable:
+        entries = [e for e in entries if id(e) not in unreadable]
+        res.files -= len(unreadable)
     for entry in entries:
         if entry[0] == snapshot.FILE:
             refs.update(bytes.fromhex(c[2]) for c in entry[8] if c[2] is not None)

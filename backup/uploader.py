@@ -8,6 +8,7 @@ bytes are bounded to keep the peak RSS low.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,6 +24,32 @@ BATCH_COUNT = 512
 
 Data = bytes | memoryview
 ChunkResult = bytes | None  # chunk id, or None for an all-zero chunk
+# a whole small file read by a worker: (chunk result, bytes read), or the error reading it
+FileResult = tuple[ChunkResult, int] | OSError
+Result = ChunkResult | FileResult
+
+
+class SmallFile:
+    """A file of at most one chunk, read by a worker thread rather than the walking thread."""
+
+    __slots__ = ("path", "size")
+
+    def __init__(self, path: str, size: int) -> None:
+        self.path, self.size = path, size
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def read_small(path: str, size: int) -> bytes:
+    try:  # O_NOATIME: a backup does not disturb the vault's access times (owner or root only)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NOATIME)
+    except PermissionError:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        return os.pread(fd, size, 0)
+    finally:
+        os.close(fd)
 
 
 def is_zero(data: Data) -> bool:
@@ -47,7 +74,7 @@ class Uploader:
         self._cond = threading.Condition()
         self._inflight = 0
         self._max_inflight = max_inflight
-        self._batch: list[Data] = []
+        self._batch: list[Data | SmallFile] = []
         self._batch_bytes = 0
         self.bytes_new = 0
         self.bytes_stored = 0
@@ -56,10 +83,10 @@ class Uploader:
 
     # --- submission (main thread) -----------------------------------------------------------
 
-    def add(self, data: Data) -> tuple[Future[list[ChunkResult]], int]:
+    def add(self, data: Data | SmallFile) -> tuple[Future[list[Result]], int]:
         """Queue one chunk; returns (future of its batch's results, index in that batch)."""
         if not self._batch:
-            self._future: Future[list[ChunkResult]] = Future()
+            self._future: Future[list[Result]] = Future()
         self._batch.append(data)
         self._batch_bytes += len(data)
         fut, pos = self._future, len(self._batch) - 1
@@ -83,7 +110,7 @@ class Uploader:
             self._inflight += size
         inner = self._pool.submit(self._work, batch, size)
 
-        def _relay(f: Future[list[ChunkResult]]) -> None:
+        def _relay(f: Future[list[Result]]) -> None:
             exc = f.exception()
             if exc is not None:
                 outer.set_exception(exc)
@@ -94,11 +121,11 @@ class Uploader:
 
     # --- workers ------------------------------------------------------------------------------
 
-    def _work(self, batch: list[Data], size: int) -> list[ChunkResult]:
+    def _work(self, batch: list[Data | SmallFile], size: int) -> list[Result]:
         try:
             if self._error is not None:
                 raise self._error
-            return [self._one(d) for d in batch]
+            return [self._file(d) if isinstance(d, SmallFile) else self._one(d) for d in batch]
         except BaseException as exc:
             self._error = self._error or exc
             raise
@@ -114,6 +141,13 @@ class Uploader:
             with self._lock:
                 self._writers.append(w)
         return w
+
+    def _file(self, item: SmallFile) -> FileResult:
+        try:
+            data = read_small(item.path, item.size)
+        except OSError as exc:
+            return exc  # named and counted by the walking thread; the run goes on
+        return self._one(data), len(data)
 
     def _one(self, data: Data) -> ChunkResult:
         if is_zero(data):

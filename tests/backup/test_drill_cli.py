@@ -107,3 +107,34 @@ def test_unexpected_error_still_emits_failed(env: Env, monkeypatch: pytest.Monke
     assert env.cli("run", "--config", str(env.cfg_file), emit=rec) == 1
     (kind, data), = rec.events
     assert kind == "backup.failed" and data["error"] == "error"
+
+
+def test_unreadable_file_is_named_counted_and_left_out(env: Env,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import backup.uploader
+
+    fill_vault(env.vault, files=4, big=0)
+    victim = sorted(env.vault.rglob("*.csv"))[1]
+    real = backup.uploader.read_small
+
+    def flaky(path: str, size: int) -> bytes:
+        if path == str(victim):
+            raise PermissionError(13, "Permission denied")
+        return real(path, size)
+
+    monkeypatch.setattr(backup.uploader, "read_small", flaky)
+    rec = Recorder()
+    assert env.cli("run", "--config", str(env.cfg_file), emit=rec) == 10
+    (kind, data), = rec.events
+    assert kind == "backup.snapshot" and data["skipped"] == 1 and data["files"] == 3
+    monkeypatch.undo()
+    from backup import snapshot
+    from backup.repo import Repository
+
+    repo = Repository.open(env.cfg.repository)
+    paths = [e[1] for e in snapshot.open_manifest(repo.snapshots()[-1], env.key)["entries"]]
+    assert str(victim) not in paths and len([p for p in paths if p.endswith(".csv")]) == 3
+    # the next run reads it (nothing about it was cached)
+    rec = Recorder()
+    assert env.cli("run", "--config", str(env.cfg_file), emit=rec) == 0
+    assert rec.events[-1][1]["files"] == 4 and rec.events[-1][1]["files_new"] == 1

@@ -2,8 +2,8 @@
 
     .venv/bin/python tests/bench/backup_vs_restic.py [--quick] [--keep DIR]
 
-Incremental and restore run --repeat times per tool (default 3, alternating which tool goes
-first, medians reported): on a shared machine single runs swing by 2x.
+First backup, incremental and restore run --repeat times per tool (default 3, alternating
+which tool goes first, medians reported): on a shared machine single runs swing by 2x.
 
 Generates a vault (about 1 GB: 20,000 small compressible files, 300 incompressible 2 MB files,
 four 50 MB semi-compressible dumps; --quick: about 50 MB), then for restic (/usr/bin/restic,
@@ -138,7 +138,7 @@ def main() -> int:
     ap.add_argument("--keep", type=Path, help="keep the work folder here")
     ap.add_argument("--seed", type=int, default=20261122)
     ap.add_argument("--repeat", type=int, default=3,
-                    help="runs of incremental and restore per tool (medians are reported)")
+                    help="runs of first backup, incremental and restore per tool (medians)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="bench-backup-", dir=args.keep))
@@ -197,8 +197,15 @@ def main() -> int:
                   f"secroom {s[name]:7.2f}s ({s[name + '_cpu']:6.2f} cpu)"
                   + (f"   median of {repeat}" if repeat > 1 else ""))
 
+        def fresh_repositories(i: int) -> None:
+            if i == 0:
+                return
+            for d in ("restic-repo", "restic-cache", "secroom-repo", "gw"):
+                shutil.rmtree(work / d, ignore_errors=True)
+            subprocess.run([RESTIC, "init"], env=env_r, check=True, stdout=subprocess.DEVNULL)
+
         both("first", ["backup", "--host", "bench", str(vault)],
-             sec + ["run", "--config", str(cfg)])
+             sec + ["run", "--config", str(cfg)], repeat=args.repeat, before=fresh_repositories)
         changes: list[int] = []
 
         def change(i: int) -> None:
