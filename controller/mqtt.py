@@ -12,7 +12,8 @@ paho's own network thread (``loop_start``):
   living inside paho until its PUBACK: if the connection drops first, paho re-sends it (same mid,
   DUP flag) right after the next CONNACK, in the order it was handed over. ``on_published(mid)``
   fires once per PUBACK.
-- Subscriptions are remembered and renewed on every (re)connect. Incoming messages are matched
+- Subscriptions are remembered and renewed on every (re)connect; ``wait_subscribed`` returns
+  once the broker SUBACKed all of them on the current connection. Incoming messages are matched
   against the remembered filters; a handler that raises is counted in ``stats["handler_errors"]``
   and never reaches paho's thread, and neither does an exception from our own hooks.
 - The password is read from ``password_file`` when the link starts and is never kept in a model,
@@ -21,6 +22,7 @@ paho's own network thread (``loop_start``):
 
 from __future__ import annotations
 
+import itertools
 import ssl
 import threading
 from collections.abc import Callable
@@ -67,6 +69,7 @@ _COUNTERS = (
     "messages",
     "handler_errors",
     "callback_errors",
+    "subscribe_failures",
 )
 
 
@@ -90,6 +93,12 @@ class MqttLink:
         self.last_error: str | None = None
         self._subs: dict[str, tuple[int, list[Handler]]] = {}
         self._subs_lock = threading.Lock()
+        # SUBSCRIBE mids not yet SUBACKed on this connection (and SUBACKs seen before the mid
+        # was recorded); ``subscribed`` is set when none is pending.
+        self._pending_subs: set[int] = set()
+        self._early_subacks: set[int] = set()
+        self._subscribed = threading.Condition(self._subs_lock)
+        self._tokens = itertools.count(-1, -1)  # placeholders, never a real (positive) mid
         self._started = False
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
@@ -110,6 +119,7 @@ class MqttLink:
         self._client.on_disconnect = self._paho_disconnect
         self._client.on_publish = self._paho_publish
         self._client.on_message = self._paho_message
+        self._client.on_subscribe = self._paho_subscribed
 
     def __repr__(self) -> str:
         s = self.settings
@@ -191,14 +201,35 @@ class MqttLink:
             for i, lvl in enumerate(levels)
         ):
             raise MqttError(f"invalid MQTT topic filter {topic_filter!r}")
-        with self._subs_lock:
+        with self._subscribed:
             _, handlers = self._subs.get(topic_filter, (qos, []))
             self._subs[topic_filter] = (qos, [*handlers, handler])
-        if self.connected.is_set():
-            try:
-                self._client.subscribe(topic_filter, qos=qos)
-            except ValueError as exc:
-                raise MqttError(f"cannot subscribe to {topic_filter!r}: {exc}") from exc
+            token = next(self._tokens) if self.connected.is_set() else None
+            if token is not None:
+                self._pending_subs.add(token)
+        # Not connected: the next connect subscribes it (it reads the filters after setting
+        # ``connected``, under the same lock, so no filter is missed).
+        if token is not None:
+            self._send_subscribe([(topic_filter, qos)], token)
+
+    def wait_subscribed(self, timeout: float) -> bool:
+        """True once the link is connected and every filter is SUBACKed on this connection."""
+        with self._subscribed:
+            return self._subscribed.wait_for(
+                lambda: self.connected.is_set() and not self._pending_subs, timeout
+            )
+
+    def _send_subscribe(self, subs: list[tuple[str, int]], token: int) -> None:
+        """SUBSCRIBE; ``token`` stands in the pending set until the packet's mid is known."""
+        rc, mid = self._client.subscribe(subs)
+        with self._subscribed:
+            self._pending_subs.discard(token)
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+                return  # the connection dropped: every filter is renewed on the next connect
+            if mid in self._early_subacks:
+                self._early_subacks.discard(mid)
+            else:
+                self._pending_subs.add(mid)
 
     # -- paho callbacks (run on paho's network thread) ----------------------------------------
 
@@ -211,14 +242,33 @@ class MqttLink:
             return
         self.stats["connects"] += 1
         self.last_error = None
-        # Set before reading the filters: a concurrent subscribe() either is in this list or
-        # sees the link connected and subscribes itself (a duplicate SUBSCRIBE is harmless).
-        self.connected.set()
-        with self._subs_lock:
+        with self._subscribed:
+            self._pending_subs.clear()
+            self._early_subacks.clear()
             subs = [(f, q) for f, (q, _) in self._subs.items()]
+            token = next(self._tokens)
+            if subs:
+                self._pending_subs.add(token)
+            # Set while holding the lock that subscribe() takes to add a filter: a concurrent
+            # subscribe() is either in ``subs`` or sees the link connected and sends its own.
+            self.connected.set()
+            self._subscribed.notify_all()
         if subs:
-            self._client.subscribe(subs)
+            self._send_subscribe(subs, token)
         self._call_hook(self.on_connect)
+
+    def _paho_subscribed(
+        self, client: Any, userdata: Any, mid: int, reasons: Any, props: Any
+    ) -> None:
+        if any(r.is_failure for r in reasons):
+            self.stats["subscribe_failures"] += 1
+            self.last_error = f"broker refused a subscription: {[str(r) for r in reasons]}"
+        with self._subscribed:
+            if mid in self._pending_subs:
+                self._pending_subs.discard(mid)
+            else:
+                self._early_subacks.add(mid)
+            self._subscribed.notify_all()
 
     def _paho_connect_fail(self, client: Any, userdata: Any) -> None:
         self.stats["connect_failures"] += 1

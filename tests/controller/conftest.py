@@ -74,7 +74,7 @@ class Collector:
 
     def __enter__(self) -> Collector:
         self.link.start()
-        assert self.link.connected.wait(10), "collector could not connect"
+        assert self.link.wait_subscribed(10), f"collector not subscribed: {self.link.last_error}"
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 def started(link: MqttLink) -> MqttLink:
     link.start()
-    assert link.connected.wait(10), link.last_error
+    assert link.wait_subscribed(10), link.last_error
     return link
 
 
@@ -83,8 +83,8 @@ def test_resubscribes_after_broker_restart(broker: Broker) -> None:
         sub.on_connect = reconnected.set
         broker.restart()
         assert reconnected.wait(10)
+        assert sub.wait_subscribed(10)  # the renewed SUBSCRIBE was SUBACKed
         assert pub.connected.wait(10)
-        # The SUBSCRIBE is sent before on_connect: a publish after both reconnects arrives.
         pub.publish("a/b", b"after")
         assert got.get(timeout=5) == b"after"
         assert sub.stats["disconnects"] == 1 and sub.stats["connects"] == 2
@@ -143,3 +143,18 @@ def test_inflight_message_is_resent_after_reconnect(broker: Broker) -> None:
 def test_invalid_filters_are_refused(bad: str) -> None:
     with pytest.raises(MqttError, match="invalid MQTT topic filter"):
         MqttLink(MqttSettings(), client_id="x").subscribe(bad, lambda t, p: None)
+
+
+@pytest.mark.integration
+def test_subscribe_while_connected_is_acknowledged(broker: Broker) -> None:
+    got: queue.Queue[bytes] = queue.Queue()
+    sub = started(MqttLink(fast_mqtt(broker.port), client_id="sub"))
+    pub = started(MqttLink(fast_mqtt(broker.port), client_id="pub"))
+    try:
+        sub.subscribe("late/+", lambda t, p: got.put(p))
+        assert sub.wait_subscribed(10)
+        pub.publish("late/1", b"seen")
+        assert got.get(timeout=5) == b"seen"
+    finally:
+        pub.stop()
+        sub.stop()
