@@ -16,6 +16,9 @@ def make_special(vault: Path) -> None:
     (vault / "empty").write_bytes(b"")
     (vault / "空のフォルダ").mkdir()
     (vault / "名前 with spaces ＆ 記号.txt").write_text("マイナンバー取扱台帳\n", encoding="utf-8")
+    undecodable = os.path.join(os.fsencode(vault), b"latin1-\xe9t\xe9-\xff.txt")
+    with open(undecodable, "wb") as fh:  # not valid UTF-8: kept byte for byte
+        fh.write(b"bytes name\n")
     (vault / "exec.sh").write_text("#!/bin/sh\necho hi\n")
     os.chmod(vault / "exec.sh", 0o750)  # noqa: S103 - a mode to restore
     (vault / "readonly.txt").write_text("ro")
