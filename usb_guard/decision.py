@@ -197,5 +197,6 @@ def _medium_verdict(device: UsbDevice, policy: UsbPolicy | None, host: str, now:
     if not current:
         return _block("expired", "medium is past its usable-until time", on_host)
     read_only = force_read_only or any(m.read_only for m in current)
-    rule = "medium:" + ",".join(m.control_number for m in current)
+    numbers = [m.control_number for m in current]
+    rule = "medium:" + ",".join(numbers[:5]) + (f",+{len(numbers) - 5}" if len(numbers) > 5 else "")
     return Verdict("readonly" if read_only else "allow", rule, "registered medium", current)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from usb_guard.errors import DescriptorError
 
 MAX_DESCRIPTORS_BYTES = 64 * 1024
+MAX_INTERFACE_TYPES = 64  # Linux allows 32 interfaces per configuration; keeps events small
 DEVICE_DESCRIPTOR = 1
 CONFIG_DESCRIPTOR = 2
 INTERFACE_DESCRIPTOR = 4
@@ -67,6 +68,8 @@ def parse_descriptors(raw: bytes) -> Descriptors:
     if not interfaces:
         raise DescriptorError("no interface descriptor")
     unique = tuple(dict.fromkeys(interfaces))
+    if len(unique) > MAX_INTERFACE_TYPES:
+        raise DescriptorError(f"{len(unique)} interface types (a real device has a few)")
     return Descriptors(
         device_class, vendor_id, product_id, unique, hashlib.sha256(raw).hexdigest()
     )

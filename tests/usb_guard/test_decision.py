@@ -124,3 +124,10 @@ def test_a_forged_registered_identity_is_blocked_whole_even_per_interface() -> N
     badusb = device([(8, 6, 0x50), (3, 1, 1)])
     verdict = decide(badusb, UsbPolicy(media=(medium,)), HOST, NOW, per_interface=True)
     assert (verdict.action, verdict.rule) == ("block", "interfaces_mismatch")
+
+
+def test_rule_name_stays_short_with_many_candidates() -> None:
+    media = tuple(make_medium(f"USB-{i:04d}", serial=None)[0] for i in range(1, 40))
+    verdict = decide(device([(8, 6, 0x50)], None), UsbPolicy(media=media), HOST, NOW)
+    assert verdict.rule == "medium:USB-0001,USB-0002,USB-0003,USB-0004,USB-0005,+34"
+    assert len(verdict.candidates) == 39 and verdict.control_number is None

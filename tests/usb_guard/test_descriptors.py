@@ -72,3 +72,10 @@ def test_single_byte_corruption_only_ever_raises_descriptor_error(pos: int, val:
     except DescriptorError:
         return
     assert parsed.interfaces  # anything accepted still has at least one interface
+
+
+def test_a_flood_of_interface_types_is_refused() -> None:
+    many = [(0xFF, i, 0) for i in range(65)]
+    with pytest.raises(DescriptorError, match="interface types"):
+        parse_descriptors(build_descriptors(1, 2, many))
+    assert len(parse_descriptors(build_descriptors(1, 2, many[:64])).interfaces) == 64

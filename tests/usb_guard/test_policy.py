@@ -6,7 +6,7 @@ from pydantic import ValidationError
 from usb_guard.events import UsbInserted, mask_serial, serial_sha256
 from usb_guard.policy import ClassRule, MediumIdentity, UsbPolicy
 
-from .conftest import NOW, make_medium
+from .conftest import NOW, Harness, make_medium
 
 
 def test_policy_round_trips_through_json_as_it_travels_in_the_signed_policy() -> None:
@@ -52,3 +52,19 @@ def test_serial_never_travels_in_full() -> None:
     assert serial not in event.model_dump_json()
     assert event.serial_masked == "********9018"
     assert mask_serial("AB") == "**" and mask_serial(None) is None
+
+
+def test_largest_possible_usb_event_stays_small(harness: Harness) -> None:
+    """Whatever a device reports, the event fits easily in one envelope (64 KiB)."""
+    from usb_guard.descriptors import MAX_INTERFACE_TYPES
+    from usb_guard.simulated import DeviceSpec
+
+    interfaces = tuple((0xFF, i, 0) for i in range(MAX_INTERFACE_TYPES - 1)) + ((8, 6, 0x50),)
+    spec = DeviceSpec(0xFFFF, 0xFFFF, interfaces, "S" * 255, "x" * 4000)
+    harness.policy = UsbPolicy(default="allow")
+    harness.agent.start()
+    name = harness.sim.plug(spec)
+    harness.pump()
+    event = harness.final(name)
+    assert len(event.interfaces) == MAX_INTERFACE_TYPES
+    assert len(event.model_dump_json()) < 4096
