@@ -45,6 +45,7 @@ from pydantic import (
 from controller.door_events import PolicyApplied, PolicyRejected
 from controller.envelope import b64u, canonical_json, unb64u
 from controller.keys import key_id as _key_id
+from usb_guard.policy import UsbPolicy
 
 SIGNING_CONTEXT = b"secroom/v1/policy\n"
 MAX_POLICY_BYTES = 4 * 1024 * 1024
@@ -179,6 +180,7 @@ class Policy(BaseModel):
     printers: list[Ident] = []
     lockdown: bool = False
     lockdown_doors: list[Ident] = []
+    usb: UsbPolicy = Field(default_factory=UsbPolicy)
 
     _tz: ZoneInfo = PrivateAttr()
     _by_card: dict[str, Person] = PrivateAttr()
