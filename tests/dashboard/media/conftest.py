@@ -1,0 +1,70 @@
+"""Fixtures for the media ledger: people to hold media, registration data, and a web app with
+the media router wired in (until the lead adds it to the app factory and the role matrix)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+import dashboard.models.media  # noqa: F401 - registers the media tables on Base.metadata
+from dashboard import services
+from dashboard.auth import roles
+from dashboard.media.web import MEDIA_ROLES, router
+from tests.dashboard.web.conftest import ClosedBus, Clock, WebApp, make_db, make_settings
+
+NOW = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
+PEOPLE = {"p1": "佐藤 花子", "p2": "鈴木 一郎", "p3": "高橋 次郎"}
+
+
+def wire(app: Any) -> None:
+    """Add the media routes to an app built by ``create_app`` unless it already has them."""
+    names = {getattr(r, "name", None) for r in app.router.routes}
+    if "media.page" not in names:
+        app.router.routes.extend(router.routes)
+
+
+@pytest.fixture(autouse=True)
+def media_roles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The media column of the role matrix (a no-op once the lead has merged MEDIA_ROLES)."""
+    for name, allowed in MEDIA_ROLES.items():
+        monkeypatch.setitem(roles.ROLE_MATRIX, name, allowed)
+
+
+def add_people(db: Session, now: datetime = NOW) -> None:
+    for pid, name in PEOPLE.items():
+        services.create_person(db, "seed", {"id": pid, "name": name}, now=now)
+
+
+def medium_data(**over: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "vendor_id": "0781", "product_id": "5581", "serial": secrets.token_hex(6).upper(),
+        "descriptors_sha256": secrets.token_hex(32), "interfaces": ["08:06:50"],
+        "token_digest": secrets.token_hex(32), "make": "SanDisk", "model": "Ultra 32GB",
+        "capacity": "32 GB", "custodian": "p1", "hosts": ["pc-01"],
+    }
+    data.update(over)
+    return data
+
+
+@pytest.fixture
+def media_app(tmp_path: Path) -> Iterator[WebApp]:
+    """The dashboard app (SQLite) with the media routes, three people and a settable clock."""
+    settings = make_settings(tmp_path / "data")
+    sm = make_db(settings)
+    clock = Clock(NOW)
+    from dashboard.app import create_app
+
+    app = create_app(settings, sessionmaker=sm, bus=ClosedBus(), clock=clock)
+    wire(app)
+    with sm.begin() as db:
+        add_people(db)
+    w = WebApp(settings, sm, app, clock)
+    yield w
+    for c in w.clients.values():
+        c.close()
