@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
+from dashboard.auth.roles import allowed
 from dashboard.auth.service import Principal
 from dashboard.i18n import LANGUAGE_COOKIE, Translator, pick_language
 from dashboard.settings import DashboardSettings
@@ -52,8 +53,30 @@ def translator(request: Request) -> Translator:
     return Translator(lang, cfg.zone)
 
 
+# The navigation bar: (route, link, message key); each link shows only to roles that may follow it.
+NAV_ITEMS: tuple[tuple[str, str, str], ...] = (
+    ("overview.page", "/", "nav.overview"),
+    ("door_log.page", "/door-log", "nav.door_log"),
+    ("presence.page", "/presence", "nav.presence"),
+    ("people.page", "/people", "nav.people"),
+    ("groups.page", "/groups", "nav.groups"),
+    ("doors.page", "/doors", "nav.doors"),
+    ("printers.page", "/printers", "nav.printers"),
+    ("lockdown.page", "/lockdown", "nav.lockdown"),
+    ("nodes.page", "/nodes", "nav.nodes"),
+    ("anomalies.page", "/anomalies", "nav.anomalies"),
+    ("audit.page", "/audit", "nav.audit"),
+    ("users.page", "/users", "nav.users"),
+)
+
+
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
     who = request.scope.get("state", {}).get("principal")
+
+    def can(route_name: str) -> bool:
+        """The role matrix, for templates: show a control only to roles that may use it."""
+        return isinstance(who, Principal) and allowed(route_name, who.role)
+
     base = {
         "t": translator(request),
         "me": who,
@@ -61,6 +84,8 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
         "site": settings(request).site,
         "nav": getattr(request.scope.get("route"), "name", ""),
         "flash": flash_from_query(request),
+        "can": can,
+        "nav_items": NAV_ITEMS,
     }
     return TEMPLATES.TemplateResponse(request, name, {**base, **context}, status_code=status)
 

@@ -99,3 +99,19 @@ def test_auditor_changes_nothing() -> None:
                     "ack",
                 )
             ) or name in ("logout", "language.set"), name
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_navigation_offers_exactly_the_pages_the_role_may_open(webapp: WebApp, role: Role) -> None:
+    from dashboard.i18n import catalogue
+    from dashboard.web.deps import NAV_ITEMS
+
+    client, _ = webapp.as_role(role.value)
+    html = client.get("/nodes").text
+    nav = html[html.index("<nav>"):html.index("</nav>")]
+    shown = re.findall(r'href="([^"]+)"', nav)
+    expected = [href for route, href, _ in NAV_ITEMS if role in ROLE_MATRIX[route]]
+    assert shown == expected
+    for href in shown:
+        assert client.get(href).status_code == 200, href
+    assert all(key in catalogue("ja") and key in catalogue("en") for _, _, key in NAV_ITEMS)
