@@ -118,6 +118,8 @@ class AuthService:
             if needs_rehash(user.password_hash):
                 user.password_hash = hash_password(password)
             db.add(LoginAttempt(username=username, ip=ip, at=now, success=True))
+            # sessions that ended are only ever removed here and on their next use
+            db.execute(delete(Session).where(Session.expires_at <= now))
             token = secrets.token_urlsafe(32)
             csrf = secrets.token_urlsafe(32)
             row = Session(

@@ -306,3 +306,12 @@ def test_backup_operator_lands_on_a_page_its_role_may_see(webapp: WebApp) -> Non
     assert r.headers["location"] == "/nodes"
     assert client.get("/nodes").status_code == 200
     assert client.get("/").status_code == 403
+
+
+def test_ended_sessions_are_removed_at_the_next_login(webapp: WebApp) -> None:
+    webapp.as_role("auditor")
+    webapp.clock.advance(webapp.settings.session_max_age_s + 1)
+    c2 = webapp.client()
+    login(c2, "u_auditor")
+    with webapp.sm() as db:
+        assert len(db.scalars(select(Session)).all()) == 1
