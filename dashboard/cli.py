@@ -51,6 +51,8 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     _add_config(run)
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8080)
+    run.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    run.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
     run.set_defaults(handler=dashboard_run)
 
 
@@ -157,6 +159,10 @@ def dashboard_run(args: argparse.Namespace) -> int:
 
     try:
         settings = _settings(args)
+        if bool(args.tls_cert) != bool(args.tls_key):
+            raise SettingsError("--tls-cert and --tls-key go together")
+        if args.tls_cert and not settings.https:
+            raise SettingsError("serving HTTPS: set https = true so cookies are marked Secure")
         runtime = build_runtime(settings)
     except (SettingsError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -165,7 +171,8 @@ def dashboard_run(args: argparse.Namespace) -> int:
     runtime.start()
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="info",
-                    proxy_headers=False, server_header=False)
+                    proxy_headers=False, server_header=False,
+                    ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
     finally:
         runtime.stop()
     return 0
