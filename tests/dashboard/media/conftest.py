@@ -68,3 +68,13 @@ def media_app(tmp_path: Path) -> Iterator[WebApp]:
     yield w
     for c in w.clients.values():
         c.close()
+
+
+def register_form(w: WebApp, **over: Any) -> str:
+    c, csrf = w.as_role("admin")
+    d = medium_data(**over)
+    form = {**{k: v for k, v in d.items() if k not in ("interfaces", "hosts")},
+            "hosts": ", ".join(d["hosts"]), "csrf_token": csrf}
+    r = c.post("/media", data=form, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    return r.headers["location"].split("/media/")[1].split("?")[0]

@@ -17,18 +17,8 @@ from dashboard.auth.roles import PUBLIC_ROUTES, Role
 from dashboard.media.web import MEDIA_ROLES, router
 from dashboard.models.events import StoredEvent
 from dashboard.models.media import Medium, MediumRecord
-from tests.dashboard.media.conftest import NOW, medium_data
+from tests.dashboard.media.conftest import NOW, medium_data, register_form
 from tests.dashboard.web.conftest import PASSWORD, WebApp, login
-
-
-def register_form(w: WebApp, **over: Any) -> str:
-    c, csrf = w.as_role("admin")
-    d = medium_data(**over)
-    form = {**{k: v for k, v in d.items() if k not in ("interfaces", "hosts")},
-            "hosts": ", ".join(d["hosts"]), "csrf_token": csrf}
-    r = c.post("/media", data=form, follow_redirects=False)
-    assert r.status_code == 303, r.text
-    return r.headers["location"].split("/media/")[1].split("?")[0]
 
 
 def checkout_form(w: WebApp, cn: str, approver: str, password: str = PASSWORD,
