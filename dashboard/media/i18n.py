@@ -31,6 +31,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "media.token_digest": ("媒体トークンのダイジェスト", "Medium token digest"),
     "media.hosts": ("使用可能端末（カンマ区切り、* は全端末）",
                     "Allowed hosts (comma separated, * = any)"),
+    "media.allowed_hosts": ("使用可能端末", "Allowed hosts"),
     "media.read_only": ("読み取り専用", "Read-only"),
     "media.filter_state": ("状態", "State"),
     "media.search": ("検索", "Search"),

@@ -16,7 +16,15 @@ import dashboard.models.media  # noqa: F401 - registers the media tables on Base
 from dashboard import services
 from dashboard.auth import roles
 from dashboard.media.web import MEDIA_ROLES, router
-from tests.dashboard.web.conftest import Clock, ClosedBus, WebApp, make_db, make_settings
+from tests.dashboard.web.conftest import (  # noqa: F401 - the browser fixtures are reused
+    Clock,
+    ClosedBus,
+    WebApp,
+    browser_page,
+    live_dashboard,
+    make_db,
+    make_settings,
+)
 
 NOW = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
 PEOPLE = {"p1": "佐藤 花子", "p2": "鈴木 一郎", "p3": "高橋 次郎"}
