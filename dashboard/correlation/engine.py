@@ -67,7 +67,8 @@ class Correlator:
 
     def on_rows(self, session: Session, rows: Sequence[NumberAccess | AccessIn], now: datetime
                 ) -> PersistResult:
-        """Correlate newly stored rows (after they are flushed, so they see each other)."""
+        """Correlate newly stored rows (after they are flushed, so they see each other). Rows
+        must be new: their own keys are not checked for withdrawal."""
         s = self.s
         if len(rows) >= self.bulk_threshold:
             return self._bulk(session, rows, now)
@@ -77,7 +78,8 @@ class Correlator:
         successes: dict[str, AccessIn] = {}
         print_persons: dict[str, tuple[datetime, datetime]] = {}
         for a in items:
-            out.extend(self.access_context(session, a))
+            fresh = self.access_context(session, a)
+            out.found += fresh.found  # a new row's keys cannot exist yet: nothing to clear
             if a.category == "login" and not a.ok:
                 # a failure that arrives after the success it precedes: re-check that success
                 lw = timedelta(seconds=s.failed_login_window_s)

@@ -14,7 +14,7 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from typing import Any
 
@@ -29,11 +29,11 @@ from dashboard.correlation.settings import CorrelationSettings
 from dashboard.correlation.store import PersistResult, persist
 from dashboard.correlation.types import AccessIn, FindingOut, Interval, LoanIn, Outcome, UsbIn
 from dashboard.models.correlation import Finding
+from dashboard.models.numlog import NumberAccess
 from dashboard.models.types import UTCDateTime
 
 BATCH = 20_000
-_COLS = ("row_key, ts, source, line, no, operator, person_id, host, category, ok, purpose, "
-         "action, redacted_fields")
+_SLIM = "id, ts, person_id, host, category, ok, redacted_fields, operator"
 
 
 @dataclass
@@ -57,59 +57,111 @@ def _order(session: Session, col: str) -> str:
     return f'{col} COLLATE "C"' if session.get_bind().dialect.name == "postgresql" else col
 
 
-def _access(row: Any) -> AccessIn:
-    return AccessIn(key=row[0], ts=S.as_utc(row[1]), source=row[2], line=row[3], no=row[4],
-                    operator=row[5], person_id=row[6], host=row[7], category=row[8],
-                    ok=bool(row[9]), purpose=row[10], action=row[11],
-                    redacted_fields=S.as_list(row[12]))
+_EPOCH = datetime(1970, 1, 1)
 
 
-def access_rows(session: Session, since: datetime, until: datetime) -> Iterator[AccessIn]:
-    sql = (f"SELECT {_COLS} FROM number_access WHERE ts >= :since AND ts < :until "
+def _epoch(value: Any) -> float:
+    """Seconds since the epoch of a raw timestamp (SQLite text in UTC, or a PostgreSQL datetime)."""
+    if isinstance(value, str):
+        return (datetime.fromisoformat(value) - _EPOCH).total_seconds()
+    return float(value.timestamp())
+
+
+def _load(session: Session, ids: set[int]) -> dict[int, AccessIn]:
+    out: dict[int, AccessIn] = {}
+    wanted = sorted(ids)
+    for i in range(0, len(wanted), 500):
+        for r in session.scalars(select(NumberAccess).where(
+                NumberAccess.id.in_(wanted[i : i + 500]))):
+            out[r.id] = S.access_in(r)
+    return out
+
+
+def _with_ids(session: Session, since: datetime, until: datetime
+              ) -> Iterator[tuple[int, AccessIn]]:
+    for r in session.scalars(select(NumberAccess).where(
+            NumberAccess.ts >= since, NumberAccess.ts <= until)
+            .order_by(NumberAccess.ts, NumberAccess.line, NumberAccess.row_key)):
+        yield r.id, S.access_in(r)
+
+
+def access_rows(session: Session, since: datetime, until: datetime) -> Iterator[Any]:
+    """Slim raw rows (``_SLIM``), by person, time, line, key: what the pre-filter needs."""
+    sql = (f"SELECT {_SLIM} FROM number_access WHERE ts >= :since AND ts < :until "
            f"ORDER BY {_order(session, 'person_id')}, ts, line, {_order(session, 'row_key')}")
-    for row in _stream(session, sql, since=since, until=until):
-        yield _access(row)
+    return _stream(session, sql, since=since, until=until)
 
 
-def presence_rows(session: Session, since: datetime, until: datetime
-                  ) -> Iterator[tuple[str, Interval]]:
+def presence_rows(session: Session, since: datetime, until: datetime) -> Iterator[Any]:
+    """Raw (person_id, entered_at, left_at, door, enter_ref), by person and entry."""
     sql = ("SELECT person_id, entered_at, left_at, door, enter_ref FROM presence "
            "WHERE entered_at IS NOT NULL AND entered_at <= :until AND "
            "(left_at IS NULL OR left_at >= :since) "
            f"ORDER BY {_order(session, 'person_id')}, entered_at")
-    for p, a, b, door, ref in _stream(session, sql, since=since, until=until):
-        yield p, Interval(S.as_utc(a), None if b is None else S.as_utc(b), door, ref or "")
+    return _stream(session, sql, since=since, until=until)
 
 
 class _Sweep:
-    """Presence intervals of one person, swept forward as that person's rows advance in time."""
+    """One person's presence intervals (raw), swept forward as that person's rows advance in
+    time. ``at(t)`` keeps ``active``: the intervals whose [start - grace, end + grace] holds t
+    (so the row is covered iff it is not empty), and ``last``: the latest one that ended."""
 
-    def __init__(self, intervals: list[Interval], grace: float) -> None:
-        self.ivs = intervals
-        self.starts = [iv.start.timestamp() - grace for iv in intervals]  # type: ignore[union-attr]
-        self.ends = [None if iv.end is None else iv.end.timestamp() + grace for iv in intervals]
+    def __init__(self, raw: list[Any], grace: float) -> None:
+        self.raw = raw
+        self.starts = [_epoch(r[1]) - grace for r in raw]
+        self.ends = [None if r[2] is None else _epoch(r[2]) + grace for r in raw]
         self.i = 0
         self.active: list[int] = []
         self.last: int | None = None
 
-    def at(self, t: float) -> list[Interval]:
-        n = len(self.ivs)
+    def at(self, t: float) -> bool:
+        n = len(self.raw)
         while self.i < n and self.starts[self.i] <= t:
             self.active.append(self.i)
             self.i += 1
-        keep = []
-        for j in self.active:
-            end = self.ends[j]
-            if end is not None and end < t:
-                if self.last is None or (self.ivs[j].end or 0) > (self.ivs[self.last].end or 0):  # type: ignore[operator]
-                    self.last = j
-            else:
-                keep.append(j)
-        self.active = keep
-        out = [self.ivs[j] for j in keep]
-        if self.last is not None:
-            out.append(self.ivs[self.last])
+        if self.active:
+            keep = []
+            for j in self.active:
+                end = self.ends[j]
+                if end is not None and end < t:
+                    if self.last is None or end > (self.ends[self.last] or 0.0):
+                        self.last = j
+                else:
+                    keep.append(j)
+            self.active = keep
+        return bool(self.active)
+
+    def intervals(self) -> list[Interval]:
+        idx = self.active + ([self.last] if self.last is not None else [])
+        return [Interval(S.as_utc(self.raw[j][1]),
+                         None if self.raw[j][2] is None else S.as_utc(self.raw[j][2]),
+                         self.raw[j][3], self.raw[j][4] or "") for j in idx]
+
+
+class _Hours:
+    """``rules.is_working_time`` as epoch windows: per UTC day, the working windows of the local
+    dates around it (weekday, holiday and hours decided once per local date)."""
+
+    def __init__(self, s: CorrelationSettings) -> None:
+        self.s = s
+        self.days: dict[int, list[tuple[float, float]]] = {}
+
+    def _windows(self, u: int) -> list[tuple[float, float]]:
+        s = self.s
+        day = datetime.fromtimestamp(u * 86400, UTC).date()
+        out = []
+        for d in (day - timedelta(days=1), day, day + timedelta(days=1)):
+            start = datetime.combine(d, s.hours_start, s.zone)
+            if R.is_working_time(start, s)[0]:
+                out.append((start.timestamp(), datetime.combine(d, s.hours_end, s.zone).timestamp()))
         return out
+
+    def working(self, t: float) -> bool:
+        u = int(t // 86400)
+        wins = self.days.get(u)
+        if wins is None:
+            wins = self.days[u] = self._windows(u)
+        return any(lo <= t < hi for lo, hi in wins)
 
 
 def rerun(session: Session, since: datetime, until: datetime, now: datetime,
@@ -132,46 +184,75 @@ def rerun(session: Session, since: datetime, until: datetime, now: datetime,
     for a in S.accesses_between(session, since - pw, since - tiny):
         if a.person_id in print_people:
             person_rows[a.person_id].append(a)
-    logins: dict[str, deque[AccessIn]] = defaultdict(deque)
-    for a in S.accesses_between(session, since - lw, since - tiny):
+    early: dict[int, AccessIn] = {}
+    logins: dict[str, deque[tuple[float, bool, int]]] = defaultdict(deque)
+    for row_id, a in _with_ids(session, since - lw, since - tiny):
         if a.category == "login":
-            logins[a.operator].append(a)
+            logins[a.operator].append((a.ts.timestamp(), a.ok, row_id))
+            early[row_id] = a
 
-    found: list[FindingOut] = []
-    pres = presence_rows(session, since - g, until + g)
+    doors = set(s.room_doors)
+    pres = (r for r in presence_rows(session, since - g, until + g)
+            if not doors or r[3] in doors)
     pending = next(pres, None)
     n_rows = n_ivs = 0
-    gs, ws = g.total_seconds(), w.total_seconds()
-    for person, group in groupby(access_rows(session, since, until), key=lambda a: a.person_id):
-        ivs: list[Interval] = []
+    gs, ws, lws = g.total_seconds(), w.total_seconds(), lw.total_seconds()
+    hours = _Hours(s)
+    # (row id, intervals, usb, ids of earlier log-ins) of rows some rule may fire on
+    candidates: list[tuple[int, list[Interval], list[UsbIn], list[int]]] = []
+    kept: dict[str, list[int]] = defaultdict(list)
+    for person, group in groupby(access_rows(session, since, until), key=lambda r: r[2]):
+        raw: list[Any] = []
         if person is not None:
             while pending is not None and pending[0] < person:
                 pending = next(pres, None)
             while pending is not None and pending[0] == person:
-                ivs.append(pending[1])
+                raw.append(pending)
                 pending = next(pres, None)
-            n_ivs += len(ivs)
-        sweep = _Sweep(ivs, gs)
+            n_ivs += len(raw)
+        sweep = _Sweep(raw, gs)
         keep_rows = person in print_people
-        for a in group:
+        for row_id, ts, _p, host, category, ok_raw, red, operator in group:
             n_rows += 1
-            t = a.ts.timestamp()
-            near = sweep.at(t) if person is not None else []
-            usb: list[UsbIn] = []
-            if a.host is not None and a.host in usb_ts:
-                stamps = usb_ts[a.host]
-                usb = usb_by_host[a.host][bisect_left(stamps, t - ws):bisect_right(stamps, t + ws)]
-            prior: list[AccessIn] = []
-            if a.category == "login":
-                q = logins[a.operator]
-                while q and q[0].ts < a.ts - lw:
-                    q.popleft()
-                if a.ok:
-                    prior = list(q)
-                q.append(a)
-            found.extend(access_findings(a, near, usb, prior, s))
+            t = _epoch(ts)
+            ok = bool(ok_raw)
+            covered = sweep.at(t) if person is not None else False
             if keep_rows:
-                person_rows[person].append(a)  # type: ignore[index]
+                kept[person].append(row_id)  # type: ignore[index]
+            usb: list[UsbIn] = []
+            prior: list[int] = []
+            if category == "login":
+                q = logins[operator]
+                while q and q[0][0] < t - lws:
+                    q.popleft()
+                if ok:
+                    fails = 0
+                    for _t, good, _i in q:
+                        fails = 0 if good else fails + 1
+                    if fails >= s.failed_login_threshold:
+                        prior = [i for _t, _g, i in q]
+                q.append((t, ok, row_id))
+                candidate = bool(prior) or person is None or S.as_list(red) != ()
+            else:
+                if host is not None and host in usb_ts and ok:
+                    stamps = usb_ts[host]
+                    usb = usb_by_host[host][bisect_left(stamps, t - ws):
+                                            bisect_right(stamps, t + ws)]
+                candidate = (bool(usb) or person is None or (ok and not covered)
+                             or S.as_list(red) != () or not hours.working(t))
+            if candidate:  # otherwise every rule returns None (their cheap negative tests)
+                near = sweep.intervals() if person is not None else []
+                candidates.append((row_id, near, usb, prior))
+
+    need = {c[0] for c in candidates} | {i for c in candidates for i in c[3]}
+    need |= {i for ids in kept.values() for i in ids}
+    full = _load(session, need - set(early))
+    full.update(early)
+    found: list[FindingOut] = []
+    for row_id, near, usb, prior in candidates:
+        found.extend(access_findings(full[row_id], near, usb, [full[i] for i in prior], s))
+    for person, ids in kept.items():
+        person_rows[person].extend(full[i] for i in ids)
 
     out = Outcome(found=found)
     for p in prints:

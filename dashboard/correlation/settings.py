@@ -6,7 +6,7 @@ from datetime import time
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class CorrelationSettings(BaseModel):
@@ -26,6 +26,13 @@ class CorrelationSettings(BaseModel):
     failed_login_window_s: int = Field(default=600, ge=1)
     backup_max_age_h: float = Field(default=26.0, gt=0)
     backup_check_time: time = time(9, 0)
+
+    @field_validator("hours_start", "hours_end", "backup_check_time")
+    @classmethod
+    def _whole_minutes(cls, value: time) -> time:
+        if value.second or value.microsecond:
+            raise ValueError("give whole minutes (HH:MM)")
+        return value
 
     @cached_property
     def zone(self) -> ZoneInfo:

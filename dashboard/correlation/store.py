@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from dashboard.anomalies import raise_anomaly, resolve
@@ -17,6 +17,7 @@ from dashboard.models.anomalies import Anomaly
 from dashboard.models.correlation import Finding
 
 ANOMALY_PREFIX = "corr."
+BULK = 50
 ACTOR = "correlation"
 WITHDRAWN_REASON = ("withdrawn: later data no longer supports this finding / "
                     "後から届いた記録により該当しなくなりました")
@@ -42,6 +43,46 @@ def _existing(session: Session, keys: Sequence[str]) -> dict[str, tuple[int, boo
     return out
 
 
+def _detail(f: FindingOut) -> dict[str, object]:
+    return {"rule": f.rule, "finding": f.key, "ja": f.ja, "en": f.en,
+            "evidence": jsonable(f.evidence)}
+
+
+def _raise(session: Session, new: Sequence[FindingOut], now: datetime) -> dict[str, int]:
+    """One anomaly per new finding. Few: through ``dashboard.anomalies.raise_anomaly``. Many
+    (a first re-run over a long period): the same rows, inserted in bulk, after checking in
+    bulk that no open anomaly has the key (an open one is bumped through raise_anomaly)."""
+    out: dict[str, int] = {}
+    if len(new) < BULK:
+        for f in new:
+            anomaly, _ = raise_anomaly(session, ANOMALY_PREFIX + f.rule, dedupe_key=f.key,
+                                       now=now, subject=f.subject, severity=f.severity,
+                                       node=f.node, detail=_detail(f))
+            out[f.key] = anomaly.id
+        return out
+    keys = {f"{ANOMALY_PREFIX}{f.rule}:{f.key}"[:255]: f for f in new}
+    open_: set[str] = set()
+    names = sorted(keys)
+    for i in range(0, len(names), 500):
+        open_.update(session.scalars(select(Anomaly.dedupe_key).where(
+            Anomaly.dedupe_key.in_(names[i : i + 500]), Anomaly.state == "open")))
+    for k in sorted(open_):
+        f = keys.pop(k)
+        anomaly, _ = raise_anomaly(session, ANOMALY_PREFIX + f.rule, dedupe_key=f.key, now=now,
+                                   subject=f.subject, severity=f.severity, node=f.node,
+                                   detail=_detail(f))
+        out[f.key] = anomaly.id
+    rows = [{"kind": ANOMALY_PREFIX + f.rule, "severity": f.severity, "node": f.node,
+             "subject": f.subject[:255], "detail": _detail(f), "dedupe_key": k, "count": 1,
+             "state": "open", "first_seen_at": now, "last_seen_at": now}
+            for k, f in keys.items()]
+    for i in range(0, len(rows), 1000):
+        for aid, k in session.execute(insert(Anomaly).returning(Anomaly.id, Anomaly.dedupe_key),
+                                      rows[i : i + 1000]):
+            out[keys[k].key] = aid
+    return out
+
+
 def persist(session: Session, outcome: Outcome, now: datetime, *,
             withdraw_keys: Iterable[str] = ()) -> PersistResult:
     """Insert new findings (one anomaly each unless informational), keep known ones, and mark
@@ -56,26 +97,18 @@ def persist(session: Session, outcome: Outcome, now: datetime, *,
     if revive:
         session.execute(update(Finding).where(Finding.id.in_(revive))
                         .values(withdrawn=False, withdrawn_at=None))
-    for k, f in found.items():
-        if k in known:
-            res.kept += 1
-            continue
-        anomaly_id = None
-        if f.rule not in INFO_ONLY:
-            anomaly, _ = raise_anomaly(
-                session, ANOMALY_PREFIX + f.rule, dedupe_key=f.key, now=now,
-                subject=f.subject, severity=f.severity, node=f.node,
-                detail={"rule": f.rule, "finding": f.key, "ja": f.ja, "en": f.en,
-                        "evidence": jsonable(f.evidence)},
-            )
-            anomaly_id = anomaly.id
-            res.anomalies.append(anomaly.id)
-        session.add(Finding(
-            dedupe_key=f.key, rule=f.rule, severity=f.severity, at=f.at, person_id=f.person_id,
-            node=f.node, subject=f.subject[:255], explanation_ja=f.ja, explanation_en=f.en,
-            evidence=jsonable(f.evidence), anomaly_id=anomaly_id, found_at=now,
-        ))
-        res.new.append(k)
+    new = [f for k, f in found.items() if k not in known]
+    res.kept = len(found) - len(new)
+    ids = _raise(session, [f for f in new if f.rule not in INFO_ONLY], now)
+    rows = [{"dedupe_key": f.key, "rule": f.rule, "severity": f.severity, "at": f.at,
+             "person_id": f.person_id, "node": f.node, "subject": f.subject[:255],
+             "explanation_ja": f.ja, "explanation_en": f.en, "evidence": jsonable(f.evidence),
+             "anomaly_id": ids.get(f.key), "found_at": now, "withdrawn": False}
+            for f in new]
+    for i in range(0, len(rows), 2000):
+        session.execute(insert(Finding), rows[i : i + 2000])
+    res.new = [f.key for f in new]
+    res.anomalies = sorted(ids.values())
     gone = [known[k][0] for k in clear if k in known and not known[k][1]]
     if gone:
         session.execute(update(Finding).where(Finding.id.in_(gone))

@@ -1,0 +1,151 @@
+"""Findings (with their joined evidence) and the anomaly workflow's resolve step, a person's
+timeline, and a re-run over a period. Acknowledging uses the anomalies router's route.
+
+The lead adds ``router`` to ``dashboard.web.routers()`` and merges ``ROUTE_ROLES`` into
+``dashboard.auth.roles.ROLE_MATRIX``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session as DbSession
+from starlette.responses import Response
+
+from dashboard import anomalies as service
+from dashboard.auth.roles import EDITORS, READERS, Role
+from dashboard.auth.service import Principal
+from dashboard.correlation.rerun import rerun
+from dashboard.correlation.timeline import timeline
+from dashboard.models.anomalies import Anomaly
+from dashboard.models.correlation import Finding
+from dashboard.web import deps
+
+router = APIRouter()
+ROUTE_ROLES: dict[str, frozenset[Role]] = {
+    "findings.page": READERS,
+    "findings.resolve": EDITORS,
+    "timeline.page": READERS,
+    "api.timeline": READERS,
+    "api.findings.list": READERS,
+    "api.correlation.rerun": EDITORS,
+}
+
+
+def _findings(db: DbSession, state: str) -> list[tuple[Finding, Anomaly | None]]:
+    q = select(Finding, Anomaly).outerjoin(Anomaly, Anomaly.id == Finding.anomaly_id).where(
+        Finding.withdrawn.is_(False))
+    if state == "open":
+        q = q.where(Anomaly.state != "resolved")
+    return [(f, a) for f, a in db.execute(q.order_by(Finding.at.desc()).limit(500))]
+
+
+@router.get("/findings", name="findings.page", include_in_schema=False)
+def findings_page(request: Request, db: Annotated[DbSession, Depends(deps.db)],
+                  state: Annotated[str, Query(pattern="^(open|all)$")] = "open") -> Response:
+    return deps.render(request, "numlog/findings.html", {"rows": _findings(db, state),
+                                                         "state": state})
+
+
+@router.post("/findings/{anomaly_id}/resolve", name="findings.resolve", include_in_schema=False)
+def findings_resolve(request: Request, anomaly_id: int,
+                     db: Annotated[DbSession, Depends(deps.db)],
+                     who: Annotated[Principal, Depends(deps.principal)],
+                     reason: Annotated[str, Form(max_length=2000)] = "") -> Response:
+    try:
+        service.resolve(db, who.username, anomaly_id, reason, now=deps.now(request))
+        db.commit()
+    except service.AnomalyError as exc:
+        db.rollback()
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    return RedirectResponse("/findings?state=all", status_code=303)
+
+
+class FindingOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str
+    rule: str
+    severity: str
+    at: datetime
+    person_id: str | None
+    node: str | None
+    explanation: str
+    anomaly_id: int | None
+    anomaly_state: str | None
+
+
+@router.get("/api/v1/findings", name="api.findings.list", response_model=list[FindingOut],
+            tags=["correlation"])
+def findings_api(request: Request, db: Annotated[DbSession, Depends(deps.db)],
+                 state: Annotated[str, Query(pattern="^(open|all)$")] = "open",
+                 lang: Annotated[str, Query(pattern="^(ja|en)$")] = "en") -> list[FindingOut]:
+    return [FindingOut(key=f.dedupe_key, rule=f.rule, severity=f.severity, at=f.at,
+                       person_id=f.person_id, node=f.node,
+                       explanation=f.explanation_ja if lang == "ja" else f.explanation_en,
+                       anomaly_id=f.anomaly_id, anomaly_state=a.state if a else None)
+            for f, a in _findings(db, state)]
+
+
+def _day(d: date | None, request: Request, default: date) -> datetime:
+    d = d or default
+    return datetime(d.year, d.month, d.day, tzinfo=deps.settings(request).zone)
+
+
+@router.get("/people/{person_id}/timeline", name="timeline.page", include_in_schema=False)
+def timeline_page(request: Request, person_id: str, db: Annotated[DbSession, Depends(deps.db)],
+                  day: date | None = None) -> Response:
+    start = _day(day, request, deps.now(request).astimezone(deps.settings(request).zone).date())
+    items = timeline(db, person_id, start, start + timedelta(days=1))
+    return deps.render(request, "numlog/timeline.html", {"person_id": person_id, "items": items,
+                                                         "day": start.date()})
+
+
+class ItemOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ts: datetime
+    kind: str
+    ref: str
+    text: str
+
+
+@router.get("/api/v1/people/{person_id}/timeline", name="api.timeline",
+            response_model=list[ItemOut], tags=["correlation"])
+def timeline_api(request: Request, person_id: str, db: Annotated[DbSession, Depends(deps.db)],
+                 since: date, until: date) -> list[ItemOut]:
+    if until <= since or (until - since).days > 62:
+        raise HTTPException(status_code=400, detail="give 1 to 62 days")
+    items = timeline(db, person_id, _day(since, request, since), _day(until, request, until))
+    return [ItemOut(ts=i.ts, kind=i.kind, ref=i.ref, text=i.text) for i in items]
+
+
+class RerunIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    since: date
+    until: date = Field(description="exclusive")
+
+
+class RerunOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rows: int
+    findings: int
+    new: int
+    withdrawn: int
+
+
+@router.post("/api/v1/correlation/rerun", name="api.correlation.rerun", response_model=RerunOut,
+             responses=deps.ERRORS, tags=["correlation"])
+def rerun_api(request: Request, body: RerunIn, db: Annotated[DbSession, Depends(deps.db)],
+              who: Annotated[Principal, Depends(deps.principal)]) -> RerunOut:
+    if body.until <= body.since or (body.until - body.since).days > 400:
+        raise HTTPException(status_code=400, detail="give 1 to 400 days")
+    res = rerun(db, _day(body.since, request, body.since), _day(body.until, request, body.until),
+                deps.now(request))
+    db.commit()
+    p = res.persisted
+    return RerunOut(rows=res.rows, findings=len(res.findings), new=len(p.new) if p else 0,
+                    withdrawn=len(p.withdrawn) if p else 0)

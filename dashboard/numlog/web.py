@@ -1,0 +1,117 @@
+"""Number-access logs in the web UI and API: CSV upload (page), JSON rows (API, scoped token).
+
+The lead adds ``router`` to ``dashboard.web.routers()`` and merges ``ROUTE_ROLES`` into
+``dashboard.auth.roles.ROLE_MATRIX`` (the middleware refuses routes it does not know).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session as DbSession
+from starlette.responses import Response
+
+from dashboard.auth.roles import EDITORS, READERS, Role
+from dashboard.auth.service import Principal
+from dashboard.models.numlog import NumlogBatch
+from dashboard.numlog.parse import NumlogError
+from dashboard.numlog.service import MAX_BYTES, import_csv, import_json
+from dashboard.reports.labels import label
+from dashboard.web import deps
+
+router = APIRouter()
+ROUTE_ROLES: dict[str, frozenset[Role]] = {
+    "numlog.page": READERS,
+    "numlog.upload": EDITORS,
+    "api.numlog.rows": EDITORS,
+}
+
+UI = {
+    "numlog.title": ("番号システムの操作記録", "Number-system access logs"),
+    "numlog.upload": ("CSV を取り込む", "Import a CSV"),
+    "numlog.source": ("取込元", "Source"),
+    "numlog.file": ("ファイル(UTF-8 / BOM 付き / CP932)", "File (UTF-8, UTF-8 with BOM, CP932)"),
+    "numlog.batches": ("取込履歴", "Imports"),
+    "numlog.result": ("{stored} 件保存、{duplicate} 件は保存済み、{bad} 件不正、{redacted} 件で個人番号を削除",
+                      "{stored} stored, {duplicate} already stored, {bad} bad, {redacted} with a number "
+                      "redacted"),
+    "numlog.line": ("{line} 行目: {error}", "line {line}: {error}"),
+}
+
+
+def ui(lang: str, key: str, **fmt: object) -> str:
+    ja, en = UI[key]
+    text = ja if lang == "ja" else en
+    return text.format(**fmt) if fmt else text
+
+
+def _page(request: Request, db: DbSession, report: dict[str, Any] | None = None,
+          error: str = "", status: int = 200) -> Response:
+    batches = db.scalars(select(NumlogBatch).order_by(NumlogBatch.id.desc()).limit(50)).all()
+    lang = deps.translator(request).lang
+    return deps.render(request, "numlog/page.html", {
+        "batches": batches, "report": report, "error": error,
+        "ui": lambda k, **f: ui(lang, k, **f), "L": lambda k, **f: label(k, lang, **f)},
+        status)
+
+
+@router.get("/numlog", name="numlog.page", include_in_schema=False)
+def numlog_page(request: Request, db: Annotated[DbSession, Depends(deps.db)]) -> Response:
+    return _page(request, db)
+
+
+@router.post("/numlog/upload", name="numlog.upload", include_in_schema=False)
+async def numlog_upload(
+    request: Request, db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+    source: Annotated[str, Form(max_length=64)], file: Annotated[UploadFile, File()],
+) -> Response:
+    data = await file.read(MAX_BYTES + 1)
+    try:
+        report = import_csv(db, data, source=source, now=deps.now(request),
+                            zone=deps.settings(request).zone, actor=who.username,
+                            filename=file.filename or "")
+        db.commit()
+    except NumlogError as exc:
+        db.rollback()
+        return _page(request, db, error=str(exc), status=400)
+    return _page(request, db, report=report.as_dict())
+
+
+class RowsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: str = Field(min_length=1, max_length=64)
+    rows: list[dict[str, Any]] = Field(max_length=50_000)
+
+
+class ImportOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    batch_id: int
+    source: str
+    total: int
+    stored: int
+    duplicate: int
+    bad: int
+    redacted: int
+    new_findings: int
+    errors: list[dict[str, Any]]
+
+
+@router.post("/api/v1/numlog/rows", name="api.numlog.rows", response_model=ImportOut,
+             responses=deps.ERRORS, tags=["numlog"])
+def numlog_rows_api(request: Request, body: RowsIn, db: Annotated[DbSession, Depends(deps.db)],
+                    who: Annotated[Principal, Depends(deps.principal)]) -> ImportOut:
+    """Rows as the number system's API sends them (fields: no, office, ts, screen, action,
+    purpose, operator, result, terminal); idempotent; numbers redacted before storage."""
+    try:
+        report = import_json(db, body.rows, source=body.source, now=deps.now(request),
+                             zone=deps.settings(request).zone, actor=who.username)
+        db.commit()
+    except NumlogError as exc:
+        db.rollback()
+        raise HTTPException(status_code=400, detail=str(exc)) from exc
+    out = report.as_dict()
+    return ImportOut(**{k: out[k] for k in ImportOut.model_fields})
