@@ -170,15 +170,16 @@ def check_out(request: Request, cn: str, body: CheckOutBody, db: Db, who: Who) -
 
 
 def _route(path: str, name: str, fn: Any, body_model: type[BaseModel] | None) -> None:
-    if body_model is None:
-        def endpoint(request: Request, cn: str, db: Db, who: Who) -> MediumDetail:
-            row = deps.change(db, fn, who.username, cn, now=deps.now(request))
-            return _detail(db, row)
-    else:
-        def endpoint(request: Request, cn: str, body: body_model,  # type: ignore[valid-type]
-                     db: Db, who: Who) -> MediumDetail:
-            row = deps.change(db, fn, who.username, cn, body, now=deps.now(request))
-            return _detail(db, row)
+    def plain(request: Request, cn: str, db: Db, who: Who) -> MediumDetail:
+        row = deps.change(db, fn, who.username, cn, now=deps.now(request))
+        return _detail(db, row)
+
+    def with_body(request: Request, cn: str, body: body_model,  # type: ignore[valid-type]
+                  db: Db, who: Who) -> MediumDetail:
+        row = deps.change(db, fn, who.username, cn, body, now=deps.now(request))
+        return _detail(db, row)
+
+    endpoint: Any = plain if body_model is None else with_body
     endpoint.__name__ = name.replace(".", "_")
     router.add_api_route(path, endpoint, methods=["POST"], name=name,
                          response_model=MediumDetail, responses=deps.ERRORS)

@@ -60,6 +60,10 @@ def test_roles_on_every_route(media_app: WebApp) -> None:
             r = c.request(method, path, follow_redirects=False, **kwargs)
             if role in MEDIA_ROLES[name]:
                 assert r.status_code not in (401, 403), (name, role, r.status_code, r.text)
+                assert r.status_code < 500, (name, role, r.status_code, r.text)
+                unknown = re.sub(r"{[^}]+}", "1", route.path)  # type: ignore[attr-defined]
+                r = c.request(method, unknown, follow_redirects=False, **kwargs)
+                assert r.status_code < 500, (name, role, unknown, r.status_code)
             else:
                 assert r.status_code == 403, (name, role, r.status_code)
 
