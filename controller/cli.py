@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 import threading
+import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -95,10 +96,19 @@ def cmd_gateway_run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    scheduler = None
+    if config.backup is not None and config.node.run_backups:
+        from controller.backup_scheduler import BackupScheduler
+
+        scheduler = BackupScheduler(args.config.resolve(), config.backup, clock=gateway.clock)
     gateway.start()
+    if scheduler is not None:
+        scheduler.start()
     print(f"gateway {config.node.name} running (site {config.node.site}); Ctrl-C stops it",
           flush=True)
     stop.wait()
+    if scheduler is not None:
+        scheduler.stop()
     gateway.stop()
     return EXIT_OK
 
@@ -170,14 +180,30 @@ class _PrintingEmit:
         print(json.dumps({"kind": kind, "data": payload}, ensure_ascii=False), flush=True)
 
 
+def _node_config(args: argparse.Namespace) -> Any | None:
+    """The node config behind ``--config`` if it describes a node ([node] table), else None.
+
+    A backup operator's workstation (restore, drill with the private key) has a config with a
+    [backup] section only: its events are printed, not journaled.
+    """
+    path = getattr(args, "config", None)
+    if path is None:
+        return None
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return None  # the feature's own loader reports what is wrong with the file
+    return _load(Path(path)) if "node" in data else None
+
+
 def _with_node_runtime(args: argparse.Namespace, suffix: str,
                        body: Callable[[Callable[..., Any]], int]) -> int:
-    """Run ``body(emit)`` with a node runtime of its own (journal, signing, MQTT delivery)."""
-    if getattr(args, "config", None) is None:
+    """Run ``body(emit)`` as a node of its own (journal, signing, MQTT delivery)."""
+    config = _node_config(args)
+    if config is None:
         return body(_PrintingEmit())
     from controller.runtime import NodeRuntime
 
-    config = _load(args.config)
     settings = config.runtime_settings(
         node=f"{config.node.name}.{suffix}",
         journal=config.journal_path.with_name(f"journal-{suffix}.sqlite"),
@@ -188,7 +214,9 @@ def _with_node_runtime(args: argparse.Namespace, suffix: str,
         return body(runtime.emit)
     finally:
         head, _ = runtime.journal.head()
-        runtime.wait_delivered(head, timeout=10.0)
+        if not runtime.wait_delivered(head, timeout=10.0):
+            print(f"secroom: events up to seq {head} are journaled and will be delivered on "
+                  "the next run (broker unreachable now)", file=sys.stderr)
         runtime.stop()
 
 

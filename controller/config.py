@@ -38,6 +38,7 @@ class NodeSection(_Strict):
     journal: Path | None = None
     retention_days: int = Field(default=30, ge=1)
     clock: ClockMode = "auto"
+    run_backups: bool = True  # the gateway runs [backup] nightly; false when a systemd timer does
 
 
 class ReaderBinding(_Strict):
