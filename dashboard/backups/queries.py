@@ -215,8 +215,9 @@ class StatusOut(BaseModel):
 
 
 def _parse(e: Stored) -> BaseModel | None:
-    model: type[BaseModel] = {SNAPSHOT: BackupSnapshot, FAILED: BackupFailed,
-                              VERIFIED: BackupVerified, PRUNED: BackupPruned}[e.kind]
+    models: dict[str, type[BaseModel]] = {SNAPSHOT: BackupSnapshot, FAILED: BackupFailed,
+                                          VERIFIED: BackupVerified, PRUNED: BackupPruned}
+    model = models[e.kind]
     try:
         return model.model_validate(e.data)
     except ValidationError:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from backup.events import BackupFailed, BackupPruned, BackupSnapshot, BackupVerified
 from pydantic import BaseModel
+
+from backup.events import BackupFailed, BackupPruned, BackupSnapshot, BackupVerified
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 TODAY = date(2026, 11, 22)

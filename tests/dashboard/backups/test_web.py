@@ -32,6 +32,7 @@ def test_page_in_japanese_and_english(pages: WebApp, feed: Feed) -> None:
     html = client.get("/backups").text  # this month by default (site time)
     assert statuses(html) == {d.isoformat(): s for d, s in expect.items()}
     assert "夜間バックアップ" in html and "リストア訓練" in html and "✗ 失敗" in html
+    assert "夜間実行" in html and "世代整理" in html
     assert snap.snapshot_id in html and f"{snap.files}" in html
     assert f'data-bytes="{snap.repo_bytes}"' in html
     assert 'id="backup-overdue"' not in html
