@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 def connect(broker, client_id: str) -> MqttLink:
     link = MqttLink(MqttSettings(host=broker.host, port=broker.port), client_id=client_id)
     link.start()
-    assert link.connected.wait(10), link.last_error
+    assert link.connected.wait(30), link.last_error
     return link
 
 
@@ -53,7 +53,7 @@ class NodeSide:
             retain=True,
         )
 
-    def ack_reaching(self, seq: int, timeout: float = 10) -> int:
+    def ack_reaching(self, seq: int, timeout: float = 30) -> int:
         while True:
             got = self.acks.get(timeout=timeout)
             if got >= seq:
@@ -88,7 +88,7 @@ def test_enrolment_then_events_are_stored_and_acked(side, consumer, sm, node, bu
     sub = bus.subscribe(("event", "anomaly"))
     side.state(public_key=node.public)
     side.send(node.event())  # before approval: refused, not acked
-    assert consumer.wait_processed(2, 10)
+    assert consumer.wait_processed(2, 30)
     with sm() as s:
         assert s.get(Node, "gw1").key_status == "pending"
         assert s.query(StoredEvent).count() == 0
@@ -96,7 +96,7 @@ def test_enrolment_then_events_are_stored_and_acked(side, consumer, sm, node, bu
         s.commit()
     assert consumer.counters["node_not_approved"] == 1
     side.send(*node.events(4))
-    resend = side.resends.get(timeout=10)  # seq 1 was refused: asked for again
+    resend = side.resends.get(timeout=30)  # seq 1 was refused: asked for again
     assert resend == {"from": 1, "to": 1}
     node.seq, node.prev = 0, "0" * 64
     side.send(*node.events(5))  # the node re-sends everything from its journal
@@ -107,7 +107,7 @@ def test_enrolment_then_events_are_stored_and_acked(side, consumer, sm, node, bu
         ) == [1, 2, 3, 4, 5]
     seqs = []
     while len(seqs) < 5:
-        m = sub.get(timeout=10)
+        m = sub.get(timeout=30)
         assert m is not None, f"only {seqs} reached the bus"
         if m.topic == "event":
             seqs.append(m.data["seq"])
@@ -119,14 +119,14 @@ def test_retained_ack_holds_highest_contiguous(broker, side, consumer, sm, node)
         node.enrol(s)
     evs = node.events(5)
     side.send(evs[0], evs[1], evs[4])
-    assert side.resends.get(timeout=10) == {"from": 3, "to": 4}
+    assert side.resends.get(timeout=30) == {"from": 3, "to": 4}
     assert side.ack_reaching(2) == 2
     side.send(evs[2], evs[3])
     assert side.ack_reaching(5) == 5
     late = queue.Queue()
     fresh = connect(broker, "late-reader")
     fresh.subscribe(topic_for(SITE, "gw1", "ack"), lambda t, p: late.put(json.loads(p)))
-    assert late.get(timeout=10) == {"seq": 5}
+    assert late.get(timeout=30) == {"seq": 5}
     fresh.stop()
 
 
@@ -137,12 +137,12 @@ def test_unfilled_gap_raises_anomaly_on_the_bus(side, consumer, sm, node, bus):
     evs = node.events(3)
     side.send(evs[0], evs[2])
     while True:
-        m = sub.get(timeout=10)
-        assert m is not None, "no gap anomaly within 10 s"
+        m = sub.get(timeout=30)
+        assert m is not None, "no gap anomaly within 30 s"
         if m.data["kind"] == "gap":
             break
     assert m.data["detail"]["from"] == 2 and m.data["detail"]["to"] == 2
-    assert side.resends.get(timeout=10) == {"from": 2, "to": 2}
+    assert side.resends.get(timeout=30) == {"from": 2, "to": 2}
 
 
 def test_garbage_never_stops_the_consumer(side, consumer, sm, node):
