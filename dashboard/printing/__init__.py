@@ -1,0 +1,1 @@
+"""Printing page: output records (print.release), denials and expiries from stored events."""
