@@ -12,7 +12,7 @@ import json
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from controller.envelope import now_utc
 from dashboard.settings import DashboardSettings, SettingsError, load_settings
@@ -180,7 +180,7 @@ def report_monthly(args: argparse.Namespace) -> int:
     from dashboard.reports.data import ReportError
     from dashboard.reports.monthly import issue
 
-    fmt = "csv" if args.out.suffix.lower() == ".csv" else "pdf"
+    fmt: Literal["pdf", "csv"] = "csv" if args.out.suffix.lower() == ".csv" else "pdf"
     try:
         settings, sm = _sessionmaker(args)
         with sm() as session:

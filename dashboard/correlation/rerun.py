@@ -87,14 +87,14 @@ def _with_ids(session: Session, since: datetime, until: datetime
 
 def access_rows(session: Session, since: datetime, until: datetime) -> Iterator[Any]:
     """Slim raw rows (``_SLIM``), by person, time, line, key: what the pre-filter needs."""
-    sql = (f"SELECT {_SLIM} FROM number_access WHERE ts >= :since AND ts < :until "
+    sql = (f"SELECT {_SLIM} FROM number_access WHERE ts >= :since AND ts < :until "  # noqa: S608
            f"ORDER BY {_order(session, 'person_id')}, ts, line, {_order(session, 'row_key')}")
     return _stream(session, sql, since=since, until=until)
 
 
 def presence_rows(session: Session, since: datetime, until: datetime) -> Iterator[Any]:
     """Raw (person_id, entered_at, left_at, door, enter_ref), by person and entry."""
-    sql = ("SELECT person_id, entered_at, left_at, door, enter_ref FROM presence "
+    sql = ("SELECT person_id, entered_at, left_at, door, enter_ref FROM presence "  # noqa: S608
            "WHERE entered_at IS NOT NULL AND entered_at <= :until AND "
            "(left_at IS NULL OR left_at >= :since) "
            f"ORDER BY {_order(session, 'person_id')}, entered_at")
@@ -153,7 +153,7 @@ class _Hours:
         for d in (day - timedelta(days=1), day, day + timedelta(days=1)):
             start = datetime.combine(d, s.hours_start, s.zone)
             if R.is_working_time(start, s)[0]:
-                out.append((start.timestamp(), datetime.combine(d, s.hours_end, s.zone).timestamp()))
+                out.append((start.timestamp(), datetime.combine(d, s.hours_end, s.zone).timestamp()))  # noqa: E501
         return out
 
     def working(self, t: float) -> bool:
@@ -265,8 +265,8 @@ def rerun(session: Session, since: datetime, until: datetime, now: datetime,
         f = R.usb_blocked(u, s)
         if f is not None:
             out.found.append(f)
-    for f in S.backups_between(session, since, until):
-        bf = R.backup_failed(f, s)
+    for b in S.backups_between(session, since, until):
+        bf = R.backup_failed(b, s)
         if bf is not None:
             out.found.append(bf)
     periodic = Correlator(s).periodic_outcome(session, since, until, now, loans or ())

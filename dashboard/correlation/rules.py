@@ -186,7 +186,7 @@ def failed_logins(success: AccessIn, earlier: Sequence[AccessIn], s: Correlation
         key=key(FAILED_LOGINS, success.key), rule=FAILED_LOGINS, severity="warning",
         at=success.ts, person_id=success.person_id,
         subject=f"{_who(success)}: {len(fails)} failed log-ins, then success",
-        ja=f"{_who(success)} のログインが {len(fails)} 回失敗した後、{local(success.ts, s)} に成功しました"
+        ja=f"{_who(success)} のログインが {len(fails)} 回失敗した後、{local(success.ts, s)} に成功しました"  # noqa: E501
            f"({success.ref}。失敗: {refs})。",
         en=f"{_who(success)} failed to log in {len(fails)} times, then succeeded at "
            f"{local(success.ts, s)} ({success.ref}; failures: {refs}).",
@@ -217,11 +217,11 @@ def number_in_log(a: AccessIn, s: CorrelationSettings) -> FindingOut | None:
         key=key(NUMBER_IN_LOG, a.key), rule=NUMBER_IN_LOG, severity="critical", at=a.ts,
         person_id=a.person_id,
         subject=f"individual number found in {a.source} line {a.line} ({fields})",
-        ja=f"{a.source} の {a.line} 行目(NO {a.no or '-'}、列 {fields})に個人番号が含まれていたため、"
+        ja=f"{a.source} の {a.line} 行目(NO {a.no or '-'}、列 {fields})に個人番号が含まれていたため、"  # noqa: E501
            "保存前に削除しました。番号システムの出力設定を確認してください。",
         en=f"An individual number in {a.source} line {a.line} (NO {a.no or '-'}, column "
            f"{fields}) was redacted before storage; check the number system's export settings.",
-        evidence={"row": a.key, "source": a.source, "line": a.line, "fields": list(a.redacted_fields)},
+        evidence={"row": a.key, "source": a.source, "line": a.line, "fields": list(a.redacted_fields)},  # noqa: E501
     )
 
 
@@ -275,7 +275,7 @@ def door_incident(e: DoorIncidentIn, present: Sequence[str], s: CorrelationSetti
     forced = e.kind == "door.forced"
     rule = DOOR_FORCED if forced else DOOR_HELD_OPEN
     people = ", ".join(sorted(present)) or "-"
-    ja_what, en_what = ("こじ開け(強制開放)", "forced open") if forced else ("開放放置", "held open")
+    ja_what, en_what = ("こじ開け(強制開放)", "forced open") if forced else ("開放放置", "held open")  # noqa: E501
     return FindingOut(
         key=key(rule, e.ref), rule=rule, severity="critical" if forced else "warning", at=e.ts,
         node=e.node, subject=f"door {e.door} {en_what} at {local(e.ts, s)}",
@@ -311,7 +311,7 @@ def media_overdue(loan: LoanIn, now: datetime, s: CorrelationSettings) -> Findin
         key=key(MEDIA_OVERDUE, loan.control_number, loan.due_back.isoformat()),
         rule=MEDIA_OVERDUE, severity="warning", at=loan.due_back, person_id=loan.holder,
         subject=f"medium {loan.control_number} overdue",
-        ja=f"媒体 {loan.control_number}({loan.holder} が持出し)の返却期限 {local(loan.due_back, s)} を"
+        ja=f"媒体 {loan.control_number}({loan.holder} が持出し)の返却期限 {local(loan.due_back, s)} を"  # noqa: E501
            f" {hours} 時間超過しています({status_ja})。",
         en=f"Medium {loan.control_number} checked out by {loan.holder} was due back "
            f"{local(loan.due_back, s)}; {hours} h late ({status_en}).",
@@ -324,7 +324,7 @@ def backup_checkpoints(since: datetime, until: datetime, now: datetime,
     """The daily check times (site local ``backup_check_time``) in [since, min(until, now)]."""
     end = min(until, now)
     day = since.astimezone(s.zone).date()
-    out = []
+    out: list[datetime] = []
     while True:
         cp = datetime.combine(day, s.backup_check_time, s.zone)
         if cp > end:
@@ -348,7 +348,7 @@ def backup_missing(checkpoint: datetime, snapshots: Sequence[BackupIn], s: Corre
     return FindingOut(
         key=key(BACKUP_MISSING, day), rule=BACKUP_MISSING, severity="critical", at=checkpoint,
         subject=f"no good backup before the check of {day}",
-        ja=f"{local(checkpoint, s)} の確認時点で、{s.backup_max_age_h:g} 時間以内の正常なバックアップが"
+        ja=f"{local(checkpoint, s)} の確認時点で、{s.backup_max_age_h:g} 時間以内の正常なバックアップが"  # noqa: E501
            f"ありません(最後の正常なバックアップ: {last_ja})。",
         en=f"At the check of {local(checkpoint, s)} there was no good backup younger than "
            f"{s.backup_max_age_h:g} h (last good one: {last_en}).",
@@ -375,7 +375,7 @@ def log_issue(i: LogIssueIn, s: CorrelationSettings) -> FindingOut:
         return FindingOut(
             key=key(LOG_GAP, i.node, i.first), rule=LOG_GAP, severity="critical", at=i.ts,
             node=i.node, subject=f"{i.node}: events {i.first}..{i.last} missing",
-            ja=f"ノード {i.node} のログに欠番があります(seq {i.first}〜{i.last}、{local(i.ts, s)} 付近)。",
+            ja=f"ノード {i.node} のログに欠番があります(seq {i.first}〜{i.last}、{local(i.ts, s)} 付近)。",  # noqa: E501
             en=f"Node {i.node}'s log has a gap: seq {i.first}..{i.last} missing (around "
                f"{local(i.ts, s)}).",
             evidence={"node": i.node, "first": i.first, "last": i.last},
@@ -383,7 +383,7 @@ def log_issue(i: LogIssueIn, s: CorrelationSettings) -> FindingOut:
     return FindingOut(
         key=key(LOG_CHAIN, i.node, i.first), rule=LOG_CHAIN, severity="critical", at=i.ts,
         node=i.node, subject=f"{i.node}: hash chain or signature broken at seq {i.first}",
-        ja=f"ノード {i.node} のログのハッシュ連鎖または署名が seq {i.first} で不正です({local(i.ts, s)})。",
+        ja=f"ノード {i.node} のログのハッシュ連鎖または署名が seq {i.first} で不正です({local(i.ts, s)})。",  # noqa: E501
         en=f"Node {i.node}'s log has a broken hash chain or signature at seq {i.first} "
            f"({local(i.ts, s)}).",
         evidence={"node": i.node, "seq": i.first},

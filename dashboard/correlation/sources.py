@@ -214,9 +214,7 @@ def _first_seq_at(session: Session, node: str, when: datetime, max_seq: int) -> 
             select(StoredEvent.seq, StoredEvent.ts).where(
                 StoredEvent.node == node, StoredEvent.seq >= mid)
             .order_by(StoredEvent.seq).limit(1)).first()
-        if row is None:
-            hi = mid
-        elif row[1] >= when:
+        if row is None or row[1] >= when:
             hi = mid
         else:
             lo = row[0] + 1

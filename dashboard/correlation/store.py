@@ -114,7 +114,7 @@ def persist(session: Session, outcome: Outcome, now: datetime, *,
         session.execute(update(Finding).where(Finding.id.in_(gone))
                         .values(withdrawn=True, withdrawn_at=now))
         res.withdrawn = sorted(k for k in clear if k in known and not known[k][1])
-        for fid, anomaly_id in session.execute(
+        for _fid, anomaly_id in session.execute(
                 select(Finding.id, Finding.anomaly_id).where(Finding.id.in_(gone))):
             anomaly = session.get(Anomaly, anomaly_id) if anomaly_id else None
             if anomaly is not None and anomaly.state != "resolved":

@@ -1,4 +1,4 @@
-"""Correlation findings, issued reports (with the log heads they sealed) and deletion certificates."""
+"""Correlation findings, issued reports (with the log heads they sealed), deletion certificates."""
 
 from __future__ import annotations
 

@@ -41,7 +41,10 @@ class NumlogBatch(Base):
 
 
 class NumberAccess(Base):
-    """One row of a number system's access log (NO, 事業所名, 日時, 画面, 処理, 利用目的, 処理者, 結果)."""
+    """One row of a number system's access log.
+
+    The seed table's columns: NO, 事業所名, 日時, 画面, 処理, 利用目的, 処理者, 結果 (and 端末).
+    """
 
     __tablename__ = "number_access"
     __table_args__ = (

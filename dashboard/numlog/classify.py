@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 
 LOGIN_WORDS = ("ログイン", "ログオン", "login", "log in", "logon", "sign in", "認証")
-EXPORT_WORDS = ("出力", "エクスポート", "ダウンロード", "印刷", "export", "download", "print", "csv")
+EXPORT_WORDS = ("出力", "エクスポート", "ダウンロード", "印刷", "export", "download", "print", "csv")  # noqa: E501
 FAIL_WORDS = ("失敗", "エラー", "拒否", "不可", "fail", "error", "denied", "invalid", "ロック")
 
 

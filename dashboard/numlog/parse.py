@@ -164,18 +164,18 @@ def parse_ts(value: str, zone: ZoneInfo) -> datetime:
     text = " ".join(unicodedata.normalize("NFKC", value).split())
     if not text:
         raise ValueError("empty")
+    parsed: datetime | None = None
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        parsed = None
         for fmt in TS_FORMATS:
             try:
                 parsed = datetime.strptime(text, fmt)
                 break
             except ValueError:
                 continue
-        if parsed is None:
-            raise ValueError("not a date and time (e.g. 2015/8/10 9:58)") from None
+    if parsed is None:
+        raise ValueError("not a date and time (e.g. 2015/8/10 9:58)")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
     return parsed.astimezone(UTC)

@@ -1,9 +1,9 @@
 """Find and replace individual numbers (My Number) in free text, before anything is stored.
 
 An operator may type a number in many shapes: ``123456789018``, ``1234-5678-9018``,
-``1234 5678 9018``, full-width ``１２３４－５６７８－９０１８``, with a katakana long-vowel mark or a
-dash as separator, or with an ideographic space (slashes, dots and colons are not
-separators: dates and times must not join into a candidate). We map every character to its decimal value
+``1234 5678 9018``, full-width digits and dashes, a katakana long-vowel mark or a dash as
+separator, or an ideographic space (slashes, dots and colons are not separators: dates and
+times must not join into a candidate). We map every character to its decimal value
 (``unicodedata.decimal``: full-width and other scripts' digits too), join digit groups separated by
 at most three separator characters, and test every run of consecutive groups holding exactly 12
 digits (bounded by non-digits) with python-stdnum's check-digit validation. A single group of more

@@ -52,8 +52,8 @@ UI = {
     "numlog.source": ("取込元", "Source"),
     "numlog.file": ("ファイル(UTF-8 / BOM 付き / CP932)", "File (UTF-8, UTF-8 with BOM, CP932)"),
     "numlog.batches": ("取込履歴", "Imports"),
-    "numlog.result": ("{stored} 件保存、{duplicate} 件は保存済み、{bad} 件不正、{redacted} 件で個人番号を削除",
-                      "{stored} stored, {duplicate} already stored, {bad} bad, {redacted} with a number "
+    "numlog.result": ("{stored} 件保存、{duplicate} 件は保存済み、{bad} 件不正、{redacted} 件で個人番号を削除",  # noqa: E501
+                      "{stored} stored, {duplicate} already stored, {bad} bad, {redacted} with a number "  # noqa: E501
                       "redacted"),
     "numlog.line": ("{line} 行目: {error}", "line {line}: {error}"),
 }

@@ -61,10 +61,10 @@ class MonthlyData:
     entries_total: int = 0
     entries_by_person: list[tuple[str, str, int]] = field(default_factory=list)  # id, name, n
     denied_total: int = 0
-    accesses: list[tuple[str, str, str, int]] = field(default_factory=list)  # op, action, purpose, n
+    accesses: list[tuple[str, str, str, int]] = field(default_factory=list)  # op, action, purpose, n  # noqa: E501
     accesses_total: int = 0
     exports_total: int = 0
-    prints: list[tuple[str, str, int, int]] = field(default_factory=list)  # person, printer, n, pages
+    prints: list[tuple[str, str, int, int]] = field(default_factory=list)  # person, printer, n, pages  # noqa: E501
     prints_total: int = 0
     media: dict[str, int] = field(default_factory=dict)
     media_rows: list[MediaRecord] = field(default_factory=list)
@@ -78,7 +78,7 @@ def gather(session: Session, month: str, org: str, zone: ZoneInfo,
            media: Sequence[MediaRecord] = ()) -> MonthlyData:
     since, until = month_bounds(month, zone)
     d = MonthlyData(month=month, org=org, since=since, until=until, zone=zone)
-    names: dict[str, str] = {pid: name for pid, name in session.execute(select(Person.id, Person.name))}
+    names: dict[str, str] = {pid: name for pid, name in session.execute(select(Person.id, Person.name))}  # noqa: E501
     in_period = (DoorAccess.ts >= since, DoorAccess.ts < until)
     for pid, n in session.execute(
         select(DoorAccess.person_id, func.count()).where(
@@ -147,6 +147,8 @@ def _anomalies(session: Session, d: MonthlyData) -> None:
     outside: set[int] = set()
     for aid, at in session.execute(select(Finding.anomaly_id, Finding.at).where(
             Finding.anomaly_id.is_not(None))):
+        if aid is None:
+            continue
         if d.since <= at < d.until:
             when[aid] = at
         else:

@@ -7,7 +7,7 @@ from typing import Literal
 Lang = Literal["ja", "en"]
 
 _L: dict[str, tuple[str, str]] = {
-    "title": ("特定個人情報 取扱状況報告書", "Handling status report: specific personal information"),
+    "title": ("特定個人情報 取扱状況報告書", "Handling status report: specific personal information"),  # noqa: E501
     "period": ("対象期間", "Period"),
     "org": ("委託元・事業所", "Organisation"),
     "issued": ("作成日時", "Issued"),
@@ -28,7 +28,7 @@ _L: dict[str, tuple[str, str]] = {
     "prints_total": ("印刷の解放(合計)", "Print releases (total)"),
     "printer": ("プリンター", "Printer"),
     "pages": ("頁数", "Pages"),
-    "s_media": ("4. 媒体の持出し・返却・消去・廃棄", "4. Media check-outs, returns, wipes, disposals"),
+    "s_media": ("4. 媒体の持出し・返却・消去・廃棄", "4. Media check-outs, returns, wipes, disposals"),  # noqa: E501
     "check_out": ("持出し", "Check-outs"),
     "return": ("返却", "Returns"),
     "wipe": ("消去", "Wipes"),
@@ -54,16 +54,16 @@ _L: dict[str, tuple[str, str]] = {
     "none_rows": ("該当なし", "none"),
     "s_leak": ("7. 情報漏えいの発生の有無", "7. Whether any leak occurred"),
     "leak_none": ("無し", "None"),
-    "leak_open": ("調査中(未対応の重大な異常 {n} 件)", "Under review ({n} unresolved critical anomalies)"),
+    "leak_open": ("調査中(未対応の重大な異常 {n} 件)", "Under review ({n} unresolved critical anomalies)"),  # noqa: E501
     "leak_occurred": ("有り({n} 件)", "Yes ({n})"),
-    "s_seal": ("8. 記録の封印(改ざん検知用ハッシュ)", "8. Seal of the records (hashes for tamper detection)"),
+    "s_seal": ("8. 記録の封印(改ざん検知用ハッシュ)", "8. Seal of the records (hashes for tamper detection)"),  # noqa: E501
     "node": ("ノード", "Node"),
     "head": ("先頭ハッシュ", "Head hash"),
     "events": ("イベント数", "Events"),
     "audit_log": ("監査ログ", "Audit log"),
     "rows_digest": ("番号アクセス記録", "Number-access rows"),
     "seal_id": ("封印 ID", "Seal id"),
-    "verify_hint": ("検証: secroom report verify <このファイル>", "Verify: secroom report verify <this file>"),
+    "verify_hint": ("検証: secroom report verify <このファイル>", "Verify: secroom report verify <this file>"),  # noqa: E501
     # deletion certificate
     "cert_title": ("削除証明書", "Certificate of deletion"),
     "cert_body": ("以下のとおり特定個人情報を削除したことを証明します。",
@@ -79,7 +79,7 @@ _L: dict[str, tuple[str, str]] = {
 }
 
 
-def label(key: str, lang: Lang, **fmt: object) -> str:
+def label(key: str, lang: str, **fmt: object) -> str:
     ja, en = _L[key]
     text = ja if lang == "ja" else en
     return text.format(**fmt) if fmt else text

@@ -104,9 +104,11 @@ def verify(session: Session, seal: dict[str, Any], *, batch: int = 5000) -> Veri
     if not report.ok:
         res.problems.append("audit log: " + "; ".join(report.problems[:5]))
     if audit.get("head_seq"):
-        h = session.scalar(select(AuditRecord.hash).where(AuditRecord.seq == audit["head_seq"]))
-        if h != audit.get("head_hash"):
-            res.problems.append(f"audit log: record {audit['head_seq']} differs from the sealed head")
+        head = session.scalar(
+            select(AuditRecord.hash).where(AuditRecord.seq == audit["head_seq"]))
+        if head != audit.get("head_hash"):
+            res.problems.append(
+                f"audit log: record {audit['head_seq']} differs from the sealed head")
     # rows: each key recomputed from the stored row; the period's keys digested
     h = hashlib.sha256()
     n = 0

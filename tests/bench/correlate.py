@@ -74,7 +74,7 @@ def rows(spec: dict[str, Any], sqlite: bool):  # type: ignore[no-untyped-def]
         for i in range(spec["staff"]):
             p = f"S{i:04d}"
             t = base + timedelta(minutes=rnd.randrange(0, 20))
-            for k in range(8):
+            for _stay in range(8):
                 enter = t
                 leave = enter + timedelta(minutes=50 + rnd.randrange(0, 10))
                 for direction, ts in (("in", enter), ("out", leave)):
@@ -91,8 +91,8 @@ def rows(spec: dict[str, Any], sqlite: bool):  # type: ignore[no-untyped-def]
                 if rnd.random() < 0.001:
                     at = leave + timedelta(minutes=10)  # planted: after leaving
                 key = hashlib.sha256(f"{p}{seq}".encode()).hexdigest()
-                na.append((key, "bench", 0, len(na) + 1, str(seq), "org", _fmt(at, sqlite), "個人情報",
-                           "マイナンバー閲覧", "年末調整", f"op-{p}", "閲覧", f"T-{p}", "access", True,
+                na.append((key, "bench", 0, len(na) + 1, str(seq), "org", _fmt(at, sqlite), "個人情報",  # noqa: E501
+                           "マイナンバー閲覧", "年末調整", f"op-{p}", "閲覧", f"T-{p}", "access", True,  # noqa: E501
                            p, f"pc-{p}", "[]"))
                 t = leave + timedelta(minutes=rnd.randrange(1, 5))
             if len(ev) >= CHUNK:
@@ -130,7 +130,7 @@ def load(engine: Engine, spec: dict[str, Any]) -> tuple[int, int]:
                 cols = INSERTS[table]
                 if sqlite:
                     marks = ", ".join("?" * len(cols.split(",")))
-                    cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", batch)
+                    cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", batch)  # noqa: S608
                 else:
                     with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp:
                         for r in batch:
@@ -141,7 +141,7 @@ def load(engine: Engine, spec: dict[str, Any]) -> tuple[int, int]:
         n_bk = (last - first).days + 2
         n_ev -= n_bk
         for name, n in (("gw1", n_ev), ("bk1", n_bk)):
-            cur.execute("INSERT INTO nodes (name, site, public_key, key_status, first_seen_at, "
+            cur.execute("INSERT INTO nodes (name, site, public_key, key_status, first_seen_at, "  # noqa: S608
                         "contiguous_seq, max_seq, events_stored, state, health) VALUES "
                         f"('{name}', 'site1', NULL, 'approved', '2025-01-01 00:00:00.000000', "
                         f"{n}, {n}, {n}, 'unknown', '{{}}')")

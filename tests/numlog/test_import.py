@@ -110,7 +110,7 @@ def test_a_mapping_reads_other_layouts(db: sessionmaker[Session]) -> None:
 def test_a_number_in_any_field_is_redacted_before_storage(
         db: sessionmaker[Session], tmp_path: Path) -> None:
     shapes = [NUMBER, "1234-5678-9018", "１２３４ ５６７８ ９０１８", "1234ー5678ー9018"]
-    lines = [f"{i},株式会社 セルズ,2015/8/10 9:{i:02d},個人情報,マイナンバー閲覧,{shape},井上 通,閲覧"
+    lines = [f"{i},株式会社 セルズ,2015/8/10 9:{i:02d},個人情報,マイナンバー閲覧,{shape},井上 通,閲覧"  # noqa: E501
              for i, shape in enumerate(shapes, start=1)]
     lines.append(f"9,{NUMBER},2015/8/10 9:30,画面{NUMBER},処理,,井上 通,結果")
     lines.append(f"10,株式会社 セルズ,{NUMBER},個人情報,閲覧,,井上 通,閲覧")  # bad row too

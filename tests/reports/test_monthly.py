@@ -81,7 +81,7 @@ def test_csv_opens_in_excel_and_verifies(month: Month) -> None:
                        now=LATER)
         s.rollback()
     raw = issued.content
-    assert raw.startswith(b"\xef\xbb\xbf") and b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
+    assert raw.startswith(b"\xef\xbb\xbf") and b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")  # noqa: E501
     body = raw.decode("utf-8-sig")
     assert f"番号システム操作(合計),,,{expected(month)['rows']}" in body
     assert "secroom-seal," in body
