@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.orm import Session
 
 from controller.envelope import GENESIS, Event, seal
-from controller.keys import public_b64
+from controller.keys import public_b64  # noqa: F401 - re-exported for tests
 from dashboard.correlation import rules as R
 from dashboard.correlation.engine import Correlator
 from dashboard.correlation.types import LoanIn
