@@ -133,6 +133,12 @@ def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     sm = make_sessionmaker(make_engine(settings.database_url))
     runtime = DashboardRuntime(settings, sm, Bus())
+    from dashboard.backups.check import BackupWatch
+    from dashboard.correlation.settings import CorrelationSettings
+
+    watch = BackupWatch(sm, settings=CorrelationSettings(timezone=settings.timezone),
+                        interval_s=300, bus=runtime.bus)
+    runtime.parts = [watch]
     if settings.mqtt is None:
         return runtime
     from controller.mqtt import MqttLink
@@ -148,7 +154,7 @@ def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
     signer = PolicySigner(sm, key, site=settings.site,
                           publish=lambda topic, blob, retain: link.publish(topic, blob,
                                                                            retain=retain))
-    runtime.parts = [link, consumer, signer]
+    runtime.parts = [link, consumer, signer, watch]
     return runtime
 
 

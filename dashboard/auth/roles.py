@@ -94,6 +94,16 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "api.audit.list": READERS,
     "api.anomalies.list": READERS,
     "api.anomalies.ack": EDITORS,
+    # printing: output records (releases, denials, expiries)
+    "printing.page": READERS,
+    "printing.csv": READERS,
+    "printing.person": READERS,
+    "api.printing.events": READERS,
+    "api.printing.summary": READERS,
+    # backups ("snapshots": a route name must not contain "ack", see the auditor test)
+    "snapshots.page": ALL,
+    "api.snapshots.calendar": ALL,
+    "api.snapshots.status": ALL,
 }
 
 # Token scopes: "read" allows safe methods, "write" allows changes (role still applies).

@@ -25,11 +25,6 @@ ALARM_KINDS = ("corr.backup_missing", "corr.backup_failed")
 
 # Rows for dashboard.auth.roles.ROLE_MATRIX (the lead adds them there). The names avoid the
 # word "backup": it contains "ack", which the route-matrix test reserves for changes.
-ROLE_ROWS: dict[str, frozenset[Role]] = {
-    "snapshots.page": ALL,
-    "api.snapshots.calendar": ALL,
-    "api.snapshots.status": ALL,
-}
 
 
 class Filters(BaseModel):

@@ -26,13 +26,6 @@ PAGE = 100
 PERSON_RECENT = 20
 
 # Rows for dashboard.auth.roles.ROLE_MATRIX (the lead adds them there).
-ROLE_ROWS: dict[str, frozenset[Role]] = {
-    "printing.page": READERS,
-    "printing.csv": READERS,
-    "printing.person": READERS,
-    "api.printing.events": READERS,
-    "api.printing.summary": READERS,
-}
 
 KIND_OF = {"release": Q.PRINT_RELEASE, "denied": Q.PRINT_DENIED, "expired": Q.PRINT_EXPIRED}
 

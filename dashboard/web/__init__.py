@@ -6,6 +6,8 @@ from fastapi import APIRouter
 
 
 def routers() -> list[APIRouter]:
+    from dashboard.backups import web as backups
+    from dashboard.printing import web as printing
     from dashboard.web import (
         anomalies,
         audit,
@@ -27,4 +29,5 @@ def routers() -> list[APIRouter]:
         system.router, overview.router, door_log.router, presence.router, nodes.router,
         people.router, groups.router, doors.router, printers.router, lockdown.router,
         anomalies.router, audit.router, users.router, live.router,
+        printing.router, backups.router,
     ]

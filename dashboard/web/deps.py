@@ -63,6 +63,8 @@ NAV_ITEMS: tuple[tuple[str, str, str], ...] = (
     ("doors.page", "/doors", "nav.doors"),
     ("printers.page", "/printers", "nav.printers"),
     ("lockdown.page", "/lockdown", "nav.lockdown"),
+    ("printing.page", "/printing", "nav.printing"),
+    ("snapshots.page", "/backups", "nav.backups"),
     ("nodes.page", "/nodes", "nav.nodes"),
     ("anomalies.page", "/anomalies", "nav.anomalies"),
     ("audit.page", "/audit", "nav.audit"),

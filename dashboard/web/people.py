@@ -20,6 +20,7 @@ from sqlalchemy.orm import selectinload
 from starlette.responses import Response
 
 from dashboard import services
+from dashboard.auth.roles import allowed
 from dashboard.auth.service import Principal
 from dashboard.models import DoorAccess, Group, Person
 from dashboard.web import deps
@@ -155,6 +156,10 @@ def _detail_page(request: Request, db: DbSession, person_id: str, *, error: str 
     }
     if flash:
         ctx["flash"] = flash
+    if allowed("printing.person", deps.principal(request).role):
+        from dashboard.printing.web import person_context
+
+        ctx.update(person_context(request, db, person_id))
     return deps.render(request, "person.html", ctx, status)
 
 

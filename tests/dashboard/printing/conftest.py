@@ -14,25 +14,13 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller.envelope import Event
-from dashboard.auth import roles
-from dashboard.backups import web as backups_web
 from dashboard.ingest.core import IngestCore
-from dashboard.printing import web as printing_web
 from tests.dashboard.conftest import SITE, FakeNode, msg
 from tests.dashboard.web.conftest import WebApp, webapp_db  # noqa: F401 - fixture
 
-ROLE_ROWS = {**printing_web.ROLE_ROWS, **backups_web.ROLE_ROWS}
-
-
 @pytest.fixture
-def pages(webapp_db: WebApp, monkeypatch: pytest.MonkeyPatch) -> WebApp:  # noqa: F811
-    """The app with the printing and backups routers, as the lead wires them (flat routes in
-    ``dashboard.web.routers()``) and their rows in the role matrix."""
-    for name, allowed in ROLE_ROWS.items():
-        monkeypatch.setitem(roles.ROLE_MATRIX, name, allowed)
-    have = {getattr(r, "name", None) for r in webapp_db.app.router.routes}
-    for router in (printing_web.router, backups_web.router):
-        webapp_db.app.router.routes.extend(r for r in router.routes if r.name not in have)
+def pages(webapp_db: WebApp) -> WebApp:  # noqa: F811
+    """The app (printing and backups routers are in ``dashboard.web.routers()``)."""
     return webapp_db
 
 

@@ -12,7 +12,7 @@ import pytest
 from dashboard.auth.roles import Role
 from dashboard.models import Person
 from dashboard.printing import queries as Q
-from dashboard.printing.web import ROLE_ROWS
+from dashboard.auth.roles import ROLE_MATRIX
 from dashboard.web.csvsafe import neutralise
 from dashboard.web.deps import TEMPLATES
 from tests.dashboard.printing.conftest import Feed
@@ -157,7 +157,7 @@ def test_roles(pages: WebApp, role: Role) -> None:
                        ("/api/v1/printing/events", "api.printing.events"),
                        ("/api/v1/printing/summary", "api.printing.summary")]:
         r = client.get(path)
-        if role in ROLE_ROWS[name]:
+        if role in ROLE_MATRIX[name]:
             assert r.status_code == 200, (role, path, r.status_code)
         else:
             assert r.status_code == 403, (role, path, r.status_code)
