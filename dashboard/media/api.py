@@ -86,11 +86,32 @@ class MediumDetail(MediumOut):
     records: list[RecordOut]
 
 
+# API bodies: the service models without whitespace stripping, so that what the schema accepts
+# is what FastAPI accepts; the service validates again (stripped) and answers 400 if blank.
+_RAW = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class RegisterBody(service.RegisterIn):
+    model_config = _RAW
+
+
+class WipeBody(service.WipeIn):
+    model_config = _RAW
+
+
+class DisposeBody(service.DisposeIn):
+    model_config = _RAW
+
+
+class NoteBody(service.NoteIn):
+    model_config = _RAW
+
+
 class CheckOutBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     holder: str = Field(min_length=1, max_length=128)
     purpose: str = Field(min_length=1, max_length=200)
-    due_back: ApiDateTime
+    due_back: datetime = Field(description="RFC 3339 with an offset; naive times are refused")
     approved_by: str = Field(min_length=1, max_length=64)
     approver_password: str = Field(min_length=1, max_length=256, repr=False)
 
@@ -145,8 +166,9 @@ def get_medium(cn: str, db: Db) -> MediumDetail:
 
 @router.post("/media", name="api.media.register", response_model=MediumDetail, status_code=201,
              responses=deps.ERRORS)
-def register(request: Request, body: service.RegisterIn, db: Db, who: Who) -> MediumDetail:
-    row = deps.change(db, service.register_medium, who.username, body, now=deps.now(request))
+def register(request: Request, body: RegisterBody, db: Db, who: Who) -> MediumDetail:
+    row = deps.change(db, service.register_medium, who.username, body.model_dump(),
+                      now=deps.now(request))
     return _detail(db, row)
 
 
@@ -154,8 +176,6 @@ def register(request: Request, body: service.RegisterIn, db: Db, who: Who) -> Me
              responses=deps.ERRORS)
 def check_out(request: Request, cn: str, body: CheckOutBody, db: Db, who: Who) -> MediumDetail:
     now = deps.now(request)
-    if body.due_back is None:
-        raise HTTPException(status_code=422, detail="due_back is required")
     try:
         approved = verify_approver(
             request.app.state.auth, requester=who.username, approver=body.approved_by,
@@ -176,7 +196,8 @@ def _route(path: str, name: str, fn: Any, body_model: type[BaseModel] | None) ->
 
     def with_body(request: Request, cn: str, body: body_model,  # type: ignore[valid-type]
                   db: Db, who: Who) -> MediumDetail:
-        row = deps.change(db, fn, who.username, cn, body, now=deps.now(request))
+        data = body.model_dump()  # type: ignore[attr-defined]
+        row = deps.change(db, fn, who.username, cn, data, now=deps.now(request))
         return _detail(db, row)
 
     endpoint: Any = plain if body_model is None else with_body
@@ -185,12 +206,12 @@ def _route(path: str, name: str, fn: Any, body_model: type[BaseModel] | None) ->
                          response_model=MediumDetail, responses=deps.ERRORS)
 
 
-_route("/media/{cn}/return", "api.media.return", service.return_medium, service.NoteIn)
+_route("/media/{cn}/return", "api.media.return", service.return_medium, NoteBody)
 _route("/media/{cn}/store", "api.media.store", service.store_medium, None)
-_route("/media/{cn}/wipe", "api.media.wipe", service.wipe_medium, service.WipeIn)
-_route("/media/{cn}/lost", "api.media.lost", service.mark_lost, service.NoteIn)
-_route("/media/{cn}/found", "api.media.found", service.mark_found, service.NoteIn)
-_route("/media/{cn}/dispose", "api.media.dispose", service.dispose_medium, service.DisposeIn)
+_route("/media/{cn}/wipe", "api.media.wipe", service.wipe_medium, WipeBody)
+_route("/media/{cn}/lost", "api.media.lost", service.mark_lost, NoteBody)
+_route("/media/{cn}/found", "api.media.found", service.mark_found, NoteBody)
+_route("/media/{cn}/dispose", "api.media.dispose", service.dispose_medium, DisposeBody)
 
 
 @router.get("/usb-events", name="api.usb_events.list", response_model=UsbEventsOut)
