@@ -4,7 +4,10 @@ paho's thread only enqueues (bounded: when full it waits, which back-pressures t
 The worker takes up to ``batch_max`` messages per transaction, commits, then publishes the acks
 (retained) and resend requests and feeds the bus. A failing DB keeps the batch and retries; a
 payload that makes our code fail on its own is counted ``internal_error`` and not acked (the
-node re-sends it). Every ``tick_s`` the worker re-asks for open gaps and raises gap anomalies.
+node re-sends it). Every ``tick_s`` the worker re-asks for open gaps and raises gap anomalies;
+after the link reconnects, and every ``catch_up_interval_s``, it asks every approved node for
+what follows its ack (messages in flight on a dropped clean session are gone, and a lost tail
+leaves no gap to notice; a node with nothing unacked sends nothing).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,6 +30,9 @@ from controller.mqtt import MqttError, MqttLink
 from dashboard.bus import Bus
 from dashboard.ingest.core import BatchResult, IngestCore, ResendRequest
 from dashboard.ingest.verify import SignatureVerifier
+from dashboard.models.nodes import Node
+
+CATCH_UP_SPAN = 10_000  # a node clamps a resend to what it has sent (and to its resend_max)
 
 
 class _Inbox:
@@ -91,6 +98,7 @@ class IngestConsumer:
         max_payload: int = MAX_EVENT_BYTES,
         tick_s: float = 1.0,
         resend_interval_s: float = 5.0,
+        catch_up_interval_s: float = 60.0,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.link = link
@@ -118,6 +126,10 @@ class IngestConsumer:
         self._handled = 0
         self._unsent_acks: dict[str, int] = {}
         self.batches = 0
+        self.catch_ups = 0
+        self._connects = 0
+        self._caught_up_at = time.monotonic()
+        self.catch_up_interval_s = catch_up_interval_s
         self.db_errors = 0
         self.last_error: str | None = None
 
@@ -277,6 +289,16 @@ class IngestConsumer:
 
     def _tick(self) -> None:
         self._flush_acks()
+        connects = int(self.link.stats.get("connects", 0))
+        now = time.monotonic()
+        if (connects > self._connects and self._connects > 0) or (
+            now - self._caught_up_at >= self.catch_up_interval_s
+        ):
+            # messages in flight when a link dropped were lost with it; a lost tail leaves no
+            # gap to notice, so ask for whatever follows each node's ack (usually nothing)
+            self._caught_up_at = now
+            self._catch_up()
+        self._connects = connects
         try:
             result = self._with_retry(
                 lambda s: self.core.check_gaps(s, self.clock(), self.gap_timeout_s)
@@ -287,6 +309,16 @@ class IngestConsumer:
             self.last_error = f"gap check failed: {type(exc).__name__}: {exc}"
             return
         self._after_commit(result)
+
+    def _catch_up(self) -> None:
+        """After a reconnect: ask every approved node for what follows its acked seq."""
+        with self.sessionmaker() as session:
+            marks = session.execute(
+                select(Node.name, Node.contiguous_seq).where(Node.key_status == "approved")
+            ).all()
+        for name, seq in marks:
+            self._send_resend(ResendRequest(name, seq + 1, seq + CATCH_UP_SPAN))
+        self.catch_ups += 1
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -155,3 +155,29 @@ def test_garbage_never_stops_the_consumer(side, consumer, sm, node):
     assert side.ack_reaching(1) == 1
     counts = consumer.counters
     assert counts["malformed"] == 2 and counts["bad_state"] == 1 and counts["stored"] == 1
+
+
+def test_lost_tail_is_asked_for_again(broker, sm, node):
+    """Events lost in flight leave no gap; the periodic catch-up asks for what follows the ack."""
+    with sm() as s:
+        node.enrol(s)
+    link = connect(broker, "dashboard-catchup")
+    c = IngestConsumer(sm, link, site=SITE, bus=Bus(), tick_s=0.05, catch_up_interval_s=0.1)
+    c.start()
+    side = NodeSide(broker, node)
+    try:
+        evs = node.events(3)
+        side.send(evs[0])
+        assert side.ack_reaching(1) == 1
+        # evs[1] and evs[2] "lost": never published
+        while True:
+            req = side.resends.get(timeout=30)
+            if req["from"] == 2:
+                break
+        assert req["to"] >= 3
+        side.send(evs[1], evs[2])
+        assert side.ack_reaching(3) == 3
+    finally:
+        side.link.stop()
+        c.stop()
+        link.stop()
