@@ -230,9 +230,24 @@ def ingest_run(
     time.sleep(0.3)
     start = time.perf_counter()
     procs = publishers(folder, port, list(pubs))
-    ok = consumer.wait_processed(total, 7200)
+    ok = False
+    while not ok:
+        ok = consumer.wait_processed(total, 10)
+        if lk.stats["disconnects"]:
+            print(f"  {label}: the link dropped ({lk.last_error}); messages in flight were lost")
+            break
+        print(
+            f"  {label}: {consumer.processed:,}/{total:,} after "
+            f"{time.perf_counter() - start:.0f} s",
+            flush=True,
+        )
     elapsed = time.perf_counter() - start
-    wait_all(procs)
+    if ok:
+        wait_all(procs)
+    else:
+        for p in procs:
+            p.kill()
+            p.wait()
     counters = consumer.counters
     consumer.stop()
     lk.stop()
