@@ -25,6 +25,7 @@ from tests.dashboard.web.conftest import (  # noqa: F401 - the browser fixtures 
     make_db,
     make_settings,
 )
+from tests.usb_guard.conftest import harness, sim  # noqa: F401 - the agent harness is reused
 
 NOW = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
 PEOPLE = {"p1": "佐藤 花子", "p2": "鈴木 一郎", "p3": "高橋 次郎"}
