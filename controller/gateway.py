@@ -32,7 +32,7 @@ from controller.config import GatewayConfig, ReaderBinding
 from controller.door import Door
 from controller.envelope import now_utc, policy_topic
 from controller.journal import JournalError
-from controller.keys import load_private, load_public, public_b64
+from controller.keys import load_public
 from controller.policy import PolicyStore
 from controller.printing.cups_adapter import CupsAdapter
 from controller.printing.service import PrintRelease
@@ -217,8 +217,6 @@ class Gateway:
     def health(self) -> dict[str, Any]:
         policy = self.policies.current
         return {
-            "state": "online",
-            "public_key": public_b64(load_private(self.config.key_file).public_key()),
             "policy_version": policy.version if policy else None,
             "clock": self.clock_state(),
             "readers": dict(self.readers_connected),

@@ -32,7 +32,7 @@ from pydantic import BaseModel
 
 from controller.envelope import ClockState, Event, canonical_json, format_ts, now_utc, topic_for
 from controller.journal import EventRejected, Journal, JournalError, check_shape
-from controller.keys import load_private
+from controller.keys import load_private, public_b64
 from controller.mqtt import MqttError, MqttLink, MqttSettings
 from controller.publisher import Publisher
 
@@ -98,6 +98,7 @@ class NodeRuntime:
             will=(self.state_topic, OFFLINE, True),
         )
         self._health: dict[str, Any] = {}
+        self.public_key = ""  # base64url of the node's Ed25519 public key, known after start()
         self._cond = threading.Condition()
         self._pending: list[_Request] = []
         self._leaders = 0
@@ -108,6 +109,7 @@ class NodeRuntime:
     def start(self) -> None:
         s = self.settings
         key = load_private(s.key_file)
+        self.public_key = public_b64(key.public_key())
         self.journal = Journal(s.journal, node=s.node, site=s.site, key=key, boot=self.boot)
         self.publisher = Publisher(
             self.journal,
@@ -237,6 +239,7 @@ class NodeRuntime:
     def _send_online(self) -> None:
         payload = {
             "state": "online",
+            "public_key": self.public_key,  # the dashboard enrols (pending -> approved) by it
             "boot": self.boot,
             "ts": format_ts(self._clock()),
             "health": self._health,

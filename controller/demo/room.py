@@ -14,13 +14,13 @@ import tomli_w
 
 from controller.config import load_config
 from controller.demo import seed
+from controller.demo.dashboard import DemoDashboard, approve_when_announced, start_dashboard
 from controller.envelope import EnvelopeError, parse
 from controller.gateway import Gateway
 from controller.gpio import make_pin_factory
 from controller.keys import generate
 from controller.localbroker import BrokerUnavailable, LocalBroker
 from controller.mqtt import MqttLink, MqttSettings
-from controller.policy import sign_policy
 from readers.base import ReaderError
 from readers.pcsc import PcscReaders
 from readers.pcscd_host import PcscdHost, free_port_pair
@@ -41,6 +41,8 @@ class DemoRoom:
         self.pcscd: PcscdHost | None = None
         self.gateway: Gateway | None = None
         self.printer_link: MqttLink | None = None
+        self.dashboard: DemoDashboard | None = None
+        self._stopping = threading.Event()
         self.pins = make_pin_factory("mock")
         self.staff = {m.id: m for m in seed.staff()}
         self._print_lock = threading.Lock()
@@ -61,15 +63,23 @@ class DemoRoom:
         except ReaderError as exc:
             raise DemoUnavailable(f"virtual card reader: {exc}") from exc
         self.pcscd.use_in_this_process()
+        self.dashboard = start_dashboard(self.run_dir / "dashboard", site=seed.SITE,
+                                         broker_port=self.broker.port, office=seed.policy())
         config_path = self._write_files()
         self._watch_events()
         config = load_config(config_path)
         self.gateway = Gateway(config, reader=PcscReaders(), pin_factory=self.pins)
+        self._enroller = threading.Thread(
+            target=approve_when_announced, name="demo-enroller", daemon=True,
+            args=(self.dashboard.sessionmaker, "gw1", config.key_file, self._stopping),
+        )
+        self._enroller.start()
         self.gateway.start()
         self.pins.pin(CONTACT_PIN).drive_low()  # the simulated door starts closed
 
     def stop(self) -> None:
-        for part in (self.gateway, self.printer_link):
+        self._stopping.set()
+        for part in (self.gateway, self.printer_link, self.dashboard):
             if part is not None:
                 part.stop()
         if self.pcscd is not None:
@@ -80,9 +90,7 @@ class DemoRoom:
     def _write_files(self) -> Path:
         d = self.run_dir
         generate(d / "node.key")
-        admin = generate(d / "admin.key")
-        (d / "policy.signed").write_bytes(sign_policy(seed.policy(), admin))
-        assert self.broker and self.pcscd
+        assert self.broker and self.pcscd and self.dashboard
         names = self.pcscd.expected_reader_names()
         config = {
             "node": {"name": "gw1", "site": seed.SITE, "data_dir": str(d), "clock": "auto"},
@@ -95,7 +103,8 @@ class DemoRoom:
             "doors": [{"id": seed.DOOR, "relay_pin": RELAY_PIN, "contact_pin": CONTACT_PIN,
                        "rex_pin": REX_PIN, "led_green_pin": GREEN_PIN, "led_red_pin": RED_PIN,
                        "buzzer_pin": BUZZER_PIN, "unlock_s": 5.0, "held_open_s": 30.0}],
-            "policy": {"trusted_keys": ["admin.key.pub"], "file": "policy.signed"},
+            # the dashboard signs and publishes the policy; the gateway trusts only its key
+            "policy": {"trusted_keys": [str(self.dashboard.policy_public_key)]},
         }
         path = d / "gateway.toml"
         path.write_text(tomli_w.dumps(config))
@@ -153,8 +162,10 @@ class DemoRoom:
 
     # -- console ----------------------------------------------------------------------------
     def print_banner(self) -> None:
-        assert self.broker
-        self.say(f"secroom demo running: broker 127.0.0.1:{self.broker.port}, site {seed.SITE}")
+        assert self.broker and self.dashboard
+        self.say(f"secroom demo running (site {seed.SITE}, broker 127.0.0.1:{self.broker.port})")
+        self.say(f"  dashboard: {self.dashboard.url}/  user: {self.dashboard.username}  "
+                 f"password: {self.dashboard.password}")
         self.say("people: " + ", ".join(f"{m.id} {m.name}" for m in list(self.staff.values())[:6])
                  + ", ... (type 'people' for all)")
         self.say("type 'help' for commands; Ctrl-C stops everything")
