@@ -207,3 +207,15 @@ def test_usb_events_page_and_api(media_app: WebApp) -> None:
     assert page1["items"][0]["seq"] == 3 and page1["next_before_id"]
     page2 = c.get(f"/api/v1/usb-events?limit=5&before_id={page1['next_before_id']}").json()
     assert [e["seq"] for e in page2["items"]] == [2, 1]
+
+
+def test_pages_speak_english_too(media_app: WebApp) -> None:
+    cn = register_form(media_app)
+    c, _ = media_app.as_role("auditor")
+    c.cookies.set("secroom_lang", "en")
+    ledger = c.get("/media").text
+    assert "<h1>Media ledger</h1>" in ledger and "in storage" in ledger and "媒体" not in ledger
+    detail = c.get(f"/media/{cn}").text
+    assert "History" in detail and "register" in detail and 'id="checkout-form"' not in detail
+    rows = list(csv.reader(io.StringIO(c.get("/media.csv").content.decode("utf-8-sig"))))
+    assert rows[0][0] == "Control number" and rows[1][1] == "In storage"
