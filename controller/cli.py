@@ -277,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_journal_verify)
 
     _add_feature(sub, "backup", "encrypted backups of the vault", "backup.cli", "backup")
-    _add_feature(sub, "usb", "USB media enforcement", "usb_guard.cli", "usb")
+    _add_usb(sub)
     _add_dashboard(sub)
 
     p = sub.add_parser("demo", help="run the whole room on this machine with simulated hardware")
@@ -297,6 +297,45 @@ def _add_feature(sub: Any, name: str, help_text: str, module: str, suffix: str) 
         if not any(a.dest == "config" for a in choice._actions):
             _config_arg(choice, required=False)
         choice.set_defaults(func=_feature_handler(suffix))
+
+
+def _add_usb(sub: Any) -> None:
+    from usb_guard.cli import add_subcommands
+
+    add_subcommands(sub)
+    usb = sub.choices["usb"]
+    inner = next(a for a in usb._actions if isinstance(a, argparse._SubParsersAction))
+    for choice in inner.choices.values():
+        if not any(a.dest == "config" for a in choice._actions):
+            _config_arg(choice, required=False)
+        choice.set_defaults(func=cmd_usb)
+
+
+def cmd_usb(args: argparse.Namespace) -> int:
+    """The USB agent runs as the host's own node: journal, signed policy from the dashboard."""
+    config = _node_config(args)
+    if config is None:
+        return int(args.handler(args, _PrintingEmit(), lambda: None))
+    from controller.envelope import policy_topic
+    from controller.keys import load_public
+    from controller.policy import PolicyStore
+    from controller.runtime import NodeRuntime
+
+    runtime = NodeRuntime(config.runtime_settings())
+    runtime.start()
+    store = PolicyStore(config.policy_store, [load_public(k) for k in config.policy.trusted_keys],
+                        site=config.node.site, emit=runtime.emit)
+    store.load()
+    runtime.subscribe(policy_topic(config.node.site), lambda _t, blob: store.offer(blob))
+
+    def usb_policy() -> Any:
+        policy = store.current
+        return policy.usb if policy is not None else None
+
+    try:
+        return int(args.handler(args, runtime.emit, usb_policy))
+    finally:
+        runtime.stop()
 
 
 def _add_dashboard(sub: Any) -> None:

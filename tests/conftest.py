@@ -1,11 +1,20 @@
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import configuration as hypothesis_configuration
+from hypothesis import settings as hypothesis_settings
 
 from tests.services.mosquitto import Broker
+
+# Hypothesis keeps its example database under ./.hypothesis by default: no test writes into the
+# working directory, so point it at a temporary folder and keep no example database.
+hypothesis_configuration.set_hypothesis_home_dir(tempfile.mkdtemp(prefix="secroom-hypothesis-"))
+hypothesis_settings.register_profile("secroom", database=None)
+hypothesis_settings.load_profile("secroom")
 
 
 @pytest.fixture

@@ -43,7 +43,11 @@ class ConfigError(UsbGuardError):
 
 
 def load_config(path: Path, **overrides: object) -> UsbAgentConfig:
-    """Load a TOML or JSON file; keys given in ``overrides`` (not None) win."""
+    """Load a TOML or JSON file; keys given in ``overrides`` (not None) win.
+
+    A node config (it has a ``[node]`` table: name, site, broker, trusted policy keys) keeps the
+    agent's settings in its ``[usb]`` table; a standalone agent file holds them at top level.
+    """
     try:
         text = path.read_bytes()
     except OSError as exc:
@@ -55,6 +59,10 @@ def load_config(path: Path, **overrides: object) -> UsbAgentConfig:
         raise ConfigError(f"{path} is not valid {kind}: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a table of settings")
+    if isinstance(data.get("node"), dict):
+        data = data.get("usb", {})
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: [usb] must be a table of settings")
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return UsbAgentConfig.model_validate(data)
