@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
-from dashboard.auth.roles import EDITORS, READERS, Role
 from dashboard.auth.service import Principal
 from dashboard.media import service
 from dashboard.media.approval import verify_approver
@@ -24,12 +23,6 @@ from dashboard.web.forms import ApiDateTime
 
 router = APIRouter(prefix="/api/v1", tags=["media"])
 
-API_ROLES: dict[str, frozenset[Role]] = {
-    "api.media.list": READERS, "api.media.get": READERS, "api.usb_events.list": READERS,
-    "api.media.register": EDITORS, "api.media.check_out": EDITORS,
-    "api.media.return": EDITORS, "api.media.store": EDITORS, "api.media.wipe": EDITORS,
-    "api.media.lost": EDITORS, "api.media.found": EDITORS, "api.media.dispose": EDITORS,
-}
 
 Db = Annotated[DbSession, Depends(deps.db)]
 Who = Annotated[Principal, Depends(deps.principal)]

@@ -1,8 +1,8 @@
 """Media ledger pages: list with filters and CSV, register, check out (with a second person's
 approval), return, store, wipe, lost/found, dispose, certificates, USB events, per-person media.
 
-``router`` carries these pages and the JSON API of ``dashboard.media.api``; ``MEDIA_ROLES`` is
-this router's column of the role matrix (route name -> roles).
+``router`` carries these pages and the JSON API of ``dashboard.media.api``; their roles are rows
+of ``dashboard.auth.roles.ROLE_MATRIX``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
-from dashboard.auth.roles import EDITORS, READERS, Role
 from dashboard.auth.service import Principal
 from dashboard.media import api, certificates, service
 from dashboard.media.approval import verify_approver
@@ -33,15 +32,6 @@ from usb_guard.usbguard_rules import export_rules
 
 router = APIRouter()
 
-MEDIA_ROLES: dict[str, frozenset[Role]] = {
-    "media.page": READERS, "media.csv": READERS, "media.usbguard_rules": READERS,
-    "media.detail": READERS, "media.certificate_pdf": READERS,
-    "media.certificate_csv": READERS, "media.person": READERS, "usb_events.page": READERS,
-    "media.register": EDITORS, "media.check_out": EDITORS, "media.return": EDITORS,
-    "media.store": EDITORS, "media.wipe": EDITORS, "media.lost": EDITORS,
-    "media.found": EDITORS, "media.dispose": EDITORS, "media.reconfigure": EDITORS,
-    **api.API_ROLES,
-}
 
 Db = Annotated[DbSession, Depends(deps.db)]
 Who = Annotated[Principal, Depends(deps.principal)]

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 
 def routers() -> list[APIRouter]:
     from dashboard.backups import web as backups
+    from dashboard.media import web as media
     from dashboard.printing import web as printing
     from dashboard.web import (
         anomalies,
@@ -29,5 +30,5 @@ def routers() -> list[APIRouter]:
         system.router, overview.router, door_log.router, presence.router, nodes.router,
         people.router, groups.router, doors.router, printers.router, lockdown.router,
         anomalies.router, audit.router, users.router, live.router,
-        printing.router, backups.router,
+        printing.router, backups.router, media.router,
     ]

@@ -14,8 +14,7 @@ from sqlalchemy.orm import Session
 
 import dashboard.models.media  # noqa: F401 - registers the media tables on Base.metadata
 from dashboard import services
-from dashboard.auth import roles
-from dashboard.media.web import MEDIA_ROLES, router
+from dashboard.media.web import router
 from tests.dashboard.web.conftest import (  # noqa: F401 - the browser fixtures are reused
     Clock,
     ClosedBus,
@@ -36,13 +35,6 @@ def wire(app: Any) -> None:
     names = {getattr(r, "name", None) for r in app.router.routes}
     if "media.page" not in names:
         app.router.routes.extend(router.routes)
-
-
-@pytest.fixture(autouse=True)
-def media_roles(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The media column of the role matrix (a no-op once the lead has merged MEDIA_ROLES)."""
-    for name, allowed in MEDIA_ROLES.items():
-        monkeypatch.setitem(roles.ROLE_MATRIX, name, allowed)
 
 
 def add_people(db: Session, now: datetime = NOW) -> None:

@@ -13,12 +13,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from dashboard.auth.roles import PUBLIC_ROUTES, Role
-from dashboard.media.web import MEDIA_ROLES, router
+from dashboard.auth.roles import PUBLIC_ROUTES, ROLE_MATRIX, Role
+from dashboard.media.web import router
 from dashboard.models.events import StoredEvent
 from dashboard.models.media import Medium, MediumRecord
 from tests.dashboard.media.conftest import NOW, medium_data, register_form
 from tests.dashboard.web.conftest import PASSWORD, WebApp, login
+
+MEDIA_ROLES = {r.name: ROLE_MATRIX[r.name] for r in router.routes}  # type: ignore[attr-defined]
 
 
 def checkout_form(w: WebApp, cn: str, approver: str, password: str = PASSWORD,
