@@ -67,8 +67,11 @@ def enter_office(sm: Any, office: Policy, now: datetime) -> None:
 
 
 def start_dashboard(
-    data_dir: Path, *, site: str, broker_port: int, office: Policy
+    data_dir: Path, *, site: str, broker_port: int, office: Policy,
+    simulator: Any = None, history: Any = None,
 ) -> DemoDashboard:
+    """``simulator``: attached as the demo-only simulator panel. ``history``: called with the
+    sessionmaker and the settings before the runtime starts (the seeded month)."""
     import uvicorn
 
     from dashboard.app import create_app
@@ -91,8 +94,14 @@ def start_dashboard(
         AuthService(settings, sm).create_user(db, username="admin", role="admin",
                                               password=password, now=now)
     enter_office(sm, office, now)
+    if history is not None:
+        history(sm, settings)
     runtime = build_runtime(settings)
     app = create_app(settings, sessionmaker=runtime.sessionmaker, bus=runtime.bus)
+    if simulator is not None:
+        from dashboard.simulator import register
+
+        register(app, simulator)
     runtime.start()
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",

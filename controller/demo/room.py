@@ -15,12 +15,14 @@ import tomli_w
 from controller.config import load_config
 from controller.demo import seed
 from controller.demo.dashboard import DemoDashboard, approve_when_announced, start_dashboard
+from controller.demo.simulator import RoomSimulator
 from controller.envelope import EnvelopeError, parse
 from controller.gateway import Gateway
 from controller.gpio import make_pin_factory
 from controller.keys import generate
 from controller.localbroker import BrokerUnavailable, LocalBroker
 from controller.mqtt import MqttLink, MqttSettings
+from dashboard.simulator import SimulatorError
 from readers.base import ReaderError
 from readers.pcsc import PcscReaders
 from readers.pcscd_host import PcscdHost, free_port_pair
@@ -46,6 +48,7 @@ class DemoRoom:
         self.pins = make_pin_factory("mock")
         self.staff = {m.id: m for m in seed.staff()}
         self._print_lock = threading.Lock()
+        self.usb: Any = None  # the simulated USB host and its agent, once started
 
     # -- start / stop ---------------------------------------------------------------------
     def start(self) -> None:
@@ -64,7 +67,8 @@ class DemoRoom:
             raise DemoUnavailable(f"virtual card reader: {exc}") from exc
         self.pcscd.use_in_this_process()
         self.dashboard = start_dashboard(self.run_dir / "dashboard", site=seed.SITE,
-                                         broker_port=self.broker.port, office=seed.policy())
+                                         broker_port=self.broker.port, office=seed.policy(),
+                                         simulator=RoomSimulator(self))
         config_path = self._write_files()
         self._watch_events()
         config = load_config(config_path)
@@ -137,11 +141,16 @@ class DemoRoom:
             print(text, flush=True)
 
     # -- simulated hardware -----------------------------------------------------------------
-    def tap(self, person_id: str, slot: int = 0) -> None:
+    def reader_labels(self) -> list[tuple[int, str]]:
+        return [(0, f"{seed.DOOR} in (入室)"), (1, f"{seed.DOOR} out (退室)")]
+
+    def tap(self, person_id: str, slot: int = 0) -> str:
+        """Tap ``person_id``'s card (an unknown one if there is no such person); its UID."""
         assert self.pcscd
         member = self.staff.get(person_id)
         uid = bytes.fromhex(member.uid) if member else os.urandom(7)
         VirtualCard(port=self.pcscd.port + slot, uid=uid).tap()
+        return uid.hex().upper()
 
     def set_contact(self, open_: bool) -> None:
         pin = self.pins.pin(CONTACT_PIN)
@@ -151,6 +160,17 @@ class DemoRoom:
         pin = self.pins.pin(REX_PIN)
         pin.drive_low()
         pin.drive_high()
+
+    def door_states(self) -> list[dict[str, Any]]:
+        return [{"door": seed.DOOR, **self.door_state(),
+                 "buzzer": bool(self.pins.pin(BUZZER_PIN).state)}]
+
+    def print_unavailable(self) -> str | None:
+        return ("print release is not simulated in this demo yet: it needs a private CUPS hold "
+                "queue (see hardware/cups/README.md)")
+
+    def submit_print(self, person_id: str, title: str) -> str:
+        raise SimulatorError(self.print_unavailable() or "printing unavailable")
 
     def door_state(self) -> dict[str, Any]:
         return {
