@@ -117,7 +117,8 @@ def test_fresh_clone_demo_tap_in_browser_then_nothing_left(
     )
     lines: queue.Queue[str] = queue.Queue()
     log: list[str] = []
-    threading.Thread(target=_lines, args=(proc, lines, log), daemon=True).start()
+    reader = threading.Thread(target=_lines, args=(proc, lines, log), daemon=True)
+    reader.start()
     seen: set[int] = set()
     try:
         match = None
@@ -145,6 +146,8 @@ def test_fresh_clone_demo_tap_in_browser_then_nothing_left(
         ).stdout.split()
         assert all(Path(w).is_relative_to(clone) for w in where), where
 
+        from playwright.sync_api import expect
+
         page = chromium_page
         page.goto(f"{url}/login")
         page.fill("input[name=username]", user)
@@ -157,8 +160,7 @@ def test_fresh_clone_demo_tap_in_browser_then_nothing_left(
         page.click("#tap-button")
         assert "田中 大輔" in page.locator("#sim-done").inner_text()
         # the door is drawn live: the relay lights up once the gateway has granted the tap
-        page.wait_for_function(
-            "document.querySelector('.sim-relay').getAttribute('fill') === '#2a2'")
+        expect(page.locator(".sim-relay")).to_have_attribute("fill", "#2a2")
         page.goto(f"{url}/door-log?person=s004")
         row = page.locator("table tbody tr", has_text="s004").first
         row.wait_for()
@@ -174,6 +176,9 @@ def test_fresh_clone_demo_tap_in_browser_then_nothing_left(
             proc.kill()
             proc.wait(5)
             pytest.fail("the demo did not stop within 20 s of SIGINT")
+    reader.join(5)
+    assert proc.stdout is not None
+    proc.stdout.close()
     assert rc == 0, "".join(log[-20:])
     assert "stopping the demo" in "".join(log)
     left = {pid for pid in seen if _alive(pid)}
