@@ -26,6 +26,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"secroom demo: {exc}", file=sys.stderr)
         room.stop()
         return 3
+    except BaseException:
+        room.stop()  # whatever failed, leave no broker or pcscd behind
+        raise
     try:
         room.print_banner()
         if args.no_input or not sys.stdin.isatty():

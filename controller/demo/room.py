@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,8 @@ from controller.config import load_config
 from controller.demo import seed
 from controller.demo.dashboard import DemoDashboard, approve_when_announced, start_dashboard
 from controller.demo.simulator import RoomSimulator
+from controller.demo.usb import HOST as USB_HOST
+from controller.demo.usb import DemoUsb, seed_media
 from controller.envelope import EnvelopeError, parse
 from controller.gateway import Gateway
 from controller.gpio import make_pin_factory
@@ -48,6 +50,7 @@ class DemoRoom:
         self.pins = make_pin_factory("mock")
         self.staff = {m.id: m for m in seed.staff()}
         self._print_lock = threading.Lock()
+        self._printed: set[str] = set()
         self.usb: Any = None  # the simulated USB host and its agent, once started
 
     # -- start / stop ---------------------------------------------------------------------
@@ -68,7 +71,7 @@ class DemoRoom:
         self.pcscd.use_in_this_process()
         self.dashboard = start_dashboard(self.run_dir / "dashboard", site=seed.SITE,
                                          broker_port=self.broker.port, office=seed.policy(),
-                                         simulator=RoomSimulator(self))
+                                         simulator=RoomSimulator(self), history=self._seed)
         config_path = self._write_files()
         self._watch_events()
         config = load_config(config_path)
@@ -78,12 +81,27 @@ class DemoRoom:
             args=(self.dashboard.sessionmaker, "gw1", config.key_file, self._stopping),
         )
         self._enroller.start()
+        self._start_usb()
         self.gateway.start()
         self.pins.pin(CONTACT_PIN).drive_low()  # the simulated door starts closed
 
+    def _seed(self, sm: Any, _settings: Any) -> None:
+        """The office's media ledger (and its month of history) before the runtime starts."""
+        self._sticks = seed_media(sm, datetime.now(UTC))
+
+    def _start_usb(self) -> None:
+        assert self.dashboard and self.broker
+        usb = DemoUsb(self.run_dir / "usb-pc-01", self.dashboard.sessionmaker, self._sticks,
+                      self.broker.port)
+        usb.start()
+        self.usb = usb
+        threading.Thread(target=approve_when_announced, name="demo-enroller-usb", daemon=True,
+                         args=(self.dashboard.sessionmaker, USB_HOST, usb.key_file,
+                               self._stopping)).start()
+
     def stop(self) -> None:
         self._stopping.set()
-        for part in (self.gateway, self.printer_link, self.dashboard):
+        for part in (self.gateway, self.usb, self.printer_link, self.dashboard):
             if part is not None:
                 part.stop()
         if self.pcscd is not None:
@@ -128,6 +146,9 @@ class DemoRoom:
         except EnvelopeError as exc:
             self.say(f"  !! malformed event on the broker: {exc}")
             return
+        if event.id in self._printed:
+            return  # a re-delivery (resend after an ack gap): shown once
+        self._printed.add(event.id)
         local = datetime.fromisoformat(event.ts.replace("Z", "+00:00")).astimezone()
         data = dict(event.data)
         person = self.staff.get(str(data.get("person_id")))

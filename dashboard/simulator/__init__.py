@@ -22,7 +22,7 @@ ROUTE_NAMES: tuple[str, ...] = (
 NAV_ITEM: tuple[str, str, str] = ("simulator.page", "/simulator", "nav.simulator")
 MESSAGES: dict[str, dict[str, str]] = {
     "en": {"nav.simulator": "Simulator"},
-    "ja": {"nav.simulator": "シミュレーター"},
+    "ja": {"nav.simulator": "デモ操作"},
 }
 
 
