@@ -33,7 +33,7 @@ from dashboard.models.numlog import NumberAccess
 from dashboard.models.types import UTCDateTime
 
 BATCH = 20_000
-_SLIM = "id, ts, person_id, host, category, ok, redacted_fields, operator"
+EPS = 0.001  # s: the database's epoch floats are approximate; near an edge, the rule decides
 
 
 @dataclass
@@ -57,16 +57,6 @@ def _order(session: Session, col: str) -> str:
     return f'{col} COLLATE "C"' if session.get_bind().dialect.name == "postgresql" else col
 
 
-_EPOCH = datetime(1970, 1, 1)
-
-
-def _epoch(value: Any) -> float:
-    """Seconds since the epoch of a raw timestamp (SQLite text in UTC, or a PostgreSQL datetime)."""
-    if isinstance(value, str):
-        return (datetime.fromisoformat(value) - _EPOCH).total_seconds()
-    return float(value.timestamp())
-
-
 def _load(session: Session, ids: set[int]) -> dict[int, AccessIn]:
     out: dict[int, AccessIn] = {}
     wanted = sorted(ids)
@@ -85,16 +75,26 @@ def _with_ids(session: Session, since: datetime, until: datetime
         yield r.id, S.access_in(r)
 
 
+def _epoch_sql(session: Session, col: str) -> str:
+    if session.get_bind().dialect.name == "postgresql":
+        return f"extract(epoch from {col})::float8"
+    return f"(julianday({col}) - 2440587.5) * 86400.0"  # SQLite keeps UTC text
+
+
 def access_rows(session: Session, since: datetime, until: datetime) -> Iterator[Any]:
-    """Slim raw rows (``_SLIM``), by person, time, line, key: what the pre-filter needs."""
-    sql = (f"SELECT {_SLIM} FROM number_access WHERE ts >= :since AND ts < :until "  # noqa: S608
+    """Slim rows, by person, time, line, key: what the pre-filter needs (epoch seconds as
+    computed by the database: approximate, hence ``EPS``)."""
+    cols = (f"id, {_epoch_sql(session, 'ts')}, person_id, host, category, ok, "
+            "redacted_fields, operator")
+    sql = (f"SELECT {cols} FROM number_access WHERE ts >= :since AND ts < :until "  # noqa: S608
            f"ORDER BY {_order(session, 'person_id')}, ts, line, {_order(session, 'row_key')}")
     return _stream(session, sql, since=since, until=until)
 
 
 def presence_rows(session: Session, since: datetime, until: datetime) -> Iterator[Any]:
     """Raw (person_id, entered_at, left_at, door, enter_ref), by person and entry."""
-    sql = ("SELECT person_id, entered_at, left_at, door, enter_ref FROM presence "  # noqa: S608
+    sql = (f"SELECT person_id, {_epoch_sql(session, 'entered_at')}, "  # noqa: S608
+           f"{_epoch_sql(session, 'left_at')}, door, enter_ref, entered_at, left_at FROM presence "
            "WHERE entered_at IS NOT NULL AND entered_at <= :until AND "
            "(left_at IS NULL OR left_at >= :since) "
            f"ORDER BY {_order(session, 'person_id')}, entered_at")
@@ -108,33 +108,38 @@ class _Sweep:
 
     def __init__(self, raw: list[Any], grace: float) -> None:
         self.raw = raw
-        self.starts = [_epoch(r[1]) - grace for r in raw]
-        self.ends = [None if r[2] is None else _epoch(r[2]) + grace for r in raw]
+        self.starts = [r[1] - grace for r in raw]
+        self.ends = [None if r[2] is None else r[2] + grace for r in raw]
         self.i = 0
         self.active: list[int] = []
         self.last: int | None = None
 
     def at(self, t: float) -> bool:
+        """True only if some interval surely covers t (by more than EPS); borderline
+        intervals stay active so that the rule, deciding exactly, sees them."""
         n = len(self.raw)
-        while self.i < n and self.starts[self.i] <= t:
+        while self.i < n and self.starts[self.i] <= t + EPS:
             self.active.append(self.i)
             self.i += 1
+        solid = False
         if self.active:
             keep = []
             for j in self.active:
                 end = self.ends[j]
-                if end is not None and end < t:
+                if end is not None and end < t - EPS:
                     if self.last is None or end > (self.ends[self.last] or 0.0):
                         self.last = j
                 else:
                     keep.append(j)
+                    if self.starts[j] <= t - EPS and (end is None or end >= t + EPS):
+                        solid = True
             self.active = keep
-        return bool(self.active)
+        return solid
 
     def intervals(self) -> list[Interval]:
         idx = self.active + ([self.last] if self.last is not None else [])
-        return [Interval(S.as_utc(self.raw[j][1]),
-                         None if self.raw[j][2] is None else S.as_utc(self.raw[j][2]),
+        return [Interval(S.as_utc(self.raw[j][5]),
+                         None if self.raw[j][6] is None else S.as_utc(self.raw[j][6]),
                          self.raw[j][3], self.raw[j][4] or "") for j in idx]
 
 
@@ -161,7 +166,7 @@ class _Hours:
         wins = self.days.get(u)
         if wins is None:
             wins = self.days[u] = self._windows(u)
-        return any(lo <= t < hi for lo, hi in wins)
+        return any(lo + EPS <= t < hi - EPS for lo, hi in wins)  # near an edge: not sure
 
 
 def rerun(session: Session, since: datetime, until: datetime, now: datetime,
@@ -214,7 +219,7 @@ def rerun(session: Session, since: datetime, until: datetime, now: datetime,
         keep_rows = person in print_people
         for row_id, ts, _p, host, category, ok_raw, red, operator in group:
             n_rows += 1
-            t = _epoch(ts)
+            t = float(ts)
             ok = bool(ok_raw)
             covered = sweep.at(t) if person is not None else False
             if keep_rows:
@@ -223,7 +228,7 @@ def rerun(session: Session, since: datetime, until: datetime, now: datetime,
             prior: list[int] = []
             if category == "login":
                 q = logins[operator]
-                while q and q[0][0] < t - lws:
+                while q and q[0][0] < t - lws - EPS:
                     q.popleft()
                 if ok:
                     fails = 0
@@ -236,8 +241,8 @@ def rerun(session: Session, since: datetime, until: datetime, now: datetime,
             else:
                 if host is not None and host in usb_ts and ok:
                     stamps = usb_ts[host]
-                    usb = usb_by_host[host][bisect_left(stamps, t - ws):
-                                            bisect_right(stamps, t + ws)]
+                    usb = usb_by_host[host][bisect_left(stamps, t - ws - EPS):
+                                            bisect_right(stamps, t + ws + EPS)]
                 candidate = (bool(usb) or person is None or (ok and not covered)
                              or S.as_list(red) != () or not hours.working(t))
             if candidate:  # otherwise every rule returns None (their cheap negative tests)
