@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import tomli_w
 
 from controller.config import load_config
-from controller.demo import seed
+from controller.demo import history, seed
 from controller.demo.dashboard import DemoDashboard, approve_when_announced, start_dashboard
 from controller.demo.simulator import RoomSimulator
 from controller.demo.usb import HOST as USB_HOST
@@ -51,6 +52,7 @@ class DemoRoom:
         self.staff = {m.id: m for m in seed.staff()}
         self._print_lock = threading.Lock()
         self._printed: set[str] = set()
+        self.history: dict[str, Any] = {}
         self.usb: Any = None  # the simulated USB host and its agent, once started
 
     # -- start / stop ---------------------------------------------------------------------
@@ -87,7 +89,11 @@ class DemoRoom:
 
     def _seed(self, sm: Any, _settings: Any) -> None:
         """The office's media ledger (and its month of history) before the runtime starts."""
-        self._sticks = seed_media(sm, datetime.now(UTC))
+        now = datetime.now(UTC)
+        self._sticks = seed_media(sm, now)
+        started = time.monotonic()
+        self.history = history.store(sm, history.build(now), now)
+        self.history["seconds"] = round(time.monotonic() - started, 1)
 
     def _start_usb(self) -> None:
         assert self.dashboard and self.broker
@@ -207,6 +213,10 @@ class DemoRoom:
         self.say(f"secroom demo running (site {seed.SITE}, broker 127.0.0.1:{self.broker.port})")
         self.say(f"  dashboard: {self.dashboard.url}/  user: {self.dashboard.username}  "
                  f"password: {self.dashboard.password}")
+        if self.history:
+            self.say(f"  a month of history: {self.history['events']} signed events ingested, "
+                     f"{self.history['numlog_rows']} number-system log rows imported "
+                     f"({self.history['seconds']} s)")
         self.say("people: " + ", ".join(f"{m.id} {m.name}" for m in list(self.staff.values())[:6])
                  + ", ... (type 'people' for all)")
         self.say("type 'help' for commands; Ctrl-C stops everything")
