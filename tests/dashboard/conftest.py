@@ -74,6 +74,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         eng.dispose()
         return
     eng = request.getfixturevalue("pg_engine")
+    Base.metadata.create_all(eng)  # tables registered since the schema was made (other models)
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with eng.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
