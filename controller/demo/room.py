@@ -16,6 +16,7 @@ import tomli_w
 from controller.config import load_config
 from controller.demo import history, seed
 from controller.demo.dashboard import DemoDashboard, approve_when_announced, start_dashboard
+from controller.demo.readers import RACK_READERS, CombinedReaders, rack_readers, tap_rack
 from controller.demo.simulator import RoomSimulator
 from controller.demo.usb import HOST as USB_HOST
 from controller.demo.usb import DemoUsb, seed_media
@@ -32,6 +33,7 @@ from readers.pcscd_host import PcscdHost, free_port_pair
 from readers.virtual import VirtualCard
 
 RELAY_PIN, CONTACT_PIN, REX_PIN, GREEN_PIN, RED_PIN, BUZZER_PIN = 17, 27, 22, 5, 6, 13
+RACK_RELAY_PIN, RACK_CONTACT_PIN = 23, 24  # hardware/PINMAP.md
 
 
 class DemoUnavailable(RuntimeError):
@@ -77,7 +79,9 @@ class DemoRoom:
         config_path = self._write_files()
         self._watch_events()
         config = load_config(config_path)
-        self.gateway = Gateway(config, reader=PcscReaders(), pin_factory=self.pins)
+        self.rack = rack_readers()
+        self.gateway = Gateway(config, reader=CombinedReaders(PcscReaders(), self.rack),
+                               pin_factory=self.pins)
         self._enroller = threading.Thread(
             target=approve_when_announced, name="demo-enroller", daemon=True,
             args=(self.dashboard.sessionmaker, "gw1", config.key_file, self._stopping),
@@ -85,7 +89,8 @@ class DemoRoom:
         self._enroller.start()
         self._start_usb()
         self.gateway.start()
-        self.pins.pin(CONTACT_PIN).drive_low()  # the simulated door starts closed
+        self.pins.pin(CONTACT_PIN).drive_low()  # the simulated doors start closed
+        self.pins.pin(RACK_CONTACT_PIN).drive_low()
 
     def _seed(self, sm: Any, _settings: Any) -> None:
         """The office's media ledger (and its month of history) before the runtime starts."""
@@ -127,10 +132,14 @@ class DemoRoom:
             "readers": {"backend": "pcsc", "bindings": [
                 {"name": names[0], "role": "door_in", "door": seed.DOOR},
                 {"name": names[1], "role": "door_out", "door": seed.DOOR},
+                {"name": RACK_READERS[0], "role": "rack_a", "door": seed.RACK},
+                {"name": RACK_READERS[1], "role": "rack_b", "door": seed.RACK},
             ]},
             "doors": [{"id": seed.DOOR, "relay_pin": RELAY_PIN, "contact_pin": CONTACT_PIN,
                        "rex_pin": REX_PIN, "led_green_pin": GREEN_PIN, "led_red_pin": RED_PIN,
-                       "buzzer_pin": BUZZER_PIN, "unlock_s": 5.0, "held_open_s": 30.0}],
+                       "buzzer_pin": BUZZER_PIN, "unlock_s": 5.0, "held_open_s": 30.0},
+                      {"id": seed.RACK, "relay_pin": RACK_RELAY_PIN,
+                       "contact_pin": RACK_CONTACT_PIN, "unlock_s": 10.0, "held_open_s": 300.0}],
             # the dashboard signs and publishes the policy; the gateway trusts only its key
             "policy": {"trusted_keys": [str(self.dashboard.policy_public_key)]},
         }
@@ -169,14 +178,19 @@ class DemoRoom:
 
     # -- simulated hardware -----------------------------------------------------------------
     def reader_labels(self) -> list[tuple[int, str]]:
-        return [(0, f"{seed.DOOR} in (入室)"), (1, f"{seed.DOOR} out (退室)")]
+        return [(0, f"{seed.DOOR} in (入室)"), (1, f"{seed.DOOR} out (退室)"),
+                (2, f"{seed.RACK} A (二人認証, in-process)"),
+                (3, f"{seed.RACK} B (二人認証, in-process)")]
 
     def tap(self, person_id: str, slot: int = 0) -> str:
         """Tap ``person_id``'s card (an unknown one if there is no such person); its UID."""
         assert self.pcscd
         member = self.staff.get(person_id)
         uid = bytes.fromhex(member.uid) if member else os.urandom(7)
-        VirtualCard(port=self.pcscd.port + slot, uid=uid).tap()
+        if slot >= 2:
+            tap_rack(self.rack, uid.hex().upper(), slot - 2)
+        else:
+            VirtualCard(port=self.pcscd.port + slot, uid=uid).tap()
         return uid.hex().upper()
 
     def set_contact(self, open_: bool) -> None:
@@ -189,8 +203,11 @@ class DemoRoom:
         pin.drive_high()
 
     def door_states(self) -> list[dict[str, Any]]:
+        rack = self.gateway.doors.get(seed.RACK) if self.gateway else None
         return [{"door": seed.DOOR, **self.door_state(),
-                 "buzzer": bool(self.pins.pin(BUZZER_PIN).state)}]
+                 "buzzer": bool(self.pins.pin(BUZZER_PIN).state)},
+                {"door": seed.RACK, "relay": bool(rack and rack.relay_energised),
+                 "contact_open": bool(rack and rack.contact_open), "green": False, "red": False}]
 
     def print_unavailable(self) -> str | None:
         return ("print release is not simulated in this demo yet: it needs a private CUPS hold "
@@ -224,6 +241,7 @@ class DemoRoom:
     HELP = (
         "  in ID        tap ID's card at the door's entry reader (e.g. in s001)\n"
         "  out ID       tap at the exit reader\n"
+        "  rack ID      tap at the rack's reader (two different IT staff within 15 s: s021 s022)\n"
         "  stranger     tap an unknown card\n"
         "  open/close   open or close the door (contact)\n"
         "  rex          press the request-to-exit button\n"
@@ -246,8 +264,8 @@ class DemoRoom:
                     return
                 if cmd == "help":
                     self.say(self.HELP)
-                elif cmd in ("in", "out") and rest:
-                    self.tap(rest[0], slot=0 if cmd == "in" else 1)
+                elif cmd in ("in", "out", "rack") and rest:
+                    self.tap(rest[0], slot={"in": 0, "out": 1, "rack": 2}[cmd])
                 elif cmd == "stranger":
                     self.tap("nobody")
                 elif cmd in ("open", "close"):
