@@ -13,10 +13,10 @@ import signal
 import sys
 import threading
 
-from controller.demo.room import DemoRoom, DemoUnavailable
-
 
 def run(args: argparse.Namespace) -> int:
+    from controller.demo.room import DemoRoom, DemoUnavailable  # the heavy imports, on use
+
     room = DemoRoom(args.workdir.resolve())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

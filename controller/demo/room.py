@@ -14,7 +14,7 @@ from typing import Any
 import tomli_w
 
 from controller.config import load_config
-from controller.demo import history, seed
+from controller.demo import history, seed, userns
 from controller.demo.dashboard import DemoDashboard, approve_when_announced, start_dashboard
 from controller.demo.readers import RACK_READERS, CombinedReaders, rack_readers, tap_rack
 from controller.demo.simulator import RoomSimulator
@@ -66,6 +66,10 @@ class DemoRoom:
             self.broker = LocalBroker(self.run_dir / "mosquitto")
             self.broker.start()
         except BrokerUnavailable as exc:
+            raise DemoUnavailable(str(exc)) from exc
+        try:
+            userns.prepare(self.run_dir)
+        except userns.UserNamespaceUnavailable as exc:
             raise DemoUnavailable(str(exc)) from exc
         try:
             self.pcscd = PcscdHost(self.run_dir / "pcscd", port=free_port_pair())
