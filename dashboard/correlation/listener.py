@@ -28,7 +28,7 @@ class CorrelationListener:
     sessions: sessionmaker[Session]
     clock: Callable[[], datetime]
     correlator: Correlator = field(default_factory=Correlator)
-    loans: Callable[[], Iterable[LoanIn]] = lambda: ()
+    loans: Callable[[Session], Iterable[LoanIn]] | None = None  # default: the media ledger
     tick_s: float = 300.0
     processed: int = 0
     errors: int = 0
@@ -55,7 +55,13 @@ class CorrelationListener:
 
     def tick(self) -> list[str]:
         with self.sessions() as s:
-            res = self.correlator.tick(s, self.clock(), self.loans())
+            if self.loans is None:
+                from dashboard.reports.media_source import loans
+
+                got = loans(s)
+            else:
+                got = list(self.loans(s))
+            res = self.correlator.tick(s, self.clock(), got)
             s.commit()
         return res.new
 

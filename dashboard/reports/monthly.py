@@ -101,10 +101,17 @@ def render_csv(d: MonthlyData, lang: Lang, seal: dict[str, Any], issued_at: date
 
 
 def issue(session: Session, *, month: str, org: str, lang: Lang, fmt: Format, zone: ZoneInfo,
-          now: datetime, actor: str = "cli", media: Sequence[MediaRecord] = ()) -> Issued:
-    """Make the report, record it (with its seal) as issued and audit it. The caller commits."""
+          now: datetime, actor: str = "cli", media: Sequence[MediaRecord] | None = None
+          ) -> Issued:
+    """Make the report, record it (with its seal) as issued and audit it. The caller commits.
+    ``media``: the ledger's actions (default: read from the dashboard's media ledger)."""
     if lang not in ("ja", "en"):
         raise ReportError("lang must be ja or en")
+    if media is None:
+        from dashboard.reports.data import month_bounds
+        from dashboard.reports.media_source import media_records
+
+        media = media_records(session, *month_bounds(month, zone))
     d = gather(session, month, org, zone, media)
     seal = compute_seal(session, d.since, d.until)
     content = (render_pdf if fmt == "pdf" else render_csv)(d, lang, seal, now)
