@@ -134,6 +134,7 @@ def _local_day(d: date, settings: DashboardSettings) -> datetime:
 
 def numlog_correlate(args: argparse.Namespace) -> int:
     from dashboard.correlation.rerun import rerun
+    from dashboard.reports.media_source import loans
 
     try:
         settings, sm = _sessionmaker(args)
@@ -141,7 +142,7 @@ def numlog_correlate(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     with sm() as session:
         res = rerun(session, _local_day(args.since, settings), _local_day(args.until, settings),
-                    now_utc())
+                    now_utc(), loans=loans(session))
         session.commit()
     p = res.persisted
     print(f"{res.rows} row(s), {len(res.findings)} finding(s): "

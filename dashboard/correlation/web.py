@@ -143,8 +143,10 @@ def rerun_api(request: Request, body: RerunIn, db: Annotated[DbSession, Depends(
               who: Annotated[Principal, Depends(deps.principal)]) -> RerunOut:
     if body.until <= body.since or (body.until - body.since).days > 400:
         raise HTTPException(status_code=400, detail="give 1 to 400 days")
+    from dashboard.reports.media_source import loans
+
     res = rerun(db, _day(body.since, request, body.since), _day(body.until, request, body.until),
-                deps.now(request))
+                deps.now(request), loans=loans(db))
     db.commit()
     p = res.persisted
     return RerunOut(rows=res.rows, findings=len(res.findings), new=len(p.new) if p else 0,
