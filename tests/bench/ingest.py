@@ -335,6 +335,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="secroom-bench-ingest-") as tmp:
         tmpdir = Path(tmp)
         broker = Broker(tmpdir / "mosquitto")
+        # bounded in-flight window (as in production; unbounded stalls mosquitto once the 16-bit
+        # packet ids of one client are all in flight), unbounded queue for the backlog
+        broker.conf.write_text(
+            broker.conf.read_text().replace("max_inflight_messages 0", "max_inflight_messages 1000")
+        )
         broker.start()
         try:
             raw = anchor(folder, broker.port, list(pubs), total)
