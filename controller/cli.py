@@ -340,8 +340,10 @@ def cmd_usb(args: argparse.Namespace) -> int:
 
 def _add_dashboard(sub: Any) -> None:
     from dashboard.cli import add_subcommands
+    from dashboard.numlog_cli import add_subcommands as add_numlog_subcommands
 
     add_subcommands(sub)
+    add_numlog_subcommands(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

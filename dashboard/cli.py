@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,6 +127,26 @@ class DashboardRuntime:
             part.stop()
 
 
+@dataclass
+class LoopPart:
+    """A ``run(stop)`` loop (the correlation listener, the drop folder) as a runtime part."""
+
+    name: str
+    run: Callable[[threading.Event], None]
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, args=(self._stop,), name=self.name,
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+
 def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
     from controller import keys
     from dashboard.bus import Bus
@@ -134,11 +156,15 @@ def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
     sm = make_sessionmaker(make_engine(settings.database_url))
     runtime = DashboardRuntime(settings, sm, Bus())
     from dashboard.backups.check import BackupWatch
+    from dashboard.correlation.engine import Correlator
+    from dashboard.correlation.listener import CorrelationListener
     from dashboard.correlation.settings import CorrelationSettings
 
-    watch = BackupWatch(sm, settings=CorrelationSettings(timezone=settings.timezone),
-                        interval_s=300, bus=runtime.bus)
-    runtime.parts = [watch]
+    correlation = CorrelationSettings(timezone=settings.timezone)
+    watch = BackupWatch(sm, settings=correlation, interval_s=300, bus=runtime.bus)
+    listener = CorrelationListener(runtime.bus, sm, now_utc, correlator=Correlator(correlation))
+    correlate = LoopPart("correlation", listener.run)
+    runtime.parts = [watch, correlate]
     if settings.mqtt is None:
         return runtime
     from controller.mqtt import MqttLink
@@ -154,7 +180,7 @@ def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
     signer = PolicySigner(sm, key, site=settings.site,
                           publish=lambda topic, blob, retain: link.publish(topic, blob,
                                                                            retain=retain))
-    runtime.parts = [link, consumer, signer, watch]
+    runtime.parts = [link, consumer, signer, watch, correlate]
     return runtime
 
 

@@ -133,6 +133,19 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "api.media.lost": EDITORS,
     "api.media.found": EDITORS,
     "api.media.dispose": EDITORS,
+    # number-access logs, correlation findings, person timeline, monthly reports
+    "numlog.page": READERS,
+    "numlog.upload": EDITORS,
+    "numlog.upload_js": READERS,
+    "api.numlog.rows": EDITORS,
+    "findings.page": READERS,
+    "findings.resolve": EDITORS,
+    "timeline.page": READERS,
+    "api.timeline": READERS,
+    "api.findings.list": READERS,
+    "api.correlation.rerun": EDITORS,
+    "reports.page": READERS,
+    "reports.monthly": READERS,  # auditors may issue (read) the report; issuing is audited
 }
 
 # Token scopes: "read" allows safe methods, "write" allows changes (role still applies).

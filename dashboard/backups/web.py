@@ -12,7 +12,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
-from dashboard.auth.roles import ALL, Role
 from dashboard.backups import queries as Q
 from dashboard.backups.texts import BACKUPS
 from dashboard.correlation.settings import CorrelationSettings

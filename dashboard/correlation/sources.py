@@ -71,7 +71,7 @@ def usb_in(node: str, seq: int, ts: datetime, d: dict[str, Any]) -> UsbIn | None
 
 def print_in(node: str, seq: int, ts: datetime, d: dict[str, Any]) -> PrintIn:
     pages = d.get("pages")
-    person = d.get("person") if isinstance(d.get("person"), str) else None
+    person = d.get("person_id") if isinstance(d.get("person_id"), str) else None
     return PrintIn(ref=ref(node, seq), ts=ts, person_id=person, printer=str(d.get("printer", "")),
                    pages=pages if isinstance(pages, int) else None)
 

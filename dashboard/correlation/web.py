@@ -1,7 +1,7 @@
 """Findings (with their joined evidence) and the anomaly workflow's resolve step, a person's
 timeline, and a re-run over a period. Acknowledging uses the anomalies router's route.
 
-The lead adds ``router`` to ``dashboard.web.routers()`` and merges ``ROUTE_ROLES`` into
+``router`` is one of ``dashboard.web.routers()``; its roles are rows of
 ``dashboard.auth.roles.ROLE_MATRIX``.
 """
 
@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
 from dashboard import anomalies as service
-from dashboard.auth.roles import EDITORS, READERS, Role
 from dashboard.auth.service import Principal
 from dashboard.correlation.rerun import rerun
 from dashboard.correlation.timeline import timeline
@@ -27,14 +26,6 @@ from dashboard.models.correlation import Finding
 from dashboard.web import deps
 
 router = APIRouter()
-ROUTE_ROLES: dict[str, frozenset[Role]] = {
-    "findings.page": READERS,
-    "findings.resolve": EDITORS,
-    "timeline.page": READERS,
-    "api.timeline": READERS,
-    "api.findings.list": READERS,
-    "api.correlation.rerun": EDITORS,
-}
 
 
 def _findings(db: DbSession, state: str) -> list[tuple[Finding, Anomaly | None]]:
@@ -114,7 +105,7 @@ class ItemOut(BaseModel):
 
 
 @router.get("/api/v1/people/{person_id}/timeline", name="api.timeline",
-            response_model=list[ItemOut], tags=["correlation"])
+            response_model=list[ItemOut], responses=deps.ERRORS, tags=["correlation"])
 def timeline_api(request: Request, person_id: str, db: Annotated[DbSession, Depends(deps.db)],
                  since: date, until: date) -> list[ItemOut]:
     if until <= since or (until - since).days > 62:

@@ -1,6 +1,6 @@
 """Number-access logs in the web UI and API: CSV upload (page), JSON rows (API, scoped token).
 
-The lead adds ``router`` to ``dashboard.web.routers()`` and merges ``ROUTE_ROLES`` into
+``router`` is one of ``dashboard.web.routers()``; its roles are rows of
 ``dashboard.auth.roles.ROLE_MATRIX`` (the middleware refuses routes it does not know).
 """
 
@@ -14,7 +14,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
-from dashboard.auth.roles import EDITORS, READERS, Role
 from dashboard.auth.service import Principal
 from dashboard.models.numlog import NumlogBatch
 from dashboard.numlog.parse import NumlogError
@@ -23,12 +22,6 @@ from dashboard.reports.labels import label
 from dashboard.web import deps
 
 router = APIRouter()
-ROUTE_ROLES: dict[str, frozenset[Role]] = {
-    "numlog.page": READERS,
-    "numlog.upload": EDITORS,
-    "api.numlog.rows": EDITORS,
-    "numlog.upload_js": READERS,
-}
 
 # The dashboard's CSRF check reads the token from a header or an urlencoded body, not from a
 # multipart body: this script (same origin, allowed by the CSP) sends the upload with the header.

@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
-from dashboard.auth.roles import READERS, Role
 from dashboard.printing import queries as Q
 from dashboard.printing.texts import PRINTING, Texts
 from dashboard.web import deps

@@ -1,7 +1,7 @@
 """The monthly handling report in the web UI: a form that issues the report (recorded with its
 seal, audited) and downloads it as PDF or CSV, and the list of issued reports.
 
-The lead adds ``router`` to ``dashboard.web.routers()`` and merges ``ROUTE_ROLES`` into
+``router`` is one of ``dashboard.web.routers()``; its roles are rows of
 ``dashboard.auth.roles.ROLE_MATRIX``.
 """
 
@@ -15,7 +15,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
-from dashboard.auth.roles import READERS, Role
 from dashboard.auth.service import Principal
 from dashboard.models.correlation import IssuedReport
 from dashboard.reports.data import ReportError
@@ -24,10 +23,6 @@ from dashboard.reports.monthly import issue
 from dashboard.web import deps
 
 router = APIRouter()
-ROUTE_ROLES: dict[str, frozenset[Role]] = {
-    "reports.page": READERS,
-    "reports.monthly": READERS,  # auditors may issue (read) the report; issuing is audited
-}
 
 
 def _page(request: Request, db: DbSession, error: str = "", status: int = 200) -> Response:

@@ -7,8 +7,11 @@ from fastapi import APIRouter
 
 def routers() -> list[APIRouter]:
     from dashboard.backups import web as backups
+    from dashboard.correlation import web as correlation
     from dashboard.media import web as media
+    from dashboard.numlog import web as numlog
     from dashboard.printing import web as printing
+    from dashboard.reports import web as reports
     from dashboard.web import (
         anomalies,
         audit,
@@ -30,5 +33,6 @@ def routers() -> list[APIRouter]:
         system.router, overview.router, door_log.router, presence.router, nodes.router,
         people.router, groups.router, doors.router, printers.router, lockdown.router,
         anomalies.router, audit.router, users.router, live.router,
-        printing.router, backups.router, media.router,
+        printing.router, backups.router, media.router, numlog.router, correlation.router,
+        reports.router,
     ]

@@ -68,6 +68,9 @@ NAV_ITEMS: tuple[tuple[str, str, str], ...] = (
     ("snapshots.page", "/backups", "nav.backups"),
     ("nodes.page", "/nodes", "nav.nodes"),
     ("anomalies.page", "/anomalies", "nav.anomalies"),
+    ("numlog.page", "/numlog", "nav.numlog"),
+    ("findings.page", "/findings", "nav.findings"),
+    ("reports.page", "/reports", "nav.reports"),
     ("audit.page", "/audit", "nav.audit"),
     ("users.page", "/users", "nav.users"),
 )

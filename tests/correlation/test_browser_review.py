@@ -13,10 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from dashboard.auth import roles
 from dashboard.models.anomalies import Anomaly
 from dashboard.models.people import Person
-from dashboard.numlog.webwire import route_roles, wire
 from tests.dashboard.web.conftest import (  # noqa: F401 - fixtures
     LiveDashboard,
     browser_page,
@@ -29,11 +27,7 @@ ZONE = ZoneInfo("Asia/Tokyo")
 
 
 @pytest.fixture
-def live(live_dashboard: LiveDashboard, monkeypatch: pytest.MonkeyPatch  # noqa: F811
-         ) -> Iterator[LiveDashboard]:
-    for name, allowed in route_roles().items():
-        monkeypatch.setitem(roles.ROLE_MATRIX, name, allowed)
-    wire(live_dashboard.app, {})
+def live(live_dashboard: LiveDashboard) -> Iterator[LiveDashboard]:  # noqa: F811
     with live_dashboard.sessionmaker() as s:
         s.add(Person(id="alice", name="Alice", operator_ids=["op-a"], cups_users=[],
                      created_at=datetime.now(UTC)))

@@ -11,11 +11,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from dashboard.auth import roles
 from dashboard.models.anomalies import Anomaly
 from dashboard.models.audit import AuditRecord
 from dashboard.models.people import Person
-from dashboard.numlog.webwire import wire
 from tests.dashboard.web.conftest import WebApp, webapp  # noqa: F401 - fixture
 
 NUMBER = "123456789018"
@@ -27,12 +25,7 @@ CSV = ("NO,事業所名,日時,画面,処理,利用目的,処理者,結果\r\n"
 
 
 @pytest.fixture
-def app(webapp: WebApp, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebApp]:  # noqa: F811
-    from dashboard.numlog.webwire import route_roles
-
-    for name, allowed in route_roles().items():  # the middleware holds the dict itself
-        monkeypatch.setitem(roles.ROLE_MATRIX, name, allowed)
-    wire(webapp.app, {})
+def app(webapp: WebApp) -> Iterator[WebApp]:  # noqa: F811
     webapp.clock.now = datetime(2026, 10, 6, 0, 0, tzinfo=UTC)
     with webapp.sm() as s:
         s.add(Person(id="alice", name="Alice", operator_ids=["op-a"], cups_users=[],

@@ -114,7 +114,7 @@ class World:
             "vendor_id": "0781", "product_id": "5567", "reason": ""})
 
     def print_(self, p: str, ts: datetime, pages: int = 2) -> None:
-        self.ev("gw1", "print.release", ts, {"printer": "room-printer", "person": p,
+        self.ev("gw1", "print.release", ts, {"printer": "room-printer", "person_id": p,
                                              "job_ids": [1], "copies": 1, "pages": pages})
 
 
