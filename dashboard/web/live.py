@@ -39,7 +39,7 @@ def live_item(topic: str, data: dict[str, Any], t: Translator) -> dict[str, Any]
         return {
             "id": f"{data.get('node')}:{data.get('seq')}", "kind": data.get("kind"),
             "time_local": time_local, "door": data.get("door") or payload.get("door") or "",
-            "person": data.get("person_id") or payload.get("uid") or "",
+            "person": data.get("person_id") or payload.get("card") or "",
             "granted": granted if isinstance(granted, bool) else None,
             "direction": payload.get("direction"), "result": result,
         }

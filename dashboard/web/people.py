@@ -252,7 +252,7 @@ def wait_for_tap(bus: Any, reader: str, timeout_s: float,
                 continue
             data = msg.data.get("data") if isinstance(msg.data.get("data"), dict) else {}
             if msg.data.get("kind") == "door.access" and data.get("reader") == reader:
-                uid = data.get("uid")
+                uid = data.get("card")  # controller.door_events.DoorAccess.card
                 if isinstance(uid, str) and uid:
                     return uid
     return None

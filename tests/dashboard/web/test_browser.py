@@ -24,7 +24,7 @@ def tap_message(reader: str, uid: str, seq: int, granted: bool) -> dict[str, Any
         "node": "gw1", "seq": seq, "kind": "door.access", "ts": format_ts(datetime.now(UTC)),
         "person_id": None, "door": "server-room",
         "data": {"door": "server-room", "direction": "in", "granted": granted,
-                 "reason": None if granted else "unknown_card", "uid": uid, "reader": reader},
+                 "reason": None if granted else "unknown_card", "card": uid, "reader": reader},
     }
 
 

@@ -25,7 +25,7 @@ def tap(reader: str, uid: str, *, seq: int = 1, granted: bool = False) -> dict[s
         "node": "gw1", "seq": seq, "kind": "door.access",
         "ts": format_ts(datetime.now(UTC)), "person_id": None, "door": "server-room",
         "data": {"door": "server-room", "direction": "in", "granted": granted,
-                 "reason": None if granted else "unknown_card", "uid": uid, "reader": reader},
+                 "reason": None if granted else "unknown_card", "card": uid, "reader": reader},
     }
 
 
@@ -137,7 +137,7 @@ def test_runtime_ingests_from_mqtt_and_shows_it_live(tmp_path, broker) -> None: 
             event = seal(key, node="gw1", site="lab", seq=1, ts=datetime.now(UTC), boot="b1",
                          clock="synced", kind="door.access", prev=GENESIS,
                          data={"door": "server-room", "direction": "in", "granted": True,
-                               "uid": "01020304", "reader": "door-in", "person_id": "p1"})
+                               "card": "01020304", "reader": "door-in", "person_id": "p1"})
             node.publish(event.topic(), event.to_bytes())
             msg = events.get(timeout=10)
             events.close()
