@@ -125,41 +125,65 @@ def event_files(total: int) -> tuple[Path, dict[str, str]]:
     return folder, pubs
 
 
-def publishers(folder: Path, port: int, names: list[str]) -> list[subprocess.Popen[bytes]]:
+CHUNK = 50_000  # mosquitto_pub -l -q 1 stalls after ~60,000 messages (16-bit packet ids)
+
+
+class _NodePublisher(threading.Thread):
+    """Publishes one node's file in order, one ``mosquitto_pub -l`` per chunk of lines."""
+
+    def __init__(self, binary: str, path: Path, port: int, name: str) -> None:
+        super().__init__(daemon=True)
+        self.cmd = [
+            binary,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-q",
+            "1",
+            "-M",
+            "1000",
+            "-t",
+            f"secroom/v1/{SITE}/{name}/events/door.access",
+            "-l",
+        ]
+        self.path, self.name = path, name
+        self.failed: str | None = None
+
+    def run(self) -> None:
+        with self.path.open("rb") as fh:
+            while True:
+                chunk = b"".join(line for _, line in zip(range(CHUNK), fh, strict=False))
+                if not chunk:
+                    return
+                proc = subprocess.run(
+                    [*self.cmd, "-i", f"pub-{self.name}-{uuid.uuid4().hex[:6]}"],
+                    input=chunk,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    check=False,
+                )
+                if proc.returncode:
+                    self.failed = proc.stderr.decode(errors="replace")[:200]
+                    return
+
+    def wait(self, timeout: float) -> None:
+        self.join(timeout)
+
+
+def publishers(folder: Path, port: int, names: list[str]) -> list[_NodePublisher]:
     binary = require_binary("mosquitto_pub")
-    procs = []
-    for name in names:
-        fh = (folder / f"{name}.lines").open("rb")
-        procs.append(
-            subprocess.Popen(
-                [
-                    binary,
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                    "-q",
-                    "1",
-                    "-M",
-                    "1000",
-                    "-i",
-                    f"pub-{name}-{uuid.uuid4().hex[:6]}",
-                    "-t",
-                    f"secroom/v1/{SITE}/{name}/events/door.access",
-                    "-l",
-                ],
-                stdin=fh,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        fh.close()
-    return procs
+    pubs = [_NodePublisher(binary, folder / f"{name}.lines", port, name) for name in names]
+    for p in pubs:
+        p.start()
+    return pubs
 
 
-def wait_all(procs: list[subprocess.Popen[bytes]]) -> None:
+def wait_all(procs: list[_NodePublisher]) -> None:
     for p in procs:
         p.wait(3600)
+        if p.failed:
+            raise SystemExit(f"mosquitto_pub failed for {p.name}: {p.failed}")
 
 
 def link(port: int, client_id: str) -> MqttLink:
@@ -244,10 +268,6 @@ def ingest_run(
     elapsed = time.perf_counter() - start
     if ok:
         wait_all(procs)
-    else:
-        for p in procs:
-            p.kill()
-            p.wait()
     counters = consumer.counters
     consumer.stop()
     lk.stop()
