@@ -60,14 +60,19 @@ def make_kit(
     policy: Policy | None = None,
     bindings: list[dict[str, Any]] | None = None,
     printing: dict[str, Any] | None = None,
+    site: str = SITE,
+    trust: Path | None = None,
 ) -> GatewayKit:
+    """A gateway's files under ``root``. With ``trust`` (a policy public key file, e.g. the
+    dashboard's) the gateway takes its policy from the broker only; else from a file signed by
+    a fresh admin key."""
     root.mkdir(parents=True, exist_ok=True)
     generate(root / "node.key")
     admin = generate(root / "admin.key")
     policy_file = root / "policy.signed"
     policy_file.write_bytes(sign_policy(policy or make_policy(), admin))
     data: dict[str, Any] = {
-        "node": {"name": "gw1", "site": SITE, "data_dir": str(root), "clock": "synced"},
+        "node": {"name": "gw1", "site": site, "data_dir": str(root), "clock": "synced"},
         "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "backoff_min_s": 0.05,
                  "backoff_max_s": 0.5},
         "gpio": {"backend": "mock"},
@@ -80,7 +85,8 @@ def make_kit(
         },
         "doors": [{"id": DOOR, "relay_pin": 17, "contact_pin": 27, "rex_pin": 22,
                    "unlock_s": unlock_s}],
-        "policy": {"trusted_keys": ["admin.key.pub"], "file": "policy.signed"},
+        "policy": {"trusted_keys": ["admin.key.pub"], "file": "policy.signed"}
+        if trust is None else {"trusted_keys": [str(trust)]},
     }
     if printing is not None:
         data["printing"] = printing
