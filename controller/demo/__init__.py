@@ -20,6 +20,9 @@ def run(args: argparse.Namespace) -> int:
     room = DemoRoom(args.workdir.resolve())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C stops the demo even when started where SIGINT is inherited as ignored (a
+    # background job of a non-interactive shell)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         room.start()
     except DemoUnavailable as exc:

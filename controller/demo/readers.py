@@ -1,5 +1,5 @@
 """The demo gateway's readers: the server-room door's two through PC/SC (private pcscd, vpcd
-virtual reader) and the rack's two in-process (readers.fake).
+virtual reader); the rack's two and the printer's in-process (readers.fake).
 
 Why not more vpcd readers: the vpcd driver keeps its card contexts in one static array indexed
 by slot number (``ctx[Lun & 0xffff]``), shared by every vpcd reader a pcscd loads, so a second
@@ -15,6 +15,8 @@ from readers.base import CardReader, TapSink
 from readers.fake import FakeReader
 
 RACK_READERS = ("Rack reader A", "Rack reader B")
+PRINTER_READER = "Printer reader"
+IN_PROCESS = (*RACK_READERS, PRINTER_READER)
 
 
 class CombinedReaders:
@@ -33,11 +35,12 @@ class CombinedReaders:
 
 
 def rack_readers() -> FakeReader:
-    return FakeReader(readers=RACK_READERS)
+    """The rack's two readers and the printer's (the printer's is bound only with CUPS)."""
+    return FakeReader(readers=IN_PROCESS)
 
 
 def tap_rack(reader: FakeReader, uid: str, which: int) -> None:
-    """Present and lift a card at rack reader A (0) or B (1)."""
-    name = RACK_READERS[which]
+    """Present and lift a card at rack reader A (0), B (1) or the printer's reader (2)."""
+    name = IN_PROCESS[which]
     reader.present(uid, reader=name)
     reader.remove(reader=name)

@@ -15,8 +15,15 @@ import tomli_w
 
 from controller.config import load_config
 from controller.demo import history, seed, userns
+from controller.demo.cups import CupsUnavailable, DemoCups
 from controller.demo.dashboard import DemoDashboard, approve_when_announced, start_dashboard
-from controller.demo.readers import RACK_READERS, CombinedReaders, rack_readers, tap_rack
+from controller.demo.readers import (
+    PRINTER_READER,
+    RACK_READERS,
+    CombinedReaders,
+    rack_readers,
+    tap_rack,
+)
 from controller.demo.simulator import RoomSimulator
 from controller.demo.usb import HOST as USB_HOST
 from controller.demo.usb import DemoUsb, seed_media
@@ -56,6 +63,8 @@ class DemoRoom:
         self._printed: set[str] = set()
         self.history: dict[str, Any] = {}
         self.usb: Any = None  # the simulated USB host and its agent, once started
+        self.cups: DemoCups | None = None
+        self._cups_reason = "the demo's private CUPS has not started"
 
     # -- start / stop ---------------------------------------------------------------------
     def start(self) -> None:
@@ -77,6 +86,14 @@ class DemoRoom:
         except ReaderError as exc:
             raise DemoUnavailable(f"virtual card reader: {exc}") from exc
         self.pcscd.use_in_this_process()
+        try:
+            cups = DemoCups()
+            self.cups = cups  # stopped by stop() even if it fails half-way
+            cups.start()
+        except CupsUnavailable as exc:
+            if self.cups is not None:
+                self.cups.stop()
+            self.cups, self._cups_reason = None, str(exc)
         self.dashboard = start_dashboard(self.run_dir / "dashboard", site=seed.SITE,
                                          broker_port=self.broker.port, office=seed.policy(),
                                          simulator=RoomSimulator(self), history=self._seed)
@@ -116,13 +133,15 @@ class DemoRoom:
 
     def stop(self) -> None:
         self._stopping.set()
-        for part in (self.gateway, self.usb, self.printer_link, self.dashboard):
-            if part is not None:
-                part.stop()
-        if self.pcscd is not None:
-            self.pcscd.stop()
-        if self.broker is not None:
-            self.broker.stop()
+        for name, part in (("gateway", self.gateway), ("usb agent", self.usb),
+                           ("console", self.printer_link), ("dashboard", self.dashboard),
+                           ("cupsd", self.cups), ("pcscd", self.pcscd), ("broker", self.broker)):
+            if part is None:
+                continue
+            started = time.monotonic()
+            part.stop()
+            if time.monotonic() - started > 1.0:
+                self.say(f"  ({name} took {time.monotonic() - started:.1f} s to stop)")
 
     def _write_files(self) -> Path:
         d = self.run_dir
@@ -147,6 +166,12 @@ class DemoRoom:
             # the dashboard signs and publishes the policy; the gateway trusts only its key
             "policy": {"trusted_keys": [str(self.dashboard.policy_public_key)]},
         }
+        if self.cups is not None:
+            config["printing"] = {"printers": [seed.PRINTER], "cups_host": "127.0.0.1",
+                                  "cups_port": self.cups.port,
+                                  "cups_state_dir": str(self.cups.state_dir)}
+            config["readers"]["bindings"].append(  # type: ignore[index]
+                {"name": PRINTER_READER, "role": "printer", "printer": seed.PRINTER})
         path = d / "gateway.toml"
         path.write_text(tomli_w.dumps(config))
         return path
@@ -184,7 +209,8 @@ class DemoRoom:
     def reader_labels(self) -> list[tuple[int, str]]:
         return [(0, f"{seed.DOOR} in (入室)"), (1, f"{seed.DOOR} out (退室)"),
                 (2, f"{seed.RACK} A (二人認証, in-process)"),
-                (3, f"{seed.RACK} B (二人認証, in-process)")]
+                (3, f"{seed.RACK} B (二人認証, in-process)"),
+                *([(4, f"{seed.PRINTER} (印刷解放, in-process)")] if self.cups else [])]
 
     def tap(self, person_id: str, slot: int = 0) -> str:
         """Tap ``person_id``'s card (an unknown one if there is no such person); its UID."""
@@ -192,7 +218,7 @@ class DemoRoom:
         member = self.staff.get(person_id)
         uid = bytes.fromhex(member.uid) if member else os.urandom(7)
         if slot >= 2:
-            tap_rack(self.rack, uid.hex().upper(), slot - 2)
+            tap_rack(self.rack, uid.hex().upper(), slot - 2)  # 2, 3: rack; 4: printer
         else:
             VirtualCard(port=self.pcscd.port + slot, uid=uid).tap()
         return uid.hex().upper()
@@ -214,11 +240,18 @@ class DemoRoom:
                  "contact_open": bool(rack and rack.contact_open), "green": False, "red": False}]
 
     def print_unavailable(self) -> str | None:
-        return ("print release is not simulated in this demo yet: it needs a private CUPS hold "
-                "queue (see hardware/cups/README.md)")
+        return None if self.cups is not None else self._cups_reason
 
     def submit_print(self, person_id: str, title: str) -> str:
-        raise SimulatorError(self.print_unavailable() or "printing unavailable")
+        if self.cups is None:
+            raise SimulatorError(self._cups_reason)
+        member = self.staff[person_id]
+        try:
+            job = self.cups.submit(member.cups_user, title)
+        except CupsUnavailable as exc:
+            raise SimulatorError(str(exc)) from exc
+        return (f"job {job} from {member.name} ({member.cups_user}) is held on {seed.PRINTER}: "
+                "tap their card at the printer's reader to release it")
 
     def door_state(self) -> dict[str, Any]:
         return {

@@ -138,6 +138,8 @@ def test_fresh_clone_demo_tap_in_browser_then_nothing_left(
         seen = _descendants(proc.pid) | {proc.pid}
         names = set(_names(seen).values())
         assert {"pcscd", "mosquitto"} <= names, names
+        if os.geteuid() == 0 and (shutil.which("cupsd") or Path("/usr/sbin/cupsd").exists()):
+            assert "cupsd" in names, names  # the demo's private CUPS (root only)
         # the same interpreter, cwd and PYTHONPATH import the clone's code, not this checkout's
         where = subprocess.run(
             [sys.executable, "-c", "import controller, dashboard; "
