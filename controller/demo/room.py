@@ -118,8 +118,8 @@ class DemoRoom:
         now = datetime.now(UTC)
         self._sticks = seed_media(sm, now)
         started = time.monotonic()
-        self.history = history.store(sm, history.build(now), now)
-        self.history["seconds"] = round(time.monotonic() - started, 1)
+        counts = history.store(sm, history.build(now), now)
+        self.history = {**counts, "seconds": round(time.monotonic() - started, 1)}
 
     def _start_usb(self) -> None:
         assert self.dashboard and self.broker

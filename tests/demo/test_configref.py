@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from controller.config import GatewayConfig
 from controller.demo import configref
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def _models() -> dict[str, type]:
-    found = {GatewayConfig.__name__: GatewayConfig}
+def _models() -> dict[str, type[BaseModel]]:
+    found: dict[str, type[BaseModel]] = {GatewayConfig.__name__: GatewayConfig}
     for _, model in configref.sections(GatewayConfig):
         found[model.__name__] = model
     return found
@@ -26,7 +28,9 @@ def test_readme_reference_matches_the_model() -> None:
 
 def test_every_field_of_every_section_is_listed() -> None:
     generated = configref.render()
-    for title, model in [("top", GatewayConfig), *configref.sections(GatewayConfig)]:
+    pairs: list[tuple[str, type[BaseModel]]] = [("top", GatewayConfig),
+                                                *configref.sections(GatewayConfig)]
+    for title, model in pairs:
         for name in model.model_fields:
             assert f"| `{name}` |" in generated, (title, name)
     assert "#### `[[doors]]`" in generated and "#### `[mqtt.tls]`" in generated
