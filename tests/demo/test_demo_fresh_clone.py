@@ -179,9 +179,10 @@ def test_fresh_clone_demo_tap_in_browser_then_nothing_left(
             proc.kill()
             proc.wait(5)
             pytest.fail("the demo did not stop within 20 s of SIGINT")
-    reader.join(5)
-    assert proc.stdout is not None
-    proc.stdout.close()
+        finally:
+            reader.join(5)
+            if proc.stdout is not None:
+                proc.stdout.close()
     assert rc == 0, "".join(log[-20:])
     assert "stopping the demo" in "".join(log)
     left = {pid for pid in seen if _alive(pid)}
