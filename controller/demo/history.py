@@ -206,7 +206,7 @@ def build(now: datetime, rnd_seed: int = 11) -> Month:
 def store(sm: Any, month: Month, now: datetime) -> dict[str, int]:
     """Enrol the history nodes (audited approvals), ingest every event, correlate, import the
     CSV. Returns counts for the banner."""
-    from dashboard.correlation.engine import Correlator
+    from dashboard.correlation.rerun import rerun
     from dashboard.ingest.core import IngestCore
     from dashboard.models.nodes import Node
     from dashboard.numlog.service import import_csv
@@ -221,7 +221,9 @@ def store(sm: Any, month: Month, now: datetime) -> dict[str, int]:
                         events_stored=0, state="offline", health={}))
             db.flush()
             approve_node(db, ACTOR, name, public_key=public_b64(signer.key.public_key()))
-    correlator = Correlator()
+    # Store everything first, then correlate the whole month at once with the dashboard's
+    # set-based re-run: the number log arrives as a file after the events it must be judged
+    # with, and a print or an access is judged against the other side only when both are in.
     core = IngestCore(site=seed.SITE)
     stored = 0
     for i in range(0, len(events), 500):
@@ -229,13 +231,9 @@ def store(sm: Any, month: Month, now: datetime) -> dict[str, int]:
             result = core.process(db, [(e.topic(), e.to_bytes()) for e in events[i:i + 500]],
                                   now)
             stored += result.stored
-            for topic, data in result.messages:
-                if topic == "event":
-                    correlator.on_stored(db, data["node"], data["seq"], now)
     with sm.begin() as db:
         report = import_csv(db, month.csv(), source="number-system", now=now, zone=ZONE,
-                            actor=ACTOR, filename="number-system-access.csv",
-                            correlator=correlator)
+                            actor=ACTOR, filename="number-system-access.csv")
     with sm.begin() as db:
-        correlator.tick(db, now, lookback=timedelta(days=DAYS - 1))
+        rerun(db, first, now, now)
     return {"events": stored, "numlog_rows": getattr(report, "stored", len(month.rows))}

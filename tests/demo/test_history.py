@@ -42,12 +42,15 @@ def test_month_is_ingested_signed_and_leaves_the_planted_anomalies(sm, tmp_path:
         assert set(nodes) == {history.GW, history.USB, history.BACKUP}  # never the live "gw1"
         assert all(n.key_status == "approved" and n.contiguous_seq == n.max_seq
                    for n in nodes.values())
-        kinds = set(db.scalars(select(Anomaly.kind)))
-        for planted in ("corr.door_forced", "corr.door_held_open", "corr.usb_blocked",
-                        "corr.unknown_operator", "corr.number_in_log", "corr.backup_failed",
-                        "corr.backup_missing", "corr.access_outside_hours",
-                        "corr.access_not_in_room"):
-            assert planted in kinds, planted
+        kinds = list(db.scalars(select(Anomaly.kind)))
+        # exactly the planted cases: a few to review, not hundreds of false alarms
+        assert sorted(k for k in kinds if k.startswith("corr.")) == sorted([
+            "corr.door_forced", "corr.door_held_open", "corr.usb_blocked",
+            "corr.unknown_operator", "corr.number_in_log", "corr.backup_failed",
+            "corr.backup_missing", "corr.backup_missing",  # the skipped night, the failed one
+            "corr.access_outside_hours", "corr.access_not_in_room",
+            "corr.print_without_access",
+        ]), kinds
         # nothing about the chain or signatures: every history event verified
         assert not {k for k in kinds if "gap" in k or "signature" in k or "fork" in k}
     raw = b"".join(f.read_bytes() for f in tmp_path.glob("demo.sqlite3*"))  # with any WAL
