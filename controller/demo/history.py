@@ -1,9 +1,10 @@
 """A month of believable history for the demo office, stored through the real ingest path.
 
 Every event is sealed and signed (controller.envelope.seal) by one of three history nodes and
-handed to the dashboard's ``IngestCore`` (signature, chain, idempotence, projections), then to
-the ``Correlator`` as the running dashboard would; the number system's log arrives as a CP932
-CSV through ``numlog.service.import_csv``. A few planted cases leave anomalies to review.
+handed to the dashboard's ``IngestCore`` (signature, chain, idempotence, projections); the number
+system's log arrives as a CP932 CSV through ``numlog.service.import_csv``; then the dashboard's
+set-based correlation re-run judges the whole month. The planted cases below leave exactly
+eleven anomalies to review (tests/demo/test_history.py).
 
 Why separate node names ("gw1-history", "pc-01-history", "backup-history"): the live gateway
 ``gw1`` starts a fresh journal at seq 1 when the demo starts; history signed as ``gw1`` with
