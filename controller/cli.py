@@ -316,7 +316,6 @@ def cmd_usb(args: argparse.Namespace) -> int:
     config = _node_config(args)
     if config is None:
         return int(args.handler(args, _PrintingEmit(), lambda: None))
-    from controller.envelope import policy_topic
     from controller.keys import load_public
     from controller.policy import PolicyStore
     from controller.runtime import NodeRuntime
@@ -325,8 +324,7 @@ def cmd_usb(args: argparse.Namespace) -> int:
     runtime.start()
     store = PolicyStore(config.policy_store, [load_public(k) for k in config.policy.trusted_keys],
                         site=config.node.site, emit=runtime.emit)
-    store.load()
-    runtime.subscribe(policy_topic(config.node.site), lambda _t, blob: store.offer(blob))
+    store.follow(runtime.subscribe)
 
     def usb_policy() -> Any:
         policy = store.current

@@ -386,6 +386,14 @@ class PolicyStore:
             self._apply(verified, source, persisted=persisted)
             return True
 
+    def follow(self, subscribe: Callable[[str, Callable[[str, bytes], Any]], Any]) -> None:
+        """Apply the stored policy, then every newer one published on the site's policy topic
+        (``subscribe`` is a node runtime's or an MQTT link's)."""
+        from controller.envelope import policy_topic
+
+        self.load()
+        subscribe(policy_topic(self._site), lambda _topic, blob: self.offer(blob))
+
     def load(self) -> None:
         """At start-up: re-verify the stored policy and apply it. A missing file is no error."""
         with self._lock:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from controller.envelope import canonical_json, now_utc, policy_topic
 from controller.policy import DoorRule, Group, Person, Policy, TimeWindow, sign_policy
+from dashboard.media.policy import build_usb_policy
 from dashboard.models.people import Door, Printer, SiteSettings
 from dashboard.models.people import Group as GroupRow
 from dashboard.models.people import Person as PersonRow
@@ -137,6 +138,7 @@ class PolicySigner:
                 printers=list(printers),
                 lockdown=settings.lockdown,
                 lockdown_doors=list(settings.lockdown_doors or []),
+                usb=build_usb_policy(session),
             )
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             raise PolicySignerError(

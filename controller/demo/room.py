@@ -124,7 +124,7 @@ class DemoRoom:
     def _start_usb(self) -> None:
         assert self.dashboard and self.broker
         usb = DemoUsb(self.run_dir / "usb-pc-01", self.dashboard.sessionmaker, self._sticks,
-                      self.broker.port)
+                      self.broker.port, self.dashboard.policy_public_key)
         usb.start()
         self.usb = usb
         threading.Thread(target=approve_when_announced, name="demo-enroller-usb", daemon=True,

@@ -1,18 +1,15 @@
 """The demo's USB host "pc-01": a dozen numbered media in the dashboard's ledger, a simulated
 sysfs, and the usb_guard Agent running as its own node (journal, signatures, MQTT).
 
-The agent's policy comes straight from the dashboard's media ledger
-(``dashboard.media.policy.build_usb_policy``), read in-process: the signed node policy does not
-carry the USB section yet, so the demo stands in for that one hop. Everything after the
-decision is the real path: usb.inserted / usb.removed events journaled, signed, published and
-ingested.
+The agent follows the dashboard's signed policy over MQTT (its ``usb`` section is built from the
+media ledger), exactly as `secroom usb agent` on a room host does; usb.inserted / usb.removed
+events are journaled, signed, published and ingested.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,7 +22,6 @@ from controller.runtime import NodeRuntime, RuntimeSettings
 HOST = "pc-01"
 ACTOR = "demo-setup"
 MEDIA = 12
-POLICY_TTL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -87,7 +83,8 @@ def seed_media(sm: Any, now: datetime) -> list[DemoStick]:
 class DemoUsb:
     """The simulated host and its agent; ``plug``/``unplug`` act on the simulated kernel."""
 
-    def __init__(self, run_dir: Path, sm: Any, sticks: list[DemoStick], broker_port: int) -> None:
+    def __init__(self, run_dir: Path, sm: Any, sticks: list[DemoStick], broker_port: int,
+                 policy_key: Path) -> None:
         from usb_guard.simulated import SimulatedUsb
 
         self.run_dir = run_dir
@@ -100,7 +97,8 @@ class DemoUsb:
         self._plugged: dict[str, str] = {}  # stick key -> simulated device name
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._policy: tuple[float, Any] = (0.0, None)
+        self.policy_key = policy_key
+        self.policies: Any = None
         self._thread: threading.Thread | None = None
         self.agent: Any = None
 
@@ -109,23 +107,21 @@ class DemoUsb:
         return self.run_dir / "node.key"
 
     def _usb_policy(self) -> Any:
-        from dashboard.media.policy import build_usb_policy
-
-        at, policy = self._policy
-        if policy is None or time.monotonic() - at > POLICY_TTL_S:
-            with self.sm() as db:
-                policy = build_usb_policy(db)
-            self._policy = (time.monotonic(), policy)
-        return policy
+        policy = self.policies.current if self.policies is not None else None
+        return policy.usb if policy is not None else None
 
     def start(self) -> None:
-        from controller.keys import generate
+        from controller.keys import generate, load_public
+        from controller.policy import PolicyStore
         from usb_guard.agent import Agent
         from usb_guard.config import UsbAgentConfig
         from usb_guard.simulated import SimulatedReadOnly
 
         generate(self.key_file)
         self.runtime.start()
+        self.policies = PolicyStore(self.run_dir / "policy.json", [load_public(self.policy_key)],
+                                    site=seed.SITE, emit=self.runtime.emit)
+        self.policies.follow(self.runtime.subscribe)
         config = UsbAgentConfig(host=HOST, sysfs_root=self.sim.sysfs_root,
                                 dev_root=self.sim.dev_root, poll_seconds=0.2)
         self.agent = Agent(config, emit=self.runtime.emit, policy_provider=self._usb_policy,
