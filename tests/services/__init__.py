@@ -41,7 +41,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.02) -> None:
+def wait_until(
+    predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.02
+) -> None:
     """Poll ``predicate`` until true; used only for external processes we cannot subscribe to."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -18,6 +18,7 @@ from dashboard.ingest.core import IngestCore
 from tests.dashboard.conftest import SITE, FakeNode, msg
 from tests.dashboard.web.conftest import WebApp, webapp_db  # noqa: F401 - fixture
 
+
 @pytest.fixture
 def pages(webapp_db: WebApp) -> WebApp:  # noqa: F811
     """The app (printing and backups routers are in ``dashboard.web.routers()``)."""

@@ -9,10 +9,9 @@ import re
 
 import pytest
 
-from dashboard.auth.roles import Role
+from dashboard.auth.roles import ROLE_MATRIX, Role
 from dashboard.models import Person
 from dashboard.printing import queries as Q
-from dashboard.auth.roles import ROLE_MATRIX
 from dashboard.web.csvsafe import neutralise
 from dashboard.web.deps import TEMPLATES
 from tests.dashboard.printing.conftest import Feed
