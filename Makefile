@@ -13,6 +13,7 @@ demo: venv
 	$(VENV)/bin/secroom demo
 
 test: venv
+	$(VENV)/bin/ruff check controller readers usb_guard backup dashboard tests
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: venv
