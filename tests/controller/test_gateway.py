@@ -13,9 +13,8 @@ from controller.envelope import policy_topic, verify_signature
 from controller.gateway import Gateway
 from controller.keys import load_private
 from controller.mqtt import MqttLink, MqttSettings
-from readers.base import ReaderError
 from readers.pcsc import PcscReaders
-from readers.pcscd_host import PcscdHost, free_port_pair
+from readers.pcscd_host import PcscdHost
 from readers.virtual import Misbehaviour, VirtualCard
 from tests.controller.gateway_kit import (
     ALICE_UID,
@@ -26,8 +25,8 @@ from tests.controller.gateway_kit import (
     make_kit,
     make_policy,
 )
-from tests.services import unavailable
 from tests.services.mosquitto import Broker
+from tests.services.pcscd import start_pcscd
 
 pytestmark = pytest.mark.integration
 
@@ -56,11 +55,7 @@ class Room:
 
 @pytest.fixture
 def room(tmp_path: Path, broker: Broker) -> Iterator[Room]:
-    try:
-        host = PcscdHost(tmp_path / "pcscd", port=free_port_pair())
-        host.start()
-    except ReaderError as exc:
-        unavailable(str(exc))
+    host = start_pcscd(tmp_path)
     host.use_in_this_process()
     kit = make_kit(tmp_path / "gw", mqtt_port=broker.port)
     pins = MockFactory()

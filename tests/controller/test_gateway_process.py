@@ -15,12 +15,11 @@ import pytest
 from controller.envelope import verify_chain
 from controller.journal import verify_journal
 from controller.keys import load_private
-from readers.base import ReaderError
-from readers.pcscd_host import PcscdHost, free_port_pair
+from readers.pcscd_host import PcscdHost
 from readers.virtual import VirtualCard
 from tests.controller.gateway_kit import ALICE_UID, BOB_UID, EventCollector, make_kit
-from tests.services import unavailable
 from tests.services.mosquitto import Broker
+from tests.services.pcscd import start_pcscd
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,11 +34,7 @@ def _start(config: Path, host: PcscdHost, log: Path) -> subprocess.Popen[bytes]:
 
 
 def test_gateway_sigkilled_mid_stream_loses_nothing(tmp_path: Path, broker: Broker) -> None:
-    try:
-        host = PcscdHost(tmp_path / "pcscd", port=free_port_pair(), die_with_parent=False)
-        host.start()
-    except ReaderError as exc:
-        unavailable(str(exc))
+    host = start_pcscd(tmp_path)
     kit = make_kit(tmp_path / "gw", mqtt_port=broker.port, unlock_s=0.05)
     collector = EventCollector(broker.port).start()
     log = tmp_path / "gateway.log"

@@ -16,9 +16,8 @@ from gpiozero.pins.mock import MockFactory
 from controller.gateway import Gateway
 from controller.policy import DoorRule, Group, Person, Policy
 from controller.printing.cups_adapter import CupsAdapter
-from readers.base import ReaderError
 from readers.pcsc import PcscReaders
-from readers.pcscd_host import PcscdHost, free_port_pair
+from readers.pcscd_host import PcscdHost
 from readers.virtual import VirtualCard
 from tests.controller.gateway_kit import (
     ALICE_UID,
@@ -31,6 +30,7 @@ from tests.controller.gateway_kit import (
 from tests.services import unavailable
 from tests.services.cupsd import Cupsd
 from tests.services.mosquitto import Broker
+from tests.services.pcscd import start_pcscd
 
 pytestmark = pytest.mark.integration
 _names = itertools.count(1)
@@ -72,11 +72,7 @@ def room(tmp_path: Path, broker: Broker, cupsd: Cupsd) -> Iterator[PrintRoom]:
     if os.geteuid() != 0:
         unavailable("the private cupsd and libcups' Local root certificate need root")
     hold, release = cupsd.add_room_printer(f"gwroom{next(_names)}")
-    try:
-        host = PcscdHost(tmp_path / "pcscd", port=free_port_pair())
-        host.start()
-    except ReaderError as exc:
-        unavailable(str(exc))
+    host = start_pcscd(tmp_path)
     host.use_in_this_process()
     kit = make_kit(
         tmp_path / "gw", mqtt_port=broker.port, policy=_policy(hold),

@@ -244,8 +244,8 @@ def live_dashboard(tmp_path: Path) -> Iterator[LiveDashboard]:
         yield live
 
 
-@pytest.fixture
-def browser_page() -> Iterator[Any]:
+@contextmanager
+def chromium(locale: str = "ja-JP") -> Iterator[Any]:
     """A fresh Chromium page (Debian's chromium, never a downloaded browser)."""
     if not Path(CHROMIUM).exists():
         unavailable("chromium not installed (apt-get install chromium)")
@@ -257,7 +257,7 @@ def browser_page() -> Iterator[Any]:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         except PlaywrightError as exc:
             unavailable(f"chromium does not start: {exc}")
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ja-JP")
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale=locale)
         page = context.new_page()
         page.set_default_timeout(15000)
         try:
@@ -265,6 +265,12 @@ def browser_page() -> Iterator[Any]:
         finally:
             context.close()
             browser.close()
+
+
+@pytest.fixture
+def browser_page() -> Iterator[Any]:
+    with chromium("ja-JP") as page:
+        yield page
 
 
 def seed_sample(sm: sessionmaker[DbSession], site: str, now: datetime) -> None:

@@ -19,15 +19,14 @@ from controller.gateway import Gateway
 from controller.gpio import make_pin_factory
 from controller.mqtt import MqttSettings
 from controller.policy import DoorRule, Group, Person, Policy
-from readers.base import ReaderError
 from readers.pcsc import PcscReaders
-from readers.pcscd_host import PcscdHost, free_port_pair
+from readers.pcscd_host import PcscdHost
 from readers.virtual import VirtualCard
 from tests.controller.gateway_kit import ALICE_UID, DOOR, EventCollector, make_kit
 from tests.dashboard.web.conftest import LiveDashboard, artifacts_dir, run_live_dashboard
 from tests.dashboard.web.test_browser import log_in, watch_requests
-from tests.services import unavailable
 from tests.services.mosquitto import Broker
+from tests.services.pcscd import start_pcscd
 
 pytestmark = pytest.mark.integration
 NEW_CARD = "04C0FFEE112233"
@@ -47,11 +46,7 @@ class Loop:
 
 @pytest.fixture
 def loop(tmp_path: Path, broker: Broker) -> Iterator[Loop]:
-    try:
-        host = PcscdHost(tmp_path / "pcscd", port=free_port_pair())
-        host.start()
-    except ReaderError as exc:
-        unavailable(str(exc))
+    host = start_pcscd(tmp_path)
     host.use_in_this_process()
     stop = threading.Event()
     with run_live_dashboard(tmp_path / "dash", mqtt=MqttSettings(port=broker.port)) as live:
@@ -117,10 +112,14 @@ def test_tap_enrol_revoke_through_the_real_gateway(loop: Loop, browser_page: Any
     loop.collector.wait_for(
         lambda e: e.kind == "policy.applied" and e.data["version"] > version, timeout=30)
     mark = loop.collector.mark()
-    loop.tap(ALICE_UID)
-    denied = loop.collector.wait_for(
-        lambda e: e.kind == "door.access" and loop.collector.arrivals.index(e) >= mark)
-    assert (denied.data["granted"], denied.data["reason"]) == (False, "unknown_card")
+    with live.bus.subscribe(("event",)) as stored:
+        loop.tap(ALICE_UID)
+        denied = loop.collector.wait_for(
+            lambda e: e.kind == "door.access" and loop.collector.arrivals.index(e) >= mark)
+        assert (denied.data["granted"], denied.data["reason"]) == (False, "unknown_card")
+        while (msg := stored.get(timeout=30)) is not None and msg.data["seq"] < denied.seq:
+            pass  # the dashboard stores in seq order: wait until the denial is stored
+        assert msg is not None, "the denial was not stored by the dashboard"
     page.goto(live.base_url + "/door-log")
     newest = page.wait_for_selector("main table tbody tr").inner_text()
     assert "未登録カード" in newest and ALICE_UID in newest, newest  # her revoked card, refused
