@@ -82,6 +82,21 @@ def audit(
     )
 
 
+def rights_changed(
+    session: Session,
+    actor: str,
+    action: str,
+    target_type: str,
+    target_id: str,
+    before: Any,
+    after: Any,
+    now: datetime,
+) -> None:
+    """Audit a change to people, cards or rights and flag the policy for re-signing."""
+    audit(session, actor, action, target_type, target_id, before, after, now)
+    mark_policy_dirty(session, now)
+
+
 def mark_policy_dirty(session: Session, now: datetime) -> None:
     """Flag every site's policy for re-publication (the signer debounces and publishes)."""
     session.execute(update(SiteSettings).values(policy_dirty=True, policy_dirty_at=now))

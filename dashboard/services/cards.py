@@ -13,9 +13,8 @@ from dashboard.services.base import (
     Conflict,
     NotFound,
     ServiceError,
-    audit,
     check_actor,
-    mark_policy_dirty,
+    rights_changed,
     when,
 )
 from dashboard.services.people import get_person
@@ -77,8 +76,7 @@ def enrol_card(
         )
         session.add(card)
     session.flush()
-    audit(session, actor, "card.enrol", "card", norm, before, card_dict(card), at)
-    mark_policy_dirty(session, at)
+    rights_changed(session, actor, "card.enrol", "card", norm, before, card_dict(card), at)
     return card
 
 
@@ -95,6 +93,5 @@ def revoke_card(session: Session, actor: str, uid: str, *, now: datetime | None 
     before = card_dict(card)
     card.active, card.revoked_at = False, at
     session.flush()
-    audit(session, actor, "card.revoke", "card", norm, before, card_dict(card), at)
-    mark_policy_dirty(session, at)
+    rights_changed(session, actor, "card.revoke", "card", norm, before, card_dict(card), at)
     return card

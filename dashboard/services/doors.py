@@ -16,9 +16,8 @@ from dashboard.services.base import (
     Name,
     NotFound,
     ServiceError,
-    audit,
     check_actor,
-    mark_policy_dirty,
+    rights_changed,
     validate,
     when,
 )
@@ -78,8 +77,7 @@ def create_door(
     _apply(door, inp)
     session.add(door)
     session.flush()
-    audit(session, actor, "door.create", "door", door.id, None, door_dict(door), at)
-    mark_policy_dirty(session, at)
+    rights_changed(session, actor, "door.create", "door", door.id, None, door_dict(door), at)
     return door
 
 
@@ -101,8 +99,7 @@ def update_door(
     _apply(door, patch)
     session.flush()
     if door_dict(door) != before:
-        audit(session, actor, "door.update", "door", door.id, before, door_dict(door), at)
-        mark_policy_dirty(session, at)
+        rights_changed(session, actor, "door.update", "door", door.id, before, door_dict(door), at)
     return door
 
 
@@ -115,8 +112,7 @@ def delete_door(session: Session, actor: str, door_id: str, *, now: datetime | N
     before = door_dict(door)
     session.delete(door)
     session.flush()
-    audit(session, actor, "door.delete", "door", door_id, before, None, at)
-    mark_policy_dirty(session, at)
+    rights_changed(session, actor, "door.delete", "door", door_id, before, None, at)
 
 
 def create_printer(
@@ -130,8 +126,9 @@ def create_printer(
     printer = Printer(id=inp.id, name=inp.name)
     session.add(printer)
     session.flush()
-    audit(session, actor, "printer.create", "printer", printer.id, None, printer_dict(printer), at)
-    mark_policy_dirty(session, at)
+    rights_changed(
+        session, actor, "printer.create", "printer", printer.id, None, printer_dict(printer), at
+    )
     return printer
 
 
@@ -146,5 +143,4 @@ def delete_printer(
     before = printer_dict(printer)
     session.delete(printer)
     session.flush()
-    audit(session, actor, "printer.delete", "printer", printer_id, before, None, at)
-    mark_policy_dirty(session, at)
+    rights_changed(session, actor, "printer.delete", "printer", printer_id, before, None, at)

@@ -17,9 +17,8 @@ from dashboard.services.base import (
     Name,
     NotFound,
     ServiceError,
-    audit,
     check_actor,
-    mark_policy_dirty,
+    rights_changed,
     validate,
     when,
 )
@@ -115,8 +114,7 @@ def create_group(
     session.add(group)
     _apply(session, group, inp)
     session.flush()
-    audit(session, actor, "group.create", "group", group.id, None, group_dict(group), at)
-    mark_policy_dirty(session, at)
+    rights_changed(session, actor, "group.create", "group", group.id, None, group_dict(group), at)
     return group
 
 
@@ -137,8 +135,7 @@ def update_group(
     session.flush()
     after = group_dict(group)
     if after != before:
-        audit(session, actor, "group.update", "group", group.id, before, after, at)
-        mark_policy_dirty(session, at)
+        rights_changed(session, actor, "group.update", "group", group.id, before, after, at)
     return group
 
 
@@ -167,5 +164,4 @@ def delete_group(
     before = group_dict(group)
     session.delete(group)
     session.flush()
-    audit(session, actor, "group.delete", "group", group_id, before, None, at)
-    mark_policy_dirty(session, at)
+    rights_changed(session, actor, "group.delete", "group", group_id, before, None, at)

@@ -17,9 +17,8 @@ from dashboard.services.base import (
     Name,
     NotFound,
     ServiceError,
-    audit,
     check_actor,
-    mark_policy_dirty,
+    rights_changed,
     validate,
     when,
 )
@@ -104,8 +103,9 @@ def create_person(
     session.add(person)
     _apply(session, person, inp)
     session.flush()
-    audit(session, actor, "person.create", "person", person.id, None, person_dict(person), at)
-    mark_policy_dirty(session, at)
+    rights_changed(
+        session, actor, "person.create", "person", person.id, None, person_dict(person), at
+    )
     return person
 
 
@@ -126,8 +126,7 @@ def update_person(
     session.flush()
     after = person_dict(person)
     if after != before:
-        audit(session, actor, "person.update", "person", person.id, before, after, at)
-        mark_policy_dirty(session, at)
+        rights_changed(session, actor, "person.update", "person", person.id, before, after, at)
     return person
 
 
@@ -146,5 +145,4 @@ def delete_person(
     before = person_dict(person)
     session.delete(person)
     session.flush()
-    audit(session, actor, "person.delete", "person", person_id, before, None, at)
-    mark_policy_dirty(session, at)
+    rights_changed(session, actor, "person.delete", "person", person_id, before, None, at)

@@ -15,9 +15,8 @@ from dashboard.services.base import (
     Ident,
     Input,
     NotFound,
-    audit,
     check_actor,
-    mark_policy_dirty,
+    rights_changed,
     validate,
     when,
 )
@@ -89,8 +88,7 @@ def set_lockdown(
     row.lockdown, row.lockdown_doors = inp.lockdown, sorted(set(inp.doors))
     session.flush()
     if site_dict(row) != before:
-        audit(session, actor, "site.lockdown", "site", site, before, site_dict(row), at)
-        mark_policy_dirty(session, at)
+        rights_changed(session, actor, "site.lockdown", "site", site, before, site_dict(row), at)
     return row
 
 
@@ -110,6 +108,5 @@ def set_timezone(
     row.timezone = inp.timezone
     session.flush()
     if site_dict(row) != before:
-        audit(session, actor, "site.timezone", "site", site, before, site_dict(row), at)
-        mark_policy_dirty(session, at)
+        rights_changed(session, actor, "site.timezone", "site", site, before, site_dict(row), at)
     return row

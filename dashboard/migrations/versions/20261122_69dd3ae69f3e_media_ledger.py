@@ -13,7 +13,6 @@ from alembic import op
 # Registers the media tables on Base.metadata wherever the migrations are loaded, so that the
 # schema check (migrations == models) holds before dashboard/models/__init__.py imports
 # dashboard.models.media; harmless once it does.
-import dashboard.models.media  # noqa: F401
 from dashboard.models.types import UTCDateTime
 
 revision: str = "69dd3ae69f3e"
