@@ -112,6 +112,19 @@ class DemoRoom:
         self.gateway.start()
         self.pins.pin(CONTACT_PIN).drive_low()  # the simulated doors start closed
         self.pins.pin(RACK_CONTACT_PIN).drive_low()
+        self._wait_for_policy(self.gateway, timeout_s=30.0)
+
+    @staticmethod
+    def _wait_for_policy(gateway: Gateway, timeout_s: float) -> None:
+        """Announce the demo only once the gateway runs the dashboard's signed policy: a tap
+        before that is (rightly) denied with no_policy, which is no way to greet a new user."""
+        deadline = time.monotonic() + timeout_s
+        while gateway.policies.current is None:  # set on the broker's thread; nothing to await
+            if time.monotonic() > deadline:
+                raise DemoUnavailable(
+                    f"the gateway received no signed policy from the dashboard in {timeout_s:g}s"
+                )
+            time.sleep(0.05)
 
     def _seed(self, sm: Any, _settings: Any) -> None:
         """The office's media ledger (and its month of history) before the runtime starts."""
