@@ -42,6 +42,24 @@ def target_of(target: Path, path: str) -> str:
     return os.path.join(os.fspath(target), path.lstrip("/"))
 
 
+def check_paths(entries: list[list[Any]]) -> None:
+    """Refuse a manifest that would write outside the target: anyone holding the public key
+    can seal a snapshot, so its paths are untrusted. No '..', '.' or empty component, no NUL,
+    and no entry below (or replacing) a symlink the same restore creates."""
+    links = {e[1].lstrip("/") for e in entries if e[0] == snapshot.LINK}
+    for e in entries:
+        rel = e[1].lstrip("/") if isinstance(e[1], str) else None
+        parts = rel.split("/") if rel else []
+        if rel is None or "\0" in rel or any(p in ("", ".", "..") for p in parts) or (
+                not parts and e[0] != snapshot.DIR):
+            raise IntegrityError(f"snapshot entry {e[1]!r} escapes the restore target",
+                                 public="snapshot holds a path outside the restore target")
+        below = ("/".join(parts[:i]) for i in range(1, len(parts) + (e[0] != snapshot.LINK)))
+        if any(p in links for p in below):
+            raise IntegrityError(f"snapshot entry {e[1]!r} lies through a restored symlink",
+                                 public="snapshot holds a path through a symlink")
+
+
 def _finish_file(fd: int, entry: list[Any]) -> None:
     """Size (trailing holes), owner, mode and times of a restored file, via its descriptor."""
     if os.fstat(fd).st_size != entry[7]:
@@ -59,6 +77,7 @@ def restore(root: Path, idx: Index, key: crypto.PrivateKey, manifest: dict[str, 
     entries = manifest["entries"]
     if include is not None:
         entries = [e for e in entries if include(e[1])]
+    check_paths(entries)
     with io_errors("preparing the restore target"):
         target.mkdir(parents=True, exist_ok=True)
         if any(target.iterdir()):
