@@ -342,6 +342,12 @@ def _add_dashboard(sub: Any) -> None:
 
     add_subcommands(sub)
     add_numlog_subcommands(sub)
+    # `db`, `user` and `dashboard` set ``handler(args)``; main() dispatches on ``func``
+    for name in ("db", "user", "dashboard"):
+        inner = next(a for a in sub.choices[name]._actions
+                     if isinstance(a, argparse._SubParsersAction))
+        for choice in inner.choices.values():
+            choice.set_defaults(func=lambda a: a.handler(a))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
