@@ -11,10 +11,17 @@ import pytest
 from controller.cli import main
 
 
-@pytest.mark.parametrize("argv", [["db", "upgrade"], ["dashboard", "run", "--port", "0"],
-                                  ["user", "add", "--username", "x", "--role", "admin"]])
-def test_dashboard_commands_reach_their_handler(tmp_path: Path, argv: list[str],
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["db", "upgrade"],
+        ["dashboard", "run", "--port", "0"],
+        ["user", "add", "--username", "x", "--role", "admin"],
+    ],
+)
+def test_dashboard_commands_reach_their_handler(
+    tmp_path: Path, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("[dashboard]\nunknown_key = 1\n")
     assert main([*argv, "--config", str(config)]) == 2  # the handler's own config error
