@@ -25,7 +25,8 @@ from tests.correlation import world as W
 
 @pytest.mark.parametrize("bulk_threshold", [10**9, 1], ids=["per_row", "bulk"])
 def test_rows_imported_after_a_live_print_rejudge_it(
-        db: sessionmaker[Session], bulk_threshold: int) -> None:
+    db: sessionmaker[Session], bulk_threshold: int
+) -> None:
     day = W.workdays()[6]
     w = W.World()
     w.door("P30", "in", W.L(day, 9))
@@ -47,8 +48,15 @@ def test_rows_imported_after_a_live_print_rejudge_it(
     rows.row("P30", W.L(day, 12), "マイナンバー閲覧", "閲覧")
     rows.row("P32", W.L(day, 10), "マイナンバー閲覧", "閲覧")
     with db() as s:
-        import_csv(s, W.csv_bytes(rows), source="cells", now=W.NOW, zone=W.ZONE,
-                   correlator=c, filename="night.csv")
+        import_csv(
+            s,
+            W.csv_bytes(rows),
+            source="cells",
+            now=W.NOW,
+            zone=W.ZONE,
+            correlator=c,
+            filename="night.csv",
+        )
         s.commit()
 
     with db() as s:
@@ -59,15 +67,24 @@ def test_rows_imported_after_a_live_print_rejudge_it(
         assert record.severity == "info" and record.anomaly_id is None
         a = s.get(Anomaly, anomaly_id)
         assert a is not None and a.state == "resolved" and a.reason.startswith("withdrawn")
-        audit = s.scalars(select(AuditRecord).where(
-            AuditRecord.action == "anomaly.resolve",
-            AuditRecord.target_id == str(anomaly_id))).all()
+        audit = s.scalars(
+            select(AuditRecord).where(
+                AuditRecord.action == "anomaly.resolve", AuditRecord.target_id == str(anomaly_id)
+            )
+        ).all()
         assert [r.actor for r in audit] == [ACTOR]
         other = s.scalars(select(Finding).where(Finding.person_id == "P31")).one()
         assert other.rule == R.PRINT_WITHOUT_ACCESS and not other.withdrawn
-        live = {f.dedupe_key for f in s.scalars(select(Finding).where(
-            Finding.withdrawn.is_(False), Finding.rule.in_(
-                (R.PRINT_AFTER_ACCESS, R.PRINT_WITHOUT_ACCESS))))}
+        live = {
+            f.dedupe_key
+            for f in s.scalars(
+                select(Finding).where(
+                    Finding.withdrawn.is_(False),
+                    Finding.rule.in_((R.PRINT_AFTER_ACCESS, R.PRINT_WITHOUT_ACCESS)),
+                )
+            )
+        }
         full = rerun(s, W.L(day, 0), W.L(day + timedelta(days=1), 0), W.NOW, store=False)
-        assert live == {f.key for f in full.findings
-                        if f.rule in (R.PRINT_AFTER_ACCESS, R.PRINT_WITHOUT_ACCESS)}
+        assert live == {
+            f.key for f in full.findings if f.rule in (R.PRINT_AFTER_ACCESS, R.PRINT_WITHOUT_ACCESS)
+        }
