@@ -6,3 +6,4 @@ from __future__ import annotations
 
 from tests.backup.conftest import env, operator_key  # noqa: F401
 from tests.dashboard.conftest import engine, node, pg_engine, session, sm  # noqa: F401
+from tests.dashboard.web.conftest import webapp_db  # noqa: F401, E402
