@@ -14,6 +14,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -122,18 +123,43 @@ def seal(
     return Event(**body, hash=digest, sig=sig)
 
 
+def _fast_hash_ok(raw: dict[str, Any], claimed: Any) -> bool:
+    """orjson's canonical bytes of the body (sorted keys, compact, UTF-8) hashed to ``claimed``.
+
+    A match proves the body (those exact bytes are what the node hashed); a miss proves nothing,
+    because orjson formats some values (floats, huge ints) differently from ``canonical_json``,
+    so the caller then checks with ``canonical_json``.
+    """
+    try:
+        body = orjson.dumps(
+            {k: v for k, v in raw.items() if k != "hash" and k != "sig"},
+            option=orjson.OPT_SORT_KEYS,
+        )
+    except (TypeError, ValueError):  # orjson.JSONEncodeError is a TypeError
+        return False
+    return hashlib.sha256(body).hexdigest() == claimed
+
+
 def parse(payload: bytes) -> Event:
     """Parse wire bytes into an Event; checks size, shape, id and hash (not the signature)."""
     if len(payload) > MAX_EVENT_BYTES:
         raise EnvelopeError(f"event of {len(payload)} bytes exceeds {MAX_EVENT_BYTES}")
     try:
-        raw = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EnvelopeError(f"event is not JSON: {getattr(exc, 'msg', exc)}") from exc
+        raw = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raw = None  # orjson is stricter (huge ints, lone surrogates): the stdlib decides
+    fast = isinstance(raw, dict) and _fast_hash_ok(raw, raw.get("hash"))
+    if not fast:
+        try:
+            raw = json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise EnvelopeError(f"event is not JSON: {getattr(exc, 'msg', exc)}") from exc
     if not isinstance(raw, dict):
         raise EnvelopeError("event is not a JSON object")
     try:
-        event = Event.model_validate(raw)
+        # strict on the fast path: the bytes hashed are the bytes given, so no coercion may
+        # turn them into a different event (the stdlib path re-hashes the coerced model instead)
+        event = Event.model_validate(raw, strict=fast)
     except ValidationError as exc:
         fields = ", ".join(".".join(str(p) for p in e["loc"]) or "event" for e in exc.errors())
         raise EnvelopeError(f"event has invalid fields: {fields}") from exc
@@ -141,7 +167,7 @@ def parse(payload: bytes) -> Event:
         raise EnvelopeError(f"unsupported schema version {event.v}")
     if event.id != f"{event.node}:{event.seq}":
         raise EnvelopeError("event id does not match node:seq")
-    if body_hash(event.body()) != event.hash:
+    if not fast and body_hash(event.body()) != event.hash:
         raise EnvelopeError("event hash does not match its body")
     return event
 

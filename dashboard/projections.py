@@ -19,6 +19,7 @@ from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, updat
 from sqlalchemy.orm import Session
 
 from controller.envelope import Event
+from dashboard.bulk import insert_rows
 from dashboard.models.events import DoorAccess, Presence
 from dashboard.models.nodes import Node
 
@@ -253,8 +254,7 @@ def rebuild_presence(session: Session, person_id: str, door: str, since: datetim
 
 
 def insert_door_access(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        session.connection().execute(insert(DoorAccess), list(rows))
+    insert_rows(session, DoorAccess.__table__, rows)  # type: ignore[arg-type]
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.envelope import GENESIS, MAX_EVENT_BYTES, TOPIC_ROOT, EnvelopeError, Event, parse
 from dashboard import projections
 from dashboard.anomalies import anomaly_dict, raise_anomaly
+from dashboard.bulk import insert_rows
 from dashboard.ingest.counters import IngestCounters
 from dashboard.ingest.state import StateHandler
 from dashboard.ingest.verify import SignatureVerifier
@@ -58,6 +60,8 @@ class BatchResult:
     resends: list[ResendRequest] = field(default_factory=list)
     messages: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    # stored events whose own signature chain mode left for the SignatureAudit
+    unchecked: list[tuple[Ed25519PublicKey, Event]] = field(default_factory=list)
     index_of: dict[int, int] = field(default_factory=dict, repr=False)  # id(Event) -> index
 
     @property
@@ -125,6 +129,7 @@ class IngestCore:
         self.state = StateHandler(site=site, max_payload=max_payload, max_pending=max_pending_nodes)
         self._resent: dict[tuple[str, int, int], datetime] = {}
         self._prefix = f"{TOPIC_ROOT}/{site}/"
+        self._unchecked: dict[int, Ed25519PublicKey] = {}  # id(Event) -> key, current batch
 
     # -- public ------------------------------------------------------------------------------
 
@@ -177,6 +182,28 @@ class IngestCore:
                 )
         self._raise(session, pending, now, result)
         session.flush()
+        return result
+
+    def signature_failures(
+        self, session: Session, failures: Sequence[tuple[str, int]], now: datetime
+    ) -> BatchResult:
+        """Raise ``bad_signature`` for stored events whose own signature the audit found bad
+        (their content was authenticated by the chain before they were stored)."""
+        result = BatchResult()
+        pending = _Pending()
+        for node, seq in failures:
+            pending.add(
+                "bad_signature",
+                node,
+                node=node,
+                severity="critical",
+                subject=f"{node}: event with a bad signature",
+                detail={"last_seq": seq, "stored": True},
+            )
+            result.counts["bad_signature_stored"] += 1
+        self._raise(session, pending, now, result)
+        session.flush()
+        self.counters.update(result.counts)
         return result
 
     # -- routing and parsing -----------------------------------------------------------------
@@ -268,9 +295,11 @@ class IngestCore:
                 continue
             to_verify.append((topic, event))
             keys.append(key)
+        self.verifier.take_deferred()  # nothing left over from a batch that failed
         ok = self.verifier.verify_events(
             [(k, e) for k, (_, e) in zip(keys, to_verify, strict=True)]
         )
+        self._unchecked = {id(e): k for k, e in self.verifier.take_deferred()}
         by_node: dict[str, list[tuple[str, Event]]] = defaultdict(list)
         for good, (topic, event) in zip(ok, to_verify, strict=True):
             if good:
@@ -292,8 +321,7 @@ class IngestCore:
             self._node_batch(
                 session, nodes[name], batch, now, result, pending, rows, access, late_access
             )
-        if rows:
-            session.connection().execute(insert(StoredEvent), rows)
+        insert_rows(session, StoredEvent.__table__, rows)
         projections.insert_door_access(session, access + late_access)
         projections.apply_presence(session, access + late_access, late_access)
 
@@ -392,6 +420,9 @@ class IngestCore:
                     detail={"seq": seq},
                 )
             accepted[seq] = event
+            unchecked_key = self._unchecked.get(id(event))
+            if unchecked_key is not None:
+                result.unchecked.append((unchecked_key, event))
             person_id, door = projections.event_refs(event)
             rows.append(
                 {

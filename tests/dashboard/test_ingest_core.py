@@ -301,7 +301,7 @@ def test_bus_messages_describe_stored_events(session, core, node):
 def test_chain_mode_verifies_runs_by_their_last_signature(session, node):
     from dashboard.ingest.verify import SignatureVerifier, chain_runs
 
-    core = IngestCore(site=SITE, verifier=SignatureVerifier(1, "chain"))
+    core = IngestCore(site=SITE, verifier=SignatureVerifier(mode="chain"))
     node.enrol(session)
     evs = node.events(6)
     key = core.verifier.key(node.public)
@@ -327,7 +327,7 @@ def test_chain_mode_verifies_runs_by_their_last_signature(session, node):
 def test_chain_mode_rejects_unlinked_forgery(session, node):
     from dashboard.ingest.verify import SignatureVerifier
 
-    core = IngestCore(site=SITE, verifier=SignatureVerifier(1, "chain"))
+    core = IngestCore(site=SITE, verifier=SignatureVerifier(mode="chain"))
     node.enrol(session)
     evs = node.events(3)
     forged = seal(

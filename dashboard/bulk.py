@@ -1,0 +1,100 @@
+"""Bulk inserts for the ingest hot path: COPY on PostgreSQL, one driver executemany on SQLite.
+
+SQLAlchemy's executemany converts every bound value through the column types in Python and, on
+psycopg, sends one INSERT per row down a pipeline; at thousands of events a second that is most
+of the ingest time. Here each column's conversion is decided once per table and applied to plain
+tuples, producing exactly what SQLAlchemy itself stores (SQLite: naive UTC datetimes as
+``YYYY-MM-DD HH:MM:SS.ffffff``, JSON as text, booleans as 0/1), so the ORM reads the rows back
+unchanged. Other dialects fall back to SQLAlchemy's executemany.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import JSON, Boolean, Table, insert
+from sqlalchemy.orm import Session
+
+from dashboard.models.types import UTCDateTime
+
+Convert = Callable[[Any], Any]
+
+
+def _json_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # beyond orjson (a huge int...): the stdlib, as SQLAlchemy would
+        return json.dumps(value)
+
+
+def _sqlite_dt(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given for a UTC column; pass an aware datetime")
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _sqlite_bool(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _pg_dt(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("naive datetime given for a UTC column; pass an aware datetime")
+    return value
+
+
+def _converter(column_type: Any, dialect: str) -> Convert | None:
+    if isinstance(column_type, JSON):
+        return _json_text
+    if isinstance(column_type, UTCDateTime):
+        return _sqlite_dt if dialect == "sqlite" else _pg_dt
+    if isinstance(column_type, Boolean) and dialect == "sqlite":
+        return _sqlite_bool
+    return None
+
+
+def _plan(table: Table, names: Sequence[str], dialect: str) -> list[Convert | None]:
+    return [_converter(table.c[name].type, dialect) for name in names]
+
+
+def _tuples(
+    rows: Sequence[dict[str, Any]], names: Sequence[str], plan: Sequence[Convert | None]
+) -> list[tuple[Any, ...]]:
+    pairs = list(zip(names, plan, strict=True))
+    return [tuple(r[n] if f is None else f(r[n]) for n, f in pairs) for r in rows]
+
+
+def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` (dicts with the same keys, all columns of ``table``) in the session's
+    transaction. Constraint violations raise as they would from an INSERT."""
+    if not rows:
+        return
+    conn = session.connection()
+    dialect = conn.dialect.name
+    names = list(rows[0])
+    for name in names:
+        if name not in table.c:
+            raise KeyError(f"{table.name} has no column {name!r}")
+    columns = ", ".join(names)
+    if dialect == "sqlite":
+        marks = ", ".join("?" * len(names))
+        conn.exec_driver_sql(  # names checked against the model's columns above
+            f"INSERT INTO {table.name} ({columns}) VALUES ({marks})",  # noqa: S608
+            _tuples(rows, names, _plan(table, names, dialect)),
+        )
+    elif dialect == "postgresql":
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
+            for values in _tuples(rows, names, _plan(table, names, dialect)):
+                copy.write_row(values)
+    else:
+        conn.execute(insert(table), list(rows))
