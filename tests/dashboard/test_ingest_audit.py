@@ -10,7 +10,7 @@ from controller.envelope import Event, b64u, parse
 from dashboard.ingest.core import IngestCore
 from dashboard.ingest.verify import SignatureAudit, SignatureVerifier
 from dashboard.models import Anomaly, StoredEvent
-from tests.dashboard.conftest import SITE, T0, FakeNode, msg
+from tests.dashboard.conftest import SITE, T0, msg
 
 
 def resigned(event: Event) -> Event:
