@@ -9,7 +9,7 @@ next to it in done/ or failed/ (counts and the bad lines, never a value).
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +26,14 @@ from dashboard.numlog.redact import redact
 from dashboard.numlog.service import import_csv
 
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".result.json")
+
+
+def _lexists(name: str, dir_fd: int) -> bool:
+    try:
+        os.lstat(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 @dataclass
@@ -46,7 +54,8 @@ class DropFolder:
             (self.path / sub).mkdir(parents=True, exist_ok=True)
 
     def candidates(self) -> list[Path]:
-        return sorted(p for p in self.path.iterdir() if p.is_file()
+        # symlinks are never taken: the export account could point one at any file we can read
+        return sorted(p for p in self.path.iterdir() if not p.is_symlink() and p.is_file()
                       and not p.name.startswith(".") and not p.name.endswith(IGNORED_SUFFIXES))
 
     def _settled(self, p: Path, now: datetime) -> bool:
@@ -72,7 +81,8 @@ class DropFolder:
     def _import(self, p: Path, now: datetime) -> dict[str, Any]:
         summary: dict[str, Any]
         try:
-            data = p.read_bytes()
+            with os.fdopen(os.open(p, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:
+                data = fh.read()
             with self.sessions() as session:
                 report = import_csv(session, data, source=self.source, now=now, zone=self.zone,
                                     actor="dropfolder", filename=p.name, preset=self.preset,
@@ -81,16 +91,26 @@ class DropFolder:
             summary = {"status": "done", **report.as_dict()}
         except (NumlogError, OSError) as exc:
             summary = {"status": "failed", "error": redact(str(exc)).text}
-        dest_dir = self.path / summary["status"]
-        dest = dest_dir / p.name
-        n = 1
-        while dest.exists():
-            dest = dest_dir / f"{p.stem}.{n}{p.suffix}"
-            n += 1
-        shutil.move(str(p), dest)
-        summary["file"] = redact(dest.name).text
-        dest.with_name(dest.name + ".result.json").write_text(
-            json.dumps(summary, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+        # done/ and failed/ are opened without following a link (the export account can write
+        # the drop folder and could swap them, or a note's name, for a symlink to any file)
+        box = self.path / summary["status"]
+        if box.is_symlink():
+            box.unlink()
+        box.mkdir(exist_ok=True)
+        dir_fd = os.open(box, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            name, n = p.name, 1
+            while _lexists(name, dir_fd) or _lexists(name + ".result.json", dir_fd):
+                name = f"{p.stem}.{n}{p.suffix}"
+                n += 1
+            os.rename(p, name, dst_dir_fd=dir_fd)
+            summary["file"] = redact(name).text
+            note = os.open(name + ".result.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                           | os.O_NOFOLLOW, 0o640, dir_fd=dir_fd)
+            with os.fdopen(note, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(summary, ensure_ascii=False, indent=1, default=str))
+        finally:
+            os.close(dir_fd)
         self.counts[summary["status"]] += 1
         return summary
 
