@@ -12,7 +12,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker as SessionMaker
@@ -61,8 +64,17 @@ def create_app(
         # every request's route name before routing, exactly as the router will.
         app.router.routes.extend(router.routes)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_middleware(
         SecurityMiddleware, router=app.router, auth=app.state.auth, https=settings.https,
         now=clock,
     )
     return app
+
+
+async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 as FastAPI words it, without echoing the refused values: a too-long password or a
+    field holding an individual number must not come back in the response (or its logs)."""
+    errors = [{k: v for k, v in e.items() if k not in ("input", "ctx", "url")}
+              for e in exc.errors()]
+    return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})

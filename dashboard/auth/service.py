@@ -95,9 +95,14 @@ class AuthService:
         username = username[:64]
         ip = ip[:64]
         with self._sm.begin() as db:
+            user = db.scalar(select(User).where(User.username == username))
+            # a name that is nobody's is often a password typed into the wrong field (or an
+            # individual number): the attempt keeps only a keyed digest of it, which still
+            # throttles guesses at that name
+            who = username if user is not None else "?" + self._digest("login:" + username)[:40]
             fails_user = db.scalar(
                 select(func.count()).select_from(LoginAttempt).where(
-                    LoginAttempt.username == username, LoginAttempt.at >= since,
+                    LoginAttempt.username == who, LoginAttempt.at >= since,
                     LoginAttempt.success.is_(False),
                 )
             ) or 0
@@ -108,12 +113,11 @@ class AuthService:
                 )
             ) or 0
             if throttled(fails_user, fails_ip, policy):
-                db.add(LoginAttempt(username=username, ip=ip, at=now, success=False))
+                db.add(LoginAttempt(username=who, ip=ip, at=now, success=False))
                 return LoginResult("throttled")
-            user = db.scalar(select(User).where(User.username == username))
             ok = verify_password(user.password_hash if user else None, password)
             if not ok or user is None or not user.active:
-                db.add(LoginAttempt(username=username, ip=ip, at=now, success=False))
+                db.add(LoginAttempt(username=who, ip=ip, at=now, success=False))
                 return LoginResult("bad_credentials")
             if needs_rehash(user.password_hash):
                 user.password_hash = hash_password(password)

@@ -10,13 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from controller.envelope import now_utc
 from dashboard.audit import append_audit
 from dashboard.models.people import SiteSettings
+from dashboard.numlog.redact import contains_my_number
 
 
 class ServiceError(ValueError):
@@ -40,6 +41,15 @@ M = TypeVar("M", bound=BaseModel)
 
 class Input(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="after")
+    def _no_individual_number(self) -> Input:
+        """No admin record (and so no audit record, policy or report) may hold a number."""
+        for name, value in self:
+            texts = value if isinstance(value, list) else [value]
+            if any(isinstance(t, str) and contains_my_number(t) for t in texts):
+                raise ValueError(f"{name} holds an individual number; remove it")
+        return self
 
 
 def validate(model: type[M], data: M | dict[str, Any]) -> M:
