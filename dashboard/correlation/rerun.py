@@ -1,11 +1,16 @@
 """The full re-run over a period: set-based reads and sorted merges, no per-row queries.
 
 Number-access rows stream ordered by (person, ts, line, key) and presence intervals by
-(person, entered_at); a sweep per person finds the intervals around each row. USB events,
-prints, backups and door incidents of the period are few and are held in memory, indexed by host
-or person. Every row goes through ``evaluate.access_findings``, the same rule bundle the
-incremental path uses, so both give the same dedupe keys. Findings of the period that the data
-no longer supports are marked withdrawn.
+(person, entered_at); per person, the intervals become sorted epoch arrays and each row is checked
+with two binary searches (covered by some interval, by more than ``EPS``?). Working time is a
+binary search in the period's working windows. USB events, prints, backups and door incidents of
+the period are few and are held in memory, indexed by host or person. Rows some rule may fire on
+(the candidates) go through ``evaluate.access_findings``, the same rule bundle the incremental
+path uses, so both give the same dedupe keys. Findings of the period that the data no longer
+supports are marked withdrawn.
+
+The two big streams are read through the driver's own cursor (a server-side cursor on
+PostgreSQL), as plain tuples of the few columns the pre-filter needs.
 """
 
 from __future__ import annotations
@@ -14,11 +19,12 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from itertools import groupby
+from datetime import date, datetime, timedelta
+from itertools import accumulate
 from typing import Any
+from uuid import uuid4
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dashboard.correlation import rules as R
@@ -29,11 +35,13 @@ from dashboard.correlation.settings import CorrelationSettings
 from dashboard.correlation.store import PersistResult, persist
 from dashboard.correlation.types import AccessIn, FindingOut, Interval, LoanIn, Outcome, UsbIn
 from dashboard.models.correlation import Finding
+from dashboard.models.events import Presence
 from dashboard.models.numlog import NumberAccess
 from dashboard.models.types import UTCDateTime
 
 BATCH = 20_000
 EPS = 0.001  # s: the database's epoch floats are approximate; near an edge, the rule decides
+INF = float("inf")
 
 
 @dataclass
@@ -44,17 +52,42 @@ class RerunResult:
     persisted: PersistResult | None
 
 
-def _stream(session: Session, sql: str, **params: Any) -> Iterator[Any]:
-    stmt = (text(sql).bindparams(*(bindparam(k, type_=UTCDateTime()) for k in params))
-            .execution_options(stream_results=True, max_row_buffer=BATCH))
-    result = session.execute(stmt, params)
-    for part in result.partitions(BATCH):
-        yield from part
+def _pg(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _stream(session: Session, sql: str, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
+    """Rows of ``sql`` (``:name`` parameters) as the driver's tuples, ``BATCH`` at a time, on the
+    session's connection and transaction. Datetime parameters are bound as the models bind them;
+    on PostgreSQL through a named (server-side) cursor."""
+    conn = session.connection()
+    dialect = conn.dialect
+    bind = UTCDateTime().bind_processor(dialect)
+    args = {k: bind(v) if bind is not None and isinstance(v, datetime) else v
+            for k, v in params.items()}
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    if dialect.name == "postgresql":
+        for k in params:
+            sql = sql.replace(f":{k}", f"%({k})s")
+        cur = raw.cursor(name=f"corr_{uuid4().hex[:12]}")
+        cur.itersize = BATCH
+    else:
+        cur = raw.cursor()
+    try:
+        cur.execute(sql, args)
+        while True:
+            part = cur.fetchmany(BATCH)
+            if not part:
+                break
+            yield from part
+    finally:
+        cur.close()
 
 
 def _order(session: Session, col: str) -> str:
     # binary order on both backends, which is Python's str order (the merge compares ids)
-    return f'{col} COLLATE "C"' if session.get_bind().dialect.name == "postgresql" else col
+    return f'{col} COLLATE "C"' if _pg(session) else col
 
 
 def _load(session: Session, ids: set[int]) -> dict[int, AccessIn]:
@@ -67,6 +100,17 @@ def _load(session: Session, ids: set[int]) -> dict[int, AccessIn]:
     return out
 
 
+def _intervals(session: Session, ids: set[int]) -> dict[int, Interval]:
+    out: dict[int, Interval] = {}
+    wanted = sorted(ids)
+    for i in range(0, len(wanted), 500):
+        for pid, a, b, door, ref in session.execute(
+                select(Presence.id, Presence.entered_at, Presence.left_at, Presence.door,
+                       Presence.enter_ref).where(Presence.id.in_(wanted[i : i + 500]))):
+            out[pid] = Interval(a, b, door, ref or "")
+    return out
+
+
 def _with_ids(session: Session, since: datetime, until: datetime
               ) -> Iterator[tuple[int, AccessIn]]:
     for r in session.scalars(select(NumberAccess).where(
@@ -76,97 +120,105 @@ def _with_ids(session: Session, since: datetime, until: datetime
 
 
 def _epoch_sql(session: Session, col: str) -> str:
-    if session.get_bind().dialect.name == "postgresql":
+    if _pg(session):
         return f"extract(epoch from {col})::float8"
     return f"(julianday({col}) - 2440587.5) * 86400.0"  # SQLite keeps UTC text
 
 
 def access_rows(session: Session, since: datetime, until: datetime) -> Iterator[Any]:
-    """Slim rows, by person, time, line, key: what the pre-filter needs (epoch seconds as
-    computed by the database: approximate, hence ``EPS``)."""
-    cols = (f"id, {_epoch_sql(session, 'ts')}, person_id, host, category, ok, "
-            "redacted_fields, operator")
+    """Slim rows (id, epoch, person, host, is log-in, ok, has redacted fields, operator) by
+    person, time, line, key: what the pre-filter needs (epoch seconds as computed by the
+    database: approximate, hence ``EPS``). "Has redacted fields" is any stored list but ``[]``
+    (a candidate; the rule decides)."""
+    cols = (f"id, {_epoch_sql(session, 'ts')}, person_id, host, category = 'login', ok, "
+            "CAST(redacted_fields AS TEXT) <> '[]', operator")
     sql = (f"SELECT {cols} FROM number_access WHERE ts >= :since AND ts < :until "  # noqa: S608
            f"ORDER BY {_order(session, 'person_id')}, ts, line, {_order(session, 'row_key')}")
-    return _stream(session, sql, since=since, until=until)
+    return _stream(session, sql, {"since": since, "until": until})
 
 
-def presence_rows(session: Session, since: datetime, until: datetime) -> Iterator[Any]:
-    """Raw (person_id, entered_at, left_at, door, enter_ref), by person and entry."""
+def presence_rows(session: Session, since: datetime, until: datetime,
+                  doors: Iterable[str] = ()) -> Iterator[Any]:
+    """(person_id, entered epoch, left epoch or None, id) of the intervals that may touch
+    [since, until] (of ``doors`` if given), by person and entry."""
+    params: dict[str, Any] = {"since": since, "until": until}
+    door_sql = ""
+    names = sorted(set(doors))
+    if names:
+        params.update({f"door{i}": d for i, d in enumerate(names)})
+        door_sql = " AND door IN (" + ", ".join(f":door{i}" for i in range(len(names))) + ")"
     sql = (f"SELECT person_id, {_epoch_sql(session, 'entered_at')}, "  # noqa: S608
-           f"{_epoch_sql(session, 'left_at')}, door, enter_ref, entered_at, left_at FROM presence "
+           f"{_epoch_sql(session, 'left_at')}, id FROM presence "
            "WHERE entered_at IS NOT NULL AND entered_at <= :until AND "
-           "(left_at IS NULL OR left_at >= :since) "
+           f"(left_at IS NULL OR left_at >= :since){door_sql} "
            f"ORDER BY {_order(session, 'person_id')}, entered_at")
-    return _stream(session, sql, since=since, until=until)
+    return _stream(session, sql, params)
 
 
-class _Sweep:
-    """One person's presence intervals (raw), swept forward as that person's rows advance in
-    time. ``at(t)`` keeps ``active``: the intervals whose [start - grace, end + grace] holds t
-    (so the row is covered iff it is not empty), and ``last``: the latest one that ended."""
+class _Person:
+    """One person's presence intervals as sorted epoch arrays (grace applied): ``solid(t)`` is
+    true only if some interval surely covers t (by more than EPS), by two binary searches over
+    the starts and the running maximum of the ends."""
+
+    __slots__ = ("ids", "starts", "ends", "maxend", "_argmax")
 
     def __init__(self, raw: list[Any], grace: float) -> None:
-        self.raw = raw
+        self.ids = [r[3] for r in raw]
         self.starts = [r[1] - grace for r in raw]
-        self.ends = [None if r[2] is None else r[2] + grace for r in raw]
-        self.i = 0
-        self.active: list[int] = []
-        self.last: int | None = None
+        self.ends = [INF if r[2] is None else r[2] + grace for r in raw]
+        self.maxend = list(accumulate(self.ends, max))
+        self._argmax: list[int] | None = None
 
-    def at(self, t: float) -> bool:
-        """True only if some interval surely covers t (by more than EPS); borderline
-        intervals stay active so that the rule, deciding exactly, sees them."""
-        n = len(self.raw)
-        while self.i < n and self.starts[self.i] <= t + EPS:
-            self.active.append(self.i)
-            self.i += 1
-        solid = False
-        if self.active:
-            keep = []
-            for j in self.active:
-                end = self.ends[j]
-                if end is not None and end < t - EPS:
-                    if self.last is None or end > (self.ends[self.last] or 0.0):
-                        self.last = j
-                else:
-                    keep.append(j)
-                    if self.starts[j] <= t - EPS and (end is None or end >= t + EPS):
-                        solid = True
-            self.active = keep
-        return solid
+    def solid(self, t: float) -> bool:
+        k = bisect_right(self.starts, t - EPS) - 1
+        return k >= 0 and self.maxend[k] >= t + EPS
 
-    def intervals(self) -> list[Interval]:
-        idx = self.active + ([self.last] if self.last is not None else [])
-        return [Interval(S.as_utc(self.raw[j][5]),
-                         None if self.raw[j][6] is None else S.as_utc(self.raw[j][6]),
-                         self.raw[j][3], self.raw[j][4] or "") for j in idx]
+    def _latest(self, upto: int) -> int:
+        """The index of the latest end among the first ``upto`` intervals (the first such)."""
+        if self._argmax is None:
+            ends, best, out = self.ends, 0, []
+            for j, e in enumerate(ends):
+                if e > ends[best]:
+                    best = j
+                out.append(best)
+            self._argmax = out
+        return self._argmax[upto - 1]
+
+    def near(self, t: float) -> list[int]:
+        """Ids of the intervals around t: those started by t (+EPS) and not ended before it
+        (-EPS; borderline ones included, the rule decides exactly), and the latest one that
+        ended before."""
+        k2 = bisect_right(self.starts, t + EPS)
+        first = bisect_left(self.maxend, t - EPS, 0, k2)
+        ends = self.ends
+        last = -1
+        if first > 0:  # every interval before ``first`` ended before t: the latest of them
+            last = self._latest(first)
+        active: list[int] = []
+        for j in range(first, k2):
+            if ends[j] >= t - EPS:
+                active.append(j)
+            elif last < 0 or ends[j] > ends[last]:
+                last = j
+        return [self.ids[j] for j in active + ([last] if last >= 0 else [])]
 
 
-class _Hours:
-    """``rules.is_working_time`` as epoch windows: per UTC day, the working windows of the local
-    dates around it (weekday, holiday and hours decided once per local date)."""
-
-    def __init__(self, s: CorrelationSettings) -> None:
-        self.s = s
-        self.days: dict[int, list[tuple[float, float]]] = {}
-
-    def _windows(self, u: int) -> list[tuple[float, float]]:
-        s = self.s
-        day = datetime.fromtimestamp(u * 86400, UTC).date()
-        out = []
-        for d in (day - timedelta(days=1), day, day + timedelta(days=1)):
-            start = datetime.combine(d, s.hours_start, s.zone)
-            if R.is_working_time(start, s)[0]:
-                out.append((start.timestamp(), datetime.combine(d, s.hours_end, s.zone).timestamp()))  # noqa: E501
-        return out
-
-    def working(self, t: float) -> bool:
-        u = int(t // 86400)
-        wins = self.days.get(u)
-        if wins is None:
-            wins = self.days[u] = self._windows(u)
-        return any(lo + EPS <= t < hi - EPS for lo, hi in wins)  # near an edge: not sure
+def _working_windows(since: datetime, until: datetime, s: CorrelationSettings
+                     ) -> tuple[list[float], list[float]]:
+    """``rules.is_working_time`` as sorted epoch windows [start, end) over the period's local
+    dates (weekday, holiday and hours decided once per date)."""
+    starts: list[float] = []
+    ends: list[float] = []
+    d: date = since.astimezone(s.zone).date() - timedelta(days=1)
+    last = until.astimezone(s.zone).date() + timedelta(days=1)
+    while d <= last:
+        start = datetime.combine(d, s.hours_start, s.zone)
+        end = datetime.combine(d, s.hours_end, s.zone)
+        if end > start and R.is_working_time(start, s)[0]:
+            starts.append(start.timestamp())
+            ends.append(end.timestamp())
+        d += timedelta(days=1)
+    return starts, ends
 
 
 def rerun(session: Session, since: datetime, until: datetime, now: datetime,
@@ -196,68 +248,93 @@ def rerun(session: Session, since: datetime, until: datetime, now: datetime,
             logins[a.operator].append((a.ts.timestamp(), a.ok, row_id))
             early[row_id] = a
 
-    doors = set(s.room_doors)
-    pres = (r for r in presence_rows(session, since - g, until + g)
-            if not doors or r[3] in doors)
+    pres = presence_rows(session, since - g, until + g, s.room_doors)
     pending = next(pres, None)
     n_rows = n_ivs = 0
     gs, ws, lws = g.total_seconds(), w.total_seconds(), lw.total_seconds()
-    hours = _Hours(s)
-    # (row id, intervals, usb, ids of earlier log-ins) of rows some rule may fire on
-    candidates: list[tuple[int, list[Interval], list[UsbIn], list[int]]] = []
+    threshold = s.failed_login_threshold
+    wlo, whi = _working_windows(since, until, s)
+    # (row id, ids of the intervals around it, ids of earlier log-ins) of rows some rule may
+    # fire on; every other row passes every rule's cheap negative test
+    candidates: list[tuple[int, list[int], list[int]]] = []
     kept: dict[str, list[int]] = defaultdict(list)
-    for person, group in groupby(access_rows(session, since, until), key=lambda r: r[2]):
-        raw: list[Any] = []
-        if person is not None:
-            while pending is not None and pending[0] < person:
-                pending = next(pres, None)
-            while pending is not None and pending[0] == person:
-                raw.append(pending)
-                pending = next(pres, None)
-            n_ivs += len(raw)
-        sweep = _Sweep(raw, gs)
-        keep_rows = person in print_people
-        for row_id, ts, _p, host, category, ok_raw, red, operator in group:
-            n_rows += 1
-            t = float(ts)
+    person: str | None = None
+    cur: _Person | None = None
+    keep_rows = False
+    first = True
+    for row_id, ts, p, host, is_login, ok_raw, red, operator in access_rows(session, since,
+                                                                          until):
+        if first or p != person:
+            first = False
+            person = p
+            cur = None
+            if p is not None:
+                raw: list[Any] = []
+                while pending is not None and pending[0] < p:
+                    pending = next(pres, None)
+                while pending is not None and pending[0] == p:
+                    raw.append(pending)
+                    pending = next(pres, None)
+                n_ivs += len(raw)
+                cur = _Person(raw, gs)
+            keep_rows = p in print_people
+        n_rows += 1
+        t = float(ts)
+        if keep_rows:
+            kept[p].append(row_id)  # type: ignore[index]
+        if is_login:
+            q = logins[operator]
+            while q and q[0][0] < t - lws - EPS:
+                q.popleft()
             ok = bool(ok_raw)
-            covered = sweep.at(t) if person is not None else False
-            if keep_rows:
-                kept[person].append(row_id)  # type: ignore[index]
-            usb: list[UsbIn] = []
             prior: list[int] = []
-            if category == "login":
-                q = logins[operator]
-                while q and q[0][0] < t - lws - EPS:
-                    q.popleft()
-                if ok:
-                    fails = 0
-                    for _t, good, _i in q:
-                        fails = 0 if good else fails + 1
-                    if fails >= s.failed_login_threshold:
-                        prior = [i for _t, _g, i in q]
-                q.append((t, ok, row_id))
-                candidate = bool(prior) or person is None or S.as_list(red) != ()
-            else:
-                if host is not None and host in usb_ts and ok:
-                    stamps = usb_ts[host]
-                    usb = usb_by_host[host][bisect_left(stamps, t - ws - EPS):
-                                            bisect_right(stamps, t + ws + EPS)]
-                candidate = (bool(usb) or person is None or (ok and not covered)
-                             or S.as_list(red) != () or not hours.working(t))
-            if candidate:  # otherwise every rule returns None (their cheap negative tests)
-                near = sweep.intervals() if person is not None else []
-                candidates.append((row_id, near, usb, prior))
+            if ok:
+                fails = 0
+                for _t, good, _i in q:
+                    fails = 0 if good else fails + 1
+                if fails >= threshold:
+                    prior = [i for _t, _g, i in q]
+            q.append((t, ok, row_id))
+            if prior or cur is None or red:
+                candidates.append((row_id, [] if cur is None else cur.near(t), prior))
+            continue
+        if cur is None or red:
+            candidates.append((row_id, [] if cur is None else cur.near(t), []))
+            continue
+        k = bisect_right(wlo, t - EPS) - 1
+        if k < 0 or t >= whi[k] - EPS:  # maybe outside working time (near an edge: not sure)
+            candidates.append((row_id, [] if cur is None else cur.near(t), []))
+            continue
+        if not ok_raw:
+            continue
+        if host is not None and host in usb_ts:
+            stamps = usb_ts[host]
+            if bisect_left(stamps, t - ws - EPS) < bisect_right(stamps, t + ws + EPS):
+                candidates.append((row_id, [] if cur is None else cur.near(t), []))
+                continue
+        if not cur.solid(t):
+            candidates.append((row_id, [] if cur is None else cur.near(t), []))
+    for _ in pres:  # drain the server-side cursor
+        pass
 
-    need = {c[0] for c in candidates} | {i for c in candidates for i in c[3]}
+    need = {c[0] for c in candidates} | {i for c in candidates for i in c[2]}
     need |= {i for ids in kept.values() for i in ids}
     full = _load(session, need - set(early))
     full.update(early)
+    ivs = _intervals(session, {i for c in candidates for i in c[1]})
     found: list[FindingOut] = []
-    for row_id, near, usb, prior in candidates:
-        found.extend(access_findings(full[row_id], near, usb, [full[i] for i in prior], s))
-    for person, ids in kept.items():
-        person_rows[person].extend(full[i] for i in ids)
+    for row_id, near_ids, prior in candidates:
+        a = full[row_id]
+        near = [ivs[i] for i in near_ids]
+        usb: list[UsbIn] = []
+        if a.host is not None and a.ok and a.category != "login" and a.host in usb_ts:
+            stamps = usb_ts[a.host]
+            t = a.ts.timestamp()
+            usb = usb_by_host[a.host][bisect_left(stamps, t - ws - EPS):
+                                      bisect_right(stamps, t + ws + EPS)]
+        found.extend(access_findings(a, near, usb, [full[i] for i in prior], s))
+    for p, ids in kept.items():
+        person_rows[p].extend(full[i] for i in ids)
 
     out = Outcome(found=found)
     for p in prints:

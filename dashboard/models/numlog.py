@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dashboard.db import Base
@@ -53,6 +53,10 @@ class NumberAccess(Base):
         Index("ix_number_access_person_ts", "person_id", "ts"),
         Index("ix_number_access_operator_ts", "operator", "ts"),
         Index("ix_number_access_host_ts", "host", "ts"),
+        # the correlation re-run streams rows in binary person order (Python's str order):
+        # on PostgreSQL an index in that collation spares it a sort of the whole period
+        Index("ix_number_access_person_c_ts", "person_id", "ts",
+              postgresql_ops={"person_id": 'COLLATE "C"'}, sqlite_where=text("0")),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
