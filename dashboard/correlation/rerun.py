@@ -260,6 +260,8 @@ def rerun(session: Session, since: datetime, until: datetime, now: datetime,
     kept: dict[str, list[int]] = defaultdict(list)
     person: str | None = None
     cur: _Person | None = None
+    starts: list[float] = []
+    maxend: list[float] = []
     keep_rows = False
     first = True
     for row_id, ts, p, host, is_login, ok_raw, red, operator in access_rows(session, since,
@@ -277,9 +279,10 @@ def rerun(session: Session, since: datetime, until: datetime, now: datetime,
                     pending = next(pres, None)
                 n_ivs += len(raw)
                 cur = _Person(raw, gs)
+                starts, maxend = cur.starts, cur.maxend
             keep_rows = p in print_people
         n_rows += 1
-        t = float(ts)
+        t = ts  # a float from both drivers
         if keep_rows:
             kept[p].append(row_id)  # type: ignore[index]
         if is_login:
@@ -303,19 +306,19 @@ def rerun(session: Session, since: datetime, until: datetime, now: datetime,
             continue
         k = bisect_right(wlo, t - EPS) - 1
         if k < 0 or t >= whi[k] - EPS:  # maybe outside working time (near an edge: not sure)
-            candidates.append((row_id, [] if cur is None else cur.near(t), []))
+            candidates.append((row_id, cur.near(t), []))
             continue
         if not ok_raw:
             continue
         if host is not None and host in usb_ts:
             stamps = usb_ts[host]
             if bisect_left(stamps, t - ws - EPS) < bisect_right(stamps, t + ws + EPS):
-                candidates.append((row_id, [] if cur is None else cur.near(t), []))
+                candidates.append((row_id, cur.near(t), []))
                 continue
-        if not cur.solid(t):
-            candidates.append((row_id, [] if cur is None else cur.near(t), []))
-    for _ in pres:  # drain the server-side cursor
-        pass
+        k = bisect_right(starts, t - EPS) - 1  # cur.solid(t), inlined
+        if k < 0 or maxend[k] < t + EPS:
+            candidates.append((row_id, cur.near(t), []))
+    pres.close()  # closes its cursor
 
     need = {c[0] for c in candidates} | {i for c in candidates for i in c[2]}
     need |= {i for ids in kept.values() for i in ids}
