@@ -12,12 +12,15 @@ import logging
 import signal
 import sys
 import threading
+import time
 import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+ACK_WAIT_S = 30.0  # a feature run (backup) waits at most this long for the dashboard's ack,
+ACK_QUIET_S = 2.0  # and no longer than this while the dashboard says nothing
 
 
 def _config_arg(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -217,7 +220,29 @@ def _with_node_runtime(args: argparse.Namespace, suffix: str,
         if not runtime.wait_delivered(head, timeout=10.0):
             print(f"secroom: events up to seq {head} are journaled and will be delivered on "
                   "the next run (broker unreachable now)", file=sys.stderr)
+        elif not _wait_for_dashboard(runtime, head):
+            print(f"secroom: the dashboard has not confirmed events up to seq {head}; they "
+                  "stay journaled and are re-sent when it asks", file=sys.stderr)
         runtime.stop()
+
+
+def _wait_for_dashboard(runtime: Any, head: int) -> bool:
+    """Stay until the dashboard acknowledges ``head``, as long as it is talking to us.
+
+    A short-lived node (the backup job) must not leave while the dashboard asks for events it
+    missed (it was down, or the node was not yet approved): they are asked for again only when
+    a later event reveals the gap, and only a running node can answer. Without a dashboard (no
+    ack nor resend request for ``ACK_QUIET_S``) the job does not wait longer than that.
+    """
+    stats = runtime.publisher.stats
+    seen = stats["acks"] + stats["resent"]
+    deadline = time.monotonic() + ACK_WAIT_S
+    while not runtime.wait_acked(head, timeout=ACK_QUIET_S):
+        now_seen = stats["acks"] + stats["resent"]
+        if now_seen == seen or time.monotonic() > deadline:
+            return False
+        seen = now_seen
+    return True
 
 
 def _feature_handler(suffix: str) -> Callable[[argparse.Namespace], int]:

@@ -197,6 +197,12 @@ class Publisher:
         with self._delivered_cond:
             return self._delivered_cond.wait_for(lambda: self._mark.delivered >= seq, timeout)
 
+    def wait_acked(self, seq: int, timeout: float) -> bool:
+        """True once the dashboard acknowledged storing every seq <= ``seq`` (resend requests
+        are answered meanwhile: they are handled on the publisher's own thread)."""
+        with self._delivered_cond:
+            return self._delivered_cond.wait_for(lambda: self.journal.ack >= seq, timeout)
+
     def health(self) -> dict[str, Any]:
         return {
             "head": self.journal.head()[0],
@@ -247,6 +253,8 @@ class Publisher:
                 self.stats["acks"] += 1
             except JournalError:
                 self.stats["bad_ack"] += 1
+            with self._delivered_cond:  # wait_acked() waits on the same condition
+                self._delivered_cond.notify_all()
         elif what == "resend":
             rng = resend_range(a, b, sent=self._next - 1, resend_max=self.resend_max)
             if rng is None or rng[1] < b:

@@ -251,6 +251,10 @@ class NodeRuntime:
         """True once the broker has PUBACKed every seq <= ``seq``."""
         return self.publisher.wait_delivered(seq, timeout)
 
+    def wait_acked(self, seq: int, timeout: float) -> bool:
+        """True once the dashboard acknowledged storing every seq <= ``seq``."""
+        return self.publisher.wait_acked(seq, timeout)
+
     def health(self) -> dict[str, Any]:
         return {
             "connected": self.link.connected.is_set(),

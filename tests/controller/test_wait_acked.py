@@ -1,0 +1,79 @@
+"""A short-lived node (the backup job) waits for the dashboard's ack, not only the broker's
+PUBACK, and answers resend requests meanwhile: the soak found backup events stranded in the
+job's journal when the dashboard had missed them (down, or the node not yet approved), because
+the job exited before the dashboard asked for them again."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from controller.envelope import canonical_json, topic_for
+from controller.mqtt import MqttLink
+from controller.runtime import NodeRuntime, RuntimeSettings
+from tests.controller.conftest import NODE, SITE, fast_mqtt
+from tests.services.mosquitto import Broker
+
+pytestmark = pytest.mark.integration
+
+
+def test_wait_acked_follows_the_dashboards_ack_and_answers_resends(
+    broker: Broker, make_settings: Callable[..., RuntimeSettings]
+) -> None:
+    runtime = NodeRuntime(make_settings(broker.port))
+    dashboard = MqttLink(fast_mqtt(broker.port), client_id="fake-dashboard")
+    copies: list[bytes] = []
+    again = threading.Event()
+
+    def on_event(_topic: str, payload: bytes) -> None:
+        copies.append(payload)
+        if len(copies) > head_seen[0]:  # a copy beyond the first delivery: the resend
+            again.set()
+
+    head_seen = [10**9]
+    dashboard.subscribe(topic_for(SITE, NODE, "events") + "/#", on_event)
+    dashboard.start()
+    runtime.start()
+    try:
+        assert dashboard.connected.wait(10)
+        head = runtime.emit("backup.snapshot", {"n": 1}).seq
+        assert runtime.wait_delivered(head, 10)  # the broker has it: not enough
+        assert not runtime.wait_acked(head, 0.2)
+        head_seen[0] = head
+        dashboard.publish(
+            topic_for(SITE, NODE, "resend"), canonical_json({"from": 1, "to": head}), qos=1
+        )
+        assert again.wait(10), "the node, still waiting for the ack, re-sent the range"
+        dashboard.publish(
+            topic_for(SITE, NODE, "ack"), canonical_json({"seq": head}), qos=1, retain=True
+        )
+        assert runtime.wait_acked(head, 10)
+    finally:
+        runtime.stop()
+        dashboard.stop()
+
+
+class _FakeRuntime:
+    """wait_acked answers from a script; each call may bump the publisher's counters."""
+
+    def __init__(self, script: list[tuple[bool, int]]) -> None:
+        self.script = script
+        self.calls = 0
+        self.publisher = type("P", (), {"stats": {"acks": 0, "resent": 0}})()
+
+    def wait_acked(self, seq: int, timeout: float) -> bool:
+        acked, resent = self.script[self.calls]
+        self.calls += 1
+        self.publisher.stats["resent"] += resent
+        return acked
+
+
+def test_a_feature_run_waits_while_the_dashboard_talks_and_not_when_it_is_silent() -> None:
+    from controller.cli import _wait_for_dashboard
+
+    silent = _FakeRuntime([(False, 0)])
+    assert not _wait_for_dashboard(silent, 3) and silent.calls == 1
+    talking = _FakeRuntime([(False, 2), (False, 1), (True, 0)])  # resends, then the ack
+    assert _wait_for_dashboard(talking, 3) and talking.calls == 3
