@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from dashboard.correlation.types import (
@@ -88,20 +88,48 @@ def backup_in(node: str, seq: int, ts: datetime, kind: str, d: dict[str, Any]) -
                     stage=str(d.get("stage", "run")), error=str(d.get("error", ""))[:64])
 
 
+_E = StoredEvent.__table__.c
+_P = Presence.__table__.c
+_N = NumberAccess.__table__.c
+
+# Built once: the per-event path runs these point queries for every row and event (no statement
+# building, the compiled form cached), through Core columns (no ORM entities).
+_EVENTS = (select(_E.node, _E.seq, _E.ts, _E.kind, _E.door, _E.data)
+           .where(_E.kind == bindparam("kind"), _E.ts >= bindparam("since"),
+                  _E.ts < bindparam("until"))
+           .order_by(_E.ts, _E.node, _E.seq))
+_PRESENCE_OF = (select(_P.entered_at, _P.left_at, _P.door, _P.enter_ref)
+                .where(_P.person_id == bindparam("person"), _P.entered_at <= bindparam("until"))
+                .order_by(_P.entered_at.desc()).limit(8))
+_ACCESS_COLS = (_N.row_key, _N.ts, _N.source, _N.line, _N.no, _N.operator, _N.person_id, _N.host,
+                _N.category, _N.ok, _N.purpose, _N.action, _N.redacted_fields)
+_ACCESSES: dict[tuple[str, ...], Select[Any]] = {}
+
+
+def _accesses_stmt(by: tuple[str, ...]) -> Select[Any]:
+    """Rows in [since, until] (ordered by ts, id) whose columns ``by`` equal their parameters."""
+    stmt = _ACCESSES.get(by)
+    if stmt is None:
+        q = select(*_ACCESS_COLS).where(_N.ts >= bindparam("since"), _N.ts <= bindparam("until"))
+        for col in by:
+            q = q.where(_N[col] == bindparam(col))
+        stmt = _ACCESSES[by] = q.order_by(_N.ts, _N.id)
+    return stmt
+
+
 def events(session: Session, kinds: Iterable[str], since: datetime, until: datetime
            ) -> Iterator[tuple[str, int, datetime, str, str | None, dict[str, Any]]]:
     """The events of ``kinds`` in [since, until), by time, node, seq. One query per kind, each
     an equality on the (kind, ts) index: with ``kind IN (...)`` SQLite's planner (no histograms:
     a kind looks as common as the average) scans the whole period by ts instead."""
     got: list[tuple[str, int, datetime, str, str | None, dict[str, Any]]] = []
-    for k in sorted(set(kinds)):
-        q = (select(StoredEvent.node, StoredEvent.seq, StoredEvent.ts, StoredEvent.kind,
-                    StoredEvent.door, StoredEvent.data)
-             .where(StoredEvent.kind == k, StoredEvent.ts >= since, StoredEvent.ts < until)
-             .order_by(StoredEvent.ts, StoredEvent.node, StoredEvent.seq))
+    names = sorted(set(kinds))
+    for k in names:
         got.extend((node, seq, ts, kind, door, data if isinstance(data, dict) else {})
-                   for node, seq, ts, kind, door, data in session.execute(q))
-    got.sort(key=lambda e: (e[2], e[0], e[1]))
+                   for node, seq, ts, kind, door, data in session.execute(
+                       _EVENTS, {"kind": k, "since": since, "until": until}))
+    if len(names) > 1:
+        got.sort(key=lambda e: (e[2], e[0], e[1]))
     yield from got
 
 
@@ -133,11 +161,7 @@ def presence_of(session: Session, person_id: str, since: datetime, until: dateti
                 ) -> list[Interval]:
     """The person's latest intervals entered by ``until`` (those that may cover [since, until],
     and the last one that ended before): one index range scan, newest first, bounded."""
-    rows = session.execute(
-        select(Presence.entered_at, Presence.left_at, Presence.door, Presence.enter_ref)
-        .where(Presence.person_id == person_id, Presence.entered_at <= until)
-        .order_by(Presence.entered_at.desc()).limit(8)
-    ).all()
+    rows = session.execute(_PRESENCE_OF, {"person": person_id, "until": until}).all()
     ivs = [Interval(a, b, door, r or "") for a, b, door, r in reversed(rows)]
     keep = [iv for iv in ivs if iv.end is None or iv.end >= since]
     ended = [iv for iv in ivs if iv.end is not None and iv.end < since]
@@ -156,14 +180,15 @@ def present_at(session: Session, door: str, ts: datetime) -> list[str]:
 def accesses_between(session: Session, since: datetime, until: datetime, *,
                      person_id: str | None = None, operator: str | None = None,
                      host: str | None = None) -> list[AccessIn]:
-    q = select(NumberAccess).where(NumberAccess.ts >= since, NumberAccess.ts <= until)
-    if person_id is not None:
-        q = q.where(NumberAccess.person_id == person_id)
-    if operator is not None:
-        q = q.where(NumberAccess.operator == operator)
-    if host is not None:
-        q = q.where(NumberAccess.host == host)
-    return [access_in(r) for r in session.scalars(q.order_by(NumberAccess.ts, NumberAccess.id))]
+    params: dict[str, Any] = {"since": since, "until": until}
+    params.update((k, v) for k, v in (("person_id", person_id), ("operator", operator),
+                                      ("host", host)) if v is not None)
+    by = tuple(k for k in ("person_id", "operator", "host") if k in params)
+    return [AccessIn(key=k, ts=ts, source=src, line=line, no=no, operator=op, person_id=pid,
+                     host=h, category=cat, ok=bool(ok), purpose=pur, action=act,
+                     redacted_fields=as_list(red))
+            for k, ts, src, line, no, op, pid, h, cat, ok, pur, act, red
+            in session.execute(_accesses_stmt(by), params)]
 
 
 def log_issues(session: Session, since: datetime, until: datetime) -> list[LogIssueIn]:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from dashboard.anomalies import raise_anomaly, resolve
@@ -17,7 +17,6 @@ from dashboard.models.anomalies import Anomaly
 from dashboard.models.correlation import Finding
 
 ANOMALY_PREFIX = "corr."
-BULK = 50
 ACTOR = "correlation"
 WITHDRAWN_REASON = ("withdrawn: later data no longer supports this finding / "
                     "後から届いた記録により該当しなくなりました")
@@ -31,14 +30,19 @@ class PersistResult:
     anomalies: list[int] = field(default_factory=list)
 
 
+_F = Finding.__table__
+_A = Anomaly.__table__
+_EXISTING = select(_F.c.id, _F.c.dedupe_key, _F.c.withdrawn).where(
+    _F.c.dedupe_key.in_(bindparam("keys", expanding=True)))
+_OPEN = select(_A.c.dedupe_key).where(_A.c.dedupe_key.in_(bindparam("keys", expanding=True)),
+                                      _A.c.state == "open")
+_INSERT_ANOMALY = insert(_A).returning(_A.c.id, _A.c.dedupe_key)
+
+
 def _existing(session: Session, keys: Sequence[str]) -> dict[str, tuple[int, bool]]:
     out: dict[str, tuple[int, bool]] = {}
     for i in range(0, len(keys), 500):
-        chunk = list(keys[i : i + 500])
-        for fid, k, withdrawn in session.execute(
-            select(Finding.id, Finding.dedupe_key, Finding.withdrawn)
-            .where(Finding.dedupe_key.in_(chunk))
-        ):
+        for fid, k, withdrawn in session.execute(_EXISTING, {"keys": list(keys[i : i + 500])}):
             out[k] = (fid, withdrawn)
     return out
 
@@ -49,23 +53,18 @@ def _detail(f: FindingOut) -> dict[str, object]:
 
 
 def _raise(session: Session, new: Sequence[FindingOut], now: datetime) -> dict[str, int]:
-    """One anomaly per new finding. Few: through ``dashboard.anomalies.raise_anomaly``. Many
-    (a first re-run over a long period): the same rows, inserted in bulk, after checking in
-    bulk that no open anomaly has the key (an open one is bumped through raise_anomaly)."""
+    """One anomaly per new finding, as ``dashboard.anomalies.raise_anomaly`` makes it, set-based
+    (one query for open anomalies with the keys, one insert for the rest; the per-event path
+    pays two statements, not an ORM flush): an open anomaly with the key is bumped through
+    ``raise_anomaly``."""
     out: dict[str, int] = {}
-    if len(new) < BULK:
-        for f in new:
-            anomaly, _ = raise_anomaly(session, ANOMALY_PREFIX + f.rule, dedupe_key=f.key,
-                                       now=now, subject=f.subject, severity=f.severity,
-                                       node=f.node, detail=_detail(f))
-            out[f.key] = anomaly.id
+    if not new:
         return out
     keys = {f"{ANOMALY_PREFIX}{f.rule}:{f.key}"[:255]: f for f in new}
     open_: set[str] = set()
     names = sorted(keys)
     for i in range(0, len(names), 500):
-        open_.update(session.scalars(select(Anomaly.dedupe_key).where(
-            Anomaly.dedupe_key.in_(names[i : i + 500]), Anomaly.state == "open")))
+        open_.update(session.scalars(_OPEN, {"keys": names[i : i + 500]}))
     for k in sorted(open_):
         f = keys.pop(k)
         anomaly, _ = raise_anomaly(session, ANOMALY_PREFIX + f.rule, dedupe_key=f.key, now=now,
@@ -77,8 +76,10 @@ def _raise(session: Session, new: Sequence[FindingOut], now: datetime) -> dict[s
              "state": "open", "first_seen_at": now, "last_seen_at": now}
             for k, f in keys.items()]
     for i in range(0, len(rows), 1000):
-        for aid, k in session.execute(insert(Anomaly).returning(Anomaly.id, Anomaly.dedupe_key),
-                                      rows[i : i + 1000]):
+        part = rows[i : i + 1000]
+        res = (session.execute(_INSERT_ANOMALY, part[0]).all() if len(part) == 1 else
+               session.execute(_INSERT_ANOMALY, part).all())
+        for aid, k in res:
             out[keys[k].key] = aid
     return out
 
@@ -106,7 +107,7 @@ def persist(session: Session, outcome: Outcome, now: datetime, *,
              "anomaly_id": ids.get(f.key), "found_at": now, "withdrawn": False}
             for f in new]
     for i in range(0, len(rows), 2000):
-        session.execute(insert(Finding), rows[i : i + 2000])
+        session.execute(insert(_F), rows[i : i + 2000])
     res.new = [f.key for f in new]
     res.anomalies = sorted(ids.values())
     gone = [known[k][0] for k in clear if k in known and not known[k][1]]
