@@ -22,6 +22,7 @@ paho's own network thread (``loop_start``):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import ssl
 import threading
@@ -34,6 +35,13 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from pydantic import BaseModel, Field
 
 Handler = Callable[[str, bytes], None]
+
+
+@functools.lru_cache(maxsize=8192)
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """paho's filter match, cached: paho builds a matcher tree on every call, and a dashboard
+    sees the same few hundred (node, kind) topics thousands of times a second."""
+    return bool(paho.topic_matches_sub(topic_filter, topic))
 
 
 class TlsSettings(BaseModel, extra="forbid"):
@@ -195,12 +203,7 @@ class MqttLink:
 
     def subscribe(self, topic_filter: str, handler: Handler, *, qos: int = 1) -> None:
         """Deliver messages matching ``topic_filter`` to ``handler`` (also after reconnects)."""
-        levels = topic_filter.split("/")
-        if not topic_filter or any(
-            ("#" in lvl and (lvl != "#" or i != len(levels) - 1)) or ("+" in lvl and lvl != "+")
-            for i, lvl in enumerate(levels)
-        ):
-            raise MqttError(f"invalid MQTT topic filter {topic_filter!r}")
+        self.check_filter(topic_filter)
         with self._subscribed:
             _, handlers = self._subs.get(topic_filter, (qos, []))
             self._subs[topic_filter] = (qos, [*handlers, handler])
@@ -211,6 +214,28 @@ class MqttLink:
         # ``connected``, under the same lock, so no filter is missed).
         if token is not None:
             self._send_subscribe([(topic_filter, qos)], token)
+
+    @staticmethod
+    def check_filter(topic_filter: str) -> None:
+        """Raise MqttError unless ``topic_filter`` is a valid MQTT topic filter."""
+        levels = topic_filter.split("/")
+        if not topic_filter or any(
+            ("#" in lvl and (lvl != "#" or i != len(levels) - 1)) or ("+" in lvl and lvl != "+")
+            for i, lvl in enumerate(levels)
+        ):
+            raise MqttError(f"invalid MQTT topic filter {topic_filter!r}")
+
+    @property
+    def filters(self) -> int:
+        """How many topic filters are subscribed (or will be on the next connect)."""
+        with self._subs_lock:
+            return len(self._subs)
+
+    @property
+    def pending_subs(self) -> int:
+        """SUBSCRIBEs not yet acknowledged on this connection."""
+        with self._subs_lock:
+            return len(self._pending_subs)
 
     def wait_subscribed(self, timeout: float) -> bool:
         """True once the link is connected and every filter is SUBACKed on this connection."""
@@ -303,7 +328,7 @@ class MqttLink:
         payload = bytes(message.payload)
         with self._subs_lock:
             subs = list(self._subs.items())
-        matching = [h for f, (_, hs) in subs if paho.topic_matches_sub(f, topic) for h in hs]
+        matching = [h for f, (_, hs) in subs if topic_matches(f, topic) for h in hs]
         for handler in matching:
             try:
                 handler(topic, payload)

@@ -167,14 +167,15 @@ def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
     runtime.parts = [watch, correlate]
     if settings.mqtt is None:
         return runtime
-    from controller.mqtt import MqttLink
     from dashboard.ingest.consumer import IngestConsumer
+    from dashboard.ingest.link_process import LinkProcess
     from dashboard.policy_signer import PolicySigner
 
     assert settings.policy_key_file is not None
     key_file = settings.policy_key_file
     key = keys.load_private(key_file) if key_file.exists() else keys.generate(key_file)
-    link = MqttLink(settings.mqtt, client_id=f"secroom-dashboard-{settings.site}")
+    # the broker link runs in a child process: MQTT parsing and storing overlap on two cores
+    link = LinkProcess(settings.mqtt, client_id=f"secroom-dashboard-{settings.site}")
     consumer = IngestConsumer(sm, link, site=settings.site, bus=runtime.bus,
                               gap_timeout_s=settings.gap_timeout_s)
     signer = PolicySigner(sm, key, site=settings.site,

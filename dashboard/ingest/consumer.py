@@ -37,6 +37,7 @@ from controller.envelope import MAX_EVENT_BYTES, TOPIC_ROOT, canonical_json, now
 from controller.mqtt import MqttError, MqttLink
 from dashboard.bus import Bus
 from dashboard.ingest.core import BatchResult, IngestCore, ResendRequest
+from dashboard.ingest.link_process import LinkProcess
 from dashboard.ingest.verify import SignatureAudit, SignatureVerifier
 from dashboard.models.nodes import Node
 
@@ -91,7 +92,7 @@ class IngestConsumer:
     def __init__(
         self,
         sessionmaker: sessionmaker[Session],
-        link: MqttLink,
+        link: MqttLink | LinkProcess,
         *,
         site: str,
         bus: Bus,

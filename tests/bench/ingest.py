@@ -45,6 +45,7 @@ from controller.mqtt import MqttLink, MqttSettings  # noqa: E402
 from dashboard.bus import Bus  # noqa: E402
 from dashboard.db import Base, make_engine, make_sessionmaker  # noqa: E402
 from dashboard.ingest.consumer import IngestConsumer  # noqa: E402
+from dashboard.ingest.link_process import LinkProcess  # noqa: E402
 from dashboard.ingest.verify import SignatureVerifier  # noqa: E402
 from dashboard.models import Node  # noqa: E402
 from tests.services import require_binary  # noqa: E402
@@ -54,7 +55,7 @@ SITE = "bench"
 NODES = 8
 CACHE = Path(tempfile.gettempdir()) / "secroom-bench-ingest"
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
-VERIFY_MODE = "every"
+VERIFY_MODE = "chain"
 VERIFY_PROCS: int | None = None  # the consumer's default
 
 
@@ -226,7 +227,7 @@ def anchor(folder: Path, port: int, names: list[str], total: int) -> float:
 
 def ingest_run(
     url: str, folder: Path, pubs: dict[str, str], port: int, total: int, label: str
-) -> tuple[float, dict[str, int]]:
+) -> tuple[float, dict[str, float]]:
     engine = make_engine(url)
     Base.metadata.create_all(engine)
     sm = make_sessionmaker(engine)
@@ -247,13 +248,18 @@ def ingest_run(
                 )
             )
         s.commit()
-    lk = link(port, f"dash-{label}")
+    lk = LinkProcess(MqttSettings(host="127.0.0.1", port=port, max_inflight=1000), client_id=label)
+    lk.start()
+    if not lk.wait_subscribed(10):
+        raise SystemExit(f"cannot connect to the private broker: {lk.last_error}")
     consumer = IngestConsumer(
         sm, lk, site=SITE, bus=Bus(), verify_processes=VERIFY_PROCS, verify_mode=VERIFY_MODE
     )
     consumer.start()
-    time.sleep(0.3)
+    if not lk.wait_subscribed(10):
+        raise SystemExit(f"{label}: the consumer's subscriptions were not acknowledged")
     start = time.perf_counter()
+    cpu0 = time.process_time()
     procs = publishers(folder, port, list(pubs))
     ok = False
     while not ok:
@@ -267,8 +273,18 @@ def ingest_run(
             flush=True,
         )
     elapsed = time.perf_counter() - start
+    cpu_us = (time.process_time() - cpu0) / total * 1e6
     if ok:
         wait_all(procs)
+    # chain mode: every signature not checked before storing is checked after; how far behind
+    audit_start = time.perf_counter()
+    while consumer.audit.pending and time.perf_counter() - audit_start < 900:
+        time.sleep(0.05)
+    extra = {
+        "audit_lag_s": round(time.perf_counter() - audit_start, 1),
+        "audited": consumer.audit.checked,
+        "cpu_us_per_event": round(cpu_us, 1),
+    }
     counters = consumer.counters
     consumer.stop()
     lk.stop()
@@ -277,7 +293,10 @@ def ingest_run(
     engine.dispose()
     if not ok or counters.get("stored") != total or acked != total:
         raise SystemExit(f"{label}: not everything stored: {counters}, acked {acked}")
-    return total / elapsed, counters
+    if counters.get("bad_signature_stored"):
+        raise SystemExit(f"{label}: the audit found bad signatures: {counters}")
+    print(f"  {label}: {extra}")
+    return total / elapsed, extra
 
 
 def piece_costs(folder: Path, pubs: dict[str, str], n: int = 5000) -> dict[str, float]:
@@ -335,8 +354,9 @@ def main() -> None:
     ap.add_argument(
         "--verify-mode",
         choices=["every", "chain"],
-        default="every",
-        help="signature checks: every event (default) or one per hash-linked run",
+        default="chain",
+        help="signature checks before storing: one per hash-linked run, the rest audited "
+        "after the commit (chain, the consumer's default) or every event first (every)",
     )
     args = ap.parse_args()
     global VERIFY_MODE
@@ -365,17 +385,20 @@ def main() -> None:
         broker.start()
         try:
             raw = anchor(folder, broker.port, list(pubs), total)
-            sqlite_rate, _ = ingest_run(
+            sqlite_rate, sqlite_extra = ingest_run(
                 f"sqlite:///{tmpdir / 'a.sqlite3'}", folder, pubs, broker.port, total, "sqlite"
             )
             pg_rate: float | None = None
+            pg_extra: dict[str, float] = {}
             try:
                 schema, url = pg_schema_url(args.pg_url)
             except Exception as exc:  # no server: reported as null, not a crash
                 print(f"  postgres unavailable ({type(exc).__name__}); skipped")
             else:
                 try:
-                    pg_rate, _ = ingest_run(url, folder, pubs, broker.port, total, "postgres")
+                    pg_rate, pg_extra = ingest_run(
+                        url, folder, pubs, broker.port, total, "postgres"
+                    )
                 finally:
                     drop_schema(args.pg_url, schema)
             start = time.perf_counter()
@@ -409,6 +432,10 @@ def main() -> None:
         "parse_us": round(costs["parse_us"], 1),
         "verify_inproc_us": round(costs["verify_inproc_us"], 1),
         "verify_2proc_us": round(costs["verify_2proc_us"], 1),
+        "sqlite_audit_lag_s": sqlite_extra["audit_lag_s"],
+        "postgres_audit_lag_s": pg_extra.get("audit_lag_s"),
+        "sqlite_cpu_us_per_event": sqlite_extra["cpu_us_per_event"],
+        "postgres_cpu_us_per_event": pg_extra.get("cpu_us_per_event"),
         "cpus": os.cpu_count(),
         "verify_mode": VERIFY_MODE,
         "load_avg_1m": round(os.getloadavg()[0], 1),

@@ -1,0 +1,335 @@
+"""The dashboard's broker link in a process of its own.
+
+paho parses every MQTT packet in Python: about as much CPU per event as the whole ingest after
+it, and under one GIL the two take turns. ``LinkProcess`` runs an ordinary ``MqttLink`` in a
+child process and passes batches of raw (topic, payload) pairs to this process over a pipe, so
+receiving and storing overlap on two cores (and the web server no longer shares its GIL with
+packet parsing). It has the part of ``MqttLink``'s interface the ingest consumer and the policy
+signer use: ``start``/``stop``, ``subscribe``, ``publish``, ``wait_subscribed``, ``connected``,
+``stats`` and ``last_error``.
+
+Delivery is no weaker than one link in this process: the MQTT PUBACK was never the node's
+receipt (the dashboard's per-node ack of stored events is), and a message lost with the child
+is asked for again by the consumer's catch-up after the reconnect. If the child dies it is
+started again, with the subscriptions and the latest retained publications (acks, policy)
+sent again on its new connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import multiprocessing
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from controller.mqtt import MqttError, MqttLink, MqttSettings, topic_matches
+
+Handler = Callable[[str, bytes], None]
+
+BATCH_MAX = 2000  # messages per pipe send
+CHILD_BUFFER_MAX = 20_000  # past this the child's paho thread waits (TCP back-pressure)
+STATS_EVERY_S = 0.5
+
+
+class LinkProcess:
+    def __init__(self, settings: MqttSettings, *, client_id: str) -> None:
+        self.settings = settings
+        self.client_id = client_id
+        self.connected = threading.Event()
+        self.last_error: str | None = None
+        self.restarts = 0
+        self._stats: dict[str, int] = {}
+        self._base: dict[str, int] = {}  # counters of children that died
+        self._subs: dict[str, tuple[int, list[Handler]]] = {}
+        self._retained: dict[str, tuple[bytes, int]] = {}
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._subscribed = threading.Condition(self._lock)
+        self._pending_subs = 0
+        self._mids = itertools.count(1)
+        self._conn: Connection | None = None
+        self._proc: Any = None
+        self._reader: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    def __repr__(self) -> str:
+        s = self.settings
+        state = "connected" if self.connected.is_set() else "disconnected"
+        return f"LinkProcess({self.client_id!r} -> {s.host}:{s.port}, {state})"
+
+    @property
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            keys = set(self._stats) | set(self._base)
+            return {k: self._base.get(k, 0) + self._stats.get(k, 0) for k in keys}
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._reader is not None:
+            return
+        self._stopping.clear()
+        self._spawn()
+        self._reader = threading.Thread(target=self._read, name="link-process", daemon=True)
+        self._reader.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._send(("stop",))
+        if self._proc is not None:
+            self._proc.join(10)
+            if self._proc.is_alive():
+                self._proc.kill()
+                self._proc.join(5)
+        if self._conn is not None:
+            self._conn.close()
+        if self._reader is not None:
+            self._reader.join(10)
+            self._reader = None
+        self.connected.clear()
+
+    def _spawn(self) -> None:
+        ctx = multiprocessing.get_context("forkserver")
+        parent, child = ctx.Pipe(duplex=True)
+        proc = ctx.Process(
+            target=_child_main,
+            args=(child, self.settings.model_dump(mode="json"), self.client_id),
+            name=f"secroom-link-{self.client_id}",
+            daemon=True,
+        )
+        proc.start()
+        child.close()
+        with self._lock:
+            self._conn, self._proc = parent, proc
+            subs = [(f, qos) for f, (qos, _) in self._subs.items()]
+            retained = list(self._retained.items())
+            self._pending_subs = len(subs)  # a new child has none yet
+        for topic_filter, qos in subs:
+            self._send(("sub", topic_filter, qos))
+        for topic, (payload, qos) in retained:
+            self._send(("pub", topic, payload, qos, True))
+
+    # -- the MqttLink interface --------------------------------------------------------------
+
+    def subscribe(self, topic_filter: str, handler: Handler, *, qos: int = 1) -> None:
+        MqttLink.check_filter(topic_filter)
+        with self._lock:
+            _, handlers = self._subs.get(topic_filter, (qos, []))
+            new = not handlers
+            self._subs[topic_filter] = (qos, [*handlers, handler])
+            if new:
+                self._pending_subs += 1  # until the child reports it subscribed
+        if new:
+            self._send(("sub", topic_filter, qos))
+
+    def wait_subscribed(self, timeout: float) -> bool:
+        with self._subscribed:
+            return self._subscribed.wait_for(
+                lambda: self.connected.is_set() and self._pending_subs <= 0, timeout
+            )
+
+    def wait_restarted(self, count: int, timeout: float) -> bool:
+        """True once ``count`` children have been started again and the last one subscribed."""
+        with self._subscribed:
+            return self._subscribed.wait_for(
+                lambda: (
+                    self.restarts >= count and self.connected.is_set() and self._pending_subs <= 0
+                ),
+                timeout,
+            )
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> int:
+        """Hand one message to the child's broker connection (raises MqttError while the child
+        is not connected). Retained messages are also sent again by a restarted child."""
+        if not self.connected.is_set():
+            raise MqttError(
+                f"not connected to the broker at {self.settings.host}:{self.settings.port}"
+            )
+        if retain:
+            with self._lock:
+                self._retained[topic] = (bytes(payload), qos)
+        if not self._send(("pub", topic, bytes(payload), qos, retain)):
+            raise MqttError("the broker link process is not running")
+        return next(self._mids)
+
+    # -- pipe --------------------------------------------------------------------------------
+
+    def _send(self, msg: tuple[Any, ...]) -> bool:
+        conn = self._conn
+        if conn is None:
+            return False
+        try:
+            with self._send_lock:
+                conn.send(msg)
+        except (OSError, ValueError):  # the child is gone; the reader restarts it
+            return False
+        return True
+
+    def _read(self) -> None:
+        while not self._stopping.is_set():
+            conn = self._conn
+            assert conn is not None
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                self._child_died()
+                continue
+            kind = msg[0]
+            if kind == "msgs":
+                self._deliver(msg[1])
+            elif kind == "stats":
+                _, stats, connected, error, pending, filters = msg
+                with self._subscribed:
+                    self._stats = stats
+                    self.last_error = error
+                    self._pending_subs = pending + len(self._subs) - filters
+                    if connected:
+                        self.connected.set()
+                    else:
+                        self.connected.clear()
+                    self._subscribed.notify_all()
+
+    def _deliver(self, items: list[tuple[str, bytes]]) -> None:
+        with self._lock:
+            subs = list(self._subs.items())
+        for topic, payload in items:
+            for topic_filter, (_, handlers) in subs:
+                if topic_matches(topic_filter, topic):
+                    for handler in handlers:
+                        try:
+                            handler(topic, payload)
+                        except Exception:  # as in MqttLink: counted, the reader lives on
+                            with self._lock:
+                                self._base["handler_errors"] = (
+                                    self._base.get("handler_errors", 0) + 1
+                                )
+
+    def _child_died(self) -> None:
+        self.connected.clear()
+        if self._stopping.is_set():
+            return
+        with self._lock:
+            for k, v in self._stats.items():
+                self._base[k] = self._base.get(k, 0) + v
+            self._base["disconnects"] = self._base.get("disconnects", 0) + 1
+            self._stats = {}
+            self.last_error = "the broker link process exited; starting it again"
+        if self._proc is not None:
+            self._proc.join(1)
+        if self._stopping.wait(min(5.0, 0.2 * (self.restarts + 1))):
+            return
+        self._spawn()
+        with self._subscribed:
+            self.restarts += 1
+            self._subscribed.notify_all()
+
+
+# -- the child ---------------------------------------------------------------------------------
+
+
+def _child_main(conn: Connection, settings: dict[str, Any], client_id: str) -> None:
+    link = MqttLink(MqttSettings.model_validate(settings), client_id=client_id)
+    buf: list[tuple[str, bytes]] = []
+    cond = threading.Condition()
+    done = threading.Event()
+    send_lock = threading.Lock()
+
+    def on_message(topic: str, payload: bytes) -> None:
+        with cond:
+            while len(buf) >= CHILD_BUFFER_MAX and not done.is_set():
+                cond.wait(0.5)
+            buf.append((topic, payload))
+            if len(buf) == 1:
+                cond.notify_all()
+
+    def send(msg: tuple[Any, ...]) -> None:
+        with send_lock:
+            conn.send(msg)
+
+    def forward() -> None:
+        last_stats = 0.0
+        while not done.is_set():
+            with cond:
+                if not buf:
+                    cond.wait(STATS_EVERY_S)
+                items = buf[:BATCH_MAX]
+                del buf[: len(items)]
+                cond.notify_all()
+            try:
+                if items:
+                    send(("msgs", items))
+                now = time.monotonic()
+                if items or now - last_stats >= STATS_EVERY_S:
+                    last_stats = now
+                    send(_stats(link))
+            except (OSError, ValueError):
+                done.set()
+
+    retained: dict[str, tuple[bytes, int]] = {}
+    retained_lock = threading.Lock()
+
+    def report() -> None:
+        with contextlib.suppress(OSError, ValueError):
+            send(_stats(link))
+
+    def connected() -> None:
+        # what was retained (acks, policy) goes out again on every new connection: it may
+        # have come from the parent while this child was not yet, or no longer, connected
+        with retained_lock:
+            again = list(retained.items())
+        for topic, (payload, qos) in again:
+            with contextlib.suppress(MqttError):
+                link.publish(topic, payload, qos=qos, retain=True)
+        report()
+
+    link.on_connect = connected
+    link.on_disconnect = report
+    handlers: dict[str, bool] = {}
+    forwarder = threading.Thread(target=forward, name="forward", daemon=True)
+    forwarder.start()
+    link.start()
+    try:
+        while not done.is_set():
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                break
+            if msg[0] == "stop":
+                break
+            if msg[0] == "sub":
+                _, topic_filter, qos = msg
+                if topic_filter not in handlers:
+                    handlers[topic_filter] = True
+                    link.subscribe(topic_filter, on_message, qos=qos)
+            elif msg[0] == "pub":
+                _, topic, payload, qos, retain = msg
+                if retain:
+                    with retained_lock:
+                        retained[topic] = (payload, qos)
+                with contextlib.suppress(MqttError):  # retained: sent again on connect
+                    link.publish(topic, payload, qos=qos, retain=retain)
+    finally:
+        done.set()
+        with cond:
+            cond.notify_all()
+        link.stop()
+        forwarder.join(2)
+
+
+def _stats(link: MqttLink) -> tuple[Any, ...]:
+    return (
+        "stats",
+        dict(link.stats),
+        link.connected.is_set(),
+        link.last_error,
+        link.pending_subs,
+        link.filters,
+    )

@@ -1,0 +1,77 @@
+"""The dashboard's broker link in a child process, against a real Mosquitto."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+
+import pytest
+
+from controller.mqtt import MqttError, MqttLink, MqttSettings
+from dashboard.ingest.link_process import LinkProcess
+
+pytestmark = pytest.mark.integration
+
+
+def settings(broker) -> MqttSettings:
+    return MqttSettings(host=broker.host, port=broker.port)
+
+
+@pytest.fixture
+def other(broker):
+    link = MqttLink(settings(broker), client_id="other")
+    link.start()
+    assert link.connected.wait(30), link.last_error
+    yield link
+    link.stop()
+
+
+@pytest.fixture
+def remote(broker):
+    link = LinkProcess(settings(broker), client_id="dash")
+    link.start()
+    yield link
+    link.stop()
+
+
+def test_messages_flow_both_ways_in_order(remote, other):
+    got: queue.Queue[tuple[str, bytes]] = queue.Queue()
+    remote.subscribe("t/+/events/#", lambda t, p: got.put((t, p)))
+    assert remote.wait_subscribed(30)
+    for i in range(500):
+        other.publish(f"t/n{i % 3}/events/x.y", str(i).encode(), qos=1)
+    received = [got.get(timeout=30) for _ in range(500)]
+    assert [int(p) for _, p in received] == list(range(500))
+    assert received[4][0] == "t/n1/events/x.y"
+    back: queue.Queue[bytes] = queue.Queue()
+    other.subscribe("t/ack", lambda t, p: back.put(p))
+    assert other.wait_subscribed(30)
+    remote.publish("t/ack", b'{"seq":5}', retain=True)
+    assert back.get(timeout=30) == b'{"seq":5}'
+    assert remote.stats["messages"] >= 500
+
+
+def test_a_killed_child_is_restarted_with_its_subscriptions_and_retained(remote, other, broker):
+    got: queue.Queue[bytes] = queue.Queue()
+    remote.subscribe("t/in", lambda t, p: got.put(p))
+    assert remote.wait_subscribed(30)
+    remote.publish("t/ack", b"1", retain=True)
+    first_pid = remote.pid
+    os.kill(first_pid, signal.SIGKILL)
+    assert remote.wait_restarted(1, 30) and remote.pid != first_pid
+    assert remote.stats["disconnects"] >= 1
+    other.publish("t/in", b"after", qos=1)
+    assert got.get(timeout=30) == b"after"
+    # the retained ack is on the broker (published again by the new child)
+    late: queue.Queue[bytes] = queue.Queue()
+    other.subscribe("t/ack", lambda t, p: late.put(p))
+    assert late.get(timeout=30) == b"1"
+
+
+def test_publish_while_disconnected_raises(broker):
+    link = LinkProcess(settings(broker), client_id="dash")
+    with pytest.raises(MqttError):
+        link.publish("t/x", b"1")
+    with pytest.raises(MqttError):
+        link.subscribe("t/#/x", lambda t, p: None)
