@@ -19,6 +19,7 @@ from dashboard.correlation.evaluate import access_outcome, print_outcome
 from dashboard.correlation.settings import CorrelationSettings
 from dashboard.correlation.store import PersistResult, persist
 from dashboard.correlation.types import AccessIn, LoanIn, LogIssueIn, Outcome
+from dashboard.models.correlation import Finding
 from dashboard.models.events import StoredEvent
 from dashboard.models.numlog import NumberAccess
 
@@ -104,6 +105,19 @@ class Correlator:
                S.accesses_between(session, p.ts - pw, p.ts, person_id=p.person_id))
         return print_outcome(p, acc, self.s)
 
+    def _print_live(self, session: Session, p: Any) -> Outcome:
+        """A print as its event is stored. Rows are only ever added, and an import re-judges
+        the prints in its rows' window; if that already found this print after an access while
+        this judgment found none, this one read before the import committed (the listener runs
+        next to the importer): judged again, on what is committed now, instead of withdrawing
+        the newer result."""
+        out = self._print(session, p)
+        after = R.key(R.PRINT_AFTER_ACCESS, p.ref)
+        if after in out.cleared and session.scalar(select(Finding.id).where(
+                Finding.dedupe_key == after, Finding.withdrawn.is_(False))) is not None:
+            out = self._print(session, p)
+        return out
+
     # -- node events -------------------------------------------------------------------------
 
     def on_event(self, session: Session, *, node: str, seq: int, kind: str, ts: datetime,
@@ -122,7 +136,7 @@ class Correlator:
                     for a in S.accesses_between(session, ts - w, ts + w, host=u.host):
                         out.extend(self.access_context(session, a))
         elif kind == S.PRINT_KIND:
-            out.extend(self._print(session, S.print_in(node, seq, ts, data)))
+            out.extend(self._print_live(session, S.print_in(node, seq, ts, data)))
         elif kind in S.DOOR_KINDS:
             e = S.door_in(node, seq, ts, kind, door, data)
             out.add(R.key(R.DOOR_FORCED if kind == "door.forced" else R.DOOR_HELD_OPEN, e.ref),

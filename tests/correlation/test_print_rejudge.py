@@ -7,15 +7,18 @@ re-run."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard.correlation import rules as R
+from dashboard.correlation import sources as S
 from dashboard.correlation.engine import Correlator
 from dashboard.correlation.rerun import rerun
 from dashboard.correlation.store import ACTOR
+from dashboard.correlation.types import AccessIn
 from dashboard.models.anomalies import Anomaly
 from dashboard.models.audit import AuditRecord
 from dashboard.models.correlation import Finding
@@ -88,3 +91,50 @@ def test_rows_imported_after_a_live_print_rejudge_it(
         assert live == {
             f.key for f in full.findings if f.rule in (R.PRINT_AFTER_ACCESS, R.PRINT_WITHOUT_ACCESS)
         }
+
+
+class _NotYet:
+    """The listener has not correlated the stored event yet."""
+
+    def on_stored(self, *_args: Any) -> None:
+        return None
+
+
+def test_a_live_judgment_that_read_before_the_import_committed_does_not_undo_it(
+    db: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listener reads the print's window, the nightly import commits its rows and re-judges
+    the print (after an access), then the listener stores its judgment: it must not withdraw
+    the newer one and raise a false "print without access"."""
+    day = W.workdays()[6]
+    w = W.World()
+    w.door("P30", "in", W.L(day, 9))
+    w.print_("P30", W.L(day, 15))
+    c = Correlator(bulk_threshold=10**9)
+    with db() as s:
+        W.setup_people(s)
+        W.ingest(s, w, _NotYet())  # type: ignore[arg-type]
+    rows = W.World()
+    rows.row("P30", W.L(day, 12), "マイナンバー閲覧", "閲覧")
+    with db() as s:
+        import_csv(s, W.csv_bytes(rows), source="cells", now=W.NOW, zone=W.ZONE, correlator=c)
+        s.commit()
+        assert {f.rule for f in s.scalars(select(Finding))} == {R.PRINT_AFTER_ACCESS}
+
+    real = S.accesses_between
+    calls: list[int] = []
+
+    def stale_first(*args: Any, **kw: Any) -> list[AccessIn]:
+        calls.append(1)
+        return [] if len(calls) == 1 else real(*args, **kw)  # read before the import committed
+
+    monkeypatch.setattr(S, "accesses_between", stale_first)
+    with db() as s:
+        c.on_stored(s, "gw1", 2, W.NOW)  # the print (gw1:1 is the door)
+        s.commit()
+    monkeypatch.undo()
+    with db() as s:
+        live = {f.rule for f in s.scalars(select(Finding).where(Finding.withdrawn.is_(False)))}
+        assert live == {R.PRINT_AFTER_ACCESS}
+        assert not s.scalars(select(Finding).where(Finding.withdrawn.is_(True))).all()
+        assert not [a for a in s.scalars(select(Anomaly)) if a.kind.startswith("corr.")]
