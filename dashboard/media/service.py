@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,7 @@ from dashboard.services.base import (
     audit,
     check_actor,
     mark_policy_dirty,
+    no_number,
     validate,
     when,
 )
@@ -34,7 +35,7 @@ from usb_guard.certificate import Destination
 from usb_guard.errors import LedgerError
 from usb_guard.policy import MediumIdentity
 
-Text = Annotated[str, Field(min_length=1, max_length=200)]
+Text = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(no_number)]
 Method = Literal["Clear", "Purge", "Destroy"]
 
 
