@@ -7,7 +7,7 @@ presence), i.e. the floor any set-based re-run pays.
 
     .venv/bin/python tests/bench/correlate.py [--quick] [--no-postgres]
 
-Prints a table and, last, ``RESULT {json}``.
+Prints a table and, last, ``RESULT {json}`` (with the load average at the start and the end).
 """
 
 from __future__ import annotations
@@ -251,7 +251,8 @@ def main() -> int:
     args = ap.parse_args()
     staff = 25 if args.quick else 500
     spec = generate(staff, 250)
-    result: dict[str, Any] = {"quick": args.quick}
+    result: dict[str, Any] = {"quick": args.quick,
+                              "load_start": [round(x, 2) for x in os.getloadavg()]}
     table = []
     with tempfile.TemporaryDirectory() as tmp:
         eng = make_engine(f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")
@@ -300,6 +301,7 @@ def main() -> int:
         finally:
             eng.dispose()
             drop_pg(schema)
+    result["load_end"] = [round(x, 2) for x in os.getloadavg()]  # 1, 5, 15 min: shared machine
     print(f"{'measure':32} {'value':>10}  note")
     for name, value, note in table:
         print(f"{name:32} {value:10.3f}  {note}")

@@ -25,10 +25,20 @@ BINARY = {"person_id": 'COLLATE "C"'}
 
 
 def upgrade() -> None:
-    op.create_index("ix_number_access_person_c_ts", "number_access", ["person_id", "ts"],
-                    postgresql_ops=BINARY, sqlite_where=sa.text("0"))
-    op.create_index("ix_presence_person_c_entered", "presence", ["person_id", "entered_at"],
-                    postgresql_ops=BINARY, sqlite_where=sa.text("0"))
+    op.create_index(
+        "ix_number_access_person_c_ts",
+        "number_access",
+        ["person_id", "ts"],
+        postgresql_ops=BINARY,
+        sqlite_where=sa.text("0"),
+    )
+    op.create_index(
+        "ix_presence_person_c_entered",
+        "presence",
+        ["person_id", "entered_at"],
+        postgresql_ops=BINARY,
+        sqlite_where=sa.text("0"),
+    )
 
 
 def downgrade() -> None:
