@@ -177,7 +177,8 @@ def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
     # the broker link runs in a child process: MQTT parsing and storing overlap on two cores
     link = LinkProcess(settings.mqtt, client_id=f"secroom-dashboard-{settings.site}")
     consumer = IngestConsumer(sm, link, site=settings.site, bus=runtime.bus,
-                              gap_timeout_s=settings.gap_timeout_s)
+                              gap_timeout_s=settings.gap_timeout_s,
+                              verify_mode=settings.ingest_verify)
     signer = PolicySigner(sm, key, site=settings.site,
                           publish=lambda topic, blob, retain: link.publish(topic, blob,
                                                                            retain=retain))

@@ -50,6 +50,10 @@ class DashboardSettings(BaseModel):
     login_throttle: LoginThrottle = LoginThrottle()
     mqtt: MqttSettings | None = None
     gap_timeout_s: float = Field(default=60.0, gt=0)
+    # "chain": each event authenticated by its hash chain up to a checked signature before it
+    # is stored, every other signature checked right after (dashboard.ingest.verify);
+    # "every": every signature checked before storing (slower: one Ed25519 check per event)
+    ingest_verify: Literal["chain", "every"] = "chain"
     demo: bool = False
 
     @field_validator("timezone")
