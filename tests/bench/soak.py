@@ -264,6 +264,7 @@ class Room:
         self.disk_full_window: tuple[float, float] | None = None
         self.policy_pub = Path()
         self.focus: str | None = None  # a gateway that takes every tap for a while
+        self.background: list[threading.Thread] = []
 
     # -- set-up -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -904,7 +905,7 @@ class Room:
         plan = [
             (0.08, lambda: self.kill_node("dashboard", 3.0)),
             (0.14, lambda: self.kill_node("gw3")),
-            (0.20, lambda: threading.Thread(target=disk, daemon=True).start()),
+            (0.20, lambda: self._background(disk)),
             (0.30, lambda: self.kill_node(victim())),
             (0.40, self.kill_broker),
             (0.50, self.restart_pcscd),
@@ -920,6 +921,11 @@ class Room:
             base += cycle
             if short:
                 return
+
+    def _background(self, fn: Any) -> None:
+        thread = threading.Thread(target=fn, daemon=True)
+        self.background.append(thread)
+        thread.start()
 
     def disk_full_short(self) -> None:
         self.disk_full(45.0)
@@ -1197,13 +1203,14 @@ def run(args: argparse.Namespace) -> int:
         threads = [threading.Thread(target=fn, daemon=True) for fn in loads]
         for t in threads:
             t.start()
-        chaos = threading.Thread(target=room.chaos, args=(short,), daemon=True)
-        chaos.start()
         t0 = time.monotonic()
-        room.stop_load.wait(duration)
-        room.stop_load.set()
-        chaos.join(60)
-        for t in threads:
+        # on this thread: pcscd dies with the thread that (re)started it (PR_SET_PDEATHSIG)
+        timer = threading.Timer(duration, room.stop_load.set)
+        timer.daemon = True
+        timer.start()
+        room.chaos(short)
+        room.stop_load.wait()
+        for t in [*threads, *room.background]:
             t.join(120)
         load_s = time.monotonic() - t0
         # RSS at the end of every process's last life, before anything is stopped
