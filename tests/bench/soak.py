@@ -26,11 +26,14 @@ Load: 50 card taps per second spread over the three gateways' door, rack and pri
 (staff, IT staff at the two-person rack, visitors and an inactive card that are denied, unknown
 cards), a page of the dashboard fetched (logged in as admin) every 0.25 s.
 
-Faults, at fixed fractions of the run (--short does each once; longer runs repeat the cycle):
-SIGKILL of the dashboard; SIGKILL of gw3, restarted with its clock 900 s ahead and reporting
-``unsynced`` (a Pi without RTC or NTP: ``SECROOM_SOAK_SKEW_S``, see gateway_proc.py); SIGKILL
-of a random node (gw2, pc-01, pc-02); SIGKILL of the broker, restarted after 3 s; pcscd
-restarted; gw2's journal disk filled (a filler file on its tmpfs) for ~17 s and then freed.
+Faults, at fixed fractions of a cycle (--short: one cycle over the run; longer runs repeat a
+120 s cycle over the first 80 % of the run): SIGKILL of the dashboard (restarted after 3 s);
+SIGKILL of gw3, restarted with its clock 900 s ahead and reporting ``unsynced`` (a Pi without RTC
+or NTP: ``SECROOM_SOAK_SKEW_S``, see gateway_proc.py); gw2's journal disk filled (a filler file
+on its tmpfs; root only) and every tap sent to gw2 until its health reports journal failures
+(SQLite first reuses the pages it has), at most 45 s (90 s), then freed; SIGKILL of a random
+node (twice; never gw2 while its disk is full); SIGKILL of the broker, restarted after 3 s on the
+same port; pcscd restarted. Killed nodes restart after 2 s.
 
 Checks at the end (all nodes stopped with SIGTERM, the dashboard still running):
 
@@ -55,9 +58,13 @@ Checks at the end (all nodes stopped with SIGTERM, the dashboard still running):
   ``unsynced`` on the dashboard (and the offset of its events, printed); the dashboard's own
   kill only by the page poller (the dashboard keeps no trace of its own crash: said as such).
 * p95 page latency (overview, door log, presence, anomalies, nodes; errors while the dashboard is
-  down are counted, not timed) and /health as the anchor; VmRSS of every process at the start of
-  its last life (5 s after it was ready) and at the end: rss_growth_mb is the largest growth,
-  bound RSS_BOUND_MB.
+  down are counted, not timed) and /health as the anchor; VmRSS of every process once warm in
+  its last life (max(15 s, 20 % of the run) after it was ready: caches, pools, the first pages)
+  and at the end: rss_growth_mb is the largest growth, bound RSS_BOUND_MB.
+
+Start-up: a node's events sent before its key was approved are refused, and the dashboard asks
+for them again only when a later event reveals the gap; idle nodes are nudged (a tap, a stick)
+until every node's policy.applied is stored.
 
 Prints a table and last ``RESULT {json}``. Exit 0 when every check holds, 1 when one fails, 3 when
 a service (Mosquitto, pcscd with vpcd, PostgreSQL) is missing.
