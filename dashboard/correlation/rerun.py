@@ -15,6 +15,7 @@ PostgreSQL), as plain tuples of the few columns the pre-filter needs.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left, bisect_right
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
@@ -68,8 +69,8 @@ def _stream(session: Session, sql: str, params: dict[str, Any]) -> Iterator[tupl
     raw = conn.connection.driver_connection
     assert raw is not None
     if dialect.name == "postgresql":
-        for k in params:
-            sql = sql.replace(f":{k}", f"%({k})s")
+        sql = re.sub(r"(?<!:):(\w+)",
+                     lambda m: f"%({m[1]})s" if m[1] in params else m[0], sql)
         cur = raw.cursor(name=f"corr_{uuid4().hex[:12]}")
         cur.itersize = BATCH
     else:
