@@ -222,6 +222,8 @@ class Gateway:
             "readers": dict(self.readers_connected),
             "doors": {d: door.state for d, door in self.doors.items()},
             "counters": dict(self.counters),
+            # a broker outage leaves no event (nothing can be sent then): its trace is here
+            "mqtt": {k: self.runtime.link.stats.get(k, 0) for k in ("connects", "disconnects")},
         }
 
     def publish_health(self) -> None:
