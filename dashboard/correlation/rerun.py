@@ -127,14 +127,16 @@ def _epoch_sql(session: Session, col: str) -> str:
 
 
 def access_rows(session: Session, since: datetime, until: datetime) -> Iterator[Any]:
-    """Slim rows (id, epoch, person, host, is log-in, ok, has redacted fields, operator) by
-    person, time, line, key: what the pre-filter needs (epoch seconds as computed by the
-    database: approximate, hence ``EPS``). "Has redacted fields" is any stored list but ``[]``
-    (a candidate; the rule decides)."""
+    """Slim rows (id, epoch, person, host, is log-in, ok, has redacted fields, operator): what
+    the pre-filter needs. By person, time and id, as the (person, ts) index gives them (SQLite's
+    holds the rowid): among rows of the same time the rules' order is (line, key), which the
+    log-in check allows for. Epoch seconds as the database computes them: approximate, hence
+    ``EPS``. "Has redacted fields" is any stored list but ``[]`` (a candidate; the rule
+    decides)."""
     cols = (f"id, {_epoch_sql(session, 'ts')}, person_id, host, category = 'login', ok, "
             "CAST(redacted_fields AS TEXT) <> '[]', operator")
     sql = (f"SELECT {cols} FROM number_access WHERE ts >= :since AND ts < :until "  # noqa: S608
-           f"ORDER BY {_order(session, 'person_id')}, ts, line, {_order(session, 'row_key')}")
+           f"ORDER BY {_order(session, 'person_id')}, ts, id")
     return _stream(session, sql, {"since": since, "until": until})
 
 
@@ -258,6 +260,7 @@ def rerun(session: Session, since: datetime, until: datetime, now: datetime,
     # (row id, ids of the intervals around it, ids of earlier log-ins) of rows some rule may
     # fire on; every other row passes every rule's cheap negative test
     candidates: list[tuple[int, list[int], list[int]]] = []
+    retie: dict[int, list[int]] = {}  # log-in successes to check again with their tied rows
     kept: dict[str, list[int]] = defaultdict(list)
     person: str | None = None
     cur: _Person | None = None
@@ -291,11 +294,20 @@ def rerun(session: Session, since: datetime, until: datetime, now: datetime,
             while q and q[0][0] < t - lws - EPS:
                 q.popleft()
             ok = bool(ok_raw)
+            if q and q[-1][0] >= t - EPS:
+                # tied with the operator's previous row (same second): the stream's order among
+                # them (by id) need not be the rule's (line, key), so every success of the tie
+                # is checked again with all of them
+                ids = [i for _t, _g, i in q] + [row_id]
+                for tt, good, i in q:
+                    if good and tt >= t - EPS:
+                        retie[i] = ids
             prior: list[int] = []
             if ok:
-                fails = 0
-                for _t, good, _i in q:
-                    fails = 0 if good else fails + 1
+                # failures since the operator's last success; with ties, every failure at or
+                # after that success's time (an upper bound: the rule counts exactly)
+                last_ok = max((tt for tt, good, _i in q if good), default=-INF)
+                fails = sum(1 for tt, good, _i in q if not good and tt >= last_ok - EPS)
                 if fails >= threshold:
                     prior = [i for _t, _g, i in q]
             q.append((t, ok, row_id))
@@ -321,6 +333,14 @@ def rerun(session: Session, since: datetime, until: datetime, now: datetime,
             candidates.append((row_id, cur.near(t), []))
     pres.close()  # closes its cursor
 
+    if retie:
+        at = {c[0]: n for n, c in enumerate(candidates)}
+        for row_id, ids in retie.items():
+            if row_id in at:
+                c = candidates[at[row_id]]
+                candidates[at[row_id]] = (row_id, c[1], list(dict.fromkeys(c[2] + ids)))
+            else:
+                candidates.append((row_id, [], ids))
     need = {c[0] for c in candidates} | {i for c in candidates for i in c[2]}
     need |= {i for ids in kept.values() for i in ids}
     full = _load(session, need - set(early))
