@@ -5,7 +5,7 @@ set -euo pipefail
 
 want=(
   python3-venv python3-dev gcc make pkg-config swig
-  libpcsclite-dev pcscd vsmartcard-vpcd          # PC/SC readers and the virtual card driver
+  libpcsclite-dev pcscd vsmartcard-vpcd pcsc-tools  # PC/SC readers, the virtual card driver, pcsc_scan
   mosquitto mosquitto-clients                    # MQTT broker (tests and demo start their own)
   cups libcups2-dev                              # print release (pycups builds against libcups)
   fonts-noto-cjk fonts-ipaexfont-gothic poppler-utils  # Japanese PDFs and their checks
