@@ -231,9 +231,15 @@ def _wait_for_dashboard(runtime: Any, head: int) -> bool:
 
     A short-lived node (the backup job) must not leave while the dashboard asks for events it
     missed (it was down, or the node was not yet approved): they are asked for again only when
-    a later event reveals the gap, and only a running node can answer. Without a dashboard (no
-    ack nor resend request for ``ACK_QUIET_S``) the job does not wait longer than that.
+    a later event reveals the gap, and only a running node can answer. So when the ack does not
+    come, the node re-offers everything above the dashboard's last ack once, and waits while the
+    dashboard answers (acks, resend requests); silent for ``ACK_QUIET_S``, it gives up.
     """
+    if runtime.wait_acked(head, timeout=ACK_QUIET_S):
+        return True
+    # not confirmed: offer once more everything the dashboard has not acknowledged (events of
+    # an earlier run it missed included; it drops what it already has by (node, seq))
+    runtime.publisher.resend(runtime.journal.ack + 1, head)
     stats = runtime.publisher.stats
     seen = stats["acks"] + stats["resent"]
     deadline = time.monotonic() + ACK_WAIT_S

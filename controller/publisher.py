@@ -197,6 +197,11 @@ class Publisher:
         with self._delivered_cond:
             return self._delivered_cond.wait_for(lambda: self._mark.delivered >= seq, timeout)
 
+    def resend(self, first: int, last: int) -> None:
+        """Re-publish the stored rows ``first..last``, as a dashboard's resend request does."""
+        if first <= last:
+            self._inbox.put(("resend", first, last))
+
     def wait_acked(self, seq: int, timeout: float) -> bool:
         """True once the dashboard acknowledged storing every seq <= ``seq`` (resend requests
         are answered meanwhile: they are handled on the publisher's own thread)."""

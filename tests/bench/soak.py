@@ -52,10 +52,11 @@ Checks at the end (all nodes stopped with SIGTERM, the dashboard still running):
   and is not an opening. Energisings whose door.access could not be journaled (disk full) are
   counted apart: the gateway opens for a granted card even then, by design (controller/gateway.py).
 * every fault seen: node kills by an unclean restart in the stored events (node.started with no
-  node.stopped before it); broker kill by every running node re-announcing itself online after
-  the restart (node state); pcscd restart by reader.disconnected and reader.connected of the vpcd
-  readers; disk full by ``journal_failures`` in gw2's node health; clock skew by gw3's clock state
-  ``unsynced`` on the dashboard (and the offset of its events, printed); the dashboard's own
+  node.stopped before it); broker kill by the gateways' health counting an MQTT disconnect and
+  every running node re-announcing itself online after the restart (node state); pcscd restart
+  by reader.disconnected and reader.connected of the vpcd readers; disk full by
+  ``journal_failures`` in gw2's node health; clock skew by gw3's clock state ``unsynced`` on the
+  dashboard (and the offset of its events, printed); the dashboard's own
   kill only by the page poller (the dashboard keeps no trace of its own crash: said as such).
 * p95 page latency (overview, door log, presence, anomalies, nodes; errors while the dashboard is
   down are counted, not timed) and /health as the anchor; VmRSS of every process once warm in
@@ -848,11 +849,31 @@ class Room:
 
     def kill_broker(self) -> None:
         assert self.broker is not None
-        self.fault("broker_kill")
+        before = {g: self._health(g).get("mqtt", {}).get("disconnects", 0) for g in GATEWAYS}
+        entry = self.fault("broker_kill")
         self.broker.kill()
         self.stop_load.wait(3.0)
         self.broker.start()
-        self.faults[-1]["restarted"] = datetime.now(UTC)
+        entry["restarted"] = datetime.now(UTC)
+
+        def watch() -> None:  # gateways publish health every 15 s
+            deadline = time.monotonic() + 25.0
+            while time.monotonic() < deadline:
+                now = {g: self._health(g).get("mqtt", {}).get("disconnects", 0) for g in GATEWAYS}
+                entry["gateways_reporting"] = [g for g in GATEWAYS if now[g] > before[g]]
+                if entry["gateways_reporting"]:
+                    return
+                time.sleep(1.0)
+
+        self._background(watch)
+
+    def _health(self, node: str) -> dict[str, Any]:
+        """The health a node last published (its retained state), as the dashboard keeps it."""
+        from dashboard.models import Node
+
+        with self.sm() as db:
+            row = db.get(Node, node)
+            return dict((row.health or {}).get("health", {}) or {}) if row else {}
 
     def restart_pcscd(self) -> None:
         self.fault("pcscd_restart")
@@ -891,12 +912,7 @@ class Room:
             log(f"gw2 journal disk freed after {entry['held_s']} s ({seen} journal failures)")
 
     def _journal_failures(self, node: str) -> int:
-        from dashboard.models import Node
-
-        with self.sm() as db:
-            row = db.get(Node, node)
-            health = (row.health or {}).get("health", {}) if row else {}
-            return int(health.get("counters", {}).get("journal_failures", 0) or 0)
+        return int(self._health(node).get("counters", {}).get("journal_failures", 0) or 0)
 
     def chaos(self, short: bool) -> None:
         """One cycle of every fault, at fixed fractions; repeated in longer runs."""
@@ -1126,12 +1142,16 @@ def faults_seen(room: Room, stored: dict[str, dict[int, Any]]) -> list[dict[str,
             where = "events: node.started without node.stopped before it"
         elif kind == "broker_kill":
             restarted = f.get("restarted")
-            seen = restarted is not None and all(
+            reannounced = restarted is not None and all(
                 n.state_at is not None and n.state_at >= restarted - timedelta(seconds=1)
                 for n in nodes.values()
                 if n is not None
             )
-            where = "node state: every node re-announced online after the restart"
+            seen = bool(f.get("gateways_reporting")) and reannounced
+            where = (
+                f"node state: mqtt.disconnects in the health of {f.get('gateways_reporting')}; "
+                f"every node re-announced online: {reannounced}"
+            )
         elif kind == "pcscd_restart":
             kinds = {
                 (node, r.kind)
@@ -1154,6 +1174,23 @@ def faults_seen(room: Room, stored: dict[str, dict[int, Any]]) -> list[dict[str,
             )
         out.append({"fault": kind, "node": f.get("node"), "seen": seen, "where": where})
     return out
+
+
+def side_checks(room: Room, stored: dict[str, dict[int, Any]]) -> dict[str, int]:
+    """Every imported number-log row stored once; one backup.snapshot event per backup run."""
+    from sqlalchemy import func, select
+
+    from dashboard.models.numlog import NumberAccess
+
+    with room.sm() as db:
+        rows = db.scalar(select(func.count()).select_from(NumberAccess)) or 0
+    snapshots = sum(1 for r in stored.get("gw1.backup", {}).values() if r.kind == "backup.snapshot")
+    return {
+        "numlog_rows": int(rows),
+        "numlog_expected": sum(n for n, code in room.imports if code == 0),
+        "snapshots": snapshots,
+        "backups_ok": sum(1 for code in room.backups if code == 0),
+    }
 
 
 def observed_skew(room: Room) -> float | None:
@@ -1234,11 +1271,15 @@ def run(args: argparse.Namespace) -> int:
         relay = relay_check(room, stored)
         seen = faults_seen(room, stored)
         skew = observed_skew(room)
+        side = side_checks(room, stored)
     finally:
         room.stop_load.set()
         room.stop()
-        with contextlib.suppress(Exception):
-            room.drop_schema()
+        if args.keep:
+            print(f"kept {workdir} and schema {room.schema}", flush=True)
+        else:
+            with contextlib.suppress(Exception):
+                room.drop_schema()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -1284,6 +1325,10 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"gw3 events' ts - received_at (median of the last 50 unsynced): {skew}")
     print(
+        f"number-log rows stored {side['numlog_rows']} of {side['numlog_expected']} imported; "
+        f"backup.snapshot events stored {side['snapshots']} of {side['backups_ok']} runs"
+    )
+    print(
         f"pages: p95 {p95(room.page_ms)} ms over {len(room.page_ms)} requests, "
         f"{room.page_errors} errors (dashboard down); /health p95 {p95(room.health_ms)} ms"
     )
@@ -1302,6 +1347,8 @@ def run(args: argparse.Namespace) -> int:
         and relay["denied_but_opened"] == 0
         and all(f["seen"] for f in seen)
         and (rss_growth is None or rss_growth <= RSS_BOUND_MB)
+        and side["numlog_rows"] == side["numlog_expected"]
+        and side["snapshots"] == side["backups_ok"]
     )
     print(
         "RESULT "
@@ -1326,6 +1373,10 @@ def run(args: argparse.Namespace) -> int:
                 "faults": len(seen),
                 "faults_seen": sum(1 for f in seen if f["seen"]),
                 "faults_unseen": [f["fault"] for f in seen if not f["seen"]],
+                "numlog_rows": side["numlog_rows"],
+                "numlog_expected": side["numlog_expected"],
+                "backup_snapshots": side["snapshots"],
+                "backup_runs_ok": side["backups_ok"],
                 "load_s": round(load_s),
                 "ok": ok,
                 "load_avg": [round(x, 2) for x in load],
@@ -1348,7 +1399,7 @@ def main() -> int:
     mode.add_argument("--minutes", type=float, help="load for this many minutes (release: 10)")
     ap.add_argument("--pg-url", default=os.environ.get("SECROOM_TEST_PG_URL", PG_DEFAULT))
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--keep", action="store_true", help="keep the work folder (logs, journals)")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder and the schema")
     return run(ap.parse_args())
 
 

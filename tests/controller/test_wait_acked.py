@@ -61,7 +61,16 @@ class _FakeRuntime:
     def __init__(self, script: list[tuple[bool, int]]) -> None:
         self.script = script
         self.calls = 0
-        self.publisher = type("P", (), {"stats": {"acks": 0, "resent": 0}})()
+        self.offered: list[tuple[int, int]] = []
+        self.publisher = type(
+            "P",
+            (),
+            {
+                "stats": {"acks": 0, "resent": 0},
+                "resend": lambda _p, a, b: self.offered.append((a, b)),
+            },
+        )()
+        self.journal = type("J", (), {"ack": 2})()
 
     def wait_acked(self, seq: int, timeout: float) -> bool:
         acked, resent = self.script[self.calls]
@@ -73,7 +82,38 @@ class _FakeRuntime:
 def test_a_feature_run_waits_while_the_dashboard_talks_and_not_when_it_is_silent() -> None:
     from controller.cli import _wait_for_dashboard
 
-    silent = _FakeRuntime([(False, 0)])
-    assert not _wait_for_dashboard(silent, 3) and silent.calls == 1
-    talking = _FakeRuntime([(False, 2), (False, 1), (True, 0)])  # resends, then the ack
-    assert _wait_for_dashboard(talking, 3) and talking.calls == 3
+    at_once = _FakeRuntime([(True, 0)])
+    assert _wait_for_dashboard(at_once, 5) and at_once.offered == []
+    silent = _FakeRuntime([(False, 0), (False, 0)])
+    assert not _wait_for_dashboard(silent, 5) and silent.calls == 2
+    assert silent.offered == [(3, 5)], "what the dashboard has not acked is offered once more"
+    talking = _FakeRuntime([(False, 0), (False, 2), (False, 1), (True, 0)])
+    assert _wait_for_dashboard(talking, 5) and talking.calls == 4
+
+
+def test_publisher_resend_offers_a_range_again(
+    broker: Broker, make_settings: Callable[..., RuntimeSettings]
+) -> None:
+    runtime = NodeRuntime(make_settings(broker.port))
+    seen: list[bytes] = []
+    twice = threading.Event()
+    listener = MqttLink(fast_mqtt(broker.port), client_id="listener")
+
+    def on_event(_topic: str, payload: bytes) -> None:
+        seen.append(payload)
+        if len(seen) >= 4:  # node.started and one event, each twice
+            twice.set()
+
+    listener.subscribe(topic_for(SITE, NODE, "events") + "/#", on_event)
+    listener.start()
+    assert listener.connected.wait(10)  # subscribed before the node's first event
+    runtime.start()
+    try:
+        head = runtime.emit("backup.snapshot", {"n": 1}).seq
+        assert runtime.wait_delivered(head, 10)
+        runtime.publisher.resend(1, head)
+        assert twice.wait(10)
+        assert sorted(seen[:2]) == sorted(seen[2:4]), "the same signed events, again"
+    finally:
+        runtime.stop()
+        listener.stop()
