@@ -140,6 +140,19 @@ def rss_mb(pid: int | None) -> float | None:
     return None
 
 
+def group_pids(pgid: int) -> list[int]:
+    """Live processes of process group ``pgid`` (read from /proc)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            pids.append(int(stat.parent.name))
+    return pids
+
+
 # -- processes ------------------------------------------------------------------------------
 @dataclass
 class Proc:
@@ -158,6 +171,7 @@ class Proc:
     dropped: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _offset: int = 0
+    leftovers: int = 0
 
     def start(self, timeout: float = 60.0, extra_env: dict[str, str] | None = None) -> None:
         self.spawn(extra_env)
@@ -175,6 +189,7 @@ class Proc:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=self.logfile.parent,
+                start_new_session=True,  # its own process group: kill() takes its children too
             )
         self.lives += 1
 
@@ -210,22 +225,35 @@ class Proc:
             return True
 
     def kill(self) -> None:
+        """SIGKILL the process and everything it started (its own process group): a power cut."""
         with self._lock:
             if self.popen is not None and self.popen.poll() is None:
-                self.popen.send_signal(signal.SIGKILL)
+                os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait(10)
+            self._reap_group()
             self._close_stdin()
 
     def term(self, timeout: float = 30.0) -> None:
+        """SIGTERM; what the process leaves running in its group afterwards is counted, then
+        killed (``leftovers``)."""
         with self._lock:
             if self.popen is not None and self.popen.poll() is None:
                 self.popen.send_signal(signal.SIGTERM)
                 try:
                     self.popen.wait(timeout)
                 except subprocess.TimeoutExpired:
-                    self.popen.kill()
+                    os.killpg(self.popen.pid, signal.SIGKILL)
                     self.popen.wait(10)
+            if self.popen is not None:
+                self.leftovers += len(group_pids(self.popen.pid))
+            self._reap_group()
             self._close_stdin()
+
+    def _reap_group(self) -> None:
+        if self.popen is not None:
+            for pid in group_pids(self.popen.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
     def _close_stdin(self) -> None:
         if self.popen is not None and self.popen.stdin is not None:
@@ -1276,6 +1304,8 @@ def run(args: argparse.Namespace) -> int:
         seen = faults_seen(room, stored)
         skew = observed_skew(room)
         side = side_checks(room, stored)
+        room.procs["dashboard"].term()
+        leftovers = {n: p.leftovers for n, p in room.procs.items() if p.leftovers}
     finally:
         room.stop_load.set()
         room.stop()
@@ -1339,6 +1369,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'process':<12}{'lives':>6}{'rss start':>11}{'rss end':>9}")
     for name, r in rss.items():
         print(f"{name:<12}{r['lives']:>6}{_mb(r['start']):>11}{_mb(r['end']):>9}")
+    print(f"processes a node left running after its SIGTERM (then killed): {leftovers or 'none'}")
     for note in room.notes:
         print(f"note: {note}")
     if not caught_up:
@@ -1381,6 +1412,7 @@ def run(args: argparse.Namespace) -> int:
                 "numlog_expected": side["numlog_expected"],
                 "backup_snapshots": side["snapshots"],
                 "backup_runs_ok": side["backups_ok"],
+                "leftover_processes": leftovers,
                 "load_s": round(load_s),
                 "ok": ok,
                 "load_avg": [round(x, 2) for x in load],
