@@ -52,13 +52,14 @@ Checks at the end (all nodes stopped with SIGTERM, the dashboard still running):
   A denied tap while the door is already unlocked by an earlier grant does not energise anything
   and is not an opening. Energisings whose door.access could not be journaled (disk full) are
   counted apart: the gateway opens for a granted card even then, by design (controller/gateway.py).
-* every fault seen: node kills by an unclean restart in the stored events (node.started with no
-  node.stopped before it); broker kill by the gateways' health counting an MQTT disconnect and
-  every running node re-announcing itself online after the restart (node state); pcscd restart
-  by reader.disconnected and reader.connected of the vpcd readers; disk full by
-  ``journal_failures`` in gw2's node health; clock skew by gw3's clock state ``unsynced`` on the
-  dashboard (and the offset of its events, printed); the dashboard's own
-  kill only by the page poller (the dashboard keeps no trace of its own crash: said as such).
+* every fault seen (where, printed per fault): node kills by an unclean restart in the stored
+  events (node.started with no node.stopped before it); broker kill by the gateways' stored
+  health counting an MQTT disconnect, and every running node re-announcing itself online after
+  the restart; pcscd restart by stored reader.disconnected and reader.connected events of the
+  vpcd readers; disk full by ``journal_failures`` in gw2's stored health; clock skew by gw3's
+  clock state ``unsynced`` on the nodes page (its events' offset is printed; the dashboard does
+  not measure it); the dashboard's own kill only by the page poller (it keeps no trace of its own
+  crash). The stored node health is on no page and raises no anomaly: said as such.
 * p95 page latency (overview, door log, presence, anomalies, nodes; errors while the dashboard is
   down are counted, not timed) and /health as the anchor; VmRSS of every process once warm in
   its last life (max(15 s, 20 % of the run) after it was ready: caches, pools, the first pages)
@@ -1171,7 +1172,7 @@ def faults_seen(room: Room, stored: dict[str, dict[int, Any]]) -> list[dict[str,
         elif kind == "sigkill":
             kills[f["node"]] = kills.get(f["node"], 0) + 1
             seen = unclean.get(f["node"], 0) >= kills[f["node"]]
-            where = "events: node.started without node.stopped before it"
+            where = "stored events: node.started without node.stopped before it"
         elif kind == "broker_kill":
             restarted = f.get("restarted")
             reannounced = restarted is not None and all(
@@ -1181,8 +1182,8 @@ def faults_seen(room: Room, stored: dict[str, dict[int, Any]]) -> list[dict[str,
             )
             seen = bool(f.get("gateways_reporting")) and reannounced
             where = (
-                f"node state: mqtt.disconnects in the health of {f.get('gateways_reporting')}; "
-                f"every node re-announced online: {reannounced}"
+                f"stored node health: mqtt.disconnects of {f.get('gateways_reporting')} (on no "
+                f"page); every node re-announced online: {reannounced}"
             )
         elif kind == "pcscd_restart":
             kinds = {
@@ -1193,16 +1194,19 @@ def faults_seen(room: Room, stored: dict[str, dict[int, Any]]) -> list[dict[str,
                 and r.data.get("reader", "").startswith("Virtual PCD")
             }
             seen = ("gw1", "reader.disconnected") in kinds and ("gw1", "reader.connected") in kinds
-            where = "events: reader.disconnected / reader.connected of the vpcd readers"
+            where = "stored events: reader.disconnected / reader.connected (vpcd readers)"
         elif kind == "journal_disk_full":
-            seen = (f.get("journal_failures") or 0) > 0 or room._journal_failures("gw2") > 0
-            where = "node state: gw2 health counters.journal_failures"
+            seen = (f.get("journal_failures") or 0) > 0
+            where = (
+                f"stored node health: counters.journal_failures +{f.get('journal_failures')} "
+                f"after {f.get('held_s')} s (on no page, no anomaly)"
+            )
         elif kind == "clock_skew":
             gw3 = nodes.get("gw3")
             seen = gw3 is not None and gw3.clock_state == "unsynced"
             where = (
-                f"node state: gw3 clock {getattr(gw3, 'clock_state', None)}, offset "
-                f"{getattr(gw3, 'clock_offset_s', None)} (no anomaly)"
+                f"nodes page: gw3 clock {getattr(gw3, 'clock_state', None)}; offset "
+                f"{getattr(gw3, 'clock_offset_s', None)} (not measured), no anomaly"
             )
         out.append({"fault": kind, "node": f.get("node"), "seen": seen, "where": where})
     return out
