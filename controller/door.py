@@ -142,6 +142,10 @@ class DoorConfig(BaseModel):
     held_open_s: float = Field(default=30.0, gt=0, le=86400)
     debounce_s: float | None = Field(default=0.05, ge=0, le=1)
     fail_mode: Literal["secure", "safe"] = "secure"
+    # a granted tap whose door.access event cannot be journaled (disk full, journal broken):
+    # "deny" keeps the door shut, so no entry goes unrecorded (fail closed, the default);
+    # "open" lets the right holder in anyway and only counts the failure
+    unrecorded_access: Literal["deny", "open"] = "deny"
 
     @model_validator(mode="after")
     def _distinct_pins(self) -> DoorConfig:

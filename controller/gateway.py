@@ -3,9 +3,10 @@
 The gateway is the readers' TapSink. A tap is decided by the pure ``controller.access.decide``
 under one lock (the access state: presence for anti-passback, pending two-person pairs), the
 ``door.access`` event is committed to the journal, and only then is the relay energised: an
-access the auditor cannot see never happens. If the journal cannot be written (disk full) the
-person's right still opens the door (nobody is locked out of a door they may use); the failure
-is counted and reported in the node's health so the dashboard raises it.
+access the auditor cannot see never happens. If the journal cannot be written (disk full) a
+granted tap is refused (the door's ``unrecorded_access = "deny"``, the default: fail closed) or,
+where the site chose ``"open"``, still opens the door; either way the failure is counted and
+reported in the node's health, which the dashboard raises as an anomaly.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ class Gateway:
             )
         self.readers_connected: dict[str, bool] = {}
         self.counters: dict[str, int] = {"taps": 0, "granted": 0, "denied": 0, "read_failures": 0,
-                                         "journal_failures": 0, "unbound_taps": 0}
+                                         "journal_failures": 0, "unbound_taps": 0,
+                                         "denied_unrecorded": 0}
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -179,14 +181,21 @@ class Gateway:
         door = self.doors[binding.door]
         with self._lock:
             policy = self.policies.current
-            decision, self._state = decide(policy, self._state, request, self.clock())
+            decision, state = decide(policy, self._state, request, self.clock())
+            recorded = True
             for kind, payload in access_events(decision, request, policy):
-                self._emit_quiet(kind, payload)
-            if decision.granted:
+                recorded = self._emit_quiet(kind, payload) and recorded
+            if decision.granted and (recorded or door.config.unrecorded_access == "open"):
+                self._state = state
                 self.counters["granted"] += 1
                 door.grant(person_id=decision.person_id)
             else:
-                self.counters["denied"] += 1
+                if decision.granted:  # fail closed: an entry nobody could audit does not happen
+                    self.counters["denied_unrecorded"] += 1
+                    log.error("door %s stays shut: its access was not journaled", door.config.id)
+                else:
+                    self._state = state
+                    self.counters["denied"] += 1
                 door.deny()
         return decision
 
@@ -239,10 +248,12 @@ class Gateway:
                 except PrintError:
                     log.warning("CUPS unreachable; expiry retried on the next tick")
 
-    def _emit_quiet(self, kind: str, data: Mapping[str, Any] | Any) -> None:
-        """Journal an event; a journal failure is counted and reported, never hides the action."""
+    def _emit_quiet(self, kind: str, data: Mapping[str, Any] | Any) -> bool:
+        """Journal an event; False (counted and logged) when the journal cannot take it."""
         try:
             self.runtime.emit(kind, data)
         except JournalError:
             self.counters["journal_failures"] += 1
-            log.exception("journal write failed for %s; the action still happens", kind)
+            log.exception("journal write failed for %s", kind)
+            return False
+        return True

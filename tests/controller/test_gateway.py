@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from readers.virtual import Misbehaviour, VirtualCard
 from tests.controller.gateway_kit import (
     ALICE_UID,
     BOB_UID,
+    DOOR,
     MALLORY_UID,
     EventCollector,
     GatewayKit,
@@ -151,3 +153,40 @@ def test_policy_over_mqtt_revokes_a_right(room: Room) -> None:
     assert (event.data["granted"], event.data["reason"]) == (False, "not_permitted")
     assert not room.relay_ever_energised()
     assert room.gateway.health()["policy_version"] == 2
+
+
+@pytest.mark.parametrize("setting", ["deny", "open"])
+def test_granted_tap_that_cannot_be_journaled(
+    room: Room, setting: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Journal full: by default the door stays shut (no unrecorded entry); "open" lets the
+    right holder in. Either way the failure is counted for the node's health."""
+    from controller.journal import JournalFull
+
+    room.gateway.doors[DOOR].config.unrecorded_access = setting  # type: ignore[assignment]
+    real_emit = room.gateway.runtime.emit
+    refused = threading.Event()
+
+    def full(kind: str, data: object) -> object:
+        if kind == "door.access":
+            refused.set()
+            raise JournalFull("journal full (test)")
+        return real_emit(kind, data)
+
+    monkeypatch.setattr(room.gateway.runtime, "emit", full)
+    room.card(ALICE_UID).tap()
+    assert refused.wait(15), "the tap never reached the journal"
+    monkeypatch.setattr(room.gateway.runtime, "emit", real_emit)
+    mark = room.collector.mark()
+    room.card(MALLORY_UID).tap()  # taps are handled in order: this one's event follows Alice's
+    room.collector.wait_for(
+        lambda e: e.kind == "door.access" and room.collector.arrivals.index(e) >= mark
+    )
+    counters = room.gateway.counters
+    assert counters["journal_failures"] >= 1
+    if setting == "deny":
+        assert not room.relay_ever_energised()
+        assert counters["denied_unrecorded"] == 1 and counters["granted"] == 0
+    else:
+        assert room.relay_ever_energised()
+        assert counters["denied_unrecorded"] == 0 and counters["granted"] == 1
