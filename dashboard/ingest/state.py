@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from controller.envelope import parse_ts
 from controller.keys import KeyFileError, public_from_b64
 from dashboard.models.nodes import Node
 
@@ -121,8 +122,85 @@ class StateHandler:
                 )
             else:
                 node.public_key = key
+        old = node.health if isinstance(node.health, dict) else {}
+        _health_anomalies(name, old, health, pending)
+        offset = _clock_offset(raw.get("ts"), now)
+        if offset is not None:
+            health["clock_offset_s"] = offset
+            node.clock_offset_s = offset
+            # a retained state replayed at our (re)connect carries an old ts: only a skew seen
+            # again in a newer message (another ts) is the node's clock
+            before = old.get("clock_offset_s") if old.get("ts") != raw.get("ts") else None
+            if (
+                abs(offset) > CLOCK_SKEW_S
+                and isinstance(before, int | float)
+                and abs(before) > CLOCK_SKEW_S
+            ):
+                pending.add(
+                    "clock_skew",
+                    name,
+                    node=name,
+                    severity="warning",
+                    subject=f"{name}: clock {offset:+.0f} s off the dashboard's",
+                    detail={"offset_s": offset, "node_clock": str(raw.get("ts"))[:32]},
+                )
         node.state = raw["state"]
         node.state_at = now
         node.last_seen_at = now
         node.health = health
         return None
+
+
+CLOCK_SKEW_S = 120.0  # beyond network delay and NTP slew; log times this far off mislead
+
+
+def _clock_offset(ts: Any, now: datetime) -> float | None:
+    """The node's clock minus ours (seconds, + = node ahead), from the state message's ts."""
+    if not isinstance(ts, str):
+        return None
+    try:
+        when = parse_ts(ts)
+    except ValueError:
+        return None
+    return round((when - now).total_seconds(), 3)
+
+
+def _count(health: dict[str, Any], *path: str) -> int:
+    value: Any = health.get("health")
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _health_anomalies(
+    name: str, old: dict[str, Any], new: dict[str, Any], pending: _Pending
+) -> None:
+    """Raise what a node can only report in its health: journal failures (disk full), doors
+    kept shut because an access could not be journaled, and lost broker connections (an
+    outage sends no event). Counters restart with the node's boot."""
+    same_boot = old.get("boot") == new.get("boot")
+
+    def grew(*path: str) -> int:
+        return _count(new, *path) - (_count(old, *path) if same_boot else 0)
+
+    if grew("counters", "journal_failures") > 0:
+        pending.add(
+            "journal_failure",
+            name,
+            node=name,
+            severity="critical",
+            subject=f"{name}: its journal could not record events (disk full or broken)",
+            detail={
+                "journal_failures": _count(new, "counters", "journal_failures"),
+                "denied_unrecorded": _count(new, "counters", "denied_unrecorded"),
+            },
+        )
+    if grew("mqtt", "disconnects") > 0:
+        pending.add(
+            "broker_link",
+            name,
+            node=name,
+            severity="warning",
+            subject=f"{name} lost its connection to the broker",
+            detail={"disconnects": _count(new, "mqtt", "disconnects")},
+        )

@@ -35,6 +35,28 @@ class NodeOut(BaseModel):
     contiguous_seq: int
     max_seq: int
     events_stored: int
+    # what the node reports in its health that needs a look: (locale key, count or name)
+    problems: list[tuple[str, str]] = []
+
+
+def _problems(health: object) -> list[tuple[str, str]]:
+    """Journal failures, doors kept shut for it, lost broker links (this boot), readers down."""
+    inner = health.get("health") if isinstance(health, dict) else None
+    if not isinstance(inner, dict):
+        return []
+    out: list[tuple[str, str]] = []
+    counters = inner.get("counters") if isinstance(inner.get("counters"), dict) else {}
+    mqtt = inner.get("mqtt") if isinstance(inner.get("mqtt"), dict) else {}
+    for key, value in (
+        ("nodes.journal_failures", counters.get("journal_failures")),
+        ("nodes.denied_unrecorded", counters.get("denied_unrecorded")),
+        ("nodes.broker_disconnects", mqtt.get("disconnects")),
+    ):
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            out.append((key, str(value)))
+    readers = inner.get("readers") if isinstance(inner.get("readers"), dict) else {}
+    out.extend(("nodes.reader_down", str(r)[:64]) for r, up in readers.items() if up is False)
+    return out
 
 
 def _latest_policy(db: DbSession) -> int | None:
@@ -50,6 +72,7 @@ def _nodes(db: DbSession) -> tuple[list[NodeOut], int | None]:
             clock_offset_s=n.clock_offset_s, policy_version=n.policy_version,
             policy_current=latest is not None and n.policy_version == latest,
             contiguous_seq=n.contiguous_seq, max_seq=n.max_seq, events_stored=n.events_stored,
+            problems=_problems(n.health),
         )
         for n in db.scalars(select(Node).order_by(Node.name))
     ]
