@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from controller.mqtt import MqttError, MqttLink, MqttSettings, topic_matches
+from dashboard.ingest.verify import worker_init
 
 Handler = Callable[[str, bytes], None]
 
@@ -97,7 +98,7 @@ class LinkProcess:
         self.connected.clear()
 
     def _spawn(self) -> None:
-        ctx = multiprocessing.get_context("forkserver")
+        ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe(duplex=True)
         proc = ctx.Process(
             target=_child_main,
@@ -236,6 +237,7 @@ class LinkProcess:
 
 
 def _child_main(conn: Connection, settings: dict[str, Any], client_id: str) -> None:
+    worker_init()  # dies with the dashboard, even a SIGKILLed one
     link = MqttLink(MqttSettings.model_validate(settings), client_id=client_id)
     buf: list[tuple[str, bytes]] = []
     cond = threading.Condition()

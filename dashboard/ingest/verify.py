@@ -3,7 +3,8 @@
 ``cryptography`` keeps the GIL while it verifies (threads gave no speed-up: 74 µs per event with
 one thread or two), so parallel verification needs processes. With ``processes`` > 0 a batch is
 cut into chunks of (raw public key, signature, digest) triples, a few bytes each to pickle, and
-verified in a pool (forkserver: no fork of a threaded dashboard); the ingest thread waits on it
+verified in a pool (spawned: no fork of a threaded dashboard; each worker dies with the
+dashboard, see ``worker_init``); the ingest thread waits on it
 without the GIL, so MQTT receiving and the database work of this process go on meanwhile. A pool
 that breaks (a worker killed) is rebuilt and the batch is verified here instead.
 """
@@ -11,8 +12,10 @@ that breaks (a worker killed) is rebuilt and the batch is verified here instead.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
+import signal
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
@@ -178,7 +181,9 @@ class SignatureVerifier:
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                self.processes, mp_context=multiprocessing.get_context("forkserver")
+                self.processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=worker_init,
             )
         return self._pool
 
@@ -259,8 +264,9 @@ class SignatureAudit:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 self.processes,
-                mp_context=multiprocessing.get_context("forkserver"),
-                initializer=_lower_priority,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=worker_init,
+                initargs=(10,),
             )
         return self._pool
 
@@ -270,9 +276,23 @@ class SignatureAudit:
             self._pool = None
 
     def close(self) -> None:
-        self._drop_pool()
+        """Stop the worker (work not started is dropped: those events stay unaudited)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
-def _lower_priority() -> None:
-    with contextlib.suppress(OSError):
-        os.nice(10)
+_PR_SET_PDEATHSIG = 1
+
+
+def worker_init(nice: int = 0) -> None:
+    """In a helper process: die with the process that started it (even if that one is
+    SIGKILLed, no orphan keeps running), and optionally run at a lower priority."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
+    if nice:
+        with contextlib.suppress(OSError):
+            os.nice(nice)

@@ -1150,10 +1150,13 @@ def relay_check(room: Room, stored: dict[str, dict[int, Any]]) -> dict[str, int]
 
 
 def faults_seen(room: Room, stored: dict[str, dict[int, Any]]) -> list[dict[str, Any]]:
-    from dashboard.models import Node
+    from sqlalchemy import select
+
+    from dashboard.models import Anomaly, Node
 
     with room.sm() as db:
         nodes = {n: db.get(Node, n) for n in (*GATEWAYS, *HOSTS)}
+        raised = {(a.kind, a.node) for a in db.scalars(select(Anomaly))}
     unclean: dict[str, int] = {}
     for node, rows in stored.items():
         last_kind = None
@@ -1180,10 +1183,11 @@ def faults_seen(room: Room, stored: dict[str, dict[int, Any]]) -> list[dict[str,
                 for n in nodes.values()
                 if n is not None
             )
-            seen = bool(f.get("gateways_reporting")) and reannounced
+            links = sorted(n for k, n in raised if k == "broker_link")
+            seen = bool(f.get("gateways_reporting")) and reannounced and bool(links)
             where = (
-                f"stored node health: mqtt.disconnects of {f.get('gateways_reporting')} (on no "
-                f"page); every node re-announced online: {reannounced}"
+                f"broker_link anomalies of {links}; nodes page: mqtt.disconnects of "
+                f"{f.get('gateways_reporting')}; every node re-announced online: {reannounced}"
             )
         elif kind == "pcscd_restart":
             kinds = {
@@ -1196,17 +1200,21 @@ def faults_seen(room: Room, stored: dict[str, dict[int, Any]]) -> list[dict[str,
             seen = ("gw1", "reader.disconnected") in kinds and ("gw1", "reader.connected") in kinds
             where = "stored events: reader.disconnected / reader.connected (vpcd readers)"
         elif kind == "journal_disk_full":
-            seen = (f.get("journal_failures") or 0) > 0
+            anomaly = ("journal_failure", f.get("node") or "gw2") in raised
+            seen = (f.get("journal_failures") or 0) > 0 and anomaly
             where = (
-                f"stored node health: counters.journal_failures +{f.get('journal_failures')} "
-                f"after {f.get('held_s')} s (on no page, no anomaly)"
+                f"journal_failure anomaly: {anomaly}; nodes page: journal failures "
+                f"+{f.get('journal_failures')} after {f.get('held_s')} s"
             )
         elif kind == "clock_skew":
             gw3 = nodes.get("gw3")
-            seen = gw3 is not None and gw3.clock_state == "unsynced"
+            offset = getattr(gw3, "clock_offset_s", None)
+            anomaly = ("clock_skew", "gw3") in raised
+            measured = isinstance(offset, float) and abs(offset) > 120
+            seen = gw3 is not None and (anomaly or measured)
             where = (
-                f"nodes page: gw3 clock {getattr(gw3, 'clock_state', None)}; offset "
-                f"{getattr(gw3, 'clock_offset_s', None)} (not measured), no anomaly"
+                f"clock_skew anomaly: {anomaly}; nodes page: gw3 clock "
+                f"{getattr(gw3, 'clock_state', None)}, offset {offset} s"
             )
         out.append({"fault": kind, "node": f.get("node"), "seen": seen, "where": where})
     return out

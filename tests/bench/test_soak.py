@@ -42,6 +42,7 @@ def test_short_soak_loses_nothing_opens_nothing_and_sees_every_fault(tmp_path: P
     assert result["duplicated"] == 0, report
     assert result["chain_breaks"] == 0, report
     assert result["denied_but_opened"] == 0, report
+    assert result["opened_journal_full"] == 0, report  # fail closed: no unrecorded entry
     assert result["faults"] >= 7 and result["faults_unseen"] == [], report
     assert result["taps_pcsc"] > 0, "some taps take the real PC/SC path"
     assert result["rss_growth_mb"] is not None
