@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -36,11 +37,12 @@ def _json_text(value: Any) -> str | None:
 def _sqlite_dt(value: datetime | None) -> str | None:
     if value is None:
         return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given for a UTC column; pass an aware datetime")
-    if value.utcoffset():
+    tz = value.tzinfo
+    if tz is not UTC:
+        if tz is None:
+            raise ValueError("naive datetime given for a UTC column; pass an aware datetime")
         value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return value.isoformat(" ", "microseconds")[:26]  # drop "+00:00": stored naive, in UTC
 
 
 def _sqlite_bool(value: bool | None) -> int | None:
@@ -69,9 +71,16 @@ def _plan(table: Table, names: Sequence[str], dialect: str) -> list[Convert | No
 
 def _tuples(
     rows: Sequence[dict[str, Any]], names: Sequence[str], plan: Sequence[Convert | None]
-) -> list[tuple[Any, ...]]:
-    pairs = list(zip(names, plan, strict=True))
-    return [tuple(r[n] if f is None else f(r[n]) for n, f in pairs) for r in rows]
+) -> list[list[Any]]:
+    get = itemgetter(*names)
+    convert = [(i, f) for i, f in enumerate(plan) if f is not None]
+    out = []
+    for row in rows:
+        values = list(get(row)) if len(names) > 1 else [get(row)]
+        for i, f in convert:
+            values[i] = f(values[i])
+        out.append(values)
+    return out
 
 
 def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -88,7 +97,9 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     columns = ", ".join(names)
     if dialect == "sqlite":
         marks = ", ".join("?" * len(names))
-        conn.exec_driver_sql(  # names checked against the model's columns above
+        raw = conn.connection.driver_connection  # the session's own sqlite3 connection
+        assert raw is not None
+        raw.executemany(  # names checked against the model's columns above
             f"INSERT INTO {table.name} ({columns}) VALUES ({marks})",  # noqa: S608
             _tuples(rows, names, _plan(table, names, dialect)),
         )

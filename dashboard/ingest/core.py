@@ -31,6 +31,7 @@ from dashboard.models.events import StoredEvent
 from dashboard.models.nodes import Node
 
 MAX_SEQ = 2**62  # fits a signed 64-bit column with room to spare
+_ANOMALY_KINDS = frozenset({"door.forced", "door.held_open", "policy.rejected"})
 
 
 @dataclass(frozen=True)
@@ -547,6 +548,8 @@ class IngestCore:
         result.resends.append(ResendRequest(node, first, last))
 
     def _event_anomalies(self, event: Event, pending: _Pending) -> None:
+        if event.kind not in _ANOMALY_KINDS:
+            return
         door = projections.event_refs(event)[1] or "?"
         if event.kind == "door.forced":
             pending.add(

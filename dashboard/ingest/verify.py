@@ -287,12 +287,16 @@ _PR_SET_PDEATHSIG = 1
 
 def worker_init(nice: int = 0) -> None:
     """In a helper process: die with the process that started it (even if that one is
-    SIGKILLed, no orphan keeps running), and optionally run at a lower priority."""
+    SIGKILLed, no orphan keeps running), and with ``nice``, run only on idle CPU time."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() == 1:  # the parent died before prctl took effect
             os._exit(1)
     if nice:
+        with contextlib.suppress(OSError, AttributeError):
+            # idle class: runs only on CPU time nothing else wants (falls back to nice)
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return
         with contextlib.suppress(OSError):
             os.nice(nice)
