@@ -119,12 +119,38 @@ class DashboardRuntime:
     parts: list[Any] = field(default_factory=list)
 
     def start(self) -> None:
+        self._note_unclean_stop()
         for part in self.parts:
             part.start()
 
     def stop(self) -> None:
         for part in reversed(self.parts):
             part.stop()
+        self._marker.unlink(missing_ok=True)
+
+    @property
+    def _marker(self) -> Path:
+        return self.settings.data_dir / "dashboard.running"
+
+    def _note_unclean_stop(self) -> None:
+        """A marker left by the last run means it ended without shutting down (killed, power
+        lost): raised as an anomaly, since the dashboard is the one place nobody else watches."""
+        from dashboard.anomalies import raise_anomaly
+
+        marker = self._marker
+        if marker.exists():
+            since = marker.read_text(encoding="utf-8", errors="replace").strip()[:40]
+            with self.sessionmaker.begin() as db:
+                raise_anomaly(
+                    db,
+                    "dashboard_unclean_stop",
+                    dedupe_key="dashboard",
+                    now=now_utc(),
+                    subject="the dashboard stopped without shutting down",
+                    detail={"running_since": since},
+                    severity="warning",
+                )
+        marker.write_text(now_utc().isoformat(), encoding="utf-8")
 
 
 @dataclass

@@ -1171,7 +1171,9 @@ def faults_seen(room: Room, stored: dict[str, dict[int, Any]]) -> list[dict[str,
         kind = f["fault"]
         seen, where = False, ""
         if kind == "sigkill" and f["node"] == "dashboard":
-            seen, where = room.page_errors > 0, "page poller only (no record on the dashboard)"
+            anomaly = ("dashboard_unclean_stop", None) in raised
+            seen = anomaly and room.page_errors > 0
+            where = f"dashboard_unclean_stop anomaly: {anomaly}; page poller errors"
         elif kind == "sigkill":
             kills[f["node"]] = kills.get(f["node"], 0) + 1
             seen = unclean.get(f["node"], 0) >= kills[f["node"]]
