@@ -225,8 +225,23 @@ def anchor(folder: Path, port: int, names: list[str], total: int) -> float:
     return total / elapsed
 
 
+def cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of a process so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def ingest_run(
-    url: str, folder: Path, pubs: dict[str, str], port: int, total: int, label: str
+    url: str,
+    folder: Path,
+    pubs: dict[str, str],
+    port: int,
+    total: int,
+    label: str,
+    broker_pid: int | None = None,
 ) -> tuple[float, dict[str, float]]:
     engine = make_engine(url)
     Base.metadata.create_all(engine)
@@ -260,6 +275,7 @@ def ingest_run(
         raise SystemExit(f"{label}: the consumer's subscriptions were not acknowledged")
     start = time.perf_counter()
     cpu0 = time.process_time()
+    link0, broker0 = cpu_s(lk.pid), cpu_s(broker_pid)
     procs = publishers(folder, port, list(pubs))
     ok = False
     while not ok:
@@ -274,6 +290,8 @@ def ingest_run(
         )
     elapsed = time.perf_counter() - start
     cpu_us = (time.process_time() - cpu0) / total * 1e6
+    link_us = (cpu_s(lk.pid) - link0) / total * 1e6
+    broker_us = (cpu_s(broker_pid) - broker0) / total * 1e6
     if ok:
         wait_all(procs)
     # chain mode: every signature not checked before storing is checked after; how far behind
@@ -284,6 +302,8 @@ def ingest_run(
         "audit_lag_s": round(time.perf_counter() - audit_start, 1),
         "audited": consumer.audit.checked,
         "cpu_us_per_event": round(cpu_us, 1),
+        "link_cpu_us_per_event": round(link_us, 1),
+        "broker_cpu_us_per_event": round(broker_us, 1),
     }
     counters = consumer.counters
     consumer.stop()
@@ -386,7 +406,13 @@ def main() -> None:
         try:
             raw = anchor(folder, broker.port, list(pubs), total)
             sqlite_rate, sqlite_extra = ingest_run(
-                f"sqlite:///{tmpdir / 'a.sqlite3'}", folder, pubs, broker.port, total, "sqlite"
+                f"sqlite:///{tmpdir / 'a.sqlite3'}",
+                folder,
+                pubs,
+                broker.port,
+                total,
+                "sqlite",
+                broker.proc.pid,
             )
             pg_rate: float | None = None
             pg_extra: dict[str, float] = {}
@@ -397,7 +423,7 @@ def main() -> None:
             else:
                 try:
                     pg_rate, pg_extra = ingest_run(
-                        url, folder, pubs, broker.port, total, "postgres"
+                        url, folder, pubs, broker.port, total, "postgres", broker.proc.pid
                     )
                 finally:
                     drop_schema(args.pg_url, schema)
@@ -436,6 +462,8 @@ def main() -> None:
         "postgres_audit_lag_s": pg_extra.get("audit_lag_s"),
         "sqlite_cpu_us_per_event": sqlite_extra["cpu_us_per_event"],
         "postgres_cpu_us_per_event": pg_extra.get("cpu_us_per_event"),
+        "link_cpu_us_per_event": sqlite_extra["link_cpu_us_per_event"],
+        "broker_cpu_us_per_event": sqlite_extra["broker_cpu_us_per_event"],
         "cpus": os.cpu_count(),
         "verify_mode": VERIFY_MODE,
         "load_avg_1m": round(os.getloadavg()[0], 1),
