@@ -63,6 +63,19 @@ class _Inbox:
                 self._cond.notify_all()
         return True
 
+    def put_many(self, items: list[tuple[str, bytes]], stop: threading.Event) -> int:
+        """Append all of ``items`` (waiting for room); returns how many were not taken."""
+        with self._cond:
+            while len(self._items) >= self.maxsize:
+                if stop.is_set():
+                    return len(items)
+                self._cond.wait(0.5)
+            was_empty = not self._items
+            self._items.extend(items)
+            if was_empty:
+                self._cond.notify_all()
+        return 0
+
     def take(self, limit: int, timeout: float, linger: float) -> list[tuple[str, bytes]]:
         """Up to ``limit`` items: waits ``timeout`` for the first, then ``linger`` for more."""
         with self._cond:
@@ -159,8 +172,12 @@ class IngestConsumer:
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
         self._thread.start()
-        self.link.subscribe(f"{TOPIC_ROOT}/{self.site}/+/events/#", self._on_message)
-        self.link.subscribe(f"{TOPIC_ROOT}/{self.site}/+/state", self._on_message)
+        filters = [f"{TOPIC_ROOT}/{self.site}/+/events/#", f"{TOPIC_ROOT}/{self.site}/+/state"]
+        if isinstance(self.link, LinkProcess):  # batches straight into the inbox
+            self.link.subscribe_many(filters, self._on_messages)
+        else:
+            for topic_filter in filters:
+                self.link.subscribe(topic_filter, self._on_message)
 
     def stop(self) -> None:
         self._stop.set()
@@ -208,6 +225,13 @@ class IngestConsumer:
             self._received += 1
         if not self._queue.put((topic, payload), self._stop):
             self._done(1)  # stopping: not processed, not acked; the node will re-send it
+
+    def _on_messages(self, items: list[tuple[str, bytes]]) -> None:
+        with self._idle:
+            self._received += len(items)
+        left = self._queue.put_many(items, self._stop)
+        if left:
+            self._done(left)  # stopping: as above
 
     # -- worker ------------------------------------------------------------------------------
 

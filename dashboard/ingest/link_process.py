@@ -30,10 +30,17 @@ from controller.mqtt import MqttError, MqttLink, MqttSettings, topic_matches
 from dashboard.ingest.verify import worker_init
 
 Handler = Callable[[str, bytes], None]
+BatchHandler = Callable[[list[tuple[str, bytes]]], None]
+
+
+def _NO_HANDLER(topic: str, payload: bytes) -> None:  # noqa: N802 - a filter kept for a batch
+    """Placeholder for filters subscribed by ``subscribe_many`` (delivered in batches)."""
+
 
 BATCH_MAX = 2000  # messages per pipe send
 CHILD_BUFFER_MAX = 20_000  # past this the child's paho thread waits (TCP back-pressure)
 STATS_EVERY_S = 0.5
+LINGER_S = 0.002  # what a live event may wait in the link process for others to join it
 
 
 class LinkProcess:
@@ -46,6 +53,7 @@ class LinkProcess:
         self._stats: dict[str, int] = {}
         self._base: dict[str, int] = {}  # counters of children that died
         self._subs: dict[str, tuple[int, list[Handler]]] = {}
+        self._batch_handlers: list[tuple[tuple[str, ...], BatchHandler]] = []
         self._retained: dict[str, tuple[bytes, int]] = {}
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
@@ -131,6 +139,16 @@ class LinkProcess:
         if new:
             self._send(("sub", topic_filter, qos))
 
+    def subscribe_many(self, filters: list[str], handler: BatchHandler, *, qos: int = 1) -> None:
+        """Deliver the messages of a received batch that match any of ``filters`` to
+        ``handler`` as one list (in order): no per-message call for a bulk consumer."""
+        for topic_filter in filters:
+            MqttLink.check_filter(topic_filter)
+        with self._lock:
+            self._batch_handlers.append((tuple(filters), handler))
+        for topic_filter in filters:
+            self.subscribe(topic_filter, _NO_HANDLER, qos=qos)
+
     def wait_subscribed(self, timeout: float) -> bool:
         with self._subscribed:
             return self._subscribed.wait_for(
@@ -200,9 +218,23 @@ class LinkProcess:
 
     def _deliver(self, items: list[tuple[str, bytes]]) -> None:
         with self._lock:
-            subs = list(self._subs.items())
+            subs = [
+                (f, [h for h in hs if h is not _NO_HANDLER]) for f, (_, hs) in self._subs.items()
+            ]
+            subs = [(f, hs) for f, hs in subs if hs]
+            batch_handlers = list(self._batch_handlers)
+        for filters, batch_handler in batch_handlers:
+            matched = [it for it in items if any(topic_matches(f, it[0]) for f in filters)]
+            if matched:
+                try:
+                    batch_handler(matched)
+                except Exception:
+                    with self._lock:
+                        self._base["handler_errors"] = self._base.get("handler_errors", 0) + 1
+        if not subs:
+            return
         for topic, payload in items:
-            for topic_filter, (_, handlers) in subs:
+            for topic_filter, handlers in subs:
                 if topic_matches(topic_filter, topic):
                     for handler in handlers:
                         try:
@@ -262,14 +294,18 @@ def _child_main(conn: Connection, settings: dict[str, Any], client_id: str) -> N
             with cond:
                 if not buf:
                     cond.wait(STATS_EVERY_S)
+                if buf and len(buf) < BATCH_MAX:
+                    cond.wait(LINGER_S)  # a stream: let a batch gather (one pipe send for many)
                 items = buf[:BATCH_MAX]
                 del buf[: len(items)]
+                drained = not buf
                 cond.notify_all()
             try:
                 if items:
                     send(("msgs", items))
                 now = time.monotonic()
-                if items or now - last_stats >= STATS_EVERY_S:
+                # stats when idle again (so a caller sees its messages counted) or now and then
+                if (items and drained) or now - last_stats >= STATS_EVERY_S:
                     last_stats = now
                     send(_stats(link))
             except (OSError, ValueError):

@@ -75,3 +75,50 @@ def test_publish_while_disconnected_raises(broker):
         link.publish("t/x", b"1")
     with pytest.raises(MqttError):
         link.subscribe("t/#/x", lambda t, p: None)
+
+
+def test_batches_reach_a_bulk_subscriber_in_order(remote, other):
+    batches: queue.Queue[list[tuple[str, bytes]]] = queue.Queue()
+    singles: queue.Queue[bytes] = queue.Queue()
+    remote.subscribe_many(["t/+/events/#", "t/+/state"], batches.put)
+    remote.subscribe("t/other", lambda t, p: singles.put(p))
+    assert remote.wait_subscribed(30)
+    for i in range(300):
+        other.publish(f"t/n{i % 2}/events/x.y", str(i).encode(), qos=1)
+    other.publish("t/n0/state", b"s", qos=1)
+    other.publish("t/other", b"o", qos=1)
+    got: list[tuple[str, bytes]] = []
+    while len(got) < 301:
+        got.extend(batches.get(timeout=30))
+    assert [int(p) for _, p in got[:300]] == list(range(300))
+    assert got[300] == ("t/n0/state", b"s")
+    assert singles.get(timeout=30) == b"o"  # and not in a batch
+
+
+def test_the_ingest_consumer_over_a_link_process(broker, sm):
+    from dashboard.bus import Bus
+    from dashboard.ingest.consumer import IngestConsumer
+    from tests.dashboard.conftest import SITE, FakeNode
+
+    node = FakeNode()
+    with sm() as s:
+        node.enrol(s)
+    link = LinkProcess(settings(broker), client_id="dash")
+    link.start()
+    consumer = IngestConsumer(sm, link, site=SITE, bus=Bus())
+    consumer.start()
+    sender = MqttLink(settings(broker), client_id="gw1")
+    acks: queue.Queue[bytes] = queue.Queue()
+    sender.subscribe(f"secroom/v1/{SITE}/gw1/ack", lambda t, p: acks.put(p))
+    sender.start()
+    try:
+        assert link.wait_subscribed(30) and sender.wait_subscribed(30)
+        for ev in node.events(200):
+            sender.publish(ev.topic(), ev.to_bytes(), qos=1)
+        while (ack := acks.get(timeout=30)) != b'{"seq":200}':
+            assert ack.startswith(b'{"seq":')
+        assert consumer.counters["stored"] == 200
+    finally:
+        sender.stop()
+        consumer.stop()
+        link.stop()
