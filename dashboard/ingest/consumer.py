@@ -155,6 +155,7 @@ class IngestConsumer:
         self._connects = 0
         self._caught_up_at = time.monotonic()
         self.catch_up_interval_s = catch_up_interval_s
+        self._approved: set[str] | None = None
         self.db_errors = 0
         self.last_error: str | None = None
 
@@ -354,6 +355,8 @@ class IngestConsumer:
             # gap to notice, so ask for whatever follows each node's ack (usually nothing)
             self._caught_up_at = now
             self._catch_up()
+        else:
+            self._catch_up(only_new=True)
         self._connects = connects
         try:
             result = self._with_retry(
@@ -366,15 +369,22 @@ class IngestConsumer:
             return
         self._after_commit(result)
 
-    def _catch_up(self) -> None:
-        """After a reconnect: ask every approved node for what follows its acked seq."""
+    def _catch_up(self, only_new: bool = False) -> None:
+        """Ask every approved node for what follows its acked seq (after a reconnect, and now
+        and then); with ``only_new``, just the nodes approved since the last look: what they
+        sent while pending was refused, and an idle node would not send again by itself."""
         with self.sessionmaker() as session:
             marks = session.execute(
                 select(Node.name, Node.contiguous_seq).where(Node.key_status == "approved")
             ).all()
+        known, self._approved = self._approved, {name for name, _ in marks}
+        if only_new and known is None:
+            return  # the first look: nothing to compare with
         for name, seq in marks:
-            self._send_resend(ResendRequest(name, seq + 1, seq + CATCH_UP_SPAN))
-        self.catch_ups += 1
+            if not only_new or name not in (known or set()):
+                self._send_resend(ResendRequest(name, seq + 1, seq + CATCH_UP_SPAN))
+        if not only_new:
+            self.catch_ups += 1
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -204,3 +204,27 @@ def test_a_bad_signature_inside_a_chain_is_raised_by_the_audit(side, consumer, s
     assert consumer.counters["bad_signature_stored"] == 1
     with sm() as s:
         assert s.query(StoredEvent).filter_by(node="gw1").count() == 6
+
+
+def test_a_node_approved_later_is_asked_for_what_it_sent_while_pending(broker, sm, node):
+    with sm() as s:
+        node.enrol(s, status="pending")
+    link = connect(broker, "dashboard-approval")
+    c = IngestConsumer(sm, link, site=SITE, bus=Bus(), tick_s=0.05, catch_up_interval_s=600)
+    c.start()
+    side = NodeSide(broker, node)
+    try:
+        evs = node.events(2)
+        side.send(*evs)
+        assert c.wait_processed(2, 30)
+        assert c.counters["node_not_approved"] == 2
+        with sm() as s:  # the admin approves it (the periodic catch-up is 10 minutes away)
+            s.get(Node, node.name).key_status = "approved"
+            s.commit()
+        assert side.resends.get(timeout=30)["from"] == 1
+        side.send(*evs)
+        assert side.ack_reaching(2) == 2
+    finally:
+        side.link.stop()
+        c.stop()
+        link.stop()
