@@ -53,14 +53,14 @@ def _check_triples(triples: Sequence[Triple]) -> list[bool]:
     """Runs in a pool worker."""
     out = []
     for raw, sig, digest in triples:
-        key = _worker_keys.get(raw)
-        if key is None:
-            if len(_worker_keys) > 10_000:
-                _worker_keys.clear()
-            key = _worker_keys[raw] = Ed25519PublicKey.from_public_bytes(raw)
         try:
+            key = _worker_keys.get(raw)
+            if key is None:
+                if len(_worker_keys) > 10_000:
+                    _worker_keys.clear()
+                key = _worker_keys[raw] = Ed25519PublicKey.from_public_bytes(raw)
             key.verify(sig, digest)
-        except InvalidSignature:
+        except (InvalidSignature, ValueError, TypeError):
             out.append(False)
         else:
             out.append(True)
