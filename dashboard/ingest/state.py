@@ -123,7 +123,9 @@ class StateHandler:
             else:
                 node.public_key = key
         old = node.health if isinstance(node.health, dict) else {}
-        _health_anomalies(name, old, health, pending)
+        approved = node.key_status == "approved"  # only an enrolled node's faults are raised
+        if approved:
+            _health_anomalies(name, old, health, pending)
         offset = _clock_offset(raw.get("ts"), now)
         if offset is not None:
             health["clock_offset_s"] = offset
@@ -132,7 +134,8 @@ class StateHandler:
             # again in a newer message (another ts) is the node's clock
             before = old.get("clock_offset_s") if old.get("ts") != raw.get("ts") else None
             if (
-                abs(offset) > CLOCK_SKEW_S
+                approved
+                and abs(offset) > CLOCK_SKEW_S
                 and isinstance(before, int | float)
                 and abs(before) > CLOCK_SKEW_S
             ):
