@@ -171,6 +171,11 @@ class IngestConsumer:
         if self._thread is not None:
             return
         self._stop.clear()
+        # nodes approved from now on are new (if the database is down, the first tick looks)
+        with contextlib.suppress(OperationalError, DBAPIError), self.sessionmaker() as session:
+            self._approved = set(
+                session.scalars(select(Node.name).where(Node.key_status == "approved"))
+            )
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
         self._thread.start()
         filters = [f"{TOPIC_ROOT}/{self.site}/+/events/#", f"{TOPIC_ROOT}/{self.site}/+/state"]
