@@ -115,7 +115,7 @@ class IngestConsumer:
         batch_wait_s: float = 0.02,
         ack_interval_s: float = 0.25,
         queue_max: int = 100_000,
-        verify_processes: int | None = None,
+        audit_processes: int | None = None,
         verify_mode: str = "chain",
         max_payload: int = MAX_EVENT_BYTES,
         tick_s: float = 1.0,
@@ -133,10 +133,10 @@ class IngestConsumer:
         self.ack_interval_s = ack_interval_s
         self._acks_sent_at = 0.0
         self.tick_s = tick_s
-        if verify_processes is None:  # one core for this process, the others verify
-            verify_processes = min(2, max(0, (os.cpu_count() or 1) - 1))
-        self.verifier = SignatureVerifier(verify_processes, verify_mode)
-        self.audit = SignatureAudit(verify_processes)
+        if audit_processes is None:  # one core for this process, the others audit
+            audit_processes = min(2, max(0, (os.cpu_count() or 1) - 1))
+        self.verifier = SignatureVerifier(verify_mode)
+        self.audit = SignatureAudit(audit_processes)
         self.core = IngestCore(
             site=site,
             verifier=self.verifier,
@@ -191,7 +191,6 @@ class IngestConsumer:
             self._queue.wake()
             self._thread.join(30)
             self._thread = None
-        self.verifier.close()
         self.audit.close()
 
     def wait_idle(self, timeout: float) -> bool:

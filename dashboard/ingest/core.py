@@ -64,6 +64,8 @@ class BatchResult:
     # stored events whose own signature chain mode left for the SignatureAudit
     unchecked: list[tuple[Ed25519PublicKey, Event]] = field(default_factory=list)
     index_of: dict[int, int] = field(default_factory=dict, repr=False)  # id(Event) -> index
+    # id(Event) -> key of the events accepted on their chain alone (scratch, like index_of)
+    unchecked_keys: dict[int, Ed25519PublicKey] = field(default_factory=dict, repr=False)
 
     @property
     def stored(self) -> int:
@@ -130,7 +132,6 @@ class IngestCore:
         self.state = StateHandler(site=site, max_payload=max_payload, max_pending=max_pending_nodes)
         self._resent: dict[tuple[str, int, int], datetime] = {}
         self._prefix = f"{TOPIC_ROOT}/{site}/"
-        self._unchecked: dict[int, Ed25519PublicKey] = {}  # id(Event) -> key, current batch
 
     # -- public ------------------------------------------------------------------------------
 
@@ -157,6 +158,7 @@ class IngestCore:
         self.counters.update(result.counts)
         result.outcomes.sort(key=lambda o: o.index)
         result.index_of.clear()
+        result.unchecked_keys.clear()
         return result
 
     def check_gaps(self, session: Session, now: datetime, gap_timeout_s: float) -> BatchResult:
@@ -296,11 +298,10 @@ class IngestCore:
                 continue
             to_verify.append((topic, event))
             keys.append(key)
-        self.verifier.take_deferred()  # nothing left over from a batch that failed
-        ok = self.verifier.verify_events(
+        ok, unchecked = self.verifier.verify_events(
             [(k, e) for k, (_, e) in zip(keys, to_verify, strict=True)]
         )
-        self._unchecked = {id(e): k for k, e in self.verifier.take_deferred()}
+        result.unchecked_keys = {id(to_verify[i][1]): keys[i] for i in unchecked}
         by_node: dict[str, list[tuple[str, Event]]] = defaultdict(list)
         for good, (topic, event) in zip(ok, to_verify, strict=True):
             if good:
@@ -421,7 +422,7 @@ class IngestCore:
                     detail={"seq": seq},
                 )
             accepted[seq] = event
-            unchecked_key = self._unchecked.get(id(event))
+            unchecked_key = result.unchecked_keys.get(id(event))
             if unchecked_key is not None:
                 result.unchecked.append((unchecked_key, event))
             person_id, door = projections.event_refs(event)

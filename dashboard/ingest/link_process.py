@@ -33,10 +33,6 @@ Handler = Callable[[str, bytes], None]
 BatchHandler = Callable[[list[tuple[str, bytes]]], None]
 
 
-def _NO_HANDLER(topic: str, payload: bytes) -> None:  # noqa: N802 - a filter kept for a batch
-    """Placeholder for filters subscribed by ``subscribe_many`` (delivered in batches)."""
-
-
 BATCH_MAX = 2000  # messages per pipe send
 CHILD_BUFFER_MAX = 20_000  # past this the child's paho thread waits (TCP back-pressure)
 STATS_EVERY_S = 0.5
@@ -54,6 +50,7 @@ class LinkProcess:
         self._base: dict[str, int] = {}  # counters of children that died
         self._subs: dict[str, tuple[int, list[Handler]]] = {}
         self._batch_handlers: list[tuple[tuple[str, ...], BatchHandler]] = []
+        self._sent_filters: set[str] = set()  # filters the current child was asked for
         self._retained: dict[str, tuple[bytes, int]] = {}
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
@@ -121,6 +118,7 @@ class LinkProcess:
             subs = [(f, qos) for f, (qos, _) in self._subs.items()]
             retained = list(self._retained.items())
             self._pending_subs = len(subs)  # a new child has none yet
+            self._sent_filters = {f for f, _ in subs}
         for topic_filter, qos in subs:
             self._send(("sub", topic_filter, qos))
         for topic, (payload, qos) in retained:
@@ -132,12 +130,8 @@ class LinkProcess:
         MqttLink.check_filter(topic_filter)
         with self._lock:
             _, handlers = self._subs.get(topic_filter, (qos, []))
-            new = not handlers
             self._subs[topic_filter] = (qos, [*handlers, handler])
-            if new:
-                self._pending_subs += 1  # until the child reports it subscribed
-        if new:
-            self._send(("sub", topic_filter, qos))
+        self._add_filters([topic_filter], qos)
 
     def subscribe_many(self, filters: list[str], handler: BatchHandler, *, qos: int = 1) -> None:
         """Deliver the messages of a received batch that match any of ``filters`` to
@@ -146,8 +140,18 @@ class LinkProcess:
             MqttLink.check_filter(topic_filter)
         with self._lock:
             self._batch_handlers.append((tuple(filters), handler))
-        for topic_filter in filters:
-            self.subscribe(topic_filter, _NO_HANDLER, qos=qos)
+            for topic_filter in filters:
+                self._subs.setdefault(topic_filter, (qos, []))
+        self._add_filters(filters, qos)
+
+    def _add_filters(self, filters: list[str], qos: int) -> None:
+        """Have the child subscribe the filters it does not have yet."""
+        with self._lock:
+            new = [f for f in filters if f not in self._sent_filters]
+            self._sent_filters.update(new)
+            self._pending_subs += len(new)  # until the child reports them subscribed
+        for topic_filter in new:
+            self._send(("sub", topic_filter, qos))
 
     def wait_subscribed(self, timeout: float) -> bool:
         with self._subscribed:
@@ -218,10 +222,7 @@ class LinkProcess:
 
     def _deliver(self, items: list[tuple[str, bytes]]) -> None:
         with self._lock:
-            subs = [
-                (f, [h for h in hs if h is not _NO_HANDLER]) for f, (_, hs) in self._subs.items()
-            ]
-            subs = [(f, hs) for f, hs in subs if hs]
+            subs = [(f, hs) for f, (_, hs) in self._subs.items() if hs]
             batch_handlers = list(self._batch_handlers)
         for filters, batch_handler in batch_handlers:
             matched = [it for it in items if any(topic_matches(f, it[0]) for f in filters)]

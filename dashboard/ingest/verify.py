@@ -1,12 +1,9 @@
-"""Ed25519 verification of many events, optionally in worker processes.
+"""Ed25519 verification of events, and the audit of the signatures chain mode left for later.
 
 ``cryptography`` keeps the GIL while it verifies (threads gave no speed-up: 74 µs per event with
-one thread or two), so parallel verification needs processes. With ``processes`` > 0 a batch is
-cut into chunks of (raw public key, signature, digest) triples, a few bytes each to pickle, and
-verified in a pool (spawned: no fork of a threaded dashboard; each worker dies with the
-dashboard, see ``worker_init``); the ingest thread waits on it
-without the GIL, so MQTT receiving and the database work of this process go on meanwhile. A pool
-that breaks (a worker killed) is rebuilt and the batch is verified here instead.
+one thread or two), so the audit runs in a worker process: batches go to it as (raw public key,
+signature, digest) triples, a few bytes each to pickle (spawned: no fork of a threaded
+dashboard; the worker dies with the dashboard, see ``worker_init``).
 """
 
 from __future__ import annotations
@@ -28,7 +25,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from controller.envelope import Event, unb64u
 from controller.keys import KeyFileError, public_from_b64
 
-POOL_MIN_BATCH = 64  # below this the pickling round trip costs more than it saves
 _CHUNK = 250
 
 Triple = tuple[bytes, bytes, bytes]  # raw public key, signature, digest
@@ -40,10 +36,6 @@ def _check(key: Ed25519PublicKey, event: Event) -> bool:
     except (InvalidSignature, ValueError):
         return False
     return True
-
-
-def _check_chunk(items: Sequence[tuple[Ed25519PublicKey, Event]]) -> list[bool]:
-    return [_check(k, e) for k, e in items]
 
 
 _worker_keys: dict[bytes, Ed25519PublicKey] = {}
@@ -101,26 +93,22 @@ def chain_runs(items: Sequence[tuple[Ed25519PublicKey, Event]]) -> list[list[int
 
 
 class SignatureVerifier:
-    """Verifies (key, event) pairs; ``processes`` > 0 uses a process pool for large batches.
+    """Verifies (key, event) pairs in this process.
 
     ``mode="every"`` checks every signature before anything is stored. ``mode="chain"`` checks,
     per run of hash-linked events of one node, only the last one's signature: it covers its hash,
     which covers its ``prev``, and so on down the run, so every event's content is authenticated
-    by the node's key before it is stored. The ``sig`` fields of the inner events are then
-    collected in ``deferred`` for the consumer's :class:`SignatureAudit`, which checks each of
-    them after the commit (a bad one raises a ``bad_signature`` anomaly). A run whose last
-    signature fails is checked event by event.
+    by the node's key before it is stored. The positions of the inner events, whose own ``sig``
+    is still unchecked, are returned for the consumer's :class:`SignatureAudit`, which checks
+    each of them after the commit (a bad one raises a ``bad_signature`` anomaly). A run whose
+    last signature fails is checked event by event.
     """
 
-    def __init__(self, processes: int = 0, mode: str = "every") -> None:
+    def __init__(self, mode: str = "every") -> None:
         if mode not in ("every", "chain"):
             raise ValueError(f"unknown verification mode {mode!r} (every or chain)")
         self.mode = mode
-        self.processes = max(0, processes)
-        self._pool: ProcessPoolExecutor | None = None
         self._keys: dict[str, Ed25519PublicKey] = {}
-        self.pool_failures = 0
-        self.deferred: list[tuple[Ed25519PublicKey, Event]] = []
 
     def key(self, b64: str) -> Ed25519PublicKey | None:
         """The public key object for an enrolled base64url key (cached), None if unusable."""
@@ -135,67 +123,31 @@ class SignatureVerifier:
             self._keys[b64] = cached
         return cached
 
-    def verify_events(self, items: Sequence[tuple[Ed25519PublicKey, Event]]) -> list[bool]:
-        """One verdict per item, following ``mode``."""
+    def verify_events(
+        self, items: Sequence[tuple[Ed25519PublicKey, Event]]
+    ) -> tuple[list[bool], list[int]]:
+        """One verdict per item, following ``mode``, and the positions of the items accepted
+        without their own signature checked (always empty in "every" mode)."""
         if self.mode == "every":
-            return self.verify_many(items)
+            return self.verify_many(items), []
         runs = chain_runs(items)
         tails = self.verify_many([items[run[-1]] for run in runs])
         out = [False] * len(items)
+        unchecked: list[int] = []
         retry: list[int] = []
         for run, good in zip(runs, tails, strict=True):
             if good:
                 for i in run:
                     out[i] = True
-                self.deferred.extend(items[i] for i in run[:-1])
+                unchecked.extend(run[:-1])
             else:
                 retry.extend(run)
         for i, good in zip(retry, self.verify_many([items[i] for i in retry]), strict=True):
             out[i] = good
-        return out
-
-    def take_deferred(self) -> list[tuple[Ed25519PublicKey, Event]]:
-        """The inner events whose own signature is still to be checked (and forget them)."""
-        out, self.deferred = self.deferred, []
-        return out
+        return out, unchecked
 
     def verify_many(self, items: Sequence[tuple[Ed25519PublicKey, Event]]) -> list[bool]:
-        if self.processes == 0 or len(items) < POOL_MIN_BATCH:
-            return _check_chunk(items)
-        triples = [_triple(k, e) for k, e in items]
-        usable = [t for t in triples if t is not None]
-        try:
-            pool = self._ensure_pool()
-            verdicts: list[bool] = []
-            for part in pool.map(
-                _check_triples, [usable[i : i + _CHUNK] for i in range(0, len(usable), _CHUNK)]
-            ):
-                verdicts.extend(part)
-        except (BrokenProcessPool, OSError):
-            self.pool_failures += 1
-            self._drop_pool()
-            return _check_chunk(items)
-        it = iter(verdicts)
-        return [False if t is None else next(it) for t in triples]
-
-    def _ensure_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                self.processes,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=worker_init,
-            )
-        return self._pool
-
-    def _drop_pool(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        return [_check(k, e) for k, e in items]
 
 
 class SignatureAudit:

@@ -12,7 +12,7 @@ Signed, chained door.access events of 8 nodes are generated beforehand (cached u
   until every event is stored, on a fresh database; ``--events`` (default 200,000);
 - backlog: the nodes' journals hold ``--backlog`` events (default 1,000,000) when the
   dashboard comes back; they replay them all at once; time until all stored (SQLite);
-- cost of the pieces: parse + hash check, and Ed25519 verification (in process, 2 processes).
+- cost of the pieces: parse + hash check, and Ed25519 verification (in process).
 The last line is ``RESULT {json}``.
 """
 
@@ -56,7 +56,7 @@ NODES = 8
 CACHE = Path(tempfile.gettempdir()) / "secroom-bench-ingest"
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 VERIFY_MODE = "chain"
-VERIFY_PROCS: int | None = None  # the consumer's default
+AUDIT_PROCS: int | None = None  # the consumer's default
 
 
 # -- event files ---------------------------------------------------------------------------------
@@ -268,7 +268,7 @@ def ingest_run(
     if not lk.wait_subscribed(10):
         raise SystemExit(f"cannot connect to the private broker: {lk.last_error}")
     consumer = IngestConsumer(
-        sm, lk, site=SITE, bus=Bus(), verify_processes=VERIFY_PROCS, verify_mode=VERIFY_MODE
+        sm, lk, site=SITE, bus=Bus(), audit_processes=AUDIT_PROCS, verify_mode=VERIFY_MODE
     )
     consumer.start()
     if not lk.wait_subscribed(10):
@@ -327,20 +327,14 @@ def piece_costs(folder: Path, pubs: dict[str, str], n: int = 5000) -> dict[str, 
     start = time.perf_counter()
     events = [parse(b) for b in lines]
     parse_us = (time.perf_counter() - start) / n * 1e6
-    verifier = SignatureVerifier(0)
+    verifier = SignatureVerifier()
     key = verifier.key(pubs[name])
     assert key is not None
     pairs = [(key, e) for e in events]
     start = time.perf_counter()
     assert all(verifier.verify_many(pairs))
     v1 = (time.perf_counter() - start) / n * 1e6
-    pool = SignatureVerifier(2)
-    pool.verify_many(pairs[:100])  # start the workers outside the timing
-    start = time.perf_counter()
-    assert all(pool.verify_many(pairs))
-    v2 = (time.perf_counter() - start) / n * 1e6
-    pool.close()
-    return {"parse_us": parse_us, "verify_inproc_us": v1, "verify_2proc_us": v2}
+    return {"parse_us": parse_us, "verify_inproc_us": v1}
 
 
 def pg_schema_url(pg_url: str) -> tuple[str, str]:
@@ -444,7 +438,6 @@ def main() -> None:
     print(f"{f'backlog of {backlog:,} drained (sqlite)':<44}{drain_s:>13,.1f}s")
     print(f"{'parse + hash check per event':<44}{costs['parse_us']:>12,.0f}us")
     print(f"{'Ed25519 verify per event, in process':<44}{costs['verify_inproc_us']:>12,.0f}us")
-    print(f"{'Ed25519 verify per event, 2 processes':<44}{costs['verify_2proc_us']:>12,.0f}us")
     print(f"{'target':<44}{'>= 10,000/s':>14}")
     result = {
         "sqlite_events_per_s": round(sqlite_rate),
@@ -457,7 +450,6 @@ def main() -> None:
         "anchor_mosquitto_raw_per_s": round(raw),
         "parse_us": round(costs["parse_us"], 1),
         "verify_inproc_us": round(costs["verify_inproc_us"], 1),
-        "verify_2proc_us": round(costs["verify_2proc_us"], 1),
         "sqlite_audit_lag_s": sqlite_extra["audit_lag_s"],
         "postgres_audit_lag_s": pg_extra.get("audit_lag_s"),
         "sqlite_cpu_us_per_event": sqlite_extra["cpu_us_per_event"],
