@@ -4,8 +4,8 @@ SQLAlchemy's executemany converts every bound value through the column types in 
 psycopg, sends one INSERT per row down a pipeline; at thousands of events a second that is most
 of the ingest time. Here each column's conversion is decided once per table and applied to plain
 tuples, producing exactly what SQLAlchemy itself stores (SQLite: naive UTC datetimes as
-``YYYY-MM-DD HH:MM:SS.ffffff``, JSON as text, booleans as 0/1), so the ORM reads the rows back
-unchanged. Other dialects fall back to SQLAlchemy's executemany.
+``YYYY-MM-DD HH:MM:SS.ffffff``, JSON as text, booleans as they are: sqlite3 binds them as 0/1),
+so the ORM reads the rows back unchanged. Other dialects fall back to SQLAlchemy's executemany.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Boolean, Table, insert
+from sqlalchemy import JSON, Table, insert
 from sqlalchemy.orm import Session
 
 from dashboard.models.types import UTCDateTime
@@ -34,7 +35,10 @@ def _json_text(value: Any) -> str | None:
         return json.dumps(value)
 
 
+@lru_cache(maxsize=8192)
 def _sqlite_dt(value: datetime | None) -> str | None:
+    # cached: an event's time goes into the events row and its door_access row, and a batch's
+    # received_at into every row (equal datetimes are the same instant, so the same text)
     if value is None:
         return None
     tz = value.tzinfo
@@ -43,10 +47,6 @@ def _sqlite_dt(value: datetime | None) -> str | None:
             raise ValueError("naive datetime given for a UTC column; pass an aware datetime")
         value = value.astimezone(UTC)
     return value.isoformat(" ", "microseconds")[:26]  # drop "+00:00": stored naive, in UTC
-
-
-def _sqlite_bool(value: bool | None) -> int | None:
-    return None if value is None else int(value)
 
 
 def _pg_dt(value: datetime | None) -> datetime | None:
@@ -60,8 +60,6 @@ def _converter(column_type: Any, dialect: str) -> Convert | None:
         return _json_text
     if isinstance(column_type, UTCDateTime):
         return _sqlite_dt if dialect == "sqlite" else _pg_dt
-    if isinstance(column_type, Boolean) and dialect == "sqlite":
-        return _sqlite_bool
     return None
 
 

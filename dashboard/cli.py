@@ -119,7 +119,10 @@ class DashboardRuntime:
     parts: list[Any] = field(default_factory=list)
 
     def start(self) -> None:
+        from dashboard.ingest.gc_tuning import tune_gc
+
         self._note_unclean_stop()
+        tune_gc()  # the app and libraries are loaded: freeze them, collect less often
         for part in self.parts:
             part.start()
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from controller.envelope import Event
@@ -157,8 +157,7 @@ class _Stays:
 
     def write(self, session: Session) -> None:
         conn = session.connection()
-        if self.inserts:
-            conn.execute(insert(Presence), self.inserts)
+        insert_rows(session, Presence.__table__, self.inserts)  # type: ignore[arg-type]
         if self.updates:
             conn.execute(
                 update(Presence)

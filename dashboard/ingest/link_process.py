@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from controller.mqtt import MqttError, MqttLink, MqttSettings, topic_matches
+from dashboard.ingest.gc_tuning import tune_gc
 from dashboard.ingest.verify import worker_init
 
 Handler = Callable[[str, bytes], None]
@@ -225,7 +226,14 @@ class LinkProcess:
             subs = [(f, hs) for f, (_, hs) in self._subs.items() if hs]
             batch_handlers = list(self._batch_handlers)
         for filters, batch_handler in batch_handlers:
-            matched = [it for it in items if any(topic_matches(f, it[0]) for f in filters)]
+            wanted: dict[str, bool] = {}  # a batch holds few distinct topics: match each once
+            matched = []
+            for it in items:
+                ok = wanted.get(it[0])
+                if ok is None:
+                    ok = wanted[it[0]] = any(topic_matches(f, it[0]) for f in filters)
+                if ok:
+                    matched.append(it)
             if matched:
                 try:
                     batch_handler(matched)
@@ -271,6 +279,7 @@ class LinkProcess:
 
 def _child_main(conn: Connection, settings: dict[str, Any], client_id: str) -> None:
     worker_init()  # dies with the dashboard, even a SIGKILLed one
+    tune_gc()  # paho allocates a handful of objects per message
     link = MqttLink(MqttSettings.model_validate(settings), client_id=client_id)
     buf: list[tuple[str, bytes]] = []
     cond = threading.Condition()

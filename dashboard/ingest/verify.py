@@ -27,7 +27,7 @@ from controller.keys import KeyFileError, public_from_b64
 
 _CHUNK = 250
 
-Triple = tuple[bytes, bytes, bytes]  # raw public key, signature, digest
+Triple = tuple[bytes, str, str]  # raw public key, signature (base64url), digest (hex)
 
 
 def _check(key: Ed25519PublicKey, event: Event) -> bool:
@@ -42,7 +42,7 @@ _worker_keys: dict[bytes, Ed25519PublicKey] = {}
 
 
 def _check_triples(triples: Sequence[Triple]) -> list[bool]:
-    """Runs in a pool worker."""
+    """Runs in a pool worker; a signature or digest that does not even decode is a failure."""
     out = []
     for raw, sig, digest in triples:
         try:
@@ -51,23 +51,12 @@ def _check_triples(triples: Sequence[Triple]) -> list[bool]:
                 if len(_worker_keys) > 10_000:
                     _worker_keys.clear()
                 key = _worker_keys[raw] = Ed25519PublicKey.from_public_bytes(raw)
-            key.verify(sig, digest)
+            key.verify(unb64u(sig), bytes.fromhex(digest))
         except (InvalidSignature, ValueError, TypeError):
             out.append(False)
         else:
             out.append(True)
     return out
-
-
-def _triple(key: Ed25519PublicKey, event: Event) -> Triple | None:
-    try:
-        return (
-            key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw),
-            unb64u(event.sig),
-            bytes.fromhex(event.hash),
-        )
-    except ValueError:
-        return None
 
 
 def chain_runs(items: Sequence[tuple[Ed25519PublicKey, Event]]) -> list[list[int]]:
@@ -169,27 +158,31 @@ class SignatureAudit:
         self.failed: list[tuple[str, int]] = []
 
     def submit(self, items: Sequence[tuple[Ed25519PublicKey, Event]]) -> None:
+        raw_keys: dict[int, bytes] = {}
         for i in range(0, len(items), _CHUNK * 4):
             chunk = items[i : i + _CHUNK * 4]
             refs = [(e.node, e.seq) for _, e in chunk]
-            triples = [_triple(k, e) for k, e in chunk]
-            bad = [ref for ref, t in zip(refs, triples, strict=True) if t is None]
-            self.failed.extend(bad)
-            good_refs = [ref for ref, t in zip(refs, triples, strict=True) if t is not None]
-            usable = [t for t in triples if t is not None]
+            triples = []
+            for key, event in chunk:
+                raw = raw_keys.get(id(key))
+                if raw is None:
+                    raw = raw_keys[id(key)] = key.public_bytes(
+                        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+                    )
+                triples.append((raw, event.sig, event.hash))
             if self.processes == 0:
-                self._record(good_refs, _check_triples(usable))
+                self._record(refs, _check_triples(triples))
                 continue
-            while self.pending + len(usable) > self.max_pending and self._work:
+            while self.pending + len(triples) > self.max_pending and self._work:
                 self._finish(self._work.popleft())
             try:
-                future = self._ensure_pool().submit(_check_triples, usable)
+                future = self._ensure_pool().submit(_check_triples, triples)
             except (BrokenProcessPool, RuntimeError):
                 self._drop_pool()
-                self._record(good_refs, _check_triples(usable))
+                self._record(refs, _check_triples(triples))
                 continue
-            self._work.append((future, good_refs, usable))
-            self.pending += len(usable)
+            self._work.append((future, refs, triples))
+            self.pending += len(triples)
 
     def poll(self, wait: bool = False) -> list[tuple[str, int]]:
         """Collect finished work (all of it with ``wait``); returns and forgets the failures."""
