@@ -18,12 +18,16 @@ paho's own network thread (``loop_start``):
   and never reaches paho's thread, and neither does an exception from our own hooks.
 - The password is read from ``password_file`` when the link starts and is never kept in a model,
   a repr or a log line.
+- Reads are buffered (``_BufferedClient``): paho reads a packet with three or four small
+  ``recv`` calls, and at thousands of messages a second those system calls cost more than the
+  parsing.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -81,6 +85,60 @@ _COUNTERS = (
 )
 
 
+READ_SIZE = 65536
+
+
+class _ReadBuffer:
+    """A plain TCP socket whose reads come from a buffer filled ``READ_SIZE`` bytes at a time.
+
+    paho reads each packet as the fixed header's byte, the remaining length byte by byte, then
+    the body; here those small reads are slices of one big ``recv``. ``pending`` is how paho's
+    loop learns, as it does for a TLS socket, that bytes are buffered, so it does not wait in
+    ``select`` for data it already has. Everything else is the socket's own.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buf = b""
+        self._pos = 0
+        self.send = sock.send  # the hot paths, without the __getattr__ detour
+        self.fileno = sock.fileno
+
+    def recv(self, bufsize: int) -> bytes:
+        buf, pos = self._buf, self._pos
+        if pos >= len(buf):
+            buf = self._sock.recv(max(bufsize, READ_SIZE))  # BlockingIOError: nothing yet
+            if len(buf) <= bufsize:  # all of it asked for (b"" at end of stream)
+                self._buf, self._pos = b"", 0
+                return buf
+            pos = 0
+            self._buf = buf
+        end = pos + bufsize
+        self._pos = end
+        return buf[pos:end]
+
+    def pending(self) -> int:
+        return len(self._buf) - self._pos
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _BufferedClient(paho.Client):
+    """paho's client reading through ``_ReadBuffer`` (plain TCP; TLS sockets buffer already).
+
+    ``_create_socket`` is paho's own seam for transports (its websocket wrapper goes in there,
+    a socket-like object with ``pending`` as here); tests run the link against a real broker,
+    including broker restarts, so a paho release that changed it would show at once.
+    """
+
+    def _create_socket(self) -> Any:
+        sock = super()._create_socket()
+        if type(sock) is socket.socket:
+            return _ReadBuffer(sock)
+        return sock
+
+
 class MqttLink:
     """One broker connection with reconnect, remembered subscriptions and PUBACK callbacks."""
 
@@ -108,7 +166,7 @@ class MqttLink:
         self._subscribed = threading.Condition(self._subs_lock)
         self._tokens = itertools.count(-1, -1)  # placeholders, never a real (positive) mid
         self._started = False
-        self._client = paho.Client(
+        self._client = _BufferedClient(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             clean_session=True,

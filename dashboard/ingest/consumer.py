@@ -1,7 +1,10 @@
-"""The MQTT consumer: queue from paho's thread, batch into the DB on one worker thread.
+"""The MQTT consumer: queue from paho's thread, parse on one thread, store on another.
 
 paho's thread only enqueues (bounded: when full it waits, which back-pressures the broker).
-The worker takes up to ``batch_max`` messages per transaction, commits, then publishes the acks
+The parse thread takes up to ``batch_max`` messages and parses them (``IngestCore.prepare``)
+while the worker stores the batch before: the database driver lets go of the GIL while SQLite
+or PostgreSQL works, so the two overlap. The worker stores a batch in one transaction, commits,
+then publishes the acks
 (retained) and resend requests and feeds the bus. A failing DB keeps the batch and retries; a
 payload that makes our code fail on its own is counted ``internal_error`` and not acked (the
 node re-sends it). Every ``tick_s`` the worker re-asks for open gaps and raises gap anomalies;
@@ -27,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -36,7 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.envelope import MAX_EVENT_BYTES, TOPIC_ROOT, canonical_json, now_utc, topic_for
 from controller.mqtt import MqttError, MqttLink
 from dashboard.bus import Bus
-from dashboard.ingest.core import BatchResult, IngestCore, ResendRequest
+from dashboard.ingest.core import BatchResult, IngestCore, Prepared, ResendRequest
 from dashboard.ingest.link_process import LinkProcess
 from dashboard.ingest.verify import SignatureAudit, SignatureVerifier
 from dashboard.models.nodes import Node
@@ -44,15 +47,18 @@ from dashboard.models.nodes import Node
 CATCH_UP_SPAN = 10_000  # a node clamps a resend to what it has sent (and to its resend_max)
 
 
-class _Inbox:
+T = TypeVar("T")
+
+
+class _Inbox(Generic[T]):
     """A bounded FIFO drained in bulk (one lock round per batch, not per message)."""
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
-        self._items: deque[tuple[str, bytes]] = deque()
+        self._items: deque[T] = deque()
         self._cond = threading.Condition()
 
-    def put(self, item: tuple[str, bytes], stop: threading.Event) -> bool:
+    def put(self, item: T, stop: threading.Event) -> bool:
         with self._cond:
             while len(self._items) >= self.maxsize:
                 if stop.is_set():
@@ -63,7 +69,7 @@ class _Inbox:
                 self._cond.notify_all()
         return True
 
-    def put_many(self, items: list[tuple[str, bytes]], stop: threading.Event) -> int:
+    def put_many(self, items: list[T], stop: threading.Event) -> int:
         """Append all of ``items`` (waiting for room); returns how many were not taken."""
         with self._cond:
             while len(self._items) >= self.maxsize:
@@ -76,7 +82,7 @@ class _Inbox:
                 self._cond.notify_all()
         return 0
 
-    def take(self, limit: int, timeout: float, linger: float) -> list[tuple[str, bytes]]:
+    def take(self, limit: int, timeout: float, linger: float) -> list[T]:
         """Up to ``limit`` items: waits ``timeout`` for the first, then ``linger`` for more."""
         with self._cond:
             if not self._items:
@@ -143,7 +149,9 @@ class IngestConsumer:
             max_payload=max_payload,
             resend_interval_s=resend_interval_s,
         )
-        self._queue = _Inbox(queue_max)
+        self._queue: _Inbox[tuple[str, bytes]] = _Inbox(queue_max)
+        self._ready: _Inbox[tuple[list[tuple[str, bytes]], Prepared | None]] = _Inbox(2)
+        self._preparer: threading.Thread | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._idle = threading.Condition()
@@ -178,6 +186,10 @@ class IngestConsumer:
             )
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
         self._thread.start()
+        self._preparer = threading.Thread(
+            target=self._prepare_loop, name="ingest-parse", daemon=True
+        )
+        self._preparer.start()
         filters = [f"{TOPIC_ROOT}/{self.site}/+/events/#", f"{TOPIC_ROOT}/{self.site}/+/state"]
         if isinstance(self.link, LinkProcess):  # batches straight into the inbox
             self.link.subscribe_many(filters, self._on_messages)
@@ -187,10 +199,16 @@ class IngestConsumer:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
+        if self._preparer is not None:
             self._queue.wake()
+            self._preparer.join(30)
+            self._preparer = None
+        if self._thread is not None:
+            self._ready.wake()
             self._thread.join(30)
             self._thread = None
+        for batch, _ in self._ready.take(self._ready.maxsize, 0, 0):
+            self._done(len(batch))  # parsed but not stored: not acked, the nodes re-send
         self.audit.close()
 
     def wait_idle(self, timeout: float) -> bool:
@@ -240,15 +258,30 @@ class IngestConsumer:
 
     # -- worker ------------------------------------------------------------------------------
 
+    def _prepare_loop(self) -> None:
+        """Parse the next batch while the worker stores the previous one (parsing needs no
+        database, and the driver lets go of the GIL while SQLite or PostgreSQL works)."""
+        while not self._stop.is_set():
+            batch = self._queue.take(self.batch_max, 0.5, self.batch_wait_s)
+            if not batch:
+                continue
+            try:
+                prepared: Prepared | None = self.core.prepare(batch)
+            except Exception as exc:  # our bug on some payload: the worker isolates it
+                self.last_error = f"batch failed: {type(exc).__name__}: {exc}"
+                prepared = None
+            if not self._ready.put((batch, prepared), self._stop):
+                self._done(len(batch))  # stopping: not processed, not acked
+
     def _run(self) -> None:
         next_tick = time.monotonic() + self.tick_s
         while not self._stop.is_set():
             wait = max(0.0, min(self.tick_s, next_tick - time.monotonic()))
-            batch = self._queue.take(self.batch_max, wait, self.batch_wait_s)
-            if batch and not self._stop.is_set():
-                self._handle(batch)
-            elif batch:
-                self._done(len(batch))
+            ready = self._ready.take(1, wait, 0)
+            if ready and not self._stop.is_set():
+                self._handle(*ready[0])
+            elif ready:
+                self._done(len(ready[0][0]))
             self._audit_results(wait=False)
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + self.tick_s
@@ -260,9 +293,14 @@ class IngestConsumer:
             self._handled += n
             self._idle.notify_all()
 
-    def _handle(self, batch: list[tuple[str, bytes]]) -> None:
+    def _handle(self, batch: list[tuple[str, bytes]], prepared: Prepared | None = None) -> None:
         try:
-            result = self._with_retry(lambda s: self.core.process(s, batch, self.clock()))
+            if prepared is None:
+                result = self._with_retry(lambda s: self.core.process(s, batch, self.clock()))
+            else:
+                result = self._with_retry(
+                    lambda s: self.core.process_prepared(s, prepared, self.clock())
+                )
         except _Stopping:
             self._done(len(batch))
             return

@@ -2,8 +2,9 @@
 
 No MQTT and no clock here: the caller passes a session and ``now``, commits, then publishes the
 acks and resend requests of the returned ``BatchResult`` (so an ack never runs ahead of a commit).
-Steps per batch: route the topic, size limit, parse (shape and hash), site and topic checks,
-enrolled and approved node, signature (thread pool), then per node in seq order: duplicate or
+Steps per batch: route the topic, size limit, parse (shape and hash), site and topic checks
+(``prepare``: no database, so the consumer overlaps it with the previous batch's storing),
+then enrolled and approved node, signature, then per node in seq order: duplicate or
 fork against what is stored, chain link to seq-1 and seq+1, insert, projections, the node's
 contiguous mark (ack) and gaps (resend request; anomaly later if not filled).
 """
@@ -102,6 +103,16 @@ class _Pending:
                 slot["detail"].update(detail)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What ``IngestCore.prepare`` found in a batch: the rejects (in ``routed``), the parsed
+    events and the state messages."""
+
+    routed: BatchResult
+    events: list[tuple[str, Event]]
+    states: list[tuple[int, str, str, bytes]]
+
+
 def _reject_reason(exc: EnvelopeError) -> str:
     text = str(exc)
     if "exceeds" in text:
@@ -134,24 +145,40 @@ class IngestCore:
 
     # -- public ------------------------------------------------------------------------------
 
-    def process(
-        self, session: Session, items: Sequence[tuple[str, bytes]], now: datetime
-    ) -> BatchResult:
-        result = BatchResult()
-        pending = _Pending()
+    def prepare(self, items: Sequence[tuple[str, bytes]]) -> Prepared:
+        """The database-free first step of a batch: route, size limit, parse, site and topic
+        checks. The consumer runs it on the next batch while this one is being stored."""
+        routed = BatchResult()
         events: list[tuple[str, Event]] = []
         states: list[tuple[int, str, str, bytes]] = []
         for index, (topic, payload) in enumerate(items):
-            self._route(index, topic, payload, result, events, states)
-        for index, topic, node_name, payload in states:
+            self._route(index, topic, payload, routed, events, states)
+        return Prepared(routed, events, states)
+
+    def process(
+        self, session: Session, items: Sequence[tuple[str, bytes]], now: datetime
+    ) -> BatchResult:
+        return self.process_prepared(session, self.prepare(items), now)
+
+    def process_prepared(self, session: Session, prepared: Prepared, now: datetime) -> BatchResult:
+        """The rest of the batch, in ``session``; may be run again on the same ``prepared``
+        after a failed transaction (it starts from a copy of what ``prepare`` found)."""
+        routed = prepared.routed
+        result = BatchResult(
+            outcomes=list(routed.outcomes),
+            counts=Counter(routed.counts),
+            index_of=dict(routed.index_of),
+        )
+        pending = _Pending()
+        for index, topic, node_name, payload in prepared.states:
             reason = self.state.apply(session, node_name, payload, now, pending)
             status = "state" if reason is None else "rejected"
             result.outcomes.append(Outcome(topic, status, reason, node_name, None, index))
             result.counts["state" if reason is None else reason] += 1
             if reason is None:
                 result.messages.append(("node", {"node": node_name}))
-        if events:
-            self._process_events(session, events, now, result, pending)
+        if prepared.events:
+            self._process_events(session, prepared.events, now, result, pending)
         self._raise(session, pending, now, result)
         session.flush()
         self.counters.update(result.counts)

@@ -158,3 +158,35 @@ def test_subscribe_while_connected_is_acknowledged(broker: Broker) -> None:
     finally:
         pub.stop()
         sub.stop()
+
+
+def test_the_read_buffer_hands_out_small_reads_from_one_big_one() -> None:
+    import socket
+
+    from controller.mqtt import _ReadBuffer
+
+    a, b = socket.socketpair()
+    try:
+        b.setblocking(False)
+        buf = _ReadBuffer(b)
+        with pytest.raises(BlockingIOError):  # nothing yet: as the socket itself says
+            buf.recv(1)
+        a.sendall(b"\x30\x05hello" + b"x" * 100_000)
+        assert buf.recv(1) == b"\x30"
+        assert buf.pending() > 0  # the rest of the first read waits in the buffer
+        assert buf.recv(1) == b"\x05"
+        assert buf.recv(5) == b"hello"
+        got = b""
+        while len(got) < 100_000:
+            try:
+                got += buf.recv(100_000 - len(got))
+            except BlockingIOError:
+                continue
+        assert got == b"x" * 100_000 and buf.pending() == 0
+        a.close()
+        b.setblocking(True)
+        assert buf.recv(1) == b""  # end of stream passes through
+        assert buf.fileno() == b.fileno()
+    finally:
+        a.close()
+        b.close()
