@@ -35,6 +35,12 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=10000")
+            # checkpoint every 8,000 pages (32 MiB of WAL) rather than 1,000: index pages
+            # rewritten by many batches go to the database file once, not eight times (ingest
+            # on SQLite: +15 % events/s in four paired bench runs); the WAL file is truncated
+            # back to 64 MiB after a checkpoint
+            cur.execute("PRAGMA wal_autocheckpoint=8000")
+            cur.execute("PRAGMA journal_size_limit=67108864")
             cur.close()
 
         return engine
