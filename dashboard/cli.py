@@ -179,10 +179,11 @@ class LoopPart:
 def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
     from controller import keys
     from dashboard.bus import Bus
-    from dashboard.db import make_engine, make_sessionmaker
+    from dashboard.db import WalCheckpointer, make_engine, make_sessionmaker
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    sm = make_sessionmaker(make_engine(settings.database_url))
+    engine = make_engine(settings.database_url)
+    sm = make_sessionmaker(engine)
     runtime = DashboardRuntime(settings, sm, Bus())
     from dashboard.backups.check import BackupWatch
     from dashboard.correlation.engine import Correlator
@@ -193,7 +194,8 @@ def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
     watch = BackupWatch(sm, settings=correlation, interval_s=300, bus=runtime.bus)
     listener = CorrelationListener(runtime.bus, sm, now_utc, correlator=Correlator(correlation))
     correlate = LoopPart("correlation", listener.run)
-    runtime.parts = [watch, correlate]
+    checkpointer = WalCheckpointer(engine)  # SQLite only; ingest's page writes off its thread
+    runtime.parts = [checkpointer, watch, correlate]
     if settings.mqtt is None:
         return runtime
     from dashboard.ingest.consumer import IngestConsumer
@@ -211,7 +213,7 @@ def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
     signer = PolicySigner(sm, key, site=settings.site,
                           publish=lambda topic, blob, retain: link.publish(topic, blob,
                                                                            retain=retain))
-    runtime.parts = [link, consumer, signer, watch, correlate]
+    runtime.parts = [checkpointer, link, consumer, signer, watch, correlate]
     return runtime
 
 

@@ -44,7 +44,7 @@ from controller.envelope import GENESIS, parse, seal  # noqa: E402
 from controller.keys import public_b64  # noqa: E402
 from controller.mqtt import MqttLink, MqttSettings  # noqa: E402
 from dashboard.bus import Bus  # noqa: E402
-from dashboard.db import Base, make_engine, make_sessionmaker  # noqa: E402
+from dashboard.db import Base, WalCheckpointer, make_engine, make_sessionmaker  # noqa: E402
 from dashboard.ingest.consumer import IngestConsumer  # noqa: E402
 from dashboard.ingest.gc_tuning import tune_gc  # noqa: E402
 from dashboard.ingest.link_process import LinkProcess  # noqa: E402
@@ -254,6 +254,8 @@ def ingest_run(
     engine = make_engine(url)
     Base.metadata.create_all(engine)
     sm = make_sessionmaker(engine)
+    checkpointer = WalCheckpointer(engine)  # as build_runtime does (SQLite only)
+    checkpointer.start()
     with sm() as s:
         for name, pub in pubs.items():
             s.add(
@@ -320,6 +322,7 @@ def ingest_run(
     counters = consumer.counters
     consumer.stop()
     lk.stop()
+    checkpointer.stop()
     with sm() as s:
         acked = sum(n.contiguous_seq for n in s.query(Node))
     engine.dispose()
