@@ -236,6 +236,20 @@ def cpu_s(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_s() -> float:
+    """User + system CPU seconds of every PostgreSQL server process on this machine so far."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.find("(") + 1 : text.rfind(")")]
+        if name.startswith("postgres"):
+            total += cpu_s(int(stat.parent.name))
+    return total
+
+
 def children_cpu_s() -> float:
     """User + system CPU seconds of this process's reaped children (the publishers)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -287,7 +301,7 @@ def ingest_run(
     start = time.perf_counter()
     cpu0 = time.process_time()
     link0, broker0 = cpu_s(lk.pid), cpu_s(broker_pid)
-    pub0 = children_cpu_s()
+    pub0, pg0 = children_cpu_s(), postgres_cpu_s()
     procs = publishers(folder, port, list(pubs))
     ok = False
     while not ok:
@@ -303,6 +317,7 @@ def ingest_run(
     elapsed = time.perf_counter() - start
     cpu_us = (time.process_time() - cpu0) / total * 1e6
     link_us = (cpu_s(lk.pid) - link0) / total * 1e6
+    pg_us = (postgres_cpu_s() - pg0) / total * 1e6  # exited backends are not counted
     broker_us = (cpu_s(broker_pid) - broker0) / total * 1e6
     if ok:
         wait_all(procs)
@@ -318,6 +333,7 @@ def ingest_run(
         "link_cpu_us_per_event": round(link_us, 1),
         "broker_cpu_us_per_event": round(broker_us, 1),
         "publishers_cpu_us_per_event": round(pub_us, 1),
+        "postgres_server_cpu_us_per_event": round(pg_us, 1),
     }
     counters = consumer.counters
     consumer.stop()
@@ -471,6 +487,8 @@ def main() -> None:
         "postgres_cpu_us_per_event": pg_extra.get("cpu_us_per_event"),
         "link_cpu_us_per_event": sqlite_extra["link_cpu_us_per_event"],
         "broker_cpu_us_per_event": sqlite_extra["broker_cpu_us_per_event"],
+        "publishers_cpu_us_per_event": sqlite_extra["publishers_cpu_us_per_event"],
+        "postgres_server_cpu_us_per_event": pg_extra.get("postgres_server_cpu_us_per_event"),
         "cpus": os.cpu_count(),
         "verify_mode": VERIFY_MODE,
         "load_avg_1m": round(os.getloadavg()[0], 1),
