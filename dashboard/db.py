@@ -39,7 +39,7 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=10000")
             # checkpoint in the writer's commit only past 8,000 pages (32 MiB of WAL) rather
             # than 1,000: index pages rewritten by many batches reach the database file once,
-            # not eight times (ingest on SQLite: +15 % events/s in four paired bench runs).
+            # not eight times (ingest on SQLite: +6 to +29 % events/s in four paired bench runs).
             # The dashboard checkpoints long before that beside the writer (WalCheckpointer);
             # this is the fallback. The WAL file is truncated back to 64 MiB after a checkpoint.
             cur.execute("PRAGMA wal_autocheckpoint=8000")
@@ -61,8 +61,8 @@ class WalCheckpointer:
 
     SQLite otherwise does this inside the commit that crosses ``wal_autocheckpoint``, so the
     ingest worker stood still while the pages were written and synced; the driver lets go of
-    the GIL while SQLite works, so here the copy runs on another core beside ingest (+4 to 14 %
-    events/s in paired bench runs). Does nothing for other databases.
+    the GIL while SQLite works, so here the copy runs on another core beside ingest (+4 and
+    +14 % events/s in two paired bench runs). Does nothing for other databases.
     """
 
     def __init__(self, engine: Engine, interval_s: float = 0.5) -> None:

@@ -4,8 +4,8 @@ Ingest allocates a few dozen short-lived, acyclic objects per event (parsed JSON
 reference counting frees them. With CPython's default threshold (a young-generation collection
 every 700 net allocations) the collector still ran about sixty times per 2,000-event batch and,
 every hundred of those, walked the whole heap: the app, SQLAlchemy's mappers, everything. That
-was a fifth to a quarter of the ingest process's CPU (measured with the ingest core alone: 133
-against 93 µs per event with collection off).
+was a fifth to a third of the ingest process's CPU (the ingest core alone, two runs each: 133
+and 134 µs per event, against 108 and 93 with collection off).
 
 ``tune_gc`` collects once, moves everything alive into the permanent generation (the app and
 libraries loaded at start-up are never scanned again, the pattern CPython documents for
