@@ -286,11 +286,20 @@ def _child_main(conn: Connection, settings: dict[str, Any], client_id: str) -> N
     done = threading.Event()
     send_lock = threading.Lock()
 
+    topics: dict[str, str] = {}
+
     def on_message(topic: str, payload: bytes) -> None:
+        # one string object per distinct topic: pickle then writes it once per batch, and the
+        # parent builds it once instead of once per message
+        same = topics.get(topic)
+        if same is None:
+            if len(topics) > 10_000:
+                topics.clear()
+            same = topics[topic] = topic
         with cond:
             while len(buf) >= CHILD_BUFFER_MAX and not done.is_set():
                 cond.wait(0.5)
-            buf.append((topic, payload))
+            buf.append((same, payload))
             if len(buf) == 1:
                 cond.notify_all()
 
