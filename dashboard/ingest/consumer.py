@@ -3,7 +3,7 @@
 paho's thread only enqueues (bounded: when full it waits, which back-pressures the broker).
 The parse thread takes up to ``batch_max`` messages and parses them (``IngestCore.prepare``)
 while the worker stores the batch before: the database driver lets go of the GIL while SQLite
-or PostgreSQL works, so the two overlap in part (3 to 10 % more events/s in four paired bench
+or PostgreSQL works, so the two overlap in part (3 to 11 % more events/s in four paired bench
 runs). The worker stores a batch in one transaction, commits, then publishes the acks
 (retained) and resend requests and feeds the bus. A failing DB keeps the batch and retries; a
 payload that makes our code fail on its own is counted ``internal_error`` and not acked (the
