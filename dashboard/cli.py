@@ -194,7 +194,8 @@ def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
     watch = BackupWatch(sm, settings=correlation, interval_s=300, bus=runtime.bus)
     listener = CorrelationListener(runtime.bus, sm, now_utc, correlator=Correlator(correlation))
     correlate = LoopPart("correlation", listener.run)
-    checkpointer = WalCheckpointer(engine)  # SQLite only; ingest's page writes off its thread
+    # SQLite only: ingest's page writes off its thread
+    checkpointer = LoopPart("wal-checkpoint", WalCheckpointer(engine).run)
     runtime.parts = [checkpointer, watch, correlate]
     if settings.mqtt is None:
         return runtime

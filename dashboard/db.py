@@ -70,21 +70,6 @@ class WalCheckpointer:
         self.interval_s = interval_s
         self.checkpoints = 0
         self.errors = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self.engine.dialect.name != "sqlite" or self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
 
     def checkpoint(self) -> None:
         try:
@@ -95,6 +80,9 @@ class WalCheckpointer:
         else:
             self.checkpoints += 1
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
+    def run(self, stop: threading.Event) -> None:
+        """The loop, until ``stop`` is set (a ``LoopPart`` of the dashboard runtime)."""
+        if self.engine.dialect.name != "sqlite":
+            return
+        while not stop.wait(self.interval_s):
             self.checkpoint()

@@ -44,6 +44,7 @@ from controller.envelope import GENESIS, parse, seal  # noqa: E402
 from controller.keys import public_b64  # noqa: E402
 from controller.mqtt import MqttLink, MqttSettings  # noqa: E402
 from dashboard.bus import Bus  # noqa: E402
+from dashboard.cli import LoopPart  # noqa: E402
 from dashboard.db import Base, WalCheckpointer, make_engine, make_sessionmaker  # noqa: E402
 from dashboard.ingest.consumer import IngestConsumer  # noqa: E402
 from dashboard.ingest.gc_tuning import tune_gc  # noqa: E402
@@ -268,7 +269,7 @@ def ingest_run(
     engine = make_engine(url)
     Base.metadata.create_all(engine)
     sm = make_sessionmaker(engine)
-    checkpointer = WalCheckpointer(engine)  # as build_runtime does (SQLite only)
+    checkpointer = LoopPart("wal-checkpoint", WalCheckpointer(engine).run)  # as build_runtime
     checkpointer.start()
     with sm() as s:
         for name, pub in pubs.items():

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from sqlalchemy import text
 
+from dashboard.cli import LoopPart
 from dashboard.db import WalCheckpointer, make_engine
 
 
@@ -18,13 +20,14 @@ def test_the_checkpointer_copies_the_wal_into_the_database_beside_the_writer(tmp
         conn.execute(text("INSERT INTO t (blob) VALUES (:b)"), [{"b": "x" * 1000}] * 2000)
     assert db_file.stat().st_size == size_before  # still only in the WAL
     cp = WalCheckpointer(engine, interval_s=0.05)
-    cp.start()
+    part = LoopPart("wal-checkpoint", cp.run)
+    part.start()
     try:
         deadline = time.monotonic() + 30
         while cp.checkpoints == 0 and time.monotonic() < deadline:
             time.sleep(0.01)  # a counter of the thread's rounds: polled, nothing to await
     finally:
-        cp.stop()
+        part.stop()
     assert cp.checkpoints > 0 and cp.errors == 0
     assert db_file.stat().st_size > size_before + 1_000_000  # the rows reached the file
     assert os.path.exists(f"{db_file}-wal")
@@ -33,7 +36,12 @@ def test_the_checkpointer_copies_the_wal_into_the_database_beside_the_writer(tmp
 
 def test_the_checkpointer_does_nothing_for_other_databases() -> None:
     engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
-    cp = WalCheckpointer(engine)
-    cp.start()
-    assert cp._thread is None
-    cp.stop()
+    cp = WalCheckpointer(engine, interval_s=0.01)
+    stop = threading.Event()
+    loop = threading.Thread(target=cp.run, args=(stop,), daemon=True)
+    loop.start()
+    loop.join(10)
+    alive = loop.is_alive()
+    stop.set()
+    assert not alive  # returned at once: no loop for PostgreSQL
+    assert cp.checkpoints == 0 and cp.errors == 0
