@@ -7,6 +7,7 @@ import queue
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import text
 
 from controller.envelope import canonical_json, topic_for
 from controller.mqtt import MqttLink, MqttSettings
@@ -236,3 +237,24 @@ def test_a_node_approved_later_is_asked_for_what_it_sent_while_pending(broker, s
         side.link.stop()
         c.stop()
         link.stop()
+
+
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)
+def test_lost_database_connections_lose_no_event(side, consumer, sm, node, engine):
+    with sm() as s:
+        node.enrol(s)
+    side.send(*node.events(3))
+    assert side.ack_reaching(3) == 3
+    with engine.connect() as admin:  # every other session of this database: the consumer's too
+        killed = admin.scalar(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND backend_type = 'client backend'"
+            )
+        )
+    assert killed >= 1
+    side.send(*node.events(3))
+    assert side.ack_reaching(6) == 6
+    with sm() as s:
+        assert s.query(StoredEvent).count() == 6
