@@ -4,8 +4,9 @@ and the time to drain a large backlog after an outage.
     .venv/bin/python tests/bench/ingest.py [--quick] [--events N] [--backlog N] [--pg-url URL]
 
 Signed, chained door.access events of 8 nodes are generated beforehand (cached under
-/tmp/secroom-bench-ingest/) and published through a private Mosquitto by one ``mosquitto_pub
--q 1 -l`` per node (C clients, outside this process). Measured in the same run:
+/tmp/secroom-bench-ingest/, in files of 50,000 lines) and published through a private Mosquitto
+by one ``mosquitto_pub -q 1 -l`` per node and file, each reading its file itself (C clients: no
+Python of this process, which hosts the consumer, in between). Measured in the same run:
 - anchor: raw broker throughput, the same files into a plain MqttLink subscriber that only
   counts messages (the ceiling for any Python consumer on one paho connection);
 - sqlite / postgres: an IngestConsumer (verify, store, project, ack) from the first publish
@@ -65,44 +66,55 @@ AUDIT_PROCS: int | None = None  # the consumer's default
 # -- event files ---------------------------------------------------------------------------------
 
 
+CHUNK = 50_000  # mosquitto_pub -l -q 1 stalls after ~60,000 messages (16-bit packet ids)
+
+
+def chunk_files(path: Path) -> list[Path]:
+    """One node's event lines, in order, in files of at most CHUNK lines (one mosquitto_pub
+    each, reading the file itself: no Python in between)."""
+    return sorted(path.parent.glob(f"{path.name}.*"))
+
+
 def _gen_node(args: tuple[str, bytes, int, Path]) -> None:
     name, raw_key, count, path = args
     key = Ed25519PrivateKey.from_private_bytes(raw_key)
     prev, ts = GENESIS, T0
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("wb") as fh:
-        for seq in range(1, count + 1):
-            ts += timedelta(milliseconds=250)
-            person = f"p{seq % 40}"
-            ev = seal(
-                key,
-                node=name,
-                site=SITE,
-                seq=seq,
-                ts=ts,
-                boot="b1",
-                clock="synced",
-                kind="door.access",
-                data={
-                    "door": f"door-{name}",
-                    "reader": "r-in",
-                    "direction": "in" if (seq // 40) % 2 == 0 else "out",
-                    "granted": seq % 17 != 0,
-                    "reason": None if seq % 17 else "not_permitted",
-                    "person_id": person if seq % 17 else None,
-                    "card": "0102030405060708",
-                },
-                prev=prev,
-            )
-            prev = ev.hash
-            fh.write(ev.to_bytes() + b"\n")
-    tmp.replace(path)
+    lines: list[bytes] = []
+    for seq in range(1, count + 1):
+        ts += timedelta(milliseconds=250)
+        person = f"p{seq % 40}"
+        ev = seal(
+            key,
+            node=name,
+            site=SITE,
+            seq=seq,
+            ts=ts,
+            boot="b1",
+            clock="synced",
+            kind="door.access",
+            data={
+                "door": f"door-{name}",
+                "reader": "r-in",
+                "direction": "in" if (seq // 40) % 2 == 0 else "out",
+                "granted": seq % 17 != 0,
+                "reason": None if seq % 17 else "not_permitted",
+                "person_id": person if seq % 17 else None,
+                "card": "0102030405060708",
+            },
+            prev=prev,
+        )
+        prev = ev.hash
+        lines.append(ev.to_bytes() + b"\n")
+    for k, first in enumerate(range(0, count, CHUNK)):
+        tmp = path.with_name(f"{path.name}.tmp")
+        tmp.write_bytes(b"".join(lines[first : first + CHUNK]))
+        tmp.replace(path.with_name(f"{path.name}.{k:04d}"))
 
 
 def event_files(total: int) -> tuple[Path, dict[str, str]]:
     """``NODES`` files of total/NODES events each (cached); returns (dir, node -> public key)."""
     per = total // NODES
-    folder = CACHE / f"{per}x{NODES}"
+    folder = CACHE / f"{per}x{NODES}-{CHUNK}"
     manifest = folder / "keys.json"
     if manifest.exists():
         return folder, json.loads(manifest.read_text())
@@ -130,9 +142,6 @@ def event_files(total: int) -> tuple[Path, dict[str, str]]:
     return folder, pubs
 
 
-CHUNK = 50_000  # mosquitto_pub -l -q 1 stalls after ~60,000 messages (16-bit packet ids)
-
-
 class _NodePublisher(threading.Thread):
     """Publishes one node's file in order, one ``mosquitto_pub -l`` per chunk of lines."""
 
@@ -156,21 +165,18 @@ class _NodePublisher(threading.Thread):
         self.failed: str | None = None
 
     def run(self) -> None:
-        with self.path.open("rb") as fh:
-            while True:
-                chunk = b"".join(line for _, line in zip(range(CHUNK), fh, strict=False))
-                if not chunk:
-                    return
+        for path in chunk_files(self.path):
+            with path.open("rb") as fh:
                 proc = subprocess.run(
                     [*self.cmd, "-i", f"pub-{self.name}-{uuid.uuid4().hex[:6]}"],
-                    input=chunk,
+                    stdin=fh,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.PIPE,
                     check=False,
                 )
-                if proc.returncode:
-                    self.failed = proc.stderr.decode(errors="replace")[:200]
-                    return
+            if proc.returncode:
+                self.failed = proc.stderr.decode(errors="replace")[:200]
+                return
 
     def wait(self, timeout: float) -> None:
         self.join(timeout)
@@ -353,7 +359,7 @@ def ingest_run(
 
 def piece_costs(folder: Path, pubs: dict[str, str], n: int = 5000) -> dict[str, float]:
     name = next(iter(pubs))
-    with (folder / f"{name}.lines").open("rb") as fh:
+    with chunk_files(folder / f"{name}.lines")[0].open("rb") as fh:
         lines = [line.rstrip(b"\n") for line in fh][:n]
     n = len(lines)
     start = time.perf_counter()
