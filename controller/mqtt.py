@@ -86,6 +86,7 @@ _COUNTERS = (
 
 
 READ_SIZE = 65536
+READ_PACKETS = 256  # packets handled per pass of paho's loop when they are already buffered
 
 
 class _ReadBuffer:
@@ -125,11 +126,23 @@ class _ReadBuffer:
 
 
 class _BufferedClient(paho.Client):
-    """paho's client reading through ``_ReadBuffer`` (plain TCP; TLS sockets buffer already).
+    """paho's client, tuned for a busy QoS 1 subscriber (the dashboard's link: thousands of
+    messages a second, each answered by a PUBACK).
 
-    ``_create_socket`` is paho's own seam for transports (its websocket wrapper goes in there,
-    a socket-like object with ``pending`` as here); tests run the link against a real broker,
-    including broker restarts, so a paho release that changed it would show at once.
+    - Reads go through ``_ReadBuffer`` (plain TCP; TLS sockets buffer already).
+      ``_create_socket`` is paho's own seam for transports (its websocket wrapper goes in
+      there, a socket-like object with ``pending`` as here).
+    - ``loop_read`` goes on while whole packets are already buffered (up to
+      ``READ_PACKETS``): paho alone handles one packet per pass of its loop on a subscriber,
+      each pass a ``select`` call and its bookkeeping, then a write of that one PUBACK. With
+      8 publishers into one counting subscriber, in three paired runs: 48-58 µs of the
+      subscriber's CPU per message before, 25-28 after; the broker's 19-22 µs per message
+      before, 17-18 after; 14,400-17,700 messages/s before, 25,100-30,000 after.
+
+    Tests run the link against a real broker, including broker restarts and the QoS 1
+    subscriber and publisher paths, so a paho release that changed these seams would show.
+    (Skipping paho's wake-up byte for PUBACKs queued by the loop itself, and corking the
+    socket around writes, were tried as well: no difference measured, so not kept.)
     """
 
     def _create_socket(self) -> Any:
@@ -137,6 +150,18 @@ class _BufferedClient(paho.Client):
         if type(sock) is socket.socket:
             return _ReadBuffer(sock)
         return sock
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        rc = super().loop_read(max_packets)
+        for _ in range(READ_PACKETS - 1):
+            sock = self._sock
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or sock is None:
+                break
+            pending = getattr(sock, "pending", None)
+            if pending is None or pending() == 0:
+                break
+            rc = super().loop_read(max_packets)
+        return rc
 
 
 class MqttLink:

@@ -190,3 +190,35 @@ def test_the_read_buffer_hands_out_small_reads_from_one_big_one() -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_one_read_pass_handles_every_packet_already_buffered() -> None:
+    import socket
+    import struct
+
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from controller.mqtt import READ_PACKETS, _BufferedClient, _ReadBuffer
+
+    def publish(topic: str, payload: bytes) -> bytes:  # QoS 0 PUBLISH, body under 128 bytes
+        body = struct.pack("!H", len(topic)) + topic.encode() + payload
+        return bytes([0x30, len(body)]) + body
+
+    a, b = socket.socketpair()
+    try:
+        b.setblocking(False)
+        client = _BufferedClient(CallbackAPIVersion.VERSION2, client_id="t")
+        got: list[bytes] = []
+        client.on_message = lambda _c, _u, m: got.append(m.payload)
+        client._sock = _ReadBuffer(b)  # as _create_socket would hand it to paho
+        n = READ_PACKETS + 44
+        a.sendall(b"".join(publish("a/b", f"m{i}".encode()) for i in range(n)))
+        assert client.loop_read() == 0
+        assert len(got) == READ_PACKETS  # paho alone: one packet per pass of its loop
+        assert client.loop_read() == 0
+        assert got == [f"m{i}".encode() for i in range(n)]
+        assert client.loop_read() == 0  # nothing left: returns at once
+        assert len(got) == n
+    finally:
+        a.close()
+        b.close()
