@@ -192,17 +192,25 @@ def test_the_read_buffer_hands_out_small_reads_from_one_big_one() -> None:
         b.close()
 
 
+def _publish_packet(topic: str, payload: bytes, mid: int | None = None) -> bytes:
+    """A PUBLISH packet, QoS 0 or (with a ``mid``) QoS 1, body under 128 bytes."""
+    import struct
+
+    body = struct.pack("!H", len(topic)) + topic.encode()
+    if mid is not None:
+        body += struct.pack("!H", mid)
+    body += payload
+    return bytes([0x30 if mid is None else 0x32, len(body)]) + body
+
+
 def test_one_read_pass_handles_every_packet_already_buffered() -> None:
     import socket
-    import struct
 
     from paho.mqtt.enums import CallbackAPIVersion
 
     from controller.mqtt import READ_PACKETS, _BufferedClient, _ReadBuffer
 
-    def publish(topic: str, payload: bytes) -> bytes:  # QoS 0 PUBLISH, body under 128 bytes
-        body = struct.pack("!H", len(topic)) + topic.encode() + payload
-        return bytes([0x30, len(body)]) + body
+    publish = _publish_packet
 
     a, b = socket.socketpair()
     try:
@@ -220,5 +228,38 @@ def test_one_read_pass_handles_every_packet_already_buffered() -> None:
         assert client.loop_read() == 0  # nothing left: returns at once
         assert len(got) == n
     finally:
+        a.close()
+        b.close()
+
+
+def test_a_read_pass_stops_to_write_its_pubacks() -> None:
+    import socket
+
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from controller.mqtt import READ_PACKETS, _BufferedClient, _ReadBuffer
+
+    a, b = socket.socketpair()
+    try:
+        b.setblocking(False)
+        client = _BufferedClient(CallbackAPIVersion.VERSION2, client_id="t")
+        got: list[bytes] = []
+        client.on_message = lambda _c, _u, m: got.append(m.payload)
+        client._sock = _ReadBuffer(b)
+        client._thread = threading.current_thread()  # as in loop_start: PUBACKs are queued
+        # with 10 messages of its own in flight, each of paho's reads takes up to 10 packets
+        client._out_messages.update({-i: None for i in range(1, 11)})
+        n = 3 * READ_PACKETS
+        a.sendall(b"".join(_publish_packet("a/b", b"m", mid=i + 1) for i in range(n)))
+        assert client.loop_read() == 0
+        # the pass ends once READ_PACKETS PUBACKs wait to be written, not after all of them
+        assert READ_PACKETS <= len(got) < READ_PACKETS + 10
+        assert len(client._out_packet) == len(got)
+        client._out_messages.clear()
+        assert client.loop_write() == 0
+        a.setblocking(False)
+        assert len(a.recv(65536)) == 4 * len(got)  # one 4-byte PUBACK per message
+    finally:
+        client._thread = None
         a.close()
         b.close()
