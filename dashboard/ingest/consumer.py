@@ -117,7 +117,7 @@ class IngestConsumer:
         bus: Bus,
         gap_timeout_s: float = 30,
         clock: Callable[[], datetime] = now_utc,
-        batch_max: int = 2000,
+        batch_max: int | None = None,
         batch_wait_s: float = 0.02,
         ack_interval_s: float = 0.25,
         queue_max: int = 100_000,
@@ -134,6 +134,13 @@ class IngestConsumer:
         self.bus = bus
         self.gap_timeout_s = gap_timeout_s
         self.clock = clock
+        if batch_max is None:  # messages per transaction, at most
+            with sessionmaker() as session:  # no connection made
+                postgres = session.get_bind().dialect.name == "postgresql"
+            # PostgreSQL: each batch costs a dozen round trips whatever its size, so bigger
+            # batches pay: +13 % events/s in three paired runs fed straight from memory, -3,
+            # +10 and +12 % in three through the broker; SQLite had no such gain (-6 %)
+            batch_max = 6000 if postgres else 2000
         self.batch_max = batch_max
         self.batch_wait_s = batch_wait_s
         self.ack_interval_s = ack_interval_s
