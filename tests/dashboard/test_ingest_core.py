@@ -324,6 +324,24 @@ def test_chain_mode_verifies_runs_by_their_last_signature(session, node):
     assert stored_seqs(session) == [1, 2, 3, 4, 5, 6]
 
 
+def test_chain_runs_split_by_node_and_gap_in_any_order():
+    from dashboard.ingest.verify import SignatureVerifier, chain_runs
+
+    a, b = FakeNode("gw1"), FakeNode("gw2")
+    verifier = SignatureVerifier()
+    ka, kb = verifier.key(a.public), verifier.key(b.public)
+    a_evs = a.events(5)  # seq 1..5
+    a.seq += 1  # seq 6 never sent: a gap
+    a_evs += a.events(2)  # 7, 8
+    b_evs = b.events(3)
+    items = [(kb, b_evs[2]), (ka, a_evs[3]), (ka, a_evs[0]), (kb, b_evs[0]), (ka, a_evs[1])]
+    items += [(ka, a_evs[6]), (ka, a_evs[2]), (kb, b_evs[1]), (ka, a_evs[4]), (ka, a_evs[5])]
+    runs = chain_runs(items)
+    got = sorted([(items[r[0]][1].node, [items[i][1].seq for i in r]) for r in runs])
+    assert got == [("gw1", [1, 2, 3, 4, 5]), ("gw1", [7, 8]), ("gw2", [1, 2, 3])]
+    assert sorted(i for r in runs for i in r) == list(range(len(items)))
+
+
 def test_chain_mode_rejects_unlinked_forgery(session, node):
     from dashboard.ingest.verify import SignatureVerifier
 
