@@ -157,18 +157,21 @@ def test_fresh_clone_demo_tap_in_browser_then_nothing_left(
         page.click("button[type=submit]")
         page.wait_for_url(re.compile(r".*/(\?.*)?$"))
         page.goto(f"{url}/simulator")
-        page.select_option("#tap-person", "s004")
+        # someone the demo's policy lets in at any hour (the IT group has no time windows):
+        # the payroll staff's window ends at midnight, Tokyo time, and CI runs at all hours
+        member = next(m for m in staff() if m.group == "it")
+        page.select_option("#tap-person", member.id)
         page.select_option("#tap-reader", "0")
         page.click("#tap-button")
-        assert "田中 大輔" in page.locator("#sim-done").inner_text()
+        assert member.name in page.locator("#sim-done").inner_text()
         # the door is drawn live: the relay lights up once the gateway has granted the tap
         expect(page.locator('.sim-door[data-door="server-room"] .sim-relay')).to_have_attribute(
             "fill", "#2a2")
-        page.goto(f"{url}/door-log?person=s004")
-        row = page.locator("table tbody tr", has_text="s004").first
+        page.goto(f"{url}/door-log?person={member.id}")
+        row = page.locator("table tbody tr", has_text=member.id).first
         row.wait_for()
         text = row.inner_text()
-        assert staff_uid("s004") in text and "gw1:" in text and "田中 大輔" in text
+        assert staff_uid(member.id) in text and "gw1:" in text and member.name in text
         seen |= _descendants(proc.pid)
     finally:
         if proc.poll() is None:
