@@ -141,9 +141,10 @@ class _BufferedClient(paho.Client):
       queued, ``READ_PACKETS`` reads, or ``READ_PASS_S``, then what it queued goes out (the
       broker hears from the client all along: without those bounds a pass once grew to 20 s
       and 172,000 PUBACKs, and the broker dropped the link for silence). With 8 publishers
-      into one counting subscriber, in three paired runs: 48-58 µs of the subscriber's CPU
-      per message before, 25-28 after; the broker's 19-22 µs per message before, 17-18 after;
-      14,400-17,700 messages/s before, 25,100-30,000 after.
+      into one counting subscriber, in five paired runs (the last two with those bounds):
+      38-58 µs of the subscriber's CPU per message before, 22-28 after; the broker's 17-22
+      µs per message before, 16-19 after; 14,400-22,000 messages/s before, 25,100-33,200
+      after.
 
     Tests run the link against a real broker, including broker restarts and the QoS 1
     subscriber and publisher paths, so a paho release that changed these seams would show.
