@@ -72,7 +72,7 @@ CHUNK = 50_000  # mosquitto_pub -l -q 1 stalls after ~60,000 messages (16-bit pa
 def chunk_files(path: Path) -> list[Path]:
     """One node's event lines, in order, in files of at most CHUNK lines (one mosquitto_pub
     each, reading the file itself: no Python in between)."""
-    return sorted(path.parent.glob(f"{path.name}.*"))
+    return sorted(path.parent.glob(f"{path.name}.[0-9][0-9][0-9][0-9]"))
 
 
 def _gen_node(args: tuple[str, bytes, int, Path]) -> None:
