@@ -3,6 +3,7 @@ from __future__ import annotations
 import queue
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -203,24 +204,31 @@ def _publish_packet(topic: str, payload: bytes, mid: int | None = None) -> bytes
     return bytes([0x30 if mid is None else 0x32, len(body)]) + body
 
 
+def _buffered_client(sock: Any) -> tuple[Any, list[bytes]]:
+    """A ``_BufferedClient`` reading ``sock`` as ``_create_socket`` would hand it to paho, and
+    the payloads its ``on_message`` receives."""
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from controller.mqtt import _BufferedClient, _ReadBuffer
+
+    sock.setblocking(False)
+    client = _BufferedClient(CallbackAPIVersion.VERSION2, client_id="t")
+    got: list[bytes] = []
+    client.on_message = lambda _c, _u, m: got.append(m.payload)
+    client._sock = _ReadBuffer(sock)
+    return client, got
+
+
 def test_one_read_pass_handles_every_packet_already_buffered() -> None:
     import socket
 
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    from controller.mqtt import READ_PACKETS, _BufferedClient, _ReadBuffer
-
-    publish = _publish_packet
+    from controller.mqtt import READ_PACKETS
 
     a, b = socket.socketpair()
     try:
-        b.setblocking(False)
-        client = _BufferedClient(CallbackAPIVersion.VERSION2, client_id="t")
-        got: list[bytes] = []
-        client.on_message = lambda _c, _u, m: got.append(m.payload)
-        client._sock = _ReadBuffer(b)  # as _create_socket would hand it to paho
+        client, got = _buffered_client(b)
         n = READ_PACKETS + 44
-        a.sendall(b"".join(publish("a/b", f"m{i}".encode()) for i in range(n)))
+        a.sendall(b"".join(_publish_packet("a/b", f"m{i}".encode()) for i in range(n)))
         assert client.loop_read() == 0
         assert len(got) == READ_PACKETS  # paho alone: one packet per pass of its loop
         assert client.loop_read() == 0
@@ -235,17 +243,11 @@ def test_one_read_pass_handles_every_packet_already_buffered() -> None:
 def test_a_read_pass_stops_to_write_its_pubacks() -> None:
     import socket
 
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    from controller.mqtt import READ_PACKETS, _BufferedClient, _ReadBuffer
+    from controller.mqtt import READ_PACKETS
 
     a, b = socket.socketpair()
+    client, got = _buffered_client(b)
     try:
-        b.setblocking(False)
-        client = _BufferedClient(CallbackAPIVersion.VERSION2, client_id="t")
-        got: list[bytes] = []
-        client.on_message = lambda _c, _u, m: got.append(m.payload)
-        client._sock = _ReadBuffer(b)
         client._thread = threading.current_thread()  # as in loop_start: PUBACKs are queued
         # with 10 messages of its own in flight, each of paho's reads takes up to 10 packets
         client._out_messages.update({-i: None for i in range(1, 11)})
