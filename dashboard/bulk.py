@@ -11,7 +11,8 @@ so the ORM reads the rows back unchanged. Other dialects fall back to SQLAlchemy
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from operator import itemgetter
@@ -81,6 +82,12 @@ def _tuples(
     return out
 
 
+def _check_names(table: Table, names: Sequence[str]) -> None:
+    for name in names:
+        if name not in table.c:
+            raise KeyError(f"{table.name} has no column {name!r}")
+
+
 def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert ``rows`` (dicts with the same keys, all columns of ``table``) in the session's
     transaction. Constraint violations raise as they would from an INSERT."""
@@ -88,24 +95,69 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
         return
     conn = session.connection()
     dialect = conn.dialect.name
+    if dialect == "postgresql":
+        with row_writer(session, table) as write:
+            for row in rows:
+                write(row)
+        return
     names = list(rows[0])
-    for name in names:
-        if name not in table.c:
-            raise KeyError(f"{table.name} has no column {name!r}")
-    columns = ", ".join(names)
+    _check_names(table, names)
     if dialect == "sqlite":
         marks = ", ".join("?" * len(names))
         raw = conn.connection.driver_connection  # the session's own sqlite3 connection
         assert raw is not None
         raw.executemany(  # names checked against the model's columns above
-            f"INSERT INTO {table.name} ({columns}) VALUES ({marks})",  # noqa: S608
+            f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})",  # noqa: S608
             _tuples(rows, names, _plan(table, names, dialect)),
         )
-    elif dialect == "postgresql":
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
-            for values in _tuples(rows, names, _plan(table, names, dialect)):
-                copy.write_row(values)
     else:
         conn.execute(insert(table), list(rows))
+
+
+@contextmanager
+def row_writer(session: Session, table: Table) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """``write(row)`` for rows produced one by one, inserted as by ``insert_rows``.
+
+    On PostgreSQL each row goes down a COPY at once (opened at the first row), so the server
+    inserts while the caller computes the next ones: the ingest's events are written this way
+    while the batch is checked, and the server's work is no longer a wait at the end of it.
+    Nothing else may use the session's connection inside the block (no query, no flush).
+    Elsewhere the rows are kept and inserted when the block ends without an error."""
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        kept: list[dict[str, Any]] = []
+        yield kept.append
+        insert_rows(session, table, kept)
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with ExitStack() as stack:
+        yield _CopyRows(table, raw, stack).write
+
+
+class _CopyRows:
+    """One table's COPY FROM STDIN, opened when the first row (which names the columns) comes."""
+
+    def __init__(self, table: Table, raw: Any, stack: ExitStack) -> None:
+        self.table, self.raw, self.stack = table, raw, stack
+        self.copy: Any = None
+        self.get: Callable[[dict[str, Any]], Any] = itemgetter("id")
+        self.convert: list[tuple[int, Convert]] = []
+        self.single = False
+
+    def _open(self, names: list[str]) -> None:
+        _check_names(self.table, names)
+        plan = _plan(self.table, names, "postgresql")
+        self.convert = [(i, f) for i, f in enumerate(plan) if f is not None]
+        self.get, self.single = itemgetter(*names), len(names) == 1
+        cur = self.stack.enter_context(self.raw.cursor())
+        sql = f"COPY {self.table.name} ({', '.join(names)}) FROM STDIN"  # noqa: S608
+        self.copy = self.stack.enter_context(cur.copy(sql))
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self.copy is None:
+            self._open(list(row))
+        values = [self.get(row)] if self.single else list(self.get(row))
+        for i, f in self.convert:
+            values[i] = f(values[i])
+        self.copy.write_row(values)

@@ -12,7 +12,7 @@ contiguous mark (ack) and gaps (resend request; anomaly later if not filled).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from controller.envelope import GENESIS, MAX_EVENT_BYTES, TOPIC_ROOT, EnvelopeError, Event, parse
 from dashboard import projections
 from dashboard.anomalies import anomaly_dict, raise_anomaly
-from dashboard.bulk import insert_rows
+from dashboard.bulk import row_writer
 from dashboard.ingest.counters import IngestCounters
 from dashboard.ingest.state import StateHandler
 from dashboard.ingest.verify import SignatureVerifier
@@ -342,14 +342,26 @@ class IngestCore:
                     subject=f"{event.node}: event with a bad signature",
                     detail={"last_seq": event.seq},
                 )
-        rows: list[dict[str, Any]] = []
         access: list[dict[str, Any]] = []
         late_access: list[dict[str, Any]] = []
-        for name, batch in by_node.items():
-            self._node_batch(
-                session, nodes[name], batch, now, result, pending, rows, access, late_access
-            )
-        insert_rows(session, StoredEvent.__table__, rows)
+        known = {name: self._lookup(session, nodes[name], batch) for name, batch in by_node.items()}
+        accepted: dict[str, tuple[dict[int, Event], int]] = {}
+        # no query until the block ends: on PostgreSQL the rows stream into a COPY meanwhile
+        with row_writer(session, StoredEvent.__table__) as write:
+            for name, batch in by_node.items():
+                accepted[name] = self._accept(
+                    nodes[name],
+                    batch,
+                    known[name],
+                    now,
+                    result,
+                    pending,
+                    write,
+                    access,
+                    late_access,
+                )
+        for name, (events_of, old_max) in accepted.items():
+            self._settle(session, nodes[name], events_of, old_max, now, result)
         projections.insert_door_access(session, access + late_access)
         projections.apply_presence(session, access + late_access, late_access)
 
@@ -380,18 +392,11 @@ class IngestCore:
                 out[seq] = (h, prev)
         return out
 
-    def _node_batch(
-        self,
-        session: Session,
-        node: Node,
-        batch: list[tuple[str, Event]],
-        now: datetime,
-        result: BatchResult,
-        pending: _Pending,
-        rows: list[dict[str, Any]],
-        access: list[dict[str, Any]],
-        late_access: list[dict[str, Any]],
-    ) -> None:
+    def _lookup(
+        self, session: Session, node: Node, batch: list[tuple[str, Event]]
+    ) -> dict[int, tuple[str, str]]:
+        """Sort ``batch`` by seq; (hash, prev) of the stored events its checks need: each
+        event's own seq (duplicate or fork), seq-1 (its chain link) and seq+1 (theirs)."""
         batch.sort(key=lambda te: te[1].seq)
         seqs = {e.seq for _, e in batch}
         successors = {s + 1 for s in seqs}
@@ -410,6 +415,23 @@ class IngestCore:
         for seq, digest in cached.items():
             if digest is not None:
                 known.setdefault(seq, (digest, ""))
+        return known
+
+    def _accept(
+        self,
+        node: Node,
+        batch: list[tuple[str, Event]],
+        known: dict[int, tuple[str, str]],
+        now: datetime,
+        result: BatchResult,
+        pending: _Pending,
+        write: Callable[[dict[str, Any]], None],
+        access: list[dict[str, Any]],
+        late_access: list[dict[str, Any]],
+    ) -> tuple[dict[int, Event], int]:
+        """Duplicate, fork and chain checks of one node's sorted batch, without the database:
+        each event accepted is written (``write``) and projected; returns the accepted events
+        by seq and the node's max seq before them."""
         accepted: dict[int, Event] = {}
         old_max = node.max_seq
         for topic, event in batch:
@@ -452,7 +474,7 @@ class IngestCore:
             if unchecked_key is not None:
                 result.unchecked.append((unchecked_key, event))
             person_id, door = projections.event_refs(event)
-            rows.append(
+            write(
                 {
                     "node": event.node,
                     "seq": seq,
@@ -497,6 +519,18 @@ class IngestCore:
                     result.counts["projection_skipped"] += 1
                 else:
                     (late_access if seq < old_max else access).append(row)
+        return accepted, old_max
+
+    def _settle(
+        self,
+        session: Session,
+        node: Node,
+        accepted: dict[int, Event],
+        old_max: int,
+        now: datetime,
+        result: BatchResult,
+    ) -> None:
+        """The node's counters, contiguous mark (ack) and gaps after its events are written."""
         if not accepted:
             return
         result.counts["stored"] += len(accepted)
