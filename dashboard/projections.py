@@ -19,7 +19,7 @@ from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from controller.envelope import Event
-from dashboard.bulk import insert_rows
+from dashboard.bulk import insert_rows, row_writer
 from dashboard.models.events import DoorAccess, Presence
 from dashboard.models.nodes import Node
 
@@ -167,10 +167,13 @@ class _Stays:
             )
 
 
-def apply_presence(
+def store_door_access(
     session: Session, rows: Sequence[dict[str, Any]], late: Iterable[dict[str, Any]] = ()
 ) -> None:
-    """Incrementally apply granted taps; rebuild (person, door) pairs touched by late rows."""
+    """Insert door_access ``rows`` and apply their granted taps to presence: incrementally, in
+    time order, except the (person, door) pairs touched by ``late`` rows (a subset of ``rows``
+    older than what was stored), which are rebuilt. The open stays are read first, and the taps
+    applied to them while the rows stream in (on PostgreSQL the server inserts meanwhile)."""
     rebuild: dict[tuple[str, str], datetime] = {}
     for r in _per_person(late):
         key = (r["person_id"], r["door"])
@@ -179,9 +182,9 @@ def apply_presence(
         (r for r in _per_person(rows) if (r["person_id"], r["door"]) not in rebuild),
         key=lambda r: r["ts"],
     )
+    stays = _Stays()
     if taps:
         session.flush()
-        stays = _Stays()
         t = Presence.__table__.c
         persons = sorted({r["person_id"] for r in taps})
         for chunk in _chunks(persons, 500):
@@ -191,9 +194,12 @@ def apply_presence(
                 )
             ):
                 stays.open[(person_id, door)] = {"id": sid, "entered_at": entered_at}
+    with row_writer(session, DoorAccess.__table__) as write:  # no query inside
+        for row in rows:
+            write(row)
         for row in taps:
             stays.tap(row)
-        stays.write(session)
+    stays.write(session)
     for (person_id, door), since in sorted(rebuild.items()):
         rebuild_presence(session, person_id, door, since)
 
@@ -250,10 +256,6 @@ def rebuild_presence(session: Session, person_id: str, door: str, since: datetim
             }
         )
     stays.write(session)
-
-
-def insert_door_access(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    insert_rows(session, DoorAccess.__table__, rows)  # type: ignore[arg-type]
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

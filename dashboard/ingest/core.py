@@ -362,8 +362,7 @@ class IngestCore:
                 )
         for name, (events_of, old_max) in accepted.items():
             self._settle(session, nodes[name], events_of, old_max, now, result)
-        projections.insert_door_access(session, access + late_access)
-        projections.apply_presence(session, access + late_access, late_access)
+        projections.store_door_access(session, access + late_access, late_access)
 
     def _reject(self, result: BatchResult, topic: str, event: Event, reason: str) -> None:
         result.outcomes.append(
