@@ -7,7 +7,8 @@ import queue
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from controller.envelope import canonical_json, topic_for
 from controller.mqtt import MqttLink, MqttSettings
@@ -245,7 +246,10 @@ def test_lost_database_connections_lose_no_event(side, consumer, sm, node, engin
         node.enrol(s)
     side.send(*node.events(3))
     assert side.ack_reaching(3) == 3
-    with engine.connect() as admin:  # every other session of this database: the consumer's too
+    # from a connection of its own (one from the pool could be the consumer's idle one):
+    # every other session of this database, the consumer's too
+    outside = create_engine(engine.url, poolclass=NullPool)
+    with outside.connect() as admin:
         killed = admin.scalar(
             text(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
@@ -253,6 +257,7 @@ def test_lost_database_connections_lose_no_event(side, consumer, sm, node, engin
                 " AND backend_type = 'client backend'"
             )
         )
+    outside.dispose()
     assert killed >= 1
     side.send(*node.events(3))
     assert side.ack_reaching(6) == 6
