@@ -292,7 +292,10 @@ class IngestConsumer:
             self._audit_results(wait=False)
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + self.tick_s
-                self._tick()
+                try:
+                    self._tick()
+                except Exception as exc:  # a bug of ours must not stop the consumer
+                    self.last_error = f"tick failed: {type(exc).__name__}: {exc}"
         self._audit_results(wait=True)  # what was stored is audited before we go
 
     def _done(self, n: int) -> None:
@@ -397,16 +400,16 @@ class IngestConsumer:
         self._flush_acks()
         connects = int(self.link.stats.get("connects", 0))
         now = time.monotonic()
-        if (connects > self._connects and self._connects > 0) or (
+        # messages in flight when a link dropped were lost with it; a lost tail leaves no gap to
+        # notice, so ask for whatever follows each node's ack (usually nothing); if the database
+        # cannot say, the next tick asks again
+        full = (connects > self._connects and self._connects > 0) or (
             now - self._caught_up_at >= self.catch_up_interval_s
-        ):
-            # messages in flight when a link dropped were lost with it; a lost tail leaves no
-            # gap to notice, so ask for whatever follows each node's ack (usually nothing)
-            self._caught_up_at = now
-            self._catch_up()
-        else:
-            self._catch_up(only_new=True)
-        self._connects = connects
+        )
+        if self._catch_up(only_new=not full):
+            if full:
+                self._caught_up_at = now
+            self._connects = connects
         try:
             result = self._with_retry(
                 lambda s: self.core.check_gaps(s, self.clock(), self.gap_timeout_s)
@@ -418,22 +421,28 @@ class IngestConsumer:
             return
         self._after_commit(result)
 
-    def _catch_up(self, only_new: bool = False) -> None:
+    def _catch_up(self, only_new: bool = False) -> bool:
         """Ask every approved node for what follows its acked seq (after a reconnect, and now
         and then); with ``only_new``, just the nodes approved since the last look: what they
         sent while pending was refused, and an idle node would not send again by itself."""
-        with self.sessionmaker() as session:
-            marks = session.execute(
-                select(Node.name, Node.contiguous_seq).where(Node.key_status == "approved")
-            ).all()
+        try:
+            with self.sessionmaker() as session:
+                marks = session.execute(
+                    select(Node.name, Node.contiguous_seq).where(Node.key_status == "approved")
+                ).all()
+        except (OperationalError, DBAPIError) as exc:  # the next tick asks again
+            self.db_errors += 1
+            self.last_error = f"database unavailable: {exc.orig or exc}"
+            return False
         known, self._approved = self._approved, {name for name, _ in marks}
         if only_new and known is None:
-            return  # the first look: nothing to compare with
+            return True  # the first look: nothing to compare with
         for name, seq in marks:
             if not only_new or name not in (known or set()):
                 self._send_resend(ResendRequest(name, seq + 1, seq + CATCH_UP_SPAN))
         if not only_new:
             self.catch_ups += 1
+        return True
 
     def stats(self) -> dict[str, Any]:
         return {

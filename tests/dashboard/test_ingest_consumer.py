@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from controller.envelope import canonical_json, topic_for
@@ -190,6 +192,34 @@ def test_lost_tail_is_asked_for_again(broker, sm, node):
     finally:
         side.link.stop()
         c.stop()
+        link.stop()
+
+
+def test_a_database_error_in_the_catch_up_is_counted_and_asked_again(broker, sm, node):
+    """The catch-up's query fails (a connection killed under it): the tick goes on, the error
+    is counted, and the next tick asks the nodes again (the ingest thread once died here)."""
+    with sm() as s:
+        node.enrol(s)
+    link = connect(broker, "dashboard-dberror")
+    c = IngestConsumer(sm, link, site=SITE, bus=Bus(), catch_up_interval_s=0)
+    side = NodeSide(broker, node)
+    failures = [OperationalError("SELECT", {}, Exception("connection lost"))]
+
+    def flaky_sessions() -> Session:
+        if failures:
+            raise failures.pop()
+        return sm()
+
+    c.sessionmaker = flaky_sessions  # type: ignore[assignment]
+    try:
+        c._tick()
+        assert (c.db_errors, c.catch_ups) == (1, 0)
+        assert "connection lost" in (c.last_error or "")
+        c._tick()
+        assert c.catch_ups == 1
+        assert side.resends.get(timeout=30)["from"] == 1
+    finally:
+        side.link.stop()
         link.stop()
 
 
