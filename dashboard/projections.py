@@ -194,7 +194,8 @@ def store_door_access(
                 )
             ):
                 stays.open[(person_id, door)] = {"id": sid, "entered_at": entered_at}
-    with row_writer(session, DoorAccess.__table__) as write:  # no query inside
+    # no query inside the block
+    with row_writer(session, DoorAccess.__table__) as write:  # type: ignore[arg-type]
         for row in rows:
             write(row)
         for row in taps:

@@ -347,7 +347,7 @@ class IngestCore:
         known = {name: self._lookup(session, nodes[name], batch) for name, batch in by_node.items()}
         accepted: dict[str, tuple[dict[int, Event], int]] = {}
         # no query until the block ends: on PostgreSQL the rows stream into a COPY meanwhile
-        with row_writer(session, StoredEvent.__table__) as write:
+        with row_writer(session, StoredEvent.__table__) as write:  # type: ignore[arg-type]
             for name, batch in by_node.items():
                 accepted[name] = self._accept(
                     nodes[name],
