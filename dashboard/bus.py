@@ -124,6 +124,13 @@ class Bus:
             sub._deliver(msg)
         return msg
 
+    def close(self) -> None:
+        """End every subscription (live streams return): the server is stopping."""
+        with self._lock:
+            subs = list(self._subs)
+        for sub in subs:
+            sub.close()
+
     @property
     def subscribers(self) -> int:
         with self._lock:

@@ -222,6 +222,7 @@ def dashboard_run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from dashboard.app import create_app
+    from dashboard.web.serve import Server
 
     try:
         settings = _settings(args)
@@ -236,9 +237,10 @@ def dashboard_run(args: argparse.Namespace) -> int:
     app = create_app(settings, sessionmaker=runtime.sessionmaker, bus=runtime.bus)
     runtime.start()
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info",
-                    proxy_headers=False, server_header=False,
-                    ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
+        Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info",
+                              proxy_headers=False, server_header=False,
+                              ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key),
+               runtime.bus).run()
     finally:
         runtime.stop()
     return 0

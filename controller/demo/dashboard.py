@@ -32,7 +32,7 @@ class DemoDashboard:
     thread: threading.Thread
 
     def stop(self) -> None:
-        self.server.should_exit = True
+        self.server.stop()  # live streams end first: uvicorn would wait for them
         self.thread.join(10)
         self.runtime.stop()
 
@@ -80,6 +80,7 @@ def start_dashboard(
     from dashboard.db import make_engine, make_sessionmaker
     from dashboard.migrate import upgrade
     from dashboard.settings import DashboardSettings
+    from dashboard.web.serve import Server
 
     settings = DashboardSettings(data_dir=data_dir, site=site, demo=True,
                                  mqtt=MqttSettings(port=broker_port))
@@ -104,8 +105,8 @@ def start_dashboard(
         register(app, simulator)
     runtime.start()
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                          lifespan="on", timeout_graceful_shutdown=1))
+    server = Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                   lifespan="on", timeout_graceful_shutdown=1), runtime.bus)
     thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -232,7 +232,10 @@ _PR_SET_PDEATHSIG = 1
 
 def worker_init(nice: int = 0) -> None:
     """In a helper process: die with the process that started it (even if that one is
-    SIGKILLed, no orphan keeps running), and with ``nice``, run only on idle CPU time."""
+    SIGKILLed, no orphan keeps running), leave Ctrl-C to it (a terminal signals the whole
+    process group; the parent stops its helpers, and here it only printed a traceback), and
+    with ``nice``, run only on idle CPU time."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -113,7 +113,7 @@ def test_fresh_clone_demo_tap_in_browser_then_nothing_left(
         [sys.executable, "-m", "controller.cli", "demo", "--workdir", str(clone / ".demo"),
          "--no-input"],
         cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL, start_new_session=True,  # its own group, as in a terminal
     )
     lines: queue.Queue[str] = queue.Queue()
     log: list[str] = []
@@ -174,8 +174,8 @@ def test_fresh_clone_demo_tap_in_browser_then_nothing_left(
         assert staff_uid(member.id) in text and "gw1:" in text and member.name in text
         seen |= _descendants(proc.pid)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+        if proc.poll() is None:  # Ctrl-C: a terminal signals the whole foreground group
+            os.killpg(proc.pid, signal.SIGINT)
         try:
             rc = proc.wait(20)
         except subprocess.TimeoutExpired:
@@ -188,6 +188,7 @@ def test_fresh_clone_demo_tap_in_browser_then_nothing_left(
                 proc.stdout.close()
     assert rc == 0, "".join(log[-20:])
     assert "stopping the demo" in "".join(log)
+    assert "Traceback" not in "".join(log), "".join(log[-40:])
     left = {pid for pid in seen if _alive(pid)}
     assert not left, f"processes left after Ctrl-C: {_names(left)}"
     strays = {int(p.name) for p in Path("/proc").iterdir()
