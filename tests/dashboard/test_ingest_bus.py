@@ -46,3 +46,21 @@ def test_async_get_and_close():
 
     msg, left = asyncio.run(main())
     assert msg.data == {"node": "gw1"} and left == 0
+
+
+def test_stopping_the_server_ends_every_live_subscription():
+    """Ctrl-C: the server closes the bus's subscriptions before uvicorn waits for connections,
+    so an open live stream ends instead of holding the dashboard up."""
+    import signal
+
+    import uvicorn
+
+    from dashboard.web.serve import Server
+
+    bus = Bus()
+    subs = [bus.subscribe(("event",)) for _ in range(3)]
+    server = Server(uvicorn.Config(app=None), bus)  # type: ignore[arg-type]
+    server.handle_exit(signal.SIGINT, None)
+    assert server.should_exit
+    assert all(s.closed for s in subs) and bus.subscribers == 0
+    assert subs[0].get(timeout=5) is None  # a waiting reader returns at once
