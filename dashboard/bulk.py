@@ -138,12 +138,13 @@ def row_writer(session: Session, table: Table) -> Iterator[Callable[[dict[str, A
 class _CopyRows:
     """One table's COPY FROM STDIN, opened when the first row (which names the columns) comes."""
 
+    get: Callable[[dict[str, Any]], Any]  # the row's values in column order (set by _open)
+    convert: list[tuple[int, Convert]]
+    single: bool
+
     def __init__(self, table: Table, raw: Any, stack: ExitStack) -> None:
         self.table, self.raw, self.stack = table, raw, stack
         self.copy: Any = None
-        self.get: Callable[[dict[str, Any]], Any] = itemgetter("id")
-        self.convert: list[tuple[int, Convert]] = []
-        self.single = False
 
     def _open(self, names: list[str]) -> None:
         _check_names(self.table, names)

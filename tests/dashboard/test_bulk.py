@@ -1,5 +1,5 @@
 """Bulk inserts (dashboard.bulk): rows read back exactly as the ORM would have stored them, on
-SQLite (executemany of converted tuples) and PostgreSQL (COPY)."""
+SQLite (executemany of converted tuples) and PostgreSQL (COPY), all at once or one by one."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dashboard.bulk import insert_rows
+from dashboard.bulk import insert_rows, row_writer
 from dashboard.models.events import StoredEvent
 
 TRICKY = [
@@ -82,3 +82,23 @@ def test_a_duplicate_key_raises_the_drivers_integrity_error(session: Session) ->
 def test_an_unknown_column_is_refused(session: Session) -> None:
     with pytest.raises(KeyError, match="no column"):
         insert_rows(session, StoredEvent.__table__, [{**_row(1, "x"), "nope": 1}])  # type: ignore[arg-type]
+
+
+def test_rows_written_one_by_one_are_all_or_nothing(session: Session) -> None:
+    """row_writer (the ingest's events stream into a COPY on PostgreSQL while the batch is
+    checked): the rows written are stored; a failure inside the block stores none of them."""
+    with row_writer(session, StoredEvent.__table__) as write:  # type: ignore[arg-type]
+        for i, text in enumerate(TRICKY[:4]):
+            write(_row(i, text))
+    session.commit()
+    assert [r["boot"] for r in _read(session)] == TRICKY[:4]
+    table = StoredEvent.__table__
+    with (
+        pytest.raises(RuntimeError, match="checking failed"),  # noqa: PT012
+        row_writer(session, table) as write,  # type: ignore[arg-type]
+    ):
+        write(_row(10, "streamed"))
+        raise RuntimeError("checking failed")
+    session.commit()  # whatever reached the database would now be kept (PostgreSQL: the
+    # failed COPY aborted the transaction, and a COMMIT then rolls back)
+    assert [r["boot"] for r in _read(session)] == TRICKY[:4]
