@@ -28,7 +28,7 @@ from typing import Any
 
 from controller.mqtt import MqttError, MqttLink, MqttSettings, topic_matches
 from dashboard.ingest.gc_tuning import tune_gc
-from dashboard.ingest.verify import worker_init
+from dashboard.ingest.verify import sigint_blocked, worker_init
 
 Handler = Callable[[str, bytes], None]
 BatchHandler = Callable[[list[tuple[str, bytes]]], None]
@@ -112,7 +112,8 @@ class LinkProcess:
             name=f"secroom-link-{self.client_id}",
             daemon=True,
         )
-        proc.start()
+        with sigint_blocked():
+            proc.start()
         child.close()
         with self._lock:
             self._conn, self._proc = parent, proc

@@ -14,9 +14,10 @@ import multiprocessing
 import os
 import signal
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import resource_tracker
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -176,7 +177,8 @@ class SignatureAudit:
             while self.pending + len(triples) > self.max_pending and self._work:
                 self._finish(self._work.popleft())
             try:
-                future = self._ensure_pool().submit(_check_triples, triples)
+                with sigint_blocked():  # the first submit starts the worker
+                    future = self._ensure_pool().submit(_check_triples, triples)
             except (BrokenProcessPool, RuntimeError):
                 self._drop_pool()
                 self._record(refs, _check_triples(triples))
@@ -230,12 +232,29 @@ class SignatureAudit:
 _PR_SET_PDEATHSIG = 1
 
 
+@contextlib.contextmanager
+def sigint_blocked() -> Iterator[None]:
+    """Start helper processes inside this block: they begin with SIGINT blocked (the mask is
+    inherited across fork and exec), so a Ctrl-C at the terminal, which reaches the whole
+    process group, cannot interrupt their start-up with a traceback; ``worker_init`` then
+    ignores it for good. A Ctrl-C meanwhile waits for the block's end in this process."""
+    # a spawn first starts multiprocessing's resource tracker if it is not running, and that
+    # start unblocks SIGINT in the calling thread: done here, before the mask is set
+    resource_tracker.ensure_running()
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def worker_init(nice: int = 0) -> None:
     """In a helper process: die with the process that started it (even if that one is
     SIGKILLed, no orphan keeps running), leave Ctrl-C to it (a terminal signals the whole
     process group; the parent stops its helpers, and here it only printed a traceback), and
     with ``nice``, run only on idle CPU time."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # see sigint_blocked
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from sqlalchemy import select
 
@@ -64,3 +65,36 @@ def test_every_mode_leaves_nothing_to_audit(session, node):
     session.commit()
     assert result.unchecked == []
     assert result.counts["stored"] == 3 and result.counts["bad_signature"] == 1
+
+
+def _report_sigint(conn: Any) -> None:
+    """In a spawned helper: is SIGINT held from the start, and ignored after worker_init?"""
+    import signal
+
+    from dashboard.ingest.verify import worker_init
+
+    held = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    worker_init()
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    conn.send((held, ignored, signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+
+
+def test_helpers_start_with_ctrl_c_held_then_ignore_it():
+    """A Ctrl-C reaches the whole process group: a helper still starting up (importing) must
+    not print a KeyboardInterrupt traceback, and a started one leaves stopping to its parent."""
+    import multiprocessing
+    import signal
+
+    from dashboard.ingest.verify import sigint_blocked
+
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    with sigint_blocked():
+        proc = ctx.Process(target=_report_sigint, args=(child,), daemon=True)
+        proc.start()
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # ours restored
+    try:
+        assert parent.poll(60)
+        assert parent.recv() == (True, True, False)
+    finally:
+        proc.join(30)
