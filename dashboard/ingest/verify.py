@@ -177,7 +177,9 @@ class SignatureAudit:
             while self.pending + len(triples) > self.max_pending and self._work:
                 self._finish(self._work.popleft())
             try:
-                with sigint_blocked():  # the first submit starts the worker
+                # the first submit to a new pool starts its worker
+                starting = sigint_blocked() if self._pool is None else contextlib.nullcontext()
+                with starting:
                     future = self._ensure_pool().submit(_check_triples, triples)
             except (BrokenProcessPool, RuntimeError):
                 self._drop_pool()
