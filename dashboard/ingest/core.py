@@ -4,9 +4,11 @@ No MQTT and no clock here: the caller passes a session and ``now``, commits, the
 acks and resend requests of the returned ``BatchResult`` (so an ack never runs ahead of a commit).
 Steps per batch: route the topic, size limit, parse (shape and hash), site and topic checks
 (``prepare``: no database, so the consumer overlaps it with the previous batch's storing),
-then enrolled and approved node, signature, then per node in seq order: duplicate or
-fork against what is stored, chain link to seq-1 and seq+1, insert, projections, the node's
-contiguous mark (ack) and gaps (resend request; anomaly later if not filled).
+then enrolled and approved node, signature; then the stored neighbours each node's events
+need (``_lookup``), and per node in seq order, with no query meanwhile (on PostgreSQL the rows
+stream into a COPY as they are accepted): duplicate or fork against what is stored, chain link
+to seq-1 and seq+1, insert (``_accept``); then each node's contiguous mark (ack) and gaps
+(resend request; anomaly later if not filled) (``_settle``); then door access and presence.
 """
 
 from __future__ import annotations
