@@ -1,4 +1,8 @@
-"""The `secroom` command line: the composition root for every node and tool.
+"""The `secroom` command line.
+
+The node's commands (gateway, keys, policy, card, journal, backup, usb) live here; the
+dashboard's (db, user, dashboard, numlog, report, demo) come through the ``secroom.commands``
+entry points, so a gateway-only Pi never loads the dashboard to start.
 
 Exit codes: 0 success, 1 the operation failed (e.g. a journal that does not verify), 2 bad usage
 or configuration, 3 a required service (reader, broker, database) is unavailable.
@@ -7,20 +11,23 @@ or configuration, 3 a required service (reader, broker, database) is unavailable
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.metadata
 import json
 import logging
 import signal
 import sys
 import threading
-import time
-import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from controller import feature_node
+
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
-ACK_WAIT_S = 30.0  # a feature run (backup) waits at most this long for the dashboard's ack,
-ACK_QUIET_S = 2.0  # and no longer than this while the dashboard says nothing
+PLUGIN_GROUP = "secroom.commands"
+PLUGIN_COMMANDS = ("db", "user", "dashboard", "numlog", "report", "demo")
+NODE_COMMANDS = ("check-config", "keys", "policy", "gateway", "card", "journal", "backup", "usb")
 
 
 def _config_arg(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -174,92 +181,8 @@ def cmd_journal_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAIL
 
 
-# -- feature nodes (backup job, USB agent) --------------------------------------------------------
-class _PrintingEmit:
-    """Emit for a tool run without a node config: events go to stdout as JSON lines."""
-
-    def __call__(self, kind: str, data: Any) -> None:
-        payload = data.model_dump(mode="json") if hasattr(data, "model_dump") else dict(data)
-        print(json.dumps({"kind": kind, "data": payload}, ensure_ascii=False), flush=True)
-
-
-def _node_config(args: argparse.Namespace) -> Any | None:
-    """The node config behind ``--config`` if it describes a node ([node] table), else None.
-
-    A backup operator's workstation (restore, drill with the private key) has a config with a
-    [backup] section only: its events are printed, not journaled.
-    """
-    path = getattr(args, "config", None)
-    if path is None:
-        return None
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
-        return None  # the feature's own loader reports what is wrong with the file
-    return _load(Path(path)) if "node" in data else None
-
-
-def _with_node_runtime(args: argparse.Namespace, suffix: str,
-                       body: Callable[[Callable[..., Any]], int]) -> int:
-    """Run ``body(emit)`` as a node of its own (journal, signing, MQTT delivery)."""
-    config = _node_config(args)
-    if config is None:
-        return body(_PrintingEmit())
-    from controller.runtime import NodeRuntime
-
-    settings = config.runtime_settings(
-        node=f"{config.node.name}.{suffix}",
-        journal=config.journal_path.with_name(f"journal-{suffix}.sqlite"),
-    )
-    runtime = NodeRuntime(settings)
-    runtime.start()
-    try:
-        return body(runtime.emit)
-    finally:
-        head, _ = runtime.journal.head()
-        if not runtime.wait_delivered(head, timeout=10.0):
-            print(f"secroom: events up to seq {head} are journaled and will be delivered on "
-                  "the next run (broker unreachable now)", file=sys.stderr)
-        elif not _wait_for_dashboard(runtime, head):
-            print(f"secroom: the dashboard has not confirmed events up to seq {head}; they "
-                  "stay journaled and are re-sent when it asks", file=sys.stderr)
-        runtime.stop()
-
-
-def _wait_for_dashboard(runtime: Any, head: int) -> bool:
-    """Stay until the dashboard acknowledges ``head``, as long as it is talking to us.
-
-    A short-lived node (the backup job) must not leave while the dashboard asks for events it
-    missed (it was down, or the node was not yet approved): they are asked for again only when
-    a later event reveals the gap, and only a running node can answer. So when the ack does not
-    come, the node re-offers everything above the dashboard's last ack once, and waits while the
-    dashboard answers (acks, resend requests); silent for ``ACK_QUIET_S``, it gives up.
-    """
-    if runtime.wait_acked(head, timeout=ACK_QUIET_S):
-        return True
-    # not confirmed: offer once more everything the dashboard has not acknowledged (events of
-    # an earlier run it missed included; it drops what it already has by (node, seq))
-    runtime.publisher.resend(runtime.journal.ack + 1, head)
-    stats = runtime.publisher.stats
-    seen = stats["acks"] + stats["resent"]
-    deadline = time.monotonic() + ACK_WAIT_S
-    while not runtime.wait_acked(head, timeout=ACK_QUIET_S):
-        now_seen = stats["acks"] + stats["resent"]
-        if now_seen == seen or time.monotonic() > deadline:
-            return False
-        seen = now_seen
-    return True
-
-
-def _feature_handler(suffix: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        return _with_node_runtime(args, suffix, lambda emit: args.handler(args, emit))
-
-    return run
-
-
 # -- parser -------------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="secroom", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -307,85 +230,70 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--public-key", type=Path)
     p.set_defaults(func=cmd_journal_verify)
 
-    _add_feature(sub, "backup", "encrypted backups of the vault", "backup.cli", "backup")
-    _add_usb(sub)
-    _add_dashboard(sub)
-
-    p = sub.add_parser("demo", help="run the whole room on this machine with simulated hardware")
-    p.add_argument("--workdir", type=Path, default=Path(".demo"))
-    p.add_argument("--no-input", action="store_true", help="do not read taps from stdin")
-    p.set_defaults(func=lambda a: __import__("controller.demo", fromlist=["run"]).run(a))
+    _add_feature(sub, "backup", "encrypted backups of the vault", "backup.cli",
+                 feature_node.backup_command)
+    _add_feature(sub, "usb", "USB media enforcement and export", "usb_guard.cli",
+                 feature_node.usb_command, own_group=True)
+    if plugins:
+        _add_plugin_commands(sub)
     return parser
 
 
-def _add_feature(sub: Any, name: str, help_text: str, module: str, suffix: str) -> None:
-    import importlib
-
-    group = sub.add_parser(name, help=help_text)
-    inner = group.add_subparsers(dest="sub", required=True)
-    importlib.import_module(module).add_subcommands(inner)
+def _add_feature(sub: Any, name: str, help_text: str, module: str,
+                 run: Callable[[argparse.Namespace], int], own_group: bool = False) -> None:
+    """A feature package's commands, each run by ``run`` (which builds the node around it)."""
+    add_subcommands = importlib.import_module(module).add_subcommands
+    if own_group:  # the feature adds its own top-level parser
+        add_subcommands(sub)
+        group = sub.choices[name]
+    else:
+        group = sub.add_parser(name, help=help_text)
+        add_subcommands(group.add_subparsers(dest="sub", required=True))
+    inner = next(a for a in group._actions if isinstance(a, argparse._SubParsersAction))
     for choice in inner.choices.values():
         if not any(a.dest == "config" for a in choice._actions):
             _config_arg(choice, required=False)
-        choice.set_defaults(func=_feature_handler(suffix))
+        choice.set_defaults(func=run)
 
 
-def _add_usb(sub: Any) -> None:
-    from usb_guard.cli import add_subcommands
-
-    add_subcommands(sub)
-    usb = sub.choices["usb"]
-    inner = next(a for a in usb._actions if isinstance(a, argparse._SubParsersAction))
-    for choice in inner.choices.values():
-        if not any(a.dest == "config" for a in choice._actions):
-            _config_arg(choice, required=False)
-        choice.set_defaults(func=cmd_usb)
-
-
-def cmd_usb(args: argparse.Namespace) -> int:
-    """The USB agent runs as the host's own node: journal, signed policy from the dashboard."""
-    config = _node_config(args)
-    if config is None:
-        return int(args.handler(args, _PrintingEmit(), lambda: None))
-    from controller.keys import load_public
-    from controller.policy import PolicyStore
-    from controller.runtime import NodeRuntime
-
-    runtime = NodeRuntime(config.runtime_settings())
-    runtime.start()
-    store = PolicyStore(config.policy_store, [load_public(k) for k in config.policy.trusted_keys],
-                        site=config.node.site, emit=runtime.emit)
-    store.follow(runtime.subscribe)
-
-    def usb_policy() -> Any:
-        policy = store.current
-        return policy.usb if policy is not None else None
-
-    try:
-        return int(args.handler(args, runtime.emit, usb_policy))
-    finally:
-        runtime.stop()
+def _add_plugin_commands(sub: Any) -> None:
+    """Commands of the packages above this one (the dashboard's ``db``, ``user``, ``dashboard``,
+    ``numlog``, ``report``, ``demo``), found through the ``secroom.commands`` entry points. If
+    none can be loaded, those names still answer, with what to install."""
+    problem = "secroom is not installed as a package here"
+    found = False
+    for entry in importlib.metadata.entry_points(group=PLUGIN_GROUP):
+        try:
+            entry.load()(sub)
+            found = True
+        except ImportError as exc:  # e.g. the dashboard's libraries missing on a gateway Pi
+            problem = f"the {entry.name} commands could not be loaded ({exc})"
+    if found:
+        return
+    for name in PLUGIN_COMMANDS:
+        p = sub.add_parser(name, help="(not installed here)", add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=lambda _a, why=problem: _not_installed(why))
 
 
-def _add_dashboard(sub: Any) -> None:
-    from dashboard.cli import add_subcommands
-    from dashboard.numlog_cli import add_subcommands as add_numlog_subcommands
+def _not_installed(why: str) -> int:
+    print(f"secroom: {why}.\nInstall the dashboard with `pip install -e .` in the source folder "
+          "(or `make venv`), then run the command again.", file=sys.stderr)
+    return EXIT_UNAVAILABLE
 
-    add_subcommands(sub)
-    add_numlog_subcommands(sub)
-    # `db`, `user` and `dashboard` set ``handler(args)``; main() dispatches on ``func``
-    for name in ("db", "user", "dashboard"):
-        inner = next(a for a in sub.choices[name]._actions
-                     if isinstance(a, argparse._SubParsersAction))
-        for choice in inner.choices.values():
-            choice.set_defaults(func=lambda a: a.handler(a))
+
+def _is_node_command(argv: Sequence[str]) -> bool:
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first in NODE_COMMANDS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from controller.config import ConfigError
     from controller.keys import KeyFileError
 
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # a node's own command never loads the dashboard's code
+    args = build_parser(plugins=not _is_node_command(argv)).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -163,14 +163,34 @@ def parse_config(data: dict[str, Any], *, base: Path) -> GatewayConfig:
     return _resolve_paths(config, base)
 
 
-def load_config(path: Path) -> GatewayConfig:
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"config file {path} not found") from exc
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+
+
+def _parse_at(data: dict[str, Any], path: Path) -> GatewayConfig:
     try:
         return parse_config(data, base=path.resolve().parent)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+
+
+def load_config(path: Path) -> GatewayConfig:
+    return _parse_at(_read_toml(path), path)
+
+
+def load_node_config(path: Path) -> GatewayConfig | None:
+    """The node config in ``path`` if the file describes a node (it has a ``[node]`` table),
+    else None: a backup operator's workstation keeps a backup-only file, which the feature's
+    own loader reads. The file is read once; a node config is validated whole."""
+    try:
+        data = _read_toml(path)
+    except ConfigError:
+        return None  # the feature's own loader says what is wrong with the file
+    return _parse_at(data, path) if isinstance(data.get("node"), dict) else None

@@ -28,12 +28,9 @@ keep their order); ``emit`` must not call back into the door.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import threading
-import time
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -46,6 +43,7 @@ from controller.door_events import (
     DoorRex,
 )
 from controller.gpio import GpioError, InputLine, OutputLine, Pins
+from controller.timers import Cancellable, Clock, ThreadClock
 
 Emit = Callable[[str, Mapping[str, Any]], Any]
 PinName = int | str
@@ -59,67 +57,6 @@ DENY_RED_S = 1.0
 
 class DoorError(Exception):
     """The door cannot do what was asked (it was closed)."""
-
-
-class Cancellable(Protocol):
-    def cancel(self) -> None: ...
-
-
-class Clock(Protocol):
-    def monotonic(self) -> float: ...
-
-    def call_later(self, delay: float, fn: Callable[[], None]) -> Cancellable: ...
-
-
-class ThreadClock:
-    """Real time: one daemon ``threading.Timer`` per scheduled call."""
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def call_later(self, delay: float, fn: Callable[[], None]) -> Cancellable:
-        timer = threading.Timer(max(delay, 0.0), fn)
-        timer.daemon = True
-        timer.start()
-        return timer
-
-
-class _Handle:
-    def __init__(self) -> None:
-        self.cancelled = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-class ManualClock:
-    """A clock a test drives: scheduled calls run inside ``advance()``, in due order."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self._now = start
-        self._queue: list[tuple[float, int, Callable[[], None], _Handle]] = []
-        self._seq = itertools.count()
-
-    def monotonic(self) -> float:
-        return self._now
-
-    def call_later(self, delay: float, fn: Callable[[], None]) -> Cancellable:
-        handle = _Handle()
-        heapq.heappush(self._queue, (self._now + max(delay, 0.0), next(self._seq), fn, handle))
-        return handle
-
-    def advance(self, seconds: float) -> None:
-        target = self._now + seconds
-        while self._queue and self._queue[0][0] <= target:
-            due, _, fn, handle = heapq.heappop(self._queue)
-            self._now = max(self._now, due)
-            if not handle.cancelled:
-                fn()
-        self._now = target
-
-    @property
-    def pending(self) -> int:
-        return sum(1 for *_, h in self._queue if not h.cancelled)
 
 
 class DoorConfig(BaseModel):

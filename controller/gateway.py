@@ -34,7 +34,7 @@ from controller.door import Door
 from controller.envelope import now_utc, policy_topic
 from controller.journal import JournalError
 from controller.keys import load_public
-from controller.policy import PolicyStore
+from controller.policy_store import PolicyStore
 from controller.printing.cups_adapter import CupsAdapter
 from controller.printing.service import PrintRelease
 from controller.printing.types import CupsLike, PrintError

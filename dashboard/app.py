@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -25,7 +25,6 @@ from dashboard.auth.middleware import SecurityMiddleware
 from dashboard.auth.service import AuthService
 from dashboard.db import make_engine, make_sessionmaker
 from dashboard.settings import DashboardSettings
-from dashboard.web import routers
 from dashboard.web.people import EnrolWaits
 
 STATIC_DIR = Path(__file__).with_name("static")
@@ -59,6 +58,7 @@ def create_app(
     app.state.bus = bus
     app.state.auth = AuthService(settings, sessionmaker)
     app.state.enrol_waits = EnrolWaits()
+    app.state.person_sections = person_sections()
     for router in routers():
         # Flat routes (no include_router nesting) so the security middleware can resolve
         # every request's route name before routing, exactly as the router will.
@@ -70,6 +70,48 @@ def create_app(
         now=clock,
     )
     return app
+
+
+def routers() -> list[APIRouter]:
+    from dashboard.backups import web as backups
+    from dashboard.correlation import web as correlation
+    from dashboard.media import web as media
+    from dashboard.numlog import web as numlog
+    from dashboard.printing import web as printing
+    from dashboard.reports import web as reports
+    from dashboard.web import (
+        anomalies,
+        audit,
+        door_log,
+        doors,
+        groups,
+        live,
+        lockdown,
+        nodes,
+        overview,
+        people,
+        presence,
+        printers,
+        system,
+        users,
+    )
+
+    return [
+        system.router, overview.router, door_log.router, presence.router, nodes.router,
+        people.router, groups.router, doors.router, printers.router, lockdown.router,
+        anomalies.router, audit.router, users.router, live.router,
+        printing.router, backups.router, media.router, numlog.router, correlation.router,
+        reports.router,
+    ]
+
+
+
+def person_sections() -> list[tuple[str, Any]]:
+    """Sections feature packages add to a person's page: (the route whose roles may see it,
+    ``section(request, db, person_id) -> template context``)."""
+    from dashboard.printing.web import person_context
+
+    return [("printing.person", person_context)]
 
 
 async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

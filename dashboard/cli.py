@@ -1,6 +1,9 @@
-"""`secroom db upgrade`, `secroom user add`, `secroom dashboard run` (wired in by controller.cli).
+"""The dashboard's commands of the `secroom` CLI: `db`, `user`, `dashboard`, `numlog`,
+`report` and `demo`.
 
-Each handler takes the parsed arguments and returns the process exit code.
+controller.cli (a floor below) finds them through the ``secroom.commands`` entry-point group
+(pyproject.toml), so a gateway-only Pi never loads this package to start. Every command sets
+``func(args) -> int``, the process exit code.
 """
 
 from __future__ import annotations
@@ -8,20 +11,11 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from controller.envelope import now_utc
-from dashboard.settings import DashboardSettings, SettingsError, load_settings
-
-
-def _settings(args: argparse.Namespace) -> DashboardSettings:
-    if getattr(args, "config", None):
-        return load_settings(Path(args.config))
-    return DashboardSettings()
+from dashboard.cli_support import settings_of
+from dashboard.settings import SettingsError
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
@@ -29,12 +23,16 @@ def _add_config(p: argparse.ArgumentParser) -> None:
 
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """The ``secroom.commands`` entry point: add every dashboard command to ``sub``."""
+    from dashboard.numlog.cli import add_subcommands as add_numlog_subcommands
+    from dashboard.reports.cli import add_subcommands as add_report_subcommands
+
     db = sub.add_parser("db", help="dashboard database")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     up = db_sub.add_parser("upgrade", help="create or migrate the dashboard database")
     _add_config(up)
     up.add_argument("--database-url", help="overrides the config's database_url")
-    up.set_defaults(handler=db_upgrade)
+    up.set_defaults(func=db_upgrade)
 
     user = sub.add_parser("user", help="dashboard users")
     user_sub = user.add_subparsers(dest="user_command", required=True)
@@ -45,7 +43,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
                      choices=["admin", "security_admin", "backup_operator", "auditor"])
     add.add_argument("--password-file", help="read the password from this file (else prompt)")
     add.add_argument("--display-name", default="")
-    add.set_defaults(handler=user_add)
+    add.set_defaults(func=user_add)
 
     dash = sub.add_parser("dashboard", help="the dashboard web app and ingest")
     dash_sub = dash.add_subparsers(dest="dashboard_command", required=True)
@@ -55,14 +53,28 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     run.add_argument("--port", type=int, default=8080)
     run.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     run.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
-    run.set_defaults(handler=dashboard_run)
+    run.set_defaults(func=dashboard_run)
+
+    add_numlog_subcommands(sub)
+    add_report_subcommands(sub)
+
+    demo = sub.add_parser("demo", help="run the whole room on this machine, simulated hardware")
+    demo.add_argument("--workdir", type=Path, default=Path(".demo"))
+    demo.add_argument("--no-input", action="store_true", help="do not read taps from stdin")
+    demo.set_defaults(func=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from dashboard.demo import run
+
+    return run(args)
 
 
 def db_upgrade(args: argparse.Namespace) -> int:
     from dashboard.migrate import MigrationError, upgrade
 
     try:
-        settings = _settings(args)
+        settings = settings_of(args)
         url = args.database_url or settings.database_url
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -91,7 +103,7 @@ def user_add(args: argparse.Namespace) -> int:
     from dashboard.db import make_engine, make_sessionmaker
 
     try:
-        settings = _settings(args)
+        settings = settings_of(args)
         password = _read_password(args)
         sm = make_sessionmaker(make_engine(settings.database_url))
         auth = AuthService(settings, sm)
@@ -109,115 +121,6 @@ def user_add(args: argparse.Namespace) -> int:
     return 0
 
 
-@dataclass
-class DashboardRuntime:
-    """The dashboard process: bus, and when MQTT is configured ingest and the policy signer."""
-
-    settings: DashboardSettings
-    sessionmaker: Any
-    bus: Any
-    parts: list[Any] = field(default_factory=list)
-
-    def start(self) -> None:
-        from dashboard.ingest.gc_tuning import tune_gc
-
-        self._note_unclean_stop()
-        tune_gc()  # the app and libraries are loaded: freeze them, collect less often
-        for part in self.parts:
-            part.start()
-
-    def stop(self) -> None:
-        for part in reversed(self.parts):
-            part.stop()
-        self._marker.unlink(missing_ok=True)
-
-    @property
-    def _marker(self) -> Path:
-        return self.settings.data_dir / "dashboard.running"
-
-    def _note_unclean_stop(self) -> None:
-        """A marker left by the last run means it ended without shutting down (killed, power
-        lost): raised as an anomaly, since the dashboard is the one place nobody else watches."""
-        from dashboard.anomalies import raise_anomaly
-
-        marker = self._marker
-        if marker.exists():
-            since = marker.read_text(encoding="utf-8", errors="replace").strip()[:40]
-            with self.sessionmaker.begin() as db:
-                raise_anomaly(
-                    db,
-                    "dashboard_unclean_stop",
-                    dedupe_key="dashboard",
-                    now=now_utc(),
-                    subject="the dashboard stopped without shutting down",
-                    detail={"running_since": since},
-                    severity="warning",
-                )
-        marker.write_text(now_utc().isoformat(), encoding="utf-8")
-
-
-@dataclass
-class LoopPart:
-    """A ``run(stop)`` loop (the correlation listener, the drop folder) as a runtime part."""
-
-    name: str
-    run: Callable[[threading.Event], None]
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, args=(self._stop,), name=self.name,
-                                        daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-
-
-def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
-    from controller import keys
-    from dashboard.bus import Bus
-    from dashboard.db import WalCheckpointer, make_engine, make_sessionmaker
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url)
-    sm = make_sessionmaker(engine)
-    runtime = DashboardRuntime(settings, sm, Bus())
-    from dashboard.backups.check import BackupWatch
-    from dashboard.correlation.engine import Correlator
-    from dashboard.correlation.listener import CorrelationListener
-    from dashboard.correlation.settings import CorrelationSettings
-
-    correlation = CorrelationSettings(timezone=settings.timezone)
-    watch = BackupWatch(sm, settings=correlation, interval_s=300, bus=runtime.bus)
-    listener = CorrelationListener(runtime.bus, sm, now_utc, correlator=Correlator(correlation))
-    correlate = LoopPart("correlation", listener.run)
-    # SQLite only: ingest's page writes off its thread
-    checkpointer = LoopPart("wal-checkpoint", WalCheckpointer(engine).run)
-    runtime.parts = [checkpointer, watch, correlate]
-    if settings.mqtt is None:
-        return runtime
-    from dashboard.ingest.consumer import IngestConsumer
-    from dashboard.ingest.link_process import LinkProcess
-    from dashboard.policy_signer import PolicySigner
-
-    assert settings.policy_key_file is not None
-    key_file = settings.policy_key_file
-    key = keys.load_private(key_file) if key_file.exists() else keys.generate(key_file)
-    # the broker link runs in a child process: MQTT parsing and storing overlap on two cores
-    link = LinkProcess(settings.mqtt, client_id=f"secroom-dashboard-{settings.site}")
-    consumer = IngestConsumer(sm, link, site=settings.site, bus=runtime.bus,
-                              gap_timeout_s=settings.gap_timeout_s,
-                              verify_mode=settings.ingest_verify)
-    signer = PolicySigner(sm, key, site=settings.site,
-                          publish=lambda topic, blob, retain: link.publish(topic, blob,
-                                                                           retain=retain))
-    runtime.parts = [checkpointer, link, consumer, signer, watch, correlate]
-    return runtime
-
-
 def dashboard_run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -225,11 +128,13 @@ def dashboard_run(args: argparse.Namespace) -> int:
     from dashboard.web.serve import Server
 
     try:
-        settings = _settings(args)
+        settings = settings_of(args)
         if bool(args.tls_cert) != bool(args.tls_key):
             raise SettingsError("--tls-cert and --tls-key go together")
         if args.tls_cert and not settings.https:
             raise SettingsError("serving HTTPS: set https = true so cookies are marked Secure")
+        from dashboard.runtime import build_runtime
+
         runtime = build_runtime(settings)
     except (SettingsError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import configuration as hypothesis_configuration
 from hypothesis import settings as hypothesis_settings
 
-from tests.services.mosquitto import Broker
+from tests.support.mosquitto import Broker
 
 # Hypothesis keeps its example database under ./.hypothesis by default: no test writes into the
 # working directory, so point it at a temporary folder and keep no example database.

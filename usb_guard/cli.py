@@ -1,6 +1,7 @@
 """``secroom usb agent``, ``export-rules`` and ``init-medium``; the controller wires them.
 
 Each handler is called as ``args.handler(args, emit, policy_provider)`` and returns an exit code.
+Run from a node config, ``args.usb_config`` holds its ``[usb]`` section (read once by the node).
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def agent_config(args: argparse.Namespace) -> UsbAgentConfig:
     overrides = {"host": args.host, "sysfs_root": args.sysfs_root}
+    handed = getattr(args, "usb_config", None)  # the [usb] section of the node config, read once
+    if isinstance(handed, UsbAgentConfig):
+        return handed.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     if args.config is not None:
         return load_config(args.config, **overrides)
     try:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from dashboard.correlation import rules as R
 from dashboard.correlation import sources as S
 from dashboard.correlation.evaluate import access_outcome, print_outcome
+from dashboard.correlation.periodic import periodic_outcome, tick
 from dashboard.correlation.settings import CorrelationSettings
 from dashboard.correlation.store import PersistResult, persist
 from dashboard.correlation.types import AccessIn, LoanIn, LogIssueIn, Outcome
@@ -160,27 +161,11 @@ class Correlator:
 
     def periodic_outcome(self, session: Session, since: datetime, until: datetime,
                          now: datetime, loans: Iterable[LoanIn]) -> Outcome:
-        s = self.s
-        out = Outcome()
-        cps = R.backup_checkpoints(since, until, now, s)
-        if cps:
-            snaps = S.backups_between(session, cps[0] - timedelta(hours=s.backup_max_age_h),
-                                      cps[-1] + timedelta(microseconds=1))
-            for cp in cps:
-                day = cp.astimezone(s.zone).date().isoformat()
-                out.add(R.key(R.BACKUP_MISSING, day), R.backup_missing(cp, snaps, s))
-        for loan in loans:
-            out.add(R.key(R.MEDIA_OVERDUE, loan.control_number, loan.due_back.isoformat()),
-                    R.media_overdue(loan, now, s))
-        for issue in S.log_issues(session, since, until):
-            out.found.append(R.log_issue(issue, s))
-        return out
+        return periodic_outcome(session, since, until, now, loans, self.s)
 
     def tick(self, session: Session, now: datetime, loans: Iterable[LoanIn] = (),
              lookback: timedelta = timedelta(days=2)) -> PersistResult:
-        """Run by the dashboard every few minutes: backups, overdue media, node-log gaps."""
-        return persist(session, self.periodic_outcome(session, now - lookback, now, now, loans),
-                       now)
+        return tick(session, now, loans, self.s, lookback)
 
 
 def rows_by_keys(session: Session, keys: Sequence[str]) -> list[NumberAccess]:

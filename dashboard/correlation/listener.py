@@ -56,7 +56,7 @@ class CorrelationListener:
     def tick(self) -> list[str]:
         with self.sessions() as s:
             if self.loans is None:
-                from dashboard.reports.media_source import loans
+                from dashboard.correlation.sources import loans
 
                 got = loans(s)
             else:

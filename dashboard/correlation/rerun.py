@@ -30,8 +30,8 @@ from sqlalchemy.orm import Session
 
 from dashboard.correlation import rules as R
 from dashboard.correlation import sources as S
-from dashboard.correlation.engine import Correlator
 from dashboard.correlation.evaluate import access_findings, print_outcome
+from dashboard.correlation.periodic import periodic_outcome
 from dashboard.correlation.settings import CorrelationSettings
 from dashboard.correlation.store import PersistResult, persist
 from dashboard.correlation.types import AccessIn, FindingOut, Interval, LoanIn, Outcome, UsbIn
@@ -375,7 +375,7 @@ def rerun(session: Session, since: datetime, until: datetime, now: datetime,
         bf = R.backup_failed(b, s)
         if bf is not None:
             out.found.append(bf)
-    periodic = Correlator(s).periodic_outcome(session, since, until, now, loans or ())
+    periodic = periodic_outcome(session, since, until, now, loans or (), s)
     out.found.extend(periodic.found)
     stored = None
     if store:

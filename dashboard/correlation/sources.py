@@ -15,12 +15,14 @@ from dashboard.correlation.types import (
     BackupIn,
     DoorIncidentIn,
     Interval,
+    LoanIn,
     LogIssueIn,
     PrintIn,
     UsbIn,
 )
 from dashboard.models.anomalies import Anomaly
 from dashboard.models.events import Presence, StoredEvent
+from dashboard.models.media import MediumRecord
 from dashboard.models.nodes import Node
 from dashboard.models.numlog import NumberAccess
 
@@ -257,3 +259,21 @@ def _first_seq_at(session: Session, node: str, when: datetime, max_seq: int) -> 
 
 def grace(seconds: int) -> timedelta:
     return timedelta(seconds=seconds)
+
+
+def loans(session: Session) -> list[LoanIn]:
+    """Every check-out with its due time and, once returned (or otherwise ended), when."""
+    out: list[LoanIn] = []
+    open_: dict[str, MediumRecord] = {}
+    for r in session.scalars(select(MediumRecord).order_by(MediumRecord.control_number,
+                                                           MediumRecord.at, MediumRecord.id)):
+        if r.action == "check_out" and r.due_back is not None:
+            open_[r.control_number] = r
+        elif r.control_number in open_ and r.action in ("return", "found", "mark_lost"):
+            c = open_.pop(r.control_number)
+            assert c.due_back is not None
+            ended = r.at if r.action != "mark_lost" else None  # a lost medium stays overdue
+            out.append(LoanIn(c.control_number, c.holder or "?", c.due_back, ended))
+    out += [LoanIn(c.control_number, c.holder or "?", c.due_back, None)  # type: ignore[arg-type]
+            for c in open_.values()]
+    return out

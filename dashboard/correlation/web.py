@@ -1,7 +1,7 @@
 """Findings (with their joined evidence) and the anomaly workflow's resolve step, a person's
 timeline, and a re-run over a period. Acknowledging uses the anomalies router's route.
 
-``router`` is one of ``dashboard.web.routers()``; its roles are rows of
+``router`` is one of ``dashboard.app.routers()``; its roles are rows of
 ``dashboard.auth.roles.ROLE_MATRIX``.
 """
 
@@ -134,7 +134,7 @@ def rerun_api(request: Request, body: RerunIn, db: Annotated[DbSession, Depends(
               who: Annotated[Principal, Depends(deps.principal)]) -> RerunOut:
     if body.until <= body.since or (body.until - body.since).days > 400:
         raise HTTPException(status_code=400, detail="give 1 to 400 days")
-    from dashboard.reports.media_source import loans
+    from dashboard.correlation.sources import loans
 
     res = rerun(db, _day(body.since, request, body.since), _day(body.until, request, body.until),
                 deps.now(request), loans=loans(db))

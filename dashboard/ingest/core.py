@@ -3,127 +3,40 @@
 No MQTT and no clock here: the caller passes a session and ``now``, commits, then publishes the
 acks and resend requests of the returned ``BatchResult`` (so an ack never runs ahead of a commit).
 Steps per batch: route the topic, size limit, parse (shape and hash), site and topic checks
-(``prepare``: no database, so the consumer overlaps it with the previous batch's storing),
+(``Preparer``: no database, so the consumer overlaps it with the previous batch's storing),
 then enrolled and approved node, signature; then the stored neighbours each node's events
 need (``_lookup``), and per node in seq order, with no query meanwhile (on PostgreSQL the rows
 stream into a COPY as they are accepted): duplicate or fork against what is stored, chain link
 to seq-1 and seq+1, insert (``_accept``); then each node's contiguous mark (ack) and gaps
-(resend request; anomaly later if not filled) (``_settle``); then door access and presence.
+(resend request; anomaly later if not filled) (``ChainMarks.settle``); then door access and
+presence. The steps before the database are in prepare.py, the marks in marks.py.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.envelope import GENESIS, MAX_EVENT_BYTES, TOPIC_ROOT, EnvelopeError, Event, parse
+from controller.envelope import GENESIS, MAX_EVENT_BYTES, Event
 from dashboard import projections
 from dashboard.anomalies import anomaly_dict, raise_anomaly
 from dashboard.bulk import row_writer
+from dashboard.ingest.batch import BatchResult, Outcome, PendingAnomalies, ResendRequest
 from dashboard.ingest.counters import IngestCounters
+from dashboard.ingest.marks import ChainMarks
+from dashboard.ingest.prepare import MAX_SEQ, Prepared, Preparer
 from dashboard.ingest.state import StateHandler
 from dashboard.ingest.verify import SignatureVerifier
 from dashboard.models.events import StoredEvent
 from dashboard.models.nodes import Node
 
-MAX_SEQ = 2**62  # fits a signed 64-bit column with room to spare
+__all__ = ["MAX_SEQ", "BatchResult", "IngestCore", "Outcome", "Prepared", "ResendRequest"]
 _ANOMALY_KINDS = frozenset({"door.forced", "door.held_open", "policy.rejected"})
-
-
-class Outcome(NamedTuple):  # one per payload: a tuple, cheap to build thousands of times
-    topic: str
-    status: str  # stored | duplicate | rejected | state
-    reason: str | None = None
-    node: str | None = None
-    seq: int | None = None
-    index: int = -1  # position of the payload in the batch given to ``process``
-
-
-@dataclass(frozen=True)
-class ResendRequest:
-    node: str
-    first: int
-    last: int
-
-    def payload(self) -> dict[str, int]:
-        return {"from": self.first, "to": self.last}
-
-
-@dataclass
-class BatchResult:
-    outcomes: list[Outcome] = field(default_factory=list)
-    acks: dict[str, int] = field(default_factory=dict)
-    resends: list[ResendRequest] = field(default_factory=list)
-    messages: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    counts: Counter[str] = field(default_factory=Counter)
-    # stored events whose own signature chain mode left for the SignatureAudit
-    unchecked: list[tuple[Ed25519PublicKey, Event]] = field(default_factory=list)
-    index_of: dict[int, int] = field(default_factory=dict, repr=False)  # id(Event) -> index
-    # id(Event) -> key of the events accepted on their chain alone (scratch, like index_of)
-    unchecked_keys: dict[int, Ed25519PublicKey] = field(default_factory=dict, repr=False)
-
-    @property
-    def stored(self) -> int:
-        return self.counts["stored"]
-
-
-@dataclass
-class _Pending:
-    """Anomalies collected during a batch, raised once each with a count."""
-
-    items: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-
-    def add(
-        self,
-        kind: str,
-        key: str,
-        *,
-        node: str | None,
-        subject: str,
-        severity: str,
-        detail: dict[str, Any] | None = None,
-    ) -> None:
-        slot = self.items.get((kind, key))
-        if slot is None:
-            self.items[(kind, key)] = {
-                "node": node,
-                "subject": subject,
-                "severity": severity,
-                "detail": dict(detail or {}),
-                "count": 1,
-            }
-        else:
-            slot["count"] += 1
-            if detail:
-                slot["detail"].update(detail)
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """What ``IngestCore.prepare`` found in a batch: the rejects (in ``routed``), the parsed
-    events and the state messages."""
-
-    routed: BatchResult
-    events: list[tuple[str, Event]]
-    states: list[tuple[int, str, str, bytes]]
-
-
-def _reject_reason(exc: EnvelopeError) -> str:
-    text = str(exc)
-    if "exceeds" in text:
-        return "oversized"
-    if "hash" in text:
-        return "bad_hash"
-    if "schema version" in text:
-        return "bad_version"
-    return "malformed"
 
 
 class IngestCore:
@@ -142,20 +55,15 @@ class IngestCore:
         self.resend_interval_s = resend_interval_s
         self.counters = IngestCounters()
         self.state = StateHandler(site=site, max_payload=max_payload, max_pending=max_pending_nodes)
-        self._resent: dict[tuple[str, int, int], datetime] = {}
-        self._prefix = f"{TOPIC_ROOT}/{site}/"
+        self.marks = ChainMarks(resend_interval_s)
+        self.preparer = Preparer(site, max_payload)
 
     # -- public ------------------------------------------------------------------------------
 
     def prepare(self, items: Sequence[tuple[str, bytes]]) -> Prepared:
         """The database-free first step of a batch: route, size limit, parse, site and topic
         checks. The consumer runs it on the next batch while this one is being stored."""
-        routed = BatchResult()
-        events: list[tuple[str, Event]] = []
-        states: list[tuple[int, str, str, bytes]] = []
-        for index, (topic, payload) in enumerate(items):
-            self._route(index, topic, payload, routed, events, states)
-        return Prepared(routed, events, states)
+        return self.preparer.prepare(items)
 
     def process(
         self, session: Session, items: Sequence[tuple[str, bytes]], now: datetime
@@ -171,7 +79,7 @@ class IngestCore:
             counts=Counter(routed.counts),
             index_of=dict(routed.index_of),
         )
-        pending = _Pending()
+        pending = PendingAnomalies()
         for index, topic, node_name, payload in prepared.states:
             reason = self.state.apply(session, node_name, payload, now, pending)
             status = "state" if reason is None else "rejected"
@@ -192,15 +100,15 @@ class IngestCore:
     def check_gaps(self, session: Session, now: datetime, gap_timeout_s: float) -> BatchResult:
         """Re-ask for unfilled gaps; raise a gap anomaly for any older than ``gap_timeout_s``."""
         result = BatchResult()
-        pending = _Pending()
+        pending = PendingAnomalies()
         for node in session.scalars(
             select(Node).where(Node.gap_since.is_not(None), Node.key_status == "approved")
         ):
-            first, last = self._gap_range(session, node)
+            first, last = self.marks.gap_range(session, node)
             if first > last:
                 node.gap_since = None
                 continue
-            self._request(node.name, first, last, now, result)
+            self.marks.request(node.name, first, last, now, result)
             assert node.gap_since is not None
             if (now - node.gap_since).total_seconds() >= gap_timeout_s:
                 pending.add(
@@ -221,7 +129,7 @@ class IngestCore:
         """Raise ``bad_signature`` for stored events whose own signature the audit found bad
         (their content was authenticated by the chain before they were stored)."""
         result = BatchResult()
-        pending = _Pending()
+        pending = PendingAnomalies()
         for node, seq in failures:
             pending.add(
                 "bad_signature",
@@ -237,54 +145,6 @@ class IngestCore:
         self.counters.update(result.counts)
         return result
 
-    # -- routing and parsing -----------------------------------------------------------------
-
-    def _route(
-        self,
-        index: int,
-        topic: str,
-        payload: bytes,
-        result: BatchResult,
-        events: list[tuple[str, Event]],
-        states: list[tuple[int, str, str, bytes]],
-    ) -> None:
-        def reject(reason: str, node: str | None = None) -> None:
-            result.outcomes.append(Outcome(topic, "rejected", reason, node, None, index))
-            result.counts[reason] += 1
-
-        if not topic.startswith(self._prefix):
-            reject("wrong_site" if topic.startswith(TOPIC_ROOT + "/") else "bad_topic")
-            return
-        parts = topic[len(self._prefix) :].split("/")
-        if len(parts) == 2 and parts[1] == "state":
-            states.append((index, topic, parts[0], payload))
-            return
-        if len(parts) != 3 or parts[1] != "events":
-            reject("bad_topic")
-            return
-        if len(payload) > self.max_payload:
-            reject("oversized", parts[0])
-            return
-        try:
-            event = parse(payload)
-            projections.event_time(event.ts)  # a ts that matches the pattern but is no date
-        except EnvelopeError as exc:
-            reject(_reject_reason(exc), parts[0])
-            return
-        except (RecursionError, ValueError, OverflowError):  # absurd nesting, a 13th month...
-            reject("malformed", parts[0])
-            return
-        if event.seq > MAX_SEQ:
-            reject("malformed", parts[0])
-            return
-        if event.site != self.site:
-            reject("wrong_site", parts[0])
-        elif event.node != parts[0] or event.kind != parts[2]:
-            reject("topic_mismatch", parts[0])
-        else:
-            result.index_of[id(event)] = index
-            events.append((topic, event))
-
     # -- events ------------------------------------------------------------------------------
 
     def _process_events(
@@ -293,7 +153,7 @@ class IngestCore:
         events: list[tuple[str, Event]],
         now: datetime,
         result: BatchResult,
-        pending: _Pending,
+        pending: PendingAnomalies,
     ) -> None:
         names = sorted({e.node for _, e in events})
         nodes = {n.name: n for n in session.scalars(select(Node).where(Node.name.in_(names)))}
@@ -363,7 +223,7 @@ class IngestCore:
                     late_access,
                 )
         for name, (events_of, old_max) in accepted.items():
-            self._settle(session, nodes[name], events_of, old_max, now, result)
+            self.marks.settle(session, nodes[name], events_of, old_max, now, result)
         projections.store_door_access(session, access + late_access, late_access)
 
     def _reject(self, result: BatchResult, topic: str, event: Event, reason: str) -> None:
@@ -425,7 +285,7 @@ class IngestCore:
         known: dict[int, tuple[str, str]],
         now: datetime,
         result: BatchResult,
-        pending: _Pending,
+        pending: PendingAnomalies,
         write: Callable[[dict[str, Any]], None],
         access: list[dict[str, Any]],
         late_access: list[dict[str, Any]],
@@ -522,95 +382,7 @@ class IngestCore:
                     (late_access if seq < old_max else access).append(row)
         return accepted, old_max
 
-    def _settle(
-        self,
-        session: Session,
-        node: Node,
-        accepted: dict[int, Event],
-        old_max: int,
-        now: datetime,
-        result: BatchResult,
-    ) -> None:
-        """The node's counters, contiguous mark (ack) and gaps after its events are written."""
-        if not accepted:
-            return
-        result.counts["stored"] += len(accepted)
-        node.events_stored += len(accepted)
-        node.last_seen_at = now
-        top = max(accepted)
-        projections.note_last_event(node, accepted[top])
-        if top > node.max_seq:
-            node.max_seq, node.max_hash = top, accepted[top].hash
-        c = node.contiguous_seq
-        c_hash = node.contiguous_hash
-        while c + 1 in accepted:
-            c += 1
-            c_hash = accepted[c].hash
-        if c < node.max_seq and old_max > c:
-            c, c_hash = self._walk_stored(session, node.name, c, c_hash)
-            while c + 1 in accepted:
-                c += 1
-                c_hash = accepted[c].hash
-        if c > node.contiguous_seq:
-            node.contiguous_seq, node.contiguous_hash = c, c_hash
-            result.acks[node.name] = c
-        if node.max_seq > node.contiguous_seq:
-            if node.gap_since is None:
-                node.gap_since = now
-            first = node.contiguous_seq + 1
-            nxt = min((s for s in accepted if s > first), default=None)
-            if nxt is None or old_max > first:
-                session.flush()
-                first, last = self._gap_range(session, node)
-            else:
-                last = nxt - 1
-            self._request(node.name, first, last, now, result)
-        else:
-            node.gap_since = None
-        result.messages.append(("node", {"node": node.name}))
-
-    def _walk_stored(
-        self, session: Session, node: str, c: int, c_hash: str | None
-    ) -> tuple[int, str | None]:
-        """Advance the contiguous mark over events already stored beyond it."""
-        session.flush()
-        while True:
-            got = session.execute(
-                select(StoredEvent.seq, StoredEvent.hash)
-                .where(StoredEvent.node == node, StoredEvent.seq > c)
-                .order_by(StoredEvent.seq)
-                .limit(1000)
-            ).all()
-            for seq, h in got:
-                if seq != c + 1:
-                    return c, c_hash
-                c, c_hash = seq, h
-            if len(got) < 1000:
-                return c, c_hash
-
-    def _gap_range(self, session: Session, node: Node) -> tuple[int, int]:
-        first = node.contiguous_seq + 1
-        nxt = session.scalar(
-            select(StoredEvent.seq)
-            .where(StoredEvent.node == node.name, StoredEvent.seq > node.contiguous_seq)
-            .order_by(StoredEvent.seq)
-            .limit(1)
-        )
-        return first, (nxt - 1 if nxt is not None else node.max_seq)
-
-    def _request(
-        self, node: str, first: int, last: int, now: datetime, result: BatchResult
-    ) -> None:
-        key = (node, first, last)
-        sent = self._resent.get(key)
-        if sent is not None and (now - sent).total_seconds() < self.resend_interval_s:
-            return
-        if len(self._resent) > 10_000:
-            self._resent.clear()
-        self._resent[key] = now
-        result.resends.append(ResendRequest(node, first, last))
-
-    def _event_anomalies(self, event: Event, pending: _Pending) -> None:
+    def _event_anomalies(self, event: Event, pending: PendingAnomalies) -> None:
         if event.kind not in _ANOMALY_KINDS:
             return
         door = projections.event_refs(event)[1] or "?"
@@ -643,7 +415,7 @@ class IngestCore:
             )
 
     def _raise(
-        self, session: Session, pending: _Pending, now: datetime, result: BatchResult
+        self, session: Session, pending: PendingAnomalies, now: datetime, result: BatchResult
     ) -> None:
         for (kind, key), slot in pending.items.items():
             anomaly, _ = raise_anomaly(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -21,8 +21,12 @@ from controller.envelope import parse_ts
 from controller.keys import KeyFileError, public_from_b64
 from dashboard.models.nodes import Node
 
-if TYPE_CHECKING:
-    from dashboard.ingest.core import _Pending
+
+class AnomalySink(Protocol):
+    """Where the state handler reports what it finds (the ingest batch's pending anomalies)."""
+
+    def add(self, kind: str, key: str, *, node: str | None, subject: str, severity: str,
+            detail: dict[str, Any] | None = None) -> None: ...
 
 _NODE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_STATE_BYTES = 8 * 1024
@@ -45,7 +49,7 @@ class StateHandler:
         self.max_pending = max_pending
 
     def apply(
-        self, session: Session, name: str, payload: bytes, now: datetime, pending: _Pending
+        self, session: Session, name: str, payload: bytes, now: datetime, pending: AnomalySink
     ) -> str | None:
         """Apply one state message; return a reject reason or None."""
         if not _NODE_NAME.match(name):
@@ -176,7 +180,7 @@ def _count(health: dict[str, Any], *path: str) -> int:
 
 
 def _health_anomalies(
-    name: str, old: dict[str, Any], new: dict[str, Any], pending: _Pending
+    name: str, old: dict[str, Any], new: dict[str, Any], pending: AnomalySink
 ) -> None:
     """Raise what a node can only report in its health: journal failures (disk full), doors
     kept shut because an access could not be journaled, and lost broker connections (an

@@ -1,6 +1,6 @@
 """Number-access logs in the web UI and API: CSV upload (page), JSON rows (API, scoped token).
 
-``router`` is one of ``dashboard.web.routers()``; its roles are rows of
+``router`` is one of ``dashboard.app.routers()``; its roles are rows of
 ``dashboard.auth.roles.ROLE_MATRIX`` (the middleware refuses routes it does not know).
 """
 
@@ -18,7 +18,6 @@ from dashboard.auth.service import Principal
 from dashboard.models.numlog import NumlogBatch
 from dashboard.numlog.parse import NumlogError
 from dashboard.numlog.service import MAX_BYTES, import_csv, import_json
-from dashboard.reports.labels import label
 from dashboard.web import deps
 
 router = APIRouter()
@@ -49,6 +48,8 @@ UI = {
                       "{stored} stored, {duplicate} already stored, {bad} bad, {redacted} with a number "  # noqa: E501
                       "redacted"),
     "numlog.line": ("{line} 行目: {error}", "line {line}: {error}"),
+    "numlog.at": ("日時", "Time"),
+    "numlog.count": ("件数", "Count"),
 }
 
 
@@ -64,7 +65,7 @@ def _page(request: Request, db: DbSession, report: dict[str, Any] | None = None,
     lang = deps.translator(request).lang
     return deps.render(request, "numlog/page.html", {
         "batches": batches, "report": report, "error": error,
-        "ui": lambda k, **f: ui(lang, k, **f), "L": lambda k, **f: label(k, lang, **f)},
+        "ui": lambda k, **f: ui(lang, k, **f)},
         status)
 
 

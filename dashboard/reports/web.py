@@ -1,7 +1,7 @@
 """The monthly handling report in the web UI: a form that issues the report (recorded with its
 seal, audited) and downloads it as PDF or CSV, and the list of issued reports.
 
-``router`` is one of ``dashboard.web.routers()``; its roles are rows of
+``router`` is one of ``dashboard.app.routers()``; its roles are rows of
 ``dashboard.auth.roles.ROLE_MATRIX``.
 """
 

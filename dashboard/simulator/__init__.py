@@ -63,7 +63,7 @@ class SimState(BaseModel):
 
 
 class Simulator(Protocol):
-    """What the panel needs from the running demo room (controller.demo implements it)."""
+    """What the panel needs from the running demo room (dashboard.demo implements it)."""
 
     def people(self) -> list[SimPerson]: ...
     def readers(self) -> list[SimReader]: ...

@@ -156,10 +156,10 @@ def _detail_page(request: Request, db: DbSession, person_id: str, *, error: str 
     }
     if flash:
         ctx["flash"] = flash
-    if allowed("printing.person", deps.principal(request).role):
-        from dashboard.printing.web import person_context
-
-        ctx.update(person_context(request, db, person_id))
+    role = deps.principal(request).role
+    for route_name, section in request.app.state.person_sections:  # e.g. the person's prints
+        if allowed(route_name, role):
+            ctx.update(section(request, db, person_id))
     return deps.render(request, "person.html", ctx, status)
 
 

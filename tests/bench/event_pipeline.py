@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 from controller.keys import generate  # noqa: E402
 from controller.mqtt import MqttSettings  # noqa: E402
 from controller.runtime import RuntimeSettings  # noqa: E402
-from tests.services import require_binary  # noqa: E402
-from tests.services.mosquitto import Broker  # noqa: E402
+from tests.support import require_binary  # noqa: E402
+from tests.support.mosquitto import Broker  # noqa: E402
 
 PRODUCER = ROOT / "tests" / "controller" / "producer_proc.py"
 INFLIGHT = 1000

@@ -45,15 +45,15 @@ from controller.envelope import GENESIS, parse, seal  # noqa: E402
 from controller.keys import public_b64  # noqa: E402
 from controller.mqtt import MqttLink, MqttSettings  # noqa: E402
 from dashboard.bus import Bus  # noqa: E402
-from dashboard.cli import LoopPart  # noqa: E402
 from dashboard.db import Base, WalCheckpointer, make_engine, make_sessionmaker  # noqa: E402
 from dashboard.ingest.consumer import IngestConsumer  # noqa: E402
 from dashboard.ingest.gc_tuning import tune_gc  # noqa: E402
 from dashboard.ingest.link_process import LinkProcess  # noqa: E402
 from dashboard.ingest.verify import SignatureVerifier  # noqa: E402
 from dashboard.models import Node  # noqa: E402
-from tests.services import require_binary  # noqa: E402
-from tests.services.mosquitto import Broker  # noqa: E402
+from dashboard.runtime import LoopPart  # noqa: E402
+from tests.support import require_binary  # noqa: E402
+from tests.support.mosquitto import Broker  # noqa: E402
 
 SITE = "bench"
 NODES = 8

@@ -93,7 +93,7 @@ def populate(sm, events: int, now: datetime, days: int = 365) -> None:  # type: 
 
 
 def serve(app) -> tuple[uvicorn.Server, threading.Thread, str]:  # type: ignore[no-untyped-def]
-    from tests.services import free_port, wait_until
+    from tests.support import free_port, wait_until
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,

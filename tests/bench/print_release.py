@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/bench/print_release.py [--quick]
 
-Starts a private cupsd (tests/services/cupsd.py: 127.0.0.1, free port, own spool; printers on
+Starts a private cupsd (tests/support/cupsd.py: 127.0.0.1, free port, own spool; printers on
 file:///dev/null) with the production queue layout: a stopped hold queue and its release queue.
 For each size N, alice submits N jobs (bob 5 more, which must stay held), then the clock runs
 from the call ``PrintRelease.release_for`` (what the gateway does on a tap, after the card and
@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from controller.printing import JobState, PrintRelease, PrintSettings  # noqa: E402
 from controller.printing.cups_adapter import CupsAdapter  # noqa: E402
 from controller.printing.types import RELEASED_STATES  # noqa: E402
-from tests.services.cupsd import Cupsd  # noqa: E402
+from tests.support.cupsd import Cupsd  # noqa: E402
 
 
 def wait_for(pred: Callable[[], bool], timeout: float, what: str) -> None:

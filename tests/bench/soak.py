@@ -101,9 +101,9 @@ import tomli_w
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from controller.demo import seed  # noqa: E402
 from controller.keys import generate, load_private, public_b64  # noqa: E402
 from controller.localbroker import BrokerUnavailable, LocalBroker, free_port  # noqa: E402
+from dashboard.demo import seed  # noqa: E402
 
 PY = sys.executable
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -339,7 +339,7 @@ class Room:
             raise Unavailable(f"private pcscd would not start: {exc}") from exc
         if os.geteuid() == 0 and shutil.which("cupsd") and shutil.which("lpadmin"):
             try:
-                from tests.services.cupsd import Cupsd
+                from tests.support.cupsd import Cupsd
 
                 self._cups_cm = Cupsd.private()
                 self.cups = self._cups_cm.__enter__()
@@ -384,10 +384,10 @@ class Room:
         admin.dispose()
 
     def _start_dashboard(self) -> None:
-        from controller.demo.dashboard import enter_office
-        from controller.demo.usb import seed_media
         from dashboard.auth.service import AuthService
         from dashboard.db import make_engine, make_sessionmaker
+        from dashboard.demo.dashboard import enter_office
+        from dashboard.demo.usb import seed_media
         from dashboard.migrate import upgrade
         from dashboard.settings import load_settings
 
@@ -734,7 +734,7 @@ class Room:
                 self.print_jobs += 1
 
     def numlog_load(self, every: float) -> None:
-        from controller.demo.history import CSV_HEADER, ORG, ZONE
+        from dashboard.demo.history import CSV_HEADER, ORG, ZONE
 
         n = 0
         while not self.stop_load.wait(every if n else 5.0):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import unavailable
+from tests.support import unavailable
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

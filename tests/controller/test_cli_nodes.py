@@ -18,7 +18,7 @@ from controller.envelope import now_utc
 from controller.journal import Journal
 from controller.keys import load_private
 from tests.controller.gateway_kit import EventCollector, make_kit, make_policy
-from tests.services.mosquitto import Broker
+from tests.support.mosquitto import Broker
 
 SECROOM = [sys.executable, "-m", "controller.cli"]
 

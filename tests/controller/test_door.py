@@ -13,15 +13,13 @@ from pydantic import ValidationError
 from controller.door import (
     DENY_RED_S,
     GRANT_BEEP,
-    Cancellable,
     Door,
     DoorConfig,
     DoorError,
-    ManualClock,
-    ThreadClock,
 )
 from controller.door_events import PAYLOADS
 from controller.gpio import GpioError, Pins, make_pin_factory
+from controller.timers import Cancellable, ManualClock, ThreadClock
 from tests.controller.door_fixtures import Recorder
 
 RELAY, CONTACT, REX, GREEN, RED, BUZZER = 17, 27, 22, 5, 6, 13

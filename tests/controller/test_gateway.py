@@ -27,8 +27,8 @@ from tests.controller.gateway_kit import (
     make_kit,
     make_policy,
 )
-from tests.services.mosquitto import Broker
-from tests.services.pcscd import start_pcscd
+from tests.support.mosquitto import Broker
+from tests.support.pcscd import start_pcscd
 
 pytestmark = pytest.mark.integration
 

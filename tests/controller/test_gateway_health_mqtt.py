@@ -11,8 +11,8 @@ from controller.gateway import Gateway
 from controller.gpio import make_pin_factory
 from readers.fake import FakeReader
 from tests.controller.gateway_kit import make_kit
-from tests.services import wait_until
-from tests.services.mosquitto import Broker
+from tests.support import wait_until
+from tests.support.mosquitto import Broker
 
 pytestmark = pytest.mark.integration
 

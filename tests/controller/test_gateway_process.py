@@ -18,8 +18,8 @@ from controller.keys import load_private
 from readers.pcscd_host import PcscdHost
 from readers.virtual import VirtualCard
 from tests.controller.gateway_kit import ALICE_UID, BOB_UID, EventCollector, make_kit
-from tests.services.mosquitto import Broker
-from tests.services.pcscd import start_pcscd
+from tests.support.mosquitto import Broker
+from tests.support.pcscd import start_pcscd
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

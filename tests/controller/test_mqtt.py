@@ -10,8 +10,8 @@ from pydantic import ValidationError
 
 from controller.mqtt import MqttError, MqttLink, MqttSettings
 from tests.controller.conftest import fast_mqtt
-from tests.services import free_port
-from tests.services.mosquitto import Broker
+from tests.support import free_port
+from tests.support.mosquitto import Broker
 
 pytestmark = pytest.mark.integration
 

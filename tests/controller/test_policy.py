@@ -16,10 +16,10 @@ from controller.policy import (
     SIGNING_CONTEXT,
     Policy,
     PolicyError,
-    PolicyStore,
     sign_policy,
     verify_policy,
 )
+from controller.policy_store import PolicyStore
 from tests.controller.door_fixtures import ALICE, SITE, Recorder, make_policy, policy_dict
 
 ADMIN = Ed25519PrivateKey.generate()

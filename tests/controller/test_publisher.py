@@ -11,7 +11,7 @@ from controller.keys import load_private
 from controller.publisher import DeliveryMark, prune_mark, resend_range, retention_cutoff
 from controller.runtime import NodeRuntime, RuntimeSettings
 from tests.controller.conftest import NODE, SITE, Collector
-from tests.services.mosquitto import Broker
+from tests.support.mosquitto import Broker
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 

@@ -22,8 +22,8 @@ from controller.journal import EventRejected, JournalError, JournalFull, verify_
 from controller.mqtt import MqttError, MqttSettings
 from controller.runtime import NodeRuntime, RuntimeSettings
 from tests.controller.conftest import Collector
-from tests.services import free_port
-from tests.services.mosquitto import Broker
+from tests.support import free_port
+from tests.support.mosquitto import Broker
 
 PRODUCER = Path(__file__).with_name("producer_proc.py")
 Key = tuple[Path, Ed25519PrivateKey]

@@ -14,7 +14,7 @@ from controller.envelope import canonical_json, topic_for
 from controller.mqtt import MqttLink
 from controller.runtime import NodeRuntime, RuntimeSettings
 from tests.controller.conftest import NODE, SITE, fast_mqtt
-from tests.services.mosquitto import Broker
+from tests.support.mosquitto import Broker
 
 pytestmark = pytest.mark.integration
 

@@ -51,7 +51,7 @@ def _drop_pg_schema(schema: str) -> None:
 def pg_engine() -> Iterator[Engine]:
     """One private schema on the test PostgreSQL for the whole run, with every table."""
     if not PG_URL:
-        from tests.services import unavailable
+        from tests.support import unavailable
 
         unavailable("SECROOM_TEST_PG_URL is not set (PostgreSQL tests need it)")
     schema = f"t_{os.getpid()}_{uuid.uuid4().hex[:8]}"

@@ -81,7 +81,7 @@ def test_ten_thousand_hostile_payloads_into_the_core(session, core, node):
 
 @pytest.mark.integration
 def test_hostile_payloads_through_the_broker(broker, sm, node):
-    from tests.dashboard.test_ingest_consumer import NodeSide, connect
+    from tests.dashboard.ingest.test_consumer import NodeSide, connect
 
     with sm() as s:
         node.enrol(s)

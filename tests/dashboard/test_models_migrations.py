@@ -34,7 +34,7 @@ def test_models_have_auth_tables():
 @pytest.mark.integration
 def test_upgrade_empty_postgres_matches_models():
     if not PG_URL:
-        from tests.services import unavailable
+        from tests.support import unavailable
 
         unavailable("SECROOM_TEST_PG_URL is not set (PostgreSQL tests need it)")
     schema = f"m_{os.getpid()}_{uuid.uuid4().hex[:8]}"

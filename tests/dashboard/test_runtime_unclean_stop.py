@@ -6,8 +6,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from dashboard.cli import build_runtime
 from dashboard.models import Anomaly
+from dashboard.runtime import build_runtime
 from tests.dashboard.web.conftest import make_db, make_settings
 
 

@@ -6,8 +6,8 @@ import time
 
 from sqlalchemy import text
 
-from dashboard.cli import LoopPart
 from dashboard.db import WalCheckpointer, make_engine
+from dashboard.runtime import LoopPart
 
 
 def test_the_checkpointer_copies_the_wal_into_the_database_beside_the_writer(tmp_path) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from readers.pcscd_host import PcscdHost
 from tests.readers.recording import RecordingSink
-from tests.services.pcscd import start_pcscd
+from tests.support.pcscd import start_pcscd
 
 
 @pytest.fixture

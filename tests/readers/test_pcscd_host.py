@@ -11,7 +11,7 @@ import pytest
 
 from readers.base import ReaderError
 from readers.pcscd_host import PcscdHost, _listening_ports
-from tests.services.pcscd import start_pcscd
+from tests.support.pcscd import start_pcscd
 
 pytestmark = pytest.mark.integration
 

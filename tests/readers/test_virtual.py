@@ -17,7 +17,7 @@ from readers.virtual import (
     VirtualCard,
     pcsc_storage_atr,
 )
-from tests.services import free_port
+from tests.support import free_port
 
 UID = bytes.fromhex("012E4CD2A1B3C4D5")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from controller.envelope import topic_for
 from controller.mqtt import MqttLink, MqttSettings
-from tests.services import free_port, port_open, require_binary, stop_process, wait_until
+from tests.support import free_port, port_open, require_binary, stop_process, wait_until
 
 KIT = Path(__file__).resolve().parents[2] / "hardware" / "mosquitto"
 SITE = "tokyo-hq"  # the site name written in hardware/mosquitto/secroom.acl

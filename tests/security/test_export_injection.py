@@ -18,8 +18,8 @@ from dashboard import services
 from dashboard.ingest.core import IngestCore
 from dashboard.media import service as media
 from tests.dashboard.conftest import SITE, FakeNode, msg
+from tests.dashboard.reports.test_monthly import pdf_text
 from tests.dashboard.web.conftest import WebApp
-from tests.reports.test_monthly import pdf_text
 
 # one payload per formula trigger (OWASP: = + - @, tab, carriage return)
 EVIL = {

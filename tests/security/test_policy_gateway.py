@@ -20,7 +20,7 @@ from controller.mqtt import MqttLink, MqttSettings
 from controller.policy import DoorRule, Group, Person, Policy, sign_policy
 from readers.fake import FakeReader
 from tests.controller.gateway_kit import DOOR, SITE, EventCollector, make_kit
-from tests.services.mosquitto import Broker
+from tests.support.mosquitto import Broker
 
 pytestmark = pytest.mark.integration
 

@@ -36,9 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import controller.gateway as gateway_module  # noqa: E402
 from controller.cli import main as secroom_main  # noqa: E402
-from controller.demo.readers import CombinedReaders  # noqa: E402
 from controller.envelope import now_utc  # noqa: E402
 from controller.journal import JournalError  # noqa: E402
+from dashboard.demo.readers import CombinedReaders  # noqa: E402
 from readers.fake import FakeReader  # noqa: E402
 
 INJECTED = ("Soak door in", "Soak door out", "Soak rack A", "Soak rack B", "Soak printer")

@@ -6,7 +6,7 @@ The real command (``controller.cli.main(["usb", "agent", ...])``: node runtime, 
 the dashboard's signed policy followed over MQTT) with the agent's udev source replaced by
 ``usb_guard.simulated.SimulatedUsb`` (sysfs under ``--host-dir``), as the demo's host does: no
 kernel is involved. Stdin lines drive the simulated kernel: ``plug N`` plugs the demo's registered
-stick N (0-11, tokens as ``controller.demo.usb`` writes them), ``plug private`` an unregistered
+stick N (0-11, tokens as ``dashboard.demo.usb`` writes them), ``plug private`` an unregistered
 one, ``unplug`` removes the oldest plugged stick. Prints ``soak-usb ready`` once running.
 """
 
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import usb_guard.cli as usb_cli  # noqa: E402
 from controller.cli import main as secroom_main  # noqa: E402
-from controller.demo.usb import _token  # noqa: E402
+from dashboard.demo.usb import _token  # noqa: E402
 from usb_guard.agent import Agent  # noqa: E402
 from usb_guard.ledger import ControlNumbering  # noqa: E402
 from usb_guard.medium_token import MediumToken  # noqa: E402

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.services import unavailable
+from tests.support import unavailable
 from usb_guard.agent import MAX_SOURCE_FAILURES, Agent
 from usb_guard.config import UsbAgentConfig
 from usb_guard.errors import UdevError

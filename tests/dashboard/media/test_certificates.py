@@ -12,7 +12,7 @@ import pytest
 
 from tests.dashboard.media.conftest import register_form
 from tests.dashboard.web.conftest import WebApp
-from tests.services import require_binary
+from tests.support import require_binary
 
 
 def pdf_text(pdf: bytes, tmp_path: Path) -> str:

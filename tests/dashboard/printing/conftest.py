@@ -21,7 +21,7 @@ from tests.dashboard.web.conftest import WebApp, webapp_db  # noqa: F401 - fixtu
 
 @pytest.fixture
 def pages(webapp_db: WebApp) -> WebApp:  # noqa: F811
-    """The app (printing and backups routers are in ``dashboard.web.routers()``)."""
+    """The app (printing and backups routers are in ``dashboard.app.routers()``)."""
     return webapp_db
 
 

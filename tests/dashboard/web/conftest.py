@@ -25,7 +25,7 @@ from dashboard.auth.roles import Role
 from dashboard.auth.service import AuthService
 from dashboard.db import Base, make_engine, make_sessionmaker
 from dashboard.settings import DashboardSettings
-from tests.services import free_port, unavailable, wait_until
+from tests.support import free_port, unavailable, wait_until
 
 with warnings.catch_warnings():
     # starlette's TestClient prefers httpx2; the project pins httpx (see the report).
@@ -213,7 +213,7 @@ def run_live_dashboard(
     """
     import uvicorn
 
-    from dashboard.cli import build_runtime
+    from dashboard.runtime import build_runtime
 
     settings = make_settings(data_dir, mqtt=mqtt, **overrides)
     sm = make_db(settings)

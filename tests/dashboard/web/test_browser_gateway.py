@@ -14,19 +14,19 @@ from typing import Any
 
 import pytest
 
-from controller.demo.dashboard import approve_when_announced, enter_office
 from controller.gateway import Gateway
 from controller.gpio import make_pin_factory
 from controller.mqtt import MqttSettings
 from controller.policy import DoorRule, Group, Person, Policy
+from dashboard.demo.dashboard import approve_when_announced, enter_office
 from readers.pcsc import PcscReaders
 from readers.pcscd_host import PcscdHost
 from readers.virtual import VirtualCard
 from tests.controller.gateway_kit import ALICE_UID, DOOR, EventCollector, make_kit
 from tests.dashboard.web.conftest import LiveDashboard, artifacts_dir, run_live_dashboard
 from tests.dashboard.web.test_browser import log_in, watch_requests
-from tests.services.mosquitto import Broker
-from tests.services.pcscd import start_pcscd
+from tests.support.mosquitto import Broker
+from tests.support.pcscd import start_pcscd
 
 pytestmark = pytest.mark.integration
 NEW_CARD = "04C0FFEE112233"

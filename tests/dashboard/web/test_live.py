@@ -14,7 +14,7 @@ from controller.envelope import format_ts
 from dashboard.i18n import Translator
 from dashboard.web.live import live_item
 from tests.dashboard.web.conftest import LiveDashboard
-from tests.services import wait_until
+from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dashboard.ingest.core import IngestCore
 from tests.dashboard.conftest import SITE, T0, FakeNode
-from tests.dashboard.test_ingest_node_health import feed, state
+from tests.dashboard.ingest.test_node_health import feed, state
 from tests.dashboard.web.conftest import WebApp
 
 

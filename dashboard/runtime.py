@@ -1,0 +1,123 @@
+"""The dashboard process: its parts (ingest, policy signer, correlation, backup watch) built
+from the settings and started and stopped together. Used by ``secroom dashboard run`` and by
+the demo; the web app itself comes from :func:`dashboard.app.create_app`."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controller.envelope import now_utc
+from dashboard.settings import DashboardSettings
+
+
+@dataclass
+class DashboardRuntime:
+    """The dashboard process: bus, and when MQTT is configured ingest and the policy signer."""
+
+    settings: DashboardSettings
+    sessionmaker: Any
+    bus: Any
+    parts: list[Any] = field(default_factory=list)
+
+    def start(self) -> None:
+        from dashboard.ingest.gc_tuning import tune_gc
+
+        self._note_unclean_stop()
+        tune_gc()  # the app and libraries are loaded: freeze them, collect less often
+        for part in self.parts:
+            part.start()
+
+    def stop(self) -> None:
+        for part in reversed(self.parts):
+            part.stop()
+        self._marker.unlink(missing_ok=True)
+
+    @property
+    def _marker(self) -> Path:
+        return self.settings.data_dir / "dashboard.running"
+
+    def _note_unclean_stop(self) -> None:
+        """A marker left by the last run means it ended without shutting down (killed, power
+        lost): raised as an anomaly, since the dashboard is the one place nobody else watches."""
+        from dashboard.anomalies import raise_anomaly
+
+        marker = self._marker
+        if marker.exists():
+            since = marker.read_text(encoding="utf-8", errors="replace").strip()[:40]
+            with self.sessionmaker.begin() as db:
+                raise_anomaly(
+                    db,
+                    "dashboard_unclean_stop",
+                    dedupe_key="dashboard",
+                    now=now_utc(),
+                    subject="the dashboard stopped without shutting down",
+                    detail={"running_since": since},
+                    severity="warning",
+                )
+        marker.write_text(now_utc().isoformat(), encoding="utf-8")
+
+
+@dataclass
+class LoopPart:
+    """A ``run(stop)`` loop (the correlation listener, the drop folder) as a runtime part."""
+
+    name: str
+    run: Callable[[threading.Event], None]
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, args=(self._stop,), name=self.name,
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+
+def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
+    from controller import keys
+    from dashboard.bus import Bus
+    from dashboard.db import WalCheckpointer, make_engine, make_sessionmaker
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    sm = make_sessionmaker(engine)
+    runtime = DashboardRuntime(settings, sm, Bus())
+    from dashboard.backups.check import BackupWatch
+    from dashboard.correlation.engine import Correlator
+    from dashboard.correlation.listener import CorrelationListener
+    from dashboard.correlation.settings import CorrelationSettings
+
+    correlation = CorrelationSettings(timezone=settings.timezone)
+    watch = BackupWatch(sm, settings=correlation, interval_s=300, bus=runtime.bus)
+    listener = CorrelationListener(runtime.bus, sm, now_utc, correlator=Correlator(correlation))
+    correlate = LoopPart("correlation", listener.run)
+    # SQLite only: ingest's page writes off its thread
+    checkpointer = LoopPart("wal-checkpoint", WalCheckpointer(engine).run)
+    runtime.parts = [checkpointer, watch, correlate]
+    if settings.mqtt is None:
+        return runtime
+    from dashboard.ingest.consumer import IngestConsumer
+    from dashboard.ingest.link_process import LinkProcess
+    from dashboard.policy_signer import PolicySigner
+
+    assert settings.policy_key_file is not None
+    key_file = settings.policy_key_file
+    key = keys.load_private(key_file) if key_file.exists() else keys.generate(key_file)
+    # the broker link runs in a child process: MQTT parsing and storing overlap on two cores
+    link = LinkProcess(settings.mqtt, client_id=f"secroom-dashboard-{settings.site}")
+    consumer = IngestConsumer(sm, link, site=settings.site, bus=runtime.bus,
+                              gap_timeout_s=settings.gap_timeout_s,
+                              verify_mode=settings.ingest_verify)
+    signer = PolicySigner(sm, key, site=settings.site,
+                          publish=lambda topic, blob, retain: link.publish(topic, blob,
+                                                                           retain=retain))
+    runtime.parts = [checkpointer, link, consumer, signer, watch, correlate]
+    return runtime

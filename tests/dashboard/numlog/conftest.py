@@ -1,0 +1,1 @@
+from tests.dashboard.correlation.conftest import db  # noqa: F401 - the empty-database fixture

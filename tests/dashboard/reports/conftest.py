@@ -1,0 +1,42 @@
+"""The generated month (SQLite; PostgreSQL too when SECROOM_TEST_PG_URL is set), with some
+anomalies acknowledged and resolved, for the report tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from dashboard.anomalies import acknowledge, resolve
+from dashboard.db import make_sessionmaker
+from dashboard.models.anomalies import Anomaly
+from tests.dashboard.correlation import world as W
+from tests.dashboard.correlation.conftest import BACKENDS, Month, db, drop_pg_schema, fresh_engine  # noqa: F401
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def month(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[Month]:
+    tmp: Path = tmp_path_factory.mktemp("report")
+    eng, schema = fresh_engine(request.param, tmp)
+    sm = make_sessionmaker(eng)
+    w = W.build()
+    try:
+        with sm() as s:
+            c = W.load(s, w)
+            later = W.NOW + timedelta(hours=1)
+            forced = s.scalars(select(Anomaly).where(Anomaly.kind == "corr.door_forced")).one()
+            acknowledge(s, "admin1", forced.id, "警備会社に確認中", now=later)
+            gap = s.scalars(select(Anomaly).where(Anomaly.kind == "corr.node_log_gap")).one()
+            resolve(s, "admin1", gap.id, "USB エージェント再起動による欠番、再送済み", now=later)
+            s.commit()
+        m = Month(sm, w, c, request.param)
+        m.tmp = tmp  # type: ignore[attr-defined]
+        yield m
+    finally:
+        eng.dispose()
+        if schema:
+            drop_pg_schema(schema)

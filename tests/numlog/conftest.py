@@ -1,1 +1,0 @@
-from tests.correlation.conftest import db  # noqa: F401 - the empty-database fixture
