@@ -28,14 +28,14 @@ from controller.access import (
     may_print,
     person_for_card,
 )
+from controller.adapters import build_cups
 from controller.clock import ClockStateSource
 from controller.config import GatewayConfig, ReaderBinding
-from controller.door import Door
+from controller.door import Door, DoorError
 from controller.envelope import now_utc, policy_topic
 from controller.journal import JournalError
 from controller.keys import load_public
 from controller.policy_store import PolicyStore
-from controller.printing.cups_adapter import CupsAdapter
 from controller.printing.service import PrintRelease
 from controller.printing.types import CupsLike, PrintError
 from controller.runtime import NodeRuntime
@@ -81,7 +81,7 @@ class Gateway:
         if config.printing is not None:
             self.printing = PrintRelease(
                 config.printing,
-                cups=cups or CupsAdapter.from_settings(config.printing),
+                cups=cups or build_cups(config.printing),
                 emit=self._emit_quiet,
                 clock=clock,
                 check_right=self._print_right,
@@ -90,7 +90,7 @@ class Gateway:
         self.readers_connected: dict[str, bool] = {}
         self.counters: dict[str, int] = {"taps": 0, "granted": 0, "denied": 0, "read_failures": 0,
                                          "journal_failures": 0, "unbound_taps": 0,
-                                         "denied_unrecorded": 0}
+                                         "denied_unrecorded": 0, "grant_failed": 0}
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -188,7 +188,11 @@ class Gateway:
             if decision.granted and (recorded or door.config.unrecorded_access == "open"):
                 self._state = state
                 self.counters["granted"] += 1
-                door.grant(person_id=decision.person_id)
+                try:
+                    door.grant(person_id=decision.person_id)
+                except DoorError:  # the door stayed locked (fail closed); counted, logged
+                    self.counters["grant_failed"] += 1
+                    log.exception("door %s could not be unlocked", door.config.id)
             else:
                 if decision.granted:  # fail closed: an entry nobody could audit does not happen
                     self.counters["denied_unrecorded"] += 1

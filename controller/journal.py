@@ -48,6 +48,7 @@ from controller.envelope import (
     seal,
     verify_signature,
 )
+from controller.files import create_private
 from controller.keys import public_b64
 
 KIND_RE = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+$")
@@ -207,7 +208,7 @@ class Journal:
         self._seal_lock = threading.Lock()  # the sealed (maybe not yet durable) head
         self._read_lock = threading.Lock()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            create_private(path)  # 0600, and so are its -wal and -shm files
             self._db = sqlite3.connect(
                 str(path), isolation_level=None, check_same_thread=False, timeout=30
             )
