@@ -34,7 +34,7 @@ from controller.config import GatewayConfig, ReaderBinding
 from controller.door import Door, DoorError
 from controller.envelope import now_utc, policy_topic
 from controller.journal import JournalError
-from controller.keys import load_public
+from controller.keys import derive_secret, load_private, load_public
 from controller.policy_store import PolicyStore
 from controller.printing.service import PrintRelease
 from controller.printing.types import CupsLike, PrintError
@@ -86,6 +86,7 @@ class Gateway:
                 clock=clock,
                 check_right=self._print_right,
                 is_present=self._is_present,
+                title_key=derive_secret(load_private(config.key_file), "print-title"),
             )
         self.readers_connected: dict[str, bool] = {}
         self.counters: dict[str, int] = {"taps": 0, "granted": 0, "denied": 0, "read_failures": 0,

@@ -74,3 +74,14 @@ def load_public(path: Path) -> Ed25519PublicKey:
 def key_id(key: Ed25519PublicKey) -> str:
     """A short, stable identifier for a public key (first 16 chars of its base64url)."""
     return public_b64(key)[:16]
+
+
+def derive_secret(key: Ed25519PrivateKey, purpose: str) -> bytes:
+    """A 32-byte secret for ``purpose`` derived from the node key (HKDF-SHA256): it stays on
+    the node and changes when the key is rotated."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                            serialization.NoEncryption())
+    return HKDF(hashes.SHA256(), 32, salt=None, info=f"secroom {purpose} v1".encode()).derive(raw)

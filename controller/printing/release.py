@@ -6,6 +6,7 @@ No I/O and no clock: CUPS state, the rights check and the presence check come in
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -106,11 +107,14 @@ def scrub_numbers(text: str) -> str:
     )
 
 
-def title_digest(title: str) -> str:
-    return hashlib.sha256(title.encode("utf-8")).hexdigest()[:16]
+def title_digest(title: str, key: bytes) -> str:
+    """HMAC-SHA256 of the title under the node's title key, first 16 hex digits: the same
+    title gives the same digest on this node, but a short, guessable title (a form name and a
+    person's name) cannot be confirmed without the key, which never leaves the node."""
+    return hmac.new(key, title.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
 
 
-def released_record(job: HeldJob, *, redact_titles: bool) -> ReleasedJob:
+def released_record(job: HeldJob, *, redact_titles: bool, title_key: bytes) -> ReleasedJob:
     return ReleasedJob(
         job_id=job.job_id,
         cups_user=job.owner,
@@ -118,5 +122,5 @@ def released_record(job: HeldJob, *, redact_titles: bool) -> ReleasedJob:
         pages=job.impressions,
         sheets=job.sheets,
         title=None if redact_titles else scrub_numbers(job.title),
-        title_sha256=title_digest(job.title) if redact_titles else None,
+        title_hmac=title_digest(job.title, title_key) if redact_titles else None,
     )

@@ -105,13 +105,26 @@ def test_expired_jobs_are_those_older_than_the_hold_time() -> None:
 
 def test_titles_are_hashed_when_redacted_and_numbers_scrubbed_when_not() -> None:
     held = HeldJob(1, "room", "alice", "源泉徴収票 123456789018", NOW, JobState.PENDING, 2, 3)
-    redacted = released_record(held, redact_titles=True)
+    key = b"k" * 32
+    redacted = released_record(held, redact_titles=True, title_key=key)
     assert redacted.title is None
-    assert redacted.title_sha256 == title_digest(held.title)
-    assert len(redacted.title_sha256 or "") == 16
-    shown = released_record(held, redact_titles=False)
+    assert redacted.title_hmac == title_digest(held.title, key)
+    assert len(redacted.title_hmac or "") == 16
+    shown = released_record(held, redact_titles=False, title_key=key)
     assert shown.title == "源泉徴収票 [number removed]"
-    assert shown.title_sha256 is None
+    assert shown.title_hmac is None
     assert (shown.copies, shown.pages) == (2, 3)
     # A 12-digit run that fails the check digit is not an individual number: kept.
     assert scrub_numbers("invoice 123456789012") == "invoice 123456789012"
+
+
+def test_a_guessable_title_cannot_be_confirmed_without_the_node_key() -> None:
+    """The digest is keyed: the plain SHA-256 of a guessed title does not match it, and
+    another node's key gives another digest (before, it was the unkeyed SHA-256)."""
+    import hashlib
+
+    held = HeldJob(1, "room", "alice", "扶養控除申告書_山田太郎.pdf", NOW, JobState.PENDING, 1, 1)
+    mine = released_record(held, redact_titles=True, title_key=b"a" * 32).title_hmac
+    theirs = released_record(held, redact_titles=True, title_key=b"b" * 32).title_hmac
+    assert mine != hashlib.sha256(held.title.encode()).hexdigest()[:16]
+    assert mine != theirs
