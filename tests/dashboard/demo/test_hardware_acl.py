@@ -15,7 +15,7 @@ import pytest
 
 from tests.support import free_port, port_open, require_binary, stop_process, wait_until
 
-KIT = Path(__file__).resolve().parents[2] / "hardware" / "mosquitto"
+KIT = Path(__file__).resolve().parents[3] / "hardware" / "mosquitto"
 SITE = "tokyo-hq"
 
 
