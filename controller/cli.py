@@ -26,7 +26,7 @@ from controller import feature_node
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 PLUGIN_GROUP = "secroom.commands"
-PLUGIN_COMMANDS = ("db", "user", "dashboard", "numlog", "report", "demo")
+PLUGIN_COMMANDS = ("db", "user", "dashboard", "broker", "numlog", "report", "demo")
 NODE_COMMANDS = ("check-config", "keys", "policy", "gateway", "card", "journal", "backup", "usb")
 
 
