@@ -3,11 +3,11 @@ the generated ACL), and a node's view of its ack topic."""
 
 from __future__ import annotations
 
-import json
 import queue
 
 from controller.envelope import topic_for
 from controller.mqtt import MqttLink
+from tests.support.receipts import ack_seq
 from tests.support.secure_broker import SITE
 from tests.support.secure_broker import SecureBroker as AclBroker
 
@@ -19,7 +19,7 @@ class Acks:
 
     def __init__(self, link: MqttLink, node: str) -> None:
         self.q: queue.Queue[int] = queue.Queue()
-        link.subscribe(topic_for(SITE, node, "ack"), lambda t, p: self.q.put(json.loads(p)["seq"]))
+        link.subscribe(topic_for(SITE, node, "ack"), lambda t, p: self.q.put(ack_seq(p)))
 
     def reaching(self, seq: int, timeout: float = 30) -> int:
         while True:
