@@ -217,7 +217,8 @@ def _restore(args: argparse.Namespace, emit: Emit) -> int:
         from backup.gc import _under
 
         include = lambda p: any(_under(p, i) for i in args.include)  # noqa: E731
-    res = restore(repo.root, repo.load_index(), key, manifest, Path(args.target), include=include)
+    res = restore(repo.root, repo.load_index(), key, manifest, Path(args.target), include=include,
+                  keep_special_bits=args.keep_special_bits)
     _out(f"restored {sid[:12]}: {res.files} files, {res.dirs} dirs, {res.symlinks} links, "
          f"{res.bytes} bytes into {args.target}")
     return 0
@@ -339,6 +340,8 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("snapshot", help="snapshot id (or a unique prefix, or 'latest')")
     p.add_argument("--target", required=True)
     p.add_argument("--include", action="append", help="restore only this path (repeatable)")
+    p.add_argument("--keep-special-bits", action="store_true",
+                   help="also restore setuid and setgid bits (dropped by default)")
     _keyed(p, required=True)
     p.set_defaults(handler=_guard("restore", _restore))
 
