@@ -89,6 +89,7 @@ def restore(root: Path, idx: Index, key: crypto.PrivateKey, manifest: dict[str, 
     if include is not None:
         entries = [e for e in entries if include(e[1])]
     check_paths(entries)
+    idx.unseal(key)
     if not keep_special_bits:
         entries = _without_special_bits(entries)
     with io_errors("preparing the restore target"):

@@ -52,7 +52,7 @@ def test_prune_removes_snapshots_and_unreferenced_data(env: Env) -> None:
     assert verify(env.cfg.repository, env.key).ok
     # the content of a pruned day is gone: its chunk id is in no pack any more
     gone = crypto.chunk_id(env.dedup_key(), (3).to_bytes(4, "big") * 100_000)
-    idx = load(env.cfg.repository / "index")
+    idx = load(env.cfg.repository / "index", env.key)
     assert gone not in idx.by_id
     newest = left[-1]
     manifest = snapshot.open_manifest(newest, env.key)
@@ -84,7 +84,7 @@ def test_purge_removes_a_path_from_every_snapshot(env: Env) -> None:
     dedup = env.dedup_key()
     secret_id = crypto.chunk_id(dedup, secret.encode())
     shared_id = crypto.chunk_id(dedup, shared.encode())
-    assert secret_id in load(env.cfg.repository / "index").by_id
+    assert secret_id in load(env.cfg.repository / "index", env.key).by_id
     rec = Recorder()
     code = env.cli("purge", str(env.vault / "employees" / "山田太郎"), "--config",
                    str(env.cfg_file), *env.keyargs(), emit=rec)
@@ -94,10 +94,10 @@ def test_purge_removes_a_path_from_every_snapshot(env: Env) -> None:
     assert len(data["snapshots_changed"]) == 2  # the third never had it
     assert "山田" not in str(data)
     repo = Repository.open(env.cfg.repository)
-    idx = load(repo.root / "index")
+    idx = load(repo.root / "index", env.key)
     assert secret_id not in idx.by_id and shared_id in idx.by_id
     for pid in idx.packs:  # not hidden in any pack trailer either
-        entries, _groups, _size = pack.read_trailer(pack.pack_path(repo.root, pid))
+        entries, _groups, _size = pack.read_trailer(pack.pack_path(repo.root, pid), env.key)
         assert secret_id not in {e.id for e in entries}
     for snap in repo.snapshots():
         paths = [e[1] for e in snapshot.open_manifest(snap, env.key)["entries"]]

@@ -54,7 +54,7 @@ def _seal_with_root_entry(env: Env) -> str:
     header = {"time": snap.header.time, "host": snap.header.host, "files": snap.header.files,
               "bytes": snap.header.bytes, "repo": snap.header.repo}
     public = crypto.load_public_key(env.cfg.public_key_file)
-    return repo.write_snapshot(snapshot.encode(header, snap.refs, manifest, public))
+    return repo.write_snapshot(snapshot.encode(header, manifest, public, snap.packs))
 
 
 def test_an_existing_target_keeps_its_mode_and_owner(env: Env) -> None:
