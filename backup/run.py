@@ -119,13 +119,16 @@ def _all_known(chunks: list[list[Any]], known: cache.Chunks) -> bool:
 def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
     """Write one snapshot. The caller holds the repository lock."""
     t0 = time.monotonic()
+    old_cache, cached = cache.load_state(opts.cache_dir, repo.id)
+    known = _still_stored(repo, cached)  # cache entries are trusted only if stored
+    if len(known) < len(cached):  # packs were purged or pruned: forget them now, even if
+        cache.save(opts.cache_dir, repo.id,  # this run fails below
+                   {t: e for t, e in old_cache.items() if _all_known(e[4], known)}, known)
     for root in opts.vault_paths:
         if not os.path.isdir(root):
             raise StorageError(f"vault path {root} is missing or not a folder; nothing was "
                                "backed up (check the mount and the config)",
                                public="a vault path is missing")
-    old_cache, known = cache.load_state(opts.cache_dir, repo.id)
-    known = _still_stored(repo, known)  # cache entries are trusted only if stored
     new_cache: cache.CacheEntries = {}
     chunker = Chunker(opts.dedup_key)
     threads = opts.threads or (os.cpu_count() or 2)

@@ -76,8 +76,12 @@ def test_purge_leaves_no_purged_id_in_the_gateway_cache(env: Env) -> None:
     (person / "mynumber.csv").unlink()  # the vault first, then the backups
     person.rmdir()
     assert env.cli("purge", str(person), "--config", str(env.cfg_file), *env.keyargs()) == 0
-    env.run()  # the gateway's next run notices
-    assert secret_id not in cached_ids(env)
+    env.vault.rename(env.tmp / "unmounted")
+    assert env.cli("run", "--config", str(env.cfg_file)) == 7  # the gateway's next run fails,
+    assert secret_id not in cached_ids(env)  # but has already forgotten the purged chunks
+    assert secret_id not in cache_text(env)
+    (env.tmp / "unmounted").rename(env.vault)
+    env.run()
     assert secret_id not in cache_text(env)
     # the same content coming back is stored again, not "deduplicated" against purged data
     (env.vault / "again.csv").write_text(secret, encoding="utf-8")
