@@ -2,7 +2,9 @@
 
 The loop is thin: read the device from sysfs, ``decide`` (pure), write ``authorized``, emit.
 Storage that was authorised is checked once its disk appears: the token block is read from the
-raw device and compared with the candidates' digests; a mismatch de-authorises the device again.
+raw device and compared with the candidates' digests, recomputed for the device the kernel
+describes (USB ids, serial, capacity: a token copied onto another stick fails); a mismatch
+de-authorises the device again.
 Every failure caused by a device or an event is counted in ``stats`` and never stops the loop.
 """
 
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from usb_guard.config import NEW_DEVICE_MODES, UsbAgentConfig
 from usb_guard.decision import Verdict, decide
-from usb_guard.errors import ReadOnlyError, TokenError, UdevError, UsbGuardError
+from usb_guard.errors import ReadOnlyError, UdevError, UsbGuardError
 from usb_guard.events import (
     KIND_INSERTED,
     KIND_REMOVED,
@@ -29,7 +31,7 @@ from usb_guard.events import (
     mask_serial,
     serial_sha256,
 )
-from usb_guard.medium_token import BlockDevice, RawTokenReader, TokenReader, token_matches
+from usb_guard.medium_token import BlockDevice, RawTokenReader, TokenReader
 from usb_guard.policy import UsbPolicy
 from usb_guard.readonly import IoctlReadOnly, ReadOnlyControl
 from usb_guard.sysfs import (
@@ -41,6 +43,7 @@ from usb_guard.sysfs import (
     usb_device_of,
     valid_device_name,
 )
+from usb_guard.token_check import check_token
 from usb_guard.udev import UdevSource, UEvent
 
 PolicyProvider = Callable[[], UsbPolicy | None]
@@ -265,26 +268,18 @@ class Agent:
                 self._deauthorize(usb, seen, "block", "readonly_failed", verdict.control_number,
                                   f"read-only could not be enforced: {exc}")
                 return
-        try:
-            token = self.token_reader.read(disk)
-        except TokenError as exc:
-            token, problem = None, str(exc)
-        else:
-            problem = "medium token does not match the ledger"
-        match = None
-        if token is not None:
-            match = next((m for m in verdict.candidates
-                          if token_matches(token, m.control_number, m.token_digest)), None)
+        check = check_token(self.sysfs, self.token_reader, seen.device, disk,
+                            verdict.candidates, accept_unbound=self.config.accept_unbound_tokens)
+        match = check.medium
         if match is None:
             self.stats.token_mismatches += 1
             self._deauthorize(usb, seen, "removed_token_mismatch", verdict.rule,
-                              verdict.control_number, problem)
+                              verdict.control_number, check.reason)
             return
         self.stats.token_verified += 1
         seen.control_number, seen.token_ok = match.control_number, True
         self._emit_inserted(seen.device, verdict.action, "token_check",
-                            f"medium:{match.control_number}", match.control_number,
-                            "medium token verified")
+                            f"medium:{match.control_number}", match.control_number, check.reason)
 
     def _on_partition(self, name: str, sys_path: str) -> None:
         parent = Path(sys_path).parent.name

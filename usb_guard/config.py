@@ -32,6 +32,11 @@ class UsbAgentConfig(BaseModel):
     )
     token_check: bool = Field(default=True, description="check the medium token on storage")
     token_offset: int = Field(default=DEFAULT_TOKEN_OFFSET, ge=0)
+    accept_unbound_tokens: bool = Field(
+        default=False,
+        description="migration only: also accept v1 medium tokens (written before tokens were "
+        "bound to the stick), which pass on a copy too; re-initialise those media instead",
+    )
     force_read_only: bool = Field(
         default=False, description="every registered medium is read-only on this host"
     )

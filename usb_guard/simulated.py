@@ -25,7 +25,13 @@ from pathlib import Path
 
 from usb_guard.descriptors import build_descriptors
 from usb_guard.errors import ReadOnlyError
-from usb_guard.medium_token import DEFAULT_TOKEN_OFFSET, BlockDevice, MediumToken, encode_block
+from usb_guard.medium_token import (
+    DEFAULT_TOKEN_OFFSET,
+    BlockDevice,
+    DeviceBinding,
+    MediumToken,
+    encode_block,
+)
 from usb_guard.simulated_udev import VERIFIED_SUBDIR, UdevModel, uevent_text, written_action
 from usb_guard.udev import UEvent
 
@@ -41,7 +47,7 @@ class DeviceSpec:
     serial: str | None = None
     product: str = "Simulated device"
     raw_descriptors: bytes | None = None  # overrides the built descriptors (malformed tests)
-    token: MediumToken | None = None  # written into the medium's reserved area
+    token: MediumToken | None = None  # written into the reserved area, bound to this stick
     token_block: bytes | None = None  # raw bytes instead (damaged token tests)
     first_partition_sector: int = 2048  # 1 MiB, the usual alignment
     sectors: int = DEFAULT_SECTORS  # capacity in 512-byte sectors (/sys/block/<disk>/size)
@@ -50,6 +56,11 @@ class DeviceSpec:
     @property
     def is_storage(self) -> bool:
         return any(i[0] == 0x08 for i in self.interfaces)
+
+    def binding(self) -> DeviceBinding:
+        """What the agent will read about this stick (a token registered for it is bound to)."""
+        return DeviceBinding(f"{self.vendor_id:04x}", f"{self.product_id:04x}", self.serial,
+                             self.sectors)
 
     def descriptors(self) -> bytes:
         if self.raw_descriptors is not None:
@@ -272,7 +283,7 @@ class SimulatedUsb:
             image.truncate(size)
             block = plugged.spec.token_block
             if block is None and plugged.spec.token is not None:
-                block = encode_block(plugged.spec.token)
+                block = encode_block(plugged.spec.token, plugged.spec.binding())
             if block is not None:
                 image.seek(self.token_offset)
                 image.write(block)

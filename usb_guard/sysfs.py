@@ -170,6 +170,16 @@ class Sysfs:
     def set_authorized(self, name: str, value: bool) -> None:
         self._write(f"{self._device_dir(name)}/authorized", "1" if value else "0")
 
+    def disk_sectors(self, disk: str) -> int:
+        """Capacity of a block device in 512-byte sectors (``/sys/block/<disk>/size``)."""
+        if not BLOCK_NAME.fullmatch(disk):
+            raise SysfsError(f"not a block device name: {disk[:40]!r}")
+        raw = self._read(f"{self.root}/block/{disk}/size", 32)
+        text = (raw or b"").decode("ascii", "replace").strip()
+        if not text.isdigit():
+            raise SysfsError(f"block device {disk} has no readable size")
+        return int(text)
+
     def read_device(self, name: str) -> UsbDevice:
         """Read a device; SysfsError if it is gone, descriptor problems go into the result."""
         base = self._device_dir(name)

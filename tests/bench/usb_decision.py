@@ -62,7 +62,8 @@ def build_policy(n_media: int) -> tuple[UsbPolicy, list[MediumToken]]:
             control_number=cn,
             identity=MediumIdentity(vendor_id="0781", product_id="5583", serial=f"SN{i:08d}",
                                     interfaces=("08:06:50",)),
-            token_digest=token_digest(medium_token.token, cn), state="in_storage",
+            token_digest=token_digest(medium_token.token, cn,
+                                      storage_stick(f"SN{i:08d}").binding()), state="in_storage",
             hosts=(HOST,)))
     return UsbPolicy(media=tuple(media)), tokens
 
