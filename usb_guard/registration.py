@@ -70,9 +70,9 @@ def first_partition_start(sysfs: Sysfs, disk: str) -> int | None:
     """Byte offset of the first partition, None if the disk has no partition table."""
     base = sysfs.root / "block" / disk
     starts = []
-    for entry in sorted(os.listdir(base)):
-        start = base / entry / "start"
-        if entry.startswith(disk) and start.is_file():
+    for part in sysfs.partitions(disk):
+        start = base / part / "start"
+        if start.is_file():
             starts.append(int(start.read_text().strip()) * SECTOR)
     return min(starts) if starts else None
 

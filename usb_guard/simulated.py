@@ -194,8 +194,7 @@ class SimulatedUsb:
         except queue.Empty:
             return None
         with self._lock:
-            self.udev.process(event)  # udev runs its rules before passing an event on
-        return event
+            return self.udev.process(event)  # udev runs its rules before passing an event on
 
     def close(self) -> None:
         return None

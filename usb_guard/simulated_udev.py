@@ -1,14 +1,15 @@
 """What udev does with the simulated host's block devices, and when user space may see them.
 
-On a room host, ``hardware/udev/75-secroom-usb-storage.rules`` runs on every event of a disk or
+On a room host, ``hardware/udev/79-secroom-usb-storage.rules`` runs on every event of a disk or
 partition below a USB device, before udev passes the event on to anyone (udisks, a desktop's
 automounter, systemd, the agent). It leaves the device *exposed* (shown by udisks, mountable by
-the desktop user, "ready" for systemd) only if the agent's mark ``<verified_dir>/<disk>``
-exists at that moment; otherwise it sets ``UDISKS_IGNORE=1``, ``UDISKS_AUTO=0``,
-``UDISKS_SYSTEM=1`` and ``SYSTEMD_READY=0`` and keeps the node root-only. On ``remove`` it
-deletes the disk's mark. The agent marks a disk after its token passes and then writes
-``change`` to the disk's and its partitions' ``uevent`` files (what ``udevadm trigger`` does),
-so udev runs the rule again and exposes them.
+the desktop user, "ready" for systemd) only if the agent's mark ``<verified_dir>/<disk>.ok``
+exists at that moment (it then sets ``SECROOM_STORAGE=verified``); otherwise it sets
+``SECROOM_STORAGE=hidden``, ``UDISKS_IGNORE=1``, ``UDISKS_AUTO=0``, ``UDISKS_SYSTEM=1`` and
+``SYSTEMD_READY=0`` and keeps the node root-only. On ``remove`` it deletes the disk's mark.
+The agent marks a disk after its token passes and then writes ``change`` to the disk's and its
+partitions' ``uevent`` files (what ``udevadm trigger`` does), so udev runs the rule again and
+exposes them.
 
 ``UdevModel`` applies that rule to each block event as it leaves the simulated source, and
 keeps a ``timeline`` (``("exposed", "sdb1")``, ``("hidden", …)``, ``("removed", …)``), to which
@@ -19,8 +20,11 @@ as udev sees it.
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import replace
 from pathlib import Path
 
+from usb_guard.exposure import MARK_SUFFIX
 from usb_guard.udev import UEvent
 
 VERIFIED_SUBDIR = "run/secroom/usb-verified"  # under the simulated host's root, like /run/...
@@ -39,28 +43,35 @@ class UdevModel:
     def exposed(self, node: str) -> bool:
         return node in self._exposed
 
-    def process(self, event: UEvent) -> None:
-        """Run the storage rule on a block event, as udev does before passing it on."""
+    def process(self, event: UEvent) -> UEvent:
+        """Run the storage rule on a block event, as udev does before passing it on; returns
+        the event with the properties the rule set."""
         name = event.sys_name
         if event.subsystem != "block" or not name or not event.sys_path:
-            return
+            return event
         disk = name if event.devtype == "disk" else Path(event.sys_path).parent.name
+        mark = self.verified_dir / f"{disk}{MARK_SUFFIX}"
         if event.action == "remove":
             if name in self._exposed:
                 self._exposed.discard(name)
             self.note("removed", name)
             if self.rule_installed and event.devtype == "disk":
-                (self.verified_dir / disk).unlink(missing_ok=True)  # the rule's RUN+="rm -f"
-            return
+                with contextlib.suppress(OSError):  # the rule's RUN+="/bin/rm -f ..."
+                    mark.unlink()
+            return event
         if event.action not in ("add", "change"):
-            return
-        hidden = self.rule_installed and not (self.verified_dir / disk).exists()
+            return event
+        hidden = self.rule_installed and not mark.exists()
         if not hidden and name not in self._exposed:
             self._exposed.add(name)
             self.note("exposed", name)
         elif hidden and name in self._exposed:
             self._exposed.discard(name)
             self.note("hidden", name)
+        if not self.rule_installed:
+            return event
+        state = "hidden" if hidden else "verified"
+        return replace(event, properties={**event.properties, "SECROOM_STORAGE": state})
 
 
 def uevent_text(name: str, devtype: str) -> str:

@@ -9,14 +9,24 @@ token is read: the ledger's identity does not match.)
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
-from usb_guard.medium_token import BLOCK_SIZE, DEFAULT_TOKEN_OFFSET
+from usb_guard.agent import Agent
+from usb_guard.config import UsbAgentConfig
+from usb_guard.medium_token import (
+    BLOCK_SIZE,
+    DEFAULT_TOKEN_OFFSET,
+    MediumToken,
+    legacy_token_digest,
+    new_token,
+)
 from usb_guard.policy import UsbPolicy
-from usb_guard.simulated import DEFAULT_SECTORS, storage_stick
+from usb_guard.simulated import DEFAULT_SECTORS, SimulatedUsb, storage_stick
 
-from .conftest import Harness, make_medium
+from .conftest import HOST, Harness, make_medium
+from .test_medium_token import v1_block
 
 
 @pytest.mark.parametrize("what", ["token_block", "whole_image"])
@@ -49,32 +59,37 @@ def test_a_token_copied_onto_another_stick_is_refused(harness: Harness, serial: 
     event = harness.final(copy)
     assert (event.phase, event.verdict) == ("token_check", "removed_token_mismatch")
     assert event.control_number == "USB-0001"  # the medium it pretended to be
-    assert "another device" in event.reason
+    assert event.reason == ("token was written for another device (USB ids, serial or "
+                            "capacity differ): a copied token")
     assert harness.agent.stats.token_mismatches == 1
 
 
-def test_v1_tokens_work_only_while_the_migration_setting_accepts_them(harness: Harness) -> None:
-    from usb_guard.medium_token import MediumToken, legacy_token_digest, new_token
-
-    from .test_medium_token import v1_block
-
+@pytest.mark.parametrize("accept", [False, True])
+def test_v1_tokens_work_only_while_the_migration_setting_accepts_them(
+    sim: SimulatedUsb, accept: bool,
+) -> None:
     old = MediumToken("USB-0001", new_token())
     medium, _ = make_medium()
     medium = medium.model_copy(update={"token_digest": legacy_token_digest(old.token,
                                                                            "USB-0001")})
-    harness.policy = UsbPolicy(media=(medium,))
-    harness.agent.start()
-    stick = replace(storage_stick("AA0001"), token_block=v1_block(old))
-    refused = harness.sim.plug(stick)
-    harness.pump()
-    assert not harness.sim.is_authorized(refused)
-    assert "re-initialise" in harness.final(refused).reason
-
-    harness.agent.config = harness.agent.config.model_copy(
-        update={"accept_unbound_tokens": True})
-    accepted = harness.sim.plug(stick)
-    harness.pump()
-    assert harness.sim.is_authorized(accepted)
-    event = harness.final(accepted)
-    assert (event.verdict, event.control_number) == ("allow", "USB-0001")
-    assert "not bound to the stick" in event.reason
+    events: list[Any] = []
+    config = UsbAgentConfig(host=HOST, sysfs_root=sim.sysfs_root, dev_root=sim.dev_root,
+                            accept_unbound_tokens=accept)
+    agent = Agent(config, emit=lambda k, d: events.append(d), source=sim,
+                  policy_provider=lambda: UsbPolicy(media=(medium,)))
+    agent.start()
+    name = sim.plug(replace(storage_stick("AA0001"), token_block=v1_block(old)))
+    while batch := sim.drain():
+        for event in batch:
+            agent.handle(event)
+    assert sim.is_authorized(name) == accept
+    final = events[-1]
+    if accept:
+        assert (final.verdict, final.control_number) == ("allow", "USB-0001")
+        assert final.reason.endswith("(v1 token, not bound to the stick: re-initialise the "
+                                     "medium)")
+        assert sim.exposed(f"{sim.disk_of(name)}1")
+    else:
+        assert final.verdict == "removed_token_mismatch"
+        assert final.reason == ("token written before device binding (v1): re-initialise "
+                                "the medium")

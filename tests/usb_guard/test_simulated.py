@@ -76,7 +76,7 @@ def test_udev_storage_rule_hides_a_usb_disk_until_it_is_marked(sim: SimulatedUsb
     assert disk is not None and (sim.dev_root / disk).exists()  # the kernel made the node
     assert not sim.exposed(disk) and not sim.exposed(f"{disk}1")  # udev kept it hidden
     sim.verified_dir.mkdir(parents=True)
-    (sim.verified_dir / disk).touch()
+    (sim.verified_dir / f"{disk}.ok").touch()
     assert sim.drain() == []  # a mark alone changes nothing until udev runs the rule again
     for node in (f"block/{disk}", f"block/{disk}/{disk}1"):
         (sim.sysfs_root / node / "uevent").write_text("change")
@@ -86,7 +86,7 @@ def test_udev_storage_rule_hides_a_usb_disk_until_it_is_marked(sim: SimulatedUsb
     assert sim.timeline == [("exposed", disk), ("exposed", f"{disk}1")]
     sim.unplug(name)
     sim.drain()
-    assert not sim.exposed(disk) and not (sim.verified_dir / disk).exists()  # the rule's rm
+    assert not sim.exposed(disk) and not (sim.verified_dir / f"{disk}.ok").exists()  # rule's rm
 
 
 def test_without_the_storage_rule_a_disk_is_exposed_as_soon_as_it_appears(
