@@ -35,6 +35,7 @@ from controller.door import Door, DoorError
 from controller.envelope import now_utc, policy_topic
 from controller.journal import JournalError
 from controller.keys import derive_secret, load_private, load_public
+from controller.policy import MAX_POLICY_BYTES
 from controller.policy_store import PolicyStore
 from controller.printing.service import PrintRelease
 from controller.printing.types import CupsLike, PrintError
@@ -102,7 +103,8 @@ class Gateway:
         if self.config.policy.file and self.config.policy.file.exists():
             self.policies.offer(self.config.policy.file.read_bytes(), source="file")
         self._apply_lockdown()
-        self.runtime.subscribe(policy_topic(self.config.node.site), self._on_policy_message)
+        self.runtime.subscribe(policy_topic(self.config.node.site), self._on_policy_message,
+                               max_payload=MAX_POLICY_BYTES)
         if self.printing is not None:
             # Releases talk to CUPS (seconds for many jobs): never on the readers' thread.
             self._print_worker = ThreadPoolExecutor(1, thread_name_prefix="print-release")
@@ -237,7 +239,8 @@ class Gateway:
             "doors": {d: door.state for d, door in self.doors.items()},
             "counters": dict(self.counters),
             # a broker outage leaves no event (nothing can be sent then): its trace is here
-            "mqtt": {k: self.runtime.link.stats.get(k, 0) for k in ("connects", "disconnects")},
+            "mqtt": {k: self.runtime.link.stats.get(k, 0)
+                     for k in ("connects", "disconnects", "oversized")},
         }
 
     def publish_health(self) -> None:

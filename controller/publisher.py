@@ -59,6 +59,7 @@ RESUME_WAIT_S = 5.0
 READ_CHUNK = 500
 RESEND_BURST = 30  # resend requests taken per period; more is a dashboard bug or an attack
 RESEND_PERIOD_S = 60.0
+RECEIPTS_QUEUED = 256  # acks and resend requests waiting for the publisher thread, at most
 
 OnRefused = Callable[[str, str], None]  # (what: "ack" | "resend", reason)
 
@@ -145,12 +146,14 @@ class Publisher:
         self._resuming = False
         self._resume_seen: float | None = None
         self._resend_times: deque[float] = deque()
+        self._receipts_lock = threading.Lock()
+        self._receipts_queued = 0
         self.last_error: str | None = None
         self.last_refusal: str | None = None
         self.stats: dict[str, int] = dict.fromkeys(
             ("sent", "resent", "acks", "acks_repeated", "acks_refused", "resends_refused",
-             "resend_clamped", "resend_throttled", "pruned", "journal_errors", "errors",
-             "resume_timeouts"), 0,
+             "resend_clamped", "resend_throttled", "receipts_dropped", "pruned",
+             "journal_errors", "errors", "resume_timeouts"), 0,
         )
 
     # -- called from any thread --------------------------------------------------------------
@@ -179,10 +182,20 @@ class Publisher:
         self._inbox.put(("disconnect",))
 
     def on_ack_message(self, topic: str, payload: bytes) -> None:
-        self._inbox.put(("ack", payload))
+        self._post_receipt("ack", payload)
 
     def on_resend_message(self, topic: str, payload: bytes) -> None:
-        self._inbox.put(("resend", payload))
+        self._post_receipt("resend", payload)
+
+    def _post_receipt(self, what: str, payload: bytes) -> None:
+        """Queue a receipt for the publisher thread; beyond ``RECEIPTS_QUEUED`` waiting (a
+        flood: each is a signature check), the rest are counted and dropped."""
+        with self._receipts_lock:
+            if self._receipts_queued >= RECEIPTS_QUEUED:
+                self.stats["receipts_dropped"] += 1
+                return
+            self._receipts_queued += 1
+        self._inbox.put((what, payload))
 
     def _refused(self, what: str, exc: ReceiptRefused) -> None:
         self.stats[f"{what}s_refused"] += 1
@@ -259,12 +272,15 @@ class Publisher:
                     self._delivered_cond.notify_all()
         elif what == "disconnect":
             self._resuming, self._resume_seen = bool(self._inflight), None
-        elif what == "ack":
-            self._take_ack(a)
+        elif what in ("ack", "resend"):
+            with self._receipts_lock:
+                self._receipts_queued -= 1
+            if what == "ack":
+                self._take_ack(a)
+            else:
+                self._take_resend(a)
             with self._delivered_cond:  # wait_acked() waits on the same condition
                 self._delivered_cond.notify_all()
-        elif what == "resend":
-            self._take_resend(a)
         elif what == "resend_range":  # asked by this node's own tools (``resend``)
             self._queue_resend(a, b)
 

@@ -36,7 +36,7 @@ from controller.journal import EventRejected, Journal, JournalError, check_shape
 from controller.keys import load_private, load_public, public_b64
 from controller.mqtt import MqttError, MqttLink, MqttSettings
 from controller.publisher import Publisher
-from controller.receipts import ReceiptRefusedEvent
+from controller.receipts import MAX_RECEIPT_BYTES, ReceiptRefusedEvent
 
 OFFLINE = canonical_json({"state": "offline"})
 STOP_FLUSH_S = 2.0
@@ -133,8 +133,10 @@ class NodeRuntime:
         self.link.on_connect = self._on_connect
         self.link.on_published = self.publisher.on_published
         self.link.on_disconnect = self.publisher.on_disconnect
-        self.link.subscribe(topic_for(s.site, s.node, "ack"), self.publisher.on_ack_message)
-        self.link.subscribe(topic_for(s.site, s.node, "resend"), self.publisher.on_resend_message)
+        self.link.subscribe(topic_for(s.site, s.node, "ack"), self.publisher.on_ack_message,
+                            max_payload=MAX_RECEIPT_BYTES)
+        self.link.subscribe(topic_for(s.site, s.node, "resend"), self.publisher.on_resend_message,
+                            max_payload=MAX_RECEIPT_BYTES)
         self._running = True
         head = self.journal.head()[0]
         try:
@@ -247,8 +249,9 @@ class NodeRuntime:
 
     # -- MQTT side ---------------------------------------------------------------------------
 
-    def subscribe(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None:
-        self.link.subscribe(topic_filter, handler)
+    def subscribe(self, topic_filter: str, handler: Callable[[str, bytes], None], *,
+                  max_payload: int | None = None) -> None:
+        self.link.subscribe(topic_filter, handler, max_payload=max_payload)
 
     def publish_state(self, health: Mapping[str, Any]) -> None:
         """Publish (retained) online state with ``health``; kept and re-sent on every connect."""

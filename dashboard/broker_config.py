@@ -28,6 +28,7 @@ from controller.envelope import TOPIC_ROOT
 from dashboard.models.nodes import Node
 
 DASHBOARD_USER = "dashboard"
+MAX_PACKET_BYTES = 4 * 1024 * 1024 + 64 * 1024
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
@@ -103,7 +104,10 @@ def listener_text(*, port: int, tls_dir: Path, password_file: Path, acl_file: Pa
                   f"listener {loopback_port} 127.0.0.1"]
     lines += ["", "# Keep what a node sent while the dashboard was away (its journal has it too).",
               "persistence true", "persistence_location /var/lib/mosquitto/",
-              "max_inflight_messages 1000", "max_queued_messages 100000"]
+              "max_inflight_messages 1000", "max_queued_messages 100000",
+              "# nothing secroom sends is larger than a signed policy (4 MiB): a larger packet",
+              "# is refused by the broker before any node or the dashboard reads it",
+              f"max_packet_size {MAX_PACKET_BYTES}"]
     return "\n".join(lines) + "\n"
 
 

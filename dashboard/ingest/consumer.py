@@ -54,20 +54,31 @@ T = TypeVar("T")
 
 
 class _Inbox(Generic[T]):
-    """A bounded FIFO drained in bulk (one lock round per batch, not per message)."""
+    """A FIFO drained in bulk (one lock round per batch, not per message), bounded in items
+    and, with ``size``, in bytes: a producer waits while either bound is reached."""
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, max_bytes: int = 0,
+                 size: Callable[[T], int] | None = None) -> None:
         self.maxsize = maxsize
+        self.max_bytes = max_bytes
+        self._size = size
+        self.bytes = 0
         self._items: deque[T] = deque()
         self._cond = threading.Condition()
 
+    def _full(self) -> bool:
+        return len(self._items) >= self.maxsize or (
+            self._size is not None and self.bytes >= self.max_bytes)
+
     def put(self, item: T, stop: threading.Event) -> bool:
         with self._cond:
-            while len(self._items) >= self.maxsize:
+            while self._full():
                 if stop.is_set():
                     return False
                 self._cond.wait(0.5)
             self._items.append(item)
+            if self._size is not None:
+                self.bytes += self._size(item)
             if len(self._items) == 1:
                 self._cond.notify_all()
         return True
@@ -75,12 +86,14 @@ class _Inbox(Generic[T]):
     def put_many(self, items: list[T], stop: threading.Event) -> int:
         """Append all of ``items`` (waiting for room); returns how many were not taken."""
         with self._cond:
-            while len(self._items) >= self.maxsize:
+            while self._full():
                 if stop.is_set():
                     return len(items)
                 self._cond.wait(0.5)
             was_empty = not self._items
             self._items.extend(items)
+            if self._size is not None:
+                self.bytes += sum(map(self._size, items))
             if was_empty:
                 self._cond.notify_all()
         return 0
@@ -94,6 +107,8 @@ class _Inbox(Generic[T]):
                 self._cond.wait(linger)  # a trickle: let a few more arrive
             n = min(limit, len(self._items))
             out = [self._items.popleft() for _ in range(n)]
+            if self._size is not None:
+                self.bytes -= sum(map(self._size, out))
             if n:
                 self._cond.notify_all()  # room for a blocked producer
             return out
@@ -124,6 +139,7 @@ class IngestConsumer:
         batch_wait_s: float = 0.02,
         ack_interval_s: float = 0.25,
         queue_max: int = 100_000,
+        queue_max_bytes: int = 64 * 1024 * 1024,
         audit_processes: int | None = None,
         verify_mode: str = "chain",
         max_payload: int = MAX_EVENT_BYTES,
@@ -163,7 +179,8 @@ class IngestConsumer:
             max_payload=max_payload,
             resend_interval_s=resend_interval_s,
         )
-        self._queue: _Inbox[tuple[str, bytes]] = _Inbox(queue_max)
+        self._queue: _Inbox[tuple[str, bytes]] = _Inbox(queue_max, queue_max_bytes,
+                                                         lambda m: len(m[1]))
         self._ready: _Inbox[tuple[list[tuple[str, bytes]], Prepared | None]] = _Inbox(2)
         self._preparer: threading.Thread | None = None
         self._stop = threading.Event()
@@ -209,7 +226,8 @@ class IngestConsumer:
             self.link.subscribe_many(filters, self._on_messages)
         else:
             for topic_filter in filters:
-                self.link.subscribe(topic_filter, self._on_message)
+                self.link.subscribe(topic_filter, self._on_message,
+                                    max_payload=self.core.preparer.max_payload)
 
     def stop(self) -> None:
         self._stop.set()

@@ -154,3 +154,43 @@ def test_resend_requests_beyond_the_burst_are_dropped(
             assert col.wait_copies(1, 4, 10) and col.copies[2] == 1
     finally:
         runtime.stop()
+
+
+@pytest.mark.integration
+def test_an_oversized_receipt_is_counted_and_never_read(
+    broker: Broker, make_settings: Callable[..., object],
+    collector_factory: Callable[[int], Collector],
+) -> None:
+    """Every subscriber has a payload limit: 3 MiB on the ack topic is dropped by the link
+    before the publisher parses it (before, it was handed over and parsed)."""
+    runtime = NodeRuntime(make_settings(broker.port))
+    try:
+        with collector_factory(broker.port) as col:
+            runtime.start()
+            head = emit_n(runtime, 3)
+            assert col.wait_all(head, 10)
+            col.link.publish(topic_for(SITE, NODE, "ack"), b"{" + b" " * (3 << 20) + b"}")
+            col.ack(head)  # handled after it, in order
+            assert runtime.wait_acked(head, 10)
+            assert runtime.link.stats["oversized"] == 1
+            assert runtime.publisher.stats["acks_refused"] == 0
+    finally:
+        runtime.stop()
+
+
+def test_a_flood_of_receipts_waits_in_a_bounded_queue(tmp_path: Path) -> None:
+    """Each receipt costs a signature check on the publisher thread: past RECEIPTS_QUEUED
+    waiting, the rest are dropped and counted (memory stays bounded under a flood)."""
+    from controller.mqtt import MqttLink, MqttSettings
+    from controller.publisher import RECEIPTS_QUEUED, Publisher
+
+    j = Journal(tmp_path / "j.sqlite", node=NODE, site=SITE, key=Ed25519PrivateKey.generate(),
+                boot="b")
+    try:
+        pub = Publisher(j, MqttLink(MqttSettings(), client_id="x"), clock=lambda: NOW,
+                        trusted=TRUSTED)  # not started: nothing drains the queue
+        for _ in range(RECEIPTS_QUEUED + 44):
+            pub.on_ack_message("t", b"{}")
+        assert pub.stats["receipts_dropped"] == 44
+    finally:
+        j.close()

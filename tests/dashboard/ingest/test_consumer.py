@@ -296,3 +296,20 @@ def test_lost_database_connections_lose_no_event(side, consumer, sm, node, engin
     assert side.ack_reaching(6) == 6
     with sm() as s:
         assert s.query(StoredEvent).count() == 6
+
+
+def test_the_inbox_is_bounded_in_bytes_as_well_as_in_messages():
+    """64 KiB events: a count bound of 100,000 would hold 6.4 GB; the byte bound stops the
+    producer (it waits; here, stopping, it is told the item was not taken)."""
+    import threading
+
+    from dashboard.ingest.consumer import _Inbox
+
+    inbox = _Inbox(100_000, 1 << 20, lambda m: len(m[1]))
+    stop = threading.Event()
+    big = ("t", b"x" * 65536)
+    for _ in range(16):
+        assert inbox.put(big, stop)
+    stop.set()
+    assert not inbox.put(big, stop) and inbox.bytes == 1 << 20
+    assert len(inbox.take(4, 0, 0)) == 4 and inbox.bytes == 12 * 65536
