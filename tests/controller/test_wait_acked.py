@@ -82,7 +82,7 @@ class _FakeRuntime:
 
 
 def test_a_feature_run_waits_while_the_dashboard_talks_and_not_when_it_is_silent() -> None:
-    from controller.cli import _wait_for_dashboard
+    from controller.feature_node import wait_for_dashboard as _wait_for_dashboard
 
     at_once = _FakeRuntime([(True, 0)])
     assert _wait_for_dashboard(at_once, 5) and at_once.offered == []
