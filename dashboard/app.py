@@ -56,7 +56,7 @@ def create_app(
     app.state.sessionmaker = sessionmaker
     app.state.clock = clock
     app.state.bus = bus
-    app.state.auth = AuthService(settings, sessionmaker)
+    app.state.auth = AuthService(settings, sessionmaker, on_sessions_ended=_announcer(bus))
     app.state.enrol_waits = EnrolWaits()
     app.state.person_sections = person_sections()
     for router in routers():
@@ -80,6 +80,7 @@ def routers() -> list[APIRouter]:
     from dashboard.printing import web as printing
     from dashboard.reports import web as reports
     from dashboard.web import (
+        account,
         anomalies,
         audit,
         door_log,
@@ -99,11 +100,19 @@ def routers() -> list[APIRouter]:
     return [
         system.router, overview.router, door_log.router, presence.router, nodes.router,
         people.router, groups.router, doors.router, printers.router, lockdown.router,
-        anomalies.router, audit.router, users.router, live.router,
+        anomalies.router, audit.router, users.router, account.router, live.router,
         printing.router, backups.router, media.router, numlog.router, correlation.router,
         reports.router,
     ]
 
+
+
+def _announcer(bus: Any) -> Callable[[list[int]], None] | None:
+    """Ended sessions go out on the bus, so this process's live streams close at once."""
+    publish = getattr(bus, "publish", None)
+    if publish is None:
+        return None
+    return lambda ids: publish("session", {"ended": ids})
 
 
 def person_sections() -> list[tuple[str, Any]]:

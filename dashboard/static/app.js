@@ -51,6 +51,11 @@
       }
       document.body.dataset.lastEvent = text(ev.id);
     });
+    source.addEventListener("session_ended", function () {
+      source.close();
+      document.body.dataset.liveState = "ended";
+      window.location.assign("/login");
+    });
     source.addEventListener("open", function () {
       document.body.dataset.liveState = "open";
     });

@@ -1,4 +1,6 @@
-"""Dashboard users and API tokens (admins only); every change goes into the audit log."""
+"""Dashboard users and API tokens (admins only): create, deactivate and reactivate a user,
+reset a password (a temporary one, shown once), log a user out everywhere; issue and revoke
+tokens. Every change goes into the audit log; ended sessions end their live streams at once."""
 
 from __future__ import annotations
 
@@ -6,25 +8,29 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
 from dashboard.audit import append_audit
+from dashboard.auth.lifecycle import end_sessions, reset_password, set_active
 from dashboard.auth.passwords import PasswordPolicyError
 from dashboard.auth.service import AuthError, AuthService, Principal
-from dashboard.models.auth import ApiToken, User
+from dashboard.models.auth import ApiToken, Session, User
 from dashboard.web import deps
 
 router = APIRouter()
 
 
 def _page(request: Request, db: DbSession, *, error: str = "", token: str = "",
-          status: int = 200) -> Response:
+          temporary: tuple[str, str] | None = None, status: int = 200) -> Response:
     users = list(db.scalars(select(User).order_by(User.username)))
     tokens = list(db.scalars(select(ApiToken).order_by(ApiToken.id.desc())))
+    live = db.execute(select(Session.user_id, func.count()).where(
+        Session.expires_at > deps.now(request)).group_by(Session.user_id))
     return deps.render(request, "users.html", {
         "users": users, "tokens": tokens, "error": error, "new_token": token,
+        "sessions": {uid: n for uid, n in live}, "temporary": temporary,
     }, status)
 
 
@@ -102,3 +108,103 @@ def token_revoke(
                      now=now)
         db.commit()
     return RedirectResponse("/users?msg=common.saved", status_code=303)
+
+
+# -- a user's lifecycle -----------------------------------------------------------------------
+
+
+def _target(request: Request, db: DbSession, user_id: int) -> User | Response:
+    user = db.get(User, user_id)
+    if user is None:
+        return _page(request, db, error=deps.translator(request)("users.no_such_user"),
+                     status=404)
+    return user
+
+
+def _done(request: Request, db: DbSession, ended: list[int], key: str = "common.saved") -> Response:
+    db.commit()
+    request.app.state.auth.announce_ended(ended)  # after the commit: their streams end now
+    return RedirectResponse(f"/users?msg={key}", status_code=303)
+
+
+@router.post("/users/{user_id}/deactivate", name="users.deactivate", include_in_schema=False)
+def user_deactivate(
+    request: Request, user_id: int, db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+) -> Response:
+    """No more log-ins, every session ends, the user's API tokens are refused."""
+    user = _target(request, db, user_id)
+    if not isinstance(user, User):
+        return user
+    t = deps.translator(request)
+    try:
+        ended = set_active(db, user, False)
+    except AuthError:
+        db.rollback()
+        return _page(request, db, error=t("users.last_admin"), status=409)
+    append_audit(db, actor=who.username, action="user.deactivate", target_type="user",
+                 target_id=user.username, before={"active": True},
+                 after={"active": False, "sessions_ended": len(ended)}, now=deps.now(request))
+    return _done(request, db, ended)
+
+
+@router.post("/users/{user_id}/reactivate", name="users.reactivate", include_in_schema=False)
+def user_reactivate(
+    request: Request, user_id: int, db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+) -> Response:
+    user = _target(request, db, user_id)
+    if not isinstance(user, User):
+        return user
+    if not user.active:
+        set_active(db, user, True)
+        append_audit(db, actor=who.username, action="user.reactivate", target_type="user",
+                     target_id=user.username, before={"active": False}, after={"active": True},
+                     now=deps.now(request))
+    return _done(request, db, [])
+
+
+@router.post("/users/{user_id}/password-reset", name="users.password_reset",
+             include_in_schema=False)
+def user_password_reset(
+    request: Request, user_id: int, db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+) -> Response:
+    """A generated temporary password, shown once: it replaces the old one at once, expires,
+    and must be replaced by the user's own at log-in. Every session of the user ends."""
+    user = _target(request, db, user_id)
+    if not isinstance(user, User):
+        return user
+    t = deps.translator(request)
+    if user.id == who.user_id:
+        return _page(request, db, error=t("users.reset_yourself"), status=400)
+    now = deps.now(request)
+    ttl = deps.settings(request).temporary_password_ttl_s
+    temporary, ended = reset_password(db, user, now, ttl)
+    assert user.password_expires_at is not None
+    append_audit(db, actor=who.username, action="user.password_reset", target_type="user",
+                 target_id=user.username, before=None,
+                 after={"must_change_password": True, "expires_at": user.password_expires_at,
+                        "sessions_ended": len(ended)}, now=now)
+    db.commit()
+    request.app.state.auth.announce_ended(ended)
+    until = t("users.temporary_shown_once", user=user.username, password=temporary,
+              until=t.time(user.password_expires_at))
+    return _page(request, db, temporary=(user.username, until))
+
+
+@router.post("/users/{user_id}/sessions/end", name="users.sessions_end", include_in_schema=False)
+def user_sessions_end(
+    request: Request, user_id: int, db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+) -> Response:
+    """Log a user out everywhere (for yourself: everywhere but here)."""
+    user = _target(request, db, user_id)
+    if not isinstance(user, User):
+        return user
+    keep = who.session_id if user.id == who.user_id else None
+    ended = end_sessions(db, user.id, keep=keep)
+    append_audit(db, actor=who.username, action="user.sessions_end", target_type="user",
+                 target_id=user.username, before=None, after={"sessions_ended": len(ended)},
+                 now=deps.now(request))
+    return _done(request, db, ended)

@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from controller.envelope import format_ts
 from dashboard.i18n import Translator
+from dashboard.models.auth import User
 from dashboard.web.live import live_item
-from tests.dashboard.web.conftest import LiveDashboard
+from tests.dashboard.web.conftest import PASSWORD, LiveDashboard, add_user
 from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
@@ -149,3 +151,48 @@ def test_runtime_ingests_from_mqtt_and_shows_it_live(tmp_path, broker) -> None: 
         finally:
             node.stop()
             client.close()
+
+
+def log_in_as(live: LiveDashboard, username: str) -> tuple[httpx.Client, str]:
+    client = httpx.Client(base_url=live.base_url, timeout=10, follow_redirects=True)
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token
+    r = client.post("/login", data={"username": username, "password": PASSWORD,
+                                    "csrf_token": token.group(1), "next": "/nodes"})
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', r.text)
+    assert r.status_code == 200 and csrf, r.text
+    return client, csrf.group(1)
+
+
+@pytest.mark.parametrize("how", ["logout", "sessions/end", "deactivate", "password-reset"])
+def test_the_live_stream_ends_with_its_session(live_dashboard: LiveDashboard, how: str) -> None:
+    """Logging out (or an admin logging the user out everywhere, deactivating them or resetting
+    their password) ends the user's open live stream within a second, and the old cookie
+    opens no new one."""
+    live = live_dashboard
+    add_user(live.sessionmaker, live.settings, "eve", "security_admin")
+    eve, eve_csrf = log_in_as(live, "eve")
+    admin, admin_csrf = log_in_as(live, live.username)
+    cookie = {"secroom_session": eve.cookies["secroom_session"]}
+    before = live.bus.subscribers
+    # every read of the stream must get data (or its end) within one second
+    stream = httpx.Client(base_url=live.base_url, cookies=cookie,
+                          timeout=httpx.Timeout(10, read=1.0))
+    with stream.stream("GET", "/live") as r:
+        assert r.status_code == 200
+        lines = r.iter_lines()
+        assert next(lines).startswith("retry:")
+        wait_until(lambda: live.bus.subscribers > before, 5, "the stream to subscribe")
+        if how == "logout":
+            done = eve.post("/logout", headers={"x-csrf-token": eve_csrf})
+        else:
+            with live.sessionmaker() as db:
+                eve_id = db.scalar(select(User.id).where(User.username == "eve"))
+            done = admin.post(f"/users/{eve_id}/{how}", data={"csrf_token": admin_csrf})
+        assert done.status_code == 200, done.text  # followed to the next page
+        rest = list(lines)  # ends: no read waits longer than a second
+    assert "event: session_ended" in rest
+    assert httpx.get(live.base_url + "/live", cookies=cookie).status_code == 401
+    for client in (eve, admin, stream):
+        client.close()
