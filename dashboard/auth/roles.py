@@ -54,7 +54,11 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "people.update": EDITORS,
     "people.card_add": EDITORS,
     "people.card_revoke": EDITORS,
-    "people.card_enrol": EDITORS,
+    # enrolment by a tap: a window the editor opens at one reader (node + reader name)
+    "people.enrol_open": EDITORS,
+    "people.enrol_status": EDITORS,
+    "people.enrol_close": EDITORS,
+    "people.enrol_confirm": EDITORS,
     # groups (rights), weekly windows, public holidays
     "groups.page": READERS,
     "groups.create": EDITORS,
