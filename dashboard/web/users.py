@@ -4,9 +4,9 @@ tokens. Every change goes into the audit log; ended sessions end their live stre
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
@@ -113,98 +113,75 @@ def token_revoke(
 # -- a user's lifecycle -----------------------------------------------------------------------
 
 
-def _target(request: Request, db: DbSession, user_id: int) -> User | Response:
+def target_user(user_id: int, db: Annotated[DbSession, Depends(deps.db)]) -> User:
+    """The user a lifecycle action is about (the path's ``user_id``)."""
     user = db.get(User, user_id)
     if user is None:
-        return _page(request, db, error=deps.translator(request)("users.no_such_user"),
-                     status=404)
+        raise HTTPException(status_code=404, detail=f"no user {user_id}")
     return user
 
 
-def _done(request: Request, db: DbSession, ended: list[int], key: str = "common.saved") -> Response:
+Target = Annotated[User, Depends(target_user)]
+Db = Annotated[DbSession, Depends(deps.db)]
+Caller = Annotated[Principal, Depends(deps.principal)]
+
+
+def _audited(request: Request, db: DbSession, who: Principal, action: str, user: User,
+             before: dict[str, Any] | None, after: dict[str, Any], ended: list[int]) -> None:
+    """Audit the action, commit, then end the ended sessions' live streams in this process."""
+    append_audit(db, actor=who.username, action=action, target_type="user",
+                 target_id=user.username, before=before, after=after, now=deps.now(request))
     db.commit()
-    request.app.state.auth.announce_ended(ended)  # after the commit: their streams end now
-    return RedirectResponse(f"/users?msg={key}", status_code=303)
+    request.app.state.auth.announce_ended(ended)
 
 
 @router.post("/users/{user_id}/deactivate", name="users.deactivate", include_in_schema=False)
-def user_deactivate(
-    request: Request, user_id: int, db: Annotated[DbSession, Depends(deps.db)],
-    who: Annotated[Principal, Depends(deps.principal)],
-) -> Response:
+def user_deactivate(request: Request, user: Target, db: Db, who: Caller) -> Response:
     """No more log-ins, every session ends, the user's API tokens are refused."""
-    user = _target(request, db, user_id)
-    if not isinstance(user, User):
-        return user
-    t = deps.translator(request)
     try:
         ended = set_active(db, user, False)
     except AuthError:
         db.rollback()
-        return _page(request, db, error=t("users.last_admin"), status=409)
-    append_audit(db, actor=who.username, action="user.deactivate", target_type="user",
-                 target_id=user.username, before={"active": True},
-                 after={"active": False, "sessions_ended": len(ended)}, now=deps.now(request))
-    return _done(request, db, ended)
+        return _page(request, db, error=deps.translator(request)("users.last_admin"),
+                     status=409)
+    _audited(request, db, who, "user.deactivate", user, {"active": True},
+             {"active": False, "sessions_ended": len(ended)}, ended)
+    return RedirectResponse("/users?msg=common.saved", status_code=303)
 
 
 @router.post("/users/{user_id}/reactivate", name="users.reactivate", include_in_schema=False)
-def user_reactivate(
-    request: Request, user_id: int, db: Annotated[DbSession, Depends(deps.db)],
-    who: Annotated[Principal, Depends(deps.principal)],
-) -> Response:
-    user = _target(request, db, user_id)
-    if not isinstance(user, User):
-        return user
+def user_reactivate(request: Request, user: Target, db: Db, who: Caller) -> Response:
     if not user.active:
         set_active(db, user, True)
-        append_audit(db, actor=who.username, action="user.reactivate", target_type="user",
-                     target_id=user.username, before={"active": False}, after={"active": True},
-                     now=deps.now(request))
-    return _done(request, db, [])
+        _audited(request, db, who, "user.reactivate", user, {"active": False},
+                 {"active": True}, [])
+    return RedirectResponse("/users?msg=common.saved", status_code=303)
 
 
 @router.post("/users/{user_id}/password-reset", name="users.password_reset",
              include_in_schema=False)
-def user_password_reset(
-    request: Request, user_id: int, db: Annotated[DbSession, Depends(deps.db)],
-    who: Annotated[Principal, Depends(deps.principal)],
-) -> Response:
+def user_password_reset(request: Request, user: Target, db: Db, who: Caller) -> Response:
     """A generated temporary password, shown once: it replaces the old one at once, expires,
     and must be replaced by the user's own at log-in. Every session of the user ends."""
-    user = _target(request, db, user_id)
-    if not isinstance(user, User):
-        return user
     t = deps.translator(request)
     if user.id == who.user_id:
         return _page(request, db, error=t("users.reset_yourself"), status=400)
-    now = deps.now(request)
     ttl = deps.settings(request).temporary_password_ttl_s
-    temporary, ended = reset_password(db, user, now, ttl)
-    assert user.password_expires_at is not None
-    append_audit(db, actor=who.username, action="user.password_reset", target_type="user",
-                 target_id=user.username, before=None,
-                 after={"must_change_password": True, "expires_at": user.password_expires_at,
-                        "sessions_ended": len(ended)}, now=now)
-    db.commit()
-    request.app.state.auth.announce_ended(ended)
-    until = t("users.temporary_shown_once", user=user.username, password=temporary,
-              until=t.time(user.password_expires_at))
-    return _page(request, db, temporary=(user.username, until))
+    temporary, ended = reset_password(db, user, deps.now(request), ttl)
+    expires = user.password_expires_at
+    _audited(request, db, who, "user.password_reset", user, None,
+             {"must_change_password": True, "expires_at": expires,
+              "sessions_ended": len(ended)}, ended)
+    shown = t("users.temporary_shown_once", user=user.username, password=temporary,
+              until=t.time(expires))
+    return _page(request, db, temporary=(user.username, shown))
 
 
 @router.post("/users/{user_id}/sessions/end", name="users.sessions_end", include_in_schema=False)
-def user_sessions_end(
-    request: Request, user_id: int, db: Annotated[DbSession, Depends(deps.db)],
-    who: Annotated[Principal, Depends(deps.principal)],
-) -> Response:
+def user_sessions_end(request: Request, user: Target, db: Db, who: Caller) -> Response:
     """Log a user out everywhere (for yourself: everywhere but here)."""
-    user = _target(request, db, user_id)
-    if not isinstance(user, User):
-        return user
     keep = who.session_id if user.id == who.user_id else None
     ended = end_sessions(db, user.id, keep=keep)
-    append_audit(db, actor=who.username, action="user.sessions_end", target_type="user",
-                 target_id=user.username, before=None, after={"sessions_ended": len(ended)},
-                 now=deps.now(request))
-    return _done(request, db, ended)
+    _audited(request, db, who, "user.sessions_end", user, None,
+             {"sessions_ended": len(ended)}, ended)
+    return RedirectResponse("/users?msg=common.saved", status_code=303)

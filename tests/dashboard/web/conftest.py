@@ -71,20 +71,23 @@ def csrf_of(client: TestClient) -> str:
     return match.group(1)
 
 
-def login(client: TestClient, username: str, password: str = PASSWORD) -> str:
+def post_login(
+    client: TestClient, username: str, password: str = PASSWORD, next_: str = "/nodes"
+) -> Any:
+    """Fill in the log-in form (with its CSRF token) and send it; the response, unfollowed."""
     page = client.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert token
-    r = client.post(
+    return client.post(
         "/login",
-        data={
-            "username": username,
-            "password": password,
-            "csrf_token": token.group(1),
-            "next": "/nodes",
-        },
+        data={"username": username, "password": password, "csrf_token": token.group(1),
+              "next": next_},
         follow_redirects=False,
     )
+
+
+def login(client: TestClient, username: str, password: str = PASSWORD) -> str:
+    r = post_login(client, username, password)
     assert r.status_code == 303, r.text
     return csrf_of(client)
 

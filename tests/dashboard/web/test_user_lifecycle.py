@@ -18,7 +18,14 @@ from dashboard.auth.lifecycle import LastAdminError, set_active
 from dashboard.i18n import catalogue
 from dashboard.models import AuditRecord
 from dashboard.models.auth import Session, User
-from tests.dashboard.web.conftest import PASSWORD, TestClient, WebApp, add_user, login
+from tests.dashboard.web.conftest import (
+    PASSWORD,
+    TestClient,
+    WebApp,
+    add_user,
+    login,
+    post_login,
+)
 from tests.dashboard.web.test_security import login_status
 from tests.support import wait_until
 
@@ -147,12 +154,7 @@ def test_password_reset_gives_a_temporary_password_that_must_be_replaced(
     assert login_status(webapp, webapp.client(), "u_auditor", PASSWORD) == 401  # old one dead
 
     user = webapp.client()
-    page = user.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert token
-    r = user.post("/login", data={"username": "u_auditor", "password": temporary,
-                                  "csrf_token": token.group(1), "next": "/people"},
-                  follow_redirects=False)
+    r = post_login(user, "u_auditor", temporary, next_="/people")
     assert r.status_code == 303 and r.headers["location"] == "/account/password"
     # nothing else is open to this session until the user sets their own password
     r = user.get("/people", headers={"accept": "text/html"}, follow_redirects=False)
@@ -187,12 +189,7 @@ def test_a_temporary_password_expires(webapp: WebApp) -> None:
                       r.text)
     assert shown
     webapp.clock.advance(webapp.settings.temporary_password_ttl_s + 1)
-    client = webapp.client()
-    page = client.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert token
-    r = client.post("/login", data={"username": "u_auditor", "password": shown.group(1),
-                                    "csrf_token": token.group(1)})
+    r = post_login(webapp.client(), "u_auditor", shown.group(1))
     assert r.status_code == 401
     assert catalogue("ja")["login.error.expired"] in r.text
 
