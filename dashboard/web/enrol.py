@@ -47,9 +47,9 @@ def readers_seen(db: DbSession, t: Translator) -> list[ReaderChoice]:
         ref = ReaderRef(node, reader or "")
         if ref.key in seen:
             continue  # the newest row says which door the reader serves now
-        where = f"{ref.node} · {ref.reader}"
         name = doors.get(door)
-        label = f"{name}（{t('dir.' + direction)}）— {where}" if name else where
+        label = t("enrol.reader_label", door=name, side=t("dir." + direction), node=ref.node,
+                  reader=ref.reader) if name else f"{ref.node} · {ref.reader}"
         seen[ref.key] = ReaderChoice(ref.key, label)
     return sorted(seen.values(), key=lambda c: c.label)
 

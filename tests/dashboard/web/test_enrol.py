@@ -202,3 +202,12 @@ def test_judge_takes_node_reader_and_both_clocks_into_account() -> None:
     assert judge(window, at(GW, "door-in", t0 - timedelta(seconds=100)), inside) == "match"
     assert judge(window, at(GW, "door-in", t0 - timedelta(seconds=121)), inside) == (
         "outside_window")
+
+
+def test_readers_are_offered_by_name_in_english_too(room: tuple[WebApp, Bus]) -> None:
+    w, _ = room
+    client, _ = w.as_role("admin")
+    client.get("/lang/en")
+    page = client.get("/people/p1").text
+    assert '<option value="gw1:door-out">サーバー室 (out) — gw1 · door-out</option>' in page
+    assert "Start waiting for a card" in page
