@@ -1,7 +1,7 @@
 """The whole loop in a browser: a virtual card tapped through a real pcscd at a real gateway,
 its signed event ingested over Mosquitto and shown live; a card enrolled by tapping it at a
-chosen reader; a card revoked in the UI, the dashboard's signed policy propagated, and the
-gateway denying the next tap."""
+chosen reader (shown, then confirmed); a card revoked in the UI, the dashboard's signed policy
+propagated, and the gateway denying the next tap."""
 
 from __future__ import annotations
 
@@ -95,12 +95,14 @@ def test_tap_enrol_revoke_through_the_real_gateway(loop: Loop, browser_page: Any
     page.fill("#person-new input[name=id]", "bob")
     page.fill("#person-new input[name=name]", "山田 太郎")
     page.click("#person-new button[type=submit]")
-    page.wait_for_selector("#enrol-form")
-    page.fill("#enrol-form input[name=reader]", READER_IN)
-    waits = live.app.state.enrol_waits
-    page.evaluate("() => document.querySelector('#enrol-form').requestSubmit()")
-    assert waits.wait_for(READER_IN, 15), "the enrol form did not start waiting"
+    # the door log has seen the gateway's reader (alice's tap): it is offered by its door's name
+    page.select_option("#enrol-form select[name=reader]", f"gw1:{READER_IN}")
+    page.click("#enrol-form button[type=submit]")
+    page.wait_for_selector("#enrol-window")
     loop.tap(NEW_CARD)
+    page.wait_for_selector(f"#enrol-candidate[data-uid='{NEW_CARD}']", timeout=30000)
+    assert page.inner_text("#enrol-reader") == f"サーバー室（入）— gw1 · {READER_IN}"
+    page.click("#enrol-confirm button[type=submit]")
     page.wait_for_selector(f"#cards tr[data-uid='{NEW_CARD}']", timeout=30000)
 
     # revoke alice's card: the signed policy propagates and the gateway denies her next tap
