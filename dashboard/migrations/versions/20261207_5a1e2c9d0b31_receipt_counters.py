@@ -1,7 +1,7 @@
 """nodes: counters of the signed acks and resend requests sent to each node
 
 Revision ID: 5a1e2c9d0b31
-Revises: b7c1e0a4d2f9
+Revises: c4a9e2f1b3d7
 Create Date: 2026-12-07 09:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5a1e2c9d0b31"
-down_revision: str | None = "b7c1e0a4d2f9"
+down_revision: str | None = "c4a9e2f1b3d7"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
