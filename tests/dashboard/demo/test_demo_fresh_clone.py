@@ -33,6 +33,9 @@ from tests.support import unavailable
 REPO = Path(__file__).resolve().parents[3]
 URL_LINE = re.compile(r"dashboard: (http://127\.0\.0\.1:\d+)/\s+user: (\S+)\s+password: (\S+)")
 DAEMONS = ("pcscd", "mosquitto", "cupsd", "uvicorn")
+BANNER = "secroom demo running"
+# Alembic INFO lines, in its own format ("INFO  [alembic...") or the CLI's ("INFO alembic...")
+LIBRARY_INFO = re.compile(r"\bINFO\s+\[?alembic")
 
 pytestmark = pytest.mark.integration
 
@@ -134,6 +137,9 @@ def test_fresh_clone_demo_tap_in_browser_then_nothing_left(
                     unavailable("the demo cannot start here: " + "".join(log[-5:]))
                 pytest.fail(f"demo exited with {proc.returncode}:\n" + "".join(log[-40:]))
         startup_s = time.monotonic() - started
+        before = "".join(log[: next(i for i, text in enumerate(log) if BANNER in text)])
+        noise = [text for text in before.splitlines() if LIBRARY_INFO.search(text)]
+        assert not noise, "the demo prints Alembic's INFO lines before its banner:\n" + before
         url, user, password = match.groups()
         seen = _descendants(proc.pid) | {proc.pid}
         names = set(_names(seen).values())
