@@ -13,12 +13,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import selectinload
 from starlette.responses import Response
 
+from controller.events import DoorAccess as AccessEvent
 from dashboard import services
 from dashboard.auth.roles import allowed
 from dashboard.auth.service import Principal
@@ -250,11 +251,14 @@ def wait_for_tap(bus: Any, reader: str, timeout_s: float,
             msg = sub.get(timeout=left)
             if msg is None:
                 continue
-            data = msg.data.get("data") if isinstance(msg.data.get("data"), dict) else {}
-            if msg.data.get("kind") == "door.access" and data.get("reader") == reader:
-                uid = data.get("card")  # controller.door_events.DoorAccess.card
-                if isinstance(uid, str) and uid:
-                    return uid
+            if msg.data.get("kind") != "door.access":
+                continue
+            try:
+                access = AccessEvent.model_validate(msg.data.get("data"))
+            except ValidationError:
+                continue  # stored and counted by the ingest; no card to enrol from it
+            if access.reader == reader and access.card:
+                return access.card
     return None
 
 

@@ -10,11 +10,14 @@ from collections.abc import Callable
 
 import pytest
 
+from backup.events import BackupVerified
 from controller.envelope import canonical_json, topic_for
 from controller.mqtt import MqttLink
 from controller.runtime import NodeRuntime, RuntimeSettings
 from tests.controller.conftest import NODE, SITE, fast_mqtt
 from tests.support.mosquitto import Broker
+
+VERIFIED = BackupVerified(mode="structure", result="ok", duration_s=0.1)
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +41,7 @@ def test_wait_acked_follows_the_dashboards_ack_and_answers_resends(
     runtime.start()
     try:
         assert dashboard.connected.wait(10)
-        head = runtime.emit("backup.snapshot", {"n": 1}).seq
+        head = runtime.emit("backup.verified", VERIFIED).seq
         assert runtime.wait_delivered(head, 10)  # the broker has it: not enough
         assert not runtime.wait_acked(head, 0.2)
         head_seen[0] = head
@@ -80,7 +83,7 @@ class _FakeRuntime:
 
 
 def test_a_feature_run_waits_while_the_dashboard_talks_and_not_when_it_is_silent() -> None:
-    from controller.cli import _wait_for_dashboard
+    from controller.feature_node import wait_for_dashboard as _wait_for_dashboard
 
     at_once = _FakeRuntime([(True, 0)])
     assert _wait_for_dashboard(at_once, 5) and at_once.offered == []
@@ -109,7 +112,7 @@ def test_publisher_resend_offers_a_range_again(
     assert listener.connected.wait(10)  # subscribed before the node's first event
     runtime.start()
     try:
-        head = runtime.emit("backup.snapshot", {"n": 1}).seq
+        head = runtime.emit("backup.verified", VERIFIED).seq
         assert runtime.wait_delivered(head, 10)
         runtime.publisher.resend(1, head)
         assert twice.wait(10)
