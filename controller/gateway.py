@@ -48,7 +48,14 @@ from controller.printing.events import PRINT_DENIED, PrintDeniedPayload
 from controller.printing.service import PrintRelease
 from controller.printing.types import CupsLike, PrintError
 from controller.runtime import NodeRuntime
-from readers.base import CardReader, CardTap, ReaderRole, ReaderStatus, ReadFailure
+from readers.base import (
+    CardReader,
+    CardTap,
+    FailureReason,
+    ReaderRole,
+    ReaderStatus,
+    ReadFailure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +188,8 @@ class Gateway:
                 door.deny()
         self._emit_quiet(
             "reader.read_failed",
-            ReaderReadFailed(reader=failure.reader, reason=failure.reason, detail=failure.detail),
+            ReaderReadFailed(reader=failure.reader, reason=FailureReason(failure.reason),
+                             detail=failure.detail),
         )
 
     # -- doors --------------------------------------------------------------------------------
