@@ -29,15 +29,18 @@ PROJECTED = frozenset(
     }
 )
 ALARM_KINDS = frozenset({"door.forced", "door.held_open", "policy.rejected"})
-_VALIDATE = {kind: KINDS[kind].model.model_validate for kind in PROJECTED}
+# the models' own validators, called directly: what model_validate runs, without its ~1 µs of
+# per-call overhead (this runs for every door.access the ingest stores)
+_VALIDATE = {kind: KINDS[kind].model.__pydantic_validator__.validate_python for kind in PROJECTED}
 
 
 def validated(event: Event) -> BaseModel | None:
     """The data of an event of a PROJECTED kind as its model; None if it does not fit."""
     try:
-        return _VALIDATE[event.kind](event.data)
+        model: BaseModel = _VALIDATE[event.kind](event.data)
     except ValidationError:
         return None
+    return model
 
 
 def raise_alarm(event: Event, data: BaseModel | None, pending: AnomalySink) -> None:
