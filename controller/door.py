@@ -42,13 +42,13 @@ from controller.events import (
     DoorOpened,
     DoorRex,
     Emit,
+    OpenVia,
+    Via,
 )
 from controller.gpio import GpioError, InputLine, OutputLine, Pins
 from controller.timers import Cancellable, Clock, ThreadClock
 
 PinName = int | str
-Via = Literal["grant", "rex"]
-OpenVia = Literal["grant", "rex", "forced", "unknown"]
 
 GRANT_BEEP = (0.15,)
 DENY_BEEP = (0.1, 0.1, 0.1, 0.1, 0.1)  # on, off, on, off, on

@@ -26,6 +26,8 @@ from usb_guard import events as usb
 
 _CFG = ConfigDict(extra="forbid", frozen=True)
 DoorId = Annotated[str, Field(min_length=1, max_length=64)]  # a [[doors]] id (controller.door)
+Via = Literal["grant", "rex"]  # what unlocked the door
+OpenVia = Literal["grant", "rex", "forced", "unknown"]  # how an opening began
 
 
 class Emit(Protocol):
@@ -83,7 +85,7 @@ class DoorOpened(BaseModel):
     model_config = _CFG
 
     door: DoorId
-    via: Literal["grant", "rex"]
+    via: Via
     person_id: str | None = None
     reason: str | None = None  # why the grant was given, e.g. "access", "two_person", "remote"
 
@@ -93,7 +95,7 @@ class DoorClosed(BaseModel):
 
     door: DoorId
     open_s: float = Field(ge=0)
-    via: Literal["grant", "rex", "forced", "unknown"]  # how the opening that just ended began
+    via: OpenVia  # how the opening that just ended began
 
 
 class DoorForced(BaseModel):
@@ -112,7 +114,7 @@ class DoorHeldOpen(BaseModel):
 
     door: DoorId
     open_s: float = Field(ge=0)
-    via: Literal["grant", "rex", "forced", "unknown"]
+    via: OpenVia
     person_id: str | None = None
 
 
