@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from controller.config import GatewayConfig
+    from controller.events import Emit
 
 ACK_WAIT_S = 30.0  # a feature run (backup) waits at most this long for the dashboard's ack,
 ACK_QUIET_S = 2.0  # and no longer than this while the dashboard says nothing
@@ -26,9 +29,9 @@ ACK_QUIET_S = 2.0  # and no longer than this while the dashboard says nothing
 class PrintingEmit:
     """Emit for a tool run without a node config: events go to stdout as JSON lines."""
 
-    def __call__(self, kind: str, data: Any) -> None:
-        payload = data.model_dump(mode="json") if hasattr(data, "model_dump") else dict(data)
-        print(json.dumps({"kind": kind, "data": payload}, ensure_ascii=False), flush=True)
+    def __call__(self, kind: str, data: BaseModel, /) -> None:
+        print(json.dumps({"kind": kind, "data": data.model_dump(mode="json")},
+                         ensure_ascii=False), flush=True)
 
 
 def node_config(args: argparse.Namespace) -> GatewayConfig | None:
@@ -40,7 +43,7 @@ def node_config(args: argparse.Namespace) -> GatewayConfig | None:
 
 
 def with_node_runtime(config: GatewayConfig, suffix: str,
-                      body: Callable[[Callable[..., Any]], int]) -> int:
+                      body: Callable[[Emit], int]) -> int:
     """Run ``body(emit)`` as the node ``<name>.<suffix>`` (its own journal, same key)."""
     from controller.runtime import NodeRuntime
 
