@@ -5,7 +5,10 @@ One SQLite file in WAL mode with ``synchronous=FULL``: a commit is on disk when 
 transaction (group commit: one fsync for the batch, which is how the runtime reaches thousands of
 events per second while every ``emit`` still returns only after its own event is durable).
 Sealing (hash, Ed25519 signature) of one batch overlaps the commit of the previous one, and
-``BatchSealer`` builds exactly ``envelope.seal``'s bytes at a lower cost per event.
+``BatchSealer`` builds exactly ``envelope.seal``'s bytes at a lower cost per event. Before an
+event is sealed, every string of its data (and every key) that may hold an individual number is
+passed through ``controller.numguard`` and the number replaced: no number is ever stored or
+published, whichever feature emitted it (``numbers_removed`` counts them).
 
 Tables: ``events(seq, ts, kind, hash, body)`` where ``body`` is the exact wire bytes
 (``Event.to_bytes()``), and ``meta(name, value)`` holding the node, site and public key the
@@ -49,6 +52,7 @@ from controller.envelope import (
     verify_signature,
 )
 from controller.keys import public_b64
+from controller.numguard import json_may_hold_number, redact_data
 
 KIND_RE = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+$")
 MAX_PROBLEMS = 100
@@ -133,6 +137,7 @@ class BatchSealer:
         self._key = key
         self.node, self.site, self.boot = node, site, boot
         self._boot, self._node, self._site = _encode(boot), _encode(node), _encode(site)
+        self.last_found = 0  # individual numbers replaced in the data of the last batch sealed
 
     def seal(
         self,
@@ -143,6 +148,7 @@ class BatchSealer:
     ) -> tuple[list[Event], list[tuple[int, str, str, str, bytes]]]:
         seq, prev = base
         ts = format_ts(now)
+        self.last_found = 0
         head = f'{{"boot":{self._boot},"clock":{_encode(clock)},"data":'
         tail = f'"site":{self._site},"ts":{_encode(ts)},"v":{SCHEMA_VERSION}}}'
         events: list[Event] = []
@@ -156,6 +162,11 @@ class BatchSealer:
             )
             try:
                 data_json = _encode(data)
+                if json_may_hold_number(data_json):  # no individual number is ever sealed
+                    data, found = redact_data(data)
+                    if found:
+                        self.last_found += found
+                        data_json = _encode(data)
                 body = f"{head}{data_json},{middle}{tail}".encode()
             except (TypeError, ValueError) as exc:  # incl. lone surrogates (UnicodeEncodeError)
                 raise EventRejected(f"event data for {kind} is not plain JSON: {exc}") from exc
@@ -240,6 +251,7 @@ class Journal:
         self._sealed = self._head
         self._broken: JournalError | None = None
         self._ack = int(self._meta.get("ack", "0"))
+        self._numbers_removed = 0
         self._delivered = int(self._meta.get("delivered", "0"))
 
     def _claim(self, pub: str) -> None:
@@ -285,6 +297,7 @@ class Journal:
                     self._sealed, self._broken = self._head, None
             base = self._sealed
             events, rows = self._seal(items, base, now, clock)
+            found = self._sealer.last_found
             self._sealed = (events[-1].seq, events[-1].hash)
             self._lock.acquire()
         try:
@@ -301,6 +314,7 @@ class Journal:
                 self._broken = exc
                 raise
             self._head = (events[-1].seq, events[-1].hash)
+            self._numbers_removed += found
             return events
         finally:
             self._lock.release()
@@ -333,6 +347,12 @@ class Journal:
         self._write(f"recording {name}", "INSERT OR REPLACE INTO meta VALUES (?, ?)",
                     [(name, str(value))])
         self._meta[name] = str(value)
+
+    @property
+    def numbers_removed(self) -> int:
+        """Individual numbers replaced (by ``numguard``) in the data of events stored since the
+        journal was opened."""
+        return self._numbers_removed
 
     # -- marks -------------------------------------------------------------------------------
 

@@ -6,13 +6,11 @@ No I/O and no clock: CUPS state, the rights check and the presence check come in
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from stdnum.jp import in_ as my_number
-
+from controller.numguard import scrub
 from controller.printing.events import DenialReason, ReleasedJob
 from controller.printing.settings import ReleaseMode
 from controller.printing.types import WAITING_STATES, HeldJob, QueueStatus
@@ -96,18 +94,10 @@ def expired_jobs(jobs: Sequence[HeldJob], now: datetime, hold_hours: float) -> l
     )
 
 
-_TWELVE_DIGITS = re.compile(r"(?<!\d)\d{12}(?!\d)")
-
-
-def scrub_numbers(text: str) -> str:
-    """Replace every 12-digit run that is a valid individual number (My Number)."""
-    return _TWELVE_DIGITS.sub(
-        lambda m: "[number removed]" if my_number.is_valid(m.group()) else m.group(), text
-    )
-
-
 def title_digest(title: str) -> str:
-    return hashlib.sha256(title.encode("utf-8")).hexdigest()[:16]
+    """16 hex digits of the title's SHA-256, taken after its individual numbers are removed: a
+    digest of a title holding a number could be reversed by trying every valid number."""
+    return hashlib.sha256(scrub(title).encode("utf-8")).hexdigest()[:16]
 
 
 def released_record(job: HeldJob, *, redact_titles: bool) -> ReleasedJob:
@@ -117,6 +107,6 @@ def released_record(job: HeldJob, *, redact_titles: bool) -> ReleasedJob:
         copies=max(job.copies, 1),
         pages=job.impressions,
         sheets=job.sheets,
-        title=None if redact_titles else scrub_numbers(job.title),
+        title=None if redact_titles else scrub(job.title),
         title_sha256=title_digest(job.title) if redact_titles else None,
     )

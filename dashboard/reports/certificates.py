@@ -9,9 +9,9 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
 
+from controller.numguard import contains_my_number
 from dashboard.audit import append_audit
 from dashboard.models.correlation import DeletionCertificate
-from dashboard.numlog.redact import contains_my_number
 from dashboard.reports.csvout import write_rows
 from dashboard.reports.labels import Lang, label
 from dashboard.reports.pdf import Doc

@@ -15,9 +15,9 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from controller.envelope import now_utc
+from controller.numguard import contains_my_number
 from dashboard.audit import append_audit
 from dashboard.models.people import SiteSettings
-from dashboard.numlog.redact import contains_my_number
 
 
 class ServiceError(ValueError):

@@ -1,0 +1,320 @@
+"""The one guard against individual numbers (My Number) in text: normalise, then search.
+
+Every path that handles text uses it: the node journal (every string of every event, before it
+is sealed), the dashboard's inputs (forms, API bodies, the number system's CSV and JSON), its
+error pages and every log record of the process (``install_log_guard``). python-stdnum is
+imported here and nowhere else.
+
+The search reads the text as a person would. Each character is NFKC-normalised on its own, so a
+position in the normalised text always maps back to the character it came from, and the
+redaction replaces exactly the characters that made up the number:
+
+- a *digit* is any decimal digit of any script (ASCII, full-width, Arabic-Indic, mathematical
+  bold...), anything NFKC turns into digits (circled ①, superscript ², ⒈, ⑫ = two digits),
+  anything Unicode gives a digit value (❶, ⓵), the negative circled numbers ⓫..⓴ and ❿, and
+  the kanji digits 〇一二三四五六七八九 (and 零) written one per digit (positional kanji
+  numerals with 十百千万 are not read: see SECURITY.md);
+- a *separator* is any white space (after NFKC: U+2002..U+200A, U+3000, U+00A0, line breaks)
+  or a dash (``-`` and anything NFKC turns into it: U+FE63, U+FF0D; U+2010..U+2015, U+2212,
+  ``ー`` U+30FC and its half-width form, ``・``, U+2043, U+2E3A/B, box-drawing ─ and ━);
+- invisible characters (format Cf such as U+200B or the soft hyphen, combining marks Mn/Me
+  such as a keycap or a variation selector) are transparent: dropped before the search;
+- slashes, dots, colons and commas are not separators, so dates, times and amounts never join
+  into a candidate.
+
+Then, as before: digit groups joined by at most ``MAX_SEP_RUN`` separator characters form a
+chain; every run of consecutive groups of a chain holding exactly 12 digits (so bounded by
+non-digits) whose check digit passes (``stdnum.jp.in_``) is an individual number. A single group
+of more than 12 digits is another identifier (the 13-digit corporate number, a timestamp) and
+is left; so is a near-miss (wrong check digit), exactly as typed.
+
+Cheap when there is nothing to find: an ASCII string is searched only if a regular expression
+finds 12 digits with at most 3 separators between neighbours; any other string only if it holds
+at least 12 digit-like characters (``_DIGITLIKE``, an over-approximation checked against the
+whole Unicode range by tests/controller/test_numguard.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from stdnum.exceptions import ValidationError as _StdnumError
+from stdnum.jp import in_ as _my_number
+
+REDACTED = "[個人番号削除]"
+MAX_SEP_RUN = 3
+LENGTH = 12
+
+_ASCII_SEPS = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f-"
+_DASHES = frozenset("-\u2010\u2011\u2012\u2013\u2014\u2015\u2043\u2212\u2500\u2501\u2e3a\u2e3b"
+                    "\u30fb\u30fc")
+_KANJI = {c: str(i) for i, c in enumerate("〇一二三四五六七八九")} | {"零": "0"}
+_TRANSPARENT = frozenset(("Cf", "Mn", "Me"))
+
+# Characters that may yield a digit, beyond \d (Unicode Nd): generated from the mapping below
+# over the whole code space; the test suite fails if a Unicode update adds one that is missing.
+_MORE = (
+    "\u00b2\u00b3\u00b9\u00bc-\u00be\u1369-\u1371\u19da\u2070\u2074-\u2079\u2080-\u2089"
+    "\u2150-\u215f\u2189\u2460-\u249b\u24ea-\u24ff\u2776-\u2793\u2f00\u2f06\u2f0b\u3007"
+    "\u3192-\u3195\u3220-\u3228\u3251-\u325f\u3280-\u3288\u32b1-\u32cb\u3358-\u3370"
+    "\u3378\u3379\u339f-\u33a6\u33a8\u33af\u33e0-\u33fe\u4e00\u4e03\u4e09\u4e5d\u4e8c\u4e94"
+    "\u516b\u516d\u56db\u96f6\uf9b2\uf9d1\U00010a40-\U00010a43\U00010e60-\U00010e68"
+    "\U00011052-\U0001105a\U0001f100-\U0001f10a\U0001f214\U0001f229\U0001f22a\U0001f241"
+    "\U0001f242"
+)
+# ... and those that yield two or three (⑫, ⅒, ㉑, ㍢): counted twice more by the pre-check.
+_MULTI = (
+    "\u00bc-\u00be\u2150-\u215e\u2189\u2469-\u2473\u247d-\u2487\u2491-\u249b\u24eb-\u24f4"
+    "\u24fe\u277f\u2789\u2793\u3251-\u325f\u32b1-\u32bf\u32c9-\u32cb\u3362-\u3370\u33e9-\u33fe"
+)
+_DIGITLIKE = re.compile(f"[\\d{_MORE}]")
+_DIGITLIKE_MULTI = re.compile(f"[{_MULTI}]")
+_SEP = re.escape(_ASCII_SEPS)
+# An ASCII string holds a candidate only if 12 digits, the first preceded and the last followed
+# by a non-digit, follow each other with at most 3 separators between neighbours (a necessary
+# condition, one C-level scan).
+_ASCII_CANDIDATE = re.compile(
+    f"(?<![0-9])[0-9](?:[{_SEP}]{{0,{MAX_SEP_RUN}}}[0-9]){{{LENGTH - 1}}}(?![0-9])")
+# The same over canonical JSON text (ensure_ascii=False): a separator may be escaped (\t, \n,
+# \u001c...), and an escape before the first digit may end in a digit (so no look-behind).
+_JSON_SEP = r"(?:[ \-]|\\[tnrf]|\\u00(?:0[bB]|1[c-fC-F]))"
+_JSON_CANDIDATE = re.compile(
+    f"[0-9](?:{_JSON_SEP}{{0,{MAX_SEP_RUN}}}[0-9]){{{LENGTH - 1}}}(?![0-9])")
+_CHAIN = re.compile(f"[0-9]+(?:[{_SEP}]{{1,{MAX_SEP_RUN}}}[0-9]+)*")
+_GROUP = re.compile("[0-9]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Redaction:
+    text: str
+    count: int
+
+
+def is_my_number(digits: str) -> bool:
+    """12 ASCII digits passing the check digit."""
+    if len(digits) != LENGTH or not digits.isascii() or not digits.isdigit():
+        return False
+    try:
+        return bool(_my_number.is_valid(digits))
+    except _StdnumError:  # pragma: no cover - is_valid does not raise, kept for safety
+        return False
+
+
+def check_digit(first11: str) -> str:
+    """The check digit of 11 ASCII digits (for tests and tools that make example numbers)."""
+    return str(_my_number.calc_check_digit(first11))
+
+
+@lru_cache(maxsize=16384)
+def _map_char(ch: str) -> str:
+    """What one non-ASCII character reads as: ASCII digits, " " for a separator, "" when
+    invisible, "x" for anything else (one "x" per other character NFKC produces)."""
+    out: list[str] = []
+    for c in unicodedata.normalize("NFKC", ch):
+        if "0" <= c <= "9":
+            out.append(c)
+        elif (d := unicodedata.decimal(c, None)) is not None:
+            out.append(str(d))
+        elif c in _KANJI:
+            out.append(_KANJI[c])
+        elif c.isspace() or c in _DASHES:
+            out.append(" ")
+        elif unicodedata.category(c) in _TRANSPARENT:
+            continue
+        else:
+            out.append("x")
+    text = "".join(out)
+    if not any("0" <= c <= "9" for c in text):
+        if (d := unicodedata.digit(ch, None)) is not None:
+            return str(d)
+        if 0x2460 <= ord(ch) <= 0x27BF:  # ⓫..⓴, ❿, ➉, ➓: no decomposition, a numeric value
+            value = unicodedata.numeric(ch, -1.0)
+            if value >= 0 and value == int(value):
+                return str(int(value))
+    return text
+
+
+def _normalise(text: str) -> tuple[str, list[int] | None]:
+    """The text as digits, spaces and anything else, and for each of its positions the index
+    of the original character it came from (None: one to one)."""
+    if text.isascii():
+        return text, None
+    parts = [c if c < "\x80" else _map_char(c) for c in text]
+    norm = "".join(parts)
+    if len(norm) == len(text) and all(len(p) == 1 for p in parts):
+        return norm, None
+    origin = [i for i, p in enumerate(parts) for _ in p]
+    return norm, origin
+
+
+def _candidate(text: str) -> bool:
+    if text.isascii():
+        return len(text) >= LENGTH and _ASCII_CANDIDATE.search(text) is not None
+    return _digitlike(text)
+
+
+def _digitlike(text: str) -> bool:
+    """At least 12 digit-like characters (a necessary condition for any text)."""
+    found = len(_DIGITLIKE.findall(text))
+    return found >= LENGTH or found + 2 * len(_DIGITLIKE_MULTI.findall(text)) >= LENGTH
+
+
+def _spans(norm: str) -> list[tuple[int, int]]:
+    """(start, end) in ``norm`` of every individual number."""
+    spans: list[tuple[int, int]] = []
+    for chain in _CHAIN.finditer(norm):
+        if chain.end() - chain.start() < LENGTH:
+            continue
+        groups = [(m.start(), m.end()) for m in _GROUP.finditer(norm, chain.start(), chain.end())]
+        taken_until = -1
+        for i in range(len(groups)):
+            total = 0
+            for j in range(i, len(groups)):
+                total += groups[j][1] - groups[j][0]
+                if total > LENGTH:
+                    break
+                if total == LENGTH:
+                    if groups[i][0] >= taken_until:
+                        digits = "".join(norm[a:b] for a, b in groups[i : j + 1])
+                        if is_my_number(digits):
+                            spans.append((groups[i][0], groups[j][1]))
+                            taken_until = groups[j][1]
+                    break
+    return spans
+
+
+def _find(text: str) -> list[tuple[int, int]]:
+    """(start, end) in ``text`` of every individual number, in order."""
+    if not text or not _candidate(text):
+        return []
+    norm, origin = _normalise(text)
+    spans = _spans(norm)
+    if origin is None or not spans:
+        return spans
+    return [(origin[a], origin[b - 1] + 1) for a, b in spans]
+
+
+def redact(text: str) -> Redaction:
+    """``text`` with every individual number replaced by ``REDACTED``, and how many there were."""
+    spans = _find(text)
+    if not spans:
+        return Redaction(text, 0)
+    parts: list[str] = []
+    pos = 0
+    for start, end in spans:
+        parts.append(text[pos:start])
+        parts.append(REDACTED)
+        pos = end
+    parts.append(text[pos:])
+    return Redaction("".join(parts), len(spans))
+
+
+def scrub(text: str) -> str:
+    """``text`` with every individual number replaced by ``REDACTED``."""
+    return redact(text).text
+
+
+def contains_my_number(text: str) -> bool:
+    return bool(_find(text))
+
+
+def redact_data(data: Any) -> tuple[Any, int]:
+    """``data`` (JSON-like: dicts, lists, strings...) with every string and key redacted, and
+    the count. Numbers stay numbers (a 12-digit byte count is not a person's number). Returns
+    ``data`` itself when nothing was found."""
+    if isinstance(data, str):
+        r = redact(data)
+        return (r.text, r.count) if r.count else (data, 0)
+    if isinstance(data, dict):
+        total, out = 0, {}
+        for k, v in data.items():
+            k2, n1 = redact_data(k) if isinstance(k, str) else (k, 0)
+            v2, n2 = redact_data(v)
+            total += n1 + n2
+            out[k2] = v2
+        return (out, total) if total else (data, 0)
+    if isinstance(data, (list, tuple)):
+        items = [redact_data(v) for v in data]
+        total = sum(n for _, n in items)
+        return ([v for v, _ in items], total) if total else (data, 0)
+    return data, 0
+
+
+def json_may_hold_number(doc: str) -> bool:
+    """A quick test over canonical JSON text (``ensure_ascii=False``): False only when no
+    string in it can hold an individual number (then ``redact_data`` would find nothing)."""
+    if doc.isascii():
+        return _JSON_CANDIDATE.search(doc) is not None
+    return _digitlike(doc)
+
+
+# -- logs --------------------------------------------------------------------------------------
+
+
+def _scrub_arg(arg: Any) -> Any:
+    if isinstance(arg, (int, float)) or arg is None:
+        return arg
+    text = arg if isinstance(arg, str) else str(arg)
+    r = redact(text)
+    return r.text if r.count else arg
+
+
+def scrub_record(record: logging.LogRecord) -> logging.LogRecord:
+    """Remove individual numbers from a log record's message, arguments and traceback text,
+    keeping the record's shape (uvicorn's access formatter unpacks ``args``)."""
+    try:
+        if not isinstance(record.msg, str) or contains_my_number(record.msg):
+            record.msg = scrub(str(record.msg))
+        if isinstance(record.args, tuple):
+            record.args = tuple(_scrub_arg(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _scrub_arg(v) for k, v in record.args.items()}
+        if record.args:
+            try:
+                message = record.getMessage()
+            except (TypeError, ValueError):  # the handler reports it; without any number
+                message = ""
+            if contains_my_number(message):  # split over arguments, or an integer argument
+                record.msg, record.args = scrub(message), None
+        if record.exc_info and not record.exc_text:
+            text = logging.Formatter().formatException(record.exc_info)
+            if contains_my_number(text):
+                record.exc_text = scrub(text)
+        if record.stack_info and contains_my_number(record.stack_info):
+            record.stack_info = scrub(record.stack_info)
+    except Exception:  # noqa: BLE001 - a log call must never fail because of the guard
+        record.msg, record.args, record.exc_info, record.exc_text = (
+            "(log record withheld: it could not be checked for individual numbers)", None,
+            None, None)
+    return record
+
+
+class NumberLogFilter(logging.Filter):
+    """A filter for a handler: scrubs each record it passes (never drops one)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        scrub_record(record)
+        return True
+
+
+def install_log_guard() -> None:
+    """Scrub every log record this process creates, whatever logger or handler it goes to.
+
+    A filter on the root logger would not do: Python consults a logger's filters only for
+    records logged on that very logger, not for those propagated from ``secroom.*`` or
+    ``uvicorn.*``; and filters on handlers are lost when uvicorn (or anyone) re-configures
+    logging. The record factory sees every record, so it is installed there. Idempotent."""
+    current = logging.getLogRecordFactory()
+    if getattr(current, "_secroom_numguard", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        return scrub_record(current(*args, **kwargs))
+
+    factory._secroom_numguard = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
