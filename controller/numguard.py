@@ -28,10 +28,12 @@ non-digits) whose check digit passes (``stdnum.jp.in_``) is an individual number
 of more than 12 digits is another identifier (the 13-digit corporate number, a timestamp) and
 is left; so is a near-miss (wrong check digit), exactly as typed.
 
-Cheap when there is nothing to find: an ASCII string is searched only if a regular expression
-finds 12 digits with at most 3 separators between neighbours; any other string only if it holds
-at least 12 digit-like characters (``_DIGITLIKE``, an over-approximation checked against the
-whole Unicode range by tests/controller/test_numguard.py).
+Cheap when there is nothing to find (the journal runs it on every event): ASCII text is
+searched only where its UTF-8 bytes, mapped by ``bytes.translate``, hold a run of 12 or more
+digits and separators; other text only if it holds 12 digit-like characters (``_DIGITLIKE``, an
+over-approximation checked against the whole Unicode range by tests/controller/test_numguard.py)
+and, when they are all ASCII digits, such a run. ``json_may_hold_number`` does the same over an
+event's canonical JSON, so an event without a candidate costs one translate and one search.
 """
 
 from __future__ import annotations
@@ -75,16 +77,26 @@ _MULTI = (
 _DIGITLIKE = re.compile(f"[\\d{_MORE}]")
 _DIGITLIKE_MULTI = re.compile(f"[{_MULTI}]")
 _SEP = re.escape(_ASCII_SEPS)
-# An ASCII string holds a candidate only if 12 digits, the first preceded and the last followed
-# by a non-digit, follow each other with at most 3 separators between neighbours (a necessary
-# condition, one C-level scan).
-_ASCII_CANDIDATE = re.compile(
-    f"(?<![0-9])[0-9](?:[{_SEP}]{{0,{MAX_SEP_RUN}}}[0-9]){{{LENGTH - 1}}}(?![0-9])")
-# The same over canonical JSON text (ensure_ascii=False): a separator may be escaped (\t, \n,
-# \u001c...), and an escape before the first digit may end in a digit (so no look-behind).
+# The quick tests. A number leaves, in the UTF-8 bytes of the text, a run of its 12 digits
+# ("1"), separators ("0") and, when the text is not ASCII, any bytes of other characters ("0":
+# a separator such as U+3000 or an invisible character may be among them). bytes.translate and
+# a substring search or a simple scan: no backtracking regex. Used only when every digit-like
+# character of the text is an ASCII digit (the others are rare: then the full search runs).
+_QUICK = bytes(49 if 48 <= b <= 57 else 48 if chr(b) in _ASCII_SEPS or b >= 128 else 120
+               for b in range(256))
+_RUN = re.compile(b"[01]{%d,}" % LENGTH)
+_QUICK_ASCII = bytes(48 if chr(b) in f"0123456789{_ASCII_SEPS}" else 120 for b in range(256))
+_TWELVE = b"0" * LENGTH
+_RUN_ASCII = re.compile(b"0{%d,}" % LENGTH)
+# Canonical JSON text may escape a separator (\t, \n, \u001c...), which no run survives: such a
+# text (rare in events) is tested by this scan instead (12 digits, at most 3 separators between
+# neighbours, any run of non-ASCII characters let through; the character before the first
+# digit may be an escape that ends in a digit).
+_NA = r"[^\x00-\x7f]*+"
 _JSON_SEP = r"(?:[ \-]|\\[tnrf]|\\u00(?:0[bB]|1[c-fC-F]))"
 _JSON_CANDIDATE = re.compile(
-    f"[0-9](?:{_JSON_SEP}{{0,{MAX_SEP_RUN}}}[0-9]){{{LENGTH - 1}}}(?![0-9])")
+    r"[0-9](?:(?<![0-9]{2})|(?<=\\u00[01][0-9a-fA-F][0-9]))"
+    f"(?:{_NA}(?:{_JSON_SEP}{_NA}){{0,{MAX_SEP_RUN}}}[0-9]){{{LENGTH - 1}}}(?![0-9])")
 _CHAIN = re.compile(f"[0-9]+(?:[{_SEP}]{{1,{MAX_SEP_RUN}}}[0-9]+)*")
 _GROUP = re.compile("[0-9]+")
 
@@ -152,16 +164,36 @@ def _normalise(text: str) -> tuple[str, list[int] | None]:
     return norm, origin
 
 
-def _candidate(text: str) -> bool:
-    if text.isascii():
-        return len(text) >= LENGTH and _ASCII_CANDIDATE.search(text) is not None
-    return _digitlike(text)
+def _candidate(text: str, *, json: bool = False) -> bool:
+    """For non-ASCII ``text``: False only when it cannot hold an individual number."""
+    found = _DIGITLIKE.findall(text)
+    if len(found) < LENGTH and len(found) + 2 * len(_DIGITLIKE_MULTI.findall(text)) < LENGTH:
+        return False
+    if not "".join(found).isascii():
+        return True
+    if json and "\\" in text:
+        return _JSON_CANDIDATE.search(text) is not None
+    marks = text.encode().translate(_QUICK)
+    return any(run.group().count(b"1") >= LENGTH for run in _RUN.finditer(marks))
 
 
-def _digitlike(text: str) -> bool:
-    """At least 12 digit-like characters (a necessary condition for any text)."""
-    found = len(_DIGITLIKE.findall(text))
-    return found >= LENGTH or found + 2 * len(_DIGITLIKE_MULTI.findall(text)) >= LENGTH
+def _ascii_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every individual number in ASCII ``text``: the full search runs only
+    over the runs of at least 12 digits and separators."""
+    if len(text) < LENGTH:
+        return []
+    marks = text.encode().translate(_QUICK_ASCII)
+    if _TWELVE not in marks:
+        return []
+    out: list[tuple[int, int]] = []
+    for run in _RUN_ASCII.finditer(marks):
+        at, chunk = run.start(), text[run.start() : run.end()]
+        if chunk.isdigit():  # one group: a number only if exactly 12 digits
+            if len(chunk) == LENGTH and is_my_number(chunk):
+                out.append((at, run.end()))
+            continue
+        out.extend((at + a, at + b) for a, b in _spans(chunk))
+    return out
 
 
 def _spans(norm: str) -> list[tuple[int, int]]:
@@ -190,7 +222,9 @@ def _spans(norm: str) -> list[tuple[int, int]]:
 
 def _find(text: str) -> list[tuple[int, int]]:
     """(start, end) in ``text`` of every individual number, in order."""
-    if not text or not _candidate(text):
+    if text.isascii():
+        return _ascii_spans(text)
+    if not _candidate(text):
         return []
     norm, origin = _normalise(text)
     spans = _spans(norm)
@@ -223,23 +257,45 @@ def contains_my_number(text: str) -> bool:
     return bool(_find(text))
 
 
+def _holds_number(data: Any) -> bool:
+    """Does any string (or key) in JSON-like ``data`` hold an individual number?"""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if len(item) >= 4 and _find(item):  # fewer than 4 characters make < 12 digits
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
+
+
 def redact_data(data: Any) -> tuple[Any, int]:
     """``data`` (JSON-like: dicts, lists, strings...) with every string and key redacted, and
     the count. Numbers stay numbers (a 12-digit byte count is not a person's number). Returns
     ``data`` itself when nothing was found."""
+    if not _holds_number(data):
+        return data, 0
+    return _redact_data(data)
+
+
+def _redact_data(data: Any) -> tuple[Any, int]:
     if isinstance(data, str):
         r = redact(data)
         return (r.text, r.count) if r.count else (data, 0)
     if isinstance(data, dict):
         total, out = 0, {}
         for k, v in data.items():
-            k2, n1 = redact_data(k) if isinstance(k, str) else (k, 0)
-            v2, n2 = redact_data(v)
+            k2, n1 = _redact_data(k) if isinstance(k, str) else (k, 0)
+            v2, n2 = _redact_data(v)
             total += n1 + n2
             out[k2] = v2
         return (out, total) if total else (data, 0)
     if isinstance(data, (list, tuple)):
-        items = [redact_data(v) for v in data]
+        items = [_redact_data(v) for v in data]
         total = sum(n for _, n in items)
         return ([v for v, _ in items], total) if total else (data, 0)
     return data, 0
@@ -248,9 +304,11 @@ def redact_data(data: Any) -> tuple[Any, int]:
 def json_may_hold_number(doc: str) -> bool:
     """A quick test over canonical JSON text (``ensure_ascii=False``): False only when no
     string in it can hold an individual number (then ``redact_data`` would find nothing)."""
-    if doc.isascii():
+    if not doc.isascii():
+        return _candidate(doc, json=True)
+    if "\\" in doc:  # an escaped separator (\t, \u001c...) would break a run: the long way
         return _JSON_CANDIDATE.search(doc) is not None
-    return _digitlike(doc)
+    return bool(_ascii_spans(doc))
 
 
 # -- logs --------------------------------------------------------------------------------------
