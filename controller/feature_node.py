@@ -27,7 +27,10 @@ class PrintingEmit:
     """Emit for a tool run without a node config: events go to stdout as JSON lines."""
 
     def __call__(self, kind: str, data: Any) -> None:
+        from controller.numguard import redact_data
+
         payload = data.model_dump(mode="json") if hasattr(data, "model_dump") else dict(data)
+        payload = redact_data(payload)[0]  # as the journal would store it
         print(json.dumps({"kind": kind, "data": payload}, ensure_ascii=False), flush=True)
 
 

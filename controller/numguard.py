@@ -44,6 +44,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+from urllib.parse import unquote_plus
 
 from stdnum.exceptions import ValidationError as _StdnumError
 from stdnum.jp import in_ as _my_number
@@ -314,20 +315,31 @@ def json_may_hold_number(doc: str) -> bool:
 # -- logs --------------------------------------------------------------------------------------
 
 
+def _log_text(text: str) -> str:
+    """``text`` without individual numbers, also when URL-encoded (an access log line holds
+    the path and query as sent: ``4021+2345+6786``, ``4021%202345%206786``): then the decoded
+    text, redacted, replaces it."""
+    out = scrub(text)
+    if "%" in out or "+" in out:
+        decoded = unquote_plus(out)
+        if decoded != out and contains_my_number(decoded):
+            return scrub(decoded)
+    return out
+
+
 def _scrub_arg(arg: Any) -> Any:
     if isinstance(arg, (int, float)) or arg is None:
-        return arg
+        return arg  # an integer that passes is caught in the formatted message below
     text = arg if isinstance(arg, str) else str(arg)
-    r = redact(text)
-    return r.text if r.count else arg
+    cleaned = _log_text(text)
+    return arg if cleaned == text else cleaned
 
 
 def scrub_record(record: logging.LogRecord) -> logging.LogRecord:
     """Remove individual numbers from a log record's message, arguments and traceback text,
     keeping the record's shape (uvicorn's access formatter unpacks ``args``)."""
     try:
-        if not isinstance(record.msg, str) or contains_my_number(record.msg):
-            record.msg = scrub(str(record.msg))
+        record.msg = _log_text(str(record.msg))
         if isinstance(record.args, tuple):
             record.args = tuple(_scrub_arg(a) for a in record.args)
         elif isinstance(record.args, dict):
@@ -337,27 +349,21 @@ def scrub_record(record: logging.LogRecord) -> logging.LogRecord:
                 message = record.getMessage()
             except (TypeError, ValueError):  # the handler reports it; without any number
                 message = ""
-            if contains_my_number(message):  # split over arguments, or an integer argument
-                record.msg, record.args = scrub(message), None
+            cleaned = _log_text(message)
+            if cleaned != message:  # split over arguments, or an integer argument
+                record.msg, record.args = cleaned, None
         if record.exc_info and not record.exc_text:
             text = logging.Formatter().formatException(record.exc_info)
-            if contains_my_number(text):
-                record.exc_text = scrub(text)
-        if record.stack_info and contains_my_number(record.stack_info):
-            record.stack_info = scrub(record.stack_info)
+            cleaned = _log_text(text)
+            if cleaned != text:
+                record.exc_text = cleaned
+        if record.stack_info:
+            record.stack_info = _log_text(record.stack_info)
     except Exception:  # noqa: BLE001 - a log call must never fail because of the guard
         record.msg, record.args, record.exc_info, record.exc_text = (
             "(log record withheld: it could not be checked for individual numbers)", None,
             None, None)
     return record
-
-
-class NumberLogFilter(logging.Filter):
-    """A filter for a handler: scrubs each record it passes (never drops one)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        scrub_record(record)
-        return True
 
 
 def install_log_guard() -> None:
