@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import unicodedata
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -210,3 +211,13 @@ def test_a_log_record_keeps_its_shape_and_loses_its_number() -> None:
         exc = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
     scrub_record(exc)
     assert exc.exc_text and OTHER not in exc.exc_text and REDACTED in exc.exc_text
+
+
+def test_a_node_or_site_name_holding_a_number_is_a_config_error(tmp_path: Path) -> None:
+    """The envelope and every topic carry the node's and the site's names (not scanned)."""
+    from controller.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match="node.name: .*individual number") as err:
+        parse_config({"node": {"name": "gw-4021-2345-6786", "site": "s1"},
+                      "policy": {"trusted_keys": ["x"]}}, base=tmp_path)
+    assert "4021" not in str(err.value)
