@@ -28,12 +28,12 @@ non-digits) whose check digit passes (``stdnum.jp.in_``) is an individual number
 of more than 12 digits is another identifier (the 13-digit corporate number, a timestamp) and
 is left; so is a near-miss (wrong check digit), exactly as typed.
 
-Cheap when there is nothing to find (the journal runs it on every event): ASCII text is
-searched only where its UTF-8 bytes, mapped by ``bytes.translate``, hold a run of 12 or more
-digits and separators; other text only if it holds 12 digit-like characters (``_DIGITLIKE``, an
-over-approximation checked against the whole Unicode range by tests/controller/test_numguard.py)
-and, when they are all ASCII digits, such a run. ``json_may_hold_number`` does the same over an
-event's canonical JSON, so an event without a candidate costs one translate and one search.
+Cheap when there is nothing to find (the journal runs it on every event): text is searched
+only where its UTF-8 bytes, mapped by ``bytes.translate``, hold a run of digits and separators
+(and, in non-ASCII text, other characters' bytes) with 12 or more digits, or when a non-ASCII
+character may read as a digit (``_NONASCII_DIGITLIKE``, checked against the whole code space by
+tests/controller/test_numguard.py). ``json_may_hold_number`` does the same over an event's
+canonical JSON, so an event without a candidate costs one translate and one or two searches.
 """
 
 from __future__ import annotations
@@ -59,24 +59,25 @@ _DASHES = frozenset("-\u2010\u2011\u2012\u2013\u2014\u2015\u2043\u2212\u2500\u25
 _KANJI = {c: str(i) for i, c in enumerate("〇一二三四五六七八九")} | {"零": "0"}
 _TRANSPARENT = frozenset(("Cf", "Mn", "Me"))
 
-# Characters that may yield a digit, beyond \d (Unicode Nd): generated from the mapping below
-# over the whole code space; the test suite fails if a Unicode update adds one that is missing.
-_MORE = (
-    "\u00b2\u00b3\u00b9\u00bc-\u00be\u1369-\u1371\u19da\u2070\u2074-\u2079\u2080-\u2089"
-    "\u2150-\u215f\u2189\u2460-\u249b\u24ea-\u24ff\u2776-\u2793\u2f00\u2f06\u2f0b\u3007"
-    "\u3192-\u3195\u3220-\u3228\u3251-\u325f\u3280-\u3288\u32b1-\u32cb\u3358-\u3370"
-    "\u3378\u3379\u339f-\u33a6\u33a8\u33af\u33e0-\u33fe\u4e00\u4e03\u4e09\u4e5d\u4e8c\u4e94"
-    "\u516b\u516d\u56db\u96f6\uf9b2\uf9d1\U00010a40-\U00010a43\U00010e60-\U00010e68"
-    "\U00011052-\U0001105a\U0001f100-\U0001f10a\U0001f214\U0001f229\U0001f22a\U0001f241"
-    "\U0001f242"
+# Non-ASCII characters that may read as a digit: every one of the basic plane, written out (the
+# test suite maps the whole code space and fails if a Unicode update adds one that is missing),
+# and every character beyond it (new scripts' digits land there; such text is rare and simply
+# takes the full search).
+_NONASCII_DIGITLIKE = re.compile(
+    "["
+    "\u00b2\u00b3\u00b9\u00bc-\u00be\u0660-\u0669\u06f0-\u06f9\u07c0-\u07c9\u0966-\u096f"
+    "\u09e6-\u09ef\u0a66-\u0a6f\u0ae6-\u0aef\u0b66-\u0b6f\u0be6-\u0bef\u0c66-\u0c6f"
+    "\u0ce6-\u0cef\u0d66-\u0d6f\u0de6-\u0def\u0e50-\u0e59\u0ed0-\u0ed9\u0f20-\u0f29"
+    "\u1040-\u1049\u1090-\u1099\u1369-\u1371\u17e0-\u17e9\u1810-\u1819\u1946-\u194f"
+    "\u19d0-\u19da\u1a80-\u1a89\u1a90-\u1a99\u1b50-\u1b59\u1bb0-\u1bb9\u1c40-\u1c49"
+    "\u1c50-\u1c59\u2070\u2074-\u2079\u2080-\u2089\u2150-\u215f\u2189\u2460-\u249b"
+    "\u24ea-\u24ff\u2776-\u2793\u2f00\u2f06\u2f0b\u3007\u3192-\u3195\u3220-\u3228"
+    "\u3251-\u325f\u3280-\u3288\u32b1-\u32cb\u3358-\u3370\u3378\u3379\u339f-\u33a6\u33a8"
+    "\u33af\u33e0-\u33fe\u4e00\u4e03\u4e09\u4e5d\u4e8c\u4e94\u516b\u516d\u56db\u96f6"
+    "\ua620-\ua629\ua8d0-\ua8d9\ua900-\ua909\ua9d0-\ua9d9\ua9f0-\ua9f9\uaa50-\uaa59"
+    "\uabf0-\uabf9\uf9b2\uf9d1\uff10-\uff19"
+    "\U00010000-\U0010ffff]"
 )
-# ... and those that yield two or three (⑫, ⅒, ㉑, ㍢): counted twice more by the pre-check.
-_MULTI = (
-    "\u00bc-\u00be\u2150-\u215e\u2189\u2469-\u2473\u247d-\u2487\u2491-\u249b\u24eb-\u24f4"
-    "\u24fe\u277f\u2789\u2793\u3251-\u325f\u32b1-\u32bf\u32c9-\u32cb\u3362-\u3370\u33e9-\u33fe"
-)
-_DIGITLIKE = re.compile(f"[\\d{_MORE}]")
-_DIGITLIKE_MULTI = re.compile(f"[{_MULTI}]")
 _SEP = re.escape(_ASCII_SEPS)
 # The quick tests. A number leaves, in the UTF-8 bytes of the text, a run of its 12 digits
 # ("1"), separators ("0") and, when the text is not ASCII, any bytes of other characters ("0":
@@ -167,14 +168,13 @@ def _normalise(text: str) -> tuple[str, list[int] | None]:
 
 def _candidate(text: str, *, json: bool = False) -> bool:
     """For non-ASCII ``text``: False only when it cannot hold an individual number."""
-    found = _DIGITLIKE.findall(text)
-    if len(found) < LENGTH and len(found) + 2 * len(_DIGITLIKE_MULTI.findall(text)) < LENGTH:
+    if _NONASCII_DIGITLIKE.search(text):
+        return True  # a digit in another form: the full search decides
+    marks = text.encode().translate(_QUICK)
+    if marks.count(b"1") < LENGTH:
         return False
-    if not "".join(found).isascii():
-        return True
     if json and "\\" in text:
         return _JSON_CANDIDATE.search(text) is not None
-    marks = text.encode().translate(_QUICK)
     return any(run.group().count(b"1") >= LENGTH for run in _RUN.finditer(marks))
 
 
@@ -225,7 +225,7 @@ def _find(text: str) -> list[tuple[int, int]]:
     """(start, end) in ``text`` of every individual number, in order."""
     if text.isascii():
         return _ascii_spans(text)
-    if not _candidate(text):
+    if len(text) < 4 or not _candidate(text):  # no character reads as more than 3 digits
         return []
     norm, origin = _normalise(text)
     spans = _spans(norm)
