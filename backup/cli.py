@@ -217,7 +217,8 @@ def _restore(args: argparse.Namespace, emit: Emit) -> int:
         from backup.gc import _under
 
         include = lambda p: any(_under(p, i) for i in args.include)  # noqa: E731
-    res = restore(repo.root, repo.load_index(), key, manifest, Path(args.target), include=include)
+    res = restore(repo.root, repo.load_index(), key, manifest, Path(args.target), include=include,
+                  keep_special_bits=args.keep_special_bits)
     _out(f"restored {sid[:12]}: {res.files} files, {res.dirs} dirs, {res.symlinks} links, "
          f"{res.bytes} bytes into {args.target}")
     return 0
@@ -236,9 +237,10 @@ def _prune(args: argparse.Namespace, emit: Emit) -> int:
                else (ret.keep_monthly if ret else 0))
     tz = cfg.timezone if cfg else args.timezone
     repo = Repository.open(Path(args.repo) if args.repo else cfg.repository)  # type: ignore[union-attr]
+    key = _private_key(args) if args.key else None  # with it, also dead blobs in live packs
     try:
         with repo.locked("prune"):
-            res = gc.prune(repo, daily=daily, weekly=weekly, monthly=monthly, tz=tz)
+            res = gc.prune(repo, daily=daily, weekly=weekly, monthly=monthly, tz=tz, key=key)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     emit("backup.pruned", _pruned("prune", res, repo))
@@ -272,6 +274,28 @@ def _purge(args: argparse.Namespace, emit: Emit) -> int:
         _err(f"warning: {path} still exists here; if this is the gateway, delete it from the "
              "vault too or the next run backs it up again")
     emit("backup.pruned", _pruned("purge", res, repo))
+    return 0
+
+
+def _migrate(args: argparse.Namespace, emit: Emit) -> int:
+    from backup.migrate import migrate
+
+    if args.repo:  # off the gateway: no cache to carry over
+        root, cache_dir = Path(args.repo), None
+    else:
+        cfg = _config(args)
+        root, cache_dir = cfg.repository, cfg.cache_dir
+    res = migrate(root, cache_dir)
+    if res.already:
+        _out(f"{root} is already format 2")
+        return 0
+    for old, new in res.snapshots:
+        _out(f"snapshot {old[:12]} -> {new[:12]}")
+    _out(f"migrate: {res.packs} pack(s) and {len(res.snapshots)} snapshot(s) now format 2, "
+         f"{res.packs_dropped} unindexed pack(s) dropped")
+    if res.cache_entries < 0:
+        _err("note: no gateway cache was converted (--repo); the gateway's next run reads and "
+             "uploads the whole vault once")
     return 0
 
 
@@ -339,6 +363,8 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("snapshot", help="snapshot id (or a unique prefix, or 'latest')")
     p.add_argument("--target", required=True)
     p.add_argument("--include", action="append", help="restore only this path (repeatable)")
+    p.add_argument("--keep-special-bits", action="store_true",
+                   help="also restore setuid and setgid bits (dropped by default)")
     _keyed(p, required=True)
     p.set_defaults(handler=_guard("restore", _restore))
 
@@ -348,6 +374,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--keep-weekly", type=int)
     p.add_argument("--keep-monthly", type=int)
     p.add_argument("--timezone", default="Asia/Tokyo")
+    _keyed(p, required=False)
     p.set_defaults(handler=_guard("prune", _prune))
 
     p = sub.add_parser("purge", help="remove a path from every snapshot (deletion duty)")
@@ -355,6 +382,10 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("path")
     _keyed(p, required=True)
     p.set_defaults(handler=_guard("purge", _purge))
+
+    p = sub.add_parser("migrate", help="convert a format 1 repository to format 2 (no key)")
+    _common(p)
+    p.set_defaults(handler=_guard("migrate", _migrate))
 
     p = sub.add_parser("drill", help="restore a random sample and compare hashes")
     _common(p)

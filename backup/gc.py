@@ -1,8 +1,12 @@
 """Prune (retention) and purge (deletion duty), and the garbage collection both end with.
 
-Garbage collection needs no key: snapshots list their chunk ids in clear text, and repacking
-copies sealed blobs as they are (their key groups travel with them). Every blob no snapshot
-references is removed from the repository, so expired or purged content is really gone.
+Without a key (the gateway's nightly prune) collection works on whole packs: every snapshot
+lists the packs it needs in clear, and a pack no snapshot lists is removed. Blobs that are
+dead inside a pack still in use stay until a collection with the operators' private key
+(`prune --key`, and always `purge`), which opens the sealed chunk references and trailers,
+copies the live sealed blobs of partly used packs into new packs (without decrypting them:
+their key groups travel with them) and rewrites the pack lists of the snapshots concerned in
+place (their ids do not change). Every blob no snapshot references is then gone.
 """
 
 from __future__ import annotations
@@ -14,10 +18,10 @@ from datetime import datetime
 
 from backup import crypto, pack, snapshot
 from backup.errors import IntegrityError
-from backup.index import PackInfo
+from backup.index import Index
 from backup.repo import Repository
 from backup.retention import select_keep
-from backup.storage import read, remove
+from backup.storage import read, remove, write_atomic
 
 
 @dataclass
@@ -32,71 +36,118 @@ class GcResult:
     duration_s: float = 0.0
 
 
-def collect(repo: Repository, res: GcResult, pack_size: int = 16 << 20) -> None:
-    """Remove unreferenced blobs and packs. Caller holds the lock."""
-    referenced: set[bytes] = set()
-    for snap in repo.snapshots():
-        referenced.update(snap.refs)
+def _index_with_listed(repo: Repository, snaps: list[snapshot.SnapshotFile],
+                       on_disk: set[str]) -> Index:
+    """The index, plus the trailer of any pack a snapshot lists that no index file does."""
     idx = repo.load_index()
+    for snap in snaps:
+        for pid in snap.packs:
+            if pid not in on_disk:
+                raise IntegrityError(f"snapshot {snap.header.id[:12]} needs pack {pid[:12]}, "
+                                     "which is missing; run `backup verify` before pruning")
+            if pid not in idx.sealed:
+                idx.add_sealed(pid, pack.read_sealed_trailer(pack.pack_path(repo.root, pid))[0])
+    return idx
+
+
+def collect(repo: Repository, res: GcResult, key: crypto.PrivateKey | None = None,
+            pack_size: int = 16 << 20) -> None:
+    """Remove unreferenced packs (and, with the key, unreferenced blobs). Caller holds the
+    lock. Order: new packs -> new index -> snapshots' pack lists -> old index files -> old
+    packs, so a kill at any point leaves every snapshot's packs in place."""
+    snaps = repo.snapshots()
     before = repo.size()
-    on_disk = {p.name for d in (repo.root / "packs").iterdir() for p in d.iterdir()}
-    keep: dict[str, PackInfo] = {}
-    drop: list[str] = sorted(on_disk - set(idx.packs))  # orphans of interrupted runs
-    needed = set(referenced)
+    on_disk = repo.pack_names()
+    idx = _index_with_listed(repo, snaps, on_disk)
+    if key is None:
+        keep = {pid: idx.sealed[pid] for snap in snaps for pid in snap.packs}
+        relisted: dict[str, bytes] = {}
+    else:
+        keep, relisted = _repack(repo, res, key, snaps, idx.unseal(key), pack_size)
+    new_index = repo.write_index(keep) if keep else None
+    for name, data in relisted.items():
+        write_atomic(repo.root / "snapshots" / name, data, repo.root / "tmp")
+    for name in idx.files:
+        if name != new_index:
+            remove(repo.root / "index" / name)
+    for pid in sorted(on_disk - set(keep)):
+        remove(pack.pack_path(repo.root, pid))
+        res.packs_deleted += 1
+    res.bytes_freed = max(0, before - repo.size())
+
+
+def _repack(repo: Repository, res: GcResult, key: crypto.PrivateKey,
+            snaps: list[snapshot.SnapshotFile], idx: Index, pack_size: int
+            ) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """Keep live blobs only: (pack id -> sealed trailer of every pack kept or written,
+    snapshot name -> new file content for snapshots whose pack list changed)."""
+    needed: set[bytes] = set()
+    newest: dict[str, str] = {}  # pack -> time of the newest snapshot listing it
+    for snap in snaps:
+        needed.update(snapshot.open_refs(snap, key))
+        for pid in snap.packs:
+            newest[pid] = max(newest.get(pid, ""), snap.header.time)
+    # a chunk stored twice (a gateway that lost its cache uploads again) keeps the copy the
+    # newest snapshots use: that is the one the gateway's cache knows
+    order = sorted(idx.packs, key=lambda p: (newest.get(p, ""), p), reverse=True)
+    keep: dict[str, bytes] = {}
+    place: dict[bytes, str] = {}
     writer: pack.PackWriter | None = None
-    for pid, info in sorted(idx.packs.items()):
-        live = []
-        for e in info.entries:
-            if e.id in needed:
-                needed.discard(e.id)
-                live.append(e)
+
+    def finish(w: pack.PackWriter) -> None:
+        new_id, _ = w.finish()
+        keep[new_id] = w.sealed_trailer
+        place.update((e.id, new_id) for e in w.entries)
+
+    for pid in order:
+        info = idx.packs[pid]
+        live = [e for e in info.entries if e.id in needed and e.id not in place]
         if len(live) == len(info.entries):
-            keep[pid] = info
+            keep[pid] = idx.sealed[pid]
+            place.update((e.id, pid) for e in live)
             continue
         res.blobs_removed += len(info.entries) - len(live)
-        drop.append(pid)
         if not live:
             continue
         res.packs_rewritten += 1
         data = read(pack.pack_path(repo.root, pid))
         for e in live:
             if writer is None:
-                writer = pack.PackWriter(repo.root, None)
+                writer = pack.PackWriter(repo.root, repo.public_key, own_group=False)
             writer.add_sealed(e, info.groups[e.group], data[e.offset:e.offset + e.length])
+            place[e.id] = "(pending)"
             if writer.size >= pack_size:
-                new_id, _ = writer.finish()
-                keep[new_id] = PackInfo(writer.groups, writer.entries)
+                finish(writer)
                 writer = None
     if writer is not None:
-        new_id, _ = writer.finish()
-        keep[new_id] = PackInfo(writer.groups, writer.entries)
-    if needed:
-        raise IntegrityError(f"{len(needed)} referenced chunk(s) are missing from the index; "
+        finish(writer)
+    missing = needed - place.keys()
+    if missing:
+        raise IntegrityError(f"{len(missing)} referenced chunk(s) are missing from the index; "
                              "run `backup verify` before pruning")
-    # order: new packs (done) -> new index -> old index files -> old packs
-    new_index = repo.write_index(keep) if keep else None
-    for name in idx.files:
-        if name != new_index:
-            remove(repo.root / "index" / name)
-    for pid in drop:
-        if pid not in keep:
-            remove(pack.pack_path(repo.root, pid))
-            res.packs_deleted += 1
-    res.bytes_freed = max(0, before - repo.size())
+    relisted = {}
+    for snap in snaps:
+        packs = sorted({place[r] for r in snapshot.open_refs(snap, key)})
+        if packs != snap.packs:
+            relisted[snap.header.id] = snapshot.with_packs(snap, packs)
+    return keep, relisted
 
 
-def prune(repo: Repository, *, daily: int, weekly: int, monthly: int, tz: str) -> GcResult:
+def prune(repo: Repository, *, daily: int, weekly: int, monthly: int, tz: str,
+          key: crypto.PrivateKey | None = None) -> GcResult:
     t0 = time.monotonic()
     res = GcResult()
     snaps = repo.snapshots()
     times = [(s.header.id, datetime.fromisoformat(s.header.time)) for s in snaps]
     keep = select_keep(times, daily=daily, weekly=weekly, monthly=monthly, tz=tz)
+    if key is not None:
+        repo.check_private_key(key)
     for s in snaps:
         if s.header.id not in keep:
             remove(repo.root / "snapshots" / s.header.id)
             res.snapshots_removed += 1
     res.snapshots_kept = len(keep)
-    collect(repo, res)
+    collect(repo, res, key)
     res.duration_s = time.monotonic() - t0
     return res
 
@@ -122,12 +173,11 @@ def purge(repo: Repository, key: crypto.PrivateKey, path: str) -> GcResult:
         header = {"time": snap.header.time, "host": snap.header.host, "repo": snap.header.repo,
                   "files": sum(1 for e in kept if e[0] == snapshot.FILE),
                   "bytes": sum(e[7] for e in kept if e[0] == snapshot.FILE)}
-        refs = list(snapshot.manifest_refs(manifest))
-        new_id = repo.write_snapshot(snapshot.encode(header, refs, manifest, repo.public_key))
+        # the old pack list still covers every kept chunk; collect() narrows it
+        new_id = repo.write_snapshot(
+            snapshot.encode(header, manifest, repo.public_key, snap.packs))
         remove(repo.root / "snapshots" / snap.header.id)
         res.snapshots_changed.append((snap.header.id, new_id))
-    collect(repo, res)
+    collect(repo, res, key)
     res.duration_s = time.monotonic() - t0
     return res
-
-

@@ -6,6 +6,7 @@
     snapshots/<sha256>  snapshot files
     locks/lock          the exclusive lock
     tmp/                files being written (removed at the next locked start)
+    migrate-v1/         only while `migrate` converts a format 1 repository
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,8 +28,10 @@ from backup.lock import repository_lock
 from backup.storage import io_errors, read, write_atomic
 
 FORMAT = "secroom-backup-repository"
+VERSION = 2
 DIRS = ("packs", "index", "snapshots", "locks", "tmp")
 DEDUP_PURPOSE = b"dedup-key"
+MIGRATING = "migrate-v1"
 
 
 def _canonical(doc: dict[str, Any]) -> bytes:
@@ -57,23 +61,28 @@ class Repository:
                 (root / d).mkdir(exist_ok=True)
         sealed = crypto.seal_to(public_key, DEDUP_PURPOSE, dedup_key, b"")
         doc: dict[str, Any] = {
-            "format": FORMAT, "v": 1, "id": secrets.token_hex(16),
+            "format": FORMAT, "v": VERSION, "id": secrets.token_hex(16),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "public_key": crypto.b64(public_key), "fingerprint": crypto.fingerprint(public_key),
             "cipher": "aes-256-gcm", "chunk_id": "hmac-sha256", "compression": "zstd",
             "chunker": "fastcdc2020 min 256K avg 1M max 8M, keyed gear seed",
             "dedup_check": dedup_check(dedup_key), "sealed_dedup_key": crypto.b64(sealed)}
-        doc["hash"] = hashlib.sha256(_canonical(doc)).hexdigest()
-        write_atomic(root / "config", json.dumps(doc, indent=1, sort_keys=True).encode(),
-                     root / "tmp")
-        return cls(root, doc)
+        data = config_bytes(doc)
+        write_atomic(root / "config", data, root / "tmp")
+        return cls(root, load_config(data))
 
     @classmethod
     def open(cls, root: Path) -> Repository:
         path = root / "config"
         if not path.exists():
             raise NotFoundError(f"no repository at {root} (the first `backup run` creates one)")
-        return cls(root, load_config(read(path)))
+        config = load_config(read(path))
+        if config["v"] != VERSION:
+            raise ConfigError(
+                f"{root} is a format {config['v']} repository (chunk ids in clear); convert it "
+                "once with `secroom backup migrate` (on the gateway, so its cache is kept)",
+                public="repository needs `backup migrate`")
+        return cls(root, config)
 
     # --- keys --------------------------------------------------------------------------------
 
@@ -104,6 +113,10 @@ class Repository:
     def locked(self, purpose: str) -> Iterator[None]:
         with repository_lock(self.root / "locks", purpose):
             self.clean_tmp()
+            leftover = self.root / MIGRATING  # a finished migration killed before its cleanup
+            if self.config["v"] == VERSION and leftover.exists():
+                with io_errors("removing what migrate left"):
+                    shutil.rmtree(leftover)
             yield
 
     def clean_tmp(self) -> None:
@@ -113,12 +126,14 @@ class Repository:
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
 
-    def load_index(self) -> index.Index:
+    def load_index(self, key: crypto.PrivateKey | None = None) -> index.Index:
+        """Pack names and sealed trailers; with the private key also every blob's place."""
         with io_errors("reading the index"):
-            return index.load(self.root / "index")
+            return index.load(self.root / "index", key)
 
-    def write_index(self, packs: dict[str, index.PackInfo]) -> str:
-        data = index.encode(packs)
+    def write_index(self, sealed: dict[str, bytes]) -> str:
+        """One index file listing these packs (pack id -> sealed trailer)."""
+        data = index.encode(sealed)
         name = hashlib.sha256(data).hexdigest()
         write_atomic(self.root / "index" / name, data, self.root / "tmp")
         return name
@@ -148,9 +163,15 @@ class Repository:
         return matches[0]
 
     def write_snapshot(self, data: bytes) -> str:
-        name = hashlib.sha256(data).hexdigest()
+        name = snapshot.snapshot_id(data)
         write_atomic(self.root / "snapshots" / name, data, self.root / "tmp")
         return name
+
+    def pack_names(self) -> set[str]:
+        """Every pack file present (names only)."""
+        with io_errors("listing packs"):
+            return {p.name for d in (self.root / "packs").iterdir() if d.is_dir()
+                    for p in d.iterdir() if len(p.name) == 64}
 
     def size(self) -> int:
         total = 0
@@ -162,11 +183,18 @@ class Repository:
         return total
 
 
+def config_bytes(doc: dict[str, Any]) -> bytes:
+    """The config file for ``doc`` (without its hash): the hash is added here."""
+    body = {k: v for k, v in doc.items() if k != "hash"}
+    body["hash"] = hashlib.sha256(_canonical(body)).hexdigest()
+    return json.dumps(body, indent=1, sort_keys=True).encode()
+
+
 def load_config(data: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(data)
         claimed = doc.pop("hash")
-        ok = doc.get("format") == FORMAT and doc.get("v") == 1
+        ok = doc.get("format") == FORMAT and doc.get("v") in (1, VERSION)
     except (ValueError, AttributeError, KeyError) as exc:
         raise IntegrityError("repository config is corrupt") from exc
     if not ok or hashlib.sha256(_canonical(doc)).hexdigest() != claimed:

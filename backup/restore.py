@@ -1,11 +1,17 @@
 """Restore: decrypt the manifest with the private key, write every file's chunks in parallel
 pack by pack; the worker that writes a file's last chunk also sets its size, owner, mode and
-times through the same descriptor. Directories get their metadata last, deepest first."""
+times through the same descriptor. Directories get their metadata last, deepest first.
+
+Setuid and setgid bits are dropped unless ``keep_special_bits`` (a snapshot can be sealed by
+anyone with the public key: a restore as root must not plant a setuid-root program), and an
+existing target folder keeps its own mode, owner and times (only one the restore created takes
+the metadata of a snapshot entry for "/")."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import threading
 from collections import defaultdict
 from collections.abc import Callable
@@ -20,6 +26,7 @@ from backup.index import Index
 from backup.storage import io_errors
 
 AS_ROOT = os.geteuid() == 0
+SPECIAL = stat.S_ISUID | stat.S_ISGID
 
 
 @dataclass
@@ -71,14 +78,22 @@ def _finish_file(fd: int, entry: list[Any]) -> None:
     os.utime(fd, ns=(entry[5], entry[6]))
 
 
+def _without_special_bits(entries: list[list[Any]]) -> list[list[Any]]:
+    return [[*e[:2], e[2] & ~SPECIAL, *e[3:]] if e[2] & SPECIAL else e for e in entries]
+
+
 def restore(root: Path, idx: Index, key: crypto.PrivateKey, manifest: dict[str, Any],
             target: Path, *, include: Callable[[str], bool] | None = None,
-            threads: int = 0) -> RestoreResult:
+            threads: int = 0, keep_special_bits: bool = False) -> RestoreResult:
     entries = manifest["entries"]
     if include is not None:
         entries = [e for e in entries if include(e[1])]
     check_paths(entries)
+    idx.unseal(key)
+    if not keep_special_bits:
+        entries = _without_special_bits(entries)
     with io_errors("preparing the restore target"):
+        created = not os.path.lexists(target)
         target.mkdir(parents=True, exist_ok=True)
         if any(target.iterdir()):
             raise StorageError(f"restore target {target} is not empty; choose an empty folder")
@@ -137,7 +152,8 @@ def restore(root: Path, idx: Index, key: crypto.PrivateKey, manifest: dict[str, 
                 with contextlib.suppress(OSError):
                     os.lchown(dest, e[3], e[4])
             os.utime(dest, ns=(e[5], e[6]), follow_symlinks=False)
-        dirs = [e for e in entries if e[0] == snapshot.DIR]
+        # the target itself ("/" in the snapshot) keeps its metadata unless we made it
+        dirs = [e for e in entries if e[0] == snapshot.DIR and (created or e[1].strip("/"))]
         for e in sorted(dirs, key=lambda d: d[1].count("/"), reverse=True):
             dest = target_of(target, e[1])
             if AS_ROOT:

@@ -1,5 +1,8 @@
 """One backup run: walk the vault, reuse unchanged files from the cache, chunk and upload the
-rest, then write index, snapshot and cache in that order (see FORMAT.md, "Write order")."""
+rest, then write index, snapshot and cache in that order (see FORMAT.md, "Write order").
+
+The gateway deduplicates only against its own cache (chunk id -> pack), since the repository
+holds chunk ids sealed: chunks whose pack is gone from the repository are forgotten first."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from typing import Any
 
 from backup import cache, crypto, snapshot
 from backup.chunker import MIN_SIZE, Chunker
-from backup.errors import StorageError
+from backup.errors import IntegrityError, StorageError
 from backup.repo import Repository
 from backup.storage import io_errors
 from backup.uploader import Result, SmallFile, Uploader
@@ -106,7 +109,7 @@ def _read_file(path: str, st: os.stat_result, chunker: Chunker, up: Uploader,
         os.close(fd)
 
 
-def _all_known(chunks: list[list[Any]], known: set[str]) -> bool:
+def _all_known(chunks: list[list[Any]], known: cache.Chunks) -> bool:
     for c in chunks:  # noqa: SIM110 - a plain loop: this runs once per unchanged file
         if c[2] is not None and c[2] not in known:
             return False
@@ -116,19 +119,23 @@ def _all_known(chunks: list[list[Any]], known: set[str]) -> bool:
 def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
     """Write one snapshot. The caller holds the repository lock."""
     t0 = time.monotonic()
+    old_cache, cached = cache.load_state(opts.cache_dir, repo.id)
+    known = _still_stored(repo, cached)  # cache entries are trusted only if stored
+    if len(known) < len(cached):  # packs were purged or pruned: forget them now, even if
+        cache.save(opts.cache_dir, repo.id,  # this run fails below
+                   {t: e for t, e in old_cache.items() if _all_known(e[4], known)}, known)
     for root in opts.vault_paths:
         if not os.path.isdir(root):
             raise StorageError(f"vault path {root} is missing or not a folder; nothing was "
                                "backed up (check the mount and the config)",
                                public="a vault path is missing")
-    idx = repo.load_index()
-    old_cache = cache.load(opts.cache_dir, repo.id)
     new_cache: cache.CacheEntries = {}
     chunker = Chunker(opts.dedup_key)
     threads = opts.threads or (os.cpu_count() or 2)
-    up = Uploader(repo.root, idx, opts.dedup_key, opts.public_key, threads=threads,
+    up = Uploader(repo.root, known, opts.dedup_key, opts.public_key, threads=threads,
                   pack_size=opts.pack_size, level=opts.level)
-    known = {cid.hex() for cid in idx.by_id}  # cache entries are trusted only if stored
+    written: cache.Chunks = {}  # chunk id -> pack of every chunk this run stored
+    checkpoint = _Checkpoint(repo, opts, old_cache, known, written)
     res = RunResult(snapshot_id="")
     errors = WalkErrors()
     entries: list[list[Any]] = []
@@ -185,13 +192,12 @@ def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
             else:
                 continue  # sockets, fifos, devices are not vault data
             if len(up.new_packs) >= CHECKPOINT_PACKS:
-                _checkpoint(repo, up)
+                checkpoint(up)
         up.close()
-        _checkpoint(repo, up)
+        checkpoint(up)
     except BaseException:
         up.abort()
         raise
-    refs: set[bytes] = set()
     unreadable: set[int] = set()
     for entry, tag, key, pending in waiting:
         chunks = []
@@ -218,9 +224,16 @@ def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
     if unreadable:
         entries = [e for e in entries if id(e) not in unreadable]
         res.files -= len(unreadable)
+    chunks: cache.Chunks = {}  # what this snapshot uses, and where: the next run's cache
     for entry in entries:
         if entry[0] == snapshot.FILE:
-            refs.update(bytes.fromhex(c[2]) for c in entry[8] if c[2] is not None)
+            for c in entry[8]:
+                if c[2] is not None and c[2] not in chunks:
+                    pack_id = written.get(c[2]) or known.get(c[2])
+                    if pack_id is None:
+                        raise IntegrityError("a chunk of this run has no pack (a bug); "
+                                             "nothing was published")
+                    chunks[c[2]] = pack_id
     res.files_removed = sum(1 for t in old_cache if t not in new_cache)
     res.bytes_new, res.bytes_stored = up.bytes_new, up.bytes_stored
     res.skipped = errors.count
@@ -229,10 +242,10 @@ def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
               "files": res.files, "bytes": res.bytes_total, "repo": repo.id}
     manifest = {"v": 1, "paths": [os.path.abspath(p) for p in opts.vault_paths],
                 "entries": entries}
-    data = snapshot.encode(header, list(refs), manifest, opts.public_key)
+    data = snapshot.encode(header, manifest, opts.public_key, set(chunks.values()))
     res.snapshot_id = repo.write_snapshot(data)
     try:
-        cache.save(opts.cache_dir, repo.id, new_cache)
+        cache.save(opts.cache_dir, repo.id, new_cache, chunks)
     except StorageError:
         cache.drop(opts.cache_dir, repo.id)  # the snapshot is safe; the next run reads all
         raise
@@ -240,8 +253,33 @@ def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
     return res
 
 
-def _checkpoint(repo: Repository, up: Uploader) -> None:
-    packs = up.take_new_packs()
-    if packs:
+def _still_stored(repo: Repository, known: cache.Chunks) -> cache.Chunks:
+    """The cached chunks whose pack is still in the repository and indexed. A pack's content
+    never changes (its name is its SHA-256), so its chunks are there as long as it is."""
+    if not known:
+        return known
+    present = repo.pack_names() & set(repo.load_index().sealed)
+    return {cid: pack_id for cid, pack_id in known.items() if pack_id in present}
+
+
+@dataclass
+class _Checkpoint:
+    """Index the packs written so far and save a cache that knows them, so a run killed after
+    this point is resumed by the next one without uploading those chunks again."""
+
+    repo: Repository
+    opts: RunOptions
+    old_cache: cache.CacheEntries
+    known: cache.Chunks
+    written: cache.Chunks
+
+    def __call__(self, up: Uploader) -> None:
+        packs = up.take_new_packs()
+        if not packs:
+            return
         with io_errors("writing the index"):
-            repo.write_index(packs)
+            self.repo.write_index({pid: info.sealed for pid, info in packs.items()})
+        for pid, info in packs.items():
+            self.written.update((e.id.hex(), pid) for e in info.entries)
+        entries = {t: e for t, e in self.old_cache.items() if _all_known(e[4], self.known)}
+        cache.save(self.opts.cache_dir, self.repo.id, entries, {**self.known, **self.written})

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from backup import compress, crypto
-from backup.index import Index, PackInfo
+from backup.index import PackInfo
 from backup.pack import FLAG_ZSTD, PackWriter
 
 ZERO = bytes(8 * 1024 * 1024)
@@ -60,10 +60,11 @@ def is_zero(data: Data) -> bool:
 
 
 class Uploader:
-    def __init__(self, root: Path, idx: Index, dedup_key: bytes, public_key: bytes, *,
-                 threads: int, pack_size: int, level: int, max_inflight: int = 8 << 20,
-                 on_pack: Callable[[], None] | None = None) -> None:
-        self._root, self._idx, self._key, self._pub = root, idx, dedup_key, public_key
+    def __init__(self, root: Path, known: Mapping[str, str], dedup_key: bytes,
+                 public_key: bytes, *, threads: int, pack_size: int, level: int,
+                 max_inflight: int = 8 << 20) -> None:
+        """``known``: chunk ids (hex) already stored, from the gateway's cache."""
+        self._root, self._known, self._key, self._pub = root, known, dedup_key, public_key
         self._pack_size, self._level = pack_size, level
         self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="backup-w")
         self._local = threading.local()
@@ -154,7 +155,7 @@ class Uploader:
             return None
         cid = crypto.chunk_id(self._key, data)
         with self._lock:
-            if cid in self._claimed or cid in self._idx.by_id:
+            if cid in self._claimed or cid.hex() in self._known:
                 return cid
             self._claimed.add(cid)
         packed = compress.maybe_compress(data, self._level)
@@ -176,7 +177,7 @@ class Uploader:
         pack_id, _size = w.finish()
         with self._lock:
             self._writers.remove(w)
-            self.new_packs[pack_id] = PackInfo(w.groups, w.entries)
+            self.new_packs[pack_id] = PackInfo(w.groups, w.entries, w.sealed_trailer)
 
     # --- end ---------------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
-"""Verify a repository: structure and every pack's hash without any key; with the private
-key (``read_data``) also decrypt and re-hash every blob and open every snapshot manifest."""
+"""Verify a repository: structure, every pack's hash and every snapshot's pack list without
+any key; with the private key (``read_data``) also decrypt and re-hash every blob, open every
+snapshot's references and manifest and check its pack list covers them."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from dataclasses import dataclass, field
 
 from backup import compress, crypto, pack, snapshot
 from backup.errors import BackupError, IntegrityError
-from backup.index import Index, PackInfo, decode
-from backup.repo import Repository, load_config
+from backup.index import Index, decode
+from backup.repo import Repository
 from backup.storage import io_errors, read
 
 HASH_PIECE = 4 * 1024 * 1024
@@ -34,7 +35,7 @@ class VerifyReport:
         return not self.problems
 
 
-def _check_pack(repo: Repository, pack_id: str, info: PackInfo | None,
+def _check_pack(repo: Repository, pack_id: str, sealed_in_index: bytes | None,
                 key: crypto.PrivateKey | None, dedup_key: bytes | None) -> tuple[int, int]:
     """Hash the whole pack in pieces; with the key, also open and re-hash every blob."""
     path = pack.pack_path(repo.root, pack_id)
@@ -46,11 +47,12 @@ def _check_pack(repo: Repository, pack_id: str, info: PackInfo | None,
             size += len(piece)
     if h.hexdigest() != pack_id:
         raise IntegrityError(f"pack {pack_id[:12]} does not match its hash (corrupt or truncated)")
-    entries, groups, _ = pack.read_trailer(path)
-    if info is not None and (entries != info.entries or groups != info.groups):
+    sealed, data_end = pack.read_sealed_trailer(path)
+    if sealed_in_index is not None and sealed != sealed_in_index:
         raise IntegrityError(f"pack {pack_id[:12]} disagrees with the index")
     if key is None or dedup_key is None:
         return 0, size
+    entries, groups = pack.open_trailer(key, sealed, data_end)
     sealers = [crypto.Sealer(crypto.open_group_key(key, g, pack.PURPOSE)) for g in groups]
     with io_errors(f"reading pack {pack_id[:12]}"), open(path, "rb") as fh:
         for e in entries:
@@ -64,6 +66,26 @@ def _check_pack(repo: Repository, pack_id: str, info: PackInfo | None,
     return len(entries), size
 
 
+def _check_snapshot(repo: Repository, name: str, idx: Index, on_disk: set[str],
+                    key: crypto.PrivateKey | None) -> None:
+    snap = repo.read_snapshot(name)
+    if snap.header.repo != repo.id:
+        raise IntegrityError(f"snapshot {name[:12]} belongs to another repository")
+    missing = [p for p in snap.packs if p not in idx.sealed or p not in on_disk]
+    if missing:
+        raise IntegrityError(f"snapshot {name[:12]} needs {len(missing)} pack(s) missing "
+                             "from the repository or the index")
+    if key is None:
+        return
+    refs = snapshot.open_refs(snap, key)
+    manifest = snapshot.open_manifest(snap, key)
+    if snapshot.manifest_refs(manifest) != set(refs):
+        raise IntegrityError(f"snapshot {name[:12]} manifest disagrees with its references")
+    have = {e.id for p in snap.packs if p in idx.packs for e in idx.packs[p].entries}
+    if not have.issuperset(refs):
+        raise IntegrityError(f"snapshot {name[:12]} uses chunks its pack list does not cover")
+
+
 def verify(repo_root: os.PathLike[str] | str, key: crypto.PrivateKey | None = None,
            *, threads: int = 0) -> VerifyReport:
     """Check everything; never raises for damage found, it is listed in ``problems``."""
@@ -73,7 +95,7 @@ def verify(repo_root: os.PathLike[str] | str, key: crypto.PrivateKey | None = No
     t0 = time.monotonic()
     rep = VerifyReport(read_data=key is not None)
     try:
-        repo = Repository(root, load_config(read(root / "config")))
+        repo = Repository.open(root)
     except BackupError as exc:
         rep.problems.append(f"config: {exc}")
         rep.duration_s = time.monotonic() - t0
@@ -84,21 +106,26 @@ def verify(repo_root: os.PathLike[str] | str, key: crypto.PrivateKey | None = No
     idx = Index()
     for name in sorted(os.listdir(root / "index")):
         try:
-            for pid, info in decode(read(root / "index" / name), name).items():
-                idx.add_pack(pid, info)
+            for pid, sealed in decode(read(root / "index" / name), name).items():
+                idx.add_sealed(pid, sealed)
         except BackupError as exc:
             rep.problems.append(f"index: {exc}")
-    on_disk = {p.name for d in (root / "packs").iterdir() for p in d.iterdir()}
-    for pid in sorted(set(idx.packs) - on_disk):
+    if key is not None:
+        try:
+            idx.unseal(key)
+        except BackupError as exc:
+            rep.problems.append(f"index: {exc}")
+    on_disk = repo.pack_names()
+    for pid in sorted(set(idx.sealed) - on_disk):
         rep.problems.append(f"pack {pid[:12]} is in the index but missing")
-    orphans = on_disk - set(idx.packs)
+    orphans = on_disk - set(idx.sealed)
     if orphans:
         rep.notes.append(f"{len(orphans)} pack(s) not in any index (left by an interrupted run;"
                          " prune removes them)")
 
     def job(pid: str) -> tuple[str, int, int, str | None]:
         try:
-            blobs, size = _check_pack(repo, pid, idx.packs.get(pid), key, dedup_key)
+            blobs, size = _check_pack(repo, pid, idx.sealed.get(pid), key, dedup_key)
             return pid, blobs, size, None
         except BackupError as exc:
             return pid, 0, 0, str(exc)
@@ -113,17 +140,7 @@ def verify(repo_root: os.PathLike[str] | str, key: crypto.PrivateKey | None = No
     for name in repo.snapshot_names():
         rep.snapshots += 1
         try:
-            snap = repo.read_snapshot(name)
-            missing = [r for r in snap.refs if r not in idx.by_id]
-            if missing:
-                raise IntegrityError(f"snapshot {name[:12]} references {len(missing)} chunk(s) "
-                                     "missing from the index")
-            if snap.header.repo != repo.id:
-                raise IntegrityError(f"snapshot {name[:12]} belongs to another repository")
-            if key is not None:
-                manifest = snapshot.open_manifest(snap, key)
-                if snapshot.manifest_refs(manifest) != set(snap.refs):
-                    raise IntegrityError(f"snapshot {name[:12]} manifest disagrees with its refs")
+            _check_snapshot(repo, name, idx, on_disk, key)
         except BackupError as exc:
             rep.problems.append(str(exc))
     rep.duration_s = time.monotonic() - t0

@@ -26,7 +26,7 @@ from controller import feature_node
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 PLUGIN_GROUP = "secroom.commands"
-PLUGIN_COMMANDS = ("db", "user", "dashboard", "numlog", "report", "demo")
+PLUGIN_COMMANDS = ("db", "user", "dashboard", "broker", "numlog", "report", "demo")
 NODE_COMMANDS = ("check-config", "keys", "policy", "gateway", "card", "journal", "backup", "usb")
 
 
@@ -85,24 +85,13 @@ def cmd_policy_verify(args: argparse.Namespace) -> int:
 
 
 # -- gateway ------------------------------------------------------------------------------------
-def build_reader(config: Any) -> Any:
-    if config.readers.backend == "fake":
-        from readers.fake import FakeReader
-
-        return FakeReader()
-    from readers.pcsc import PcscReaders
-
-    bound: Callable[[str], bool] = lambda name: config.binding_for(name) is not None  # noqa: E731
-    return PcscReaders(reader_filter=bound if config.readers.bindings else None)
-
-
 def cmd_gateway_run(args: argparse.Namespace) -> int:
+    from controller.adapters import for_gateway
     from controller.gateway import Gateway
-    from controller.gpio import make_pin_factory
 
     config = _load(args.config)
-    gateway = Gateway(config, reader=build_reader(config),
-                      pin_factory=make_pin_factory(config.gpio.backend))
+    parts = for_gateway(config)
+    gateway = Gateway(config, reader=parts.reader, pin_factory=parts.pins, cups=parts.cups)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -131,6 +131,7 @@ class GatewayConfig(_Strict):
             key_file=self.key_file,
             retention_days=self.node.retention_days,
             mqtt=self.mqtt,
+            trusted_keys=self.policy.trusted_keys,
         )
 
     def binding_for(self, reader_name: str) -> ReaderBinding | None:

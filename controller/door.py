@@ -260,10 +260,16 @@ class Door:
             self._unlock_timer.cancel()
         self._unlock_gen += 1
         gen = self._unlock_gen
+        # Arm the relock before the relay moves: if no timer can be had (threads exhausted),
+        # the door stays locked instead of staying open with nothing to close it.
+        try:
+            self._unlock_timer = self._later(self.config.unlock_s, lambda: self._relock_if(gen))
+        except Exception as exc:  # no thread to be had: fail closed
+            self._unlock_timer = None
+            raise DoorError(f"door {self.config.id} stays locked: no relock timer ({exc})") from exc
         self._set_unlocked(True)
         self._unlocked_via, self._unlock_person, self._unlock_reason = via, person_id, reason
         self._drive(self._green, True)
-        self._unlock_timer = self._later(self.config.unlock_s, lambda: self._relock_if(gen))
 
     def _relock_if(self, gen: int) -> None:
         with self._lock:

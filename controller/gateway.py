@@ -28,14 +28,15 @@ from controller.access import (
     may_print,
     person_for_card,
 )
+from controller.adapters import build_cups
 from controller.clock import ClockStateSource
 from controller.config import GatewayConfig, ReaderBinding
-from controller.door import Door
+from controller.door import Door, DoorError
 from controller.envelope import now_utc, policy_topic
 from controller.journal import JournalError
-from controller.keys import load_public
+from controller.keys import derive_secret, load_private, load_public
+from controller.policy import MAX_POLICY_BYTES
 from controller.policy_store import PolicyStore
-from controller.printing.cups_adapter import CupsAdapter
 from controller.printing.service import PrintRelease
 from controller.printing.types import CupsLike, PrintError
 from controller.runtime import NodeRuntime
@@ -81,16 +82,17 @@ class Gateway:
         if config.printing is not None:
             self.printing = PrintRelease(
                 config.printing,
-                cups=cups or CupsAdapter.from_settings(config.printing),
+                cups=cups or build_cups(config.printing),
                 emit=self._emit_quiet,
                 clock=clock,
                 check_right=self._print_right,
                 is_present=self._is_present,
+                title_key=derive_secret(load_private(config.key_file), "print-title"),
             )
         self.readers_connected: dict[str, bool] = {}
         self.counters: dict[str, int] = {"taps": 0, "granted": 0, "denied": 0, "read_failures": 0,
                                          "journal_failures": 0, "unbound_taps": 0,
-                                         "denied_unrecorded": 0}
+                                         "denied_unrecorded": 0, "grant_failed": 0}
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -101,7 +103,8 @@ class Gateway:
         if self.config.policy.file and self.config.policy.file.exists():
             self.policies.offer(self.config.policy.file.read_bytes(), source="file")
         self._apply_lockdown()
-        self.runtime.subscribe(policy_topic(self.config.node.site), self._on_policy_message)
+        self.runtime.subscribe(policy_topic(self.config.node.site), self._on_policy_message,
+                               max_payload=MAX_POLICY_BYTES)
         if self.printing is not None:
             # Releases talk to CUPS (seconds for many jobs): never on the readers' thread.
             self._print_worker = ThreadPoolExecutor(1, thread_name_prefix="print-release")
@@ -188,7 +191,11 @@ class Gateway:
             if decision.granted and (recorded or door.config.unrecorded_access == "open"):
                 self._state = state
                 self.counters["granted"] += 1
-                door.grant(person_id=decision.person_id)
+                try:
+                    door.grant(person_id=decision.person_id)
+                except DoorError:  # the door stayed locked (fail closed); counted, logged
+                    self.counters["grant_failed"] += 1
+                    log.exception("door %s could not be unlocked", door.config.id)
             else:
                 if decision.granted:  # fail closed: an entry nobody could audit does not happen
                     self.counters["denied_unrecorded"] += 1
@@ -232,7 +239,8 @@ class Gateway:
             "doors": {d: door.state for d, door in self.doors.items()},
             "counters": dict(self.counters),
             # a broker outage leaves no event (nothing can be sent then): its trace is here
-            "mqtt": {k: self.runtime.link.stats.get(k, 0) for k in ("connects", "disconnects")},
+            "mqtt": {k: self.runtime.link.stats.get(k, 0)
+                     for k in ("connects", "disconnects", "oversized")},
             # individual numbers the journal replaced in events (controller.numguard)
             "numbers_removed": self.runtime.journal.numbers_removed,
         }

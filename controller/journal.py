@@ -51,8 +51,10 @@ from controller.envelope import (
     seal,
     verify_signature,
 )
+from controller.files import create_private
 from controller.keys import public_b64
 from controller.numguard import json_may_hold_number, redact_data
+from controller.receipts import ReceiptRefused
 
 KIND_RE = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+$")
 MAX_PROBLEMS = 100
@@ -218,7 +220,7 @@ class Journal:
         self._seal_lock = threading.Lock()  # the sealed (maybe not yet durable) head
         self._read_lock = threading.Lock()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            create_private(path)  # 0600, and so are its -wal and -shm files
             self._db = sqlite3.connect(
                 str(path), isolation_level=None, check_same_thread=False, timeout=30
             )
@@ -373,6 +375,51 @@ class Journal:
                 raise JournalError(f"ack {seq} is above the journal head {self._head[0]}")
             self._set_meta("ack", seq)
             self._ack = seq
+
+    def hash_at(self, seq: int) -> str | None:
+        """The hash of the stored event ``seq`` (None if it is not stored)."""
+        try:
+            with self._read_lock:
+                row = self._reader.execute("SELECT hash FROM events WHERE seq = ?",
+                                           (seq,)).fetchone()
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path, "reading events") from exc
+        return None if row is None else str(row[0])
+
+    def receipt_counter(self, kind: str) -> int:
+        """The highest counter of a dashboard receipt (``ack`` or ``resend``) accepted."""
+        return int(self._meta.get(f"{kind}_counter", "0"))
+
+    def accept_receipt(self, kind: str, counter: int, *, ack: tuple[int, str] | None = None
+                       ) -> bool:
+        """Take a signed receipt's counter (and, for an ack, its seq and hash) if it is news.
+
+        False for a repeat (the same counter: the retained ack re-delivered on reconnect).
+        Raises ``ReceiptRefused`` for an older counter (a replay), an ack beyond the head, or an
+        ack whose hash is not the one this journal stored at that seq; nothing is recorded
+        then, so nothing is pruned."""
+        with self._lock:
+            have = self.receipt_counter(kind)
+            if counter == have:
+                return False
+            if counter < have:
+                raise ReceiptRefused("replayed", f"{kind} counter {counter} is older than {have}")
+            if ack is not None:
+                seq, digest = ack
+                if seq > self._head[0]:
+                    raise ReceiptRefused("beyond_head",
+                                       f"ack {seq} is above the journal head {self._head[0]}")
+                stored = self.hash_at(seq)
+                if stored is not None and stored != digest:
+                    raise ReceiptRefused("not_ours", f"ack {seq} names an event this node did "
+                                                   "not write")
+                if stored is None and seq > self._ack:
+                    raise ReceiptRefused("not_ours", f"ack {seq}: no such event stored here")
+                if seq > self._ack:
+                    self._set_meta("ack", seq)
+                    self._ack = seq
+            self._set_meta(f"{kind}_counter", counter)
+        return True
 
     @property
     def delivered(self) -> int:

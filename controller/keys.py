@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -25,7 +26,10 @@ def generate(path: Path, *, overwrite: bool = False) -> Ed25519PrivateKey:
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with contextlib.suppress(FileNotFoundError):  # a stale temp file (or a planted link) goes
+        os.unlink(tmp)
+    # O_EXCL (and O_NOFOLLOW): the key is written only into a file this call created, 0600
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
         fh.flush()
@@ -70,3 +74,14 @@ def load_public(path: Path) -> Ed25519PublicKey:
 def key_id(key: Ed25519PublicKey) -> str:
     """A short, stable identifier for a public key (first 16 chars of its base64url)."""
     return public_b64(key)[:16]
+
+
+def derive_secret(key: Ed25519PrivateKey, purpose: str) -> bytes:
+    """A 32-byte secret for ``purpose`` derived from the node key (HKDF-SHA256): it stays on
+    the node and changes when the key is rotated."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                            serialization.NoEncryption())
+    return HKDF(hashes.SHA256(), 32, salt=None, info=f"secroom {purpose} v1".encode()).derive(raw)

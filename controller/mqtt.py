@@ -83,6 +83,7 @@ _COUNTERS = (
     "handler_errors",
     "callback_errors",
     "subscribe_failures",
+    "oversized",
 )
 
 
@@ -194,6 +195,7 @@ class MqttLink:
         self.stats: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
         self.last_error: str | None = None
         self._subs: dict[str, tuple[int, list[Handler]]] = {}
+        self._limits: dict[str, int] = {}  # topic filter -> largest payload its handlers take
         self._subs_lock = threading.Lock()
         # SUBSCRIBE mids not yet SUBACKed on this connection (and SUBACKs seen before the mid
         # was recorded); ``subscribed`` is set when none is pending.
@@ -295,9 +297,13 @@ class MqttLink:
         reason = paho.error_string(info.rc)
         raise MqttError(f"broker link refused the message on {topic!r}: {reason}")
 
-    def subscribe(self, topic_filter: str, handler: Handler, *, qos: int = 1) -> None:
-        """Deliver messages matching ``topic_filter`` to ``handler`` (also after reconnects)."""
+    def subscribe(self, topic_filter: str, handler: Handler, *, qos: int = 1,
+                  max_payload: int | None = None) -> None:
+        """Deliver messages matching ``topic_filter`` to ``handler`` (also after reconnects);
+        with ``max_payload``, a larger message is counted (``oversized``) and not delivered."""
         self.check_filter(topic_filter)
+        if max_payload is not None:
+            self._limits[topic_filter] = max_payload
         with self._subscribed:
             _, handlers = self._subs.get(topic_filter, (qos, []))
             self._subs[topic_filter] = (qos, [*handlers, handler])
@@ -422,7 +428,14 @@ class MqttLink:
         payload = bytes(message.payload)
         with self._subs_lock:
             subs = list(self._subs.items())
-        matching = [h for f, (_, hs) in subs if topic_matches(f, topic) for h in hs]
+        size, limits = len(payload), self._limits
+        matching = []
+        for f, (_, hs) in subs:
+            if topic_matches(f, topic):
+                if size > limits.get(f, size):
+                    self.stats["oversized"] += 1
+                    continue
+                matching += hs
         for handler in matching:
             try:
                 handler(topic, payload)

@@ -12,7 +12,14 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from controller.door_events import PolicyApplied, PolicyRejected
-from controller.policy import Emit, Policy, PolicyError, VerifiedPolicy, open_policy
+from controller.policy import (
+    MAX_POLICY_BYTES,
+    Emit,
+    Policy,
+    PolicyError,
+    VerifiedPolicy,
+    open_policy,
+)
 
 
 class PolicyStore:
@@ -57,13 +64,14 @@ class PolicyStore:
             self._apply(verified, source, persisted=persisted)
             return True
 
-    def follow(self, subscribe: Callable[[str, Callable[[str, bytes], Any]], Any]) -> None:
+    def follow(self, subscribe: Callable[..., Any]) -> None:
         """Apply the stored policy, then every newer one published on the site's policy topic
         (``subscribe`` is a node runtime's or an MQTT link's)."""
         from controller.envelope import policy_topic
 
         self.load()
-        subscribe(policy_topic(self._site), lambda _topic, blob: self.offer(blob))
+        subscribe(policy_topic(self._site), lambda _topic, blob: self.offer(blob),
+                  max_payload=MAX_POLICY_BYTES)
 
     def load(self) -> None:
         """At start-up: re-verify the stored policy and apply it. A missing file is no error."""

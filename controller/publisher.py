@@ -20,15 +20,20 @@ after a crash or SIGKILL the publisher restarts from the recorded mark and re-se
 about that many events: duplicates are possible (the dashboard drops them by (node, seq)), loss
 is not.
 
-Ack and prune. The dashboard publishes, retained on ``.../ack``, ``{"seq": N}``: the highest
-contiguous seq it stored. That goes to ``Journal.set_ack`` and rows with seq < N are pruned every
+Ack and prune. The dashboard publishes, retained on ``.../ack``, a signed ack
+(``controller.receipts``): the highest contiguous seq it stored, the hash it stored at that seq
+and a counter. The journal takes it only if the signer is pinned (``trusted``), it is addressed
+to this node, its counter is newer, the seq is not beyond the head and the hash is the one this
+journal wrote at that seq (``Journal.accept_receipt``); rows with seq < N are then pruned every
 ``prune_interval_s``. Until any ack exists, only rows both PUBACKed by the broker and older than
 ``retention_days`` are pruned. The head row is never pruned (seq continuity).
 
-Resend. ``{"from": a, "to": b}`` on ``.../resend`` re-publishes the stored rows of that range
-(clamped to ``resend_max`` rows and to what was already sent), ahead of new events, within the
-same window. Malformed ack or resend payloads are counted (``bad_ack``, ``bad_resend``) and
-ignored; nothing stored is touched.
+Resend. A signed ``{"from": a, "to": b}`` on ``.../resend`` re-publishes the stored rows of that
+range (clamped to ``resend_max`` rows and to what was already sent), ahead of new events, within
+the same window; at most ``RESEND_BURST`` requests are taken per ``RESEND_PERIOD_S``, the rest
+are counted (``resend_throttled``) and dropped. A receipt refused for any reason is counted
+(``acks_refused``, ``resends_refused``, and ``refused.<reason>``), handed to ``on_refused`` (the
+runtime journals it, so the dashboard raises it) and ignored: nothing stored is touched.
 """
 
 from __future__ import annotations
@@ -41,25 +46,22 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from controller.envelope import TOPIC_ROOT, format_ts
 from controller.journal import Journal, JournalError
 from controller.mqtt import MqttError, MqttLink
+from controller.receipts import ReceiptRefused, open_ack, open_resend
 
 DELIVERED_SAVE_S = 1.0
 DELIVERED_SAVE_EVERY = 1000
 RESUME_WAIT_S = 5.0
 READ_CHUNK = 500
+RESEND_BURST = 30  # resend requests taken per period; more is a dashboard bug or an attack
+RESEND_PERIOD_S = 60.0
+RECEIPTS_QUEUED = 256  # acks and resend requests waiting for the publisher thread, at most
 
-
-class AckPayload(BaseModel, extra="forbid"):
-    seq: int = Field(ge=0)
-
-
-class ResendRequest(BaseModel, extra="forbid"):
-    first: int = Field(alias="from", ge=1)
-    last: int = Field(alias="to", ge=1)
+OnRefused = Callable[[str, str], None]  # (what: "ack" | "resend", reason)
 
 
 def prune_mark(*, ack: int, delivered: int, first_recent: int | None) -> int:
@@ -116,8 +118,12 @@ class Publisher:
         retention_days: int = 30,
         prune_interval_s: float = 60.0,
         clock: Callable[[], datetime],
+        trusted: tuple[Ed25519PublicKey, ...] = (),
+        on_refused: OnRefused | None = None,
     ) -> None:
         self.journal = journal
+        self.trusted = trusted  # the dashboard's keys (the policy signer's), pinned by config
+        self.on_refused = on_refused
         self.link = link
         self.window = window
         self.resend_max = resend_max
@@ -132,16 +138,22 @@ class Publisher:
         self._next = start + 1
         self._inflight: dict[int, int] = {}
         self._resends: deque[list[int]] = deque()
-        self._inbox: queue.SimpleQueue[tuple[str, int, int]] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._delivered_cond = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._saved_at = self._pruned_at = time.monotonic()
         self._resuming = False
         self._resume_seen: float | None = None
+        self._resend_times: deque[float] = deque()
+        self._receipts_lock = threading.Lock()
+        self._receipts_queued = 0
         self.last_error: str | None = None
+        self.last_refusal: str | None = None
         self.stats: dict[str, int] = dict.fromkeys(
-            ("sent", "resent", "acks", "bad_ack", "bad_resend", "resend_clamped", "pruned",
+            ("sent", "resent", "acks", "acks_repeated", "acks_refused", "resends_refused",
+             "resends", "resends_repeated", "resend_clamped", "resend_throttled",
+             "receipts_dropped", "pruned",
              "journal_errors", "errors", "resume_timeouts"), 0,
         )
 
@@ -153,41 +165,49 @@ class Publisher:
 
     def stop(self) -> None:
         self._stop.set()
-        self._inbox.put(("wake", 0, 0))
+        self._inbox.put(("wake",))
         if self._thread is not None:
             self._thread.join()
         self._save_delivered()
 
     def wake(self) -> None:
-        self._inbox.put(("wake", 0, 0))
+        self._inbox.put(("wake",))
 
     def on_published(self, mid: int) -> None:
-        self._inbox.put(("puback", mid, 0))
+        self._inbox.put(("puback", mid))
 
     def on_connect(self) -> None:
-        self._inbox.put(("wake", 0, 0))
+        self._inbox.put(("wake",))
 
     def on_disconnect(self) -> None:
-        self._inbox.put(("disconnect", 0, 0))
+        self._inbox.put(("disconnect",))
 
     def on_ack_message(self, topic: str, payload: bytes) -> None:
-        try:
-            ack = AckPayload.model_validate_json(payload)
-        except ValidationError:
-            self.stats["bad_ack"] += 1
-            return
-        self._inbox.put(("ack", ack.seq, 0))
+        self._post_receipt("ack", payload)
 
     def on_resend_message(self, topic: str, payload: bytes) -> None:
-        try:
-            req = ResendRequest.model_validate_json(payload)
-        except ValidationError:
-            self.stats["bad_resend"] += 1
-            return
-        if req.first > req.last:
-            self.stats["bad_resend"] += 1
-            return
-        self._inbox.put(("resend", req.first, req.last))
+        self._post_receipt("resend", payload)
+
+    def _post_receipt(self, what: str, payload: bytes) -> None:
+        """Queue a receipt for the publisher thread; beyond ``RECEIPTS_QUEUED`` waiting (a
+        flood: each is a signature check), the rest are counted and dropped."""
+        with self._receipts_lock:
+            if self._receipts_queued >= RECEIPTS_QUEUED:
+                self.stats["receipts_dropped"] += 1
+                return
+            self._receipts_queued += 1
+        self._inbox.put((what, payload))
+
+    def _refused(self, what: str, exc: ReceiptRefused) -> None:
+        self.stats[f"{what}s_refused"] += 1
+        key = f"refused.{exc.reason}"
+        self.stats[key] = self.stats.get(key, 0) + 1
+        self.last_refusal = f"{what}: {exc}"
+        if self.on_refused is not None:
+            try:
+                self.on_refused(what, exc.reason)
+            except Exception as err:  # the refusal is counted whatever happens to its event
+                self.last_error = f"recording a refused {what}: {err!r}"
 
     @property
     def delivered(self) -> int:
@@ -200,7 +220,7 @@ class Publisher:
     def resend(self, first: int, last: int) -> None:
         """Re-publish the stored rows ``first..last``, as a dashboard's resend request does."""
         if first <= last:
-            self._inbox.put(("resend", first, last))
+            self._inbox.put(("resend_range", first, last))
 
     def wait_acked(self, seq: int, timeout: float) -> bool:
         """True once the dashboard acknowledged storing every seq <= ``seq`` (resend requests
@@ -215,6 +235,7 @@ class Publisher:
             "ack": self.journal.ack,
             "inflight": len(self._inflight),
             "last_error": self.last_error,
+            "last_refusal": self.last_refusal,
             **self.stats,
         }
 
@@ -223,7 +244,7 @@ class Publisher:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                item: tuple[str, int, int] | None = self._inbox.get(timeout=0.5)
+                item: tuple[Any, ...] | None = self._inbox.get(timeout=0.5)
             except queue.Empty:
                 item = None
             while item is not None:
@@ -244,7 +265,7 @@ class Publisher:
                 self.stats["errors"] += 1
                 self.last_error = f"publisher: {exc!r}"
 
-    def _handle(self, what: str, a: int, b: int) -> None:
+    def _handle(self, what: str, a: Any = 0, b: int = 0) -> None:
         if what == "puback":
             seq = self._inflight.pop(a, None)
             if seq is not None and self._mark.acked(seq):
@@ -252,20 +273,62 @@ class Publisher:
                     self._delivered_cond.notify_all()
         elif what == "disconnect":
             self._resuming, self._resume_seen = bool(self._inflight), None
-        elif what == "ack":
-            try:
-                self.journal.set_ack(a)
-                self.stats["acks"] += 1
-            except JournalError:
-                self.stats["bad_ack"] += 1
+        elif what in ("ack", "resend"):
+            with self._receipts_lock:
+                self._receipts_queued -= 1
+            if what == "ack":
+                self._take_ack(a)
+            else:
+                self._take_resend(a)
             with self._delivered_cond:  # wait_acked() waits on the same condition
                 self._delivered_cond.notify_all()
-        elif what == "resend":
-            rng = resend_range(a, b, sent=self._next - 1, resend_max=self.resend_max)
-            if rng is None or rng[1] < b:
-                self.stats["resend_clamped"] += 1
-            if rng is not None:
-                self._resends.append([rng[0], rng[1]])
+        elif what == "resend_range":  # asked by this node's own tools (``resend``)
+            self._queue_resend(a, b)
+
+    def _take_ack(self, payload: bytes) -> None:
+        j = self.journal
+        try:
+            ack = open_ack(payload, self.trusted, site=j.site, node=j.node)
+            fresh = j.accept_receipt("ack", ack.counter, ack=(ack.seq, ack.hash))
+        except ReceiptRefused as exc:
+            self._refused("ack", exc)
+            return
+        except JournalError as exc:  # the mark could not be recorded: nothing is pruned
+            self.stats["journal_errors"] += 1
+            self.last_error = str(exc)
+            return
+        self.stats["acks" if fresh else "acks_repeated"] += 1
+
+    def _take_resend(self, payload: bytes) -> None:
+        j = self.journal
+        try:
+            req = open_resend(payload, self.trusted, site=j.site, node=j.node)
+            if not j.accept_receipt("resend", req.counter):
+                self.stats["resends_repeated"] += 1  # the same request again: queued once
+                return
+        except ReceiptRefused as exc:
+            self._refused("resend", exc)
+            return
+        except JournalError as exc:
+            self.stats["journal_errors"] += 1
+            self.last_error = str(exc)
+            return
+        now = time.monotonic()
+        while self._resend_times and now - self._resend_times[0] >= RESEND_PERIOD_S:
+            self._resend_times.popleft()
+        if len(self._resend_times) >= RESEND_BURST:
+            self.stats["resend_throttled"] += 1
+            return
+        self._resend_times.append(now)
+        self.stats["resends"] += 1
+        self._queue_resend(req.first, req.last)
+
+    def _queue_resend(self, first: int, last: int) -> None:
+        rng = resend_range(first, last, sent=self._next - 1, resend_max=self.resend_max)
+        if rng is None or rng[1] < last:
+            self.stats["resend_clamped"] += 1
+        if rng is not None:
+            self._resends.append([rng[0], rng[1]])
 
     def _pump(self) -> None:
         """Hand rows to the link: asked-for resends first, then new events, within the window."""

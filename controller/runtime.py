@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -32,13 +33,15 @@ from pydantic import BaseModel
 
 from controller.envelope import ClockState, Event, canonical_json, format_ts, now_utc, topic_for
 from controller.journal import EventRejected, Journal, JournalError, check_shape
-from controller.keys import load_private, public_b64
+from controller.keys import load_private, load_public, public_b64
 from controller.mqtt import MqttError, MqttLink, MqttSettings
 from controller.publisher import Publisher
+from controller.receipts import MAX_RECEIPT_BYTES, ReceiptRefusedEvent
 
 OFFLINE = canonical_json({"state": "offline"})
 STOP_FLUSH_S = 2.0
 MAX_LEADERS = 2  # one batch sealing while the previous one is committed (see Journal)
+REFUSAL_EVERY_S = 60.0
 
 Payload = BaseModel | Mapping[str, Any]
 
@@ -52,6 +55,9 @@ class RuntimeSettings(BaseModel, extra="forbid"):
     prune_interval_s: float = 60
     resend_max: int = 10000
     mqtt: MqttSettings = MqttSettings()
+    # the dashboard's public keys (the policy signer's): acks and resend requests must be
+    # signed by one of them (controller.receipts)
+    trusted_keys: list[Path] = []
 
 
 class _Request:
@@ -103,6 +109,8 @@ class NodeRuntime:
         self._pending: list[_Request] = []
         self._leaders = 0
         self._running = False
+        self._refusals: dict[tuple[str, str], int] = {}
+        self._refusal_at: dict[tuple[str, str], float] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -119,12 +127,16 @@ class NodeRuntime:
             retention_days=s.retention_days,
             prune_interval_s=s.prune_interval_s,
             clock=self._clock,
+            trusted=tuple(load_public(k) for k in s.trusted_keys),
+            on_refused=self._receipt_refused,
         )
         self.link.on_connect = self._on_connect
         self.link.on_published = self.publisher.on_published
         self.link.on_disconnect = self.publisher.on_disconnect
-        self.link.subscribe(topic_for(s.site, s.node, "ack"), self.publisher.on_ack_message)
-        self.link.subscribe(topic_for(s.site, s.node, "resend"), self.publisher.on_resend_message)
+        self.link.subscribe(topic_for(s.site, s.node, "ack"), self.publisher.on_ack_message,
+                            max_payload=MAX_RECEIPT_BYTES)
+        self.link.subscribe(topic_for(s.site, s.node, "resend"), self.publisher.on_resend_message,
+                            max_payload=MAX_RECEIPT_BYTES)
         self._running = True
         head = self.journal.head()[0]
         try:
@@ -136,6 +148,20 @@ class NodeRuntime:
             self.publisher.stop()
             self.journal.close()
             raise
+
+    def _receipt_refused(self, what: str, reason: str) -> None:
+        """A refused ack or resend request (publisher thread): journaled, at most once a minute
+        per kind of refusal with the count since the last one, so the dashboard raises it and a
+        flood of forgeries cannot flood the journal."""
+        key = (what, reason)
+        self._refusals[key] = self._refusals.get(key, 0) + 1
+        now = time.monotonic()
+        if now - self._refusal_at.get(key, -REFUSAL_EVERY_S) < REFUSAL_EVERY_S:
+            return
+        count, self._refusals[key], self._refusal_at[key] = self._refusals[key], 0, now
+        self.emit("node.receipt_refused", ReceiptRefusedEvent(what=what, reason=reason,
+                                                              count=count))
+        self._send_online()
 
     def stop(self) -> None:
         """Record node.stopped, give the broker a moment to take the rest, go offline."""
@@ -223,8 +249,9 @@ class NodeRuntime:
 
     # -- MQTT side ---------------------------------------------------------------------------
 
-    def subscribe(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None:
-        self.link.subscribe(topic_filter, handler)
+    def subscribe(self, topic_filter: str, handler: Callable[[str, bytes], None], *,
+                  max_payload: int | None = None) -> None:
+        self.link.subscribe(topic_filter, handler, max_payload=max_payload)
 
     def publish_state(self, health: Mapping[str, Any]) -> None:
         """Publish (retained) online state with ``health``; kept and re-sent on every connect."""
@@ -243,6 +270,9 @@ class NodeRuntime:
             "boot": self.boot,
             "ts": format_ts(self._clock()),
             "health": self._health,
+            "receipts": {k: self.publisher.stats[k] for k in ("acks", "acks_refused",
+                                                              "resends_refused")}
+            | {"last_refusal": self.publisher.last_refusal},
         }
         with contextlib.suppress(MqttError):  # if disconnected, the next on_connect re-sends it
             self.link.publish(self.state_topic, canonical_json(payload), qos=1, retain=True)

@@ -26,9 +26,9 @@ from controller.numguard import install_log_guard
 from dashboard.auth.middleware import SecurityMiddleware
 from dashboard.auth.service import AuthService
 from dashboard.db import make_engine, make_sessionmaker
+from dashboard.enrolment import EnrolDesk
 from dashboard.settings import DashboardSettings
 from dashboard.web.guard import NumberGuardMiddleware, http_exception_handler
-from dashboard.web.people import EnrolWaits
 
 STATIC_DIR = Path(__file__).with_name("static")
 
@@ -41,7 +41,8 @@ def create_app(
     clock: Callable[[], datetime] = now_utc,
 ) -> FastAPI:
     """Build the app. ``sessionmaker`` defaults to one over ``settings.database_url``;
-    ``bus`` is the in-process event bus live updates and card enrolment listen on."""
+    ``bus`` is the in-process event bus live updates, ended sessions and card enrolment
+    go through."""
     install_log_guard()  # whoever serves the app: no log line carries an individual number
     if sessionmaker is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -60,8 +61,9 @@ def create_app(
     app.state.sessionmaker = sessionmaker
     app.state.clock = clock
     app.state.bus = bus
-    app.state.auth = AuthService(settings, sessionmaker)
-    app.state.enrol_waits = EnrolWaits()
+    app.state.auth = AuthService(settings, sessionmaker, on_sessions_ended=_announcer(bus))
+    app.state.enrol_desk = EnrolDesk(clock)
+    app.state.enrol_desk.attach(bus)
     app.state.person_sections = person_sections()
     for router in routers():
         # Flat routes (no include_router nesting) so the security middleware can resolve
@@ -86,10 +88,12 @@ def routers() -> list[APIRouter]:
     from dashboard.printing import web as printing
     from dashboard.reports import web as reports
     from dashboard.web import (
+        account,
         anomalies,
         audit,
         door_log,
         doors,
+        enrol,
         groups,
         live,
         lockdown,
@@ -104,20 +108,30 @@ def routers() -> list[APIRouter]:
 
     return [
         system.router, overview.router, door_log.router, presence.router, nodes.router,
-        people.router, groups.router, doors.router, printers.router, lockdown.router,
-        anomalies.router, audit.router, users.router, live.router,
+        people.router, enrol.router, groups.router, doors.router, printers.router,
+        lockdown.router,
+        anomalies.router, audit.router, users.router, account.router, live.router,
         printing.router, backups.router, media.router, numlog.router, correlation.router,
         reports.router,
     ]
 
 
 
+def _announcer(bus: Any) -> Callable[[list[int]], None] | None:
+    """Ended sessions go out on the bus, so this process's live streams close at once."""
+    publish = getattr(bus, "publish", None)
+    if publish is None:
+        return None
+    return lambda ids: publish("session", {"ended": ids})
+
+
 def person_sections() -> list[tuple[str, Any]]:
     """Sections feature packages add to a person's page: (the route whose roles may see it,
     ``section(request, db, person_id) -> template context``)."""
     from dashboard.printing.web import person_context
+    from dashboard.web.enrol import person_context as enrol_context
 
-    return [("printing.person", person_context)]
+    return [("people.enrol_open", enrol_context), ("printing.person", person_context)]
 
 
 async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,8 +1,12 @@
-"""In-process pub/sub of newly stored events, anomalies and node changes (feeds the live UI).
+"""In-process pub/sub of newly stored events, anomalies, node changes and ended sessions (feeds
+the live UI, and card enrolment).
 
 Publishers (the ingest thread) never block: each subscriber has a bounded queue and, when it is
 full, the oldest message is dropped and counted on the subscription (a slow browser must not
-stall ingest). Subscribers read either blocking (``get``) or from asyncio (``aget``).
+stall ingest). Subscribers read either blocking (``get``) or from asyncio (``aget``). A
+listener (``listen``) is called in the publisher's thread instead: it must be quick and must
+not block (card enrolment's windows judge each tap that way); its errors are counted, never
+raised into the publisher.
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ import contextlib
 import itertools
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Topic = Literal["event", "anomaly", "node", "policy"]
+Topic = Literal["event", "anomaly", "node", "policy", "session"]
+Listener = Callable[["BusMessage"], None]
 
 
 @dataclass(frozen=True)
@@ -100,7 +106,9 @@ class Bus:
         self._lock = threading.Lock()
         self._subs: list[Subscription] = []
         self._ids = itertools.count(1)
+        self._listeners: list[tuple[frozenset[str], Listener]] = []
         self.published = 0
+        self.listener_errors = 0
 
     def subscribe(
         self, topics: tuple[str, ...] = ("event", "anomaly", "node", "policy"), maxsize: int = 1000
@@ -115,13 +123,34 @@ class Bus:
             if sub in self._subs:
                 self._subs.remove(sub)
 
+    def listen(self, topics: tuple[str, ...], listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` with every message of ``topics``, in the publisher's thread;
+        returns the function that stops it."""
+        entry = (frozenset(topics), listener)
+        with self._lock:
+            self._listeners.append(entry)
+
+        def stop() -> None:
+            with self._lock:
+                if entry in self._listeners:
+                    self._listeners.remove(entry)
+
+        return stop
+
     def publish(self, topic: Topic, data: dict[str, Any]) -> BusMessage:
         msg = BusMessage(topic=topic, data=data, id=next(self._ids))
         with self._lock:
             subs = [s for s in self._subs if topic in s.topics]
+            listeners = [fn for topics, fn in self._listeners if topic in topics]
             self.published += 1
         for sub in subs:
             sub._deliver(msg)
+        for fn in listeners:
+            try:
+                fn(msg)
+            except Exception:  # noqa: BLE001 - a listener's bug must not stop the ingest
+                with self._lock:
+                    self.listener_errors += 1
         return msg
 
     def close(self) -> None:

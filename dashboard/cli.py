@@ -55,6 +55,19 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     run.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
     run.set_defaults(func=dashboard_run)
 
+    broker = sub.add_parser("broker", help="the room broker's configuration")
+    broker_sub = broker.add_subparsers(dest="broker_command", required=True)
+    cfg = broker_sub.add_parser(
+        "config", help="write the broker's password file and ACL from the node registry")
+    _add_config(cfg)
+    cfg.add_argument("--out", type=Path, required=True, help="folder for the generated files")
+    cfg.add_argument("--add", action="append", default=[], metavar="NODE",
+                     help="register a node about to be installed (repeatable)")
+    cfg.add_argument("--tls-dir", type=Path, default=Path("/etc/mosquitto/certs"),
+                     help="where ca.crt, broker.crt and broker.key live on the broker host")
+    cfg.add_argument("--port", type=int, default=8883, help="the TLS listener's port")
+    cfg.set_defaults(func=broker_config)
+
     add_numlog_subcommands(sub)
     add_report_subcommands(sub)
 
@@ -62,6 +75,35 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     demo.add_argument("--workdir", type=Path, default=Path(".demo"))
     demo.add_argument("--no-input", action="store_true", help="do not read taps from stdin")
     demo.set_defaults(func=_demo)
+
+
+def broker_config(args: argparse.Namespace) -> int:
+    from dashboard.broker_config import BrokerConfigError, preregister, write_config
+    from dashboard.db import make_engine, make_sessionmaker
+
+    try:
+        settings = settings_of(args)
+        sm = make_sessionmaker(make_engine(settings.database_url))
+        with sm.begin() as db:
+            added = preregister(db, args.add, settings.site, now_utc())
+            written = write_config(db, args.out, site=settings.site, tls_dir=args.tls_dir,
+                                   port=args.port)
+    except (SettingsError, BrokerConfigError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{written.acl}: {len(written.users)} node user(s) and the dashboard")
+    print(f"{written.passwd}: kept {len(written.changes.kept)}, added "
+          f"{len(written.changes.added)}, removed {len(written.changes.removed)}"
+          + (f" ({', '.join(written.changes.removed)})" if written.changes.removed else ""))
+    for user in written.changes.added:
+        print(f"  new password for {user}: {written.secrets_dir / (user + '.pw')} "
+              "(copy it to that node's [mqtt] password_file, then delete it here)")
+    if added:
+        print(f"registered as pending: {', '.join(added)} (approve each on the nodes page once "
+              "it announces its key)")
+    print(f"{written.conf}: include it from /etc/mosquitto/conf.d/, make the files readable "
+          "by the mosquitto user, then reload mosquitto (systemctl reload mosquitto)")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
+
+from controller.files import create_private
 
 
 class _NoRowLog(logging.Filter):
@@ -27,6 +30,9 @@ class Base(DeclarativeBase):
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            create_private(Path(database))  # 0600, and so are its -wal and -shm files
         engine = create_engine(url, connect_args={"check_same_thread": False},
                                hide_parameters=True)
 

@@ -117,7 +117,7 @@ def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
     link = LinkProcess(settings.mqtt, client_id=f"secroom-dashboard-{settings.site}")
     consumer = IngestConsumer(sm, link, site=settings.site, bus=runtime.bus,
                               gap_timeout_s=settings.gap_timeout_s,
-                              verify_mode=settings.ingest_verify)
+                              verify_mode=settings.ingest_verify, receipt_key=key)
     signer = PolicySigner(sm, key, site=settings.site,
                           publish=lambda topic, blob, retain: link.publish(topic, blob,
                                                                            retain=retain))

@@ -46,6 +46,8 @@ class DashboardSettings(BaseModel):
     session_secret_file: Path | None = None
     session_max_age_s: int = Field(default=8 * 3600, ge=60)
     session_idle_s: int = Field(default=3600, ge=60)
+    # how long the temporary password an admin's reset gives a user keeps working
+    temporary_password_ttl_s: int = Field(default=24 * 3600, ge=300, le=7 * 86400)
     https: bool = False
     login_throttle: LoginThrottle = LoginThrottle()
     mqtt: MqttSettings | None = None

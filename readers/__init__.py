@@ -13,7 +13,6 @@ from readers.base import (
     ReaderStatus,
     ReadFailure,
     TapSink,
-    role_for,
 )
 
 __all__ = [
@@ -25,5 +24,4 @@ __all__ = [
     "ReaderRole",
     "ReaderStatus",
     "TapSink",
-    "role_for",
 ]

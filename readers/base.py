@@ -8,7 +8,6 @@ guessed UID).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -90,19 +89,3 @@ class CardReader(Protocol):
     def stop(self) -> None:
         """Stop watching and join the adapter's threads."""
         ...
-
-
-def role_for(reader: str, roles: Mapping[str, ReaderRole]) -> ReaderRole | None:
-    """The role of ``reader`` given a config mapping of reader names (or name prefixes) to roles.
-
-    PC/SC appends slot numbers to a reader's name ("Sony FeliCa Port/PaSoRi 4.0 00 00"), so a
-    configured key matches either the exact name or a prefix of it; the exact name wins, then
-    the longest prefix.
-    """
-    if reader in roles:
-        return roles[reader]
-    best: str | None = None
-    for key in roles:
-        if key and reader.startswith(key) and (best is None or len(key) > len(best)):
-            best = key
-    return roles[best] if best is not None else None

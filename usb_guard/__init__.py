@@ -7,9 +7,11 @@ Modules, by who uses them:
   Japanese/English and CSV, the media ledger CSV), ``usbguard_rules`` (USBGuard export),
   ``events`` (payload models of usb.inserted / usb.removed).
 - room hosts: ``agent`` (+ ``sysfs``, ``descriptors``, ``udev``, ``medium_token``,
-  ``readonly``, ``config``), ``decision`` (the pure ``decide``), ``registration``
+  ``readonly``, ``config``; a new disk goes through ``disk_gate``: ``token_check``, then
+  ``exposure`` lets udev show it), ``decision`` (the pure ``decide``), ``registration``
   (writing a medium token), ``cli`` (``secroom usb agent|export-rules|init-medium``).
-- tests and the demo: ``simulated`` (sysfs tree, /dev nodes and udev source in a directory).
+- tests and the demo: ``simulated`` (sysfs tree, /dev nodes and udev source in a directory;
+  ``simulated_udev``: what udev's storage rule does with its disks).
 
 Nothing here imports controller or dashboard; events leave through an ``emit`` callable.
 """

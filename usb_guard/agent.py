@@ -1,8 +1,11 @@
 """The enforcement agent: udev events in, ``authorized`` written, events out.
 
 The loop is thin: read the device from sysfs, ``decide`` (pure), write ``authorized``, emit.
-Storage that was authorised is checked once its disk appears: the token block is read from the
-raw device and compared with the candidates' digests; a mismatch de-authorises the device again.
+Storage that was authorised is checked once its disk appears, while udev's storage rule still
+hides that disk from user space (``exposure``): the token block is read from the raw device and
+compared with the candidates' digests, recomputed for the device the kernel describes (USB ids,
+serial, capacity: a token copied onto another stick fails). A mismatch de-authorises the device
+again (its disk was never shown); a match marks the disk verified and has udev show it.
 Every failure caused by a device or an event is counted in ``stats`` and never stops the loop.
 """
 
@@ -10,14 +13,14 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 from usb_guard.config import NEW_DEVICE_MODES, UsbAgentConfig
 from usb_guard.decision import Verdict, decide
-from usb_guard.errors import ReadOnlyError, TokenError, UdevError, UsbGuardError
+from usb_guard.disk_gate import DiskGate
+from usb_guard.errors import ReadOnlyError, UdevError, UsbGuardError
 from usb_guard.events import (
     KIND_INSERTED,
     KIND_REMOVED,
@@ -29,7 +32,7 @@ from usb_guard.events import (
     mask_serial,
     serial_sha256,
 )
-from usb_guard.medium_token import BlockDevice, RawTokenReader, TokenReader, token_matches
+from usb_guard.medium_token import BlockDevice, RawTokenReader, TokenReader
 from usb_guard.policy import UsbPolicy
 from usb_guard.readonly import IoctlReadOnly, ReadOnlyControl
 from usb_guard.sysfs import (
@@ -44,6 +47,7 @@ from usb_guard.sysfs import (
 from usb_guard.udev import UdevSource, UEvent
 
 PolicyProvider = Callable[[], UsbPolicy | None]
+HIDDEN = "hidden"  # SECROOM_STORAGE, set by hardware/udev/79-secroom-usb-storage.rules
 MAX_SOURCE_FAILURES = 10  # consecutive udev failures before the agent gives up
 
 
@@ -58,6 +62,7 @@ class AgentStats:
     blocked: int = 0
     token_verified: int = 0
     token_mismatches: int = 0
+    unhidden_disks: int = 0  # USB disks udev's storage rule did not hide (rule not installed)
     malformed_devices: int = 0
     bad_events: int = 0
     errors: int = 0
@@ -75,8 +80,6 @@ class _Seen:
 @dataclass
 class _State:
     present: dict[str, _Seen] = field(default_factory=dict)
-    pending_token: dict[str, Verdict] = field(default_factory=dict)
-    read_only_disks: set[str] = field(default_factory=set)
 
 
 class Agent:
@@ -98,6 +101,7 @@ class Agent:
         self.sysfs = Sysfs(config.sysfs_root)
         self.token_reader = token_reader or RawTokenReader(config.token_offset)
         self.read_only = read_only or IoctlReadOnly()
+        self.disks = DiskGate(config, self.sysfs, self.token_reader, self.read_only)
         self.clock = clock
         self.stats = AgentStats()
         self._state = _State()
@@ -105,7 +109,9 @@ class Agent:
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
-        """Set new devices to start unauthorised, then decide on every present device."""
+        """Set new devices to start unauthorised, forget which disks were shown, then decide on
+        every present device (media present are checked again)."""
+        self.disks.exposure.reset()
         if self.config.interface_control:
             self.sysfs.set_interface_authorized_default(0)
         mode = self.config.new_devices
@@ -178,12 +184,16 @@ class Agent:
                 self._on_add(name, "insert")
             elif action == "remove":
                 self._on_remove(name)
-        elif subsystem == "block" and action == "add" and name is not None:
+        elif subsystem == "block" and action in ("add", "remove") and name is not None:
             if not BLOCK_NAME.fullmatch(name) or not isinstance(event.sys_path, str):
                 self.stats.bad_events += 1
                 return
-            if event.devtype == "disk":
-                self._on_disk(name, event.sys_path)
+            if action == "remove":
+                if event.devtype == "disk":
+                    self.disks.disk_removed(name)
+            elif event.devtype == "disk":
+                props = event.properties if isinstance(event.properties, Mapping) else {}
+                self._on_disk(name, event.sys_path, props.get("SECROOM_STORAGE") == HIDDEN)
             elif event.devtype == "partition":
                 self._on_partition(name, event.sys_path)
 
@@ -202,11 +212,6 @@ class Agent:
             or _same(seen.verdict, verdict)
         ):
             return
-        check = verdict.needs_token_check and self.config.token_check
-        if check:
-            self._state.pending_token[name] = verdict
-        else:
-            self._state.pending_token.pop(name, None)
         self._state.present[name] = _Seen(device, verdict, verdict.control_number)
         self.sysfs.set_authorized(name, verdict.authorize)
         if verdict.authorize:
@@ -220,7 +225,7 @@ class Agent:
         if self.config.interface_control:
             for interface in self.sysfs.interface_names(name):
                 self._apply_interface(interface, verdict)
-        if check:
+        if verdict.candidates:  # storage of a medium: its disks (if any) are checked again
             for disk, sys_path in self._disks_under(name):
                 self._on_disk(disk, sys_path)
 
@@ -239,7 +244,6 @@ class Agent:
 
     def _on_remove(self, name: str) -> None:
         seen = self._state.present.pop(name, None)
-        self._state.pending_token.pop(name, None)
         device = seen.device if seen else None
         self.emit(KIND_REMOVED, UsbRemoved(
             host=self.config.host,
@@ -249,55 +253,37 @@ class Agent:
             product_id=device.product_id if device else None,
         ))
 
-    def _on_disk(self, disk_name: str, sys_path: str) -> None:
-        self._state.read_only_disks.discard(disk_name)  # a new disk may reuse an old name
+    def _on_disk(self, disk_name: str, sys_path: str, hidden: bool = True) -> None:
+        """A disk appeared below a USB device, hidden by udev until ``disks`` shows it."""
         usb = usb_device_of(sys_path)
-        if usb is None or usb not in self._state.pending_token:
-            return  # not a medium waiting for its token check (internal disk, already checked)
-        verdict = self._state.pending_token.pop(usb)
-        seen = self._state.present[usb]
+        seen = self._state.present.get(usb or "")
+        if usb is None or seen is None or seen.token_ok is False or not seen.verdict.authorize:
+            return  # not below a device we authorised (an internal disk), or refused already
+        self.stats.unhidden_disks += not hidden
         disk = BlockDevice(disk_name, self.config.dev_root / disk_name, sys_path)
-        if verdict.action == "readonly":
-            try:
-                self.read_only.set_read_only(disk)
-                self._state.read_only_disks.add(disk_name)
-            except ReadOnlyError as exc:
-                self._deauthorize(usb, seen, "block", "readonly_failed", verdict.control_number,
-                                  f"read-only could not be enforced: {exc}")
-                return
-        try:
-            token = self.token_reader.read(disk)
-        except TokenError as exc:
-            token, problem = None, str(exc)
-        else:
-            problem = "medium token does not match the ledger"
-        match = None
-        if token is not None:
-            match = next((m for m in verdict.candidates
-                          if token_matches(token, m.control_number, m.token_digest)), None)
-        if match is None:
-            self.stats.token_mismatches += 1
-            self._deauthorize(usb, seen, "removed_token_mismatch", verdict.rule,
-                              verdict.control_number, problem)
+        result = self.disks.admit(seen.device, seen.verdict, disk, hidden)
+        if result.token is not None:
+            self.stats.token_verified += result.token
+            self.stats.token_mismatches += not result.token
+        if not result.shown:
+            self._deauthorize(usb, seen, result.verdict, result.rule, result.control_number,
+                              result.reason)
             return
-        self.stats.token_verified += 1
-        seen.control_number, seen.token_ok = match.control_number, True
-        self._emit_inserted(seen.device, verdict.action, "token_check",
-                            f"medium:{match.control_number}", match.control_number,
-                            "medium token verified")
+        if result.token:
+            seen.control_number, seen.token_ok = result.control_number, True
+        if result.reason:
+            self._emit_inserted(seen.device, result.verdict, "token_check", result.rule,
+                                result.control_number, result.reason)
 
     def _on_partition(self, name: str, sys_path: str) -> None:
-        parent = Path(sys_path).parent.name
-        if parent in self._state.read_only_disks:
-            disk = BlockDevice(name, self.config.dev_root / name, sys_path)
-            try:
-                self.read_only.set_read_only(disk)
-            except ReadOnlyError as exc:
-                usb = usb_device_of(sys_path)
-                seen = self._state.present.get(usb or "")
-                if usb is not None and seen is not None:
-                    self._deauthorize(usb, seen, "block", "readonly_failed",
-                                      seen.control_number, f"read-only partition failed: {exc}")
+        try:
+            self.disks.partition_added(name, sys_path)
+        except ReadOnlyError as exc:
+            usb = usb_device_of(sys_path)
+            seen = self._state.present.get(usb or "")
+            if usb is not None and seen is not None:
+                self._deauthorize(usb, seen, "block", "readonly_failed",
+                                  seen.control_number, f"read-only partition failed: {exc}")
 
     def _deauthorize(self, usb: str, seen: _Seen, verdict: VerdictName, rule: str,
                      control_number: str | None, reason: str) -> None:

@@ -126,5 +126,11 @@ def init_medium_handler(args: argparse.Namespace, emit: Emit,
         "usb_device": done.usb_device,
         "identity": done.identity.model_dump(mode="json"),
         "token_digest": done.token_digest,
+        "capacity_sectors": done.sectors,
     }, indent=2))
+    if done.weakly_bound:
+        print("secroom usb init-medium: warning: this stick has no serial number; its token is "
+              "bound to its model and capacity only, so a full copy onto another stick of the "
+              "same model and capacity would pass. Prefer media with serial numbers.",
+              file=sys.stderr)
     return 0

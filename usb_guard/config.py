@@ -32,10 +32,28 @@ class UsbAgentConfig(BaseModel):
     )
     token_check: bool = Field(default=True, description="check the medium token on storage")
     token_offset: int = Field(default=DEFAULT_TOKEN_OFFSET, ge=0)
+    accept_unbound_tokens: bool = Field(
+        default=False,
+        description="migration only: also accept v1 medium tokens (written before tokens were "
+        "bound to the stick), which pass on a copy too; re-initialise those media instead",
+    )
+    verified_dir: Path | None = Field(
+        default=None,
+        description="where the agent marks disks whose medium passed its check; the udev rule "
+        "79-secroom-usb-storage.rules hides USB disks without a mark from user space "
+        "(default: run/secroom/usb-verified beside the sysfs root, i.e. /run/secroom/...)",
+    )
     force_read_only: bool = Field(
         default=False, description="every registered medium is read-only on this host"
     )
     poll_seconds: float = Field(default=0.5, gt=0, le=60)
+
+
+    @property
+    def verified_path(self) -> Path:
+        if self.verified_dir is not None:
+            return self.verified_dir
+        return self.sysfs_root.parent / "run" / "secroom" / "usb-verified"
 
 
 class ConfigError(UsbGuardError):

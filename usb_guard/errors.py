@@ -37,3 +37,7 @@ class CertificateError(UsbGuardError):
 
 class FontError(CertificateError):
     """No Japanese TrueType font is installed for the PDF certificates."""
+
+
+class ExposureError(UsbGuardError):
+    """A checked disk could not be marked for udev (the mark directory or the trigger failed)."""

@@ -3,7 +3,9 @@
 Run on the registration workstation (where the agent does not block unregistered sticks), as
 root: ``secroom usb init-medium --disk sdb --control-number USB-0001`` prints the identity and
 the token digest that the dashboard's ledger stores. The medium must have been partitioned with
-its first partition at or after 1 MiB, so the reserved area holding the token is free.
+its first partition at or after 1 MiB, so the reserved area holding the token is free. The token
+is bound to this stick (USB ids, serial, capacity as the kernel reports them), so a copy of it
+on another stick fails the agent's check.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from usb_guard.errors import SysfsError, TokenError
 from usb_guard.medium_token import (
     BLOCK_SIZE,
     DEFAULT_TOKEN_OFFSET,
+    DeviceBinding,
     MediumToken,
     new_token,
     token_digest,
@@ -33,6 +36,12 @@ class InitialisedMedium:
     usb_device: str
     identity: MediumIdentity
     token_digest: str
+    sectors: int  # capacity the token is bound to
+
+    @property
+    def weakly_bound(self) -> bool:
+        """No serial: another stick of the same model and capacity would take a copied image."""
+        return self.identity.serial is None
 
 
 def usb_device_of_disk(sysfs: Sysfs, disk: str) -> str:
@@ -61,9 +70,9 @@ def first_partition_start(sysfs: Sysfs, disk: str) -> int | None:
     """Byte offset of the first partition, None if the disk has no partition table."""
     base = sysfs.root / "block" / disk
     starts = []
-    for entry in sorted(os.listdir(base)):
-        start = base / entry / "start"
-        if entry.startswith(disk) and start.is_file():
+    for part in sysfs.partitions(disk):
+        start = base / part / "start"
+        if start.is_file():
             starts.append(int(start.read_text().strip()) * SECTOR)
     return min(starts) if starts else None
 
@@ -79,7 +88,9 @@ def initialise_medium(sysfs_root: Path, dev_root: Path, disk: str, control_numbe
         raise TokenError(
             f"{disk} has {where}: repartition it with the first partition at 1 MiB "
             f"so the token block at byte {token_offset} belongs to no partition")
+    binding = DeviceBinding(identity.vendor_id, identity.product_id, identity.serial,
+                            sysfs.disk_sectors(disk))
     token = MediumToken(control_number, new_token())
-    write_token(dev_root / disk, token, token_offset)
+    write_token(dev_root / disk, token, binding, token_offset)
     return InitialisedMedium(control_number, usb, identity,
-                             token_digest(token.token, control_number))
+                             token_digest(token.token, control_number, binding), binding.sectors)

@@ -6,8 +6,12 @@
 with its own ``authorized``, copied from the second) and vanish when it goes back to 0; the SCSI
 disk of a storage interface, with its /dev node, exists only while that interface is authorised;
 ``remove`` events carry no properties and the device's sysfs directory is already gone. It is
-also a ``UdevSource``: ``receive`` first notices writes to ``authorized`` (as the kernel would
-react to them) and queues the resulting events.
+also a ``UdevSource``: ``receive`` first notices writes to ``authorized`` and to the block
+devices' ``uevent`` files (as the kernel would react to them) and queues the resulting events;
+each block event then goes through udev's storage rule (``simulated_udev.UdevModel``: a USB disk
+stays hidden from user space until the agent marks it verified) before it is handed out.
+A stick's disk has the capacity of its ``DeviceSpec`` (``sectors``) and holds its ``image``
+(a copy of another stick's, say) and its token block.
 """
 
 from __future__ import annotations
@@ -21,11 +25,18 @@ from pathlib import Path
 
 from usb_guard.descriptors import build_descriptors
 from usb_guard.errors import ReadOnlyError
-from usb_guard.medium_token import DEFAULT_TOKEN_OFFSET, BlockDevice, MediumToken, encode_block
+from usb_guard.medium_token import (
+    DEFAULT_TOKEN_OFFSET,
+    BlockDevice,
+    DeviceBinding,
+    MediumToken,
+    encode_block,
+)
+from usb_guard.simulated_udev import VERIFIED_SUBDIR, UdevModel, uevent_text, written_action
 from usb_guard.udev import UEvent
 
 _CONTROLLER = "devices/pci0000:00/0000:00:14.0"
-_IMAGE_BYTES = 2 * 1024 * 1024
+DEFAULT_SECTORS = 4096  # 2 MiB: room for the reserved area and a small first partition
 
 
 @dataclass(frozen=True)
@@ -36,13 +47,20 @@ class DeviceSpec:
     serial: str | None = None
     product: str = "Simulated device"
     raw_descriptors: bytes | None = None  # overrides the built descriptors (malformed tests)
-    token: MediumToken | None = None  # written into the medium's reserved area
+    token: MediumToken | None = None  # written into the reserved area, bound to this stick
     token_block: bytes | None = None  # raw bytes instead (damaged token tests)
     first_partition_sector: int = 2048  # 1 MiB, the usual alignment
+    sectors: int = DEFAULT_SECTORS  # capacity in 512-byte sectors (/sys/block/<disk>/size)
+    image: bytes | None = None  # the disk's content before the token (a copy of another stick)
 
     @property
     def is_storage(self) -> bool:
         return any(i[0] == 0x08 for i in self.interfaces)
+
+    def binding(self) -> DeviceBinding:
+        """What the agent will read about this stick (a token registered for it is bound to)."""
+        return DeviceBinding(f"{self.vendor_id:04x}", f"{self.product_id:04x}", self.serial,
+                             self.sectors)
 
     def descriptors(self) -> bytes:
         if self.raw_descriptors is not None:
@@ -51,9 +69,10 @@ class DeviceSpec:
 
 
 def storage_stick(serial: str | None, token: MediumToken | None = None, *,
-                  vendor_id: int = 0x0781, product_id: int = 0x5583) -> DeviceSpec:
+                  vendor_id: int = 0x0781, product_id: int = 0x5583,
+                  sectors: int = DEFAULT_SECTORS) -> DeviceSpec:
     return DeviceSpec(vendor_id, product_id, ((0x08, 0x06, 0x50),), serial, "USB stick",
-                      token=token)
+                      token=token, sectors=sectors)
 
 
 def keyboard() -> DeviceSpec:
@@ -72,11 +91,15 @@ class _Plugged:
 
 
 class SimulatedUsb:
-    def __init__(self, root: Path, buses: int = 2, token_offset: int = DEFAULT_TOKEN_OFFSET):
+    def __init__(self, root: Path, buses: int = 2, token_offset: int = DEFAULT_TOKEN_OFFSET,
+                 storage_rule: bool = True):
         self.root = Path(root)
         self.sysfs_root = self.root / "sys"
         self.dev_root = self.root / "dev"
+        self.verified_dir = self.root / VERIFIED_SUBDIR
+        self.udev = UdevModel(self.verified_dir, storage_rule)
         self.token_offset = token_offset
+        self._uevents: dict[Path, str] = {}  # block uevent files -> what they read back
         self._events: queue.Queue[UEvent] = queue.Queue()
         self._lock = threading.RLock()
         self._plugged: dict[str, _Plugged] = {}
@@ -143,6 +166,15 @@ class SimulatedUsb:
         with self._lock:
             return self._plugged[name].disk
 
+    def exposed(self, node: str) -> bool:
+        """Whether udev lets user space (udisks, automount, systemd) see this block device."""
+        with self._lock:
+            return self.udev.exposed(node)
+
+    @property
+    def timeline(self) -> list[tuple[str, str]]:
+        return self.udev.timeline
+
     def disk_read_only(self, disk: str) -> bool:
         return (self.sysfs_root / "block" / disk / "ro").read_text().strip() == "1"
 
@@ -157,19 +189,27 @@ class SimulatedUsb:
     def receive(self, timeout: float) -> UEvent | None:
         self.sync()
         try:
-            if timeout <= 0:
-                return self._events.get_nowait()
-            return self._events.get(timeout=timeout)
+            event = (self._events.get_nowait() if timeout <= 0
+                     else self._events.get(timeout=timeout))
         except queue.Empty:
             return None
+        with self._lock:
+            return self.udev.process(event)  # udev runs its rules before passing an event on
 
     def close(self) -> None:
         return None
 
     def sync(self) -> None:
         """React to writes of ``authorized`` (devices and interfaces) since the last call, as
-        the kernel would: bind or unbind, and add or remove the disk of a storage interface."""
+        the kernel would: bind or unbind, and add or remove the disk of a storage interface;
+        and to actions written to a block device's ``uevent`` file (a synthetic event)."""
         with self._lock:
+            for path, text in list(self._uevents.items()):
+                action = written_action(path / "uevent", text)
+                if action is not None:
+                    devtype = "disk" if text.startswith("DEVTYPE=disk") else "partition"
+                    self._events.put(UEvent(action, "block", devtype, path.name, self._sys(path),
+                                            {"DEVTYPE": devtype, "DEVNAME": f"/dev/{path.name}"}))
             for name, plugged in self._plugged.items():
                 now = (plugged.path / "authorized").read_text().strip() == "1"
                 if now and not plugged.authorized:
@@ -226,17 +266,23 @@ class SimulatedUsb:
         self._disks += 1  # SCSI host numbers grow; disk names are reused, as in the kernel
         n = self._disks
         dpath = ipath / f"host{n}" / f"target{n}:0:0" / f"{n}:0:0:0" / "block" / disk
-        (dpath / f"{disk}1").mkdir(parents=True)
-        _write_attrs(dpath, {"ro": "0", "size": str(_IMAGE_BYTES // 512)})
-        _write_attrs(dpath / f"{disk}1", {"ro": "0", "partition": "1",
-                                          "start": str(plugged.spec.first_partition_sector)})
+        part = dpath / f"{disk}1"
+        part.mkdir(parents=True)
+        _write_attrs(dpath, {"ro": "0", "size": str(plugged.spec.sectors)})
+        _write_attrs(part, {"ro": "0", "partition": "1",
+                            "start": str(plugged.spec.first_partition_sector)})
+        for path, devtype in ((dpath, "disk"), (part, "partition")):
+            self._uevents[path] = uevent_text(path.name, devtype)
+            (path / "uevent").write_text(self._uevents[path])
         os.symlink(os.path.relpath(dpath, self.sysfs_root / "block"),
                    self.sysfs_root / "block" / disk)
         with open(self.dev_root / disk, "wb") as image:
-            image.truncate(_IMAGE_BYTES)
+            size = plugged.spec.sectors * 512
+            image.write((plugged.spec.image or b"")[:size])
+            image.truncate(size)
             block = plugged.spec.token_block
             if block is None and plugged.spec.token is not None:
-                block = encode_block(plugged.spec.token)
+                block = encode_block(plugged.spec.token, plugged.spec.binding())
             if block is not None:
                 image.seek(self.token_offset)
                 image.write(block)
@@ -258,6 +304,8 @@ class SimulatedUsb:
             self._events.put(UEvent("remove", "block", "disk", disk, self._sys(dpath),
                                     {"DEVTYPE": "disk"}))
             link.unlink()
+            for path in [p for p in self._uevents if p.name in (disk, f"{disk}1")]:
+                del self._uevents[path]
             for node in (disk, f"{disk}1"):
                 (self.dev_root / node).unlink()
             plugged.disk = None

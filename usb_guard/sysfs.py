@@ -86,7 +86,7 @@ class Sysfs:
 
     def _write(self, path: str, value: str) -> None:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)  # as `echo 1 >` does
         except OSError as exc:
             raise SysfsError(f"cannot open {path}: {exc.strerror}") from exc
         try:
@@ -169,6 +169,33 @@ class Sysfs:
 
     def set_authorized(self, name: str, value: bool) -> None:
         self._write(f"{self._device_dir(name)}/authorized", "1" if value else "0")
+
+    def disk_sectors(self, disk: str) -> int:
+        """Capacity of a block device in 512-byte sectors (``/sys/block/<disk>/size``)."""
+        if not BLOCK_NAME.fullmatch(disk):
+            raise SysfsError(f"not a block device name: {disk[:40]!r}")
+        raw = self._read(f"{self.root}/block/{disk}/size", 32)
+        text = (raw or b"").decode("ascii", "replace").strip()
+        if not text.isdigit():
+            raise SysfsError(f"block device {disk} has no readable size")
+        return int(text)
+
+    def partitions(self, disk: str) -> list[str]:
+        """The partitions of a block device (``/sys/block/<disk>/<disk>N``)."""
+        if not BLOCK_NAME.fullmatch(disk):
+            raise SysfsError(f"not a block device name: {disk[:40]!r}")
+        base = f"{self.root}/block/{disk}"
+        try:
+            entries = os.listdir(base)
+        except OSError as exc:
+            raise SysfsError(f"cannot list {base}: {exc.strerror}") from exc
+        return sorted(e for e in entries if e.startswith(disk) and BLOCK_NAME.fullmatch(e)
+                      and os.path.exists(f"{base}/{e}/partition"))
+
+    def trigger_change(self, disk: str) -> None:
+        """Have udev process a disk and its partitions again (``udevadm trigger``)."""
+        for node in (disk, *(f"{disk}/{p}" for p in self.partitions(disk))):
+            self._write(f"{self.root}/block/{node}/uevent", "change")
 
     def read_device(self, name: str) -> UsbDevice:
         """Read a device; SysfsError if it is gone, descriptor problems go into the result."""

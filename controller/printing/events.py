@@ -28,7 +28,8 @@ class ReleasedJob(BaseModel, extra="forbid"):
     pages: int | None = None  # job-impressions when CUPS reports it
     sheets: int | None = None  # job-media-sheets when CUPS reports it
     title: str | None = None  # only when titles are not redacted
-    title_sha256: str | None = None  # first 16 hex digits; set when titles are redacted
+    # set when titles are redacted: HMAC-SHA256 under the node's title key, first 16 hex digits
+    title_hmac: str | None = None
 
 
 class PrintReleasePayload(BaseModel, extra="forbid"):

@@ -6,6 +6,7 @@ No I/O and no clock: CUPS state, the rights check and the presence check come in
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -94,13 +95,15 @@ def expired_jobs(jobs: Sequence[HeldJob], now: datetime, hold_hours: float) -> l
     )
 
 
-def title_digest(title: str) -> str:
-    """16 hex digits of the title's SHA-256, taken after its individual numbers are removed: a
-    digest of a title holding a number could be reversed by trying every valid number."""
-    return hashlib.sha256(scrub(title).encode("utf-8")).hexdigest()[:16]
+def title_digest(title: str, key: bytes) -> str:
+    """HMAC-SHA256 of the title under the node's title key, first 16 hex digits: the same
+    title gives the same digest on this node, but a short, guessable title (a form name and a
+    person's name) cannot be confirmed without the key, which never leaves the node. Taken
+    after the title's individual numbers are removed, so not even the key confirms one."""
+    return hmac.new(key, scrub(title).encode("utf-8"), hashlib.sha256).hexdigest()[:16]
 
 
-def released_record(job: HeldJob, *, redact_titles: bool) -> ReleasedJob:
+def released_record(job: HeldJob, *, redact_titles: bool, title_key: bytes) -> ReleasedJob:
     return ReleasedJob(
         job_id=job.job_id,
         cups_user=job.owner,
@@ -108,5 +111,5 @@ def released_record(job: HeldJob, *, redact_titles: bool) -> ReleasedJob:
         pages=job.impressions,
         sheets=job.sheets,
         title=None if redact_titles else scrub(job.title),
-        title_sha256=title_digest(job.title) if redact_titles else None,
+        title_hmac=title_digest(job.title, title_key) if redact_titles else None,
     )

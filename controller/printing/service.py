@@ -9,6 +9,7 @@ the rest are reported in a ``cups_unavailable`` denial: they stay held, none is 
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +74,7 @@ class PrintRelease:
         check_right: RightCheck | None = None,
         is_present: PresenceCheck | None = None,
         person_for_user: Callable[[str], str | None] | None = None,
+        title_key: bytes | None = None,
     ) -> None:
         if settings.require_presence and is_present is None:
             raise ValueError("require_presence is set: pass is_present(person_id, now) -> bool")
@@ -83,6 +85,9 @@ class PrintRelease:
         self._check_right = check_right
         self._is_present = is_present
         self._person_for_user = person_for_user
+        # the gateway passes a key derived from its node key (stable across restarts); without
+        # one, digests are comparable within this run only
+        self._title_key = title_key if title_key is not None else os.urandom(32)
         #: released_jobs, expired_jobs, cups_errors, denied.<reason>: for the node's health report.
         self.counters: Counter[str] = Counter()
 
@@ -148,7 +153,8 @@ class PrintRelease:
             done.append(job)
         self.counters["released_jobs"] += len(done)
         if done:
-            records = [released_record(j, redact_titles=self.settings.redact_titles) for j in done]
+            records = [released_record(j, redact_titles=self.settings.redact_titles,
+                                       title_key=self._title_key) for j in done]
             pages = [r.pages for r in records]
             payload = PrintReleasePayload(
                 printer=printer,

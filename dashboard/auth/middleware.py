@@ -2,7 +2,8 @@
 
 It runs before routing so nothing (not even body validation) is reached unauthenticated: the
 request's route is looked up in the router, public routes pass, every other route needs a
-session cookie or a scoped API token and the caller's role must be in the route's column.
+session cookie or a scoped API token and the caller's role must be in the route's column; a
+session opened with a temporary password reaches only the change-password page and log-out.
 State-changing calls made with a session need the session's CSRF token (header
 ``X-CSRF-Token`` or form field ``csrf_token``); token-authenticated API calls are exempt.
 """
@@ -19,7 +20,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import anyio.to_thread
 from starlette.routing import Match, Router
 
-from dashboard.auth.roles import PUBLIC_ROUTES, ROLE_MATRIX
+from dashboard.auth.roles import PUBLIC_ROUTES, ROLE_MATRIX, WHILE_MUST_CHANGE
 from dashboard.auth.service import AuthService, Principal
 
 Scope = MutableMapping[str, Any]
@@ -125,6 +126,9 @@ class SecurityMiddleware:
         if principal.role not in ROLE_MATRIX.get(name, frozenset()):
             await _respond(send_with_headers, 403, {"detail": "forbidden for your role"})
             return
+        if principal.must_change_password and name not in WHILE_MUST_CHANGE:
+            await self._must_change(scope, send_with_headers)
+            return
         if not self._same_origin(scope):
             await _respond(send_with_headers, 403, {"detail": "cross-origin request refused"})
             return
@@ -178,6 +182,16 @@ class SecurityMiddleware:
             sent = (parse_qs(body.decode("latin-1")).get("csrf_token") or [""])[0]
         expected = principal.csrf_token
         return bool(sent) and hmac.compare_digest(sent.encode(), expected.encode()), receive
+
+    async def _must_change(self, scope: Scope, send: Send) -> None:
+        """A session opened with a temporary password may only set the user's own one."""
+        if scope["method"] == "GET" and "text/html" in _header(scope, b"accept"):
+            await send({"type": "http.response.start", "status": 303,
+                        "headers": [(b"location", b"/account/password"),
+                                    (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await _respond(send, 403, {"detail": "set a new password first"})
 
     async def _unauthenticated(self, scope: Scope, send: Send) -> None:
         path = scope.get("path", "/")

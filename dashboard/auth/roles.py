@@ -27,11 +27,20 @@ PUBLIC_ROUTES: frozenset[str] = frozenset(
     {"health", "login.form", "login.submit", "language.set", "static"}
 )
 
+# All a session opened with a temporary password (an admin's reset) may do until the user has
+# set their own password.
+WHILE_MUST_CHANGE: frozenset[str] = frozenset(
+    {"account.password", "account.password_change", "logout"}
+)
+
 # Every authenticated route. Auditors read everything and change nothing.
 ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "logout": ALL,
     "openapi": ALL,
     "me": ALL,
+    # the caller's own account: set a new password (after a reset, the only page open)
+    "account.password": ALL,
+    "account.password_change": ALL,
     "overview.page": READERS,
     "live.stream": READERS,
     # door log and presence
@@ -45,7 +54,11 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "people.update": EDITORS,
     "people.card_add": EDITORS,
     "people.card_revoke": EDITORS,
-    "people.card_enrol": EDITORS,
+    # enrolment by a tap: a window the editor opens at one reader (node + reader name)
+    "people.enrol_open": EDITORS,
+    "people.enrol_status": EDITORS,
+    "people.enrol_close": EDITORS,
+    "people.enrol_confirm": EDITORS,
     # groups (rights), weekly windows, public holidays
     "groups.page": READERS,
     "groups.create": EDITORS,
@@ -74,6 +87,10 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "users.create": ADMINS,
     "users.token_create": ADMINS,
     "users.token_revoke": ADMINS,
+    "users.deactivate": ADMINS,
+    "users.reactivate": ADMINS,
+    "users.password_reset": ADMINS,
+    "users.sessions_end": ADMINS,
     # JSON API
     "api.overview": READERS,
     "api.events": READERS,

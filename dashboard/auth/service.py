@@ -5,18 +5,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
 from dashboard.auth.passwords import hash_password, needs_rehash, verify_password
 from dashboard.auth.roles import SCOPES, Role
-from dashboard.models.auth import ApiToken, LoginAttempt, Session, User, as_utc
-from dashboard.settings import DashboardSettings, LoginThrottle
+from dashboard.auth.throttle import reserve_attempt, settle_success
+from dashboard.models.auth import ApiToken, Session, User, as_utc
+from dashboard.settings import DashboardSettings
 from dashboard.textguard import guard_text
 
 TOKEN_PREFIX = "srt_"  # noqa: S105 - a public marker, not a secret
@@ -38,20 +40,20 @@ class Principal:
     csrf_token: str = field(default="", repr=False)
     scopes: frozenset[str] = frozenset()
     session_id: int | None = None
+    # logged in with a temporary password: may only set a new one (or log out)
+    must_change_password: bool = False
 
 
 @dataclass(frozen=True)
 class LoginResult:
-    outcome: Literal["ok", "bad_credentials", "throttled"]
+    outcome: Literal["ok", "bad_credentials", "throttled", "expired"]
     session_token: str = field(default="", repr=False)
     principal: Principal | None = None
 
 
-def throttled(failures_user: int, failures_ip: int, policy: LoginThrottle) -> bool:
-    """Pure: refuse further attempts once either counter reaches its limit in the window."""
-    return (
-        failures_user >= policy.max_failures_per_user or failures_ip >= policy.max_failures_per_ip
-    )
+def temporary_password_expired(user: User, now: datetime) -> bool:
+    """Pure: a temporary password (set by an admin's reset) stops working at its expiry."""
+    return user.password_expires_at is not None and now >= as_utc(user.password_expires_at)
 
 
 def session_expired(session: Session, now: datetime, idle_s: int) -> bool:
@@ -62,10 +64,14 @@ def session_expired(session: Session, now: datetime, idle_s: int) -> bool:
 
 
 class AuthService:
-    def __init__(self, settings: DashboardSettings, sm: sessionmaker[DbSession]) -> None:
+    def __init__(
+        self, settings: DashboardSettings, sm: sessionmaker[DbSession],
+        on_sessions_ended: Callable[[list[int]], None] | None = None,
+    ) -> None:
         self._settings = settings
         self._sm = sm
         self._pepper = settings.session_secret()
+        self._on_sessions_ended = on_sessions_ended
 
     def _digest(self, token: str) -> str:
         return hmac.new(self._pepper, token.encode(), hashlib.sha256).hexdigest()
@@ -92,59 +98,84 @@ class AuthService:
         return user
 
     # log-in --------------------------------------------------------------------------------
-    def login(self, username: str, password: str, ip: str, now: datetime) -> LoginResult:
-        policy = self._settings.login_throttle
-        since = now - timedelta(seconds=policy.window_s)
+    def check_password(
+        self, username: str, password: str, ip: str, now: datetime
+    ) -> tuple[Literal["ok", "bad_credentials", "throttled", "expired"], User | None, int]:
+        """Reserve the attempt (throttle), then check the password: the outcome, the user as
+        read before the check, and the reserved attempt's id (settled by the caller).
+
+        See ``dashboard.auth.throttle``: the attempt is recorded before the check, so a burst
+        of concurrent guesses gets at most the limit of checks and a right password sent
+        inside it is refused while the account or the address is throttled."""
         username = username[:64]
         ip = ip[:64]
-        with self._sm.begin() as db:
+        with self._sm() as db:
             user = db.scalar(select(User).where(User.username == username))
-            # a name that is nobody's is often a password typed into the wrong field (or an
-            # individual number): the attempt keeps only a keyed digest of it, which still
-            # throttles guesses at that name
-            who = username if user is not None else "?" + self._digest("login:" + username)[:40]
-            fails_user = db.scalar(
-                select(func.count()).select_from(LoginAttempt).where(
-                    LoginAttempt.username == who, LoginAttempt.at >= since,
-                    LoginAttempt.success.is_(False),
-                )
-            ) or 0
-            fails_ip = db.scalar(
-                select(func.count()).select_from(LoginAttempt).where(
-                    LoginAttempt.ip == ip, LoginAttempt.at >= since,
-                    LoginAttempt.success.is_(False),
-                )
-            ) or 0
-            if throttled(fails_user, fails_ip, policy):
-                db.add(LoginAttempt(username=who, ip=ip, at=now, success=False))
-                return LoginResult("throttled")
-            ok = verify_password(user.password_hash if user else None, password)
-            if not ok or user is None or not user.active:
-                db.add(LoginAttempt(username=who, ip=ip, at=now, success=False))
+        # a name that is nobody's is often a password typed into the wrong field (or an
+        # individual number): the attempt keeps only a keyed digest of it, which still
+        # throttles guesses at that name
+        who = username if user is not None else "?" + self._digest("login:" + username)[:40]
+        attempt = reserve_attempt(self._sm, who=who, ip=ip, now=now,
+                                  policy=self._settings.login_throttle)
+        if attempt is None:
+            return "throttled", None, 0
+        stored = user.password_hash if user is not None else None
+        if not verify_password(stored, password) or user is None or not user.active:
+            return "bad_credentials", None, attempt
+        if temporary_password_expired(user, now):
+            return "expired", None, attempt
+        return "ok", user, attempt
+
+    def login(self, username: str, password: str, ip: str, now: datetime) -> LoginResult:
+        """Check the password (throttled), then open a session."""
+        outcome, checked, attempt = self.check_password(username, password, ip, now)
+        if outcome != "ok" or checked is None:
+            return LoginResult("bad_credentials" if outcome == "ok" else outcome)
+        stored = checked.password_hash
+        with self._sm.begin() as db:
+            user = db.get(User, checked.id)
+            # deactivated, or given another password, while this one was being checked
+            if user is None or not user.active or user.password_hash != stored:
                 return LoginResult("bad_credentials")
+            settle_success(db, attempt)
             if needs_rehash(user.password_hash):
                 user.password_hash = hash_password(password)
-            db.add(LoginAttempt(username=username, ip=ip, at=now, success=True))
             # sessions that ended are only ever removed here and on their next use
             db.execute(delete(Session).where(Session.expires_at <= now))
             token = secrets.token_urlsafe(32)
             csrf = secrets.token_urlsafe(32)
             row = Session(
                 token_hash=self._digest(token), csrf_token=csrf, user_id=user.id, created_at=now,
-                last_seen_at=now, ip=ip,
+                last_seen_at=now, ip=ip[:64],
                 expires_at=now + timedelta(seconds=self._settings.session_max_age_s),
             )
             db.add(row)
             db.flush()
-            principal = Principal(
-                user.id, user.username, Role(user.role), "session", user.language, csrf,
-                session_id=row.id,
-            )
-            return LoginResult("ok", token, principal)
+            return LoginResult("ok", token, self._principal(user, row))
 
     def logout(self, session_id: int) -> None:
         with self._sm.begin() as db:
             db.execute(delete(Session).where(Session.id == session_id))
+        self.announce_ended([session_id])
+
+    def announce_ended(self, session_ids: list[int]) -> None:
+        """Tell this process's live streams that these sessions ended (after the commit)."""
+        if session_ids and self._on_sessions_ended is not None:
+            self._on_sessions_ended(sorted(session_ids))
+
+    def session_active(self, session_id: int, now: datetime) -> bool:
+        """Whether a session still stands (long-lived streams ask this now and then)."""
+        with self._sm() as db:
+            row = db.get(Session, session_id)
+            return row is not None and row.user.active and not session_expired(
+                row, now, self._settings.session_idle_s)
+
+    @staticmethod
+    def _principal(user: User, row: Session) -> Principal:
+        return Principal(
+            user.id, user.username, Role(user.role), "session", user.language, row.csrf_token,
+            session_id=row.id, must_change_password=user.must_change_password,
+        )
 
     def resolve_session(self, token: str, now: datetime) -> Principal | None:
         if not token or len(token) > 128:
@@ -159,10 +190,7 @@ class AuthService:
                 return None
             if now - as_utc(row.last_seen_at) >= timedelta(seconds=30):
                 row.last_seen_at = now
-            return Principal(
-                user.id, user.username, Role(user.role), "session", user.language,
-                row.csrf_token, session_id=row.id,
-            )
+            return self._principal(user, row)
 
     # API tokens ----------------------------------------------------------------------------
     def create_token(

@@ -44,6 +44,7 @@ def seed_media(sm: Any, now: datetime) -> list[DemoStick]:
     from dashboard.media import service
     from usb_guard.ledger import ControlNumbering
     from usb_guard.medium_token import token_digest
+    from usb_guard.simulated import storage_stick
 
     staff = seed.staff()
     sticks: list[DemoStick] = []
@@ -56,7 +57,8 @@ def seed_media(sm: Any, now: datetime) -> list[DemoStick]:
             custodian = staff[20 + i % 6].id  # the IT team keeps the media
             row = service.register_medium(db, ACTOR, {
                 "vendor_id": "0781", "product_id": "5583", "serial": serial,
-                "interfaces": ["08:06:50"], "token_digest": token_digest(token, number),
+                "interfaces": ["08:06:50"],  # the token is bound to the simulated stick
+                "token_digest": token_digest(token, number, storage_stick(serial).binding()),
                 "make": "SanDisk", "model": "Ultra Fit 32GB", "capacity": "32 GB",
                 "custodian": custodian, "hosts": [HOST],
             }, now=now - timedelta(days=40))

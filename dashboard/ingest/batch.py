@@ -21,20 +21,26 @@ class Outcome(NamedTuple):  # one per payload: a tuple, cheap to build thousands
     index: int = -1  # position of the payload in the batch given to ``process``
 
 
+class AckMark(NamedTuple):
+    """A node's new contiguous mark: what the signed ack carries (controller.receipts.Ack)."""
+
+    seq: int
+    hash: str
+    counter: int
+
+
 @dataclass(frozen=True)
 class ResendRequest:
     node: str
     first: int
     last: int
-
-    def payload(self) -> dict[str, int]:
-        return {"from": self.first, "to": self.last}
+    counter: int = field(default=0, compare=False)  # raised per request (the node refuses old)
 
 
 @dataclass
 class BatchResult:
     outcomes: list[Outcome] = field(default_factory=list)
-    acks: dict[str, int] = field(default_factory=dict)
+    acks: dict[str, AckMark] = field(default_factory=dict)
     resends: list[ResendRequest] = field(default_factory=list)
     messages: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)

@@ -32,15 +32,18 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller.envelope import MAX_EVENT_BYTES, TOPIC_ROOT, canonical_json, now_utc, topic_for
+from controller.envelope import MAX_EVENT_BYTES, TOPIC_ROOT, now_utc, topic_for
 from controller.mqtt import MqttError, MqttLink
+from controller.receipts import Ack, Resend, sign_ack, sign_resend
 from dashboard.bus import Bus
 from dashboard.ingest.core import BatchResult, IngestCore, Prepared, ResendRequest
 from dashboard.ingest.link_process import LinkProcess
+from dashboard.ingest.marks import next_counter
 from dashboard.ingest.verify import SignatureAudit, SignatureVerifier
 from dashboard.models.nodes import Node
 
@@ -51,20 +54,31 @@ T = TypeVar("T")
 
 
 class _Inbox(Generic[T]):
-    """A bounded FIFO drained in bulk (one lock round per batch, not per message)."""
+    """A FIFO drained in bulk (one lock round per batch, not per message), bounded in items
+    and, with ``size``, in bytes: a producer waits while either bound is reached."""
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, max_bytes: int = 0,
+                 size: Callable[[T], int] | None = None) -> None:
         self.maxsize = maxsize
+        self.max_bytes = max_bytes
+        self._size = size
+        self.bytes = 0
         self._items: deque[T] = deque()
         self._cond = threading.Condition()
 
+    def _full(self) -> bool:
+        return len(self._items) >= self.maxsize or (
+            self._size is not None and self.bytes >= self.max_bytes)
+
     def put(self, item: T, stop: threading.Event) -> bool:
         with self._cond:
-            while len(self._items) >= self.maxsize:
+            while self._full():
                 if stop.is_set():
                     return False
                 self._cond.wait(0.5)
             self._items.append(item)
+            if self._size is not None:
+                self.bytes += self._size(item)
             if len(self._items) == 1:
                 self._cond.notify_all()
         return True
@@ -72,12 +86,14 @@ class _Inbox(Generic[T]):
     def put_many(self, items: list[T], stop: threading.Event) -> int:
         """Append all of ``items`` (waiting for room); returns how many were not taken."""
         with self._cond:
-            while len(self._items) >= self.maxsize:
+            while self._full():
                 if stop.is_set():
                     return len(items)
                 self._cond.wait(0.5)
             was_empty = not self._items
             self._items.extend(items)
+            if self._size is not None:
+                self.bytes += sum(map(self._size, items))
             if was_empty:
                 self._cond.notify_all()
         return 0
@@ -91,6 +107,8 @@ class _Inbox(Generic[T]):
                 self._cond.wait(linger)  # a trickle: let a few more arrive
             n = min(limit, len(self._items))
             out = [self._items.popleft() for _ in range(n)]
+            if self._size is not None:
+                self.bytes -= sum(map(self._size, out))
             if n:
                 self._cond.notify_all()  # room for a blocked producer
             return out
@@ -121,14 +139,19 @@ class IngestConsumer:
         batch_wait_s: float = 0.02,
         ack_interval_s: float = 0.25,
         queue_max: int = 100_000,
+        queue_max_bytes: int = 64 * 1024 * 1024,
         audit_processes: int | None = None,
         verify_mode: str = "chain",
         max_payload: int = MAX_EVENT_BYTES,
         tick_s: float = 1.0,
         resend_interval_s: float = 5.0,
         catch_up_interval_s: float = 60.0,
+        receipt_key: Ed25519PrivateKey | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
+        # acks and resend requests are signed with the dashboard's key (the policy signer's,
+        # which the nodes pin); without one a throwaway key: no node will act on them
+        self.receipt_key = receipt_key or Ed25519PrivateKey.generate()
         self.link = link
         self.site = site
         self.bus = bus
@@ -156,7 +179,8 @@ class IngestConsumer:
             max_payload=max_payload,
             resend_interval_s=resend_interval_s,
         )
-        self._queue: _Inbox[tuple[str, bytes]] = _Inbox(queue_max)
+        self._queue: _Inbox[tuple[str, bytes]] = _Inbox(queue_max, queue_max_bytes,
+                                                         lambda m: len(m[1]))
         self._ready: _Inbox[tuple[list[tuple[str, bytes]], Prepared | None]] = _Inbox(2)
         self._preparer: threading.Thread | None = None
         self._stop = threading.Event()
@@ -164,7 +188,7 @@ class IngestConsumer:
         self._idle = threading.Condition()
         self._received = 0
         self._handled = 0
-        self._unsent_acks: dict[str, int] = {}
+        self._unsent_acks: dict[str, bytes] = {}
         self.batches = 0
         self.catch_ups = 0
         self._connects = 0
@@ -202,7 +226,8 @@ class IngestConsumer:
             self.link.subscribe_many(filters, self._on_messages)
         else:
             for topic_filter in filters:
-                self.link.subscribe(topic_filter, self._on_message)
+                self.link.subscribe(topic_filter, self._on_message,
+                                    max_payload=self.core.preparer.max_payload)
 
     def stop(self) -> None:
         self._stop.set()
@@ -363,7 +388,9 @@ class IngestConsumer:
                 delay = min(delay * 2, 5.0)
 
     def _after_commit(self, result: BatchResult) -> None:
-        self._unsent_acks.update(result.acks)
+        for node, mark in result.acks.items():
+            self._unsent_acks[node] = sign_ack(self.receipt_key, Ack(
+                self.site, node, mark.seq, mark.hash, mark.counter))
         # acks are exact (only committed seqs) but, under load, at most one per node per
         # ack_interval_s: with an empty queue they go out at once
         now = time.monotonic()
@@ -376,25 +403,20 @@ class IngestConsumer:
             self.bus.publish(topic, data)  # type: ignore[arg-type]
 
     def _flush_acks(self) -> None:
-        for node, seq in list(self._unsent_acks.items()):
+        for node, blob in list(self._unsent_acks.items()):
             try:
-                self.link.publish(
-                    topic_for(self.site, node, "ack"),
-                    canonical_json({"seq": seq}),
-                    qos=1,
-                    retain=True,
-                )
+                self.link.publish(topic_for(self.site, node, "ack"), blob, qos=1, retain=True)
             except MqttError:
                 return  # kept; retried on the next batch or tick
-            if self._unsent_acks.get(node) == seq:
+            if self._unsent_acks.get(node) is blob:
                 del self._unsent_acks[node]
 
     def _send_resend(self, req: ResendRequest) -> None:
+        blob = sign_resend(self.receipt_key, Resend(self.site, req.node, req.first, req.last,
+                                                    req.counter))
         # if the link is down, the gap check re-asks every resend interval while the gap is open
         with contextlib.suppress(MqttError):
-            self.link.publish(
-                topic_for(self.site, req.node, "resend"), canonical_json(req.payload()), qos=1
-            )
+            self.link.publish(topic_for(self.site, req.node, "resend"), blob, qos=1)
 
     def _tick(self) -> None:
         self._flush_acks()
@@ -427,19 +449,29 @@ class IngestConsumer:
         sent while pending was refused, and an idle node would not send again by itself."""
         try:
             with self.sessionmaker() as session:
-                marks = session.execute(
-                    select(Node.name, Node.contiguous_seq).where(Node.key_status == "approved")
-                ).all()
+                names = set(session.scalars(select(Node.name).where(
+                    Node.key_status == "approved")))
+            known = self._approved
+            if only_new and known is None:
+                self._approved = names
+                return True  # the first look: nothing to compare with
+            ask = names if not only_new else names - (known or set())
+            requests = []
+            if ask:
+                with self.sessionmaker() as session, session.begin():  # counters rise
+                    now = self.clock()
+                    for node in session.scalars(select(Node).where(Node.name.in_(sorted(ask)))):
+                        node.resend_counter = next_counter(node.resend_counter, now)
+                        requests.append(ResendRequest(
+                            node.name, node.contiguous_seq + 1,
+                            node.contiguous_seq + CATCH_UP_SPAN, node.resend_counter))
         except (OperationalError, DBAPIError) as exc:  # the next tick asks again
             self.db_errors += 1
             self.last_error = f"database unavailable: {exc.orig or exc}"
             return False
-        known, self._approved = self._approved, {name for name, _ in marks}
-        if only_new and known is None:
-            return True  # the first look: nothing to compare with
-        for name, seq in marks:
-            if not only_new or name not in (known or set()):
-                self._send_resend(ResendRequest(name, seq + 1, seq + CATCH_UP_SPAN))
+        self._approved = names
+        for req in requests:
+            self._send_resend(req)
         if not only_new:
             self.catch_ups += 1
         return True
@@ -451,5 +483,5 @@ class IngestConsumer:
             "db_errors": self.db_errors,
             "last_error": self.last_error,
             "bus_published": self.bus.published,
-            "unsent_acks": json.dumps(self._unsent_acks),
+            "unsent_acks": json.dumps(sorted(self._unsent_acks)),
         }

@@ -36,7 +36,8 @@ from dashboard.models.events import StoredEvent
 from dashboard.models.nodes import Node
 
 __all__ = ["MAX_SEQ", "BatchResult", "IngestCore", "Outcome", "Prepared", "ResendRequest"]
-_ANOMALY_KINDS = frozenset({"door.forced", "door.held_open", "policy.rejected"})
+_ANOMALY_KINDS = frozenset({"door.forced", "door.held_open", "policy.rejected",
+                            "node.receipt_refused"})
 
 
 class IngestCore:
@@ -108,7 +109,7 @@ class IngestCore:
             if first > last:
                 node.gap_since = None
                 continue
-            self.marks.request(node.name, first, last, now, result)
+            self.marks.request(node, first, last, now, result)
             assert node.gap_since is not None
             if (now - node.gap_since).total_seconds() >= gap_timeout_s:
                 pending.add(
@@ -403,6 +404,17 @@ class IngestCore:
                 severity="warning",
                 subject=f"door {door} held open",
                 detail={"door": door, "at": event.ts},
+            )
+        elif event.kind == "node.receipt_refused":
+            what = str(event.data.get("what"))[:16]
+            pending.add(
+                "receipt_refused",
+                f"{event.node}:{what}",
+                node=event.node,
+                severity="critical",
+                subject=f"{event.node} refused a forged or replayed {what}",
+                detail={"what": what, "reason": str(event.data.get("reason"))[:32],
+                        "count": event.data.get("count"), "at": event.ts},
             )
         elif event.kind == "policy.rejected":
             pending.add(

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from controller.envelope import MAX_EVENT_BYTES
 from controller.mqtt import MqttError, MqttLink, MqttSettings, topic_matches
 from dashboard.ingest.gc_tuning import tune_gc
 from dashboard.ingest.verify import sigint_blocked, worker_init
@@ -36,6 +37,7 @@ BatchHandler = Callable[[list[tuple[str, bytes]]], None]
 
 BATCH_MAX = 2000  # messages per pipe send
 CHILD_BUFFER_MAX = 20_000  # past this the child's paho thread waits (TCP back-pressure)
+CHILD_BUFFER_BYTES = 32 * 1024 * 1024  # ... and past this many payload bytes
 STATS_EVERY_S = 0.5
 LINGER_S = 0.002  # what a live event may wait in the link process for others to join it
 
@@ -283,6 +285,7 @@ def _child_main(conn: Connection, settings: dict[str, Any], client_id: str) -> N
     tune_gc()  # paho allocates a handful of objects per message
     link = MqttLink(MqttSettings.model_validate(settings), client_id=client_id)
     buf: list[tuple[str, bytes]] = []
+    held = [0]  # payload bytes in ``buf``
     cond = threading.Condition()
     done = threading.Event()
     send_lock = threading.Lock()
@@ -298,9 +301,11 @@ def _child_main(conn: Connection, settings: dict[str, Any], client_id: str) -> N
                 topics.clear()
             same = topics[topic] = topic
         with cond:
-            while len(buf) >= CHILD_BUFFER_MAX and not done.is_set():
+            while (len(buf) >= CHILD_BUFFER_MAX or held[0] >= CHILD_BUFFER_BYTES) \
+                    and not done.is_set():
                 cond.wait(0.5)
             buf.append((same, payload))
+            held[0] += len(payload)
             if len(buf) == 1:
                 cond.notify_all()
 
@@ -318,6 +323,7 @@ def _child_main(conn: Connection, settings: dict[str, Any], client_id: str) -> N
                     cond.wait(LINGER_S)  # a stream: let a batch gather (one pipe send for many)
                 items = buf[:BATCH_MAX]
                 del buf[: len(items)]
+                held[0] -= sum(len(p) for _, p in items)
                 drained = not buf
                 cond.notify_all()
             try:
@@ -366,7 +372,9 @@ def _child_main(conn: Connection, settings: dict[str, Any], client_id: str) -> N
                 _, topic_filter, qos = msg
                 if topic_filter not in handlers:
                     handlers[topic_filter] = True
-                    link.subscribe(topic_filter, on_message, qos=qos)
+                    # nothing the dashboard subscribes to is larger than an event
+                    link.subscribe(topic_filter, on_message, qos=qos,
+                                   max_payload=MAX_EVENT_BYTES)
             elif msg[0] == "pub":
                 _, topic, payload, qos, retain = msg
                 if retain:

@@ -11,9 +11,16 @@ from sqlalchemy.orm import Session
 
 from controller.envelope import Event
 from dashboard import projections
-from dashboard.ingest.batch import BatchResult, ResendRequest
+from dashboard.ingest.batch import AckMark, BatchResult, ResendRequest
 from dashboard.models.events import StoredEvent
 from dashboard.models.nodes import Node
+
+
+def next_counter(current: int, now: datetime) -> int:
+    """The next receipt counter: above the last one, and at least the time in milliseconds, so
+    it keeps rising after a database restored from an older backup (with a sane clock) and
+    after the clock steps back (with the database)."""
+    return max(current + 1, int(now.timestamp() * 1000))
 
 
 class ChainMarks:
@@ -52,7 +59,8 @@ class ChainMarks:
                 c_hash = accepted[c].hash
         if c > node.contiguous_seq:
             node.contiguous_seq, node.contiguous_hash = c, c_hash
-            result.acks[node.name] = c
+            node.ack_counter = next_counter(node.ack_counter, now)
+            result.acks[node.name] = AckMark(c, c_hash or "", node.ack_counter)
         if node.max_seq > node.contiguous_seq:
             if node.gap_since is None:
                 node.gap_since = now
@@ -63,7 +71,7 @@ class ChainMarks:
                 first, last = self.gap_range(session, node)
             else:
                 last = nxt - 1
-            self.request(node.name, first, last, now, result)
+            self.request(node, first, last, now, result)
         else:
             node.gap_since = None
         result.messages.append(("node", {"node": node.name}))
@@ -98,13 +106,14 @@ class ChainMarks:
         return first, (nxt - 1 if nxt is not None else node.max_seq)
 
     def request(
-        self, node: str, first: int, last: int, now: datetime, result: BatchResult
+        self, node: Node, first: int, last: int, now: datetime, result: BatchResult
     ) -> None:
-        key = (node, first, last)
+        key = (node.name, first, last)
         sent = self._resent.get(key)
         if sent is not None and (now - sent).total_seconds() < self.resend_interval_s:
             return
         if len(self._resent) > 10_000:
             self._resent.clear()
         self._resent[key] = now
-        result.resends.append(ResendRequest(node, first, last))
+        node.resend_counter = next_counter(node.resend_counter, now)
+        result.resends.append(ResendRequest(node.name, first, last, node.resend_counter))

@@ -34,6 +34,10 @@ class Node(Base):
     max_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     gap_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     events_stored: Mapped[int] = mapped_column(BigInteger, default=0)
+    # counters of the signed receipts sent to the node (controller.receipts): each new ack or
+    # resend request carries a higher one, so the node refuses a replayed older receipt
+    ack_counter: Mapped[int] = mapped_column(BigInteger, default=0)
+    resend_counter: Mapped[int] = mapped_column(BigInteger, default=0)
     # health projection
     state: Mapped[str] = mapped_column(String(16), default="unknown")
     state_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -50,8 +50,11 @@ def enrol_card(
     *,
     label: str = "",
     now: datetime | None = None,
+    presented: dict[str, Any] | None = None,
 ) -> Card:
-    """Issue card ``uid`` to a person. A revoked card may be re-issued; an active one may not."""
+    """Issue card ``uid`` to a person. A revoked card may be re-issued; an active one may not.
+    ``presented`` (where and when the card was tapped, for an enrolment by a tap) goes into
+    the audit record."""
     check_actor(actor)
     at = when(now)
     norm = _uid(uid)
@@ -78,7 +81,8 @@ def enrol_card(
         )
         session.add(card)
     session.flush()
-    rights_changed(session, actor, "card.enrol", "card", norm, before, card_dict(card), at)
+    after = card_dict(card) | ({"presented": presented} if presented else {})
+    rights_changed(session, actor, "card.enrol", "card", norm, before, after, at)
     return card
 
 

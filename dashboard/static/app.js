@@ -51,6 +51,11 @@
       }
       document.body.dataset.lastEvent = text(ev.id);
     });
+    source.addEventListener("session_ended", function () {
+      source.close();
+      document.body.dataset.liveState = "ended";
+      window.location.assign("/login");
+    });
     source.addEventListener("open", function () {
       document.body.dataset.liveState = "open";
     });
@@ -69,8 +74,42 @@
     });
   }
 
+  // An open enrolment window: count down, and ask the dashboard every second whether a card
+  // was presented (or a tap ignored); then reload to show it (dashboard/web/enrol.py).
+  function enrolWindow() {
+    var box = document.getElementById("enrol-window");
+    var counter = document.getElementById("enrol-countdown");
+    if (!box || !counter || !window.fetch) {
+      return;
+    }
+    var deadline = Date.now() + (parseInt(box.dataset.secondsLeft, 10) || 0) * 1000;
+    var tick = function () {
+      counter.textContent = String(Math.max(0, Math.ceil((deadline - Date.now()) / 1000)));
+    };
+    var poll = function () {
+      window.fetch(box.dataset.statusUrl, {
+        credentials: "same-origin", headers: { accept: "application/json" }
+      }).then(function (r) {
+        return r.ok ? r.json() : { state: "gone" };
+      }).then(function (status) {
+        if (status.state !== "open" || String(status.ignored) !== box.dataset.ignored) {
+          window.location.reload();
+          return;
+        }
+        deadline = Date.now() + status.seconds_left * 1000;
+        window.setTimeout(poll, 1000);
+      }).catch(function () {
+        window.setTimeout(poll, 2000);
+      });
+    };
+    tick();
+    window.setInterval(tick, 250);
+    window.setTimeout(poll, 1000);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     startLive();
     confirmations();
+    enrolWindow();
   });
 })();

@@ -107,7 +107,9 @@ def safe_next(target: str | None, default: str = "/") -> str:
     return target
 
 
-FLASH_KEYS = frozenset({"common.saved", "people.enrolled", "users.created"})
+FLASH_KEYS = frozenset(
+    {"common.saved", "people.card_bound", "users.created", "account.changed"}
+)
 
 
 def notice(request: Request) -> str:

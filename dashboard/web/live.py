@@ -11,12 +11,15 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
 from controller.envelope import parse_ts
+from dashboard.auth.service import AuthService
 from dashboard.i18n import Translator
 from dashboard.web import deps
 
 router = APIRouter()
 KEEPALIVE_S = 15.0
 MAX_STREAMS = 64
+# the last message of a stream whose session ended: the page goes to the log-in form
+SESSION_ENDED = b"event: session_ended\ndata: {}\n\n"
 
 
 def live_item(topic: str, data: dict[str, Any], t: Translator) -> dict[str, Any]:
@@ -57,26 +60,50 @@ def _sse(event: str, payload: dict[str, Any], ident: int) -> bytes:
 
 @router.get("/live", name="live.stream", include_in_schema=False)
 async def live_stream(request: Request) -> StreamingResponse:
+    """The stream lives as long as its session: logging out, being logged out everywhere or
+    deactivated ends it at once (a ``session`` message on the bus), and a session that ended
+    elsewhere (another replica, expiry) ends it at the next keepalive check."""
     bus = request.app.state.bus
+    auth: AuthService = request.app.state.auth
+    who = deps.principal(request)
     t = deps.translator(request)
     if bus is not None and bus.subscribers >= MAX_STREAMS:
         raise HTTPException(status_code=503, detail="too many live streams; close a tab")
 
+    async def logged_in() -> bool:
+        if who.session_id is None:
+            return False
+        return await anyio.to_thread.run_sync(auth.session_active, who.session_id,
+                                              deps.now(request))
+
     async def stream() -> AsyncIterator[bytes]:
         yield b"retry: 3000\n: connected\n\n"
         if bus is None:  # no ingest in this process: keep the stream open, quietly
-            while not await request.is_disconnected():
+            while not await request.is_disconnected() and await logged_in():
                 await anyio.sleep(KEEPALIVE_S)
                 yield b": keepalive\n\n"
+            yield SESSION_ENDED
             return
-        sub = bus.subscribe(("event", "anomaly", "node"), maxsize=500)
+        sub = bus.subscribe(("event", "anomaly", "node", "session"), maxsize=500)
         try:
+            # subscribed first, then checked: a log-out in between is not missed
+            if not await logged_in():
+                yield SESSION_ENDED
+                return
             while not await request.is_disconnected():
                 msg = await sub.aget(timeout=KEEPALIVE_S)
                 if msg is None:
                     if sub.closed:
                         return
+                    if not await logged_in():
+                        yield SESSION_ENDED
+                        return
                     yield b": keepalive\n\n"
+                    continue
+                if msg.topic == "session":
+                    if who.session_id in msg.data.get("ended", ()):
+                        yield SESSION_ENDED
+                        return
                     continue
                 name = "event" if msg.topic in ("event", "anomaly") else msg.topic
                 yield _sse(name, live_item(msg.topic, msg.data, t), msg.id)

@@ -1,13 +1,9 @@
-"""People and their cards: list, create, edit, rights (groups), enrol a card by UID or by a
-tap at a chosen reader, revoke a card. Every change goes through the audited services."""
+"""People and their cards: list, create, edit, rights (groups), enrol a card by its UID, revoke
+a card. Every change goes through the audited services. Enrolment by a tap at a chosen reader
+is its own router (``dashboard.web.enrol``), a section of the person page."""
 
 from __future__ import annotations
 
-import threading
-import time as monotonic
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -22,12 +18,11 @@ from starlette.responses import Response
 from dashboard import services
 from dashboard.auth.roles import allowed
 from dashboard.auth.service import Principal
-from dashboard.models import DoorAccess, Group, Person
+from dashboard.models import Group, Person
 from dashboard.web import deps
 from dashboard.web.forms import Ident, ShortText, csv_list
 
 router = APIRouter()
-ENROL_WAIT_S = 30.0
 
 
 class CardOut(BaseModel):
@@ -106,17 +101,11 @@ def _people(db: DbSession) -> list[Person]:
     return list(db.scalars(q.order_by(Person.id)))
 
 
-def _person(db: DbSession, person_id: str) -> Person:
+def person_or_404(db: DbSession, person_id: str) -> Person:
     person = db.get(Person, person_id)
     if person is None:
         raise HTTPException(status_code=404, detail=f"no person {person_id!r}")
     return person
-
-
-def _readers(db: DbSession) -> list[str]:
-    """Readers seen recently in the door log (for the enrolment choice)."""
-    recent = select(DoorAccess.reader).order_by(DoorAccess.id.desc()).limit(2000).subquery()
-    return sorted({r for r in db.scalars(select(recent.c.reader)) if r})
 
 
 # -- pages ------------------------------------------------------------------------------------
@@ -146,14 +135,11 @@ def people_create(
     return RedirectResponse(f"/people/{id}?msg=common.saved", status_code=303)
 
 
-def _detail_page(request: Request, db: DbSession, person_id: str, *, error: str = "",
+def detail_page(request: Request, db: DbSession, person_id: str, *, error: str = "",
                  flash: str = "", status: int = 200) -> Response:
-    person = _person(db, person_id)
+    person = person_or_404(db, person_id)
     groups = list(db.scalars(select(Group).order_by(Group.id)))
-    ctx: dict[str, Any] = {
-        "p": person_out(person), "groups": groups, "readers": _readers(db), "error": error,
-        "enrol_wait_s": int(ENROL_WAIT_S),
-    }
+    ctx: dict[str, Any] = {"p": person_out(person), "groups": groups, "error": error}
     if flash:
         ctx["flash"] = flash
     role = deps.principal(request).role
@@ -167,7 +153,7 @@ def _detail_page(request: Request, db: DbSession, person_id: str, *, error: str 
 def person_detail(
     request: Request, person_id: str, db: Annotated[DbSession, Depends(deps.db)],
 ) -> Response:
-    return _detail_page(request, db, person_id)
+    return detail_page(request, db, person_id)
 
 
 @router.post("/people/{person_id}", name="people.update", include_in_schema=False)
@@ -187,12 +173,12 @@ def person_update(
         "valid_until": valid_until or None, "operator_ids": csv_list(operator_ids),
         "cups_users": csv_list(cups_users), "groups": groups or [],
     }
-    _person(db, person_id)
+    person_or_404(db, person_id)
     try:
         deps.change(db, services.update_person, who.username, person_id, patch,
                     now=deps.now(request))
     except HTTPException as exc:
-        return _detail_page(request, db, person_id, error=str(exc.detail), status=exc.status_code)
+        return detail_page(request, db, person_id, error=str(exc.detail), status=exc.status_code)
     return RedirectResponse(f"/people/{person_id}?msg=common.saved", status_code=303)
 
 
@@ -203,82 +189,13 @@ def person_card_add(
     uid: Annotated[str, Form(max_length=64)],
     label: Annotated[str, Form(max_length=128)] = "",
 ) -> Response:
-    _person(db, person_id)
+    person_or_404(db, person_id)
     try:
         deps.change(db, services.enrol_card, who.username, person_id, uid, label=label,
                     now=deps.now(request))
     except HTTPException as exc:
-        return _detail_page(request, db, person_id, error=str(exc.detail), status=exc.status_code)
+        return detail_page(request, db, person_id, error=str(exc.detail), status=exc.status_code)
     return RedirectResponse(f"/people/{person_id}?msg=common.saved", status_code=303)
-
-
-class EnrolWaits:
-    """Which readers an enrolment is waiting at now (shown to tests and, later, the UI)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers: Counter[str] = Counter()
-
-    @contextmanager
-    def waiting(self, reader: str) -> Iterator[None]:
-        with self._cond:
-            self._readers[reader] += 1
-            self._cond.notify_all()
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers[reader] -= 1
-                self._cond.notify_all()
-
-    def wait_for(self, reader: str, timeout: float) -> bool:
-        """Block until an enrolment waits at ``reader`` (True) or ``timeout`` passes."""
-        with self._cond:
-            return self._cond.wait_for(lambda: self._readers[reader] > 0, timeout)
-
-
-def wait_for_tap(bus: Any, reader: str, timeout_s: float,
-                 waits: EnrolWaits | None = None) -> str | None:
-    """The UID of the next door.access at ``reader`` published on the bus, or None."""
-    if bus is None:
-        return None
-    deadline = monotonic.monotonic() + timeout_s
-    with bus.subscribe(("event",), maxsize=200) as sub, (
-        waits.waiting(reader) if waits else nullcontext()
-    ):
-        while (left := deadline - monotonic.monotonic()) > 0:
-            msg = sub.get(timeout=left)
-            if msg is None:
-                continue
-            data = msg.data.get("data") if isinstance(msg.data.get("data"), dict) else {}
-            if msg.data.get("kind") == "door.access" and data.get("reader") == reader:
-                uid = data.get("card")  # controller.door_events.DoorAccess.card
-                if isinstance(uid, str) and uid:
-                    return uid
-    return None
-
-
-@router.post("/people/{person_id}/cards/enrol", name="people.card_enrol",
-             include_in_schema=False)
-def person_card_enrol(
-    request: Request, person_id: str, db: Annotated[DbSession, Depends(deps.db)],
-    who: Annotated[Principal, Depends(deps.principal)],
-    reader: Annotated[str, Form(min_length=1, max_length=64)],
-    label: Annotated[str, Form(max_length=128)] = "",
-) -> Response:
-    _person(db, person_id)
-    db.rollback()  # do not hold a read transaction open while waiting for the tap
-    uid = wait_for_tap(request.app.state.bus, reader, ENROL_WAIT_S,
-                       request.app.state.enrol_waits)
-    t = deps.translator(request)
-    if uid is None:
-        return _detail_page(request, db, person_id, error=t("people.enrol_timeout"), status=408)
-    try:
-        deps.change(db, services.enrol_card, who.username, person_id, uid, label=label,
-                    now=deps.now(request))
-    except HTTPException as exc:
-        return _detail_page(request, db, person_id, error=str(exc.detail), status=exc.status_code)
-    return _detail_page(request, db, person_id, flash=t("people.enrolled", uid=uid))
 
 
 @router.post("/people/{person_id}/cards/{uid}/revoke", name="people.card_revoke",
@@ -287,11 +204,11 @@ def person_card_revoke(
     request: Request, person_id: str, uid: str, db: Annotated[DbSession, Depends(deps.db)],
     who: Annotated[Principal, Depends(deps.principal)],
 ) -> Response:
-    _person(db, person_id)
+    person_or_404(db, person_id)
     try:
         deps.change(db, services.revoke_card, who.username, uid, now=deps.now(request))
     except HTTPException as exc:
-        return _detail_page(request, db, person_id, error=str(exc.detail), status=exc.status_code)
+        return detail_page(request, db, person_id, error=str(exc.detail), status=exc.status_code)
     return RedirectResponse(f"/people/{person_id}?msg=common.saved", status_code=303)
 
 
@@ -307,7 +224,7 @@ def people_api(db: Annotated[DbSession, Depends(deps.db)]) -> list[PersonOut]:
 @router.get("/api/v1/people/{person_id}", name="api.people.get", response_model=PersonOut,
             responses=deps.ERRORS, tags=["people"])
 def person_api(person_id: str, db: Annotated[DbSession, Depends(deps.db)]) -> PersonOut:
-    return person_out(_person(db, person_id))
+    return person_out(person_or_404(db, person_id))
 
 
 @router.post("/api/v1/people", name="api.people.create", response_model=PersonOut,

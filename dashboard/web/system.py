@@ -65,10 +65,14 @@ def login_submit(
     result = auth.login(username, password, ip, deps.now(request))
     if result.outcome == "throttled":
         return _login_error(request, "login.error.throttled", target, 429)
+    if result.outcome == "expired":
+        return _login_error(request, "login.error.expired", target, 401)
     if result.outcome != "ok":
         return _login_error(request, "login.error.bad", target, 401)
     assert result.principal is not None
-    if target == "/" and not allowed("overview.page", result.principal.role):
+    if result.principal.must_change_password:
+        target = "/account/password"  # a temporary password: the user sets their own first
+    elif target == "/" and not allowed("overview.page", result.principal.role):
         target = "/nodes"  # e.g. backup operators: the first page their role may see
     response = RedirectResponse(target, status_code=303)
     settings = deps.settings(request)

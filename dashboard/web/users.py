@@ -1,30 +1,36 @@
-"""Dashboard users and API tokens (admins only); every change goes into the audit log."""
+"""Dashboard users and API tokens (admins only): create, deactivate and reactivate a user,
+reset a password (a temporary one, shown once), log a user out everywhere; issue and revoke
+tokens. Every change goes into the audit log; ended sessions end their live streams at once."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
 from dashboard.audit import append_audit
+from dashboard.auth.lifecycle import end_sessions, reset_password, set_active
 from dashboard.auth.passwords import PasswordPolicyError
 from dashboard.auth.service import AuthError, AuthService, Principal
-from dashboard.models.auth import ApiToken, User
+from dashboard.models.auth import ApiToken, Session, User
 from dashboard.web import deps
 
 router = APIRouter()
 
 
 def _page(request: Request, db: DbSession, *, error: str = "", token: str = "",
-          status: int = 200) -> Response:
+          temporary: tuple[str, str] | None = None, status: int = 200) -> Response:
     users = list(db.scalars(select(User).order_by(User.username)))
     tokens = list(db.scalars(select(ApiToken).order_by(ApiToken.id.desc())))
+    live = db.execute(select(Session.user_id, func.count()).where(
+        Session.expires_at > deps.now(request)).group_by(Session.user_id))
     return deps.render(request, "users.html", {
         "users": users, "tokens": tokens, "error": error, "new_token": token,
+        "sessions": {uid: n for uid, n in live}, "temporary": temporary,
     }, status)
 
 
@@ -101,4 +107,81 @@ def token_revoke(
                      target_id=str(row.id), before={"revoked": False}, after={"revoked": True},
                      now=now)
         db.commit()
+    return RedirectResponse("/users?msg=common.saved", status_code=303)
+
+
+# -- a user's lifecycle -----------------------------------------------------------------------
+
+
+def target_user(user_id: int, db: Annotated[DbSession, Depends(deps.db)]) -> User:
+    """The user a lifecycle action is about (the path's ``user_id``)."""
+    user = db.get(User, user_id)
+    if user is None:
+        raise HTTPException(status_code=404, detail=f"no user {user_id}")
+    return user
+
+
+Target = Annotated[User, Depends(target_user)]
+Db = Annotated[DbSession, Depends(deps.db)]
+Caller = Annotated[Principal, Depends(deps.principal)]
+
+
+def _audited(request: Request, db: DbSession, who: Principal, action: str, user: User,
+             before: dict[str, Any] | None, after: dict[str, Any], ended: list[int]) -> None:
+    """Audit the action, commit, then end the ended sessions' live streams in this process."""
+    append_audit(db, actor=who.username, action=action, target_type="user",
+                 target_id=user.username, before=before, after=after, now=deps.now(request))
+    db.commit()
+    request.app.state.auth.announce_ended(ended)
+
+
+@router.post("/users/{user_id}/deactivate", name="users.deactivate", include_in_schema=False)
+def user_deactivate(request: Request, user: Target, db: Db, who: Caller) -> Response:
+    """No more log-ins, every session ends, the user's API tokens are refused."""
+    try:
+        ended = set_active(db, user, False)
+    except AuthError:
+        db.rollback()
+        return _page(request, db, error=deps.translator(request)("users.last_admin"),
+                     status=409)
+    _audited(request, db, who, "user.deactivate", user, {"active": True},
+             {"active": False, "sessions_ended": len(ended)}, ended)
+    return RedirectResponse("/users?msg=common.saved", status_code=303)
+
+
+@router.post("/users/{user_id}/reactivate", name="users.reactivate", include_in_schema=False)
+def user_reactivate(request: Request, user: Target, db: Db, who: Caller) -> Response:
+    if not user.active:
+        set_active(db, user, True)
+        _audited(request, db, who, "user.reactivate", user, {"active": False},
+                 {"active": True}, [])
+    return RedirectResponse("/users?msg=common.saved", status_code=303)
+
+
+@router.post("/users/{user_id}/password-reset", name="users.password_reset",
+             include_in_schema=False)
+def user_password_reset(request: Request, user: Target, db: Db, who: Caller) -> Response:
+    """A generated temporary password, shown once: it replaces the old one at once, expires,
+    and must be replaced by the user's own at log-in. Every session of the user ends."""
+    t = deps.translator(request)
+    if user.id == who.user_id:
+        return _page(request, db, error=t("users.reset_yourself"), status=400)
+    ttl = deps.settings(request).temporary_password_ttl_s
+    temporary, ended = reset_password(db, user, deps.now(request), ttl)
+    expires = user.password_expires_at
+    _audited(request, db, who, "user.password_reset", user, None,
+             {"must_change_password": True, "expires_at": expires,
+              "sessions_ended": len(ended)}, ended)
+    shown = t("users.temporary_shown_once", user=user.username, password=temporary,
+              until=t.time(expires))
+    return _page(request, db, temporary=(user.username, shown))
+
+
+@router.post("/users/{user_id}/sessions/end", name="users.sessions_end", include_in_schema=False)
+def user_sessions_end(request: Request, user: Target, db: Db, who: Caller) -> Response:
+    """Log a user out everywhere (for yourself: everywhere but here)."""
+    keep = who.session_id if user.id == who.user_id else None
+    ended = end_sessions(db, user.id, keep=keep)
+    _audited(request, db, who, "user.sessions_end", user, None,
+             {"sessions_ended": len(ended)}, ended)
     return RedirectResponse("/users?msg=common.saved", status_code=303)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from backup import cache, crypto, pack, snapshot
 from backup.index import load
 from backup.repo import Repository
 from backup.restore import restore
 from backup.retention import select_keep
 from backup.verify import verify
-from tests.backup.conftest import Env, Recorder, fill_vault
+from tests.backup.conftest import Env, Recorder, fill_vault, tree_state
 
 
 def test_select_keep_daily_weekly_monthly() -> None:
@@ -52,7 +54,7 @@ def test_prune_removes_snapshots_and_unreferenced_data(env: Env) -> None:
     assert verify(env.cfg.repository, env.key).ok
     # the content of a pruned day is gone: its chunk id is in no pack any more
     gone = crypto.chunk_id(env.dedup_key(), (3).to_bytes(4, "big") * 100_000)
-    idx = load(env.cfg.repository / "index")
+    idx = load(env.cfg.repository / "index", env.key)
     assert gone not in idx.by_id
     newest = left[-1]
     manifest = snapshot.open_manifest(newest, env.key)
@@ -84,7 +86,7 @@ def test_purge_removes_a_path_from_every_snapshot(env: Env) -> None:
     dedup = env.dedup_key()
     secret_id = crypto.chunk_id(dedup, secret.encode())
     shared_id = crypto.chunk_id(dedup, shared.encode())
-    assert secret_id in load(env.cfg.repository / "index").by_id
+    assert secret_id in load(env.cfg.repository / "index", env.key).by_id
     rec = Recorder()
     code = env.cli("purge", str(env.vault / "employees" / "山田太郎"), "--config",
                    str(env.cfg_file), *env.keyargs(), emit=rec)
@@ -94,10 +96,10 @@ def test_purge_removes_a_path_from_every_snapshot(env: Env) -> None:
     assert len(data["snapshots_changed"]) == 2  # the third never had it
     assert "山田" not in str(data)
     repo = Repository.open(env.cfg.repository)
-    idx = load(repo.root / "index")
+    idx = load(repo.root / "index", env.key)
     assert secret_id not in idx.by_id and shared_id in idx.by_id
     for pid in idx.packs:  # not hidden in any pack trailer either
-        entries, _groups, _size = pack.read_trailer(pack.pack_path(repo.root, pid))
+        entries, _groups, _size = pack.read_trailer(pack.pack_path(repo.root, pid), env.key)
         assert secret_id not in {e.id for e in entries}
     for snap in repo.snapshots():
         paths = [e[1] for e in snapshot.open_manifest(snap, env.key)["entries"]]
@@ -106,3 +108,54 @@ def test_purge_removes_a_path_from_every_snapshot(env: Env) -> None:
     assert verify(repo.root, env.key).ok
     assert not any(e for e in cache.load(env.cfg.cache_dir, repo.id).values()
                    if any(c[2] == secret_id.hex() for c in e[4]))
+
+
+@pytest.mark.parametrize("step", ["new-index", "pack-lists", "old-index", "old-packs"])
+def test_prune_with_key_killed_at_each_step_leaves_a_valid_repository(
+        env: Env, monkeypatch: pytest.MonkeyPatch, step: str) -> None:
+    from pathlib import Path
+
+    from backup import gc
+
+    start = datetime(2026, 8, 1, 17, 0, tzinfo=UTC)
+    fill_vault(env.vault, files=4, big=0)
+    for day in range(4):  # day 0's daily.bin shares a pack with files every snapshot keeps
+        (env.vault / "daily.bin").write_bytes((day + 1).to_bytes(4, "big") * 50_000)
+        env.run(now=start + timedelta(days=day))
+    expected = tree_state(env.vault)
+
+    def killed(*_a: object, **_k: object) -> None:
+        raise KeyboardInterrupt
+
+    real_remove = gc.remove
+    if step == "new-index":
+        monkeypatch.setattr(Repository, "write_index", killed)
+    elif step == "pack-lists":
+        monkeypatch.setattr(gc, "write_atomic", killed)
+    else:
+        folder = "index" if step == "old-index" else "packs"
+
+        def remove(path: Path) -> None:
+            if folder in path.parts[-3:]:
+                raise KeyboardInterrupt
+            real_remove(path)
+
+        monkeypatch.setattr(gc, "remove", remove)
+    repo = env.repo()
+    with pytest.raises(KeyboardInterrupt), repo.locked("prune"):
+        gc.prune(repo, daily=2, weekly=0, monthly=0, tz="Asia/Tokyo", key=env.key)
+    monkeypatch.undo()
+    report = verify(env.cfg.repository)
+    assert report.ok, report.problems
+    latest = Repository.open(env.cfg.repository).snapshots()[-1]
+    target = env.tmp / "r"
+    restore(repo.root, repo.load_index(), env.key, snapshot.open_manifest(latest, env.key),
+            target)
+    assert tree_state(target / str(env.vault).lstrip("/")) == expected
+    with repo.locked("prune"):
+        res = gc.prune(repo, daily=2, weekly=0, monthly=0, tz="Asia/Tokyo", key=env.key)
+    assert verify(env.cfg.repository, env.key).ok
+    gone = crypto.chunk_id(env.dedup_key(), (1).to_bytes(4, "big") * 50_000)
+    assert gone not in load(repo.root / "index", env.key).by_id and res.snapshots_kept == 2
+    env.run(now=start + timedelta(days=5))
+    assert verify(env.cfg.repository, env.key).ok

@@ -64,7 +64,7 @@ def test_gateway_cannot_decrypt_old_snapshots(env: Env) -> None:
             continue
         assert opened  # derivation "works" but must not open real objects below
     snaps = [repo.read_snapshot(n) for n in repo.snapshot_names()]
-    idx = load(repo.root / "index")
+    idx = load(repo.root / "index", env.key)  # the real key only finds a blob to attack
     pid, info = next(iter(idx.packs.items()))
     entry = info.entries[0]
     sealed = (pack.pack_path(repo.root, pid)).read_bytes()[entry.offset:entry.offset + entry.length]
@@ -73,6 +73,10 @@ def test_gateway_cannot_decrypt_old_snapshots(env: Env) -> None:
         for snap in snaps:
             with pytest.raises(IntegrityError):
                 snapshot.open_manifest(snap, fake)
+            with pytest.raises(IntegrityError):  # nor the chunk ids it uses
+                snapshot.open_refs(snap, fake)
+        with pytest.raises(IntegrityError):  # nor a pack's list of chunk ids
+            pack.open_trailer(fake, idx.sealed[pid])
         # 2. ... as a group key derived with it, and directly as the AES key
         for group_key in (crypto.open_group_key(fake, info.groups[0], pack.PURPOSE), secret):
             with pytest.raises(IntegrityError):

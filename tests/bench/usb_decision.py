@@ -8,7 +8,9 @@ stamp just before sending (CLOCK_MONOTONIC, shared by both processes) to the mom
 has written ``authorized`` and emits ``usb.inserted``. The agent reads the device from sysfs,
 parses its descriptors and decides against a policy of 500 registered media. Devices come in
 turn: a registered stick with its token, an unknown stick, a keyboard. Follow-up events
-(interfaces, disk, token check, removal) go through the agent untimed, so its state stays real.
+(interfaces, disk, token check, udev showing the checked disk, removal) go through the agent
+untimed, so its state stays real; a verdict is wrong if the device's authorisation or whether
+its disk was shown to user space is not as expected.
 
 Anchors, measured in the same run: (1) the same socket hand-over to a process that only writes
 the ``authorized`` file (the floor: wake-up plus one sysfs write), (2) the raw write of
@@ -62,7 +64,8 @@ def build_policy(n_media: int) -> tuple[UsbPolicy, list[MediumToken]]:
             control_number=cn,
             identity=MediumIdentity(vendor_id="0781", product_id="5583", serial=f"SN{i:08d}",
                                     interfaces=("08:06:50",)),
-            token_digest=token_digest(medium_token.token, cn), state="in_storage",
+            token_digest=token_digest(medium_token.token, cn,
+                                      storage_stick(f"SN{i:08d}").binding()), state="in_storage",
             hosts=(HOST,)))
     return UsbPolicy(media=tuple(media)), tokens
 
@@ -141,6 +144,8 @@ def producer(sock: socket.socket, root: str, events: int, token: dict[str, Any],
         settle()
         if not anchor:
             wrong += sim.is_authorized(name) != expect
+            disk = sim.disk_of(name)  # shown to user space only for the registered stick
+            wrong += (disk is not None and sim.exposed(disk)) != (i % len(specs) == 0)
         sim.unplug(name)
         settle()
     channel.send({"stop": True, "wrong": wrong})

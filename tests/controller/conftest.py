@@ -18,13 +18,15 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from controller.envelope import EnvelopeError, Event, canonical_json, parse, topic_for
+from controller.envelope import EnvelopeError, Event, parse, topic_for
 from controller.keys import generate
 from controller.mqtt import MqttLink, MqttSettings
 from controller.runtime import RuntimeSettings
+from tests.support.receipts import DashboardSigner
 
 SITE = "site1"
 NODE = "gw1"
+DASHBOARD = DashboardSigner()  # plays the dashboard: the runtimes here pin its key
 
 
 def fast_mqtt(port: int) -> MqttSettings:
@@ -49,6 +51,7 @@ def make_settings(
             "journal": tmp_path / "journal" / "node.db",
             "key_file": node_key[0],
             "mqtt": fast_mqtt(port),
+            "trusted_keys": [DASHBOARD.write_public(tmp_path / "keys" / "dashboard.pub")],
         }
         values.update(overrides)
         return RuntimeSettings.model_validate(values)
@@ -153,11 +156,23 @@ class Collector:
 
     def request_resend(self, first: int, last: int) -> None:
         topic = topic_for(self.site, self.node, "resend")
-        self.link.publish(topic, canonical_json({"from": first, "to": last}))
+        self.link.publish(topic, DASHBOARD.resend(self.site, self.node, first, last))
 
     def ack(self, seq: int) -> None:
+        """A signed ack of ``seq``, bound to the event this collector received at that seq."""
         topic = topic_for(self.site, self.node, "ack")
-        self.link.publish(topic, canonical_json({"seq": seq}), retain=True)
+        with self._cond:
+            digest = self.events[seq].hash
+        self.link.publish(topic, DASHBOARD.ack(self.site, self.node, seq, digest), retain=True)
+
+    def wait_for_kind(self, kind: str, n: int, timeout: float) -> list[Event]:
+        """The first ``n`` events of ``kind`` received, waiting up to ``timeout``."""
+        def found() -> list[Event]:
+            return [e for _, e in sorted(self.events.items()) if e.kind == kind]
+
+        with self._cond:
+            assert self._cond.wait_for(lambda: len(found()) >= n, timeout), found()
+            return found()[:n]
 
     def ordered(self) -> list[Event]:
         with self._cond:

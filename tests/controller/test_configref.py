@@ -55,3 +55,14 @@ def test_a_new_field_changes_the_reference() -> None:
 
     out = configref.render(Root)
     assert "#### `[probe]`" in out and "| `speed` | integer | `3` | how fast |" in out
+
+
+def test_a_reader_binding_is_an_exact_name_or_a_star_prefix() -> None:
+    """The one rule for which PC/SC reader a binding names (PC/SC appends slot numbers)."""
+    from controller.config import ReaderBinding
+
+    exact = ReaderBinding(name="ACS ACR1252 00 00", role="printer", printer="p")
+    prefix = ReaderBinding(name="Sony FeliCa Port/PaSoRi 4.0*", role="door_in", door="d")
+    assert exact.matches("ACS ACR1252 00 00") and not exact.matches("ACS ACR1252 00 01")
+    assert prefix.matches("Sony FeliCa Port/PaSoRi 4.0 01 00")
+    assert not prefix.matches("Other Reader 00 00")

@@ -387,3 +387,27 @@ def test_real_timers_relock_and_report_held_open() -> None:
         assert events.kinds()[-2:] == ["door.forced", "door.held_open"]
     finally:
         door.close()
+
+
+class _NoTimers(ManualClock):
+    """A clock that cannot schedule (the process is out of threads)."""
+
+    armed = True
+
+    def call_later(self, delay: float, fn: Any) -> Cancellable:
+        if not self.armed:
+            raise RuntimeError("can't start new thread")
+        return super().call_later(delay, fn)
+
+
+def test_a_grant_without_a_relock_timer_leaves_the_door_locked() -> None:
+    """The relock timer is armed before the relay moves: with no timer to be had the relay is
+    never energised (before, it was energised first and then nothing relocked it)."""
+    factory = make_pin_factory("mock")
+    clock = _NoTimers()
+    door = Door(config(), pins=factory, emit=Recorder(), clock=clock)
+    clock.armed = False
+    with pytest.raises(DoorError, match="stays locked"):
+        door.grant(person_id="alice")
+    assert not door.relay_energised and door.state == "locked"
+    assert [s.state for s in factory.pin(RELAY).states] == [False]

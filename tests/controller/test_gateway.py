@@ -49,7 +49,11 @@ class Room:
 
     @property
     def relay_energised(self) -> bool:
-        return bool(self.pins.pin(RELAY_PIN).state)
+        """The relay now, once the tap being decided is done: the event is journaled (and may
+        reach the broker) before the relay moves, and the gateway holds its lock from the
+        decision to the relay."""
+        with self.gateway._lock:
+            return bool(self.pins.pin(RELAY_PIN).state)
 
     def relay_ever_energised(self) -> bool:
         return any(s.state for s in self.pins.pin(RELAY_PIN).states)

@@ -24,12 +24,12 @@ def test_broker_restart_counts_in_gateway_health(tmp_path: Path, broker: Broker)
     try:
         link = gateway.runtime.link
         assert link.connected.wait(10)
-        assert gateway.health()["mqtt"] == {"connects": 1, "disconnects": 0}
+        assert gateway.health()["mqtt"] == {"connects": 1, "disconnects": 0, "oversized": 0}
         broker.kill()
         # the link has no "disconnected" event to await
         wait_until(lambda: link.stats["disconnects"] >= 1, 10, "the link to notice")
         broker.start()
         wait_until(lambda: link.stats["connects"] >= 2, 10, "the link to reconnect")
-        assert gateway.health()["mqtt"] == {"connects": 2, "disconnects": 1}
+        assert gateway.health()["mqtt"] == {"connects": 2, "disconnects": 1, "oversized": 0}
     finally:
         gateway.stop()

@@ -127,7 +127,6 @@ def test_resend_and_bad_requests(
         rt = run(resend_max=4)
         head = emit_n(rt, 50)
         assert col.wait_all(head, 10)
-        before = col.wire_count
         resend = topic_for(SITE, NODE, "resend")
         ack = topic_for(SITE, NODE, "ack")
         bad_resends = (b"not json", b'{"from": 5}', b'{"from": 9, "to": 2}',
@@ -138,12 +137,17 @@ def test_resend_and_bad_requests(
             col.link.publish(ack, payload)
         col.request_resend(10, 30)  # clamped to 10..13 by resend_max; sent after the garbage
         assert col.wait_copies(13, 2, 10)
-        assert col.wire_count == before + 4
+        assert sum(col.copies[s] for s in range(1, head + 1)) == head + 4
         stats = rt.publisher.stats
-        assert stats["bad_resend"] == 6 and stats["bad_ack"] == 4
+        assert stats["resends_refused"] == 6 and stats["acks_refused"] == 4
         assert stats["resent"] == 4 and stats["resend_clamped"] == 1
         assert rt.journal.ack == 0
         assert rt.link.stats["handler_errors"] == 0
+        # each kind of refusal is journaled once (at most one a minute), with its count
+        refusals = col.wait_for_kind("node.receipt_refused", 4, 10)
+        got = {(e.data["what"], e.data["reason"]) for e in refusals}
+        assert got == {("ack", "malformed"), ("ack", "unsigned"), ("resend", "malformed"),
+                       ("resend", "unsigned")}
         # still alive and delivering
         head = emit_n(rt, 5)
         assert col.complete(head, 10)

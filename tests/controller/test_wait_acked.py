@@ -10,10 +10,10 @@ from collections.abc import Callable
 
 import pytest
 
-from controller.envelope import canonical_json, topic_for
+from controller.envelope import topic_for
 from controller.mqtt import MqttLink
 from controller.runtime import NodeRuntime, RuntimeSettings
-from tests.controller.conftest import NODE, SITE, fast_mqtt
+from tests.controller.conftest import DASHBOARD, NODE, SITE, fast_mqtt
 from tests.support.mosquitto import Broker
 
 pytestmark = pytest.mark.integration
@@ -43,11 +43,13 @@ def test_wait_acked_follows_the_dashboards_ack_and_answers_resends(
         assert not runtime.wait_acked(head, 0.2)
         head_seen[0] = head
         dashboard.publish(
-            topic_for(SITE, NODE, "resend"), canonical_json({"from": 1, "to": head}), qos=1
+            topic_for(SITE, NODE, "resend"), DASHBOARD.resend(SITE, NODE, 1, head), qos=1
         )
         assert again.wait(10), "the node, still waiting for the ack, re-sent the range"
+        digest = runtime.journal.hash_at(head) or ""
         dashboard.publish(
-            topic_for(SITE, NODE, "ack"), canonical_json({"seq": head}), qos=1, retain=True
+            topic_for(SITE, NODE, "ack"), DASHBOARD.ack(SITE, NODE, head, digest), qos=1,
+            retain=True,
         )
         assert runtime.wait_acked(head, 10)
     finally:
@@ -80,7 +82,7 @@ class _FakeRuntime:
 
 
 def test_a_feature_run_waits_while_the_dashboard_talks_and_not_when_it_is_silent() -> None:
-    from controller.cli import _wait_for_dashboard
+    from controller.feature_node import wait_for_dashboard as _wait_for_dashboard
 
     at_once = _FakeRuntime([(True, 0)])
     assert _wait_for_dashboard(at_once, 5) and at_once.offered == []

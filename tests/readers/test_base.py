@@ -5,28 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from readers.base import CardTap, ReaderRole, role_for
-
-ROLES = {
-    "Sony FeliCa Port/PaSoRi 4.0": ReaderRole.DOOR_IN,
-    "Sony FeliCa Port/PaSoRi 4.0 01": ReaderRole.DOOR_OUT,
-    "ACS ACR1252 Dual Reader [ACR1252 Dual Reader PICC] 00 00": ReaderRole.PRINTER,
-}
-
-
-def test_role_exact_name_wins() -> None:
-    name = "ACS ACR1252 Dual Reader [ACR1252 Dual Reader PICC] 00 00"
-    assert role_for(name, ROLES) is ReaderRole.PRINTER
-
-
-def test_role_longest_prefix_wins() -> None:
-    assert role_for("Sony FeliCa Port/PaSoRi 4.0 00 00", ROLES) is ReaderRole.DOOR_IN
-    assert role_for("Sony FeliCa Port/PaSoRi 4.0 01 00", ROLES) is ReaderRole.DOOR_OUT
-
-
-def test_unknown_reader_has_no_role() -> None:
-    assert role_for("Other Reader 00 00", ROLES) is None
-    assert role_for("Other", {"": ReaderRole.RACK_A}) is None
+from readers.base import CardTap, ReaderRole
 
 
 def test_roles_have_config_values() -> None:

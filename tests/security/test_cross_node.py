@@ -49,7 +49,7 @@ def _stored(sm: sessionmaker[Session], node: str) -> list[tuple[int, str]]:
 def test_a_node_cannot_publish_or_replay_as_another_node(
     broker: AclBroker, sm: sessionmaker[Session]
 ) -> None:
-    acl = (broker.dir / "secroom.acl").exists()
+    acl = broker.acl
     gw1, gw2 = FakeNode("gw1", SITE), FakeNode("gw2", SITE)
     with sm() as s:
         gw1.enrol(s)

@@ -39,7 +39,7 @@ def _sealed_with(env: Env, mutate: Callable[[list[Entry], Entry], list[Entry]]) 
         "repo": snap.header.repo,
     }
     public = crypto.load_public_key(env.cfg.public_key_file)
-    return repo.write_snapshot(snapshot.encode(header, snap.refs, manifest, public))
+    return repo.write_snapshot(snapshot.encode(header, manifest, public, snap.packs))
 
 
 def _restore(env: Env, sid: str, target: Path) -> tuple[int, Recorder]:

@@ -336,7 +336,6 @@ def test_backup_and_key_flows_leak_no_secret(
 def test_mqtt_password_stays_in_its_file(
     debug_logs: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from controller.mqtt import MqttLink, MqttSettings
     from tests.security.acl_broker import AclBroker
 
     broker = AclBroker({"gw1": "broker-password-8812"})
@@ -348,20 +347,8 @@ def test_mqtt_password_stays_in_its_file(
             json.dumps(link.stats(), default=str) if callable(getattr(link, "stats", None)) else ""
         )
         link.stop()
-        bad = broker.dir / "bad.pw"
-        bad.write_text("wrong-password-4471\n")
-        wrong = MqttLink(
-            MqttSettings(
-                host=broker.host,
-                port=broker.port,
-                username="gw1",
-                password_file=bad,
-                backoff_min_s=0.05,
-                backoff_max_s=0.2,
-            ),
-            client_id="wrong",
-        )
-        wrong.start()
+        wrong = broker.link("gw1", client_id="wrong", connect=False,
+                            password="wrong-password-4471")  # noqa: S106
         assert not wrong.connected.wait(2)
         error = wrong.last_error or ""
         settings_repr = repr(wrong.settings)

@@ -12,9 +12,9 @@ from pydantic import BaseModel
 from usb_guard.agent import Agent
 from usb_guard.config import UsbAgentConfig
 from usb_guard.events import KIND_INSERTED, UsbInserted
-from usb_guard.medium_token import MediumToken, new_token, token_digest
+from usb_guard.medium_token import DeviceBinding, MediumToken, new_token, token_digest
 from usb_guard.policy import MediaState, MediumIdentity, RegisteredMedium, UsbPolicy
-from usb_guard.simulated import SimulatedReadOnly, SimulatedUsb
+from usb_guard.simulated import DEFAULT_SECTORS, SimulatedReadOnly, SimulatedUsb
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 HOST = "room-pc1"
@@ -22,13 +22,16 @@ HOST = "room-pc1"
 
 def make_medium(control_number: str = "USB-0001", serial: str | None = "AA0001",
                 state: MediaState = "in_storage", hosts: tuple[str, ...] = (HOST,),
-                read_only: bool = False, **extra: Any) -> tuple[RegisteredMedium, MediumToken]:
+                read_only: bool = False, sectors: int = DEFAULT_SECTORS,
+                **extra: Any) -> tuple[RegisteredMedium, MediumToken]:
+    """A medium registered for the simulated ``storage_stick(serial, token)`` of that capacity."""
     token = MediumToken(control_number, new_token())
+    binding = DeviceBinding("0781", "5583", serial, sectors)
     medium = RegisteredMedium(
         control_number=control_number,
         identity=MediumIdentity(vendor_id="0781", product_id="5583", serial=serial,
                                 interfaces=("08:06:50",)),
-        token_digest=token_digest(token.token, control_number),
+        token_digest=token_digest(token.token, control_number, binding),
         state=state, hosts=hosts, read_only=read_only, **extra,
     )
     return medium, token

@@ -55,7 +55,14 @@ def test_init_medium_command_prints_the_ledger_identity(
     assert args.handler(args, no_emit, lambda: None) == 0
     out: dict[str, Any] = json.loads(capsys.readouterr().out)
     assert out["control_number"] == "USB-0011" and out["identity"]["serial"] == "CLI1"
-    assert len(out["token_digest"]) == 64
+    assert len(out["token_digest"]) == 64 and out["capacity_sectors"] == 4096
+    assert "no serial" not in capsys.readouterr().err
+    bare = sim.disk_of(sim.plug(storage_stick(None)))
+    assert bare is not None
+    args = parse("usb", "init-medium", "--disk", bare, "--control-number", "USB-0013",
+                 "--sysfs-root", str(sim.sysfs_root), "--dev-root", str(sim.dev_root))
+    assert args.handler(args, no_emit, lambda: None) == 0
+    assert "no serial number" in capsys.readouterr().err  # bound to model and capacity only
     args = parse("usb", "init-medium", "--disk", "nope", "--control-number", "USB-0012",
                  "--sysfs-root", str(sim.sysfs_root), "--dev-root", str(sim.dev_root))
     assert args.handler(args, no_emit, lambda: None) == 1

@@ -46,7 +46,8 @@ def test_ledger_change_reaches_the_agent_through_a_signed_policy(harness: Harnes
     token = MediumToken("USB-0001", new_token())
     identity = MediumIdentity(vendor_id="0781", product_id="5583", serial="AA0001",
                               interfaces=("08:06:50",))
-    medium = ledger.register("USB-0001", identity, token_digest(token.token, "USB-0001"),
+    medium = ledger.register("USB-0001", identity, token_digest(token.token, "USB-0001",
+                                                       storage_stick("AA0001").binding()),
                              make="SanDisk", model="Cruzer", custodian="Sato", actor="admin",
                              now=NOW, hosts=[HOST]).medium
     medium = ledger.store(medium, actor="admin", now=NOW).medium

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from usb_guard.simulated import SimulatedUsb, keyboard, storage_stick
 from usb_guard.sysfs import Sysfs, usb_device_of
 
@@ -65,3 +67,35 @@ def test_storage_disk_waits_for_its_interface_authorisation(sim: SimulatedUsb) -
     assert [(e.action, e.devtype) for e in sim.drain()] == [
         ("remove", "partition"), ("remove", "disk")]
     assert sim.disk_of(name) is None and sysfs.is_authorized(name)
+
+
+def test_udev_storage_rule_hides_a_usb_disk_until_it_is_marked(sim: SimulatedUsb) -> None:
+    name = sim.plug(storage_stick("S3"))
+    sim.drain()
+    disk = sim.disk_of(name)
+    assert disk is not None and (sim.dev_root / disk).exists()  # the kernel made the node
+    assert not sim.exposed(disk) and not sim.exposed(f"{disk}1")  # udev kept it hidden
+    sim.verified_dir.mkdir(parents=True)
+    (sim.verified_dir / f"{disk}.ok").touch()
+    assert sim.drain() == []  # a mark alone changes nothing until udev runs the rule again
+    for node in (f"block/{disk}", f"block/{disk}/{disk}1"):
+        (sim.sysfs_root / node / "uevent").write_text("change")
+    assert [(e.action, e.sys_name) for e in sim.drain()] == [
+        ("change", disk), ("change", f"{disk}1")]
+    assert sim.exposed(disk) and sim.exposed(f"{disk}1")
+    assert sim.timeline == [("exposed", disk), ("exposed", f"{disk}1")]
+    sim.unplug(name)
+    sim.drain()
+    assert not sim.exposed(disk) and not (sim.verified_dir / f"{disk}.ok").exists()  # rule's rm
+
+
+def test_without_the_storage_rule_a_disk_is_exposed_as_soon_as_it_appears(
+    tmp_path: Path,
+) -> None:
+    sim = SimulatedUsb(tmp_path / "bare", storage_rule=False)
+    name = sim.plug(storage_stick("S4", sectors=8192))
+    sim.drain()
+    disk = sim.disk_of(name)
+    assert disk is not None and sim.exposed(disk) and sim.exposed(f"{disk}1")
+    assert (sim.sysfs_root / "block" / disk / "size").read_text().strip() == "8192"
+    assert (sim.dev_root / disk).stat().st_size == 8192 * 512

@@ -195,7 +195,7 @@ def test_release_for_alice_releases_only_alices_jobs_on_that_printer(
     assert sorted(rel["job_ids"]) == sorted(mine)
     assert rel["copies"] == 4
     assert {j["cups_user"] for j in rel["jobs"]} == {"alice", "a.suzuki"}
-    assert all(j["title"] is None and len(j["title_sha256"]) == 16 for j in rel["jobs"])
+    assert all(j["title"] is None and len(j["title_hmac"]) == 16 for j in rel["jobs"])
 
 
 def test_release_newest_only(

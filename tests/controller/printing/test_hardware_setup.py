@@ -14,7 +14,7 @@ from tests.support.cupsd import Cupsd
 
 pytestmark = pytest.mark.integration
 
-SCRIPT = Path(__file__).resolve().parents[2] / "hardware/cups/setup-queues.sh"
+SCRIPT = Path(__file__).resolve().parents[3] / "hardware/cups/setup-queues.sh"
 
 
 def test_setup_script_creates_a_stopped_hold_queue_and_a_hidden_release_queue(

@@ -106,16 +106,29 @@ def test_expired_jobs_are_those_older_than_the_hold_time() -> None:
 def test_titles_are_hashed_when_redacted_and_numbers_scrubbed_when_not() -> None:
     held = HeldJob(1, "room", "alice", "源泉徴収票 1234\ufe635678\ufe639018", NOW,
                    JobState.PENDING, 2, 3)
-    redacted = released_record(held, redact_titles=True)
+    key = b"k" * 32
+    redacted = released_record(held, redact_titles=True, title_key=key)
     assert redacted.title is None
-    # the digest is of the title without its number (a digest of the number could be reversed
-    # by trying every valid one)
-    assert redacted.title_sha256 == title_digest(f"源泉徴収票 {REDACTED}")
-    assert len(redacted.title_sha256 or "") == 16
-    shown = released_record(held, redact_titles=False)
+    # the digest is of the title without its number: not even the key confirms a number
+    assert redacted.title_hmac == title_digest(f"源泉徴収票 {REDACTED}", key)
+    assert len(redacted.title_hmac or "") == 16
+    shown = released_record(held, redact_titles=False, title_key=key)
     assert shown.title == f"源泉徴収票 {REDACTED}"
-    assert shown.title_sha256 is None
+    assert shown.title_hmac is None
     assert (shown.copies, shown.pages) == (2, 3)
     # A 12-digit run that fails the check digit is not an individual number: kept.
     near = HeldJob(2, "room", "alice", "invoice 123456789012", NOW, JobState.PENDING, 1, 1)
-    assert released_record(near, redact_titles=False).title == "invoice 123456789012"
+    assert released_record(near, redact_titles=False, title_key=key).title == \
+        "invoice 123456789012"
+
+
+def test_a_guessable_title_cannot_be_confirmed_without_the_node_key() -> None:
+    """The digest is keyed: the plain SHA-256 of a guessed title does not match it, and
+    another node's key gives another digest (before, it was the unkeyed SHA-256)."""
+    import hashlib
+
+    held = HeldJob(1, "room", "alice", "扶養控除申告書_山田太郎.pdf", NOW, JobState.PENDING, 1, 1)
+    mine = released_record(held, redact_titles=True, title_key=b"a" * 32).title_hmac
+    theirs = released_record(held, redact_titles=True, title_key=b"b" * 32).title_hmac
+    assert mine != hashlib.sha256(held.title.encode()).hexdigest()[:16]
+    assert mine != theirs

@@ -40,7 +40,7 @@ def test_release_moves_only_the_tappers_jobs(fake: FakeCups, events: Events, clo
     assert rel["person_id"] == "p-alice" and rel["printer"] == "room"
     assert rel["job_ids"] == [a1, a2]
     assert rel["copies"] == 3 and rel["pages"] == 4
-    assert all(j["title"] is None and j["title_sha256"] for j in rel["jobs"])
+    assert all(j["title"] is None and j["title_hmac"] for j in rel["jobs"])
 
 
 def test_release_modes(fake: FakeCups, events: Events, clock: Clock) -> None:

@@ -30,7 +30,7 @@ import pytest
 from dashboard.demo.seed import staff
 from tests.support import unavailable
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 URL_LINE = re.compile(r"dashboard: (http://127\.0\.0\.1:\d+)/\s+user: (\S+)\s+password: (\S+)")
 DAEMONS = ("pcscd", "mosquitto", "cupsd", "uvicorn")
 

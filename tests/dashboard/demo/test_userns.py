@@ -15,7 +15,7 @@ import pytest
 from dashboard.demo import userns
 from tests.support import unavailable
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.integration

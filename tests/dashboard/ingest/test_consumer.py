@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import queue
 from collections.abc import Iterator
 
@@ -14,11 +13,13 @@ from sqlalchemy.pool import NullPool
 
 from controller.envelope import canonical_json, topic_for
 from controller.mqtt import MqttLink, MqttSettings
+from controller.receipts import open_ack
 from dashboard import services
 from dashboard.bus import Bus
 from dashboard.ingest.consumer import CATCH_UP_SPAN, IngestConsumer
 from dashboard.models import Node, StoredEvent
 from tests.dashboard.conftest import SITE, FakeNode
+from tests.support.receipts import ack_seq, resend_body
 
 pytestmark = pytest.mark.integration
 
@@ -39,10 +40,10 @@ class NodeSide:
         self.acks: queue.Queue[int] = queue.Queue()
         self.resends: queue.Queue[dict] = queue.Queue()
         self.link.subscribe(
-            topic_for(SITE, node.name, "ack"), lambda t, p: self.acks.put(json.loads(p)["seq"])
+            topic_for(SITE, node.name, "ack"), lambda t, p: self.acks.put(ack_seq(p))
         )
         self.link.subscribe(
-            topic_for(SITE, node.name, "resend"), lambda t, p: self.resends.put(json.loads(p))
+            topic_for(SITE, node.name, "resend"), lambda t, p: self.resends.put(resend_body(p))
         )
 
     def send(self, *events) -> None:
@@ -137,8 +138,10 @@ def test_retained_ack_holds_highest_contiguous(broker, side, consumer, sm, node)
     assert side.ack_reaching(5) == 5
     late = queue.Queue()
     fresh = connect(broker, "late-reader")
-    fresh.subscribe(topic_for(SITE, "gw1", "ack"), lambda t, p: late.put(json.loads(p)))
-    assert late.get(timeout=30) == {"seq": 5}
+    fresh.subscribe(topic_for(SITE, "gw1", "ack"), lambda t, p: late.put(p))
+    ack = open_ack(late.get(timeout=30), (consumer.receipt_key.public_key(),), site=SITE,
+                   node="gw1")  # retained, signed, bound to what was stored at seq 5
+    assert (ack.seq, ack.hash) == (5, evs[4].hash)
     fresh.stop()
 
 
@@ -293,3 +296,20 @@ def test_lost_database_connections_lose_no_event(side, consumer, sm, node, engin
     assert side.ack_reaching(6) == 6
     with sm() as s:
         assert s.query(StoredEvent).count() == 6
+
+
+def test_the_inbox_is_bounded_in_bytes_as_well_as_in_messages():
+    """64 KiB events: a count bound of 100,000 would hold 6.4 GB; the byte bound stops the
+    producer (it waits; here, stopping, it is told the item was not taken)."""
+    import threading
+
+    from dashboard.ingest.consumer import _Inbox
+
+    inbox = _Inbox(100_000, 1 << 20, lambda m: len(m[1]))
+    stop = threading.Event()
+    big = ("t", b"x" * 65536)
+    for _ in range(16):
+        assert inbox.put(big, stop)
+    stop.set()
+    assert not inbox.put(big, stop) and inbox.bytes == 1 << 20
+    assert len(inbox.take(4, 0, 0)) == 4 and inbox.bytes == 12 * 65536

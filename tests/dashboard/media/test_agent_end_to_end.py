@@ -36,8 +36,8 @@ def test_ledger_state_reaches_the_agent(session: Session, harness: Harness) -> N
     token = MediumToken("USB-0001", new_token())  # written onto the stick at registration
     row = service.register_medium(session, "admin1", medium_data(
         vendor_id="0781", product_id="5583", serial="AA0001", descriptors_sha256=None,
-        interfaces=["08:06:50"], hosts=[HOST], token_digest=token_digest(token.token,
-                                                                         "USB-0001")), now=NOW)
+        interfaces=["08:06:50"], hosts=[HOST], token_digest=token_digest(
+            token.token, "USB-0001", storage_stick("AA0001").binding())), now=NOW)
     session.commit()
     assert row.control_number == "USB-0001"
     current = node_policy(session, 1)

@@ -71,20 +71,23 @@ def csrf_of(client: TestClient) -> str:
     return match.group(1)
 
 
-def login(client: TestClient, username: str, password: str = PASSWORD) -> str:
+def post_login(
+    client: TestClient, username: str, password: str = PASSWORD, next_: str = "/nodes"
+) -> Any:
+    """Fill in the log-in form (with its CSRF token) and send it; the response, unfollowed."""
     page = client.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert token
-    r = client.post(
+    return client.post(
         "/login",
-        data={
-            "username": username,
-            "password": password,
-            "csrf_token": token.group(1),
-            "next": "/nodes",
-        },
+        data={"username": username, "password": password, "csrf_token": token.group(1),
+              "next": next_},
         follow_redirects=False,
     )
+
+
+def login(client: TestClient, username: str, password: str = PASSWORD) -> str:
+    r = post_login(client, username, password)
     assert r.status_code == 303, r.text
     return csrf_of(client)
 
@@ -211,8 +214,6 @@ def run_live_dashboard(
     the database and the bus, and the policy signer publishing to the broker (as
     `secroom dashboard run` does). Reusable by end-to-end tests.
     """
-    import uvicorn
-
     from dashboard.runtime import build_runtime
 
     settings = make_settings(data_dir, mqtt=mqtt, **overrides)
@@ -221,6 +222,20 @@ def run_live_dashboard(
     runtime = build_runtime(settings)  # same database file as ``sm``
     app = create_app(settings, sessionmaker=runtime.sessionmaker, bus=runtime.bus)
     runtime.start()
+    try:
+        with serve_app(app) as base_url:
+            yield LiveDashboard(base_url, "admin", PASSWORD, runtime.sessionmaker, settings, app,
+                                runtime.bus, runtime)
+    finally:
+        runtime.stop()
+
+
+@contextmanager
+def serve_app(app: Any) -> Iterator[str]:
+    """Serve ``app`` with a real uvicorn in a thread on a free loopback port; yields its URL.
+    Requests run concurrently, as in production (sync routes in uvicorn's thread pool)."""
+    import uvicorn
+
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             lifespan="on", timeout_graceful_shutdown=1)
@@ -229,12 +244,10 @@ def run_live_dashboard(
     thread.start()
     try:
         wait_until(lambda: server.started, 15, "uvicorn to start")
-        yield LiveDashboard(f"http://127.0.0.1:{port}", "admin", PASSWORD, runtime.sessionmaker,
-                            settings, app, runtime.bus, runtime)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)
-        runtime.stop()
 
 
 @pytest.fixture

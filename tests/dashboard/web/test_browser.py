@@ -1,16 +1,16 @@
 """Chromium drives the real dashboard: log in, overview, a tap appears live without reload,
-enrol a card by tapping it, revoke it; a screenshot of each main page; nothing loaded from
-anywhere but the dashboard itself, and no CSP violation."""
+enrol a card by tapping it at a chosen reader and confirming it, revoke it; a screenshot of
+each main page; nothing loaded from anywhere but the dashboard itself, and no CSP violation."""
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from controller.envelope import format_ts
+from dashboard.i18n import catalogue
 from tests.dashboard.web.conftest import LiveDashboard, artifacts_dir, seed_sample
 
 pytestmark = pytest.mark.integration
@@ -26,6 +26,16 @@ def tap_message(reader: str, uid: str, seq: int, granted: bool) -> dict[str, Any
         "data": {"door": "server-room", "direction": "in", "granted": granted,
                  "reason": None if granted else "unknown_card", "card": uid, "reader": reader},
     }
+
+
+def seen_reader(live: LiveDashboard, node: str, reader: str) -> None:
+    """A tap stored in the door log: the enrolment offers only readers the dashboard has seen."""
+    from dashboard.models import DoorAccess
+
+    with live.sessionmaker.begin() as db:
+        db.add(DoorAccess(node=node, seq=1, ts=datetime.now(UTC), door="server-room",
+                          direction="in", granted=False, reason="unknown_card", uid="FFFF0000",
+                          reader=reader))
 
 
 def log_in(page: Any, live: LiveDashboard) -> None:
@@ -66,22 +76,20 @@ def test_log_in_watch_a_tap_live_enrol_and_revoke(
     assert page.evaluate("() => window.__noReload") == marker
     page.screenshot(path=str(shots / "overview.png"), full_page=True)
 
-    # people: create a person, then enrol a card by tapping it at the door-in reader
+    # people: create a person, then enrol a card by tapping it at gw1's door-in reader
+    seen_reader(live, "gw1", "door-in")
     page.goto(live.base_url + "/people")
     page.fill("#person-new input[name=id]", "p1")
     page.fill("#person-new input[name=name]", "山田 太郎")
     page.click("#person-new button[type=submit]")
-    page.wait_for_selector("#enrol-form")
-    page.fill("#enrol-form input[name=reader]", "door-in")
-    waits = live.app.state.enrol_waits
-    page.evaluate("() => document.querySelector('#enrol-form').requestSubmit()")
-    injector = threading.Thread(target=lambda: waits.wait_for("door-in", 15) and
-                                live.bus.publish("event", tap_message("door-in", "0A0B0C0D",
-                                                                      42, False)))
-    injector.start()
-    page.wait_for_selector("#cards tr[data-uid='0A0B0C0D']", timeout=30000)
-    injector.join(5)
-    assert "0A0B0C0D" in page.locator("[role=status]").inner_text()
+    page.select_option("#enrol-form select[name=reader]", "gw1:door-in")
+    page.click("#enrol-form button[type=submit]")
+    page.wait_for_selector("#enrol-window #enrol-countdown")
+    live.bus.publish("event", tap_message("door-in", "0A0B0C0D", 42, False))
+    page.wait_for_selector("#enrol-candidate[data-uid='0A0B0C0D']")  # shown, not yet bound
+    page.click("#enrol-confirm button[type=submit]")
+    page.wait_for_selector("#cards tr[data-uid='0A0B0C0D']")
+    assert catalogue("ja")["people.card_bound"] in page.locator("[role=status]").inner_text()
     page.screenshot(path=str(shots / "person.png"), full_page=True)
 
     # revoke the right (the card): confirm the dialog, the card shows as revoked

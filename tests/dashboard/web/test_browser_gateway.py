@@ -1,7 +1,7 @@
 """The whole loop in a browser: a virtual card tapped through a real pcscd at a real gateway,
 its signed event ingested over Mosquitto and shown live; a card enrolled by tapping it at a
-chosen reader; a card revoked in the UI, the dashboard's signed policy propagated, and the
-gateway denying the next tap."""
+chosen reader (shown, then confirmed); a card revoked in the UI, the dashboard's signed policy
+propagated, and the gateway denying the next tap."""
 
 from __future__ import annotations
 
@@ -95,22 +95,28 @@ def test_tap_enrol_revoke_through_the_real_gateway(loop: Loop, browser_page: Any
     page.fill("#person-new input[name=id]", "bob")
     page.fill("#person-new input[name=name]", "山田 太郎")
     page.click("#person-new button[type=submit]")
-    page.wait_for_selector("#enrol-form")
-    page.fill("#enrol-form input[name=reader]", READER_IN)
-    waits = live.app.state.enrol_waits
-    page.evaluate("() => document.querySelector('#enrol-form').requestSubmit()")
-    assert waits.wait_for(READER_IN, 15), "the enrol form did not start waiting"
+    # the door log has seen the gateway's reader (alice's tap): it is offered by its door's name
+    page.select_option("#enrol-form select[name=reader]", f"gw1:{READER_IN}")
+    page.click("#enrol-form button[type=submit]")
+    page.wait_for_selector("#enrol-window")
     loop.tap(NEW_CARD)
+    page.wait_for_selector(f"#enrol-candidate[data-uid='{NEW_CARD}']", timeout=30000)
+    assert page.inner_text("#enrol-reader") == f"サーバー室（入）— gw1 · {READER_IN}"
+    page.click("#enrol-confirm button[type=submit]")
     page.wait_for_selector(f"#cards tr[data-uid='{NEW_CARD}']", timeout=30000)
 
     # revoke alice's card: the signed policy propagates and the gateway denies her next tap
-    version = loop.gateway.policies.current.version  # type: ignore[union-attr]
     page.goto(live.base_url + "/people/alice")
     page.once("dialog", lambda dialog: dialog.accept())
     page.click(f"#cards tr[data-uid='{ALICE_UID}'] button.danger")
     page.wait_for_selector(f"#cards tr[data-uid='{ALICE_UID}'] .badge.denied")
+    # wait for the policy that drops her card (not just any newer one: the enrolment above
+    # published one too, which the gateway may apply only now); a policy is applied before
+    # its policy.applied event is journaled
     loop.collector.wait_for(
-        lambda e: e.kind == "policy.applied" and e.data["version"] > version, timeout=30)
+        lambda e: e.kind == "policy.applied"
+        and loop.gateway.policies.current is not None
+        and loop.gateway.policies.current.person_for_card(ALICE_UID) is None, timeout=30)
     mark = loop.collector.mark()
     with live.bus.subscribe(("event",)) as stored:
         loop.tap(ALICE_UID)

@@ -28,7 +28,7 @@ def test_upgrade_then_first_admin_then_login(
     config = tmp_path / "dashboard.toml"
     config.write_text(f'[dashboard]\nsite = "lab"\ndata_dir = "{tmp_path / "data"}"\n')
     args = parse(["db", "upgrade", "--config", str(config)])
-    assert args.handler(args) == 0
+    assert args.func(args) == 0
     settings = load_settings(config)
     engine = make_engine(settings.database_url)
     tables = set(inspect(engine).get_table_names())
@@ -38,14 +38,14 @@ def test_upgrade_then_first_admin_then_login(
     pw.write_text("first admin password\n")
     args = parse(["user", "add", "--config", str(config), "--username", "root",
                   "--role", "admin", "--password-file", str(pw)])
-    assert args.handler(args) == 0
-    assert args.handler(args) == 2  # the same user twice is refused
+    assert args.func(args) == 0
+    assert args.func(args) == 2  # the same user twice is refused
     assert "already exists" in capsys.readouterr().err
     weak = tmp_path / "weak"
     weak.write_text("short\n")
     args = parse(["user", "add", "--config", str(config), "--username", "x",
                   "--role", "auditor", "--password-file", str(weak)])
-    assert args.handler(args) == 2
+    assert args.func(args) == 2
 
     sm = make_sessionmaker(engine)
     with sm() as db:
@@ -64,6 +64,6 @@ def test_run_parses_and_bad_config_is_a_clear_error(
     config = tmp_path / "bad.toml"
     config.write_text("[dashboard]\nunknown_key = 1\n")
     args = parse(["dashboard", "run", "--config", str(config), "--port", "0"])
-    assert args.handler is cli.dashboard_run
-    assert args.handler(args) == 2
+    assert args.func is cli.dashboard_run
+    assert args.func(args) == 2
     assert "unknown_key" in capsys.readouterr().err

@@ -1,19 +1,20 @@
-"""Live updates over SSE from a real uvicorn, and card enrolment by a tap at a reader."""
+"""Live updates over SSE from a real uvicorn; the stream ends with its session."""
 
 from __future__ import annotations
 
 import json
 import re
-import threading
 from datetime import UTC, datetime
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from controller.envelope import format_ts
 from dashboard.i18n import Translator
+from dashboard.models.auth import User
 from dashboard.web.live import live_item
-from tests.dashboard.web.conftest import LiveDashboard
+from tests.dashboard.web.conftest import PASSWORD, LiveDashboard, add_user
 from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
@@ -65,32 +66,6 @@ def test_sse_delivers_a_stored_event_live(live_dashboard: LiveDashboard) -> None
 def test_sse_refused_without_login(live_dashboard: LiveDashboard) -> None:
     r = httpx.get(live_dashboard.base_url + "/live")
     assert r.status_code == 401
-
-
-def test_enrol_by_tap_takes_the_next_uid_at_that_reader(live_dashboard: LiveDashboard) -> None:
-    client, csrf = session(live_dashboard)
-    r = client.post("/api/v1/people", json={"id": "p1", "name": "Taro"},
-                    headers={"x-csrf-token": csrf})
-    assert r.status_code == 201
-    waits = live_dashboard.app.state.enrol_waits
-    result: dict[str, httpx.Response] = {}
-
-    def enrol() -> None:
-        result["r"] = client.post("/people/p1/cards/enrol",
-                                  data={"reader": "door-in", "csrf_token": csrf}, timeout=40)
-
-    worker = threading.Thread(target=enrol)
-    worker.start()
-    assert waits.wait_for("door-in", 10)
-    live_dashboard.bus.publish("event", tap("printer", "AAAAAAAA"))  # another reader: ignored
-    live_dashboard.bus.publish("event", tap("door-in", "0A0B0C0D"))
-    worker.join(40)
-    assert result["r"].status_code == 200, result["r"].text
-    cards = client.get("/api/v1/people/p1").json()["cards"]
-    assert [(c["uid"], c["active"]) for c in cards] == [("0A0B0C0D", True)]
-    audit = client.get("/api/v1/audit").json()["items"]
-    assert audit[0]["action"] == "card.enrol" and audit[0]["actor"] == "admin"
-    client.close()
 
 
 def test_live_item_for_a_denied_tap_is_translated() -> None:
@@ -149,3 +124,48 @@ def test_runtime_ingests_from_mqtt_and_shows_it_live(tmp_path, broker) -> None: 
         finally:
             node.stop()
             client.close()
+
+
+def log_in_as(live: LiveDashboard, username: str) -> tuple[httpx.Client, str]:
+    client = httpx.Client(base_url=live.base_url, timeout=10, follow_redirects=True)
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token
+    r = client.post("/login", data={"username": username, "password": PASSWORD,
+                                    "csrf_token": token.group(1), "next": "/nodes"})
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', r.text)
+    assert r.status_code == 200 and csrf, r.text
+    return client, csrf.group(1)
+
+
+@pytest.mark.parametrize("how", ["logout", "sessions/end", "deactivate", "password-reset"])
+def test_the_live_stream_ends_with_its_session(live_dashboard: LiveDashboard, how: str) -> None:
+    """Logging out (or an admin logging the user out everywhere, deactivating them or resetting
+    their password) ends the user's open live stream within a second, and the old cookie
+    opens no new one."""
+    live = live_dashboard
+    add_user(live.sessionmaker, live.settings, "eve", "security_admin")
+    eve, eve_csrf = log_in_as(live, "eve")
+    admin, admin_csrf = log_in_as(live, live.username)
+    cookie = {"secroom_session": eve.cookies["secroom_session"]}
+    before = live.bus.subscribers
+    # every read of the stream must get data (or its end) within one second
+    stream = httpx.Client(base_url=live.base_url, cookies=cookie,
+                          timeout=httpx.Timeout(10, read=1.0))
+    with stream.stream("GET", "/live") as r:
+        assert r.status_code == 200
+        lines = r.iter_lines()
+        assert next(lines).startswith("retry:")
+        wait_until(lambda: live.bus.subscribers > before, 5, "the stream to subscribe")
+        if how == "logout":
+            done = eve.post("/logout", headers={"x-csrf-token": eve_csrf})
+        else:
+            with live.sessionmaker() as db:
+                eve_id = db.scalar(select(User.id).where(User.username == "eve"))
+            done = admin.post(f"/users/{eve_id}/{how}", data={"csrf_token": admin_csrf})
+        assert done.status_code == 200, done.text  # followed to the next page
+        rest = list(lines)  # ends: no read waits longer than a second
+    assert "event: session_ended" in rest
+    assert httpx.get(live.base_url + "/live", cookies=cookie).status_code == 401
+    for client in (eve, admin, stream):
+        client.close()
