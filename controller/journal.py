@@ -5,10 +5,9 @@ One SQLite file in WAL mode with ``synchronous=FULL``: a commit is on disk when 
 transaction (group commit: one fsync for the batch, which is how the runtime reaches thousands of
 events per second while every ``emit`` still returns only after its own event is durable).
 Sealing (hash, Ed25519 signature) of one batch overlaps the commit of the previous one, and
-``BatchSealer`` builds exactly ``envelope.seal``'s bytes at a lower cost per event. Before an
-event is sealed, every string of its data (and every key) that may hold an individual number is
-passed through ``controller.numguard`` and the number replaced: no number is ever stored or
-published, whichever feature emitted it (``numbers_removed`` counts them).
+``BatchSealer`` builds exactly ``envelope.seal``'s bytes at a lower cost per event. Every string
+(and key) of an event's data passes ``controller.numguard`` before sealing: no individual number
+is stored or published, whoever emitted it (``numbers_removed`` counts them).
 
 Tables: ``events(seq, ts, kind, hash, body)`` where ``body`` is the exact wire bytes
 (``Event.to_bytes()``), and ``meta(name, value)`` holding the node, site and public key the
@@ -253,7 +252,7 @@ class Journal:
         self._sealed = self._head
         self._broken: JournalError | None = None
         self._ack = int(self._meta.get("ack", "0"))
-        self._numbers_removed = 0
+        self.numbers_removed = 0  # replaced by numguard in the events stored since opened
         self._delivered = int(self._meta.get("delivered", "0"))
 
     def _claim(self, pub: str) -> None:
@@ -316,7 +315,7 @@ class Journal:
                 self._broken = exc
                 raise
             self._head = (events[-1].seq, events[-1].hash)
-            self._numbers_removed += found
+            self.numbers_removed += found
             return events
         finally:
             self._lock.release()
@@ -349,12 +348,6 @@ class Journal:
         self._write(f"recording {name}", "INSERT OR REPLACE INTO meta VALUES (?, ?)",
                     [(name, str(value))])
         self._meta[name] = str(value)
-
-    @property
-    def numbers_removed(self) -> int:
-        """Individual numbers replaced (by ``numguard``) in the data of events stored since the
-        journal was opened."""
-        return self._numbers_removed
 
     # -- marks -------------------------------------------------------------------------------
 

@@ -4,13 +4,15 @@ replaced before anything is stored, and the request that carried it is remembere
 One mechanism for the dashboard's inputs, at the pydantic level:
 
 - ``GuardedModel``: a base whose validator passes every ``str`` field (and the strings of list,
-  tuple and dict fields) through the guard. The services' ``Input`` models, the media ledger's,
-  the certificates' and the API bodies derive from it, so a field added later is guarded
-  without anyone remembering to. A field that must keep its exact value because hardware or a
-  digest defines it (a USB serial, a token digest) opts out with ``Annotated[str, UNGUARDED]``.
-- ``FreeText``: the same for one form parameter or plain-typed field.
+  tuple and dict fields) through the guard. The services' ``Input`` models (people, groups,
+  doors, printers, site, the media ledger) and the deletion certificates derive
+  from it, so a field added later is guarded without anyone remembering to; pages and API
+  bodies reach them through the services. A field that must keep its exact value because
+  hardware or a digest defines it (a USB serial, a token digest) opts out with
+  ``Annotated[str, UNGUARDED]``.
 - ``guard_text``: the same for a service function that takes text as an argument (an anomaly's
-  reason, a user's display name, a report's organisation).
+  reason, a card's label, a user's name and display name, a token's name, a report's
+  organisation).
 
 On a hit the text is kept with ``REDACTED`` in place of the number; the field's name (never the
 value) is added to the hits of the current request (``collecting``), from which the web layer
@@ -25,15 +27,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AfterValidator, BaseModel, ValidationInfo, field_validator
+from pydantic import BaseModel, ValidationInfo, field_validator
 
 from controller.numguard import REDACTED, redact
 
 log = logging.getLogger(__name__)
 
-__all__ = ["REDACTED", "UNGUARDED", "FreeText", "GuardedModel", "Hit", "collecting",
+__all__ = ["REDACTED", "UNGUARDED", "GuardedModel", "Hit", "collecting", "current_hits",
            "guard_text", "guard_value"]
 
 
@@ -93,13 +95,6 @@ def guard_value(value: Any, field: str) -> Any:
     if isinstance(value, dict):
         return {guard_value(k, field): guard_value(v, field) for k, v in value.items()}
     return value
-
-
-def _guard_field(value: str, info: ValidationInfo) -> str:
-    return guard_text(value, info.field_name or "text")
-
-
-FreeText = Annotated[str, AfterValidator(_guard_field)]
 
 
 class GuardedModel(BaseModel):
