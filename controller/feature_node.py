@@ -30,8 +30,10 @@ class PrintingEmit:
     """Emit for a tool run without a node config: events go to stdout as JSON lines."""
 
     def __call__(self, kind: str, data: BaseModel, /) -> None:
-        print(json.dumps({"kind": kind, "data": data.model_dump(mode="json")},
-                         ensure_ascii=False), flush=True)
+        from controller.numguard import redact_data
+
+        payload = redact_data(data.model_dump(mode="json"))[0]  # as the journal would store it
+        print(json.dumps({"kind": kind, "data": payload}, ensure_ascii=False), flush=True)
 
 
 def node_config(args: argparse.Namespace) -> GatewayConfig | None:

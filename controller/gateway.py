@@ -263,6 +263,8 @@ class Gateway:
             # a broker outage leaves no event (nothing can be sent then): its trace is here
             "mqtt": {k: self.runtime.link.stats.get(k, 0)
                      for k in ("connects", "disconnects", "oversized")},
+            # individual numbers the journal replaced in events (controller.numguard)
+            "numbers_removed": self.runtime.journal.numbers_removed,
         }
 
     def publish_health(self) -> None:

@@ -289,4 +289,5 @@ class NodeRuntime:
             "link": dict(self.link.stats),
             "link_error": self.link.last_error,
             "publisher": self.publisher.health(),
+            "numbers_removed": self.journal.numbers_removed,  # see controller.numguard
         }

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from dashboard.audit import append_audit, jsonable
 from dashboard.models.anomalies import ANOMALY_STATES, Anomaly
+from dashboard.textguard import guard_text
 
 SEVERITIES = ("info", "warning", "critical")
 
@@ -88,7 +89,7 @@ def _transition(
     session: Session, actor: str, anomaly_id: int, reason: str, now: datetime, to: str
 ) -> Anomaly:
     assert to in ANOMALY_STATES
-    reason = (reason or "").strip()
+    reason = guard_text((reason or "").strip(), "reason")
     if not reason:
         raise AnomalyError("a reason is required")
     if len(reason) > 2000:

@@ -19,13 +19,16 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker as SessionMaker
+from starlette.exceptions import HTTPException
 
 from controller.envelope import now_utc
+from controller.numguard import install_log_guard
 from dashboard.auth.middleware import SecurityMiddleware
 from dashboard.auth.service import AuthService
 from dashboard.db import make_engine, make_sessionmaker
 from dashboard.enrolment import EnrolDesk
 from dashboard.settings import DashboardSettings
+from dashboard.web.guard import NumberGuardMiddleware, http_exception_handler
 
 STATIC_DIR = Path(__file__).with_name("static")
 
@@ -40,6 +43,7 @@ def create_app(
     """Build the app. ``sessionmaker`` defaults to one over ``settings.database_url``;
     ``bus`` is the in-process event bus live updates, ended sessions and card enrolment
     go through."""
+    install_log_guard()  # whoever serves the app: no log line carries an individual number
     if sessionmaker is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         sessionmaker = make_sessionmaker(make_engine(settings.database_url))
@@ -67,6 +71,8 @@ def create_app(
         app.router.routes.extend(router.routes)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, http_exception_handler)
+    app.add_middleware(NumberGuardMiddleware)  # inside the security middleware
     app.add_middleware(
         SecurityMiddleware, router=app.router, auth=app.state.auth, https=settings.https,
         now=clock,

@@ -85,9 +85,11 @@ class LoopPart:
 
 def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
     from controller import keys
+    from controller.numguard import install_log_guard
     from dashboard.bus import Bus
     from dashboard.db import WalCheckpointer, make_engine, make_sessionmaker
 
+    install_log_guard()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
     sm = make_sessionmaker(engine)

@@ -17,9 +17,12 @@ from dashboard.auth.roles import allowed
 from dashboard.auth.service import Principal
 from dashboard.i18n import LANGUAGE_COOKIE, Translator, pick_language
 from dashboard.settings import DashboardSettings
+from dashboard.textguard import current_hits
+from dashboard.web.guard import NOTICE, finalize
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
 TEMPLATES.env.autoescape = True
+TEMPLATES.env.finalize = finalize  # no printed value carries an individual number
 
 
 def settings(request: Request) -> DashboardSettings:
@@ -90,6 +93,7 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
         "site": settings(request).site,
         "nav": getattr(request.scope.get("route"), "name", ""),
         "flash": flash_from_query(request),
+        "notice": notice(request),
         "can": can,
         "nav_items": NAV_ITEMS,
     }
@@ -106,6 +110,14 @@ def safe_next(target: str | None, default: str = "/") -> str:
 FLASH_KEYS = frozenset(
     {"common.saved", "people.card_bound", "users.created", "account.changed"}
 )
+
+
+def notice(request: Request) -> str:
+    """Tell the user that an individual number was removed from what they typed: in this
+    request, or in the one that redirected here (``notice=number_removed``)."""
+    if current_hits() or request.query_params.get("notice") == NOTICE:
+        return translator(request)("guard.number_removed")
+    return ""
 
 
 def flash_from_query(request: Request) -> str:
