@@ -79,6 +79,7 @@ def routers() -> list[APIRouter]:
     from dashboard.numlog import web as numlog
     from dashboard.printing import web as printing
     from dashboard.reports import web as reports
+    from dashboard.review import web as review
     from dashboard.web import (
         anomalies,
         audit,
@@ -87,6 +88,7 @@ def routers() -> list[APIRouter]:
         groups,
         live,
         lockdown,
+        names,
         nodes,
         overview,
         people,
@@ -101,7 +103,7 @@ def routers() -> list[APIRouter]:
         people.router, groups.router, doors.router, printers.router, lockdown.router,
         anomalies.router, audit.router, users.router, live.router,
         printing.router, backups.router, media.router, numlog.router, correlation.router,
-        reports.router,
+        reports.router, review.router, names.router,
     ]
 
 

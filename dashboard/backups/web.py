@@ -6,12 +6,15 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
+from dashboard.anomalies import AnomalyError, acknowledge
+from dashboard.auth.service import Principal
 from dashboard.backups import queries as Q
 from dashboard.backups.texts import BACKUPS
 from dashboard.correlation.settings import CorrelationSettings
@@ -66,12 +69,37 @@ def backups_page(
     alarms = db.scalars(select(Anomaly).where(Anomaly.kind.in_(ALARM_KINDS),
                                               Anomaly.state == "open")
                         .order_by(Anomaly.last_seen_at.desc()).limit(20)).all()
+    from dashboard.review.sentences import Evidence, sentence
+
+    t, n = deps.translator(request), deps.names(request)
+    ev = Evidence.load(db, list(alarms))
     return deps.render(request, "backups/page.html", {
-        "t": Texts(deps.translator(request), BACKUPS), "f": f, "cal": cal,
-        "weeks": Q.weeks(cal), "st": _status(request, db, f), "alarms": alarms,
+        "t": Texts(t, BACKUPS), "f": f, "cal": cal,
+        "weeks": Q.weeks(cal), "st": _status(request, db, f),
+        "alarms": [(a, sentence(a, ev, t, n)) for a in alarms],
         "prev_month": (first - timedelta(days=1)).strftime("%Y-%m"),
         "next_month": (first + timedelta(days=32)).strftime("%Y-%m"),
     })
+
+
+@router.post("/backups/alarms/{anomaly_id}/confirm", name="snapshots.alarm_confirm",
+             include_in_schema=False)
+def backups_alarm_confirm(
+    request: Request, anomaly_id: int, db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """A backup operator acknowledges a backup alarm (only those) with a reason; audited."""
+    row = db.get(Anomaly, anomaly_id)
+    if row is None or row.kind not in ALARM_KINDS:
+        raise HTTPException(status_code=404, detail="no such backup alarm")
+    try:
+        acknowledge(db, who.username, anomaly_id, reason, now=deps.now(request))
+        db.commit()
+    except AnomalyError as exc:
+        db.rollback()
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    return RedirectResponse("/backups?msg=common.saved#backup-alarms", status_code=303)
 
 
 @router.get("/api/v1/backups/calendar", name="api.snapshots.calendar",

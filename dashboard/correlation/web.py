@@ -37,10 +37,10 @@ def _findings(db: DbSession, state: str) -> list[tuple[Finding, Anomaly | None]]
 
 
 @router.get("/findings", name="findings.page", include_in_schema=False)
-def findings_page(request: Request, db: Annotated[DbSession, Depends(deps.db)],
-                  state: Annotated[str, Query(pattern="^(open|all)$")] = "open") -> Response:
-    return deps.render(request, "numlog/findings.html", {"rows": _findings(db, state),
-                                                         "state": state})
+def findings_page(state: Annotated[str, Query(pattern="^(open|all)$")] = "open") -> Response:
+    """Findings are the evidence of review items: the queue shows them."""
+    return RedirectResponse("/review?state=all" if state == "all" else "/review",
+                            status_code=303)
 
 
 @router.post("/findings/{anomaly_id}/resolve", name="findings.resolve", include_in_schema=False)
@@ -54,7 +54,7 @@ def findings_resolve(request: Request, anomaly_id: int,
     except service.AnomalyError as exc:
         db.rollback()
         raise HTTPException(status_code=409, detail=str(exc)) from exc
-    return RedirectResponse("/findings?state=all", status_code=303)
+    return RedirectResponse(f"/review/{anomaly_id}?msg=common.saved", status_code=303)
 
 
 class FindingOut(BaseModel):

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from dashboard.auth.roles import allowed
 from dashboard.auth.service import Principal
 from dashboard.i18n import LANGUAGE_COOKIE, Translator, pick_language
+from dashboard.names import Names
 from dashboard.settings import DashboardSettings
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
@@ -53,27 +54,70 @@ def translator(request: Request) -> Translator:
     return Translator(lang, cfg.zone)
 
 
-# The navigation bar: (route, link, message key); each link shows only to roles that may follow it.
-NAV_ITEMS: tuple[tuple[str, str, str], ...] = (
-    ("overview.page", "/", "nav.overview"),
-    ("door_log.page", "/door-log", "nav.door_log"),
-    ("presence.page", "/presence", "nav.presence"),
-    ("people.page", "/people", "nav.people"),
-    ("groups.page", "/groups", "nav.groups"),
-    ("doors.page", "/doors", "nav.doors"),
-    ("printers.page", "/printers", "nav.printers"),
-    ("lockdown.page", "/lockdown", "nav.lockdown"),
-    ("printing.page", "/printing", "nav.printing"),
-    ("media.page", "/media", "nav.media"),
-    ("snapshots.page", "/backups", "nav.backups"),
-    ("nodes.page", "/nodes", "nav.nodes"),
-    ("anomalies.page", "/anomalies", "nav.anomalies"),
-    ("numlog.page", "/numlog", "nav.numlog"),
-    ("findings.page", "/findings", "nav.findings"),
-    ("reports.page", "/reports", "nav.reports"),
-    ("audit.page", "/audit", "nav.audit"),
-    ("users.page", "/users", "nav.users"),
+# The navigation, grouped by task: (group message key, items); an item is (route, link,
+# message key) and shows only to roles that may follow it.
+NAV_GROUPS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
+    ("nav.group.now", (
+        ("overview.page", "/", "nav.overview"),
+        ("review.page", "/review", "nav.review"),
+        ("presence.page", "/presence", "nav.presence"),
+        ("door_log.page", "/door-log", "nav.door_log"),
+    )),
+    ("nav.group.records", (
+        ("numlog.page", "/numlog", "nav.numlog"),
+        ("printing.page", "/printing", "nav.printing"),
+        ("media.page", "/media", "nav.media"),
+        ("snapshots.page", "/backups", "nav.backups"),
+        ("reports.page", "/reports", "nav.reports"),
+        ("audit.page", "/audit", "nav.audit"),
+    )),
+    ("nav.group.manage", (
+        ("people.page", "/people", "nav.people"),
+        ("groups.page", "/groups", "nav.groups"),
+        ("doors.page", "/doors", "nav.doors"),
+        ("printers.page", "/printers", "nav.printers"),
+        ("lockdown.page", "/lockdown", "nav.lockdown"),
+    )),
+    ("nav.group.settings", (
+        ("names.page", "/names", "nav.names"),
+        ("nodes.page", "/nodes", "nav.nodes"),
+        ("users.page", "/users", "nav.users"),
+    )),
 )
+NAV_ITEMS: tuple[tuple[str, str, str], ...] = tuple(i for _, items in NAV_GROUPS for i in items)
+
+# Where each role starts: its work (the review queue, last night's backups, the records).
+LANDING: dict[str, str] = {
+    "admin": "/", "security_admin": "/review", "backup_operator": "/backups",
+    "auditor": "/door-log",
+}
+
+
+def landing(role: str) -> str:
+    return LANDING.get(str(role), "/")
+
+
+def names(request: Request) -> Names:
+    """The request's names for ids (people, doors, readers, hosts, nodes), loaded once."""
+    state = request.scope.setdefault("state", {})
+    found = state.get("names")
+    if found is None:
+        with request.app.state.sessionmaker() as db:
+            found = Names.load(db, translator(request).lang)
+        state["names"] = found
+    return found  # type: ignore[no-any-return]
+
+
+def lockdown_state(request: Request) -> Any:
+    """The site's lockdown row when a lockdown is on (for the banner on every page), else None."""
+    from dashboard.models import SiteSettings
+
+    with request.app.state.sessionmaker() as db:
+        row = db.get(SiteSettings, settings(request).site)
+        if row is None or not (row.lockdown or row.lockdown_doors):
+            return None
+        db.expunge(row)
+        return row
 
 
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
@@ -83,15 +127,22 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
         """The role matrix, for templates: show a control only to roles that may use it."""
         return isinstance(who, Principal) and allowed(route_name, who.role)
 
+    t = translator(request)
+    n = names(request)
     base = {
-        "t": translator(request),
+        "t": t,
+        "n": n,
         "me": who,
         "csrf_token": getattr(who, "csrf_token", ""),
         "site": settings(request).site,
+        "site_name": n.site(settings(request).site),
         "nav": getattr(request.scope.get("route"), "name", ""),
         "flash": flash_from_query(request),
         "can": can,
         "nav_items": NAV_ITEMS,
+        "nav_groups": NAV_GROUPS,
+        "home": landing(who.role) if isinstance(who, Principal) else "/",
+        "lockdown": lockdown_state(request) if isinstance(who, Principal) else None,
     }
     return TEMPLATES.TemplateResponse(request, name, {**base, **context}, status_code=status)
 
@@ -103,7 +154,7 @@ def safe_next(target: str | None, default: str = "/") -> str:
     return target
 
 
-FLASH_KEYS = frozenset({"common.saved", "people.enrolled", "users.created"})
+FLASH_KEYS = frozenset({"common.saved", "people.enrolled", "users.created", "review.bulk_done"})
 
 
 def flash_from_query(request: Request) -> str:
