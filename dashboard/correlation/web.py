@@ -7,7 +7,7 @@ timeline, and a re-run over a period. Acknowledging uses the anomalies router's 
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
@@ -23,6 +23,7 @@ from dashboard.correlation.rerun import rerun
 from dashboard.correlation.timeline import timeline
 from dashboard.models.anomalies import Anomaly
 from dashboard.models.correlation import Finding
+from dashboard.models.people import Person
 from dashboard.web import deps
 
 router = APIRouter()
@@ -90,10 +91,15 @@ def _day(d: date | None, request: Request, default: date) -> datetime:
 @router.get("/people/{person_id}/timeline", name="timeline.page", include_in_schema=False)
 def timeline_page(request: Request, person_id: str, db: Annotated[DbSession, Depends(deps.db)],
                   day: date | None = None) -> Response:
+    """A person's day, all sources joined (stays, door taps, number accesses, prints, USB on
+    their hosts), drawn as the review items' time strip, with the day's review items."""
+    from dashboard.review.day import day_context
+
+    if db.get(Person, person_id) is None:
+        raise HTTPException(status_code=404, detail="no such person")
     start = _day(day, request, deps.now(request).astimezone(deps.settings(request).zone).date())
-    items = timeline(db, person_id, start, start + timedelta(days=1))
-    return deps.render(request, "numlog/timeline.html", {"person_id": person_id, "items": items,
-                                                         "day": start.date()})
+    return deps.render(request, "review/day.html",
+                       day_context(request, db, person_id, start))
 
 
 class ItemOut(BaseModel):

@@ -45,12 +45,21 @@ def _overview(request: Request, db: DbSession) -> OverviewOut:
 
 @router.get("/", name="overview.page", include_in_schema=False)
 def overview_page(request: Request, db: Annotated[DbSession, Depends(deps.db)]) -> Response:
+    from dashboard.review.sentences import Evidence, sentence
+
     data = _overview(request, db)
-    _, alarms = queries.open_anomalies(db)
-    return deps.render(
-        request, "overview.html",
-        {"data": data, "alarms": alarms, "chart": hourly_bars(data.entries_per_hour)},
-    )
+    _, alarms = queries.open_anomalies(db, limit=8)
+    t, n = deps.translator(request), deps.names(request)
+    ev = Evidence.load(db, alarms)
+    zone = deps.settings(request).zone
+    days = queries.entries_per_day(db, deps.now(request), zone, days=30)
+    return deps.render(request, "overview.html", {
+        "data": data, "alarms": [(a, sentence(a, ev, t, n)) for a in alarms],
+        "chart": hourly_bars(data.entries_per_hour),
+        "daily": {"kind": "bars", "x": [f"{d.month}/{d.day}" for d, _ in days],
+                  "series": [{"label": t("overview.entries"), "values": [c for _, c in days],
+                              "color": "#1f5fae"}]},
+    })
 
 
 @router.get("/api/v1/overview", name="api.overview", response_model=OverviewOut, tags=["overview"])

@@ -52,11 +52,26 @@ def entries_per_hour(db: DbSession, day: date, zone: ZoneInfo) -> list[int]:
     return counts
 
 
+def entries_per_day(db: DbSession, now: datetime, zone: ZoneInfo, days: int = 30
+                    ) -> list[tuple[date, int]]:
+    """Granted entries per site-local day for the ``days`` days up to today."""
+    today = now.astimezone(zone).date()
+    first = today - timedelta(days=days - 1)
+    start, _ = local_day_bounds(first, zone)
+    counts = {first + timedelta(days=i): 0 for i in range(days)}
+    for ts in db.scalars(select(DoorAccess.ts).where(
+            DoorAccess.granted.is_(True), DoorAccess.direction == "in", DoorAccess.ts >= start)):
+        day = ts.astimezone(zone).date()
+        if day in counts:
+            counts[day] += 1
+    return sorted(counts.items())
+
+
 def open_anomalies(db: DbSession, limit: int = 20) -> tuple[int, list[Anomaly]]:
     total = db.scalar(select(func.count()).select_from(Anomaly).where(Anomaly.state == "open"))
     rows = db.scalars(
         select(Anomaly).where(Anomaly.state == "open")
-        .order_by(Anomaly.last_seen_at.desc()).limit(limit)
+        .order_by(Anomaly.at.desc(), Anomaly.id.desc()).limit(limit)
     ).all()
     return int(total or 0), list(rows)
 
