@@ -14,11 +14,15 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from dashboard.models.auth import User
 from dashboard.models.names import NAME_KINDS, DisplayName
 from dashboard.models.people import Door, Group, Person, Printer
 
 _SIDE = {"in": ("入口", "entry"), "out": ("出口", "exit"), "a": ("A", "A"), "b": ("B", "B")}
 UNKNOWN_PERSON = ("未登録のカード", "unknown card")
+SYSTEM_ACTORS = {"correlation": ("自動照合", "correlation"), "demo-setup": ("初期設定", "set-up"),
+                 "cli": ("コマンド", "command line"), "system": ("システム", "system"),
+                 "seed": ("初期設定", "set-up")}
 
 
 @dataclass
@@ -29,6 +33,7 @@ class Names:
     printers: dict[str, str] = field(default_factory=dict)
     groups: dict[str, str] = field(default_factory=dict)
     given: dict[tuple[str, str], str] = field(default_factory=dict)
+    users: dict[str, str] = field(default_factory=dict)  # login -> display name
 
     @classmethod
     def load(cls, db: Session, lang: str = "ja") -> Names:
@@ -40,6 +45,7 @@ class Names:
             groups={i: nm for i, nm in db.execute(select(Group.id, Group.name))},
             given={(k, i): n for k, i, n in db.execute(
                 select(DisplayName.kind, DisplayName.ident, DisplayName.name))},
+            users={u: d for u, d in db.execute(select(User.username, User.display_name)) if d},
         )
 
     def _pick(self, pair: tuple[str, str]) -> str:
@@ -49,6 +55,14 @@ class Names:
         if not person_id:
             return self._pick(UNKNOWN_PERSON)
         return self.people.get(person_id, person_id)
+
+    def user(self, username: str | None) -> str:
+        """A dashboard user (or a system actor) by display name."""
+        if not username:
+            return ""
+        if username in SYSTEM_ACTORS:
+            return self._pick(SYSTEM_ACTORS[username])
+        return self.users.get(username, username)
 
     def door(self, door_id: str | None) -> str:
         if not door_id:

@@ -3,8 +3,8 @@ API under /api/v1/backups, for backup operators, admins, security admins and aud
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-from typing import Annotated
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse
@@ -19,6 +19,7 @@ from dashboard.backups import queries as Q
 from dashboard.backups.texts import BACKUPS
 from dashboard.correlation.settings import CorrelationSettings
 from dashboard.models.anomalies import Anomaly
+from dashboard.models.events import StoredEvent
 from dashboard.printing.texts import Texts
 from dashboard.web import deps
 
@@ -75,11 +76,29 @@ def backups_page(
     ev = Evidence.load(db, list(alarms))
     return deps.render(request, "backups/page.html", {
         "t": Texts(t, BACKUPS), "f": f, "cal": cal,
+        "nightly": nightly_chart(db, t, deps.now(request)),
         "weeks": Q.weeks(cal), "st": _status(request, db, f),
         "alarms": [(a, sentence(a, ev, t, n)) for a in alarms],
         "prev_month": (first - timedelta(days=1)).strftime("%Y-%m"),
         "next_month": (first + timedelta(days=32)).strftime("%Y-%m"),
     })
+
+
+def nightly_chart(db: DbSession, t: Any, now: datetime, nights: int = 30) -> dict[str, Any]:
+    """Duration (minutes) and written size (MB) of each snapshot in the last ``nights``."""
+    rows = db.execute(select(StoredEvent.ts, StoredEvent.data).where(
+        StoredEvent.kind == "backup.snapshot", StoredEvent.ts >= now - timedelta(days=nights))
+        .order_by(StoredEvent.ts)).all()
+    x, minutes, size = [], [], []
+    for ts, data in rows:
+        d = data if isinstance(data, dict) else {}
+        local = ts.astimezone(t.zone)
+        x.append(f"{local.month}/{local.day}")
+        minutes.append(round(float(d.get("duration_s") or 0) / 60, 1))
+        size.append(round(float(d.get("bytes_stored") or 0) / 1e6, 1))
+    return {"kind": "lines", "x": x, "series": [
+        {"label": t("backups.chart_minutes"), "values": minutes, "color": "#1f5fae"},
+        {"label": t("backups.chart_mb"), "values": size, "color": "#b35c00", "scale": "y2"}]}
 
 
 @router.post("/backups/alarms/{anomaly_id}/confirm", name="snapshots.alarm_confirm",

@@ -96,7 +96,8 @@ def start_dashboard(
     password = secrets.token_urlsafe(12)
     with sm.begin() as db:
         AuthService(settings, sm).create_user(db, username="admin", role="admin",
-                                              password=password, now=now)
+                                              password=password, now=now,
+                                              display_name="管理者")
     enter_office(sm, office, now)
     if history is not None:
         history(sm, settings)

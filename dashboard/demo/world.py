@@ -21,7 +21,9 @@ from typing import Any
 
 from dashboard.demo import history, seed
 
-# one dashboard user per role (the demo's admin is "admin")
+# one dashboard user per role (the demo's admin is "admin"), and their display names
+DISPLAY = {"admin": "管理者 山本", "anzen": "安全管理 井上", "backup": "バックアップ担当 木村",
+           "kansa": "監査 清水"}
 ROLE_USERS: dict[str, str] = {
     "admin": "admin",
     "security_admin": "anzen",
@@ -80,7 +82,8 @@ def build(data_dir: Path, *, password: str, now: datetime | None = None) -> Worl
     auth = AuthService(settings, sm)
     with sm.begin() as db:
         for role, username in ROLE_USERS.items():
-            auth.create_user(db, username=username, role=role, password=password, now=now)
+            auth.create_user(db, username=username, role=role, password=password, now=now,
+                             display_name=DISPLAY[username])
     enter_office(sm, seed.policy(now=now), now)
     seed_media(sm, now)
     month = history.build(now)

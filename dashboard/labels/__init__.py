@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from dashboard.labels import kinds, review, states
+from dashboard.labels import fields, kinds, review, states
 
 Pair = tuple[str, str]
 
@@ -31,10 +31,12 @@ TABLES: dict[str, Mapping[str, Pair]] = {
     "usb_verdict": states.USB_VERDICTS,
     "backup_status": states.BACKUP_STATUSES,
     "backup_stage": states.BACKUP_STAGES,
+    "backup_error": states.BACKUP_ERRORS,
     "access_category": states.ACCESS_CATEGORIES,
     "audit_action": states.AUDIT_ACTIONS,
     "audit_target": states.AUDIT_TARGETS,
     "name_kind": states.NAME_KINDS,
+    "audit_field": fields.AUDIT_FIELDS,
 }
 
 # groups whose labels come from functions (the nodes' registry first)

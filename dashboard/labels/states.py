@@ -79,6 +79,17 @@ BACKUP_STAGES: dict[str, Pair] = {
     "drill": ("リストア訓練", "Restore drill"),
 }
 
+BACKUP_ERRORS: dict[str, Pair] = {
+    "locked": ("リポジトリが使用中", "Repository locked"),
+    "disk_full": ("保存先の容量不足", "Disk full"),
+    "integrity": ("整合性エラー", "Integrity error"),
+    "key": ("鍵のエラー", "Key error"),
+    "io": ("読み書きエラー(保存先が応答しない等)", "Input/output error"),
+    "config": ("設定エラー", "Configuration error"),
+    "not_found": ("対象が見つからない", "Not found"),
+    "error": ("その他のエラー", "Other error"),
+}
+
 ACCESS_CATEGORIES: dict[str, Pair] = {
     "login": ("ログイン", "Log-in"),
     "access": ("閲覧・更新", "Access"),
