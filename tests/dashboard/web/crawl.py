@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 # acronyms that Japanese offices write this way, and the name of the other UI language.
 ALLOWED_WORDS = frozenset({
     "secroom", "English", "CSV", "PDF", "USB", "USBGuard", "IC", "ID", "UID", "PC", "API",
-    "CUPS", "NAS", "OS",
+    "CUPS", "NAS", "OS", "UTF", "BOM", "JIS", "KB", "MB", "GB",
 })
 
 DOTTED = re.compile(r"(?<![\w./-])[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+(?![\w/-])")
