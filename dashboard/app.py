@@ -19,12 +19,15 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker as SessionMaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from controller.envelope import now_utc
 from dashboard.auth.middleware import SecurityMiddleware
 from dashboard.auth.service import AuthService
 from dashboard.db import make_engine, make_sessionmaker
 from dashboard.settings import DashboardSettings
+from dashboard.web import errors
 from dashboard.web.people import EnrolWaits
 
 STATIC_DIR = Path(__file__).with_name("static")
@@ -65,9 +68,11 @@ def create_app(
         app.router.routes.extend(router.routes)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, errors.http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, errors.server_error)
     app.add_middleware(
         SecurityMiddleware, router=app.router, auth=app.state.auth, https=settings.https,
-        now=clock,
+        now=clock, forbidden_page=errors.forbidden_page,
     )
     return app
 
@@ -116,9 +121,12 @@ def person_sections() -> list[tuple[str, Any]]:
     return [("printing.person", person_context)]
 
 
-async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _invalid(request: Request, exc: RequestValidationError) -> Response:
     """422 as FastAPI words it, without echoing the refused values: a too-long password or a
-    field holding an individual number must not come back in the response (or its logs)."""
-    errors = [{k: v for k, v in e.items() if k not in ("input", "ctx", "url")}
+    field holding an individual number must not come back in the response (or its logs).
+    A page gets a page in the reader's language."""
+    if errors.wants_html(request):
+        return errors.error_page(request, 422)
+    problems = [{k: v for k, v in e.items() if k not in ("input", "ctx", "url")}
               for e in exc.errors()]
-    return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})
+    return JSONResponse(status_code=422, content={"detail": jsonable_encoder(problems)})

@@ -76,7 +76,7 @@ def backups_page(
     ev = Evidence.load(db, list(alarms))
     return deps.render(request, "backups/page.html", {
         "t": Texts(t, BACKUPS), "f": f, "cal": cal,
-        "nightly": nightly_chart(db, t, deps.now(request)),
+        "nightly": nightly_chart(db, Texts(t, BACKUPS), deps.now(request)),
         "weeks": Q.weeks(cal), "st": _status(request, db, f),
         "alarms": [(a, sentence(a, ev, t, n)) for a in alarms],
         "prev_month": (first - timedelta(days=1)).strftime("%Y-%m"),
@@ -96,7 +96,7 @@ def nightly_chart(db: DbSession, t: Any, now: datetime, nights: int = 30) -> dic
         x.append(f"{local.month}/{local.day}")
         minutes.append(round(float(d.get("duration_s") or 0) / 60, 1))
         size.append(round(float(d.get("bytes_stored") or 0) / 1e6, 1))
-    return {"kind": "lines", "x": x, "series": [
+    return {"kind": "lines", "x": x, "x_label": t("backups.night"), "series": [
         {"label": t("backups.chart_minutes"), "values": minutes, "color": "#1f5fae"},
         {"label": t("backups.chart_mb"), "values": size, "color": "#b35c00", "scale": "y2"}]}
 

@@ -24,7 +24,7 @@
     var values = spec.stacked ? stack(spec.series) : spec.series.map(function (s) { return s.values; });
     var order = spec.stacked ? values.map(function (_, i) { return i; }).reverse() : values.map(function (_, i) { return i; });
     var data = [xs];
-    var series = [{}];
+    var series = [{ label: spec.x_label || "" }];
     var bars = spec.kind === "bars" ? uPlot.paths.bars({ size: [0.7, 48] }) : null;
     order.forEach(function (i) {
       var s = spec.series[i];

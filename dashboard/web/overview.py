@@ -57,6 +57,7 @@ def overview_page(request: Request, db: Annotated[DbSession, Depends(deps.db)]) 
         "data": data, "alarms": [(a, sentence(a, ev, t, n)) for a in alarms],
         "chart": hourly_bars(data.entries_per_hour),
         "daily": {"kind": "bars", "x": [f"{d.month}/{d.day}" for d, _ in days],
+                  "x_label": t("timeline.day"),
                   "series": [{"label": t("overview.entries"), "values": [c for _, c in days],
                               "color": "#1f5fae"}]},
     })
