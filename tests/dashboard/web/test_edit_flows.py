@@ -31,7 +31,7 @@ def test_rights_doors_printers_lockdown_forms(webapp: WebApp) -> None:
     post(client, "/people/p1", csrf, name="山田 太郎", active="true", valid_from="2026-04-01",
          valid_until="", operator_ids="op7, op8", cups_users="yamada", groups=["staff"])
     post(client, "/people/p1/cards", csrf, uid="01:02:03:04", label="社員証")
-    post(client, "/lockdown", csrf, doors=["server-room"])
+    post(client, "/lockdown", csrf, scope="doors", doors=["server-room"], reason="工事のため")
     with webapp.sm() as db:
         door = db.get(Door, "server-room")
         assert door and door.two_person and door.anti_passback and door.two_person_window_s == 20
@@ -57,7 +57,7 @@ def test_rights_doors_printers_lockdown_forms(webapp: WebApp) -> None:
     # removing a window and a printer, and lifting the lockdown
     post(client, "/groups/staff/windows/0/delete", csrf)
     post(client, "/printers/mfp1/delete", csrf)
-    post(client, "/lockdown", csrf)
+    post(client, "/lockdown", csrf, scope="end", reason="工事終了")
     with webapp.sm() as db:
         group = db.get(Group, "staff")
         assert group and group.windows == []
