@@ -1,5 +1,5 @@
 // Charts drawn with the vendored uPlot (static/vendor/uplot, MIT) from JSON the page carries in
-// <script type="application/json"> (data, not code: the CSP allows only our own scripts).
+// a data-chart attribute (data, not code: the CSP allows only our own scripts).
 "use strict";
 
 (function () {
@@ -13,7 +13,7 @@
   function draw(el) {
     var spec;
     try {
-      spec = JSON.parse(document.getElementById(el.dataset.chart).textContent);
+      spec = JSON.parse(el.dataset.chart);
     } catch (e) {
       return;
     }
