@@ -136,8 +136,18 @@
     });
   }
 
+  // A table wider than a phone scrolls inside itself: let the keyboard reach it too.
+  function scrollables() {
+    document.querySelectorAll("main table:not(.cards)").forEach(function (table) {
+      if (table.scrollWidth > table.clientWidth + 1) {
+        table.setAttribute("tabindex", "0");
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     startLive();
     confirmations();
+    scrollables();
   });
 })();
