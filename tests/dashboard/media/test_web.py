@@ -219,7 +219,7 @@ def test_pages_speak_english_too(media_app: WebApp) -> None:
     c, _ = media_app.as_role("auditor")
     c.cookies.set("secroom_lang", "en")
     ledger = c.get("/media").text
-    assert "<h1>Media ledger</h1>" in ledger and "in storage" in ledger and "媒体" not in ledger
+    assert "<h1>Media ledger</h1>" in ledger and "In storage" in ledger and "媒体" not in ledger
     detail = c.get(f"/media/{cn}").text
     assert "History" in detail and "register" in detail and 'id="checkout-form"' not in detail
     rows = list(csv.reader(io.StringIO(c.get("/media.csv").content.decode("utf-8-sig"))))
