@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from time import monotonic
 from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request
@@ -97,15 +99,30 @@ def landing(role: str) -> str:
     return LANDING.get(str(role), "/")
 
 
+NAMES_TTL_S = 2.0  # names change rarely; a page is at most this much behind a rename
+
+
 def names(request: Request) -> Names:
     """The request's names for ids (people, doors, readers, hosts, nodes), loaded once."""
     state = request.scope.setdefault("state", {})
     found = state.get("names")
     if found is None:
-        with request.app.state.sessionmaker() as db:
-            found = Names.load(db, translator(request).lang)
+        lang = translator(request).lang
+        cache = request.app.state.__dict__.setdefault("_names_cache", {})
+        hit = cache.get(lang)
+        if hit is None or monotonic() - hit[0] > NAMES_TTL_S:
+            with request.app.state.sessionmaker() as db:
+                hit = (monotonic(), Names.load(db, lang))
+            cache[lang] = hit
+        found = replace(hit[1])  # the request may change its language; the cache keeps its own
         state["names"] = found
     return found  # type: ignore[no-any-return]
+
+
+def forget_names(request: Request) -> None:
+    """After a rename: the next page reads the names again."""
+    request.app.state.__dict__.pop("_names_cache", None)
+    request.scope.setdefault("state", {}).pop("names", None)
 
 
 def lockdown_state(request: Request) -> Any:
@@ -143,8 +160,37 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
         "nav_groups": NAV_GROUPS,
         "home": landing(who.role) if isinstance(who, Principal) else "/",
         "lockdown": lockdown_state(request) if isinstance(who, Principal) else None,
+        # what a failed form had: re-rendered forms show it again instead of starting empty
+        "typed": typed(request),
     }
     return TEMPLATES.TemplateResponse(request, name, {**base, **context}, status_code=status)
+
+
+def typed(request: Request) -> dict[str, Any]:
+    form = getattr(request, "_form", None)
+    if request.method != "POST" or form is None:
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in form.multi_items():
+        if key in ("csrf_token", "password", "approver_password") or not isinstance(value, str):
+            continue
+        out[key] = [*out[key], value] if isinstance(out.get(key), list) else \
+            ([out[key], value] if key in out else value)
+    return out
+
+
+# A service's refusal in the reader's words: (a fragment of the service's message, key).
+SERVICE_ERRORS = (("already exists", "error.exists"), ("exists", "error.exists"),
+                  ("unknown door", "error.unknown_door"), ("unknown group", "error.unknown_group"),
+                  ("unknown printer", "error.unknown_printer"), ("reason", "error.reason"),
+                  ("no person", "error.no_person"), ("not found", "error.not_found"),
+                  ("uid", "error.uid"), ("card", "error.card"))
+
+
+def error_text(request: Request, detail: object) -> str:
+    text = str(detail).lower()
+    key = next((k for part, k in SERVICE_ERRORS if part in text), "error.invalid")
+    return translator(request)(key)
 
 
 def safe_next(target: str | None, default: str = "/") -> str:

@@ -56,6 +56,7 @@ def names_set(request: Request, db: Annotated[DbSession, Depends(deps.db)],
     try:
         set_name(db, who.username, kind, ident, name, deps.now(request))
         db.commit()
+        deps.forget_names(request)
     except ValueError:
         db.rollback()
         return _page(request, db, deps.translator(request)("names.error"), 400)

@@ -56,15 +56,15 @@ def entries_per_day(db: DbSession, now: datetime, zone: ZoneInfo, days: int = 30
                     ) -> list[tuple[date, int]]:
     """Granted entries per site-local day for the ``days`` days up to today."""
     today = now.astimezone(zone).date()
-    first = today - timedelta(days=days - 1)
-    start, _ = local_day_bounds(first, zone)
-    counts = {first + timedelta(days=i): 0 for i in range(days)}
-    for ts in db.scalars(select(DoorAccess.ts).where(
-            DoorAccess.granted.is_(True), DoorAccess.direction == "in", DoorAccess.ts >= start)):
-        day = ts.astimezone(zone).date()
-        if day in counts:
-            counts[day] += 1
-    return sorted(counts.items())
+    out = []
+    for i in range(days - 1, -1, -1):  # one count per day on the (granted, ts) index
+        day = today - timedelta(days=i)
+        start, end = local_day_bounds(day, zone)
+        n = db.scalar(select(func.count()).select_from(DoorAccess).where(
+            DoorAccess.granted.is_(True), DoorAccess.ts >= start, DoorAccess.ts < end,
+            DoorAccess.direction == "in"))
+        out.append((day, int(n or 0)))
+    return out
 
 
 def open_anomalies(db: DbSession, limit: int = 20) -> tuple[int, list[Anomaly]]:
