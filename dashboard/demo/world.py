@@ -46,22 +46,27 @@ class World:
             reason: str | None = None, at: datetime | None = None) -> dict[str, Any]:
         """A card tap at the server-room door, signed by the history gateway, stored through
         the real ingest; the ingest's bus messages are published after the commit."""
-        from dashboard.ingest.core import IngestCore
-
         who = next(s for s in seed.staff() if s.id == person_id)
-        signer = self.month.signers[history.GW]
-        ts = at or datetime.now(UTC)
-        ev = signer.event("door.access", ts, {
+        return self.event("door.access", {
             "card": who.uid, "direction": direction, "door": seed.DOOR, "granted": granted,
             "person_id": who.id, "policy_version": 1, "reader": f"{seed.DOOR}-{direction}",
             "reason": reason, "second_person_id": None,
-        })
+        }, at=at)
+
+    def event(self, kind: str, data: dict[str, Any], *, at: datetime | None = None
+              ) -> dict[str, Any]:
+        """Any event of the history gateway (e.g. door.forced), through the real ingest."""
+        from dashboard.ingest.core import IngestCore
+
+        signer = self.month.signers[history.GW]
+        ts = at or datetime.now(UTC)
+        ev = signer.event(kind, ts, data)
         core = IngestCore(site=seed.SITE)
         with self.sessionmaker.begin() as db:
             result = core.process(db, [(ev.topic(), ev.to_bytes())], ts)
         if self.bus is not None:
-            for topic, data in result.messages:
-                self.bus.publish(topic, data)
+            for topic, message in result.messages:
+                self.bus.publish(topic, message)
         return {"node": history.GW, "seq": ev.seq}
 
 

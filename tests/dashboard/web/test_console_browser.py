@@ -104,6 +104,21 @@ def test_a_tap_shows_in_presence_and_the_door_log_without_a_reload(served: Any,
         print(f"tap -> presence row in the browser: {latency * 1000:.0f} ms ({lang})")
 
 
+def test_a_new_item_appears_in_the_open_queue_without_a_reload(served: Any) -> None:
+    with chromium() as page:
+        log_in(page, served.base_url, "anzen", "ja")
+        page.wait_for_function("document.body.dataset.liveState === 'open'", timeout=WAIT)
+        page.evaluate("window.__noReload = 1")
+        open_before = page.inner_text("[data-count-state=open]")
+        served.world.event("door.forced", {"door": "server-room", "lockdown": False})
+        page.wait_for_function(
+            "(before) => document.querySelector('[data-count-state=open]').textContent "
+            "!== before", arg=open_before, timeout=WAIT)
+        assert "サーバールーム" in page.inner_text("#review tbody tr >> nth=0")
+        assert page.evaluate("window.__noReload") == 1
+        assert page.inner_text("#live-state") == "ライブ"
+
+
 @pytest.mark.parametrize("lang", ["ja", "en"])
 def test_lockdown_with_reason_banner_and_inside_list(served: Any, lang: str) -> None:
     with chromium() as page:

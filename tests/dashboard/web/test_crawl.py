@@ -144,7 +144,7 @@ def test_every_page_reads_in_japanese_without_ids_or_sideways_scrolling(served: 
     report = "\n".join(lines)
     print(report)
     Path(crawl_report_path()).write_text(report, encoding="utf-8")
-    assert all(r["pages"] >= r["nav"] > 3 for r in results.values()), report
+    assert all(r["pages"] >= r["nav"] >= 2 for r in results.values()), report
     assert not any(r["status"] for r in results.values()), report
     assert not total.identifiers, report
     assert not total.english, report
