@@ -64,10 +64,12 @@ def main() -> int:
                     page.click("#login-form button[type=submit]")
                 page.goto(served.base_url + path.format(**ids))
                 page.wait_for_selector(selector)
-                page.wait_for_function("document.body.dataset.liveState === 'open'")
+                if page.evaluate("() => document.body.dataset.live") == "1":
+                    page.wait_for_function("() => document.body.dataset.liveState === 'open'")
                 if page.locator("[data-chart]").count():
                     page.wait_for_selector("[data-chart] .uplot")
-                page.screenshot(path=str(args.out / name), full_page=not phone)
+                page.screenshot(path=str(args.out / name),
+                                full_page=name in ("review-item.png", "person-day.png"))
                 context.close()
                 print(f"wrote {args.out / name}")
             browser.close()

@@ -83,7 +83,7 @@ def test_a_tap_shows_in_presence_and_the_door_log_without_a_reload(served: Any,
     with chromium() as page:
         log_in(page, served.base_url, "anzen", lang)
         page.goto(served.base_url + "/presence")
-        page.wait_for_function("document.body.dataset.liveState === 'open'", timeout=WAIT)
+        page.wait_for_function("() => document.body.dataset.liveState === 'open'", timeout=WAIT)
         page.evaluate("window.__noReload = 1")
         before = int(page.locator("#inside tbody tr[data-person]").count())
         started = time.monotonic()
@@ -95,7 +95,7 @@ def test_a_tap_shows_in_presence_and_the_door_log_without_a_reload(served: Any,
         assert rows == before + 1 and str(rows) in count_text  # the count is the list's
         assert page.evaluate("window.__noReload") == 1
         page.goto(served.base_url + "/door-log")
-        page.wait_for_function("document.body.dataset.liveState === 'open'", timeout=WAIT)
+        page.wait_for_function("() => document.body.dataset.liveState === 'open'", timeout=WAIT)
         first = page.locator("#door-log tbody tr").first.get_attribute("data-event")
         ev = served.world.tap(person, "out")
         page.wait_for_selector(f"#door-log tr[data-event='{ev['node']}:{ev['seq']}']",
@@ -107,7 +107,7 @@ def test_a_tap_shows_in_presence_and_the_door_log_without_a_reload(served: Any,
 def test_a_new_item_appears_in_the_open_queue_without_a_reload(served: Any) -> None:
     with chromium() as page:
         log_in(page, served.base_url, "anzen", "ja")
-        page.wait_for_function("document.body.dataset.liveState === 'open'", timeout=WAIT)
+        page.wait_for_function("() => document.body.dataset.liveState === 'open'", timeout=WAIT)
         page.evaluate("window.__noReload = 1")
         open_before = page.inner_text("[data-count-state=open]")
         served.world.event("door.forced", {"door": "server-room", "lockdown": False})
