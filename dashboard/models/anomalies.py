@@ -14,6 +14,12 @@ from dashboard.models.types import BigIntPK, UTCDateTime
 ANOMALY_STATES = ("open", "acknowledged", "resolved")
 
 
+def _first_seen(context: Any) -> datetime | None:
+    """An item inserted without ``at`` happened when it was first seen."""
+    value = context.get_current_parameters().get("first_seen_at")
+    return value if isinstance(value, datetime) else None
+
+
 class Anomaly(Base):
     __tablename__ = "anomalies"
     __table_args__ = (
@@ -42,7 +48,8 @@ class Anomaly(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # what the review queue filters and sorts on: when it happened (a finding's time, else when
     # first seen), whom and where it concerns (a door, or a host), who works on it
-    at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True,
+                                                default=_first_seen)
     person_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     place: Mapped[str | None] = mapped_column(String(128), nullable=True)
     host: Mapped[str | None] = mapped_column(String(128), nullable=True)

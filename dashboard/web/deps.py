@@ -184,7 +184,8 @@ SERVICE_ERRORS = (("already exists", "error.exists"), ("exists", "error.exists")
                   ("unknown door", "error.unknown_door"), ("unknown group", "error.unknown_group"),
                   ("unknown printer", "error.unknown_printer"), ("reason", "error.reason"),
                   ("no person", "error.no_person"), ("not found", "error.not_found"),
-                  ("uid", "error.uid"), ("card", "error.card"))
+                  ("uid", "error.uid"), ("card", "error.card"),
+                  ("after its start", "error.window"))
 
 
 def error_text(request: Request, detail: object) -> str:

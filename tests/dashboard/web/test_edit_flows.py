@@ -75,12 +75,12 @@ def test_bad_form_input_is_a_clear_error_and_changes_nothing(webapp: WebApp) -> 
     assert r.status_code == 404
     post(client, "/people", csrf, id="p1", name="A")
     r = client.post("/people/p1/cards", data={"uid": "zz-not-hex", "csrf_token": csrf})
-    assert r.status_code == 400 and "hexadecimal" in r.text
+    assert r.status_code == 400 and "16 進数で入力してください" in r.text  # in the UI language
     r = client.post("/groups", data={"id": "g1", "name": "G", "csrf_token": csrf},
                     follow_redirects=False)
     r = client.post("/groups/g1/windows", data={"days": ["0"], "start": "18:00", "end": "09:00",
                                                 "csrf_token": csrf})
-    assert r.status_code == 400 and "after its start" in r.text
+    assert r.status_code == 400 and "終了時刻は開始時刻より後に" in r.text
     r = client.post("/lockdown", data={"doors": ["nope"], "csrf_token": csrf})
     assert r.status_code == 404
     with webapp.sm() as db:
