@@ -82,7 +82,7 @@ def test_tap_enrol_revoke_through_the_real_gateway(loop: Loop, browser_page: Any
     page, live, shots = browser_page, loop.live, artifacts_dir()
     foreign, _ = watch_requests(page, live)
     log_in(page, live)
-    page.wait_for_function("document.body.dataset.liveState === 'open'")
+    page.wait_for_function("() => document.body.dataset.liveState === 'open'")
 
     # a real tap appears on the open overview without a reload
     loop.tap(ALICE_UID)

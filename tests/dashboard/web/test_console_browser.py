@@ -193,3 +193,62 @@ def test_auditor_can_change_nothing(served: Any, lang: str) -> None:
                body: 'reason=x&csrf_token=' + csrf})).status""",
             [f"{served.base_url}/review/{aid}/acknowledge", csrf])
         assert status == 403
+
+
+def test_live_pages_reconnect_after_a_dashboard_restart(served: Any) -> None:
+    """Stop the dashboard under an open presence page, start it again on the same port: the
+    page says it is reconnecting, then live again, and shows the next tap without a reload."""
+    import threading
+
+    import uvicorn
+
+    from controller.localbroker import free_port
+    from dashboard.app import create_app
+    from dashboard.bus import Bus
+
+    world = served.world
+    port = free_port()
+
+    def start() -> tuple[Any, threading.Thread, Bus]:
+        bus = Bus()
+        app = create_app(world.settings, sessionmaker=world.sessionmaker, bus=bus)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                               log_level="warning", lifespan="on",
+                                               timeout_graceful_shutdown=1))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:  # uvicorn sets it once listening
+            thread.join(0.05)
+        return server, thread, bus
+
+    def stop(server: Any, thread: threading.Thread, bus: Bus) -> None:
+        bus.close()
+        server.should_exit = True
+        thread.join(10)
+
+    base = f"http://127.0.0.1:{port}"
+    first = start()
+    saved = world.bus
+    try:
+        with chromium() as page:
+            log_in(page, base, "anzen", "ja")
+            page.goto(base + "/presence")
+            page.wait_for_function("() => document.body.dataset.liveState === 'open'",
+                                   timeout=WAIT)
+            page.evaluate("window.__noReload = 1")
+            stop(*first)
+            page.wait_for_function("() => document.body.dataset.liveState === 'retrying'",
+                                   timeout=WAIT)
+            assert page.inner_text("#live-state") == "再接続中"
+            second = start()
+            try:
+                page.wait_for_function("() => document.body.dataset.liveState === 'open'",
+                                       timeout=60_000)
+                world.bus = second[2]
+                world.tap("s009", "in")
+                page.wait_for_selector("#inside tr[data-person='s009']", timeout=WAIT)
+                assert page.evaluate("window.__noReload") == 1
+            finally:
+                stop(*second)
+    finally:
+        world.bus = saved
