@@ -87,7 +87,7 @@ def test_tap_enrol_revoke_through_the_real_gateway(loop: Loop, browser_page: Any
     # a real tap appears on the open overview without a reload
     loop.tap(ALICE_UID)
     row = page.wait_for_selector("tbody[data-live-rows=events] tr", timeout=30000)
-    assert "alice" in row.inner_text() and "server-room" in row.inner_text()
+    assert "鈴木 花子" in row.inner_text() and "サーバー室" in row.inner_text()  # names, not ids
     page.screenshot(path=str(shots / "gateway-live-tap.png"), full_page=True)
 
     # enrol a new card for a new person by tapping it at the chosen reader
