@@ -19,7 +19,8 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker as SessionMaker
-from starlette.exceptions import HTTPException
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from controller.envelope import now_utc
 from controller.numguard import install_log_guard
@@ -28,7 +29,8 @@ from dashboard.auth.service import AuthService
 from dashboard.db import make_engine, make_sessionmaker
 from dashboard.enrolment import EnrolDesk
 from dashboard.settings import DashboardSettings
-from dashboard.web.guard import NumberGuardMiddleware, http_exception_handler
+from dashboard.web import errors
+from dashboard.web.guard import NumberGuardMiddleware
 
 STATIC_DIR = Path(__file__).with_name("static")
 
@@ -71,11 +73,12 @@ def create_app(
         app.router.routes.extend(router.routes)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
-    app.add_exception_handler(HTTPException, http_exception_handler)
+    app.add_exception_handler(StarletteHTTPException, errors.http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, errors.server_error)
     app.add_middleware(NumberGuardMiddleware)  # inside the security middleware
     app.add_middleware(
         SecurityMiddleware, router=app.router, auth=app.state.auth, https=settings.https,
-        now=clock,
+        now=clock, forbidden_page=errors.forbidden_page,
     )
     return app
 
@@ -87,6 +90,7 @@ def routers() -> list[APIRouter]:
     from dashboard.numlog import web as numlog
     from dashboard.printing import web as printing
     from dashboard.reports import web as reports
+    from dashboard.review import web as review
     from dashboard.web import (
         account,
         anomalies,
@@ -97,6 +101,7 @@ def routers() -> list[APIRouter]:
         groups,
         live,
         lockdown,
+        names,
         nodes,
         overview,
         people,
@@ -112,7 +117,7 @@ def routers() -> list[APIRouter]:
         lockdown.router,
         anomalies.router, audit.router, users.router, account.router, live.router,
         printing.router, backups.router, media.router, numlog.router, correlation.router,
-        reports.router,
+        reports.router, review.router, names.router,
     ]
 
 
@@ -134,9 +139,12 @@ def person_sections() -> list[tuple[str, Any]]:
     return [("people.enrol_open", enrol_context), ("printing.person", person_context)]
 
 
-async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _invalid(request: Request, exc: RequestValidationError) -> Response:
     """422 as FastAPI words it, without echoing the refused values: a too-long password or a
-    field holding an individual number must not come back in the response (or its logs)."""
-    errors = [{k: v for k, v in e.items() if k not in ("input", "ctx", "url")}
+    field holding an individual number must not come back in the response (or its logs).
+    A page gets a page in the reader's language."""
+    if errors.wants_html(request):
+        return errors.error_page(request, 422)
+    problems = [{k: v for k, v in e.items() if k not in ("input", "ctx", "url")}
               for e in exc.errors()]
-    return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})
+    return JSONResponse(status_code=422, content={"detail": jsonable_encoder(problems)})

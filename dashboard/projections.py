@@ -271,23 +271,40 @@ class AccessFilter:
     person_id: str | None = None
     door: str | None = None
     granted: bool | None = None
+    person_ids: tuple[str, ...] | None = None  # any of these (a search by name)
+    doors: tuple[str, ...] | None = None
+
+
+def _access_where(flt: AccessFilter) -> list[Any]:
+    conds: list[Any] = []
+    if flt.since is not None:
+        conds.append(DoorAccess.ts >= flt.since)
+    if flt.until is not None:
+        conds.append(DoorAccess.ts < flt.until)
+    if flt.person_id is not None:
+        conds.append(DoorAccess.person_id == flt.person_id)
+    if flt.person_ids is not None:
+        conds.append(DoorAccess.person_id.in_(flt.person_ids or ("",)))
+    if flt.door is not None:
+        conds.append(DoorAccess.door == flt.door)
+    if flt.doors is not None:
+        conds.append(DoorAccess.door.in_(flt.doors or ("",)))
+    if flt.granted is not None:
+        conds.append(DoorAccess.granted.is_(flt.granted))
+    return conds
+
+
+def door_log_count(session: Session, flt: AccessFilter, cap: int = 100_000) -> int:
+    """How many taps match (counted up to ``cap``: a page says "100,000 or more")."""
+    inner = select(DoorAccess.id).where(*_access_where(flt)).limit(cap).subquery()
+    return int(session.scalar(select(func.count()).select_from(inner)) or 0)
 
 
 def door_log(
     session: Session, flt: AccessFilter, *, limit: int = 100, before_id: int | None = None
 ) -> list[DoorAccess]:
     """Newest first; page with ``before_id`` (the smallest id of the previous page)."""
-    q = select(DoorAccess)
-    if flt.since is not None:
-        q = q.where(DoorAccess.ts >= flt.since)
-    if flt.until is not None:
-        q = q.where(DoorAccess.ts < flt.until)
-    if flt.person_id is not None:
-        q = q.where(DoorAccess.person_id == flt.person_id)
-    if flt.door is not None:
-        q = q.where(DoorAccess.door == flt.door)
-    if flt.granted is not None:
-        q = q.where(DoorAccess.granted.is_(flt.granted))
+    q = select(DoorAccess).where(*_access_where(flt))
     if before_id is not None:
         q = q.where(DoorAccess.id < before_id)
     return list(

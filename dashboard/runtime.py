@@ -96,12 +96,13 @@ def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
     runtime = DashboardRuntime(settings, sm, Bus())
     from dashboard.backups.check import BackupWatch
     from dashboard.correlation.engine import Correlator
-    from dashboard.correlation.listener import CorrelationListener
+    from dashboard.correlation.listener import CorrelationListener, publish_new_items
     from dashboard.correlation.settings import CorrelationSettings
 
     correlation = CorrelationSettings(timezone=settings.timezone)
     watch = BackupWatch(sm, settings=correlation, interval_s=300, bus=runtime.bus)
     listener = CorrelationListener(runtime.bus, sm, now_utc, correlator=Correlator(correlation))
+    publish_new_items(listener, runtime.bus)
     correlate = LoopPart("correlation", listener.run)
     # SQLite only: ingest's page writes off its thread
     checkpointer = LoopPart("wal-checkpoint", WalCheckpointer(engine).run)

@@ -7,7 +7,7 @@ dashboard sends back (error details, pages) echoes a number.
   redirect's target gets ``notice=number_removed`` so the next page shows the notice in the
   user's language, and one anomaly ``numlog.number_found`` (the kind the number-log import
   raises) is raised or bumped per route and user, naming the fields, never the value.
-- ``http_exception_handler`` scrubs an ``HTTPException``'s detail (a path or query value may be
+- ``dashboard.web.errors`` scrubs an ``HTTPException``'s detail (a path or query value may be
   echoed in it), and ``deps.TEMPLATES`` scrubs every value a page renders (``finalize``).
 """
 
@@ -18,10 +18,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import anyio.to_thread
-from fastapi import Request
-from fastapi.exception_handlers import http_exception_handler as _default_http_handler
-from starlette.exceptions import HTTPException
-from starlette.responses import Response
 
 from controller.numguard import scrub
 from dashboard.anomalies import raise_anomaly
@@ -93,14 +89,6 @@ def _record(scope: Scope, hits: list[Hit]) -> None:
             detail={"route": route, "fields": fields, "user": user, "source": "typed"},
         )
         session.commit()
-
-
-async def http_exception_handler(request: Request, exc: Exception) -> Response:
-    """FastAPI's own handler, after an individual number is removed from the detail."""
-    assert isinstance(exc, HTTPException)
-    if isinstance(exc.detail, str):
-        exc.detail = scrub(exc.detail)
-    return await _default_http_handler(request, exc)
 
 
 def finalize(value: Any) -> Any:
