@@ -11,6 +11,7 @@ from dashboard.models import (
     numlog,
     people,
     policy,
+    reports,
 )
 from dashboard.models.anomalies import Anomaly
 from dashboard.models.audit import AuditRecord
@@ -58,4 +59,5 @@ __all__ = [
     "numlog",
     "people",
     "policy",
+    "reports",
 ]
