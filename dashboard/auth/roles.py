@@ -122,6 +122,8 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "media.found": EDITORS,
     "media.dispose": EDITORS,
     "media.reconfigure": EDITORS,
+    "media.wipe_interval": EDITORS,
+    "media.type_wipe_interval": EDITORS,
     "api.media.list": READERS,
     "api.media.get": READERS,
     "api.usb_events.list": READERS,
