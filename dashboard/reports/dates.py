@@ -66,3 +66,9 @@ def zone_name(zone: ZoneInfo, lang: Lang) -> str:
     if zone.key == "Asia/Tokyo":
         return "日本時間" if lang == "ja" else "Japan Standard Time"
     return zone.key
+
+
+def previous_month(now: datetime, zone: ZoneInfo) -> str:
+    """The month before ``now``'s local month, as YYYY-MM (the month a report is due for)."""
+    first = now.astimezone(zone).date().replace(day=1)
+    return (first - timedelta(days=1)).strftime("%Y-%m")
