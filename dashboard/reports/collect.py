@@ -202,15 +202,15 @@ def _subject(a: Anomaly, f: Finding | None, names: Names) -> tuple[str, ...]:
     if ev.get("door"):
         parts.append(names.door(str(ev["door"])))
     elif f is not None and f.node:
-        parts.append(names.node(f.node))
+        parts.append(names.node_name(f.node))
     elif f is None and a.node:
-        parts.append(names.node(a.node))
+        parts.append(names.node_name(a.node))
     if ev.get("control_number"):
         parts.append(str(ev["control_number"]))
     if ev.get("host"):
         parts.append(names.host(str(ev["host"])))
     if ev.get("node") and not (f is not None and f.node):
-        parts.append(names.node(str(ev["node"])))
+        parts.append(names.node_name(str(ev["node"])))
     return tuple(dict.fromkeys(p for p in parts if p))
 
 

@@ -146,17 +146,24 @@ def _annexes(d: MonthData, lang: Lang, style: dates.DateStyle, seal: dict[str, A
             integrity(seal, lang, names)]
 
 
+def grouped(digest: str) -> str:
+    """A hex digest in groups of eight joined by colons: no run of twelve digits can form
+    (a hash would otherwise now and then hold a string the number guard must refuse)."""
+    return ":".join(digest[i:i + 8] for i in range(0, len(digest), 8))
+
+
 def integrity(seal: dict[str, Any], lang: Lang, names: Callable[[str], str]) -> Table:
     L = lambda key_, **f: label(key_, lang, **f)  # noqa: E731
     t = Table(9, L("a_integrity"), [L("c_item"), L("c_value")], [45, 135])
     for node, info in seal.get("nodes", {}).items():
         t.add([L("i_node", name=names(node)),
-               L("i_events", n=info["events"], seq=info["head_seq"], hash=info["head_hash"])])
+               L("i_events", n=info["events"], seq=info["head_seq"],
+                 hash=grouped(info["head_hash"]))])
     audit = seal.get("audit", {})
-    t.add([L("i_audit"), f"{audit.get('head_seq')}: {audit.get('head_hash')}"])
+    t.add([L("i_audit"), f"{audit.get('head_seq')}: {grouped(str(audit.get('head_hash')))}"])
     rows = seal.get("number_access", {})
-    t.add([L("i_rows"), f"{rows.get('rows')}: {rows.get('digest')}"])
-    t.add([L("i_seal"), seal_sha256(seal)])
+    t.add([L("i_rows"), f"{rows.get('rows')}: {grouped(str(rows.get('digest')))}"])
+    t.add([L("i_seal"), grouped(seal_sha256(seal))])
     t.add([L("i_how"), L("i_how_text")])
     return t
 

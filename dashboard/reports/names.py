@@ -68,6 +68,12 @@ class Names:
     def node(self, name: str) -> str:
         return self.nodes.get(name, name)
 
+    def node_name(self, name: str) -> str:
+        """The node's display name, or "" while it has none (a body text never prints the
+        id; the integrity annex does, through ``node``)."""
+        shown = self.nodes.get(name, name)
+        return "" if shown == name else shown
+
     def host(self, name: str) -> str:
         return self.hosts.get(name, name)
 

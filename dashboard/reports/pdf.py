@@ -160,13 +160,13 @@ class Doc:
         self.story.append(self._p(addressee, self.big_s))
         self.story.append(Spacer(1, 4 * mm))
         lines = [[self._p(f"{k} {v}", self.text_s)] for k, v in issuer] or [[""]]
-        block = Table(lines, colWidths=[70 * mm])
+        block = Table(lines, colWidths=[82 * mm])
         box = Table([[self._p(seal_label, self.center_s)]], colWidths=[18 * mm],
                     rowHeights=[18 * mm])
         box.setStyle(TableStyle([("BOX", (0, 0), (-1, -1), 0.6, colors.grey),
                                  ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
                                  ("TEXTCOLOR", (0, 0), (-1, -1), colors.lightgrey)]))
-        outer = Table([["", block, box]], colWidths=[88 * mm, 72 * mm, 20 * mm])
+        outer = Table([["", block, box]], colWidths=[76 * mm, 84 * mm, 20 * mm])
         outer.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
         self.story.append(outer)
 
