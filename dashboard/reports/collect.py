@@ -43,6 +43,7 @@ from dashboard.reports.data import (
 from dashboard.reports.names import Names
 
 ROW_EVIDENCE = ("row", "rows", "failures")
+SYSTEM_ACTORS = frozenset({"correlation", "ingest", "system"})  # resolved by the dashboard
 
 
 def entries(session: Session, d: MonthData, names: Names, everyone: bool) -> list[EntryRow]:
@@ -208,7 +209,7 @@ def _subject(a: Anomaly, f: Finding | None, names: Names) -> tuple[str, ...]:
     if ev.get("control_number"):
         parts.append(str(ev["control_number"]))
     if ev.get("host"):
-        parts.append(names.host(str(ev["host"])))
+        parts.append(names.host_name(str(ev["host"])))
     if ev.get("node") and not (f is not None and f.node):
         parts.append(names.node_name(str(ev["node"])))
     return tuple(dict.fromkeys(p for p in parts if p))
@@ -235,7 +236,8 @@ def reviews(session: Session, d: MonthData, names: Names, rows: Sequence[UseRow]
         out.append(ReviewRow(
             anomaly_id=a.id, at=f.at if f is not None else a.first_seen_at, kind=a.kind,
             severity=a.severity, subject=_subject(a, f, names), state=a.state,
-            by=names.user(a.acknowledged_by), reason=a.reason or "",
+            by="" if a.acknowledged_by in SYSTEM_ACTORS else names.user(a.acknowledged_by),
+            reason=a.reason or "",
             incident=None if c is None else c.incident))
     return sorted(out, key=lambda r: (r.at, r.anomaly_id))
 

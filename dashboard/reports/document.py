@@ -17,7 +17,7 @@ from dashboard.models.reports import MEASURE_KINDS, Client, OfficeProfile
 from dashboard.reports import dates
 from dashboard.reports.data import MonthData, UseRow
 from dashboard.reports.guard import scrub
-from dashboard.reports.labels import Lang, kind_label, label, pick
+from dashboard.reports.labels import Lang, denial_label, kind_label, label, pick
 from dashboard.reports.seal import seal_sha256
 
 
@@ -92,8 +92,9 @@ def _annexes(d: MonthData, lang: Lang, style: dates.DateStyle, seal: dict[str, A
                     notes=[L("a_entries_note_all" if d.client is None else "a_entries_note")])
     for e in d.entries:
         entries.add([when(e.ts), e.person or L("unknown_card"), e.door, L(e.direction),
-                     L("granted" if e.granted else "denied"), "" if e.granted else
-                     (e.reason or "")], e.direction, "granted" if e.granted else "denied")
+                     L("granted" if e.granted else "denied"),
+                     "" if e.granted else denial_label(e.reason, lang)],
+                    e.direction, "granted" if e.granted else "denied")
     prints = Table(4, L("a_prints"), [L(k) for k in ("c_at", "c_name", "c_printer", "c_pages",
                                                      "c_after")], [35, 40, 40, 20, 45])
     if d.client is not None:

@@ -224,6 +224,15 @@ def kind_label(kind: str, lang: str) -> str:
     return pair[0] if lang == "ja" else pair[1]
 
 
+def denial_label(reason: str | None, lang: str) -> str:
+    """Why a door refused, in words (the dashboard's wording of the controller's reasons)."""
+    if not reason:
+        return ""
+    from dashboard.i18n import catalogue
+
+    return catalogue(lang).get(f"reason.{reason}") or ("その他" if lang == "ja" else "other")
+
+
 def pick(text: str, lang: str) -> str:
     """One half of a bilingual 'English / 日本語' text (as the correlation writes some
     reasons); any other text as it is."""

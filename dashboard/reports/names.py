@@ -77,6 +77,11 @@ class Names:
     def host(self, name: str) -> str:
         return self.hosts.get(name, name)
 
+    def host_name(self, name: str) -> str:
+        """The host's display name, or "" while it has none (see ``node_name``)."""
+        shown = self.hosts.get(name, name)
+        return "" if shown == name else shown
+
     def user(self, username: str | None) -> str:
         """A dashboard user, or a person when the actor is one (a custodian, a holder)."""
         if not username:

@@ -32,7 +32,7 @@ def render_pdf(d: Document) -> bytes:
     doc.table([L("kind_col"), L("policy_col"), L("record_col")],
               [["\n".join([k]), "\n".join(f"・{p}" for p in policy),
                 "\n".join(f"・{f}" for f in figures)] for k, policy, figures in d.measures],
-              [32, 58, 90])
+              [38, 56, 86])
     for heading, lines in d.sections:
         doc.heading(heading)
         for line in lines:
