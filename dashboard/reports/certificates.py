@@ -230,8 +230,9 @@ def certificate_pdf(session: Session, c: DeletionCertificate, basis: str, zone: 
                    dates.day(issued, lang, style), issuer_block(profile, lang), L("seal"))
     doc.title(L("cert_title"))
     doc.text(L("cert_body"))
-    doc.table([L(k) for k in FIELDS], [[scrub(v) for v in _values(c, lang, style)]],
-              [26, 26, 36, 40, 26, 26])
+    doc.table([], [[L(k), scrub(v)] for k, v in zip(FIELDS, _values(c, lang, style),
+                                                     strict=True)],
+              [40, 140], header_row=False)
     doc.text(f"{L('record_basis')}: {scrub(basis)}")
     doc.text(L("times_in", zone=dates.zone_name(zone, lang)))
     return doc.render(title=L("cert_title"), footer=scrub(f"{L('number', n=c.number)} "
