@@ -33,6 +33,12 @@ class Verified:
     checked_events: int = 0
     checked_rows: int = 0
 
+    @property
+    def technical(self) -> list[str]:
+        """The problems other than "superseded" and "not one we issued" (said in words)."""
+        return [p for p in self.problems
+                if not p.startswith(("superseded by", "not a file we issued"))]
+
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "document": self.document, "superseded_by": self.superseded_by,
                 "reason": self.supersede_reason, "events": self.checked_events,
