@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from dashboard.demo import history
+from dashboard.demo import seed as office
 
 ACTOR = "demo-setup"
 ADDRESSES = ("東京都千代田区神田錦町1-2-3", "埼玉県川口市本町4-5-6",
@@ -21,12 +21,12 @@ def seed(sm: Any, now: datetime) -> dict[str, int]:
 
     with sm.begin() as db:
         clients.save_office(db, clients.parse(clients.OfficeIn, {
-            "name": history.ORG, "address": "東京都新宿区西新宿2-8-1 デモビル5階",
+            "name": office.OFFICE, "address": "東京都新宿区西新宿2-8-1 デモビル5階",
             "phone": "03-0000-0000", "representative": "社会保険労務士 山本 恵",
             "date_style": "era", "subcontracting": "無し",
             **clients.DEFAULT_MEASURES}), actor=ACTOR, now=now)
         ids = []
-        for i, name in enumerate(history.CLIENTS):
+        for i, name in enumerate(office.CLIENTS):
             row = clients.save_client(db, clients.parse(clients.ClientIn, {
                 "name": name, "address": ADDRESSES[i], "contact": "総務部 人事課",
                 "phone": f"0{i + 3}-1234-56{i}{i}", "reporting_day": 10}), actor=ACTOR, now=now)

@@ -33,10 +33,7 @@ ZONE = ZoneInfo("Asia/Tokyo")
 DAYS = 30
 GW, USB, BACKUP = "gw1-history", "pc-01-history", "backup-history"
 ACTOR = "demo-setup"
-ORG = "デモ社会保険労務士事務所"  # the office itself (the issuer of the reports)
-# the client companies whose employees' numbers the office handles: the 事業所名 of the number
-# system's log, each a client record of the dashboard (dashboard.demo.documents)
-CLIENTS = ("株式会社さくら食品", "有限会社みどり運輸", "株式会社青空システム", "医療法人ひまわり会")
+ORG, CLIENTS = seed.OFFICE, seed.CLIENTS
 # a 12-digit value that passes the My Number check digit: typed into a purpose by mistake
 LEAKED_NUMBER = "123456789018"
 CSV_HEADER = ["NO", "事業所名", "日時", "画面", "処理", "利用目的", "処理者", "結果"]
