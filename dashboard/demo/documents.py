@@ -18,16 +18,17 @@ ADDRESSES = ("東京都千代田区神田錦町1-2-3", "埼玉県川口市本町
 def seed(sm: Any, now: datetime) -> dict[str, int]:
     from dashboard.media.wipes import set_type_interval
     from dashboard.reports import clients, register
+    from dashboard.reports.inputs import parse
 
     with sm.begin() as db:
-        clients.save_office(db, clients.parse(clients.OfficeIn, {
+        clients.save_office(db, parse(clients.OfficeIn, {
             "name": office.OFFICE, "address": "東京都新宿区西新宿2-8-1 デモビル5階",
             "phone": "03-0000-0000", "representative": "社会保険労務士 山本 恵",
             "date_style": "era", "subcontracting": "無し",
             **clients.DEFAULT_MEASURES}), actor=ACTOR, now=now)
         ids = []
         for i, name in enumerate(office.CLIENTS):
-            row = clients.save_client(db, clients.parse(clients.ClientIn, {
+            row = clients.save_client(db, parse(clients.ClientIn, {
                 "name": name, "address": ADDRESSES[i], "contact": "総務部 人事課",
                 "phone": f"0{i + 3}-1234-56{i}{i}", "reporting_day": 10}), actor=ACTOR, now=now)
             clients.map_office(db, name, row.id, actor=ACTOR, now=now)

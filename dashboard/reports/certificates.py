@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -32,7 +32,8 @@ from dashboard.reports.clients import office_map, office_profile
 from dashboard.reports.csvout import write_rows
 from dashboard.reports.data import ReportError
 from dashboard.reports.document import issuer_block
-from dashboard.reports.guard import has_number, scrub
+from dashboard.reports.guard import scrub
+from dashboard.reports.inputs import GuardedIn, parse
 from dashboard.reports.labels import Lang, label
 from dashboard.reports.monthly import next_number, store_files
 from dashboard.reports.names import Names
@@ -69,8 +70,8 @@ class Basis:
         return self.what_ja if lang == "ja" else self.what_en
 
 
-class CertificateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+class CertificateIn(GuardedIn):
+    model_config = ConfigDict(frozen=True)
     kind: SourceKind
     ref: str = Field(min_length=1, max_length=255)
     client_id: int
@@ -79,20 +80,8 @@ class CertificateIn(BaseModel):
     subject: str = Field(min_length=1, max_length=500)
     lang: Literal["ja", "en"] = "ja"
 
-    @field_validator("reason", "subject")
-    @classmethod
-    def _no_number(cls, value: str) -> str:
-        if has_number(value):
-            raise ValueError("must not contain an individual number; name the person instead")
-        return value
-
-
 def parse_certificate(data: dict[str, object]) -> CertificateIn:
-    try:
-        return CertificateIn.model_validate(data)
-    except ValidationError as exc:
-        raise ReportError("; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                                    for e in exc.errors())) from None
+    return parse(CertificateIn, data)
 
 
 def _numlog(session: Session, names: Names, zone: ZoneInfo, ref: str | None,

@@ -200,7 +200,8 @@ def report_client(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from dashboard.models.reports import Client
-    from dashboard.reports.clients import ClientIn, map_office, parse, save_client
+    from dashboard.reports.clients import ClientIn, map_office, save_client
+    from dashboard.reports.inputs import parse
 
     def body(settings: Any, session: Any) -> int:
         data = parse(ClientIn, {"name": args.name, "address": args.address,

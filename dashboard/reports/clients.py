@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -15,6 +15,7 @@ from dashboard.models.numlog import NumberAccess
 from dashboard.models.reports import MEASURE_KINDS, Client, ClientOffice, OfficeProfile
 from dashboard.reports.data import ReportError
 from dashboard.reports.guard import has_number
+from dashboard.reports.inputs import GuardedIn
 
 # the office's own policy lines per kind of measure, as in the seed's report (settings)
 DEFAULT_MEASURES: dict[str, list[str]] = {
@@ -29,20 +30,7 @@ DEFAULT_MEASURES: dict[str, list[str]] = {
 DEFAULT_SUBCONTRACTING = "無し"
 
 
-def _no_number(value: Any) -> Any:
-    texts = value if isinstance(value, list) else [value]
-    for t in texts:
-        if isinstance(t, str) and has_number(t):
-            raise ValueError("must not contain an individual number")
-    return value
-
-
-def _errors(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-
-
-class ClientIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class ClientIn(GuardedIn):
     name: str = Field(min_length=1, max_length=255)
     address: str = Field(default="", max_length=255)
     contact: str = Field(default="", max_length=255)
@@ -50,14 +38,8 @@ class ClientIn(BaseModel):
     reporting_day: int = Field(default=10, ge=1, le=28)
     active: bool = True
 
-    @field_validator("*")
-    @classmethod
-    def _guard(cls, value: Any) -> Any:
-        return _no_number(value)
 
-
-class OfficeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class OfficeIn(GuardedIn):
     name: str = Field(min_length=1, max_length=255)
     address: str = Field(default="", max_length=255)
     phone: str = Field(default="", max_length=64)
@@ -69,11 +51,6 @@ class OfficeIn(BaseModel):
     physical: list[str] = Field(default_factory=list, max_length=20)
     technical: list[str] = Field(default_factory=list, max_length=20)
 
-    @field_validator("*")
-    @classmethod
-    def _guard(cls, value: Any) -> Any:
-        return _no_number(value)
-
     @field_validator(*MEASURE_KINDS)
     @classmethod
     def _lines(cls, value: list[str]) -> list[str]:
@@ -81,13 +58,6 @@ class OfficeIn(BaseModel):
         if any(len(v) > 200 for v in lines):
             raise ValueError("a policy line is at most 200 characters")
         return lines
-
-
-def parse(model: type[BaseModel], data: dict[str, Any]) -> Any:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ReportError(_errors(exc)) from None
 
 
 def save_client(session: Session, data: ClientIn, *, actor: str, now: datetime,

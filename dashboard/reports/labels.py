@@ -206,10 +206,15 @@ KINDS: dict[str, tuple[str, str]] = {
 }
 
 
-def label(key: str, lang: str, **fmt: object) -> str:
-    ja, en = _L[key]
+def wording(table: dict[str, tuple[str, str]], key: str, lang: str, **fmt: object) -> str:
+    """``table[key]`` in ``lang`` (ja, else en), formatted with ``fmt``."""
+    ja, en = table[key]
     text = ja if lang == "ja" else en
     return text.format(**fmt) if fmt else text
+
+
+def label(key: str, lang: str, **fmt: object) -> str:
+    return wording(_L, key, lang, **fmt)
 
 
 def kind_label(kind: str, lang: str) -> str:

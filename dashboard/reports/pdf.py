@@ -205,15 +205,17 @@ class Doc:
             self.story.append(t)
 
     def render(self, *, title: str, keywords: str = "", footer: str = "",
-               page_label: Callable[[int, int], str] | None = None) -> bytes:
-        from reportlab.lib.pagesizes import A4
+               page_label: Callable[[int, int], str] | None = None,
+               wide: bool = False) -> bytes:
+        """``wide``: A4 landscape (267 mm between the margins, for wide registers)."""
+        from reportlab.lib.pagesizes import A4, landscape
         from reportlab.lib.units import mm
         from reportlab.platypus import SimpleDocTemplate
 
         buf = io.BytesIO()
-        doc = SimpleDocTemplate(buf, pagesize=A4, title=title, author="secroom",
-                                keywords=keywords, leftMargin=15 * mm, rightMargin=15 * mm,
-                                topMargin=15 * mm, bottomMargin=17 * mm)
+        doc = SimpleDocTemplate(buf, pagesize=landscape(A4) if wide else A4, title=title,
+                                author="secroom", keywords=keywords, leftMargin=15 * mm,
+                                rightMargin=15 * mm, topMargin=15 * mm, bottomMargin=17 * mm)
         doc.build(self.story, canvasmaker=_numbered(
             footer, page_label or (lambda n, total: f"{n} / {total}")))
         return buf.getvalue()

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -22,17 +22,18 @@ from dashboard.reports import dates
 from dashboard.reports.clients import office_profile
 from dashboard.reports.data import ReportError
 from dashboard.reports.document import issuer_block
-from dashboard.reports.guard import has_number, scrub
+from dashboard.reports.guard import scrub
+from dashboard.reports.inputs import GuardedIn
+from dashboard.reports.inputs import parse as parse_input
 from dashboard.reports.labels import Lang, label
 from dashboard.reports.pdf import Doc
 
 COLUMNS = ("reg_kind", "reg_name", "reg_client", "reg_responsible", "reg_department",
            "reg_purpose", "reg_retention", "reg_deletion", "reg_access")
-WIDTHS = [18, 18, 18, 16, 16, 24, 16, 18, 36]
+WIDTHS = [28, 30, 26, 22, 24, 40, 22, 30, 45]  # A4 landscape
 
 
-class DataFileIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class DataFileIn(GuardedIn):
     kind: str = Field(min_length=1, max_length=255)
     name: str = Field(min_length=1, max_length=255)
     client_id: int | None = None
@@ -43,21 +44,9 @@ class DataFileIn(BaseModel):
     deletion_status: str = Field(default="", max_length=255)
     access_groups: list[str] = Field(default_factory=list, max_length=50)
 
-    @field_validator("*")
-    @classmethod
-    def _guard(cls, value: Any) -> Any:
-        texts = value if isinstance(value, list) else [value]
-        if any(isinstance(t, str) and has_number(t) for t in texts):
-            raise ValueError("must not contain an individual number")
-        return value
-
 
 def parse(data: dict[str, Any]) -> DataFileIn:
-    try:
-        return DataFileIn.model_validate(data)
-    except ValidationError as exc:
-        raise ReportError("; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                                    for e in exc.errors())) from None
+    return parse_input(DataFileIn, data)
 
 
 def save(session: Session, data: DataFileIn, *, actor: str, now: datetime,
@@ -143,4 +132,5 @@ def register_pdf(session: Session, lang: Lang, zone: ZoneInfo, now: datetime) ->
     doc.table([label(c, lang) for c in COLUMNS], [cells(e, lang) for e in entries(session)]
               or [[label("none_rows", lang)] + [""] * (len(COLUMNS) - 1)], WIDTHS)
     return doc.render(title=label("reg_title", lang), footer=label("reg_title", lang),
-                      page_label=lambda n, total: label("page", lang, page=n, pages=total))
+                      page_label=lambda n, total: label("page", lang, page=n, pages=total),
+                      wide=True)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dashboard.reports.labels import wording
+
 UI: dict[str, tuple[str, str]] = {
     "title": ("報告書・証明書", "Reports and certificates"),
     "issue": ("取扱状況報告書を発行", "Issue a handling report"),
@@ -84,6 +86,4 @@ UI: dict[str, tuple[str, str]] = {
 
 
 def ui(lang: str, key: str, **fmt: object) -> str:
-    ja, en = UI[key]
-    text = ja if lang == "ja" else en
-    return text.format(**fmt) if fmt else text
+    return wording(UI, key, lang, **fmt)

@@ -24,7 +24,7 @@ from dashboard.reports import web_admin
 from dashboard.reports.clients import clients
 from dashboard.reports.data import ReportError
 from dashboard.reports.dates import previous_month
-from dashboard.reports.monthly import FORMATS, MEDIA_TYPES, issue, stored_file
+from dashboard.reports.monthly import FORMATS, issue, stored_file
 from dashboard.reports.ui import ui
 from dashboard.reports.verify import MAX_BYTES, Verified, verify_file
 from dashboard.web import deps
@@ -88,10 +88,8 @@ def reports_download(rid: int, fmt: str, db: Db) -> Response:
         content = stored_file(db, fmt=fmt, report_id=rid)
     except ReportError as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from exc
-    name = f"handling-report-{rec.number or rec.id}-{rec.month}-{rec.lang}.{fmt}"
-    return Response(content, media_type=MEDIA_TYPES[fmt], headers={
-        "Content-Disposition": f"attachment; filename=\"{name}\"; filename*=UTF-8''{quote(name)}",
-        "Cache-Control": "no-store"})
+    return web_admin.attachment(
+        content, fmt, f"handling-report-{rec.number or rec.id}-{rec.month}-{rec.lang}.{fmt}")
 
 
 @router.post("/reports/{rid}/supersede", name="reports.supersede", include_in_schema=False)

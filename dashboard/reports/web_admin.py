@@ -23,6 +23,7 @@ from dashboard.reports import register as reg
 from dashboard.reports.data import ReportError
 from dashboard.reports.dates import previous_month
 from dashboard.reports.incidents import classify, month_reviews
+from dashboard.reports.inputs import parse
 from dashboard.reports.labels import kind_label, label
 from dashboard.reports.monthly import MEDIA_TYPES, stored_file
 from dashboard.reports.ui import ui
@@ -38,6 +39,13 @@ def _render(request: Request, name: str, ctx: dict[str, Any], status: int = 200)
     lang = deps.translator(request).lang
     return deps.render(request, name, {"u": lambda k, **f: ui(lang, k, **f), "lang": lang,
                                        "L": lambda k, **f: label(k, lang, **f), **ctx}, status)
+
+
+def attachment(content: bytes, fmt: str, name: str) -> Response:
+    """A document to download, never cached."""
+    return Response(content, media_type=MEDIA_TYPES[fmt], headers={
+        "Content-Disposition": f"attachment; filename=\"{name}\"; filename*=UTF-8''{quote(name)}",
+        "Cache-Control": "no-store"})
 
 
 def _back(path: str, msg: str = "") -> Response:
@@ -72,7 +80,7 @@ def client_save(
     new: Annotated[bool, Form()] = False,
 ) -> Response:
     try:
-        data = cl.parse(cl.ClientIn, {"name": name, "address": address, "contact": contact,
+        data = parse(cl.ClientIn, {"name": name, "address": address, "contact": contact,
                                       "phone": phone, "reporting_day": reporting_day,
                                       "active": active or new})
         cl.save_client(db, data, actor=who.username, now=deps.now(request),
@@ -126,7 +134,7 @@ def office_save(
                                             ("human", human), ("physical", physical),
                                             ("technical", technical))}
     try:
-        data = cl.parse(cl.OfficeIn, {"name": name, "address": address, "phone": phone,
+        data = parse(cl.OfficeIn, {"name": name, "address": address, "phone": phone,
                                       "representative": representative,
                                       "date_style": date_style,
                                       "subcontracting": subcontracting, **lines})
@@ -194,9 +202,7 @@ def certificate_file(cid: int, fmt: str, db: Db) -> Response:
         content = stored_file(db, fmt=fmt, certificate_id=cid)
     except ReportError as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from exc
-    name = f"deletion-certificate-{row.number}.{fmt}"
-    return Response(content, media_type=MEDIA_TYPES[fmt], headers={
-        "Content-Disposition": f"attachment; filename=\"{name}\"", "Cache-Control": "no-store"})
+    return attachment(content, fmt, f"deletion-certificate-{row.number}.{fmt}")
 
 
 # -- the handling-status register ------------------------------------------------------------
@@ -247,9 +253,7 @@ def register_save(
 def register_pdf(request: Request, db: Db, lang: str = "ja") -> Response:
     body = reg.register_pdf(db, "en" if lang == "en" else "ja", deps.settings(request).zone,
                             deps.now(request))
-    return Response(body, media_type="application/pdf", headers={
-        "Content-Disposition": 'attachment; filename="personal-data-file-register.pdf"',
-        "Cache-Control": "no-store"})
+    return attachment(body, "pdf", "personal-data-file-register.pdf")
 
 
 # -- incident classification of review items -------------------------------------------------
