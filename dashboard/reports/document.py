@@ -79,7 +79,7 @@ def _annexes(d: MonthData, lang: Lang, style: dates.DateStyle, seal: dict[str, A
     when = lambda ts: dates.moment(ts, d.zone, lang)  # noqa: E731
     use_head = [L(k) for k in ("c_no", "c_office", "c_at", "c_screen", "c_action", "c_purpose",
                                "c_operator", "c_result")]
-    use_w = [10, 28, 31, 22, 25, 26, 23, 15]
+    use_w: list[float] = [10, 28, 31, 22, 25, 26, 23, 15]
     uses = Table(1, L("a_uses"), use_head, use_w)
     for r in d.uses:
         uses.add(_use_cells(r, d, lang), "ok" if r.ok else "failed", r.category)
@@ -134,15 +134,15 @@ def _annexes(d: MonthData, lang: Lang, style: dates.DateStyle, seal: dict[str, A
                                                        "c_incident")],
                     [27, 30, 13, 35, 17, 41, 17])
     sep = "、" if lang == "ja" else ", "
-    for r in d.reviews:
-        resolution = pick(r.reason, lang)
-        if r.by and r.state != "open":
-            resolution = f"{r.by}: {resolution}" if resolution else r.by
-        incident = "incident_none" if r.incident is None else (
-            "incident_yes" if r.incident else "incident_no")
-        reviews.add([when(r.at), kind_label(r.kind, lang), L(r.severity), sep.join(r.subject),
-                     L(r.state), resolution, L(incident)],
-                    "open" if r.state == "open" else "closed", incident)
+    for item in d.reviews:
+        resolution = pick(item.reason, lang)
+        if item.by and item.state != "open":
+            resolution = f"{item.by}: {resolution}" if resolution else item.by
+        incident = "incident_none" if item.incident is None else (
+            "incident_yes" if item.incident else "incident_no")
+        reviews.add([when(item.at), kind_label(item.kind, lang), L(item.severity),
+                     sep.join(item.subject), L(item.state), resolution, L(incident)],
+                    "open" if item.state == "open" else "closed", incident)
     return [uses, logins, entries, prints, media, deletions, backups, reviews,
             integrity(seal, lang, names)]
 
