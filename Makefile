@@ -8,7 +8,7 @@ STAMP := $(VENV)/.secroom-installed
 PYTEST_ARGS ?=
 SOAK_ARGS ?= --minutes 10
 
-.PHONY: demo test soak bench lint deps venv clean
+.PHONY: demo test soak bench lint deps venv clean documents
 
 demo: export SECROOM_DEPS=demo
 demo: venv
@@ -25,6 +25,9 @@ bench: venv
 	@set -e; for b in tests/bench/*.py; do \
 	  case "$$(basename $$b)" in __init__.py|test_*|conftest.py|_*) continue;; esac; \
 	  echo "== $$b"; $(PY) $$b $(BENCH_ARGS); done
+
+documents: venv  # the demo's report and certificate, page 1 as PNG (README pictures)
+	$(PY) -m dashboard.demo.render_documents hardware/screenshots
 
 lint: venv
 	$(VENV)/bin/ruff check controller readers usb_guard backup dashboard tests

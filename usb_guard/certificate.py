@@ -54,7 +54,8 @@ class SanitizationCertificate(BaseModel):
     verification_method: str = Field(min_length=1, max_length=200)
     verification_result: Literal["passed", "failed"]
     post_classification: str = Field(default="", max_length=200)
-    destination: Destination
+    # left empty (a blank to fill in by hand) until the disposal records where the medium went
+    destination: Destination | None = None
     destination_detail: str = Field(default="", max_length=200)
     notes: str = Field(default="", max_length=1000)
     # validation
@@ -102,10 +103,14 @@ def certificate_for(medium: Medium, **fields: object) -> SanitizationCertificate
                                f"{exc}") from exc
 
 
-def format_when(when: datetime | None, tz: str = DEFAULT_TZ) -> str:
+def format_when(when: datetime | None, tz: str = DEFAULT_TZ, lang: Lang = "en") -> str:
+    """In the given zone: 2026年11月20日 10:00 JST (ja) or 2026-11-20 10:00 JST (en)."""
     if when is None:
         return ""
-    return when.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M %Z")
+    local = when.astimezone(ZoneInfo(tz))
+    if lang == "ja":
+        return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M %Z}"
+    return local.strftime("%Y-%m-%d %H:%M %Z")
 
 
 Section = tuple[str, list[tuple[str, str]]]
@@ -125,7 +130,7 @@ def rows(cert: SanitizationCertificate, lang: Lang, tz: str = DEFAULT_TZ) -> lis
     return [
         ("", [(L("certificate_number"), cert.certificate_number),
               (L("organization"), cert.organization),
-              (L("issued_at"), format_when(cert.issued_at, tz))]),
+              (L("issued_at"), format_when(cert.issued_at, tz, lang))]),
         (L("section_person"), person(cert.performed_by)),
         (L("section_media"), [
             (L("control_number"), cert.control_number), (L("media_type"), cert.media_type),
@@ -137,11 +142,11 @@ def rows(cert: SanitizationCertificate, lang: Lang, tz: str = DEFAULT_TZ) -> lis
             (L("tool"), cert.tool), (L("verification_method"), cert.verification_method),
             (L("verification_result"), value(cert.verification_result, lang)),
             (L("post_classification"), cert.post_classification),
-            (L("sanitized_at"), format_when(cert.sanitized_at, tz)),
+            (L("sanitized_at"), format_when(cert.sanitized_at, tz, lang)),
             (L("notes"), cert.notes)]),
         (L("section_destination"), [
-            (L("destination"), value(cert.destination, lang)),
+            (L("destination"), value(cert.destination, lang) if cert.destination else ""),
             (L("destination_detail"), cert.destination_detail)]),
         (L("section_validation"), person(cert.validated_by)
-         + [(L("validated_at"), format_when(cert.validated_at, tz))]),
+         + [(L("validated_at"), format_when(cert.validated_at, tz, lang))]),
     ]

@@ -139,6 +139,8 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "media.found": EDITORS,
     "media.dispose": EDITORS,
     "media.reconfigure": EDITORS,
+    "media.wipe_interval": EDITORS,
+    "media.type_wipe_interval": EDITORS,
     "api.media.list": READERS,
     "api.media.get": READERS,
     "api.usb_events.list": READERS,
@@ -181,6 +183,22 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "lockdown.inside": READERS,
     "reports.page": READERS,
     "reports.monthly": READERS,  # auditors may issue (read) the report; issuing is audited
+    "reports.download": READERS,
+    "reports.verify": READERS,  # checking a file changes nothing
+    "reports.supersede": EDITORS,
+    "reports.clients": READERS,
+    "reports.client_save": EDITORS,
+    "reports.map_office": EDITORS,
+    "reports.office": READERS,
+    "reports.office_save": EDITORS,
+    "reports.certificates": READERS,
+    "reports.certificate_issue": EDITORS,
+    "reports.certificate_file": READERS,
+    "reports.register": READERS,
+    "reports.register_save": EDITORS,
+    "reports.register_pdf": READERS,
+    "reports.reviews": READERS,
+    "reports.classify": EDITORS,
 }
 
 # Token scopes: "read" allows safe methods, "write" allows changes (role still applies).

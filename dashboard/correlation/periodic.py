@@ -1,5 +1,5 @@
-"""The periodic checks (missed backups, overdue media, node-log gaps), run every few minutes by
-the correlation listener and over a whole period by ``rerun``."""
+"""The periodic checks (missed backups, overdue media, periodic wipes overdue, node-log gaps),
+run every few minutes by the correlation listener and over a whole period by ``rerun``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from dashboard.correlation import sources as S
 from dashboard.correlation.settings import CorrelationSettings
 from dashboard.correlation.store import PersistResult, persist
 from dashboard.correlation.types import LoanIn, Outcome
+from dashboard.media import wipes
 
 
 def periodic_outcome(session: Session, since: datetime, until: datetime, now: datetime,
@@ -28,6 +29,9 @@ def periodic_outcome(session: Session, since: datetime, until: datetime, now: da
     for loan in loans:
         out.add(R.key(R.MEDIA_OVERDUE, loan.control_number, loan.due_back.isoformat()),
                 R.media_overdue(loan, now, s))
+    for due in wipes.dues(session):
+        out.add(R.key(wipes.RULE, due.control_number, due.due.isoformat()),
+                wipes.wipe_overdue(due, now, s))
     for issue in S.log_issues(session, since, until):
         out.found.append(R.log_issue(issue, s))
     return out

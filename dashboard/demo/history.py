@@ -25,21 +25,21 @@ from zoneinfo import ZoneInfo
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 
-from backup.events import BackupFailed, BackupSnapshot
+from backup.events import BackupFailed, BackupPruned, BackupSnapshot
 from controller import events as ev
 from controller.envelope import GENESIS, Event, seal
 from controller.events import payload_error
 from controller.keys import public_b64
 from controller.printing.events import PrintReleasePayload, ReleasedJob
 from controller.schedule import is_japanese_holiday
-from dashboard.demo import seed
+from dashboard.demo import documents, seed
 from usb_guard.events import UsbInserted, VerdictName
 
 ZONE = ZoneInfo("Asia/Tokyo")
 DAYS = 30
 GW, USB, BACKUP = "gw1-history", "pc-01-history", "backup-history"
 ACTOR = "demo-setup"
-ORG = "デモ社会保険労務士事務所"
+ORG, CLIENTS = seed.OFFICE, seed.CLIENTS
 # a 12-digit value that passes the My Number check digit: typed into a purpose by mistake
 LEAKED_NUMBER = "123456789018"
 CSV_HEADER = ["NO", "事業所名", "日時", "画面", "処理", "利用目的", "処理者", "結果"]
@@ -81,9 +81,9 @@ class Month:
         return out
 
     def row(self, ts: datetime, operator: str, screen: str, action: str, purpose: str,
-            result: str) -> None:
+            result: str, office: str = CLIENTS[0]) -> None:
         local = ts.astimezone(ZONE)
-        self.rows.append([str(len(self.rows) + 1), ORG, f"{local:%Y/%m/%d %H:%M:%S}", screen,
+        self.rows.append([str(len(self.rows) + 1), office, f"{local:%Y/%m/%d %H:%M:%S}", screen,
                           action, purpose, operator, result])
 
     def csv(self) -> bytes:
@@ -141,6 +141,12 @@ def _backup(m: Month, d: date, rnd: random.Random, *, fail: bool = False) -> Non
         bytes_stored=5_000_000, repo_bytes=3_100_000_000 + d.toordinal(), skipped=0))
 
 
+def clients_of(who: seed.StaffMember) -> tuple[str, ...]:
+    """The clients a member of staff works for (two each, by turns)."""
+    n = int(who.id[1:])
+    return CLIENTS[n % len(CLIENTS)], CLIENTS[(n + 1) % len(CLIENTS)]
+
+
 def build(now: datetime, rnd_seed: int = 11) -> Month:
     """The ``DAYS`` days before ``now``'s local date."""
     today = now.astimezone(ZONE).date()
@@ -162,23 +168,28 @@ def build(now: datetime, rnd_seed: int = 11) -> Month:
             enter = _at(d, 8, 30 + rnd.randrange(0, 29), rnd.randrange(60))
             leave = _at(d, 17, 30 + rnd.randrange(0, 29), rnd.randrange(60))
             lunch = who.id == "s002" and n == 4  # goes out for lunch; accesses meanwhile
+            office = clients_of(who)[(n + int(who.id[1:])) % 2]
             _door(m, who, "in", enter)
             if lunch:
                 _door(m, who, "out", _at(d, 12, 0))
                 _door(m, who, "in", _at(d, 13, 0))
-                m.row(_at(d, 12, 30), who.operator_id, "個人番号照会", "閲覧", "年末調整", "成功")
+                m.row(_at(d, 12, 30), who.operator_id, "個人番号照会", "閲覧", "年末調整", "成功",
+                      office)
             _door(m, who, "out", leave)
             login = enter + timedelta(minutes=rnd.randrange(5, 40))
-            m.row(login, who.operator_id, "ログイン", "ログイン認証", "", "成功")
+            m.row(login, who.operator_id, "ログイン", "ログイン認証", "", "成功", office)
             at = login
             for _ in range(rnd.randrange(1, 4)):
                 at = login + timedelta(minutes=rnd.randrange(5, 400))
                 m.row(at, who.operator_id, "個人番号照会", "閲覧",
-                      rnd.choice(["源泉徴収票作成", "社会保険手続", "年末調整"]), "成功")
+                      rnd.choice(["源泉徴収票作成", "社会保険手続", "年末調整"]), "成功", office)
                 if rnd.random() < 0.15:  # an output record right after the access
                     job += 1
                     _print(m, who, at + timedelta(minutes=rnd.randrange(2, 20)), job,
                            rnd.randrange(1, 8))
+            if n == 8 and who is present[0]:  # a retiree's number deleted after retention
+                m.row(at + timedelta(minutes=1), who.operator_id, "個人番号管理",
+                      "マイナンバー削除", "保存期間満了", "削除完了", office)
         it = next(s for s in present if s.group == "it") if any(
             s.group == "it" for s in present) else None
         if it and rnd.random() < 0.4:
@@ -192,12 +203,14 @@ def build(now: datetime, rnd_seed: int = 11) -> Month:
     late = next(s for s in staff if s.id == "s005")
     d = workdays[11 % len(workdays)]
     _door(m, late, "in", _at(d, 21, 40))
-    m.row(_at(d, 22, 5), late.operator_id, "個人番号照会", "閲覧", "給与計算", "成功")
+    m.row(_at(d, 22, 5), late.operator_id, "個人番号照会", "閲覧", "給与計算", "成功",
+          CLIENTS[1])
     _door(m, late, "out", _at(d, 22, 30))
     d = workdays[14 % len(workdays)]
     for minute in (0, 1, 2):
-        m.row(_at(d, 9, 50 + minute), "OP0007", "ログイン", "ログイン認証", "", "失敗")
-    m.row(_at(d, 10, 15), "OP9999", "個人番号照会", "閲覧", "年末調整", "成功")  # unknown operator
+        m.row(_at(d, 9, 50 + minute), "OP0007", "ログイン", "ログイン認証", "", "失敗", CLIENTS[2])
+    m.row(_at(d, 10, 15), "OP9999", "個人番号照会", "閲覧", "年末調整", "成功",  # unknown operator
+          CLIENTS[3])
     m.row(_at(d, 11, 0), "OP0003", "個人番号照会", "閲覧", f"確認 {LEAKED_NUMBER}", "成功")
     d = workdays[16 % len(workdays)]
     m.add(GW, "door.forced", _at(d, 3, 12), ev.DoorForced(door=seed.DOOR))
@@ -207,6 +220,11 @@ def build(now: datetime, rnd_seed: int = 11) -> Month:
     m.add(GW, "door.held_open", _at(d, 15, 1), ev.DoorHeldOpen(
         door=seed.DOOR, open_s=30.0, via="grant", person_id="s010"))
     _usb(m, _at(workdays[-3], 13, 20), None, "block", "mass storage not in the media ledger")
+    # a leaver's file purged from every backup snapshot (deletion duty): certifiable
+    m.add(BACKUP, "backup.pruned", _at(workdays[-4], 18, 40), BackupPruned(
+        mode="purge", result="ok", duration_s=12.5, snapshots_removed=0, snapshots_kept=21,
+        snapshots_changed=[f"{i:012x}->{i + 99:012x}" for i in range(3)], packs_deleted=2,
+        packs_rewritten=3, blobs_removed=7, bytes_freed=81_920, repo_bytes=3_100_000_000))
     # an output record with no number access before it
     _print(m, next(s for s in staff if s.id == "s012"), _at(workdays[-2], 8, 20), 999, 42)
     return m
@@ -245,4 +263,5 @@ def store(sm: Any, month: Month, now: datetime) -> dict[str, int]:
                             actor=ACTOR, filename="number-system-access.csv")
     with sm.begin() as db:
         rerun(db, first, now, now)
+    documents.seed(sm, now)
     return {"events": stored, "numlog_rows": getattr(report, "stored", len(month.rows))}

@@ -13,6 +13,10 @@ DOOR = "server-room"
 RACK = "rack-1"
 PRINTER = "room-printer"
 PRINTER_NAMES = {PRINTER: "複合機"}
+OFFICE = "デモ社会保険労務士事務所"  # the office itself (the issuer of the reports)
+# the client companies whose employees' numbers the office handles: the 事業所名 of the number
+# system's log, each a client record of the dashboard (dashboard.demo.documents)
+CLIENTS = ("株式会社さくら食品", "有限会社みどり運輸", "株式会社青空システム", "医療法人ひまわり会")
 
 _FAMILY = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤",
            "吉田", "山田", "佐々木", "山口", "松本", "井上", "木村", "林", "斎藤", "清水",

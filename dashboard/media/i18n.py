@@ -10,6 +10,13 @@ from dashboard.labels import states
 
 MESSAGES: dict[str, tuple[str, str]] = {
     "media.title": ("媒体管理台帳", "Media ledger"),
+    "media.wipe_due": ("定期消去の期限", "Periodic wipe due"),
+    "media.wipe_overdue": ("消去期限超過", "wipe overdue"),
+    "media.wipe_interval": ("定期消去の間隔(日、空欄で種類の設定)",
+                            "Periodic wipe interval (days; empty: the type's)"),
+    "media.type_intervals": ("種類ごとの定期消去の間隔", "Periodic wipe interval per media type"),
+    "media.interval_days": ("間隔(日、空欄で解除)", "Interval (days; empty: none)"),
+    "media.set": ("設定", "Set"),
     "media.nav": ("媒体", "Media"),
     "media.register": ("媒体を登録", "Register a medium"),
     "media.control_number": ("管理番号", "Control number"),

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
 from dashboard.auth.service import Principal
-from dashboard.media import api, certificates, service
+from dashboard.media import api, certificates, service, wipes
 from dashboard.media.approval import verify_approver
 from dashboard.media.events import UsbEventFilter, usb_events
 from dashboard.media.i18n import DESTINATIONS, STATES, MediaText
@@ -77,6 +77,8 @@ def _list_page(request: Request, db: DbSession, state: str = "", q: str = "", er
     media = list_media(db, state, q)
     ctx = {"media": media, "state": state, "q": q, "states": STATES, "error": error,
            "people": _people(db), "now": deps.now(request),
+           "dues": {d.control_number: d for d in wipes.dues(db)},
+           "type_intervals": wipes.intervals(db),
            "query": urlencode({"state": state, "q": q})}
     return _render(request, "media/ledger.html", ctx, status)
 
@@ -144,6 +146,7 @@ def _detail(request: Request, db: DbSession, cn: str, error: str = "",
     zone = deps.translator(request).zone
     ctx = {"r": row, "records": records, "error": error, "people": _people(db),
            "destinations": DESTINATIONS, "has_certificate": certificates.has_certificate(row),
+           "wipe_due": wipes.due_of(row, wipes.intervals(db)),
            "now": deps.now(request), "due_default": local_input(due_default(deps.now(request),
                                                                              zone), zone)}
     return _render(request, "media/detail.html", ctx, status)
@@ -237,6 +240,35 @@ def media_dispose(
         db, service.dispose_medium, who.username, cn, data, now=deps.now(request)))
 
 
+def _days(text: str) -> int | None:
+    text = text.strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise HTTPException(status_code=422, detail="interval_days: a whole number of days")
+    return int(text)
+
+
+@router.post("/media/{cn}/wipe-interval", name="media.wipe_interval", include_in_schema=False)
+def media_wipe_interval(request: Request, cn: str, db: Db, who: Who,
+                        interval_days: Annotated[str, Form(max_length=8)] = "") -> Response:
+    return _act(request, db, cn, lambda: deps.change(
+        db, wipes.set_interval, who.username, cn, _days(interval_days), now=deps.now(request)))
+
+
+@router.post("/media/wipe-intervals", name="media.type_wipe_interval", include_in_schema=False)
+def media_type_wipe_interval(request: Request, db: Db, who: Who,
+                             media_type: Annotated[str, Form(max_length=100)],
+                             interval_days: Annotated[str, Form(max_length=8)] = "",
+                             ) -> Response:
+    try:
+        deps.change(db, wipes.set_type_interval, who.username, media_type,
+                    _days(interval_days), now=deps.now(request))
+    except HTTPException as exc:
+        return _list_page(request, db, error=str(exc.detail), status=exc.status_code)
+    return RedirectResponse("/media?msg=media.saved", status_code=303)
+
+
 @router.post("/media/{cn}/settings", name="media.reconfigure", include_in_schema=False)
 def media_reconfigure(
     request: Request, cn: str, db: Db, who: Who,
@@ -248,13 +280,19 @@ def media_reconfigure(
         db, service.reconfigure_medium, who.username, cn, data, now=deps.now(request)))
 
 
-def _certificate(request: Request, db: DbSession, cn: str):  # type: ignore[no-untyped-def]
+def _certificate(request: Request, db: DbSession, cn: str, lang: str):  # type: ignore[no-untyped-def]  # noqa: E501
+    from dashboard.reports.clients import office_profile
+    from dashboard.reports.names import Names
+
     row = db.get(Medium, cn)
     if row is None:
         raise HTTPException(status_code=404, detail=f"no medium {cn!r}")
+    names = Names(db)
+    org = office_profile(db).name or deps.settings(request).site
     try:
-        return certificates.certificate_of(row, organization=deps.settings(request).site,
-                                           now=deps.now(request))
+        return certificates.certificate_of(row, organization=org, now=deps.now(request),
+                                           zone=deps.settings(request).zone, name=names.user,
+                                           lang="en" if lang == "en" else "ja")
     except ServiceError as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from exc
 
@@ -263,7 +301,7 @@ def _certificate(request: Request, db: DbSession, cn: str):  # type: ignore[no-u
             include_in_schema=False)
 def media_certificate_pdf(request: Request, cn: str, db: Db,
                           lang: Annotated[Literal["ja", "en"], Query()] = "ja") -> Response:
-    cert = _certificate(request, db, cn)
+    cert = _certificate(request, db, cn, lang)
     try:
         body = certificates.pdf(cert, lang, deps.settings(request).timezone)
     except ServiceError as exc:
@@ -276,7 +314,7 @@ def media_certificate_pdf(request: Request, cn: str, db: Db,
             include_in_schema=False)
 def media_certificate_csv(request: Request, cn: str, db: Db,
                           lang: Annotated[Literal["ja", "en"], Query()] = "ja") -> Response:
-    cert = _certificate(request, db, cn)
+    cert = _certificate(request, db, cn, lang)
     body = certificates.csv_bytes(cert, lang, deps.settings(request).timezone)
     return Response(body, media_type="text/csv; charset=utf-8", headers={
         "content-disposition": f'attachment; filename="certificate-{quote(cn)}-{lang}.csv"'})

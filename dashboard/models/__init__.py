@@ -12,6 +12,7 @@ from dashboard.models import (
     numlog,
     people,
     policy,
+    reports,
 )
 from dashboard.models.anomalies import Anomaly
 from dashboard.models.audit import AuditRecord
@@ -60,4 +61,5 @@ __all__ = [
     "numlog",
     "people",
     "policy",
+    "reports",
 ]

@@ -58,6 +58,12 @@ class IssuedReport(Base):
     seal: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     seal_sha256: Mapped[str] = mapped_column(String(64))
     file_sha256: Mapped[str] = mapped_column(String(64), default="")
+    # document number (年-連番), the client (None: the internal all-clients report), and the
+    # issue it corrects with the reason stated in it
+    number: Mapped[str | None] = mapped_column(String(32), nullable=True, unique=True)
+    client_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    supersedes: Mapped[int | None] = mapped_column(BigIntPK, nullable=True, index=True)
+    supersede_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class DeletionCertificate(Base):
@@ -76,3 +82,9 @@ class DeletionCertificate(Base):
     method: Mapped[str] = mapped_column(String(255))
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
     issued_by: Mapped[str] = mapped_column(String(64), default="")
+    # the client it is issued to, and the record that proves the deletion: numlog (row key),
+    # backup_purge (node:seq of backup.pruned), media (media_records id) or manual
+    client_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    source_kind: Mapped[str] = mapped_column(String(16), default="manual")
+    source_ref: Mapped[str] = mapped_column(String(255), default="")
+    lang: Mapped[str] = mapped_column(String(2), default="ja")

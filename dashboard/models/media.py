@@ -81,6 +81,18 @@ class Medium(Base):
     disposed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     disposed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     lost_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # periodic erasure (定期的なデータ消去): days between wipes, for this medium; None = the
+    # interval of its media type (media_wipe_intervals), if any
+    wipe_interval_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class MediaWipeInterval(Base):
+    """Days between wipes for every medium of a type (a medium's own interval wins)."""
+
+    __tablename__ = "media_wipe_intervals"
+
+    media_type: Mapped[str] = mapped_column(String(100), primary_key=True)
+    interval_days: Mapped[int] = mapped_column(Integer)
 
 
 class MediumRecord(Base):

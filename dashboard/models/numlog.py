@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from dashboard.db import Base
 from dashboard.models.types import BigIntPK, UTCDateTime
 
-ACCESS_CATEGORIES = ("login", "access", "export")
+ACCESS_CATEGORIES = ("login", "access", "export", "delete")
 
 
 class NumlogBatch(Base):

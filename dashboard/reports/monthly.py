@@ -1,145 +1,154 @@
-"""The monthly handling report: gather, seal, render (PDF or CSV), record as issued; verify."""
+"""Issue the monthly handling report (per client, or the internal all-clients report): gather,
+seal, render as PDF, CSV and XLSX, keep the three files as issued with their hashes in the audit
+chain; download them again (checked against that record), supersede an issue with a corrected
+one that states why.
+"""
 
 from __future__ import annotations
 
-import base64
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from controller.envelope import canonical_json
 from dashboard.audit import append_audit
-from dashboard.models.correlation import IssuedReport
-from dashboard.reports.csvout import CSV_SEAL_RE, csv_bytes
-from dashboard.reports.data import MediaRecord, MonthlyData, ReportError, gather
-from dashboard.reports.labels import Lang, label
-from dashboard.reports.pdf import Doc, read_seal, seal_keyword
-from dashboard.reports.seal import VerifyResult, compute_seal, seal_sha256, verify
-from dashboard.textguard import guard_text
+from dashboard.models.audit import AuditRecord
+from dashboard.models.correlation import DeletionCertificate, IssuedReport
+from dashboard.models.reports import IssuedFile
+from dashboard.reports.clients import measures_of, office_profile
+from dashboard.reports.collect import gather
+from dashboard.reports.data import MonthData, ReportError
+from dashboard.reports.document import Document, Issue, build
+from dashboard.reports.guard import has_number
+from dashboard.reports.names import Names
+from dashboard.reports.render import render_csv, render_pdf, render_xlsx
+from dashboard.reports.seal import compute_seal, seal_sha256
 
-Format = Literal["pdf", "csv"]
-# column widths (mm) of the PDF tables, 180 mm in all
-WIDTHS = ([60, 90, 30], [62, 50, 43, 25], [50, 80, 25, 25], [40, 50, 50, 40], [40, 40, 100],
-          [22, 38, 15, 45, 14, 46], [60, 120], [35, 120, 25])
+Format = Literal["pdf", "csv", "xlsx"]
+FORMATS: tuple[Format, ...] = ("pdf", "csv", "xlsx")
+MEDIA_TYPES = {"pdf": "application/pdf", "csv": "text/csv; charset=utf-8",
+               "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
 @dataclass
 class Issued:
-    data: MonthlyData
+    data: MonthData
+    doc: Document
     seal: dict[str, Any]
-    content: bytes
-    record_id: int
+    files: dict[str, bytes] = field(default_factory=dict)
+    record_id: int = 0
+    number: str = ""
+
+    @property
+    def content(self) -> bytes:
+        return self.files["pdf"]
 
 
-def _local(ts: datetime, zone: ZoneInfo) -> str:
-    return ts.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
-def sections(d: MonthlyData, lang: Lang, seal: dict[str, Any], issued_at: datetime
-             ) -> list[tuple[str, list[str], list[list[Any]]]]:
-    """The report as (heading, header, rows) sections, shared by the PDF and the CSV."""
-    L = lambda k, **f: label(k, lang, **f)  # noqa: E731
-    z = d.zone
-    until_local = d.until.astimezone(z)
-    period = f"{d.since.astimezone(z):%Y-%m-%d} - {until_local:%Y-%m-%d} ({d.zone.key})"
-    out: list[tuple[str, list[str], list[list[Any]]]] = [
-        ("", [L("title"), ""], [[L("org"), d.org or "-"], [L("period"), period],
-                                [L("issued"), _local(issued_at, z)]]),
-        (L("s_entries"), [L("person"), L("name"), L("count")],
-         [[L("entries_total"), "", d.entries_total], [L("denied_total"), "", d.denied_total]]
-         + [[p, n, c] for p, n, c in d.entries_by_person]),
-        (L("s_access"), [L("operator"), L("action"), L("purpose"), L("count")],
-         [[L("accesses_total"), "", "", d.accesses_total],
-          [L("exports_total"), "", "", d.exports_total]]
-         + [[o, a, p or "-", n] for o, a, p, n in d.accesses]),
-        (L("s_output"), [L("person"), L("printer"), L("count"), L("pages")],
-         [[L("prints_total"), "", d.prints_total, sum(r[3] for r in d.prints)]]
-         + [list(r) for r in d.prints]),
-        (L("s_media"), [L("at"), L("control_number"), L("action"), L("by")],
-         [[L(a), "", d.media.get(a, 0), ""] for a in ("check_out", "return", "wipe", "dispose")]
-         + [[_local(m.at, z), m.control_number, L(m.action) if m.action in d.media else m.action,
-             m.actor] for m in d.media_rows]),
-        (L("s_backup"), [L("night"), L("result"), ""],
-         [[n.isoformat(), L(r), det] for n, r, det in d.backups]),
-        (L("s_anomalies"), [L("at"), L("kind"), L("severity"), L("subject"), L("state"),
-                            L("reason")],
-         [[_local(a["at"], z), a["kind"], a["severity"], a["subject"], L(a["state"]),
-           (f"{a['by']}: " if a["by"] else "") + a["reason"]] for a in d.anomalies]
-         or [[L("none_rows"), "", "", "", "", ""]]),
-        (L("s_leak"), ["", ""],
-         [[L("s_leak"), L("leak_" + d.leak, n=d.leak_count)]]),
-        (L("s_seal"), [L("node"), L("head"), L("events")],
-         [[n, f"{i['head_seq']}:{i['head_hash']}", i["events"]]
-          for n, i in seal["nodes"].items()]
-         + [[L("audit_log"), f"{seal['audit']['head_seq']}:{seal['audit']['head_hash']}", ""],
-            [L("rows_digest"), seal["number_access"]["digest"], seal["number_access"]["rows"]],
-            [L("seal_id"), seal_sha256(seal), L("verify_hint")]]),
-    ]
-    return out
+def next_number(session: Session, now: datetime, zone: ZoneInfo, *, certificate: bool = False
+                ) -> str:
+    """年-連番 (2026-0007): the year's next number for reports, or for certificates."""
+    year = now.astimezone(zone).year
+    model: Any = DeletionCertificate if certificate else IssuedReport
+    taken = session.scalars(select(model.number).where(model.number.like(f"{year}-%"))).all()
+    seq = max((int(n.split("-")[1]) for n in taken if n and n.split("-")[1].isdigit()),
+              default=0)
+    return f"{year}-{seq + 1:04d}"
 
 
-def render_pdf(d: MonthlyData, lang: Lang, seal: dict[str, Any], issued_at: datetime) -> bytes:
-    doc = Doc()
-    secs = sections(d, lang, seal, issued_at)
-    head = secs[0]
-    doc.title(head[1][0])
-    for k, v in head[2]:
-        doc.text(f"{k}: {v}")
-    for (heading, header, rows), widths in zip(secs[1:], WIDTHS, strict=True):
-        doc.heading(heading)
-        doc.table(header, rows, widths)
-    return doc.render(title=label("title", lang), keywords=seal_keyword(seal))
-
-
-def render_csv(d: MonthlyData, lang: Lang, seal: dict[str, Any], issued_at: datetime) -> bytes:
-    return csv_bytes(sections(d, lang, seal, issued_at),
-                     base64.b64encode(canonical_json(seal)).decode())
-
-
-def issue(session: Session, *, month: str, org: str, lang: Lang, fmt: Format, zone: ZoneInfo,
-          now: datetime, actor: str = "cli", media: Sequence[MediaRecord] | None = None
-          ) -> Issued:
-    """Make the report, record it (with its seal) as issued and audit it. The caller commits.
-    ``media``: the ledger's actions (default: read from the dashboard's media ledger)."""
+def issue(session: Session, *, month: str, client_id: int | None, lang: str, zone: ZoneInfo,
+          now: datetime, actor: str = "cli", supersedes: int | None = None,
+          reason: str = "") -> Issued:
+    """Make the report, keep its files as issued and audit the issue. The caller commits."""
     if lang not in ("ja", "en"):
         raise ReportError("lang must be ja or en")
-    org = guard_text(org, "org")
-    if media is None:
-        from dashboard.reports.data import month_bounds
-        from dashboard.reports.media_source import media_records
-
-        media = media_records(session, *month_bounds(month, zone))
-    d = gather(session, month, org, zone, media)
+    corrects = None
+    if supersedes is not None:
+        old = session.get(IssuedReport, supersedes)
+        if old is None:
+            raise ReportError(f"no issued report {supersedes}")
+        if superseded_by(session, old.id) is not None:
+            raise ReportError(f"report {old.number or old.id} was superseded already")
+        reason = reason.strip()
+        if not reason or len(reason) > 1000 or has_number(reason):
+            raise ReportError("reason: state why the report is corrected (1-1000 characters, "
+                              "no individual number)")
+        month, client_id = old.month, old.client_id
+        corrects = (old.number or str(old.id), old.issued_at.astimezone(zone).date(), reason)
+    d = gather(session, month, client_id, zone, now)
     seal = compute_seal(session, d.since, d.until)
-    content = (render_pdf if fmt == "pdf" else render_csv)(d, lang, seal, now)
-    rec = IssuedReport(kind="monthly", month=month, org=org[:255], lang=lang,
-                       period_start=d.since, period_end=d.until, issued_at=now, issued_by=actor,
-                       seal=seal, seal_sha256=seal_sha256(seal),
-                       file_sha256=hashlib.sha256(content).hexdigest())
+    profile = office_profile(session)
+    number = next_number(session, now, zone)
+    doc = build(d, profile, measures_of(profile), lang, seal,  # type: ignore[arg-type]
+                Issue(number, now, corrects), Names(session).node)
+    files = {"pdf": render_pdf(doc), "csv": render_csv(doc), "xlsx": render_xlsx(doc)}
+    rec = IssuedReport(kind="monthly", month=month, org=(d.client.name if d.client else "")[:255],
+                       lang=lang, period_start=d.since, period_end=d.until, issued_at=now,
+                       issued_by=actor, seal=seal, seal_sha256=seal_sha256(seal),
+                       file_sha256=sha256(files["pdf"]), number=number, client_id=client_id,
+                       supersedes=supersedes, supersede_reason=reason or None)
     session.add(rec)
     session.flush()
-    append_audit(session, actor=actor, action="report.issue", target_type="report",
-                 target_id=str(rec.id), before=None,
-                 after={"month": month, "org": org, "lang": lang, "format": fmt,
-                        "seal": rec.seal_sha256, "file": rec.file_sha256}, now=now)
-    return Issued(data=d, seal=seal, content=content, record_id=rec.id)
+    hashes = store_files(session, files, report_id=rec.id)
+    append_audit(session, actor=actor, action="report.supersede" if supersedes else
+                 "report.issue", target_type="report", target_id=str(rec.id), before=None,
+                 after={"number": number, "month": month, "client_id": client_id,
+                        "lang": lang, "seal": rec.seal_sha256, "files": hashes,
+                        "supersedes": supersedes, "reason": reason or None}, now=now)
+    return Issued(data=d, doc=doc, seal=seal, files=files, record_id=rec.id, number=number)
 
 
-def seal_of_file(content: bytes) -> dict[str, Any]:
-    if content.startswith(b"%PDF"):
-        return read_seal(content)
-    m = CSV_SEAL_RE.search(content)
-    if not m:
-        raise ReportError("no secroom seal in this file (was it made by secroom report?)")
-    return read_seal(b"secroom-seal:" + m.group(1))
+def store_files(session: Session, files: dict[str, bytes], *, report_id: int | None = None,
+                certificate_id: int | None = None) -> dict[str, str]:
+    hashes = {}
+    for fmt, content in files.items():
+        hashes[fmt] = sha256(content)
+        session.add(IssuedFile(report_id=report_id, certificate_id=certificate_id, fmt=fmt,
+                               sha256=hashes[fmt], size=len(content), content=content))
+    session.flush()
+    return hashes
 
 
-def verify_file(session: Session, content: bytes) -> VerifyResult:
-    """Recompute the file's sealed period from the database and compare."""
-    seal = seal_of_file(content)
-    return verify(session, seal)
+def superseded_by(session: Session, report_id: int) -> IssuedReport | None:
+    return session.scalars(select(IssuedReport).where(IssuedReport.supersedes == report_id)
+                           .limit(1)).first()
+
+
+def issued_hashes(session: Session, target_type: str, target_id: int) -> dict[str, str]:
+    """The file hashes the audit chain recorded when the document was issued."""
+    rec = session.scalars(select(AuditRecord).where(
+        AuditRecord.target_type == target_type, AuditRecord.target_id == str(target_id),
+        AuditRecord.action.in_(("report.issue", "report.supersede", "certificate.issue")))
+        .order_by(AuditRecord.seq).limit(1)).first()
+    files = (rec.after or {}).get("files") if rec is not None else None
+    return dict(files) if isinstance(files, dict) else {}
+
+
+def stored_file(session: Session, *, fmt: str, report_id: int | None = None,
+                certificate_id: int | None = None) -> bytes:
+    """A file as issued, checked against the hash in the audit chain."""
+    if fmt not in FORMATS:
+        raise ReportError("format must be pdf, csv or xlsx")
+    q = select(IssuedFile).where(IssuedFile.fmt == fmt)
+    q = q.where(IssuedFile.report_id == report_id) if report_id is not None else q.where(
+        IssuedFile.certificate_id == certificate_id)
+    row = session.scalars(q.limit(1)).first()
+    if row is None:
+        raise ReportError("no such issued file")
+    expected = issued_hashes(session, "report" if report_id is not None else "certificate",
+                             report_id if report_id is not None else certificate_id or 0)
+    if sha256(row.content) != row.sha256 or expected.get(fmt) != row.sha256:
+        raise ReportError("the stored file differs from the one issued (altered after issue); "
+                          "verify the audit log")
+    return row.content
+
+
+def issued_count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(IssuedReport)) or 0

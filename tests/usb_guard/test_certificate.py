@@ -63,7 +63,7 @@ def test_japanese_pdf_contains_the_nist_fields(tmp_path: Path) -> None:
     text = pdf_text(certificate_pdf(certificate(), "ja"), tmp_path)
     for expected in ("媒体消去・廃棄証明書", "管理番号", "USB-0007", "4C530001", "除去（Purge）",
                      "消去実施者", "佐藤 花子", "確認者", "鈴木 一郎", "検証結果", "合格",
-                     "社内で再利用", "nwipe 0.34", "2026-11-20 18:00 JST",
+                     "社内で再利用", "nwipe 0.34", "2026年11月20日 18:00 JST",
                      "実施者署名", "確認者署名"):
         assert expected in text, expected
     assert text.count("\f") == 1  # one page

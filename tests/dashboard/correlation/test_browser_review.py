@@ -72,10 +72,13 @@ def test_import_review_acknowledge_and_report(live: LiveDashboard, browser_page:
         assert a.state == "acknowledged" and a.acknowledged_by == live.username
     page.goto(live.base_url + "/reports")
     page.fill("#monthly input[name=month]", f"{day.year}-{day.month:02d}")
-    page.fill("#monthly input[name=org]", "株式会社 セルズ")
-    with page.expect_download() as info:
-        page.click("#monthly button[type=submit]")
+    page.select_option("#report-client", label="社内用(全委託元)")
+    page.click("#monthly button[type=submit]")
+    page.wait_for_selector("#report-flash", timeout=60_000)
+    with page.expect_download(timeout=60_000) as info:
+        page.click("#issued tbody tr:first-child a.download-pdf")
     pdf = Path(info.value.path()).read_bytes()
     text = pdf_text(pdf, tmp_path)
-    assert re.search(r"番号システム操作\(合計\) 3\b", text)
-    assert "確認済" in text and "登録予定" in text
+    assert "個人番号の利用 3 件(うち失敗・拒否 0 件)" in text
+    compact = "".join(text.split())  # table cells wrap
+    assert "確認済み" in compact and "登録予定" in compact

@@ -62,8 +62,12 @@ def test_upload_then_workflow_then_report(app: WebApp) -> None:
     tl = c.get("/api/v1/people/alice/timeline", params={"since": "2026-10-05",
                                                         "until": "2026-10-06"})
     assert tl.status_code == 200 and [i["kind"] for i in tl.json()] == ["access", "access"]
-    r = c.post("/reports/monthly", data={"month": "2026-10", "org": "org", "lang": "ja",
-                                         "fmt": "pdf", "csrf_token": csrf})
+    r = c.post("/reports/monthly", data={"month": "2026-10", "client": "", "lang": "ja",
+                                         "csrf_token": csrf}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    rid = re.search(r'href="/reports/(\d+)/file/pdf"', c.get(r.headers["location"]).text)
+    assert rid is not None
+    r = c.get(f"/reports/{rid.group(1)}/file/pdf")
     assert r.status_code == 200 and r.content.startswith(b"%PDF")
     assert "attachment" in r.headers["content-disposition"]
 

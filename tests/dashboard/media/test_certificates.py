@@ -45,18 +45,31 @@ def test_no_certificate_before_a_wipe_or_disposal(media_app: WebApp) -> None:
 
 def test_wipe_certificate_pdf_in_japanese_and_english(media_app: WebApp, wiped: str,
                                                       tmp_path: Path) -> None:
+    from sqlalchemy import update
+
+    from dashboard.models.auth import User
+
+    with media_app.sm.begin() as db:  # the wiping admin has a display name: it is printed
+        db.execute(update(User).where(User.username == "u_admin")
+                   .values(display_name="管理者 太田"))
     c, _ = media_app.as_role("auditor")
     assert f"/media/{wiped}/certificate.pdf?lang=en" in c.get(f"/media/{wiped}").text
     ja = c.get(f"/media/{wiped}/certificate.pdf?lang=ja")
     assert ja.status_code == 200 and ja.headers["content-type"] == "application/pdf"
     text = pdf_text(ja.content, tmp_path)
-    for expected in ("媒体消去・廃棄証明書", wiped, "u_admin", "山田 太郎", "nwipe 0.34",
-                     "暗号消去", "全領域の読み出し確認", "4C530001230918", "SanDisk", "lab",
-                     f"{wiped}-W20261120"):
+    # names, not ids: the performer by display name, the custodian (p1) by name; the
+    # certificate number dated in the site's zone like every other date (10:00 JST, not 01:00
+    # UTC); the wipe date in Japanese style
+    for expected in ("媒体消去・廃棄証明書", wiped, "管理者 太田", "佐藤 花子", "山田 太郎",
+                     "nwipe 0.34", "暗号消去", "全領域の読み出し確認", "4C530001230918",
+                     "SanDisk", "lab", f"{wiped}-W202611201000", "2026年11月20日 10:00 JST"):
         assert expected in text, expected
+    assert "u_admin" not in text and "UTC" not in text
+    # no destination is pre-filled: the wipe did not record one
+    assert "社内で再利用" not in text
     en = pdf_text(c.get(f"/media/{wiped}/certificate.pdf?lang=en").content, tmp_path)
     assert "Media Sanitization Certificate" in en and "Purge" in en and wiped in en
-    assert "Internal reuse" in en or "internal reuse" in en.lower()
+    assert "reuse" not in en.lower() and "佐藤 花子" in en
 
 
 def test_disposal_certificate_csv_carries_the_disposal(media_app: WebApp, wiped: str) -> None:

@@ -15,6 +15,7 @@ from dashboard.db import make_sessionmaker
 from dashboard.models.anomalies import Anomaly
 from tests.dashboard.correlation import world as W
 from tests.dashboard.correlation.conftest import BACKENDS, Month, db, fresh_engine  # noqa: F401
+from tests.dashboard.web.conftest import browser_page, live_dashboard, webapp  # noqa: F401 - reused
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

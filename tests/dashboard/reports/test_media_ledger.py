@@ -46,8 +46,8 @@ def test_media_section_and_overdue_from_the_ledger(db: sessionmaker[Session],
         res = Correlator().tick(s, T + timedelta(days=3), got, lookback=timedelta(days=4))
         assert [k for k in res.new if k.startswith(R.MEDIA_OVERDUE)] == [
             R.key(R.MEDIA_OVERDUE, "USB-0002", (T + timedelta(days=2)).isoformat())]
-        out = issue(s, month="2026-10", org="", lang="ja", fmt="pdf", zone=ZONE,
+        out = issue(s, month="2026-10", client_id=None, lang="ja", zone=ZONE,
                     now=T + timedelta(days=3))
     t = pdf_text(out.content, tmp_path)
-    assert re.search(r"持出し 2\b", t) and re.search(r"返却 1\b", t)
-    assert re.search(r"消去 1\b", t) and re.search(r"廃棄 0\b", t)
+    assert "媒体の持出し 2 件・返却 1 件・消去 1 件・廃棄 0 件" in t
+    assert re.search(r"別紙5 媒体の持出し・返却・消去・廃棄 .*USB-0002 持出し", t)

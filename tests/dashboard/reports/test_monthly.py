@@ -1,11 +1,15 @@
-"""The monthly handling report: counts checked in the PDF text (pdftotext), Japanese and
-English; Excel-safe CSV; the seal detects later tampering with node events, the audit log and
-the number-access rows of the period."""
+"""The monthly handling report of a realistic month (SQLite, and PostgreSQL when configured),
+read back as a client reads it: the PDF's text (pdftotext) in Japanese and English, the XLSX in
+openpyxl; kept as issued (downloaded again byte for byte, an altered stored file refused),
+verified (a tampered database is caught), superseded with a stated reason."""
 
 from __future__ import annotations
 
+import io
 import re
 import subprocess
+import unicodedata
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,90 +17,204 @@ import pytest
 from sqlalchemy import select, text, update
 
 from dashboard.models.audit import AuditRecord
-from dashboard.models.correlation import IssuedReport
+from dashboard.models.auth import User
 from dashboard.models.events import StoredEvent
 from dashboard.models.numlog import NumberAccess
-from dashboard.reports.monthly import issue, verify_file
+from dashboard.models.people import Door, Printer
+from dashboard.models.reports import IssuedFile
+from dashboard.numlog.classify import classify
+from dashboard.reports.clients import ClientIn, OfficeIn, map_office, save_client, save_office
+from dashboard.reports.data import ReportError
+from dashboard.reports.monthly import Issued, issue, stored_file
+from dashboard.reports.verify import verify_file
 from tests.dashboard.correlation import world as W
 from tests.dashboard.correlation.conftest import Month
+from tests.dashboard.reports.test_properties import numbers_in
 from tests.support import require_binary
 
 LATER = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
+OFFICE = {"name": "テスト社会保険労務士事務所", "address": "東京都新宿区西新宿2-8-1",
+          "phone": "03-1111-2222", "representative": "社会保険労務士 山本 恵"}
+NODES = ("gw1", "usbagent", "bk1", "lab1")
 
 
-def pdf_text(pdf: bytes, tmp: Path) -> str:
+def pdf_pages(pdf: bytes, tmp: Path) -> list[str]:
+    """The PDF's text, one string per page (whitespace collapsed)."""
     require_binary("pdftotext")
     path = tmp / "r.pdf"
     path.write_bytes(pdf)
     out = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True,
-                         check=True)
-    return " ".join(out.stdout.decode("utf-8").split())
+                         check=True, timeout=120)
+    return [" ".join(p.split()) for p in out.stdout.decode("utf-8").split("\f") if p.strip()]
 
 
-def expected(m: Month) -> dict[str, int]:
-    entries = sum(1 for e in m.world.events if e.kind == "door.access"
-                  and e.data["direction"] == "in" and e.when.astimezone(W.ZONE).month == 10)
-    prints = sum(1 for e in m.world.events if e.kind == "print.release")
-    exports = sum(1 for r in m.world.rows if r[4] == "CSV出力")
-    return {"entries": entries, "rows": len(m.world.rows), "prints": prints, "exports": exports}
-
-
-def test_pdf_in_japanese_has_the_month_counts(month: Month, tmp_path: Path) -> None:
-    with month.sm() as s:
-        issued = issue(s, month="2026-10", org=W.ORG, lang="ja", fmt="pdf", zone=W.ZONE,
-                       now=LATER, actor="admin1")
-        s.commit()
-    t = pdf_text(issued.content, tmp_path)
-    e = expected(month)
-    assert "特定個人情報 取扱状況報告書" in t and W.ORG in t
-    assert re.search(rf"入室回数\(合計\) {e['entries']}\b", t)
-    assert re.search(rf"番号システム操作\(合計\) {e['rows']}\b", t)
-    assert re.search(rf"うち出力・エクスポート {e['exports']}\b", t)
-    assert re.search(rf"印刷の解放\(合計\) {e['prints']}\b", t)
-    assert re.search(r"2026-10-21 未実施", t) and re.search(r"2026-10-25 正常", t)
-    assert "確認済 admin1: 警備会社に確認中" in t and "解決済" in t
-    assert re.search(r"情報漏えいの発生の有無 調査中\(未対応の重大な異常 \d+ 件\)", t)
-    assert issued.seal["audit"]["head_hash"] in t.replace(" ", "")
-    with month.sm() as s:
-        rec = s.get(IssuedReport, issued.record_id)
-        assert rec is not None and rec.seal == issued.seal
-    assert W.VALID_NUMBER not in t and "9018" not in t
-
-
-def test_pdf_in_english(month: Month, tmp_path: Path) -> None:
-    with month.sm() as s:
-        issued = issue(s, month="2026-10", org=W.ORG, lang="en", fmt="pdf", zone=W.ZONE,
-                       now=LATER)
-        s.rollback()
-    t = pdf_text(issued.content, tmp_path)
-    e = expected(month)
-    assert re.search(rf"Entries \(total\) {e['entries']}\b", t)
-    assert re.search(rf"Number-system operations \(total\) {e['rows']}\b", t)
-    assert "Whether any leak occurred" in t and "Under review" in t
-
-
-def test_csv_opens_in_excel_and_verifies(month: Month) -> None:
-    with month.sm() as s:
-        issued = issue(s, month="2026-10", org=W.ORG, lang="ja", fmt="csv", zone=W.ZONE,
-                       now=LATER)
-        s.rollback()
-    raw = issued.content
-    assert raw.startswith(b"\xef\xbb\xbf") and b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")  # noqa: E501
-    body = raw.decode("utf-8-sig")
-    assert f"番号システム操作(合計),,,{expected(month)['rows']}" in body
-    assert "secroom-seal," in body
+def pdf_text(pdf: bytes, tmp: Path) -> str:
+    return " ".join(pdf_pages(pdf, tmp))
 
 
 @pytest.fixture(scope="module")
-def sealed(month: Month) -> bytes:
+def client_id(month: Month) -> int:
+    """The office as a real one is set up: its profile, the door and printer named, the
+    admin with a display name, and the client its month of rows belongs to."""
     with month.sm() as s:
-        issued = issue(s, month="2026-10", org=W.ORG, lang="ja", fmt="pdf", zone=W.ZONE,
-                       now=LATER, actor="admin1")
+        save_office(s, OfficeIn(**OFFICE), actor="setup", now=W.NOW)
+        cid = save_client(s, ClientIn(name=W.ORG, address="愛知県小牧市"), actor="setup",
+                          now=W.NOW).id
+        save_client(s, ClientIn(name="株式会社 ほかの会社"), actor="setup", now=W.NOW)
+        map_office(s, W.ORG, cid, actor="setup", now=W.NOW)
+        s.add(Door(id="room", name="管理区域入口"))
+        s.add(Printer(id="room-printer", name="室内プリンター"))
+        s.add(User(username="admin1", display_name="管理者 一郎", password_hash="-",  # noqa: S106
+                   role="admin", active=True, created_at=W.NOW))
         s.commit()
+    return cid
+
+
+def _issue(month: Month, cid: int | None, lang: str) -> Issued:
     with month.sm() as s:
-        res = verify_file(s, issued.content)
+        out = issue(s, month="2026-10", client_id=cid, lang=lang, zone=W.ZONE, now=LATER,
+                    actor="admin1")
+        s.commit()
+    return out
+
+
+@pytest.fixture(scope="module")
+def ja(month: Month, client_id: int) -> Issued:
+    return _issue(month, client_id, "ja")
+
+
+@pytest.fixture(scope="module")
+def en(month: Month, client_id: int) -> Issued:
+    return _issue(month, client_id, "en")
+
+
+def counts(m: Month) -> tuple[int, int, int, int]:
+    cats = [classify(r[4], r[7]) for r in m.world.rows]
+    uses = [ok for cat, ok in cats if cat != "login"]
+    logins = [ok for cat, ok in cats if cat == "login"]
+    return len(uses), uses.count(False), len(logins), logins.count(False)
+
+
+def test_japanese_pdf_is_a_letter_a_client_can_be_handed(month: Month, ja: Issued,
+                                                         tmp_path: Path) -> None:
+    pages = pdf_pages(ja.content, tmp_path)
+    t = " ".join(pages)
+    # addressee, issuer with its seal box, issue date in the era, the letter's shape
+    assert t.startswith(f"第 {ja.number} 号 令和8年11月2日 {W.ORG} 御中")
+    for line in (f"所在地 {OFFICE['address']}", f"電話番号 {OFFICE['phone']}",
+                 f"名称 {OFFICE['name']}", f"代表者 {OFFICE['representative']}", "印",
+                 "特定個人情報の取扱い状況について", "令和8年10月1日〜令和8年10月31日", "拝啓",
+                 "敬具", "記", "以上", "日時はすべて日本時間で記載しています。"):
+        assert line in pages[0] + pages[1], line
+    # the four kinds of measures, sections 2 to 4
+    for kind in ("組織的安全管理措置", "人的安全管理措置", "物理的安全管理措置",
+                 "技術的安全管理措置", "2. 特定個人情報の利用、持出し、廃棄・削除の記録",
+                 "3. 特定個人情報の再委託の有無", "4. 情報漏えいの発生の有無"):
+        assert kind in t, kind
+    # log-ins are not uses: each counted apart, each equal to what its annex lists
+    uses, failed, logins, failed_logins = counts(month)
+    assert f"個人番号の利用 {uses} 件(うち失敗・拒否 {failed} 件)" in t
+    assert f"番号システムへのログイン {logins} 件(うち失敗 {failed_logins} 件)" in t
+    assert logins > 0 and len(ja.data.uses) == uses and len(ja.data.logins) == logins
+    # the annex with the seed's columns, Japanese dates, page numbers
+    assert "別紙1 個人番号関係事務処理一覧 NO 事業所名 日時 画面 処理 利用目的 処理者 結果" in t
+    assert re.search(r"2026年10月\d{1,2}日 \d{2}:\d{2}", t)
+    assert not re.search(r"\d{4}-\d{2}-\d{2}", t), "an ISO date"
+    assert pages[0].endswith(f"1 / {len(pages)} 頁") and pages[-1].endswith(
+        f"{len(pages)} / {len(pages)} 頁")
+    # the integrity annex is last; hashes and the command only there
+    integrity = next(i for i, p in enumerate(pages) if "別紙9 記録の完全性" in p)
+    body = " ".join(pages[:integrity])
+    assert "secroom report verify" in " ".join(pages[integrity:])
+    assert "secroom" not in body and not re.search(r"[0-9a-f]{8}:[0-9a-f]{8}", body)
+    # names, not ids: people, operators, door, printer, site, nodes, the acknowledging admin
+    assert "職員01" in body and "管理区域入口" in body and "管理者 一郎" in body
+    for raw in (r"\bP\d{2}\b", r"op-P\d{2}", r"\broom\b", "room-printer", "site1", "admin1",
+                *(rf"\b{n}\b" for n in NODES)):
+        assert not re.search(raw, body), raw
+    # no English word in the Japanese body (the seed's "NO" column, control numbers and the
+    # number system's own wording of its actions, "CSV出力", aside)
+    words = set(re.findall(r"[A-Za-z]{3,}", body)) - {"USB", "CSV"}
+    assert not words, words
+    # no individual number in any digit form
+    assert not numbers_in(t) and "9018" not in unicodedata.normalize("NFKC", t)
+
+
+def test_english_pdf(en: Issued, tmp_path: Path) -> None:
+    t = pdf_text(en.content, tmp_path)
+    for line in (f"To: {W.ORG}", "Organisational measures", "Human measures", "Physical measures",
+                 "Technical measures", "1 October 2026 – 31 October 2026",
+                 "Annex 1: Number-related work No. Office Time Screen Action Purpose Operator "
+                 "Result", "Whether any leak occurred", "page 1 of"):
+        assert line in t, line
+    assert re.search(r"\b\d{1,2} Oct 2026 \d{2}:\d{2}\b", t)
+
+
+def test_internal_report_lists_every_client(month: Month, client_id: int,
+                                            tmp_path: Path) -> None:
+    out = _issue(month, None, "ja")
+    t = pdf_pages(out.content, tmp_path)[0]
+    assert t.startswith(f"第 {out.number} 号 令和8年11月2日 社内用(全委託元)")
+    assert "御中" not in t
+    assert len(out.data.uses) + len(out.data.logins) == len(month.world.rows)
+
+
+def test_xlsx_is_the_same_report(ja: Issued) -> None:
+    from openpyxl import load_workbook
+
+    wb = load_workbook(io.BytesIO(ja.files["xlsx"]), read_only=True)
+    assert wb.sheetnames[:2] == ["報告書", "別紙1"] and wb.sheetnames[-1] == "別紙9"
+    rows = list(wb["別紙1"].iter_rows(values_only=True))
+    assert rows[1] == ("NO", "事業所名", "日時", "画面", "処理", "利用目的", "処理者", "結果")
+    assert len(rows) - 2 == len(ja.data.uses)
+    assert any(p.name == "secroom-seal" for p in wb.custom_doc_props.props)
+
+
+def test_download_again_as_issued(month: Month, ja: Issued) -> None:
+    with month.sm() as s:
+        for fmt in ("pdf", "csv", "xlsx"):
+            assert stored_file(s, fmt=fmt, report_id=ja.record_id) == ja.files[fmt]
+        s.execute(update(IssuedFile).where(IssuedFile.report_id == ja.record_id,
+                                           IssuedFile.fmt == "pdf")
+                  .values(content=ja.files["pdf"] + b"%"))
+        with pytest.raises(ReportError, match="altered"):
+            stored_file(s, fmt="pdf", report_id=ja.record_id)
+        s.rollback()
+
+
+def test_verify_then_supersede_with_a_reason(month: Month, client_id: int,
+                                             tmp_path: Path) -> None:
+    first = _issue(month, client_id, "ja")
+    with month.sm() as s:
+        res = verify_file(s, first.files["xlsx"])
+        assert res.ok and res.document == f"report {first.number}", res.problems
+        assert res.checked_rows == len(month.world.rows)
+        assert not verify_file(s, first.files["pdf"][:-10] + b"x" * 10).ok
+        second = issue(s, month="2026-10", client_id=client_id, lang="ja", zone=W.ZONE,
+                       now=LATER, actor="admin1", supersedes=first.record_id,
+                       reason="入退室記録の取込漏れ(10月21日分)を反映")
+        s.commit()
+        old = verify_file(s, first.files["pdf"])
+        assert not old.ok and old.superseded_by == second.number
+        assert any("入退室記録の取込漏れ" in p for p in old.problems)
+        assert verify_file(s, second.files["csv"]).ok
+        with pytest.raises(ReportError, match="superseded already"):
+            issue(s, month="2026-10", client_id=client_id, lang="ja", zone=W.ZONE, now=LATER,
+                  supersedes=first.record_id, reason="again")
+        actions = s.scalars(select(AuditRecord.action).where(
+            AuditRecord.target_id == str(second.record_id))).all()
+        assert "report.supersede" in actions
+    t = "".join(pdf_text(second.content, tmp_path).split())  # the sentence wraps
+    assert f"第{first.number}号を次の理由により訂正し、差し替えるものです。" in t
+    assert "理由:入退室記録の取込漏れ(10月21日分)を反映" in t
+
+
+@pytest.fixture(scope="module")
+def sealed(month: Month, ja: Issued) -> Iterator[bytes]:
+    with month.sm() as s:
+        res = verify_file(s, ja.content)
     assert res.ok and res.checked_rows == len(month.world.rows) and res.checked_events > 2000
-    return issued.content
+    yield ja.content
 
 
 @pytest.mark.parametrize("tamper", ["event_data", "event_removed", "audit", "row_edit",
