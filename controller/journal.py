@@ -34,8 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ValidationError
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import ValidationError
 
 from controller.envelope import (
     GENESIS,
@@ -48,15 +48,15 @@ from controller.envelope import (
     format_ts,
     parse,
     seal,
-    verify_signature,
 )
 from controller.files import create_private
+from controller.journal_verify import VerifyReport as VerifyReport  # re-exported: the offline
+from controller.journal_verify import verify_journal as verify_journal  # check lives there
 from controller.keys import public_b64
 from controller.numguard import json_may_hold_number, redact_data
 from controller.receipts import ReceiptRefused
 
 KIND_RE = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+$")
-MAX_PROBLEMS = 100
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -80,14 +80,6 @@ class JournalFull(JournalError):
 
 class EventRejected(JournalError, ValueError):
     """An event's kind or data cannot be stored (bad kind, not JSON, too big)."""
-
-
-class VerifyReport(BaseModel, extra="forbid"):
-    ok: bool
-    first: int
-    last: int
-    count: int
-    problems: list[str]
 
 
 def check_shape(kind: str, data: Any) -> None:
@@ -496,66 +488,3 @@ class Journal:
         with self._lock, self._read_lock:
             self._reader.close()
             self._db.close()
-
-
-def verify_journal(path: Path, public_key: Ed25519PublicKey) -> VerifyReport:
-    """Check every stored event: contiguous seq, prev links, hashes and signatures."""
-    if not path.is_file():
-        return VerifyReport(ok=False, first=0, last=0, count=0,
-                            problems=[f"no journal at {path}"])
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=rw", uri=True)
-        try:
-            meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
-            problems, first, last, count = _verify_rows(db, meta, public_key)
-        finally:
-            db.close()
-    except sqlite3.Error as exc:
-        return VerifyReport(ok=False, first=0, last=0, count=0,
-                            problems=[f"cannot read journal {path}: {exc}"])
-    shown = problems[:MAX_PROBLEMS]
-    if len(problems) > MAX_PROBLEMS:
-        shown.append(f"... and {len(problems) - MAX_PROBLEMS} more problems")
-    return VerifyReport(ok=not problems, first=first, last=last, count=count, problems=shown)
-
-
-def _verify_rows(
-    db: sqlite3.Connection, meta: dict[str, str], public_key: Ed25519PublicKey
-) -> tuple[list[str], int, int, int]:
-    problems: list[str] = []
-    if meta.get("public_key") not in (None, public_b64(public_key)):
-        problems.append("the journal was written with a different key than the one given")
-    expected = int(meta.get("pruned_below", "1"))
-    prev = meta.get("pruned_hash", GENESIS)
-    first = last = count = 0
-    cur = db.execute("SELECT seq, hash, body FROM events ORDER BY seq")
-    while batch := cur.fetchmany(2000):
-        for seq, row_hash, body in batch:
-            count += 1
-            first = first or seq
-            last = seq
-            if seq != expected:
-                problems.append(f"events {expected}..{seq - 1} are missing")
-            try:
-                event = parse(bytes(body))
-            except EnvelopeError as exc:
-                problems.append(f"row {seq}: {exc} (edited or damaged)")
-                expected, prev = seq + 1, row_hash
-                continue
-            if event.seq != seq:
-                problems.append(f"row {seq} holds event {event.seq} (rows reordered)")
-            if event.hash != row_hash:
-                problems.append(f"row {seq}: stored hash differs from the event's hash")
-            if (event.node, event.site) != (meta.get("node"), meta.get("site")):
-                problems.append(f"row {seq}: event of {event.site}/{event.node}, not this node")
-            if event.prev != prev:
-                problems.append(f"chain broken at {seq}: prev does not match event {seq - 1}")
-            try:
-                verify_signature(event, public_key)
-            except EnvelopeError:
-                problems.append(f"row {seq}: bad signature")
-            expected, prev = seq + 1, event.hash
-    for mark in ("ack", "delivered"):
-        if int(meta.get(mark, "0")) > last:
-            problems.append(f"events after {last} are missing ({mark} mark is {meta[mark]})")
-    return problems, first, last, count
