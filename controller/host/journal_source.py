@@ -4,7 +4,8 @@ A ``journal.Reader`` filtered to the entries the classifier reads (logind's sess
 and the identifiers of sudo, su, sshd, polkit, pkexec and the log-in services), resumed from a
 cursor: ``seek_cursor`` then ``get_next`` gives the entry *at* the cursor (python-systemd), so
 that one is skipped and reading goes on after it. A cursor no longer in the journal (vacuumed,
-or another machine's) is reported in ``gap`` and reading goes on from the next entry there is.
+or another machine's) is reported in ``gap`` and reading goes on from the entry the journal
+puts next (``seek_cursor`` falls back on the cursor's time and sequence number).
 Without a cursor (first start) reading begins ``first_lookback`` before now. ``wait`` blocks
 until the journal changes (inotify), it never polls.
 """
@@ -37,6 +38,7 @@ class JournalSource:
     def __init__(self, directory: Path | None, cursor: str | None, *, now: datetime,
                  first_lookback: timedelta = timedelta(days=1)) -> None:
         self.gap: str | None = None
+        self._held: dict[str, object] | None = None  # read while seeking, not yet handed out
         try:
             if directory is None:
                 self._reader = journal.Reader(converters=_CONVERTERS)
@@ -70,10 +72,13 @@ class JournalSource:
         if not r.test_cursor(cursor):
             # the entry at the cursor is gone: what follows may not be all there was
             self.gap = "the stored journal position is no longer in the journal"
-            r.get_previous()
+            self._held = entry
 
     def read(self, limit: int = 2000) -> list[JournalEntry]:
         out: list[JournalEntry] = []
+        if self._held is not None:
+            out.append(JournalEntry.from_fields(self._held))
+            self._held = None
         get = self._reader.get_next
         try:
             while len(out) < limit:
