@@ -98,6 +98,7 @@ class HostNode:
         self.usb = usb and config.usb is not None
         self.threads: list[threading.Thread] = []
         self.stopping = threading.Event()
+        self.policy_ready = threading.Event()  # set once a signed policy is applied
         self.errors: list[str] = []
 
     def _emit(self, kind: str, data: Any) -> Any:
@@ -114,7 +115,8 @@ class HostNode:
         self.runtime.start()
         self.oplog.node_journal = self.runtime.journal
         self.store = self._PolicyStore(config.policy_store, self.trusted, site=config.node.site,
-                                       emit=self.runtime.emit)
+                                       emit=self.runtime.emit,
+                                       on_change=lambda _p: self.policy_ready.set())
         self.store.follow(self.runtime.subscribe)
         self.agent.subscribe(self.runtime.subscribe)
         self.agent.start()

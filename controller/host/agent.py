@@ -84,6 +84,7 @@ class HostAgent:
         self._readers: set[str] = set()
         self._stop = threading.Event()
         self._tick: threading.Thread | None = None
+        self._presence_seen = threading.Condition()
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -158,6 +159,8 @@ class HostAgent:
             self.counters["presence_refused"] += 1
             return
         self._left(self.presence.offer(statement, self.clock()))
+        with self._presence_seen:
+            self._presence_seen.notify_all()
 
     def on_door_message(self, _topic: str, payload: bytes) -> None:
         try:
@@ -166,6 +169,8 @@ class HostAgent:
             self.counters["door_events_refused"] += 1
             return
         self._left(self.presence.move(moves))
+        with self._presence_seen:
+            self._presence_seen.notify_all()
 
     def _left(self, people: list[str]) -> None:
         now = self.clock()
@@ -173,6 +178,18 @@ class HostAgent:
             locks = [lk for p in people for lk in self.sessions.person_left(p, now)]
         for lock in locks:
             self.actions.submit(lock)
+
+    def wait_card(self, uid: str | None, timeout: float) -> bool:
+        """True once the card ``uid`` lies on a reader (None: once no card does)."""
+        with self._lock:
+            return self._cards_changed.wait_for(
+                lambda: (uid in self._cards.values()) if uid else not self._cards, timeout)
+
+    def wait_presence(self, person_id: str, state: str, timeout: float) -> bool:
+        """True once the agent knows ``person_id`` to be ``state`` (in, out, unknown)."""
+        with self._presence_seen:
+            return self._presence_seen.wait_for(
+                lambda: self.presence.state(person_id, self.clock()) == state, timeout)
 
     # -- PAM (one thread per request) --------------------------------------------------------
 
