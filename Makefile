@@ -1,12 +1,14 @@
 # secroom: `make demo` and `make test` are the two commands; both set themselves up.
+# `make soak` is the release soak (10 minutes, every fault; `make test` runs a short one).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.secroom-installed
 PYTEST_ARGS ?=
+SOAK_ARGS ?= --minutes 10
 
-.PHONY: demo test bench lint deps venv clean
+.PHONY: demo test soak bench lint deps venv clean
 
 demo: export SECROOM_DEPS=demo
 demo: venv
@@ -15,6 +17,9 @@ demo: venv
 test: venv
 	$(VENV)/bin/ruff check controller readers usb_guard backup dashboard tests
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+soak: venv
+	$(PY) tests/bench/soak.py $(SOAK_ARGS)
 
 bench: venv
 	@set -e; for b in tests/bench/*.py; do \

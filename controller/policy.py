@@ -302,7 +302,7 @@ def open_policy(blob: bytes, trusted: Sequence[Ed25519PublicKey], *, site: str) 
         raise PolicyError("malformed", f"policy of {len(blob)} bytes exceeds {MAX_POLICY_BYTES}")
     try:
         raw = json.loads(blob, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # absurd nesting too
         raise PolicyError("malformed", "policy is not JSON") from exc
     if not isinstance(raw, dict):
         raise PolicyError("malformed", "policy is not a JSON object")

@@ -152,7 +152,8 @@ class Publisher:
         self.last_refusal: str | None = None
         self.stats: dict[str, int] = dict.fromkeys(
             ("sent", "resent", "acks", "acks_repeated", "acks_refused", "resends_refused",
-             "resend_clamped", "resend_throttled", "receipts_dropped", "pruned",
+             "resends", "resends_repeated", "resend_clamped", "resend_throttled",
+             "receipts_dropped", "pruned",
              "journal_errors", "errors", "resume_timeouts"), 0,
         )
 
@@ -303,7 +304,8 @@ class Publisher:
         try:
             req = open_resend(payload, self.trusted, site=j.site, node=j.node)
             if not j.accept_receipt("resend", req.counter):
-                return  # the same request again: already queued once
+                self.stats["resends_repeated"] += 1  # the same request again: queued once
+                return
         except ReceiptRefused as exc:
             self._refused("resend", exc)
             return
@@ -318,6 +320,7 @@ class Publisher:
             self.stats["resend_throttled"] += 1
             return
         self._resend_times.append(now)
+        self.stats["resends"] += 1
         self._queue_resend(req.first, req.last)
 
     def _queue_resend(self, first: int, last: int) -> None:

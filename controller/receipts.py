@@ -106,7 +106,7 @@ def _open(kind: ReceiptKind, blob: bytes, trusted: Sequence[Ed25519PublicKey], *
         raise ReceiptRefused("malformed", f"{len(blob)} bytes")
     try:
         raw = json.loads(blob)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # absurd nesting too
         raise ReceiptRefused("malformed", "not JSON") from exc
     if not isinstance(raw, dict):
         raise ReceiptRefused("malformed", "not a JSON object")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import signal
 import sys
 from pathlib import Path
 
@@ -182,12 +183,28 @@ def dashboard_run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     app = create_app(settings, sessionmaker=runtime.sessionmaker, bus=runtime.bus)
+    # uvicorn stops gracefully on SIGTERM, then raises the signal again under the handler that
+    # was there before it: with the default one the process died before the runtime stopped
+    # (ingest link and audit processes left running, the WAL not checkpointed, the marker left
+    # behind as an unclean stop). Here it ends the run like Ctrl-C does.
+    previous = signal.signal(signal.SIGTERM, _terminated)
     runtime.start()
     try:
         Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info",
                               proxy_headers=False, server_header=False,
                               ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key),
                runtime.bus).run()
+    except _Terminated:
+        pass
     finally:
         runtime.stop()
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+class _Terminated(Exception):
+    """SIGTERM reached the dashboard after uvicorn stopped serving."""
+
+
+def _terminated(_sig: int, _frame: object) -> None:
+    raise _Terminated

@@ -2,21 +2,26 @@
 
 ``upgrade(url)`` brings any database (empty or older) to the current schema; ``diff(url)``
 lists what differs between the database and the models (empty when they match).
+
+Alembic logs at INFO the plugins it loads (on its first import), the dialect it picked and each
+revision it runs: a developer's detail, printed before ``make demo``'s banner. So alembic is
+imported and run only inside ``_quiet_alembic()``, which holds its loggers at WARNING (warnings
+and errors still show; with ``-v``, DEBUG, everything does).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from typing import TYPE_CHECKING, Any
 
 import dashboard.models  # noqa: F401 - registers every table on Base.metadata
 from dashboard.db import Base, make_engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 HERE = Path(__file__).resolve().parent
 
@@ -25,7 +30,22 @@ class MigrationError(Exception):
     """The database could not be migrated (the message names the cause)."""
 
 
+@contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    log = logging.getLogger("alembic")
+    before = log.level
+    if not log.isEnabledFor(logging.DEBUG):
+        log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        log.setLevel(before)
+
+
 def alembic_config(database_url: str) -> Config:
+    with _quiet_alembic():
+        from alembic.config import Config
+
     cfg = Config(str(HERE / "alembic.ini"))
     cfg.set_main_option("script_location", str(HERE / "migrations"))
     cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
@@ -35,19 +55,27 @@ def alembic_config(database_url: str) -> Config:
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Apply every migration up to ``revision`` (default: the newest)."""
     try:
-        command.upgrade(alembic_config(database_url), revision)
+        with _quiet_alembic():
+            from alembic import command
+
+            command.upgrade(alembic_config(database_url), revision)
     except Exception as exc:
         raise MigrationError(f"database upgrade to {revision} failed: {exc}") from exc
 
 
 def head() -> str | None:
-    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    with _quiet_alembic():
+        from alembic.script import ScriptDirectory
+
+        return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
 def current(database_url: str) -> str | None:
     engine = make_engine(database_url)
     try:
-        with engine.connect() as conn:
+        with _quiet_alembic(), engine.connect() as conn:
+            from alembic.migration import MigrationContext
+
             return MigrationContext.configure(conn).get_current_revision()
     finally:
         engine.dispose()
@@ -57,7 +85,10 @@ def diff(database_url: str) -> list[Any]:
     """Differences between the database schema and the models (autogenerate's view)."""
     engine = make_engine(database_url)
     try:
-        with engine.connect() as conn:
+        with _quiet_alembic(), engine.connect() as conn:
+            from alembic.autogenerate import compare_metadata
+            from alembic.migration import MigrationContext
+
             ctx = MigrationContext.configure(conn, opts={"compare_type": True})
             return list(compare_metadata(ctx, Base.metadata))
     finally:
@@ -65,5 +96,8 @@ def diff(database_url: str) -> list[Any]:
 
 
 def revision(database_url: str, message: str) -> None:
-    """Developer helper: autogenerate a new revision against an up-to-date database."""
+    """Developer helper: autogenerate a new revision against an up-to-date database (it says
+    at INFO what it detected)."""
+    from alembic import command
+
     command.revision(alembic_config(database_url), message=message, autogenerate=True)

@@ -4,6 +4,7 @@ the demo; the web app itself comes from :func:`dashboard.app.create_app`."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ class DashboardRuntime:
     def stop(self) -> None:
         for part in reversed(self.parts):
             part.stop()
+        _stop_resource_tracker()
         self._marker.unlink(missing_ok=True)
 
     @property
@@ -126,3 +128,15 @@ def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
                                      topic, blob, retain=retain), bus=runtime.bus)
     runtime.parts = [checkpointer, link, consumer, signer, presence, watch, correlate]
     return runtime
+
+
+def _stop_resource_tracker() -> None:
+    """End multiprocessing's resource tracker once the helper processes (ingest link, signature
+    audit) are stopped: left alone it outlives the dashboard until it notices, and a stop must
+    leave no process behind (systemd would have to kill it). It is started again if needed."""
+    from multiprocessing import resource_tracker
+
+    tracker = resource_tracker._resource_tracker
+    if getattr(tracker, "_pid", None) is not None:
+        with contextlib.suppress(AttributeError, OSError, ChildProcessError):
+            tracker._stop()

@@ -12,6 +12,7 @@ want=(
 )
 if [[ "${SECROOM_DEPS:-test}" == "test" ]]; then
   want+=(chromium restic)                        # browser tests; the backup benchmark's anchor
+  want+=(postgresql)                             # initdb and postgres: the tests run a private cluster
 fi
 
 missing=()

@@ -1,15 +1,21 @@
 """Soak and chaos run of a whole room: real processes, real faults, every event accounted for.
 
-    .venv/bin/python tests/bench/soak.py --short        # ~70 s of load (CI; the default)
-    .venv/bin/python tests/bench/soak.py --minutes 10   # release
+    .venv/bin/python tests/bench/soak.py --short        # ~70 s of load, every fault (the default)
+    .venv/bin/python tests/bench/soak.py --minutes 10   # release (``make soak``)
+    .venv/bin/python tests/bench/soak.py --seconds 45 --store sqlite --faults dashboard,node
+
+``make test`` runs two short ones (tests/bench/test_soak.py): the dashboard on SQLite with some
+faults and on PostgreSQL with the others, so every fault is injected against some store.
 
 What runs (each its own OS process unless noted):
 
 * one private Mosquitto (killed and restarted on the same port), one private pcscd with the vpcd
   virtual reader (restarted), a private CUPS when run as root (the printers' hold queue);
-* the dashboard, ``secroom dashboard run`` on a private schema of ``SECROOM_TEST_PG_URL``
-  (PostgreSQL), its office (doors, groups, 30 staff with cards, 12 numbered USB media) entered
-  through the audited services, each node's key approved once announced, as an installer does;
+* the dashboard, ``secroom dashboard run`` on a private schema of ``--pg-url`` (PostgreSQL; by
+  default ``SECROOM_TEST_PG_URL``, else a private cluster: tests/support/postgres.py), or with
+  ``--store sqlite`` on an SQLite file in its data folder; its office (doors, groups, 30 staff
+  with cards, 12 numbered USB media) entered through the audited services, each node's key
+  approved once announced, as an installer does;
 * three gateways ``gw1..gw3``: ``secroom gateway run`` through tests/soak/gateway_proc.py, which
   adds in-process readers fed from stdin (vpcd costs ~0.9 s per tap, so 50 taps/s cannot go
   through pcscd) and a relay log. gw1's and gw2's server-room readers are also the two vpcd
@@ -26,9 +32,9 @@ Load: 50 card taps per second spread over the three gateways' door, rack and pri
 (staff, IT staff at the two-person rack, visitors and an inactive card that are denied, unknown
 cards), a page of the dashboard fetched (logged in as admin) every 0.25 s.
 
-Faults, at fixed fractions of a cycle (--short: one cycle over the run; longer runs repeat a
-120 s cycle over the first 80 % of the run): SIGKILL of the dashboard (restarted after 3 s; in
-the first cycle only);
+Faults (``--faults``, a subset of FAULTS; all by default), at fixed fractions of a cycle (--short
+and --seconds: one cycle over the run; --minutes: a 120 s cycle repeated over the first 80 % of
+the run): SIGKILL of the dashboard (restarted after 3 s; in the first cycle only);
 SIGKILL of gw3, restarted with its clock 900 s ahead and reporting ``unsynced`` (a Pi without RTC
 or NTP: ``SECROOM_SOAK_SKEW_S``, see gateway_proc.py); gw2's journal disk filled (a filler file
 on its tmpfs; root only) and every tap sent to gw2 until its health reports journal failures
@@ -89,7 +95,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -106,7 +111,16 @@ from controller.localbroker import BrokerUnavailable, LocalBroker, free_port  # 
 from dashboard.demo import seed  # noqa: E402
 
 PY = sys.executable
-PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+# every fault by name, in the order (and at the fraction of a cycle) it is injected
+FAULTS = {
+    "dashboard": 0.08,
+    "clock_skew": 0.14,
+    "disk_full": 0.20,
+    "node": 0.30,
+    "broker": 0.40,
+    "pcscd": 0.50,
+    "node_again": 0.62,
+}
 PASSWORD = "soak password 1 for the admin"  # noqa: S105 - a throwaway user in a temp schema
 RSS_BOUND_MB = 40.0
 SKEW_S = 900.0
@@ -264,12 +278,22 @@ class Proc:
 
 # -- the room -------------------------------------------------------------------------------
 class Room:
-    def __init__(self, workdir: Path, *, pg_url: str, duration_s: float, seed_: int) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        pg_url: str | None,
+        duration_s: float,
+        seed_: int,
+        faults: tuple[str, ...] = tuple(FAULTS),
+    ) -> None:
         self.work = workdir
-        self.pg_url = pg_url
+        self.pg_url = pg_url  # None: the dashboard stores on SQLite
+        self.fault_plan = faults
         self.duration = duration_s
         self.rng = random.Random(seed_)
         self.stop_load = threading.Event()
+        self.closing = threading.Event()  # set once the checks are done: the approver stops
         self.broker: LocalBroker | None = None
         self.pcscd: Any = None
         self.cups: Any = None
@@ -352,36 +376,27 @@ class Room:
         else:
             self.notes.append("no CUPS (needs root and cupsd): printer readers not bound")
 
-    def _pg(self) -> None:
-        from sqlalchemy import text
+    def _database(self) -> None:
+        """The dashboard's database: a new schema on PostgreSQL, or an SQLite file."""
+        if self.pg_url is None:
+            self.db_url = f"sqlite:///{self.work / 'dashboard' / 'dashboard.sqlite3'}"
+            return
+        from tests.support.postgres import create_schema, schema_url
 
-        from dashboard.db import make_engine
-
-        self.schema = f"soak_{uuid.uuid4().hex[:8]}"
         try:
-            admin = make_engine(self.pg_url)
-            with admin.begin() as conn:
-                conn.execute(text(f'CREATE SCHEMA "{self.schema}"'))
-            admin.dispose()
+            self.schema = create_schema(self.pg_url, "soak")
         except Exception as exc:  # noqa: BLE001 - any driver error means no PostgreSQL
-            self.schema = ""
             raise Unavailable(f"PostgreSQL at {self.pg_url} unavailable: {exc}") from exc
-        sep = "&" if "?" in self.pg_url else "?"
-        self.db_url = f"{self.pg_url}{sep}options=-csearch_path%3D{self.schema}"
+        self.db_url = schema_url(self.pg_url, self.schema)
 
     def drop_schema(self) -> None:
-        if not self.schema:
-            return
-        from sqlalchemy import text
-
-        from dashboard.db import make_engine
-
         if self.sm is not None:
             self.sm.kw["bind"].dispose()
-        admin = make_engine(self.pg_url)
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
-        admin.dispose()
+        if not self.schema or self.pg_url is None:
+            return
+        from tests.support.postgres import drop_schema
+
+        drop_schema(self.pg_url, self.schema)
 
     def _start_dashboard(self) -> None:
         from dashboard.auth.service import AuthService
@@ -391,9 +406,9 @@ class Room:
         from dashboard.migrate import upgrade
         from dashboard.settings import load_settings
 
-        self._pg()
         data = self.work / "dashboard"
         data.mkdir()
+        self._database()
         assert self.broker is not None
         config = self.work / "dashboard.toml"
         config.write_text(
@@ -619,12 +634,13 @@ class Room:
             )
 
     def _approver(self) -> None:
-        """Approve each node once it announced exactly the key it was given (an installer)."""
+        """Approve each node once it announced exactly the key it was given (an installer);
+        until the end, not only while the load runs: a backup run may start at its last second."""
         from dashboard.models import Node
         from dashboard.services import approve_node
 
         done: set[str] = set()
-        while not self.stop_load.wait(0.3):
+        while not self.closing.wait(0.3):
             try:
                 with self.sm.begin() as db:
                     for name, key in self.keys.items():
@@ -912,6 +928,9 @@ class Room:
     def disk_full(self, hold_s: float) -> None:
         if self.tmpfs is None:
             return
+        # gw2 is no SIGKILL victim from now on (it could not journal its restart), and takes
+        # every tap meanwhile: the journal needs new pages sooner
+        self.focus = "gw2"
         entry = self.fault("journal_disk_full", node="gw2")
         filler = self.tmpfs / "filler"
         fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -924,7 +943,6 @@ class Room:
             os.close(fd)
         baseline, lives = self._journal_failures("gw2"), self.procs["gw2"].lives
         seen = 0
-        self.focus = "gw2"  # every tap to gw2 meanwhile: the journal needs new pages sooner
         deadline = time.monotonic() + hold_s
         try:
             # held until gw2's health (published every 15 s) counts journal failures: SQLite
@@ -957,16 +975,17 @@ class Room:
                 [n for n in ("gw1", "gw2", "gw3", "pc-01", "pc-02") if n != self.focus]
             )
 
-        plan = [
+        actions = {
             # the dashboard once: its last life is then long enough to tell growth from warm-up
-            (0.08, lambda: self.kill_node("dashboard", 3.0) if base == 0.0 else None),
-            (0.14, lambda: self.kill_node("gw3")),
-            (0.20, lambda: self._background(disk)),
-            (0.30, lambda: self.kill_node(victim())),
-            (0.40, self.kill_broker),
-            (0.50, self.restart_pcscd),
-            (0.62, lambda: self.kill_node(victim())),
-        ]
+            "dashboard": lambda: self.kill_node("dashboard", 3.0) if base == 0.0 else None,
+            "clock_skew": lambda: self.kill_node("gw3"),
+            "disk_full": lambda: self._background(disk),
+            "node": lambda: self.kill_node(victim()),
+            "broker": self.kill_broker,
+            "pcscd": self.restart_pcscd,
+            "node_again": lambda: self.kill_node(victim()),
+        }
+        plan = [(FAULTS[name], actions[name]) for name in FAULTS if name in self.fault_plan]
         base = 0.0
         while base == 0.0 or base + cycle <= self.duration * 0.8:
             for frac, action in plan:
@@ -1025,6 +1044,7 @@ class Room:
         return False
 
     def stop(self) -> None:
+        self.closing.set()
         for proc in self.procs.values():
             with contextlib.suppress(Exception):
                 proc.term(10)
@@ -1266,9 +1286,29 @@ def p95(values: list[float]) -> float | None:
 
 # -- main ------------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
-    duration = 70.0 if args.minutes is None else args.minutes * 60.0
+    """With ``--store postgres``: on ``--pg-url``, else on the tests' PostgreSQL (the variable
+    SECROOM_TEST_PG_URL, else a private cluster for this run)."""
+    if args.store == "sqlite" or args.pg_url:
+        return run_room(args, args.pg_url if args.store == "postgres" else None)
+    from tests.support.postgres import PostgresUnavailable, postgres_url
+
+    with contextlib.ExitStack() as stack:
+        try:
+            pg_url = stack.enter_context(postgres_url())
+        except PostgresUnavailable as exc:
+            print(f"UNAVAILABLE: {exc}", flush=True)
+            return 3
+        return run_room(args, pg_url)
+
+
+def run_room(args: argparse.Namespace, pg_url: str | None) -> int:
+    short = args.minutes is None
+    duration = args.minutes * 60.0 if not short else float(args.seconds or 70.0)
+    faults = tuple(args.faults.split(",")) if args.faults else tuple(FAULTS)
+    mode = f"{duration:g} s" if short else f"{args.minutes:g} min"
+    mode += f" on {args.store}, faults {','.join(faults)}"
     workdir = Path(tempfile.mkdtemp(prefix="secroom-soak-"))
-    room = Room(workdir, pg_url=args.pg_url, duration_s=duration, seed_=args.seed)
+    room = Room(workdir, pg_url=pg_url, duration_s=duration, seed_=args.seed, faults=faults)
     started = time.monotonic()
     threads: list[threading.Thread] = []
     try:
@@ -1278,7 +1318,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"UNAVAILABLE: {exc}", flush=True)
             return 3
         log(f"room up in {time.monotonic() - started:.1f} s ({workdir}); load for {duration:g} s")
-        short = args.minutes is None
         loads = [
             room.tapper,
             lambda: room.pcsc_tapper(0),
@@ -1343,7 +1382,7 @@ def run(args: argparse.Namespace) -> int:
 
     print()
     print(
-        f"mode: {'short' if args.minutes is None else f'{args.minutes:g} min'}, "
+        f"mode: {mode}, "
         f"load {load_s:.0f} s, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
     print(
@@ -1404,6 +1443,10 @@ def run(args: argparse.Namespace) -> int:
         + json.dumps(
             {
                 "mode": "short" if args.minutes is None else f"{args.minutes:g}min",
+                "store": args.store,
+                "duration_s": duration,
+                "fault_plan": list(faults),
+                "faults_injected": [f["fault"] for f in seen],
                 "produced": acc["produced"],
                 "stored": acc["stored"],
                 "lost": acc["lost"],
@@ -1438,6 +1481,13 @@ def run(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _fault_list(text: str) -> str:
+    unknown = [name for name in text.split(",") if name not in FAULTS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown faults {unknown}; known: {', '.join(FAULTS)}")
+    return text
+
+
 def _mb(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}"
 
@@ -1446,8 +1496,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--short", action="store_true", help="about 70 s of load (the default)")
+    mode.add_argument("--seconds", type=float, help="one fault cycle over this many seconds")
     mode.add_argument("--minutes", type=float, help="load for this many minutes (release: 10)")
-    ap.add_argument("--pg-url", default=os.environ.get("SECROOM_TEST_PG_URL", PG_DEFAULT))
+    ap.add_argument("--store", choices=("postgres", "sqlite"), default="postgres",
+                    help="the dashboard's database (default: postgres)")
+    ap.add_argument("--pg-url", default=None, help="default: SECROOM_TEST_PG_URL, else a "
+                    "private cluster started for the run (tests/support/postgres.py)")
+    ap.add_argument("--faults", default=None, type=_fault_list,
+                    help=f"comma-separated, of {','.join(FAULTS)} (default: all)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--keep", action="store_true", help="keep the work folder and the schema")
     return run(ap.parse_args())

@@ -108,8 +108,9 @@ class EventCollector:
 
     def start(self, timeout: float = 10.0) -> EventCollector:
         self.link.start()
-        if not self.link.connected.wait(timeout):
-            raise TimeoutError("collector could not connect to the broker")
+        # connected is not subscribed: an event published before the SUBACK would be missed
+        if not self.link.wait_subscribed(timeout):
+            raise TimeoutError(f"collector not subscribed: {self.link.last_error}")
         return self
 
     def stop(self) -> None:

@@ -37,7 +37,7 @@ def test_wait_acked_follows_the_dashboards_ack_and_answers_resends(
     dashboard.start()
     runtime.start()
     try:
-        assert dashboard.connected.wait(10)
+        assert dashboard.wait_subscribed(10)  # the node's first events are not missed
         head = runtime.emit("backup.snapshot", {"n": 1}).seq
         assert runtime.wait_delivered(head, 10)  # the broker has it: not enough
         assert not runtime.wait_acked(head, 0.2)
@@ -108,7 +108,7 @@ def test_publisher_resend_offers_a_range_again(
 
     listener.subscribe(topic_for(SITE, NODE, "events") + "/#", on_event)
     listener.start()
-    assert listener.connected.wait(10)  # subscribed before the node's first event
+    assert listener.wait_subscribed(10)  # subscribed before the node's first event
     runtime.start()
     try:
         head = runtime.emit("backup.snapshot", {"n": 1}).seq

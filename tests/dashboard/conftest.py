@@ -1,13 +1,12 @@
-"""Fixtures for the dashboard core: a fresh database on SQLite and (when SECROOM_TEST_PG_URL is
-set) on PostgreSQL, simulated nodes that sign real events, and an ingest core.
+"""Fixtures for the dashboard core: a fresh database on SQLite and on PostgreSQL (the session's
+``pg_url``: SECROOM_TEST_PG_URL or a private cluster), simulated nodes that sign real events,
+and an ingest core.
 
 The web helper's tests (tests/dashboard/web/) may import ``FakeNode`` and these fixtures.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,44 +23,24 @@ from controller.keys import public_b64
 from dashboard.db import Base, make_engine, make_sessionmaker
 from dashboard.ingest.core import IngestCore
 from dashboard.models.nodes import Node
+from tests.support.postgres import create_schema, drop_schema, schema_url
 
 SITE = "site1"
 T0 = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
-PG_URL = os.environ.get("SECROOM_TEST_PG_URL", "")
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.integration)]
 
 
-def _pg_engine(schema: str) -> Engine:
-    admin = make_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
-    sep = "&" if "?" in PG_URL else "?"
-    return make_engine(f"{PG_URL}{sep}options=-csearch_path%3D{schema}")
-
-
-def _drop_pg_schema(schema: str) -> None:
-    admin = make_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    admin.dispose()
-
-
 @pytest.fixture(scope="session")
-def pg_engine() -> Iterator[Engine]:
+def pg_engine(pg_url: str) -> Iterator[Engine]:
     """One private schema on the test PostgreSQL for the whole run, with every table."""
-    if not PG_URL:
-        from tests.support import unavailable
-
-        unavailable("SECROOM_TEST_PG_URL is not set (PostgreSQL tests need it)")
-    schema = f"t_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    engine = _pg_engine(schema)
+    schema = create_schema(pg_url, "t")
+    engine = make_engine(schema_url(pg_url, schema))
     Base.metadata.create_all(engine)
     try:
         yield engine
     finally:
         engine.dispose()
-        _drop_pg_schema(schema)
+        drop_schema(pg_url, schema)
 
 
 @pytest.fixture(params=BACKENDS)

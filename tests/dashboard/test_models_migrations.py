@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import pytest
 from sqlalchemy import inspect
 
 from dashboard.db import Base, make_engine
 from dashboard.migrate import current, diff, head, upgrade
-from tests.dashboard.conftest import PG_URL, _drop_pg_schema, _pg_engine
+from tests.support.postgres import create_schema, drop_schema, schema_url
 
 
 def test_upgrade_empty_sqlite_matches_models(tmp_path):
@@ -32,18 +29,12 @@ def test_models_have_auth_tables():
 
 
 @pytest.mark.integration
-def test_upgrade_empty_postgres_matches_models():
-    if not PG_URL:
-        from tests.support import unavailable
-
-        unavailable("SECROOM_TEST_PG_URL is not set (PostgreSQL tests need it)")
-    schema = f"m_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    _pg_engine(schema).dispose()
-    sep = "&" if "?" in PG_URL else "?"
-    url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+def test_upgrade_empty_postgres_matches_models(pg_url: str) -> None:
+    schema = create_schema(pg_url, "m")
+    url = schema_url(pg_url, schema)
     try:
         upgrade(url)
         assert current(url) == head()
         assert diff(url) == []
     finally:
-        _drop_pg_schema(schema)
+        drop_schema(pg_url, schema)

@@ -1,5 +1,5 @@
 """The security pass reuses the project's fixtures: the backup engine's vault and operator key,
-the dashboard core's databases (SQLite, and PostgreSQL with SECROOM_TEST_PG_URL) and the web
+the dashboard core's databases (SQLite and PostgreSQL) and the web
 app factory. Each test here attacks one protection named in SECURITY.md."""
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ inert cell, and out of the PDF report as literal text (no link, no markup).
 
 The values go in through the real paths: signed events through the ingest core, the audited
 services, the number-log API, the anomaly acknowledgement API; the files come out of the
-web routes (SQLite, and PostgreSQL with SECROOM_TEST_PG_URL)."""
+web routes (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 

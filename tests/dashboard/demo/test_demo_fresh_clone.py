@@ -29,45 +29,20 @@ import pytest
 
 from dashboard.demo.seed import staff
 from tests.support import unavailable
+from tests.support.processes import alive, descendants
 
 REPO = Path(__file__).resolve().parents[3]
 URL_LINE = re.compile(r"dashboard: (http://127\.0\.0\.1:\d+)/\s+user: (\S+)\s+password: (\S+)")
 DAEMONS = ("pcscd", "mosquitto", "cupsd", "uvicorn")
+BANNER = "secroom demo running"
+# Alembic INFO lines, in its own format ("INFO  [alembic...") or the CLI's ("INFO alembic...")
+LIBRARY_INFO = re.compile(r"\bINFO\s+\[?alembic")
 
 pytestmark = pytest.mark.integration
 
 
 def staff_uid(person_id: str) -> str:
     return next(m.uid for m in staff() if m.id == person_id)
-
-
-def _descendants(root: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [root]
-    while todo:
-        pid = todo.pop()
-        for child in children.get(pid, []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def _under(pid: int, root: Path) -> bool:
@@ -134,8 +109,11 @@ def test_fresh_clone_demo_tap_in_browser_then_nothing_left(
                     unavailable("the demo cannot start here: " + "".join(log[-5:]))
                 pytest.fail(f"demo exited with {proc.returncode}:\n" + "".join(log[-40:]))
         startup_s = time.monotonic() - started
+        before = "".join(log[: next(i for i, text in enumerate(log) if BANNER in text)])
+        noise = [text for text in before.splitlines() if LIBRARY_INFO.search(text)]
+        assert not noise, "the demo prints Alembic's INFO lines before its banner:\n" + before
         url, user, password = match.groups()
-        seen = _descendants(proc.pid) | {proc.pid}
+        seen = descendants(proc.pid) | {proc.pid}
         names = set(_names(seen).values())
         assert {"pcscd", "mosquitto"} <= names, names
         if os.geteuid() == 0 and (shutil.which("cupsd") or Path("/usr/sbin/cupsd").exists()):
@@ -172,7 +150,7 @@ def test_fresh_clone_demo_tap_in_browser_then_nothing_left(
         row.wait_for()
         text = row.inner_text()
         assert staff_uid(member.id) in text and "gw1:" in text and member.name in text
-        seen |= _descendants(proc.pid)
+        seen |= descendants(proc.pid)
     finally:
         if proc.poll() is None:  # Ctrl-C: a terminal signals the whole foreground group
             os.killpg(proc.pid, signal.SIGINT)
@@ -189,10 +167,10 @@ def test_fresh_clone_demo_tap_in_browser_then_nothing_left(
     assert rc == 0, "".join(log[-20:])
     assert "stopping the demo" in "".join(log)
     assert "Traceback" not in "".join(log), "".join(log[-40:])
-    left = {pid for pid in seen if _alive(pid)}
+    left = {pid for pid in seen if alive(pid)}
     assert not left, f"processes left after Ctrl-C: {_names(left)}"
     strays = {int(p.name) for p in Path("/proc").iterdir()
-              if p.name.isdigit() and _alive(int(p.name)) and _under(int(p.name), clone)}
+              if p.name.isdigit() and alive(int(p.name)) and _under(int(p.name), clone)}
     strays.discard(os.getpid())
     assert not strays, f"processes still running from the clone: {_names(strays)}"
     assert startup_s < 40

@@ -45,6 +45,9 @@ class NodeSide:
         self.link.subscribe(
             topic_for(SITE, node.name, "resend"), lambda t, p: self.resends.put(resend_body(p))
         )
+        # Resend requests are not retained: one published before the broker has this SUBSCRIBE
+        # (a separate connection, so no ordering) would never reach us.
+        assert self.link.wait_subscribed(30), self.link.last_error
 
     def send(self, *events) -> None:
         for ev in events:

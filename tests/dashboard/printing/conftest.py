@@ -1,5 +1,5 @@
 """Fixtures for the printing and backups pages: the web helper's app (over the core's ``sm``:
-SQLite, and PostgreSQL when SECROOM_TEST_PG_URL is set) with these routers and their role rows,
+SQLite and PostgreSQL) with these routers and their role rows,
 and a node whose signed events go through the real ingest core."""
 
 from __future__ import annotations

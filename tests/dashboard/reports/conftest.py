@@ -1,5 +1,5 @@
-"""The generated month (SQLite; PostgreSQL too when SECROOM_TEST_PG_URL is set), with some
-anomalies acknowledged and resolved, for the report tests."""
+"""The generated month (SQLite and PostgreSQL, as in tests/dashboard/correlation/conftest.py),
+with some anomalies acknowledged and resolved, for the report tests."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ from dashboard.anomalies import acknowledge, resolve
 from dashboard.db import make_sessionmaker
 from dashboard.models.anomalies import Anomaly
 from tests.dashboard.correlation import world as W
-from tests.dashboard.correlation.conftest import BACKENDS, Month, db, drop_pg_schema, fresh_engine  # noqa: F401
+from tests.dashboard.correlation.conftest import BACKENDS, Month, db, fresh_engine  # noqa: F401
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def month(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[Month]:
     tmp: Path = tmp_path_factory.mktemp("report")
-    eng, schema = fresh_engine(request.param, tmp)
+    eng, dispose = fresh_engine(request.param, tmp, request)
     sm = make_sessionmaker(eng)
     w = W.build()
     try:
@@ -37,6 +37,4 @@ def month(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         m.tmp = tmp  # type: ignore[attr-defined]
         yield m
     finally:
-        eng.dispose()
-        if schema:
-            drop_pg_schema(schema)
+        dispose()

@@ -170,8 +170,8 @@ def webapp(tmp_path: Path) -> Iterator[WebApp]:
 
 @pytest.fixture
 def webapp_db(tmp_path: Path, sm: sessionmaker[DbSession]) -> Iterator[WebApp]:
-    """Like ``webapp`` but over the dashboard core's ``sm`` fixture: SQLite, and PostgreSQL
-    too when SECROOM_TEST_PG_URL is set (the same tests run on both)."""
+    """Like ``webapp`` but over the dashboard core's ``sm`` fixture: SQLite and PostgreSQL
+    (the same tests run on both)."""
     settings = make_settings(tmp_path / "data")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     clock = Clock()
