@@ -64,6 +64,7 @@ NAV_ITEMS: tuple[tuple[str, str, str], ...] = (
     ("printers.page", "/printers", "nav.printers"),
     ("lockdown.page", "/lockdown", "nav.lockdown"),
     ("printing.page", "/printing", "nav.printing"),
+    ("hosts.page", "/hosts", "nav.hosts"),
     ("media.page", "/media", "nav.media"),
     ("snapshots.page", "/backups", "nav.backups"),
     ("nodes.page", "/nodes", "nav.nodes"),
