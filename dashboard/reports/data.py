@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dashboard.correlation import sources as S
+from dashboard.hosts.queries import system_usage
 from dashboard.models.anomalies import Anomaly
 from dashboard.models.correlation import Finding
 from dashboard.models.events import DoorAccess
@@ -72,6 +73,9 @@ class MonthlyData:
     anomalies: list[dict[str, Any]] = field(default_factory=list)
     leak: str = "none"  # none, open (unresolved critical anomalies), occurred
     leak_count: int = 0
+    # section 5 (information-system usage): room-PC log-ons and operations on number data,
+    # dashboard.hosts.queries.SystemUsage (the report's layout is the reports helper's)
+    system_usage: Any = None
 
 
 def gather(session: Session, month: str, org: str, zone: ZoneInfo,
@@ -113,6 +117,7 @@ def gather(session: Session, month: str, org: str, zone: ZoneInfo,
     counts = Counter(m.action for m in d.media_rows)
     d.media = {a: counts.get(a, 0) for a in MEDIA_ACTIONS}
     d.backups = _backups(session, since, until, zone)
+    d.system_usage = system_usage(session, since, until)
     _anomalies(session, d)
     return d
 

@@ -54,3 +54,37 @@ def test_person_page_shows_their_pc_use(pages: WebApp, pc: Feed) -> None:
 def test_backup_operators_do_not_see_the_host_pages(pages: WebApp, pc: Feed) -> None:
     client, _ = pages.as_role("backup_operator")
     assert client.get("/hosts").status_code == 403
+
+
+def test_system_usage_for_the_monthly_report(pages: WebApp, pc: Feed) -> None:
+    from datetime import timedelta
+
+    from dashboard.hosts.queries import system_usage
+    from dashboard.reports.data import gather
+
+    store_day(pc, pages.sm)
+    with pages.sm() as db:
+        usage = system_usage(db, NOW - timedelta(days=1), NOW)
+        assert [(c.person_id, c.granted, c.denied, dict(c.reasons)) for c in usage.logons] == [
+            ("hana", 1, 0, {}), ("kenji", 0, 1, {"not_in_room": 1})]
+        [copy] = usage.number_data
+        assert (copy.person_id, copy.op, copy.count, copy.files) == ("hana", "copy", 1, 1200)
+        assert (usage.sessions, usage.sudo, usage.failed_logins, usage.invalid) == (2, 1, 0, 0)
+        report = gather(db, "2026-12", "", pages.settings.zone)
+        assert report.system_usage.number_data == usage.number_data
+
+
+def test_pc_records_join_the_persons_timeline(pages: WebApp, pc: Feed) -> None:
+    from datetime import timedelta
+
+    from dashboard.correlation.timeline import timeline
+
+    store_day(pc, pages.sm)
+    with pages.sm() as db:
+        items = timeline(db, "hana", NOW - timedelta(days=1), NOW)
+    pcs = [i for i in items if i.kind == "pc"]
+    assert [i.text.split()[1] for i in pcs] == [
+        "host.logon", "host.session", "host.file_access", "host.sudo", "host.locked",
+        "host.session"]
+    assert all(i.text.startswith("pc-01 ") for i in pcs)
+    assert [i.ts for i in items] == sorted(i.ts for i in items)
