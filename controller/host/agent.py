@@ -51,7 +51,7 @@ from controller.host.presence import (
     open_presence,
     presence_topic,
 )
-from controller.host.sessions import CardSessions, Transaction
+from controller.host.sessions import CardSessions
 from controller.policy import Policy
 from readers.base import CardRemoved, CardTap, ReaderStatus, ReadFailure
 
@@ -72,8 +72,7 @@ class HostAgent:
         self.rules = LogonRules(frozenset(config.remote_services),
                                 frozenset(config.break_glass_accounts), config.presence_unknown)
         self.presence = PresenceView(max_age_s=config.presence_max_age_s)
-        self.sessions = CardSessions(pending_s=config.pending_s,
-                                     logoff_after_s=config.logoff_after_s)
+        self.sessions = CardSessions(logoff_after_s=config.logoff_after_s)
         self.actions = SessionActions(config.host, logind, emit, tty_on_lock=config.tty_on_lock)
         self.pam = PamServer(config.socket, self.handle_pam,
                              rate_per_min=config.caller_rate_per_min)
@@ -194,34 +193,29 @@ class HostAgent:
     # -- PAM (one thread per request) --------------------------------------------------------
 
     def handle_pam(self, req: PamRequest, caller: Caller) -> PamAnswer:
-        tx = Transaction(caller.parent, req.user, req.service)
+        """One log-on, asked once by the PAM stack after its password check (pam_server)."""
         logon = LogonRequest(req.user, req.service, self.config.host, req.tty, req.rhost)
-        if req.step == "card":
-            return self._card_step(tx, logon)
-        now = self.clock()
-        with self._lock:
-            if req.step == "password_failed":
-                pend, done = self.sessions.password_failed(tx), None
-            else:
-                pend, done = None, self.sessions.completed(tx, now)
-        if req.step == "password_failed":
-            d = pend.decision if pend else LogonDecision(False, "wrong_password")
-            self._journal_logon(logon, d, granted=False, reason="wrong_password",
+        wait = self.config.card_wait_s if req.step == "card" else 0.0
+        decision = self._decide(logon, wait)
+        if req.step == "password_failed":  # journaled with the card that lay there, if any
+            self._journal_logon(logon, decision, granted=False, reason="wrong_password",
                                 stage="password")
             return PamAnswer(True)
-        if done is None:  # a password step without its card step: refuse
-            self.counters["granted_without_card_step"] += 1
-            return PamAnswer(False, "no_card_step")
-        pend, was_locked = done
-        self._journal_logon(logon, pend.decision, granted=True, reason=None, stage="password")
+        self._journal_logon(logon, decision, granted=decision.granted, reason=decision.reason,
+                            stage="card")
+        if not decision.granted:
+            return PamAnswer(False, decision.reason)
+        with self._lock:
+            was_locked = self.sessions.logged_on(req.user, decision, self.clock())
         if was_locked:
             self.emit(KIND_UNLOCKED, HostUnlocked(
-                host=self.config.host, account=req.user, person_id=pend.decision.person_id,
-                service=req.service, card=pend.decision.card))
+                host=self.config.host, account=req.user, person_id=decision.person_id,
+                service=req.service, card=decision.card))
         return PamAnswer(True)
 
-    def _card_step(self, tx: Transaction, logon: LogonRequest) -> PamAnswer:
-        wait_until = time.monotonic() + self.config.card_wait_s
+    def _decide(self, logon: LogonRequest, wait_s: float) -> LogonDecision:
+        """The decision for the cards on the readers, waiting up to ``wait_s`` for one."""
+        wait_until = time.monotonic() + wait_s
         with self._lock:
             while (not self._cards and not is_remote(logon, self.rules)
                    and (left := wait_until - time.monotonic()) > 0):
@@ -229,16 +223,8 @@ class HostAgent:
             cards = [CardOnReader(r, u) for r, u in sorted(self._cards.items())]
             readers = len(self._readers)
         now = self.clock()
-        policy = self.policy()
-        decision = decide_logon(policy, logon, cards, readers,
-                                lambda pid: self.presence.state(pid, now), now, self.rules)
-        if not decision.granted:
-            self._journal_logon(logon, decision, granted=False, reason=decision.reason,
-                                stage="card")
-            return PamAnswer(False, decision.reason)
-        with self._lock:
-            self.sessions.card_decided(tx, logon, decision, now)
-        return PamAnswer(True)
+        return decide_logon(self.policy(), logon, cards, readers,
+                            lambda pid: self.presence.state(pid, now), now, self.rules)
 
     def _journal_logon(self, req: LogonRequest, d: LogonDecision, *, granted: bool,
                        reason: str | None, stage: str) -> None:
@@ -279,8 +265,7 @@ class HostAgent:
         mounts = [Path("/"), *(w.path for w in self.config.watches)]
         units, known = health.failed_units()
         counters = dict(self.counters) | {f"pam.{k}": v for k, v in self.pam.counters.items()} \
-            | {f"actions.{k}": v for k, v in self.actions.counters.items()} \
-            | {"pending_expired": self.sessions.expired}
+            | {f"actions.{k}": v for k, v in self.actions.counters.items()}
         with self._lock:
             readers = sorted(self._readers)
         self.emit(KIND_HEALTH, HostHealth(

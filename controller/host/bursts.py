@@ -5,7 +5,7 @@ times) are gathered while they keep coming and become one event with the count, 
 last time and, for files, at most ``MAX_NAMES`` names (the rest counted in ``names_omitted``).
 Sessions are never gathered: each opening and closing is its own event. ``due`` says when the
 gathered operations should be journaled: the source has been quiet for ``quiet_s``, the oldest
-has waited ``max_s``, or ``max_ops`` are held.
+has waited ``max_s``, they would make ``max_events`` events, or ``max_ops`` are held (memory).
 """
 
 from __future__ import annotations
@@ -58,9 +58,10 @@ def _key(op: Op) -> tuple[Any, ...] | None:
 
 class Bursts:
     def __init__(self, host: str, *, quiet_s: float = 1.0, max_s: float = 30.0,
-                 max_ops: int = 200_000) -> None:
+                 max_events: int = 250, max_ops: int = 200_000) -> None:
         self.host = host
         self.quiet_s, self.max_s, self.max_ops = quiet_s, max_s, max_ops
+        self.max_events = max_events
         self._groups: dict[tuple[Any, ...], _Group] = {}
         self._order: list[tuple[Any, ...] | int] = []
         self._singles: dict[int, SessionOp] = {}
@@ -102,7 +103,7 @@ class Bursts:
         if self._first_mono is None:
             return False
         return (mono - self._last_mono >= self.quiet_s or mono - self._first_mono >= self.max_s
-                or self._held >= self.max_ops)
+                or len(self._order) >= self.max_events or self._held >= self.max_ops)
 
     def drain(self, resolve: Resolve) -> list[tuple[str, BaseModel]]:
         """The held operations as events, in the order each first came; then empty."""

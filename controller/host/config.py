@@ -69,8 +69,6 @@ class HostAgentConfig(BaseModel):
                                "empty: every PC/SC reader")
     card_wait_s: float = Field(default=0.0, ge=0, le=30,
                                description="how long a log-on waits for the card to be laid")
-    pending_s: float = Field(default=300.0, gt=0,
-                             description="how long a card decision waits for the password")
     logoff_after_s: float = Field(default=600.0, ge=0,
                                   description="card away this long: the sessions are ended "
                                   "(0: never)")

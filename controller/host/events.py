@@ -58,10 +58,10 @@ FileOp = Literal["read", "write", "create", "delete", "rename", "copy", "attr", 
 class HostLogon(BaseModel):
     """host.logon: a local log-on (console, display manager, screen unlock) granted or denied.
 
-    ``stage`` says where it was decided: ``card`` (card, rights, presence: before the password
-    is asked) or ``password`` (the host's own password check after the card passed). A grant
-    is emitted once the password passed too. ``break_glass``: the audited recovery account,
-    allowed without a card."""
+    ``stage`` says where it was decided: ``password`` (the host's own password check failed;
+    the card lying there, if any, is named) or ``card`` (the password passed; card, rights and
+    presence decided). ``break_glass``: the audited recovery account, allowed without a
+    card."""
 
     model_config = _CFG
 

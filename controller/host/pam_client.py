@@ -1,57 +1,58 @@
 #!/usr/bin/python3 -IS
-"""secroom-pam-card: the helper pam_exec runs at each step of a card log-on.
+"""secroom-pam-card: the helper pam_exec runs once per log-on, after the password check.
 
-It asks the host agent over its Unix socket and exits 0 (PAM_SUCCESS) only if the agent says
-so; any other exit makes pam_exec return an error, and the PAM lines around it turn that into
-"Authentication failure" (hardware/host-agent/pam). Standard library only, so it starts in a
-few milliseconds: it is installed as a standalone file (``/usr/lib/secroom/secroom-pam-card``),
-run by ``/usr/bin/python3 -IS``. The agent learns who is asking from the socket itself
-(SO_PEERCRED), not from anything this helper says.
+``card`` (the password passed: may this card log on here now?) or ``password_failed`` (to
+journal the failure). It asks the host agent over its Unix socket and exits 0 (PAM_SUCCESS)
+only if the agent says ``ok``; the PAM lines around it turn anything else into
+"Authentication failure" (hardware/host-agent/pam). It is installed as a standalone file
+(``/usr/lib/secroom/secroom-pam-card``) run by ``/usr/bin/python3 -IS`` and imports only C
+modules (``_socket``, ``os``, ``sys``): a log-on waits for this process to start, so it starts
+in a few milliseconds. The agent learns who is asking from the socket (SO_PEERCRED), not
+from anything this helper says.
 
-Usage (from a PAM line): ``secroom-pam-card card|password_failed|granted [--socket PATH]``.
-pam_exec puts PAM_USER, PAM_SERVICE, PAM_TTY, PAM_RHOST and PAM_RUSER in the environment.
-Exit codes: 0 granted / noted, 1 denied, 2 the agent is unreachable or answered garbage,
-3 bad usage.
+Usage: ``secroom-pam-card card|password_failed [--socket PATH]``; pam_exec puts PAM_USER,
+PAM_SERVICE, PAM_TTY, PAM_RHOST and PAM_RUSER in the environment. Exit codes: 0 granted /
+noted, 1 denied, 2 the agent is unreachable or answered garbage, 3 bad usage or a PAM item
+holding a tab or a line break.
 """
 
-import json
+import _socket
 import os
-import socket
 import sys
 
 DEFAULT_SOCKET = "/run/secroom/host-agent.sock"
-STEPS = ("card", "password_failed", "granted")
+STEPS = ("card", "password_failed")
 TIMEOUT_S = 40.0  # above the agent's longest card wait (30 s)
+ITEMS = ("PAM_USER", "PAM_SERVICE", "PAM_TTY", "PAM_RHOST", "PAM_RUSER")
 
 
-def request(step: str, env: dict, path: str = DEFAULT_SOCKET, timeout: float = TIMEOUT_S) -> dict:
-    """Send one step to the agent and return its answer (raises OSError or ValueError)."""
-    msg = {
-        "step": step,
-        "user": env.get("PAM_USER", ""),
-        "service": env.get("PAM_SERVICE", ""),
-        "tty": env.get("PAM_TTY", ""),
-        "rhost": env.get("PAM_RHOST", ""),
-        "ruser": env.get("PAM_RUSER", ""),
-        "type": env.get("PAM_TYPE", ""),
-    }
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+def request_line(step, env):
+    """The request line, or None if a PAM item holds a tab or a line break."""
+    values = [env.get(name, "") for name in ITEMS]
+    if any(c in v for v in values for c in "\t\n\r"):
+        return None
+    return ("\t".join(["v1", step, *values]) + "\n").encode("utf-8", "surrogateescape")
+
+
+def ask(line, path=DEFAULT_SOCKET, timeout=TIMEOUT_S):
+    """Send one request line to the agent and return its answer line (raises OSError)."""
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
         s.settimeout(timeout)
         s.connect(path)
-        s.sendall(json.dumps(msg).encode() + b"\n")
+        s.sendall(line)
         data = b""
-        while not data.endswith(b"\n") and len(data) < 4096:
-            chunk = s.recv(4096)
+        while not data.endswith(b"\n") and len(data) < 1024:
+            chunk = s.recv(1024)
             if not chunk:
                 break
             data += chunk
-    answer = json.loads(data)
-    if not isinstance(answer, dict) or not isinstance(answer.get("ok"), bool):
-        raise ValueError("the agent's answer has no ok field")
-    return answer
+    finally:
+        s.close()
+    return data.decode("utf-8", "replace").strip()
 
 
-def main(argv: list) -> int:
+def main(argv):
     args = list(argv)
     path = DEFAULT_SOCKET
     if "--socket" in args:
@@ -61,15 +62,19 @@ def main(argv: list) -> int:
         path = args[i + 1]
         del args[i : i + 2]
     if len(args) != 1 or args[0] not in STEPS:
-        print("usage: secroom-pam-card card|password_failed|granted [--socket PATH]",
-              file=sys.stderr)
+        sys.stderr.write("usage: secroom-pam-card card|password_failed [--socket PATH]\n")
+        return 3
+    line = request_line(args[0], os.environ)
+    if line is None:
         return 3
     try:
-        answer = request(args[0], dict(os.environ), path)
-    except (OSError, ValueError) as exc:
-        print(f"secroom-pam-card: the host agent cannot be asked ({exc})", file=sys.stderr)
+        answer = ask(line, path)
+    except OSError as exc:
+        sys.stderr.write(f"secroom-pam-card: the host agent cannot be asked ({exc})\n")
         return 2
-    return 0 if answer["ok"] else 1
+    if answer == "ok":
+        return 0
+    return 1 if answer.startswith("no") else 2
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The agent's side of the PAM helper: a Unix socket answering one JSON line per connection.
+"""The agent's side of the PAM helper: a Unix socket answering one line per connection.
 
 Why pam_exec and a socket (and not a PAM module of our own): pam_exec ships with Linux-PAM
 on every Debian/Ubuntu host, so nothing is compiled or loaded into login, gdm or sudo; the
@@ -6,17 +6,22 @@ helper is a few lines of standard Python that only relays the step to the agent,
 the reader, the signed policy and presence and answers in well under a millisecond. The
 password stays with the host's own PAM stack (pam_unix): the agent never sees it.
 
-Who asks is read from the socket (SO_PEERCRED), never from the request: root (login, gdm,
-sudo, su run their PAM stack as root) may ask about any account; another user (a screen locker
-unlocking its own session) only about its own account, and at most ``rate_per_min`` times a
-minute. The PAM transaction a step belongs to is the helper's parent process (the one running
-the PAM stack), read from /proc. Bad requests are answered, counted and never raise.
+The stack (hardware/host-agent/pam) asks once per log-on, after the password check: ``card``
+when the password passed (the agent decides card, rights and presence, and journals the
+log-on granted or denied), ``password_failed`` when it did not (journaled as denied). So one
+helper process per log-on, and the agent's answer is final.
+
+Request: one line of tab-separated fields ``v1, step, user, service, tty, rhost, ruser``
+(PAM items never hold tabs or line breaks; a request that does is refused). Answer: ``ok`` or
+``no <reason>``, one line. Who asks is read from the socket (SO_PEERCRED), never from the
+request: root (login, gdm, sudo, su run their PAM stack as root) may ask about any account;
+another user (a screen locker unlocking its own session) only about its own account, and at
+most ``rate_per_min`` times a minute. Bad requests are answered, counted and never raise.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import pwd
@@ -33,6 +38,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 log = logging.getLogger(__name__)
+VERSION = "v1"
 MAX_REQUEST = 4096
 MAX_CLIENTS = 32
 READ_TIMEOUT_S = 5.0
@@ -42,20 +48,27 @@ _UCRED = struct.Struct("3i")
 class PamRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    step: Literal["card", "password_failed", "granted"]
+    step: Literal["card", "password_failed"]
     user: str = Field(min_length=1, max_length=64)
     service: str = Field(max_length=64)
     tty: str = Field(default="", max_length=128)
     rhost: str = Field(default="", max_length=256)
     ruser: str = Field(default="", max_length=64)
-    type: str = Field(default="", max_length=32)
+
+    @classmethod
+    def from_line(cls, data: bytes) -> PamRequest:
+        fields = data.rstrip(b"\n").decode("utf-8").split("\t")
+        if len(fields) != 7 or fields[0] != VERSION:
+            raise ValueError("not a v1 request line")
+        _v, step, user, service, tty, rhost, ruser = fields
+        return cls.model_validate({"step": step, "user": user, "service": service,
+                                   "tty": tty, "rhost": rhost, "ruser": ruser})
 
 
 @dataclass(frozen=True)
 class Caller:
     pid: int
     uid: int
-    parent: int  # the process running the PAM stack
 
 
 @dataclass(frozen=True)
@@ -65,15 +78,6 @@ class PamAnswer:
 
 
 Handler = Callable[[PamRequest, Caller], PamAnswer]
-
-
-def parent_of(pid: int) -> int:
-    """The parent pid of ``pid`` from /proc (0 if it cannot be read)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return int(stat.rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
 
 
 def account_uid(account: str) -> int | None:
@@ -166,7 +170,7 @@ class PamServer:
                 self.counters["bad_request"] += 1
                 return PamAnswer(False, "bad_request")
         try:
-            req = PamRequest.model_validate(json.loads(data))
+            req = PamRequest.from_line(data)
         except (ValueError, ValidationError):
             self.counters["bad_request"] += 1
             return PamAnswer(False, "bad_request")
@@ -179,7 +183,7 @@ class PamServer:
                 return PamAnswer(False, "rate_limited")
         self.counters[f"step.{req.step}"] += 1
         try:
-            return self.handler(req, Caller(pid, uid, parent_of(pid)))
+            return self.handler(req, Caller(pid, uid))
         except Exception:  # a failing handler must still answer: fail closed
             self.counters["handler_errors"] += 1
             log.exception("the PAM request handler failed; answered with a denial")
@@ -199,4 +203,5 @@ class PamServer:
     @staticmethod
     def _answer(conn: socket.socket, answer: PamAnswer) -> None:
         with contextlib.suppress(OSError):
-            conn.sendall(json.dumps({"ok": answer.ok, "reason": answer.reason}).encode() + b"\n")
+            line = "ok" if answer.ok else f"no {answer.reason or 'denied'}"
+            conn.sendall(line.encode() + b"\n")

@@ -1,12 +1,11 @@
 """Which accounts are logged on with which card, and what the agent must do about it (pure).
 
-A log-on passes through PAM in steps (see controller.host.pam_server): the card step decides
-and is kept here as *pending* for its PAM transaction (the calling process, the account and the
-service); the password step then either failed (``password_failed``) or passed
-(``completed``): the account is now *held* by that card. Removing that card locks the account's
-sessions at once; the card staying away ``logoff_after`` ends them; the holder leaving the room
-by the door locks them too. A locked account that authenticates again (card and password) is
-unlocked. Every method takes ``now`` and returns the actions for the agent to carry out.
+A log-on's card step runs after the host's own password check passed (see
+controller.host.pam_server), so a granted card step is a completed log-on: the account is now
+*held* by that card. Removing that card locks the account's sessions at once; the card staying
+away ``logoff_after`` ends them; the holder leaving the room by the door locks them too. A
+locked account that logs on again (password and card) is unlocked. Every method takes ``now``
+and returns the actions for the agent to carry out.
 """
 
 from __future__ import annotations
@@ -15,23 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from controller.host.events import LockReason, LogoffReason
-from controller.host.logon import LogonDecision, LogonRequest
-
-
-@dataclass(frozen=True)
-class Transaction:
-    """One PAM transaction: the process running the PAM stack, the account, the service."""
-
-    caller: int
-    account: str
-    service: str
-
-
-@dataclass(frozen=True)
-class Pending:
-    request: LogonRequest
-    decision: LogonDecision
-    at: datetime
+from controller.host.logon import LogonDecision
 
 
 @dataclass
@@ -61,37 +44,20 @@ class Logoff:
 
 
 class CardSessions:
-    def __init__(self, *, pending_s: float, logoff_after_s: float) -> None:
-        self.pending_for = timedelta(seconds=pending_s)
+    def __init__(self, *, logoff_after_s: float) -> None:
         self.logoff_after = timedelta(seconds=logoff_after_s) if logoff_after_s > 0 else None
-        self.pending: dict[Transaction, Pending] = {}
         self.holders: dict[str, Holder] = {}
-        self.expired = 0  # card decisions whose password step never came
 
-    # -- the PAM steps -----------------------------------------------------------------------
-
-    def card_decided(self, tx: Transaction, req: LogonRequest, decision: LogonDecision,
-                     now: datetime) -> None:
-        """Keep a granted card step until its password step reports."""
-        if decision.granted:
-            self.pending[tx] = Pending(req, decision, now)
-
-    def password_failed(self, tx: Transaction) -> Pending | None:
-        return self.pending.pop(tx, None)
-
-    def completed(self, tx: Transaction, now: datetime) -> tuple[Pending, bool] | None:
-        """The password passed after the card: the account is held by that card. Returns the
-        pending step and whether the account was locked (so this was an unlock)."""
-        pend = self.pending.pop(tx, None)
-        if pend is None:
-            return None
-        d = pend.decision
-        held = self.holders.get(tx.account)
+    def logged_on(self, account: str, decision: LogonDecision, now: datetime) -> bool:
+        """A granted log-on: the account is held by the card. True if it was locked (so this
+        was an unlock). A log-on without a card (break-glass) is not followed."""
+        held = self.holders.get(account)
         was_locked = held is not None and held.locked
-        if d.card is not None:
+        if decision.card is not None:
             since = held.since if held is not None else now
-            self.holders[tx.account] = Holder(tx.account, d.person_id, d.card, d.reader, since)
-        return pend, was_locked
+            self.holders[account] = Holder(account, decision.person_id, decision.card,
+                                           decision.reader, since)
+        return was_locked
 
     # -- the card and the door ---------------------------------------------------------------
 
@@ -125,10 +91,7 @@ class CardSessions:
         return out
 
     def tick(self, now: datetime) -> list[Logoff]:
-        """Forget stale pending steps; end the sessions whose card stayed away too long."""
-        for tx in [tx for tx, p in self.pending.items() if now - p.at > self.pending_for]:
-            del self.pending[tx]
-            self.expired += 1
+        """End the sessions whose card stayed away too long."""
         if self.logoff_after is None:
             return []
         out = []

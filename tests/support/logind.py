@@ -35,6 +35,7 @@ class LogindStandIn:
         self._daemon: subprocess.Popen[bytes] | None = None
         self._mock: subprocess.Popen[bytes] | None = None
         self._conn: Any = None
+        self._logs: list[Any] = []
 
     def start(self) -> None:
         daemon = require_binary("dbus-daemon", "/usr/bin/dbus-daemon")
@@ -48,7 +49,7 @@ class LogindStandIn:
         self.address = f"unix:path={socket}"
         self._daemon = subprocess.Popen(
             [daemon, "--session", "--nofork", "--print-address=1", f"--address={self.address}"],
-            stdout=subprocess.PIPE, stderr=(self.workdir / "dbus.log").open("wb"))
+            stdout=subprocess.PIPE, stderr=self._log("dbus.log"))
         assert self._daemon.stdout is not None
         # it prints its address once it listens
         if not self._daemon.stdout.readline().startswith(b"unix:"):
@@ -58,9 +59,14 @@ class LogindStandIn:
         self._mock = subprocess.Popen(
             [SYSTEM_PYTHON, "-m", "dbusmock", "--session", "--template", "logind",
              "-l", str(self.workdir / "logind-calls.log")],
-            env=env, stdout=subprocess.DEVNULL, stderr=(self.workdir / "mock.log").open("wb"))
+            env=env, stdout=subprocess.DEVNULL, stderr=self._log("mock.log"))
         self._conn = open_dbus_connection(bus=self.address)
         wait_until(self._has_logind, 20, "the logind mock on its bus")
+
+    def _log(self, name: str) -> Any:
+        fh = (self.workdir / name).open("wb")
+        self._logs.append(fh)
+        return fh
 
     def _call(self, address: DBusAddress, method: str, signature: str | None = None,
               body: tuple[Any, ...] = ()) -> tuple[Any, ...]:
@@ -86,3 +92,7 @@ class LogindStandIn:
         for proc in (self._mock, self._daemon):
             if proc is not None:
                 stop_process(proc)
+        if self._daemon is not None and self._daemon.stdout is not None:
+            self._daemon.stdout.close()
+        for fh in self._logs:
+            fh.close()

@@ -32,15 +32,16 @@ def _find(name: str, sub: str = "") -> str:
 
 
 def card_stack(helper: str, socket: Path, password_module: str) -> str:
-    """The auth lines of hardware/host-agent/pam, with ``password_module`` for pam_unix."""
-    card = f"pam_exec.so quiet {helper} --socket {socket}"
+    """The auth lines of hardware/host-agent/pam, with ``password_module`` for pam_unix: the
+    password first; then the helper once, ``card`` if it passed, ``password_failed`` if not."""
+    run = f"pam_exec.so quiet {helper}"
     return "\n".join([
-        f"auth [success=1 default=ignore] {card.replace('--socket', 'card --socket')}",
-        "auth requisite pam_deny.so",
         f"auth [success=2 default=ignore] {password_module}",
-        f"auth optional {card.replace('--socket', 'password_failed --socket')}",
+        f"auth optional {run} password_failed --socket {socket}",
         "auth requisite pam_deny.so",
-        f"auth required {card.replace('--socket', 'granted --socket')}",
+        f"auth [success=1 default=ignore] {run} card --socket {socket}",
+        "auth requisite pam_deny.so",
+        "auth required pam_permit.so",
         "account required pam_permit.so",
         "",
     ])

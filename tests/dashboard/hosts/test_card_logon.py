@@ -57,7 +57,7 @@ def test_granted_with_card_and_password_while_in_the_room(room) -> None:
     d = ev["data"]
     assert (d["granted"], d["reason"], d["person_id"], d["card"], d["presence"]) == \
         (True, None, "hana", HANA, "in")
-    assert d["host"] == HOST and d["service"] == "secroom-login" and d["stage"] == "password"
+    assert d["host"] == HOST and d["service"] == "secroom-login" and d["stage"] == "card"
     assert ev["node"] == "pc-01"
 
 
