@@ -2,10 +2,11 @@
 
 pam_wrapper (``LD_PRELOAD=libpam_wrapper.so PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR=<dir>``)
 makes libpam read its service files from the test's folder, so nothing under /etc/pam.d is
-touched and it runs as any user. The stack is the one hardware/host-agent/pam ships, with
-pam_matrix (pam_wrapper's password module, passdb ``user:password:service``) standing in for
-pam_unix, and the real pam_exec running the real helper (controller/host/pam_client.py) under
-Debian's ``/usr/bin/python3 -IS``, as on a room PC.
+touched and it runs as any user. The stack is the file hardware/host-agent/pam ships (read
+by ``card_stack``), with pam_matrix (pam_wrapper's password module, passdb
+``user:password:service``) standing in for pam_unix, and the real pam_exec running the real
+helper (controller/host/pam_client.py) under Debian's ``/usr/bin/python3 -IS``, as on a room
+PC.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tests.support import require_binary, unavailable
 
@@ -31,20 +33,40 @@ def _find(name: str, sub: str = "") -> str:
     raise AssertionError("unreachable")
 
 
+SHIPPED = Path(__file__).resolve().parents[2] / "hardware" / "host-agent" / "pam" / "secroom-card"
+INSTALLED_HELPER = "/usr/lib/secroom/secroom-pam-card"
+
+
 def card_stack(helper: str, socket: Path, password_module: str) -> str:
-    """The auth lines of hardware/host-agent/pam, with ``password_module`` for pam_unix: the
-    password first; then the helper once, ``card`` if it passed, ``password_failed`` if not."""
-    run = f"pam_exec.so quiet {helper}"
-    return "\n".join([
-        f"auth [success=2 default=ignore] {password_module}",
-        f"auth optional {run} password_failed --socket {socket}",
-        "auth requisite pam_deny.so",
-        f"auth [success=1 default=ignore] {run} card --socket {socket}",
-        "auth requisite pam_deny.so",
-        "auth required pam_permit.so",
-        "account required pam_permit.so",
-        "",
-    ])
+    """The shipped hardware/host-agent/pam/secroom-card, as tests run it: ``password_module``
+    for pam_unix, the helper from the source tree, the agent's socket of the test."""
+    lines = []
+    for line in SHIPPED.read_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        line = line.replace("pam_unix.so nullok", password_module)
+        if INSTALLED_HELPER in line:
+            line = line.replace(INSTALLED_HELPER, helper) + f" --socket {socket}"
+        lines.append(line)
+    return "\n".join([*lines, "account required pam_permit.so", ""])
+
+
+def common_auth_with_profile(helper: str, socket: Path, password_module: str) -> str:
+    """Debian's common-auth as pam-auth-update writes it with the shipped profile enabled:
+    the primary block (the password), pam_deny, pam_permit, then the profile's lines."""
+    profile = (SHIPPED.parent / "secroom-card.pam-config").read_text()
+    auth = profile.split("Auth:\n", 1)[1]
+    extra = []
+    for line in auth.splitlines():
+        if not line.strip():
+            continue
+        control, module = line.strip().split("\t", 1)
+        module = module.replace(INSTALLED_HELPER, helper)
+        extra.append(f"auth {control} {module}" + (f" --socket {socket}" if helper in module
+                                                    else ""))
+    return "\n".join([f"auth [success=1 default=ignore] {password_module}",
+                      "auth requisite pam_deny.so", "auth required pam_permit.so", *extra,
+                      "account required pam_permit.so", ""])
 
 
 @dataclass
@@ -61,7 +83,7 @@ class PamService:
     """A PAM service ``name`` in ``workdir`` whose stack asks the agent on ``socket``."""
 
     def __init__(self, workdir: Path, socket: Path, *, name: str = "secroom-login",
-                 passwords: dict[str, str] | None = None) -> None:
+                 passwords: dict[str, str] | None = None, stack: Any = None) -> None:
         self.pamtester = require_binary("pamtester", "/usr/bin/pamtester")
         self.wrapper = _find("libpam_wrapper.so")
         matrix = _find("pam_matrix.so", "pam_wrapper")
@@ -73,7 +95,8 @@ class PamService:
         passdb = workdir / "passdb"
         passdb.write_text("".join(f"{u}:{p}:{name}\n" for u, p in (passwords or {}).items()))
         helper = f"{SYSTEM_PYTHON} -IS {HELPER}"
-        (self.dir / name).write_text(card_stack(helper, socket, f"{matrix} passdb={passdb}"))
+        build = stack or card_stack
+        (self.dir / name).write_text(build(helper, socket, f"{matrix} passdb={passdb}"))
         (self.dir / "other").write_text("auth required pam_deny.so\n")
 
     def authenticate(self, user: str, password: str, *, tty: str = "tty1", rhost: str = ""

@@ -139,3 +139,18 @@ def test_leaving_locks_at_once_even_while_the_dashboard_is_away(room) -> None:
     locked = wire.get(timeout=30)
     assert (locked.data["reason"], locked.data["sessions"]) == ("left_room", ["c9"])
     assert room.logind.calls("LockSession") == [("c9",)]
+
+
+def test_the_pam_auth_update_profile_gates_common_auth_the_same_way(room) -> None:
+    from tests.support.pam import PamService, common_auth_with_profile
+
+    pam = PamService(room.tmp / "pam-profile", room.node.config.host.socket,
+                     name="common-login", passwords={"hana": "hana-pw"},
+                     stack=common_auth_with_profile)
+    room.badge("hana", "in")
+    assert not pam.authenticate("hana", "hana-pw").ok  # no card yet
+    assert room.next_event("host.logon", account="hana")["data"]["reason"] == "no_card"
+    room.lay(HANA)
+    assert not pam.authenticate("hana", "wrong").ok  # the password block fails first
+    assert pam.authenticate("hana", "hana-pw").ok
+    assert room.next_event("host.logon", account="hana")["data"]["granted"] is True
