@@ -69,7 +69,8 @@ class HostNode:
     tests pass the bus of a logind stand-in and run the readers against a private pcscd."""
 
     def __init__(self, config: Any, *, reader: Any = None, logind: Any = None,
-                 usb: bool = True, clock: Callable[[], Any] | None = None) -> None:
+                 usb: bool = True, usb_source: Any = None,
+                 clock: Callable[[], Any] | None = None) -> None:
         from controller.clock import ClockStateSource
         from controller.envelope import now_utc
         from controller.host.agent import HostAgent
@@ -96,6 +97,7 @@ class HostNode:
         self._PolicyStore = PolicyStore
         self.reader = reader
         self.usb = usb and config.usb is not None
+        self.usb_source = usb_source  # default: udev (pyudev); tests pass a simulated one
         self.threads: list[threading.Thread] = []
         self.stopping = threading.Event()
         self.policy_ready = threading.Event()  # set once a signed policy is applied
@@ -154,12 +156,13 @@ class HostNode:
             policy = self._policy()
             return policy.usb if policy is not None else None
 
-        source = PyudevSource()
+        source = self.usb_source or PyudevSource()
         try:
             Agent(self.config.usb, emit=self._emit, policy_provider=usb_policy,
                   source=source).run(stop)
         finally:
-            source.close()
+            if self.usb_source is None:
+                source.close()
 
     def stop(self) -> None:
         self.stopping.set()
