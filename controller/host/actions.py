@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from controller.host.events import KIND_LOCKED, KIND_LOGOFF, HostLocked, HostLogoff
-from controller.host.logind import Logind, LogindError, SessionInfo
+from controller.host.logind import Logind, LogindError
 from controller.host.sessions import Lock, Logoff
 
 log = logging.getLogger(__name__)
@@ -58,39 +58,35 @@ class SessionActions:
                 self.counters["errors"] += 1
                 log.exception("carrying out %s failed", action)
 
-    def _local(self, account: str) -> list[SessionInfo]:
-        return [s for s in self.logind.sessions(account) if s.local]
-
-    def lock(self, action: Lock) -> None:
+    def _apply(self, account: str, end_all: bool) -> tuple[list[str], list[str], bool, str]:
+        """Lock (or, with ``end_all``, end) the account's local sessions; a text console is
+        ended rather than locked per ``tty_on_lock``. (locked, ended, ok, detail)."""
         locked: list[str] = []
         ended: list[str] = []
-        ok, detail = True, ""
         try:
-            for s in self._local(action.account):
-                if s.type == "tty" and self.tty_on_lock == "terminate":
+            for s in self.logind.sessions(account):
+                if not s.local:
+                    continue
+                if end_all or (s.type == "tty" and self.tty_on_lock == "terminate"):
                     self.logind.terminate(s.id)
                     ended.append(s.id)
                 else:
                     self.logind.lock(s.id)
                     locked.append(s.id)
         except LogindError as exc:
-            ok, detail = False, str(exc)[:512]
             self.counters["logind_errors"] += 1
+            return locked, ended, False, str(exc)[:512]
+        return locked, ended, True, ""
+
+    def lock(self, action: Lock) -> None:
+        locked, ended, ok, detail = self._apply(action.account, end_all=False)
         self.counters["locks"] += 1
         self.emit(KIND_LOCKED, HostLocked(
             host=self.host, account=action.account, person_id=action.person_id,
             reason=action.reason, sessions=locked, terminated=ended, ok=ok, detail=detail))
 
     def logoff(self, action: Logoff) -> None:
-        ended: list[str] = []
-        ok, detail = True, ""
-        try:
-            for s in self._local(action.account):
-                self.logind.terminate(s.id)
-                ended.append(s.id)
-        except LogindError as exc:
-            ok, detail = False, str(exc)[:512]
-            self.counters["logind_errors"] += 1
+        _, ended, ok, detail = self._apply(action.account, end_all=True)
         self.counters["logoffs"] += 1
         self.emit(KIND_LOGOFF, HostLogoff(
             host=self.host, account=action.account, person_id=action.person_id,

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from controller.envelope import (
     TOPIC_ROOT,
@@ -67,18 +67,11 @@ class PresenceStatement(BaseModel):
 
     site: str = Field(min_length=1, max_length=64)
     serial: int = Field(ge=1, description="increases with every statement")
-    issued_at: datetime
+    issued_at: AwareDatetime
     present: list[Ident] = Field(default_factory=list, max_length=20000)
     door_nodes: dict[str, str] = Field(default_factory=dict,
                                        description="node name -> base64url public key")
     heartbeat_s: float = Field(default=60.0, gt=0)
-
-    @field_validator("issued_at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("issued_at must carry a time zone")
-        return value
 
 
 def sign_presence(statement: PresenceStatement, key: Ed25519PrivateKey) -> bytes:
