@@ -5,16 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping
-from typing import Any
 
 from pydantic import BaseModel
 
 from backup.cli import add_subcommands
 
 
-def print_emit(kind: str, data: BaseModel | Mapping[str, Any]) -> None:
-    payload = data.model_dump(mode="json") if isinstance(data, BaseModel) else dict(data)
+def print_emit(kind: str, data: BaseModel, /) -> None:
+    payload = data.model_dump(mode="json")
     print(f"event {kind} {json.dumps(payload, sort_keys=True)}", file=sys.stderr, flush=True)
 
 

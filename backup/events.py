@@ -7,14 +7,15 @@ because file and folder names in a My Number vault are often personal data (empl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
 class Emit(Protocol):
-    def __call__(self, kind: str, data: BaseModel | Mapping[str, Any]) -> Any: ...
+    """The node runtime's ``emit``: ``data`` is the kind's model (controller.events.KINDS)."""
+
+    def __call__(self, kind: str, data: BaseModel, /) -> Any: ...
 
 
 class _Payload(BaseModel):

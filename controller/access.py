@@ -37,7 +37,7 @@ from types import MappingProxyType
 
 from pydantic import BaseModel
 
-from controller.door_events import DoorAccess, DoorTwoPersonPending
+from controller.events import DoorAccess, DoorTwoPersonPending
 from controller.policy import Person, Policy, normalise_uid
 from controller.schedule import group_open_at, local_time
 

@@ -289,6 +289,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(plugins=not _is_node_command(argv)).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from controller.numguard import install_log_guard
+
+    install_log_guard()  # every record of every logger (uvicorn's too): no individual number
     try:
         return int(args.func(args))
     except (ConfigError, KeyFileError) as exc:

@@ -10,13 +10,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from backup.config import BackupConfig
 from controller.clock import ClockMode
 from controller.door import DoorConfig
 from controller.host.config import HostAgentConfig
 from controller.mqtt import MqttSettings
+from controller.numguard import contains_my_number
 from controller.printing.settings import PrintSettings
 from controller.runtime import RuntimeSettings
 from readers.base import ReaderRole
@@ -34,6 +35,15 @@ class _Strict(BaseModel):
 class NodeSection(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     site: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+    @field_validator("name", "site")
+    @classmethod
+    def _no_number(cls, value: str) -> str:
+        # every event's envelope and every topic carries them (the journal scans only data)
+        if contains_my_number(value):
+            raise ValueError("must not hold an individual number (12 digits that pass the "
+                             "check digit); choose another name")
+        return value
     data_dir: Path = Path("/var/lib/secroom")
     key_file: Path | None = None
     journal: Path | None = None

@@ -29,26 +29,26 @@ keep their order); ``emit`` must not call back into the door.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from controller.door_events import (
+from controller.events import (
     DoorClosed,
     DoorForced,
     DoorHeldOpen,
     DoorLockdown,
     DoorOpened,
     DoorRex,
+    Emit,
+    OpenVia,
+    Via,
 )
 from controller.gpio import GpioError, InputLine, OutputLine, Pins
 from controller.timers import Cancellable, Clock, ThreadClock
 
-Emit = Callable[[str, Mapping[str, Any]], Any]
 PinName = int | str
-Via = Literal["grant", "rex"]
-OpenVia = Literal["grant", "rex", "forced", "unknown"]
 
 GRANT_BEEP = (0.15,)
 DENY_BEEP = (0.1, 0.1, 0.1, 0.1, 0.1)  # on, off, on, off, on
@@ -226,7 +226,7 @@ class Door:
             if on and self._unlocked_via is not None:
                 self._relock()
             self._drive(self._red, on)
-            self._emit("door.lockdown", DoorLockdown(door=self.config.id, on=on).model_dump())
+            self._emit("door.lockdown", DoorLockdown(door=self.config.id, on=on))
 
     def close(self) -> None:
         """Stop timers, de-energise every output and release the pins (idempotent)."""
@@ -305,12 +305,12 @@ class Door:
                         person_id=self._unlock_person,
                         reason=self._unlock_reason,
                     )
-                    self._emit("door.opened", payload.model_dump())
+                    self._emit("door.opened", payload)
                 else:
                     self._open_via, self._open_person = "forced", None
                     self._set_alarm(True)
                     payload = DoorForced(door=door, lockdown=self._lockdown)
-                    self._emit("door.forced", payload.model_dump())
+                    self._emit("door.forced", payload)
                 self._arm_held()
             else:
                 self._open = False
@@ -327,7 +327,7 @@ class Door:
                     via=self._open_via,
                 )
                 self._open_via, self._open_person = "unknown", None
-                self._emit("door.closed", payload.model_dump())
+                self._emit("door.closed", payload)
 
     def _arm_held(self) -> None:
         self._held_gen += 1
@@ -346,7 +346,7 @@ class Door:
                 via=self._open_via,
                 person_id=self._open_person,
             )
-            self._emit("door.held_open", payload.model_dump())
+            self._emit("door.held_open", payload)
 
     def _on_rex(self, high: bool) -> None:
         pressed = high != self.config.rex_pressed_is_low
@@ -357,7 +357,7 @@ class Door:
                 return
             self._unlock("rex", None, "rex")
             self._emit(
-                "door.rex", DoorRex(door=self.config.id, lockdown=self._lockdown).model_dump()
+                "door.rex", DoorRex(door=self.config.id, lockdown=self._lockdown)
             )
 
     # --- indicators -------------------------------------------------------------------------

@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from controller.config import GatewayConfig
+    from controller.events import Emit
 
 ACK_WAIT_S = 30.0  # a feature run (backup) waits at most this long for the dashboard's ack,
 ACK_QUIET_S = 2.0  # and no longer than this while the dashboard says nothing
@@ -26,8 +29,10 @@ ACK_QUIET_S = 2.0  # and no longer than this while the dashboard says nothing
 class PrintingEmit:
     """Emit for a tool run without a node config: events go to stdout as JSON lines."""
 
-    def __call__(self, kind: str, data: Any) -> None:
-        payload = data.model_dump(mode="json") if hasattr(data, "model_dump") else dict(data)
+    def __call__(self, kind: str, data: BaseModel, /) -> None:
+        from controller.numguard import redact_data
+
+        payload = redact_data(data.model_dump(mode="json"))[0]  # as the journal would store it
         print(json.dumps({"kind": kind, "data": payload}, ensure_ascii=False), flush=True)
 
 
@@ -40,7 +45,7 @@ def node_config(args: argparse.Namespace) -> GatewayConfig | None:
 
 
 def with_node_runtime(config: GatewayConfig, suffix: str,
-                      body: Callable[[Callable[..., Any]], int]) -> int:
+                      body: Callable[[Emit], int]) -> int:
     """Run ``body(emit)`` as the node ``<name>.<suffix>`` (its own journal, same key)."""
     from controller.runtime import NodeRuntime
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
+
+from pydantic import BaseModel
 
 from controller.access import (
     AccessRequest,
@@ -33,14 +35,28 @@ from controller.clock import ClockStateSource
 from controller.config import GatewayConfig, ReaderBinding
 from controller.door import Door, DoorError
 from controller.envelope import now_utc, policy_topic
+from controller.events import (
+    ReaderConnected,
+    ReaderDisconnected,
+    ReaderReadFailed,
+    ReaderUnboundTap,
+)
 from controller.journal import JournalError
 from controller.keys import derive_secret, load_private, load_public
 from controller.policy import MAX_POLICY_BYTES
 from controller.policy_store import PolicyStore
+from controller.printing.events import PRINT_DENIED, PrintDeniedPayload
 from controller.printing.service import PrintRelease
 from controller.printing.types import CupsLike, PrintError
 from controller.runtime import NodeRuntime
-from readers.base import CardReader, CardTap, ReaderRole, ReaderStatus, ReadFailure
+from readers.base import (
+    CardReader,
+    CardTap,
+    FailureReason,
+    ReaderRole,
+    ReaderStatus,
+    ReadFailure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +166,7 @@ class Gateway:
         binding = self.config.binding_for(tap.reader)
         if binding is None:
             self.counters["unbound_taps"] += 1
-            self._emit_quiet("reader.unbound_tap", {"reader": tap.reader})
+            self._emit_quiet("reader.unbound_tap", ReaderUnboundTap(reader=tap.reader))
             return
         if binding.role is ReaderRole.PRINTER:
             self._print_tap(binding, tap)
@@ -159,8 +175,12 @@ class Gateway:
 
     def on_status(self, status: ReaderStatus) -> None:
         self.readers_connected[status.reader] = status.connected
-        kind = "reader.connected" if status.connected else "reader.disconnected"
-        self._emit_quiet(kind, {"reader": status.reader, "detail": status.detail})
+        if status.connected:
+            self._emit_quiet("reader.connected",
+                             ReaderConnected(reader=status.reader, detail=status.detail))
+        else:
+            self._emit_quiet("reader.disconnected",
+                             ReaderDisconnected(reader=status.reader, detail=status.detail))
 
     def on_failure(self, failure: ReadFailure) -> None:
         self.counters["read_failures"] += 1
@@ -171,7 +191,8 @@ class Gateway:
                 door.deny()
         self._emit_quiet(
             "reader.read_failed",
-            {"reader": failure.reader, "reason": failure.reason, "detail": failure.detail},
+            ReaderReadFailed(reader=failure.reader, reason=FailureReason(failure.reason),
+                             detail=failure.detail),
         )
 
     # -- doors --------------------------------------------------------------------------------
@@ -210,8 +231,9 @@ class Gateway:
     def _print_tap(self, binding: ReaderBinding, tap: CardTap) -> None:
         printer = binding.printer
         if self.printing is None or self._print_worker is None or printer is None:
-            self._emit_quiet("print.denied", {"printer": printer, "person_id": None,
-                                              "reason": "printing_not_configured"})
+            # the config refuses a printer reader without [printing]: a start-up race at most
+            self._emit_quiet(PRINT_DENIED, PrintDeniedPayload(
+                printer=printer or binding.name, person_id=None, reason="printing_not_configured"))
             return
         person = person_for_card(self.policies.current, tap.uid)
         if person is None:
@@ -241,6 +263,8 @@ class Gateway:
             # a broker outage leaves no event (nothing can be sent then): its trace is here
             "mqtt": {k: self.runtime.link.stats.get(k, 0)
                      for k in ("connects", "disconnects", "oversized")},
+            # individual numbers the journal replaced in events (controller.numguard)
+            "numbers_removed": self.runtime.journal.numbers_removed,
         }
 
     def publish_health(self) -> None:
@@ -256,7 +280,7 @@ class Gateway:
                 except PrintError:
                     log.warning("CUPS unreachable; expiry retried on the next tick")
 
-    def _emit_quiet(self, kind: str, data: Mapping[str, Any] | Any) -> bool:
+    def _emit_quiet(self, kind: str, data: BaseModel) -> bool:
         """Journal an event; False (counted and logged) when the journal cannot take it."""
         try:
             self.runtime.emit(kind, data)

@@ -5,7 +5,9 @@ One SQLite file in WAL mode with ``synchronous=FULL``: a commit is on disk when 
 transaction (group commit: one fsync for the batch, which is how the runtime reaches thousands of
 events per second while every ``emit`` still returns only after its own event is durable).
 Sealing (hash, Ed25519 signature) of one batch overlaps the commit of the previous one, and
-``BatchSealer`` builds exactly ``envelope.seal``'s bytes at a lower cost per event.
+``BatchSealer`` builds exactly ``envelope.seal``'s bytes at a lower cost per event. Every string
+(and key) of an event's data passes ``controller.numguard`` before sealing: no individual number
+is stored or published, whoever emitted it (``numbers_removed`` counts them).
 
 Tables: ``events(seq, ts, kind, hash, body)`` where ``body`` is the exact wire bytes
 (``Event.to_bytes()``), and ``meta(name, value)`` holding the node, site and public key the
@@ -50,6 +52,7 @@ from controller.envelope import (
 )
 from controller.files import create_private
 from controller.keys import public_b64
+from controller.numguard import json_may_hold_number, redact_data
 from controller.receipts import ReceiptRefused
 
 KIND_RE = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+$")
@@ -135,6 +138,7 @@ class BatchSealer:
         self._key = key
         self.node, self.site, self.boot = node, site, boot
         self._boot, self._node, self._site = _encode(boot), _encode(node), _encode(site)
+        self.last_found = 0  # individual numbers replaced in the data of the last batch sealed
 
     def seal(
         self,
@@ -145,6 +149,7 @@ class BatchSealer:
     ) -> tuple[list[Event], list[tuple[int, str, str, str, bytes]]]:
         seq, prev = base
         ts = format_ts(now)
+        self.last_found = 0
         head = f'{{"boot":{self._boot},"clock":{_encode(clock)},"data":'
         tail = f'"site":{self._site},"ts":{_encode(ts)},"v":{SCHEMA_VERSION}}}'
         events: list[Event] = []
@@ -158,6 +163,11 @@ class BatchSealer:
             )
             try:
                 data_json = _encode(data)
+                if json_may_hold_number(data_json):  # no individual number is ever sealed
+                    data, found = redact_data(data)
+                    if found:
+                        self.last_found += found
+                        data_json = _encode(data)
                 body = f"{head}{data_json},{middle}{tail}".encode()
             except (TypeError, ValueError) as exc:  # incl. lone surrogates (UnicodeEncodeError)
                 raise EventRejected(f"event data for {kind} is not plain JSON: {exc}") from exc
@@ -242,6 +252,7 @@ class Journal:
         self._sealed = self._head
         self._broken: JournalError | None = None
         self._ack = int(self._meta.get("ack", "0"))
+        self.numbers_removed = 0  # replaced by numguard in the events stored since opened
         self._delivered = int(self._meta.get("delivered", "0"))
 
     def _claim(self, pub: str) -> None:
@@ -287,6 +298,7 @@ class Journal:
                     self._sealed, self._broken = self._head, None
             base = self._sealed
             events, rows = self._seal(items, base, now, clock)
+            found = self._sealer.last_found
             self._sealed = (events[-1].seq, events[-1].hash)
             self._lock.acquire()
         try:
@@ -303,6 +315,7 @@ class Journal:
                 self._broken = exc
                 raise
             self._head = (events[-1].seq, events[-1].hash)
+            self.numbers_removed += found
             return events
         finally:
             self._lock.release()

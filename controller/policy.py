@@ -21,10 +21,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography.exceptions import InvalidSignature
@@ -41,6 +41,7 @@ from pydantic import (
 )
 
 from controller.envelope import b64u, canonical_json, unb64u
+from controller.events import PolicyReason
 from controller.keys import key_id as _key_id
 from usb_guard.policy import UsbPolicy
 
@@ -49,16 +50,6 @@ MAX_POLICY_BYTES = 4 * 1024 * 1024
 _UID_RE = re.compile(r"^[0-9A-F]{4,64}$")
 _UID_SEPARATORS = re.compile(r"[\s:\-]")
 
-PolicyReason = Literal[
-    "unsigned",
-    "bad_signature",
-    "unknown_key",
-    "older_version",
-    "version_conflict",
-    "malformed",
-    "wrong_site",
-]
-Emit = Callable[[str, Mapping[str, Any]], Any]
 
 
 class PolicyError(Exception):

@@ -11,10 +11,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from controller.door_events import PolicyApplied, PolicyRejected
+from controller.events import Emit, PolicyApplied, PolicyRejected
 from controller.policy import (
     MAX_POLICY_BYTES,
-    Emit,
     Policy,
     PolicyError,
     VerifiedPolicy,
@@ -117,7 +116,7 @@ class PolicyStore:
         payload = PolicyRejected(
             reason=exc.reason, version=exc.version, detail=exc.detail[:200], source=source
         )
-        self._emit("policy.rejected", payload.model_dump(mode="json"))
+        self._emit("policy.rejected", payload)
 
     def _apply(self, verified: VerifiedPolicy, source: str, *, persisted: bool) -> None:
         self._current = verified
@@ -129,7 +128,7 @@ class PolicyStore:
             source=source,
             persisted=persisted,
         )
-        self._emit("policy.applied", payload.model_dump(mode="json"))
+        self._emit("policy.applied", payload)
         if self._on_change is not None:
             self._on_change(verified.policy)
 

@@ -28,7 +28,6 @@ from typing import Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field
 
 from controller.envelope import b64u, canonical_json, unb64u
 from controller.keys import key_id
@@ -40,17 +39,6 @@ MAX_SEQ = 2**62
 
 RefusalReason = Literal["malformed", "unsigned", "unknown_key", "bad_signature", "wrong_node",
                         "replayed", "beyond_head", "not_ours", "too_large_range"]
-
-
-class ReceiptRefusedEvent(BaseModel):
-    """node.receipt_refused: acks or resend requests this node refused (forged, replayed, not
-    its own...), ``count`` of them since the last such event for the same reason."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    what: Literal["ack", "resend"]
-    reason: RefusalReason
-    count: int = Field(ge=1)
 
 
 class ReceiptRefused(Exception):

@@ -7,11 +7,12 @@ way becomes a leader and takes every request queued so far into one transaction 
 the others wait for that commit, or lead the next one. Two leaders let one batch be sealed and
 signed while the previous one is being fsynced; the journal keeps their commits in seal order.
 Each caller still returns only after its own event is durable. ``emit_many`` puts several
-events in one request. Bad input (a kind that is not ``area.name``, data that is not plain JSON
-or too big) raises ``EventRejected`` to its caller only: a kind or shape error is caught in the
-caller's thread, and a batch that fails on data is re-committed request by request, so one bad
-call never costs anyone else's events. A full disk raises ``JournalFull`` to every caller whose
-events were in that commit (or sealed on top of it), and nothing already stored is lost.
+events in one request. Bad input (a kind not registered in ``controller.events.KINDS``, data
+that is not that kind's model, or too big) raises ``EventRejected`` to its caller only: a kind or
+model error is caught in the caller's thread, and a batch that fails on data is re-committed
+request by request, so one bad call never costs anyone else's events. A full disk raises
+``JournalFull`` to every caller whose events were in that commit (or sealed on top of it), and
+nothing already stored is lost.
 
 State: ``secroom/v1/{site}/{node}/state`` is retained. The last will (set before connecting)
 publishes ``{"state":"offline"}``; every (re)connect publishes ``{"state":"online", ...}`` with
@@ -32,19 +33,17 @@ from typing import Any
 from pydantic import BaseModel
 
 from controller.envelope import ClockState, Event, canonical_json, format_ts, now_utc, topic_for
+from controller.events import NodeReceiptRefused, NodeStarted, NodeStopped, payload_error
 from controller.journal import EventRejected, Journal, JournalError, check_shape
 from controller.keys import load_private, load_public, public_b64
 from controller.mqtt import MqttError, MqttLink, MqttSettings
 from controller.publisher import Publisher
-from controller.receipts import MAX_RECEIPT_BYTES, ReceiptRefusedEvent
+from controller.receipts import MAX_RECEIPT_BYTES
 
 OFFLINE = canonical_json({"state": "offline"})
 STOP_FLUSH_S = 2.0
 MAX_LEADERS = 2  # one batch sealing while the previous one is committed (see Journal)
 REFUSAL_EVERY_S = 60.0
-
-Payload = BaseModel | Mapping[str, Any]
-
 
 class RuntimeSettings(BaseModel, extra="forbid"):
     node: str
@@ -71,13 +70,12 @@ class _Request:
         self.done = False
 
 
-def _as_dict(kind: str, data: Payload) -> dict[str, Any]:
-    if isinstance(data, BaseModel):
-        out = data.model_dump(mode="json")
-    elif isinstance(data, Mapping):
-        out = dict(data)
-    else:
-        raise EventRejected(f"event data for {kind} must be a pydantic model or a mapping")
+def _as_dict(kind: str, data: BaseModel) -> dict[str, Any]:
+    """The JSON object of ``data``, if it is the model registered for ``kind``."""
+    refused = payload_error(kind, data)
+    if refused is not None:
+        raise EventRejected(refused)
+    out = data.model_dump(mode="json")
     check_shape(kind, out)
     return out
 
@@ -140,7 +138,7 @@ class NodeRuntime:
         self._running = True
         head = self.journal.head()[0]
         try:
-            self.emit("node.started", {"boot": self.boot, "resumed_after": head})
+            self.emit("node.started", NodeStarted(boot=self.boot, resumed_after=head))
             self.publisher.start()
             self.link.start()  # raises only for bad local MQTT settings (password, TLS files)
         except Exception:
@@ -159,7 +157,7 @@ class NodeRuntime:
         if now - self._refusal_at.get(key, -REFUSAL_EVERY_S) < REFUSAL_EVERY_S:
             return
         count, self._refusals[key], self._refusal_at[key] = self._refusals[key], 0, now
-        self.emit("node.receipt_refused", ReceiptRefusedEvent(what=what, reason=reason,
+        self.emit("node.receipt_refused", NodeReceiptRefused(what=what, reason=reason,
                                                               count=count))
         self._send_online()
 
@@ -168,7 +166,7 @@ class NodeRuntime:
         if not self._running:
             return
         try:
-            last = self.emit("node.stopped", {"boot": self.boot}).seq
+            last = self.emit("node.stopped", NodeStopped(boot=self.boot)).seq
             if self.link.connected.is_set():  # offline, the journal keeps them for next start
                 self.publisher.wait_delivered(last, STOP_FLUSH_S)
         finally:
@@ -186,11 +184,11 @@ class NodeRuntime:
 
     # -- events ------------------------------------------------------------------------------
 
-    def emit(self, kind: str, data: Payload) -> Event:
+    def emit(self, kind: str, data: BaseModel) -> Event:
         """Journal one event (durable when this returns), then wake the publisher."""
         return self._commit([(kind, _as_dict(kind, data))])[0]
 
-    def emit_many(self, items: Sequence[tuple[str, Payload]]) -> list[Event]:
+    def emit_many(self, items: Sequence[tuple[str, BaseModel]]) -> list[Event]:
         """Journal several events in one commit, in order."""
         return self._commit([(kind, _as_dict(kind, data)) for kind, data in items])
 
@@ -291,4 +289,5 @@ class NodeRuntime:
             "link": dict(self.link.stats),
             "link_error": self.link.last_error,
             "publisher": self.publisher.health(),
+            "numbers_removed": self.journal.numbers_removed,  # see controller.numguard
         }

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from dashboard.audit import append_audit, jsonable
 from dashboard.models.anomalies import ANOMALY_STATES, Anomaly
+from dashboard.textguard import guard_text
 
 SEVERITIES = ("info", "warning", "critical")
 
@@ -34,8 +35,15 @@ def raise_anomaly(
     node: str | None = None,
     severity: str = "warning",
     count: int = 1,
+    at: datetime | None = None,
+    person_id: str | None = None,
+    place: str | None = None,
+    host: str | None = None,
 ) -> tuple[Anomaly, bool]:
-    """Open an anomaly or bump the open one with the same key. Returns (anomaly, created)."""
+    """Open an anomaly or bump the open one with the same key. Returns (anomaly, created).
+
+    ``at`` is when it happened (default ``now``); ``person_id``, ``place`` (a door; default the
+    detail's ``door``) and ``host`` are what the review queue filters on."""
     if severity not in SEVERITIES:
         raise AnomalyError(f"unknown severity {severity!r}")
     key = f"{kind}:{dedupe_key}"[:255]
@@ -59,10 +67,27 @@ def raise_anomaly(
         state="open",
         first_seen_at=now,
         last_seen_at=now,
+        at=at or _when((detail or {}).get("at")) or now,
+        person_id=person_id,
+        place=place or _text((detail or {}).get("door")),
+        host=host or _text((detail or {}).get("host")),
     )
     session.add(anomaly)
     session.flush()
     return anomaly, True
+
+
+def _when(value: object) -> datetime | None:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return value if isinstance(value, datetime) and value.tzinfo is not None else None
+
+
+def _text(value: object) -> str | None:
+    return value[:128] if isinstance(value, str) and value else None
 
 
 def anomaly_dict(a: Anomaly) -> dict[str, Any]:
@@ -81,6 +106,13 @@ def anomaly_dict(a: Anomaly) -> dict[str, Any]:
         "acknowledged_by": a.acknowledged_by,
         "reason": a.reason,
         "resolved_at": a.resolved_at,
+        "at": a.at,
+        "person_id": a.person_id,
+        "place": a.place,
+        "host": a.host,
+        "assignee": a.assignee,
+        "escalated_at": a.escalated_at,
+        "escalated_by": a.escalated_by,
     }
 
 
@@ -88,7 +120,7 @@ def _transition(
     session: Session, actor: str, anomaly_id: int, reason: str, now: datetime, to: str
 ) -> Anomaly:
     assert to in ANOMALY_STATES
-    reason = (reason or "").strip()
+    reason = guard_text((reason or "").strip(), "reason")
     if not reason:
         raise AnomalyError("a reason is required")
     if len(reason) > 2000:

@@ -19,13 +19,18 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker as SessionMaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from controller.envelope import now_utc
+from controller.numguard import install_log_guard
 from dashboard.auth.middleware import SecurityMiddleware
 from dashboard.auth.service import AuthService
 from dashboard.db import make_engine, make_sessionmaker
 from dashboard.enrolment import EnrolDesk
 from dashboard.settings import DashboardSettings
+from dashboard.web import errors
+from dashboard.web.guard import NumberGuardMiddleware
 
 STATIC_DIR = Path(__file__).with_name("static")
 
@@ -40,6 +45,7 @@ def create_app(
     """Build the app. ``sessionmaker`` defaults to one over ``settings.database_url``;
     ``bus`` is the in-process event bus live updates, ended sessions and card enrolment
     go through."""
+    install_log_guard()  # whoever serves the app: no log line carries an individual number
     if sessionmaker is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         sessionmaker = make_sessionmaker(make_engine(settings.database_url))
@@ -67,9 +73,12 @@ def create_app(
         app.router.routes.extend(router.routes)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, errors.http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, errors.server_error)
+    app.add_middleware(NumberGuardMiddleware)  # inside the security middleware
     app.add_middleware(
         SecurityMiddleware, router=app.router, auth=app.state.auth, https=settings.https,
-        now=clock,
+        now=clock, forbidden_page=errors.forbidden_page,
     )
     return app
 
@@ -82,6 +91,7 @@ def routers() -> list[APIRouter]:
     from dashboard.numlog import web as numlog
     from dashboard.printing import web as printing
     from dashboard.reports import web as reports
+    from dashboard.review import web as review
     from dashboard.web import (
         account,
         anomalies,
@@ -92,6 +102,7 @@ def routers() -> list[APIRouter]:
         groups,
         live,
         lockdown,
+        names,
         nodes,
         overview,
         people,
@@ -107,7 +118,7 @@ def routers() -> list[APIRouter]:
         lockdown.router,
         anomalies.router, audit.router, users.router, account.router, live.router,
         printing.router, backups.router, media.router, numlog.router, correlation.router,
-        reports.router, hosts.router,
+        reports.router, review.router, names.router, hosts.router,
     ]
 
 
@@ -131,9 +142,12 @@ def person_sections() -> list[tuple[str, Any]]:
             ("hosts.page", pc_context)]
 
 
-async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _invalid(request: Request, exc: RequestValidationError) -> Response:
     """422 as FastAPI words it, without echoing the refused values: a too-long password or a
-    field holding an individual number must not come back in the response (or its logs)."""
-    errors = [{k: v for k, v in e.items() if k not in ("input", "ctx", "url")}
+    field holding an individual number must not come back in the response (or its logs).
+    A page gets a page in the reader's language."""
+    if errors.wants_html(request):
+        return errors.error_page(request, 422)
+    problems = [{k: v for k, v in e.items() if k not in ("input", "ctx", "url")}
               for e in exc.errors()]
-    return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})
+    return JSONResponse(status_code=422, content={"detail": jsonable_encoder(problems)})

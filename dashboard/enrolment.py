@@ -25,7 +25,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from controller.envelope import parse_ts
+from controller.events import DoorAccess
 
 WINDOW_S = 30
 CONFIRM_S = 120
@@ -72,11 +75,13 @@ class Tap:
 
 def tap_from_event(data: dict[str, Any]) -> Tap | None:
     """The tap in a bus ``event`` message, or None when it is not a usable door.access."""
-    payload = data.get("data")
-    if data.get("kind") != "door.access" or not isinstance(payload, dict):
+    if data.get("kind") != "door.access":
         return None
-    node, seq, reader = data.get("node"), data.get("seq"), payload.get("reader")
-    uid = payload.get("card") or payload.get("uid")
+    try:  # the same model the gateway emitted (controller.events)
+        access = DoorAccess.model_validate(data.get("data"))
+    except ValidationError:
+        return None  # stored and counted by the ingest; no card to enrol from it
+    node, seq, reader, uid = data.get("node"), data.get("seq"), access.reader, access.card
     try:
         ts = parse_ts(data["ts"]) if isinstance(data.get("ts"), str) else data.get("ts")
     except ValueError:

@@ -7,7 +7,7 @@ to the site zone (Asia/Tokyo by default) only when rendering.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -50,6 +50,41 @@ def local_time(value: datetime | None, zone: ZoneInfo, fmt: str = "%Y-%m-%d %H:%
     return value.astimezone(zone).strftime(fmt)
 
 
+_WEEKDAYS_JA = "月火水木金土日"
+_WEEKDAYS_EN = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+              "Dec")
+ZONE_NAMES = {"Asia/Tokyo": ("日本時間", "Japan time"), "UTC": ("協定世界時", "UTC")}
+
+
+def format_date(day: date, lang: str) -> str:
+    """2026年12月7日(月) in Japanese, Mon 7 Dec 2026 in English."""
+    if lang == "ja":
+        return f"{day.year}年{day.month}月{day.day}日({_WEEKDAYS_JA[day.weekday()]})"
+    return f"{_WEEKDAYS_EN[day.weekday()]} {day.day} {_MONTHS_EN[day.month - 1]} {day.year}"
+
+
+def format_datetime(value: datetime | None, zone: ZoneInfo, lang: str, *,
+                    seconds: bool = False) -> str:
+    """A stored (UTC) instant in the site zone: 2026年12月7日(月) 10:42."""
+    if value is None:
+        return "—"
+    if value.tzinfo is None:
+        raise ValueError("naive datetime; stored times are UTC and must be aware")
+    local = value.astimezone(zone)
+    clock = local.strftime("%H:%M:%S" if seconds else "%H:%M")
+    return f"{format_date(local.date(), lang)} {clock}"
+
+
+def zone_name(zone: ZoneInfo, lang: str) -> str:
+    pair = ZONE_NAMES.get(zone.key)
+    if pair:
+        return pair[0] if lang == "ja" else pair[1]
+    offset = datetime.now(zone).utcoffset()
+    hours = (offset.total_seconds() / 3600) if offset is not None else 0
+    return f"UTC{hours:+g}"
+
+
 class Translator:
     """Bound to one request's language and the site zone; handed to templates."""
 
@@ -74,5 +109,29 @@ class Translator:
         seconds = max(int((end - start).total_seconds()), 0)
         return f"{seconds // 3600}:{seconds % 3600 // 60:02d}"
 
-    def time(self, value: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
-        return local_time(value, self.zone, fmt)
+    def time(self, value: datetime | None, fmt: str | None = None, *,
+             seconds: bool = False) -> str:
+        """An instant in the site zone: 2026年12月7日(月) 10:42 (or ``fmt`` for strftime)."""
+        if fmt is not None:
+            return local_time(value, self.zone, fmt)
+        return format_datetime(value, self.zone, self.lang, seconds=seconds)
+
+    def date(self, value: date | datetime | None) -> str:
+        if value is None:
+            return "—"
+        if isinstance(value, datetime):
+            value = value.astimezone(self.zone).date()
+        return format_date(value, self.lang)
+
+    def hm(self, value: datetime | None, seconds: bool = False) -> str:
+        """Only the clock time (10:42), for rows already grouped by day."""
+        return local_time(value, self.zone, "%H:%M:%S" if seconds else "%H:%M")
+
+    def label(self, group: str, key: str | None, default: str | None = None) -> str:
+        from dashboard.labels import label
+
+        return label(group, key, self.lang, default)
+
+    @property
+    def zone_name(self) -> str:
+        return zone_name(self.zone, self.lang)

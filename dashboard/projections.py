@@ -1,5 +1,8 @@
 """Projections kept up to date by the ingest, in the same transaction as the events.
 
+Each projection takes the event's payload as its kind's model (``controller.events.KINDS``,
+validated by the ingest, see ingest/payloads.py), never the raw ``data``.
+
 - ``door_access``: one row per door.access event (filter by time, person, door, granted).
 - ``presence``: intervals per (person, door) from granted in/out taps; ``left_at`` NULL while
   inside. Events arriving late (a resent range) rebuild the affected person's intervals.
@@ -15,10 +18,13 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from controller.envelope import Event
+from controller.events import DoorAccess as AccessEvent
+from controller.events import NodeClock, PolicyApplied, PolicyRejected
 from dashboard.bulk import insert_rows, row_writer
 from dashboard.models.events import DoorAccess, Presence
 from dashboard.models.nodes import Node
@@ -42,24 +48,25 @@ def event_refs(event: Event) -> tuple[str | None, str | None]:
     return _str(event.data, "person_id"), _str(event.data, "door")
 
 
-def door_access_row(event: Event) -> dict[str, Any] | None:
-    """The door_access row for a door.access event, or None when its data is unusable."""
-    d = event.data
-    door, direction, granted = _str(d, "door"), d.get("direction"), d.get("granted")
-    if door is None or direction not in ("in", "out") or not isinstance(granted, bool):
-        return None
+def _cut(value: str | None, limit: int = 128) -> str | None:
+    return value[:limit] if value else None
+
+
+def door_access_row(event: Event, access: AccessEvent) -> dict[str, Any]:
+    """The door_access row of a door.access event, from its validated payload."""
+    granted = access.granted
     return {
         "node": event.node,
         "seq": event.seq,
         "ts": event_time(event.ts),
-        "door": door,
-        "direction": direction,
+        "door": access.door,
+        "direction": access.direction,
         "granted": granted,
-        "reason": None if granted else _str(d, "reason"),
-        "person_id": _str(d, "person_id"),
-        "second_person_id": _str(d, "second_person_id"),
-        "uid": _str(d, "card", 64) or _str(d, "uid", 64),
-        "reader": _str(d, "reader"),
+        "reason": None if granted else access.reason,
+        "person_id": _cut(access.person_id),
+        "second_person_id": _cut(access.second_person_id),
+        "uid": _cut(access.card, 64),
+        "reader": _cut(access.reader),
     }
 
 
@@ -74,33 +81,23 @@ def note_last_event(node: Node, event: Event) -> None:
         node.clock_state = event.clock
 
 
-def apply_node_health(node: Node, event: Event) -> None:
-    """Update a node's health projection from one of its events (events applied in seq order)."""
+def apply_node_health(node: Node, event: Event, data: BaseModel) -> None:
+    """Update a node's health projection from one of its HEALTH_KINDS events and its validated
+    payload (events applied in seq order)."""
     note_last_event(node, event)
-    if event.kind not in HEALTH_KINDS:
-        return
-    when = event_time(event.ts)
-    d = event.data
     if event.kind == "node.started":
         node.boot = event.boot
-    elif event.kind == "node.clock":
-        state = d.get("state")
-        if isinstance(state, str):
-            node.clock_state = state[:16]
-        offset = d.get("offset_s")
-        if isinstance(offset, int | float) and not isinstance(offset, bool):
-            node.clock_offset_s = float(offset)
-    elif event.kind == "policy.applied":
-        version = d.get("version")
-        if (isinstance(version, int) and not isinstance(version, bool)) and (
-            node.policy_version is None or version >= node.policy_version
-        ):
-            node.policy_version = version
-            node.policy_applied_at = when
+    elif isinstance(data, NodeClock):
+        node.clock_state = data.state
+        if data.offset_s is not None:
+            node.clock_offset_s = data.offset_s
+    elif isinstance(data, PolicyApplied):
+        if node.policy_version is None or data.version >= node.policy_version:
+            node.policy_version = data.version
+            node.policy_applied_at = event_time(event.ts)
             node.policy_rejected = None
-    elif event.kind == "policy.rejected":
-        reason = d.get("reason")
-        node.policy_rejected = (reason if isinstance(reason, str) else "rejected")[:255]
+    elif isinstance(data, PolicyRejected):
+        node.policy_rejected = data.reason
 
 
 def _ref(row: dict[str, Any]) -> str:
@@ -274,23 +271,40 @@ class AccessFilter:
     person_id: str | None = None
     door: str | None = None
     granted: bool | None = None
+    person_ids: tuple[str, ...] | None = None  # any of these (a search by name)
+    doors: tuple[str, ...] | None = None
+
+
+def _access_where(flt: AccessFilter) -> list[Any]:
+    conds: list[Any] = []
+    if flt.since is not None:
+        conds.append(DoorAccess.ts >= flt.since)
+    if flt.until is not None:
+        conds.append(DoorAccess.ts < flt.until)
+    if flt.person_id is not None:
+        conds.append(DoorAccess.person_id == flt.person_id)
+    if flt.person_ids is not None:
+        conds.append(DoorAccess.person_id.in_(flt.person_ids or ("",)))
+    if flt.door is not None:
+        conds.append(DoorAccess.door == flt.door)
+    if flt.doors is not None:
+        conds.append(DoorAccess.door.in_(flt.doors or ("",)))
+    if flt.granted is not None:
+        conds.append(DoorAccess.granted.is_(flt.granted))
+    return conds
+
+
+def door_log_count(session: Session, flt: AccessFilter, cap: int = 100_000) -> int:
+    """How many taps match (counted up to ``cap``: a page says "100,000 or more")."""
+    inner = select(DoorAccess.id).where(*_access_where(flt)).limit(cap).subquery()
+    return int(session.scalar(select(func.count()).select_from(inner)) or 0)
 
 
 def door_log(
     session: Session, flt: AccessFilter, *, limit: int = 100, before_id: int | None = None
 ) -> list[DoorAccess]:
     """Newest first; page with ``before_id`` (the smallest id of the previous page)."""
-    q = select(DoorAccess)
-    if flt.since is not None:
-        q = q.where(DoorAccess.ts >= flt.since)
-    if flt.until is not None:
-        q = q.where(DoorAccess.ts < flt.until)
-    if flt.person_id is not None:
-        q = q.where(DoorAccess.person_id == flt.person_id)
-    if flt.door is not None:
-        q = q.where(DoorAccess.door == flt.door)
-    if flt.granted is not None:
-        q = q.where(DoorAccess.granted.is_(flt.granted))
+    q = select(DoorAccess).where(*_access_where(flt))
     if before_id is not None:
         q = q.where(DoorAccess.id < before_id)
     return list(

@@ -85,21 +85,24 @@ class LoopPart:
 
 def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
     from controller import keys
+    from controller.numguard import install_log_guard
     from dashboard.bus import Bus
     from dashboard.db import WalCheckpointer, make_engine, make_sessionmaker
 
+    install_log_guard()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
     sm = make_sessionmaker(engine)
     runtime = DashboardRuntime(settings, sm, Bus())
     from dashboard.backups.check import BackupWatch
     from dashboard.correlation.engine import Correlator
-    from dashboard.correlation.listener import CorrelationListener
+    from dashboard.correlation.listener import CorrelationListener, publish_new_items
     from dashboard.correlation.settings import CorrelationSettings
 
     correlation = CorrelationSettings(timezone=settings.timezone)
     watch = BackupWatch(sm, settings=correlation, interval_s=300, bus=runtime.bus)
     listener = CorrelationListener(runtime.bus, sm, now_utc, correlator=Correlator(correlation))
+    publish_new_items(listener, runtime.bus)
     correlate = LoopPart("correlation", listener.run)
     # SQLite only: ingest's page writes off its thread
     checkpointer = LoopPart("wal-checkpoint", WalCheckpointer(engine).run)

@@ -7,7 +7,6 @@ event first and publishes it later, so nothing is lost while the broker is down.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,7 +19,9 @@ Phase = Literal["insert", "startup_scan", "rescan", "policy_change", "token_chec
 
 
 class Emit(Protocol):
-    def __call__(self, kind: str, data: BaseModel | Mapping[str, Any]) -> Any: ...
+    """The node runtime's ``emit``: ``data`` is the kind's model (controller.events.KINDS)."""
+
+    def __call__(self, kind: str, data: BaseModel, /) -> Any: ...
 
 
 def serial_sha256(serial: str | None) -> str | None:

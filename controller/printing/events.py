@@ -17,6 +17,7 @@ DenialReason = Literal[
     "no_jobs",
     "printer_stopped",
     "cups_unavailable",
+    "printing_not_configured",  # a tap at a printer reader of a gateway without [printing]
 ]
 DENIAL_REASONS: frozenset[str] = frozenset(DenialReason.__args__)  # type: ignore[attr-defined]
 

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from stdnum.jp import in_ as my_number
-
+from controller.numguard import scrub
 from controller.printing.events import DenialReason, ReleasedJob
 from controller.printing.settings import ReleaseMode
 from controller.printing.types import WAITING_STATES, HeldJob, QueueStatus
@@ -97,21 +95,12 @@ def expired_jobs(jobs: Sequence[HeldJob], now: datetime, hold_hours: float) -> l
     )
 
 
-_TWELVE_DIGITS = re.compile(r"(?<!\d)\d{12}(?!\d)")
-
-
-def scrub_numbers(text: str) -> str:
-    """Replace every 12-digit run that is a valid individual number (My Number)."""
-    return _TWELVE_DIGITS.sub(
-        lambda m: "[number removed]" if my_number.is_valid(m.group()) else m.group(), text
-    )
-
-
 def title_digest(title: str, key: bytes) -> str:
     """HMAC-SHA256 of the title under the node's title key, first 16 hex digits: the same
     title gives the same digest on this node, but a short, guessable title (a form name and a
-    person's name) cannot be confirmed without the key, which never leaves the node."""
-    return hmac.new(key, title.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+    person's name) cannot be confirmed without the key, which never leaves the node. Taken
+    after the title's individual numbers are removed, so not even the key confirms one."""
+    return hmac.new(key, scrub(title).encode("utf-8"), hashlib.sha256).hexdigest()[:16]
 
 
 def released_record(job: HeldJob, *, redact_titles: bool, title_key: bytes) -> ReleasedJob:
@@ -121,6 +110,6 @@ def released_record(job: HeldJob, *, redact_titles: bool, title_key: bytes) -> R
         copies=max(job.copies, 1),
         pages=job.impressions,
         sheets=job.sheets,
-        title=None if redact_titles else scrub_numbers(job.title),
+        title=None if redact_titles else scrub(job.title),
         title_hmac=title_digest(job.title, title_key) if redact_titles else None,
     )

@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from controller.printing.events import (
     PRINT_DENIED,
@@ -38,9 +38,10 @@ from controller.printing.release import (
 from controller.printing.settings import PrintSettings
 from controller.printing.types import CupsLike, CupsUnavailable, HeldJob, JobGone, PrintError
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:  # controller.events imports this package's models: no import at run time
+    from controller.events import Emit
 
-Emit = Callable[[str, Mapping[str, Any]], Any]
+log = logging.getLogger(__name__)
 
 
 def _utcnow() -> datetime:
@@ -164,7 +165,7 @@ class PrintRelease:
                 copies=sum(r.copies for r in records),
                 pages=None if any(p is None for p in pages) else sum(p or 0 for p in pages),
             )
-            self._emit(PRINT_RELEASE, payload.model_dump(mode="json"))
+            self._emit(PRINT_RELEASE, payload)
         released = tuple(j.job_id for j in done)
         if failure is not None:
             left = [j for j in selection if j.job_id not in released and j.job_id not in gone]
@@ -202,7 +203,7 @@ class PrintRelease:
             job_ids=[j.job_id for j in held],
             detail=detail,
         )
-        self._emit(PRINT_DENIED, payload.model_dump(mode="json"))
+        self._emit(PRINT_DENIED, payload)
         return ReleaseOutcome(
             printer, person_id, still_held=tuple(j.job_id for j in held), denial=reason
         )
@@ -234,7 +235,7 @@ class PrintRelease:
                         jobs=done,
                         hold_hours=self.settings.hold_hours,
                     )
-                    self._emit(PRINT_EXPIRED, payload.model_dump(mode="json"))
+                    self._emit(PRINT_EXPIRED, payload)
             cancelled.extend(j.job_id for j in done)
             self.counters["expired_jobs"] += len(done)
         return cancelled

@@ -74,6 +74,11 @@ def route_name(router: Router, scope: Scope) -> str | None:
     return partial
 
 
+def _wants_page(scope: Scope) -> bool:
+    return ("text/html" in _header(scope, b"accept")
+            and not scope.get("path", "").startswith("/api/"))
+
+
 def _header(scope: Scope, name: bytes) -> str:
     for key, value in scope.get("headers", []):
         if key == name:
@@ -94,7 +99,7 @@ async def _respond(send: Send, status: int, body: dict[str, Any], headers=()) ->
 class SecurityMiddleware:
     def __init__(
         self, app: ASGIApp, *, router: Router, auth: AuthService, https: bool,
-        now: Callable[[], Any],
+        now: Callable[[], Any], forbidden_page: Callable[..., Awaitable[None]] | None = None,
     ) -> None:
         self.app = app
         self.router = router
@@ -102,6 +107,7 @@ class SecurityMiddleware:
         self.https = https
         self.now = now
         self.cookie = session_cookie_name(https)
+        self.forbidden_page = forbidden_page  # a page (in the reader's language) for browsers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -124,6 +130,9 @@ class SecurityMiddleware:
             await self._unauthenticated(scope, send_with_headers)
             return
         if principal.role not in ROLE_MATRIX.get(name, frozenset()):
+            if self.forbidden_page is not None and method == "GET" and _wants_page(scope):
+                await self.forbidden_page(scope, receive, send_with_headers, principal)
+                return
             await _respond(send_with_headers, 403, {"detail": "forbidden for your role"})
             return
         if principal.must_change_password and name not in WHILE_MUST_CHANGE:

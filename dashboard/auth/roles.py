@@ -164,6 +164,24 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "api.timeline": READERS,
     "api.findings.list": READERS,
     "api.correlation.rerun": EDITORS,
+    # the review queue (anomalies and correlation findings are one list of items to review)
+    "review.page": READERS,
+    "review.item": READERS,
+    "review.acknowledge": EDITORS,
+    "review.resolve": EDITORS,
+    "review.assign": EDITORS,
+    "review.escalate": EDITORS,
+    "review.bulk_acknowledge": EDITORS,
+    "api.review.list": READERS,
+    "api.review.get": READERS,
+    "api.review.act": EDITORS,
+    # backup operators confirm backup alarms on the backups page
+    "snapshots.alarm_confirm": frozenset({Role.admin, Role.security_admin, Role.backup_operator}),
+    # display names of readers, hosts, nodes and the site
+    "names.page": READERS,
+    "names.set": EDITORS,
+    # lockdown: who is inside now (printable, for an evacuation)
+    "lockdown.inside": READERS,
     "reports.page": READERS,
     "reports.monthly": READERS,  # auditors may issue (read) the report; issuing is audited
 }

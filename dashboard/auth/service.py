@@ -19,6 +19,7 @@ from dashboard.auth.roles import SCOPES, Role
 from dashboard.auth.throttle import reserve_attempt, settle_success
 from dashboard.models.auth import ApiToken, Session, User, as_utc
 from dashboard.settings import DashboardSettings
+from dashboard.textguard import guard_text
 
 TOKEN_PREFIX = "srt_"  # noqa: S105 - a public marker, not a secret
 
@@ -82,6 +83,8 @@ class AuthService:
     ) -> User:
         if role not in Role.__members__:
             raise AuthError(f"unknown role {role!r}; choose one of {', '.join(Role)}")
+        username = guard_text(username, "username")
+        display_name = guard_text(display_name, "display_name")
         if not username or len(username) > 64 or not username.isprintable():
             raise AuthError("username must be 1 to 64 printable characters")
         if db.scalar(select(User.id).where(User.username == username)) is not None:
@@ -200,7 +203,8 @@ class AuthService:
             raise AuthError(f"scopes must be a non-empty subset of {sorted(SCOPES)}")
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         row = ApiToken(
-            name=name[:128], prefix=secret[:12], token_hash=self._digest(secret),
+            name=guard_text(name, "name")[:128], prefix=secret[:12],
+            token_hash=self._digest(secret),
             scopes=" ".join(sorted(scopes)), user_id=user_id, created_at=now,
             expires_at=now + timedelta(seconds=ttl_s) if ttl_s else None,
         )

@@ -64,6 +64,11 @@ BACKUPS: dict[str, tuple[str, str]] = {
     "backups.kind.purge": ("削除義務(パージ)", "Purge"),
     "backups.node": ("ノード", "Node"),
     "backups.all_nodes": ("すべて", "All"),
+    "backups.night": ("日付", "Night"),
+    "backups.chart": ("夜ごとの所要時間と書き込みサイズ", "Duration and size written per night"),
+    "backups.chart_minutes": ("所要時間(分)", "Duration (min)"),
+    "backups.chart_mb": ("書き込み(MB)", "Written (MB)"),
+    "backups.seconds": ("{s} 秒", "{s} s"),
     "backups.invalid": ("形式が正しくないバックアップ記録: {n} 件",
                         "Backup records with an unexpected format: {n}"),
 }

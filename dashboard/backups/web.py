@@ -3,19 +3,23 @@ API under /api/v1/backups, for backup operators, admins, security admins and aud
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-from typing import Annotated
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
+from dashboard.anomalies import AnomalyError, acknowledge
+from dashboard.auth.service import Principal
 from dashboard.backups import queries as Q
 from dashboard.backups.texts import BACKUPS
 from dashboard.correlation.settings import CorrelationSettings
 from dashboard.models.anomalies import Anomaly
+from dashboard.models.events import StoredEvent
 from dashboard.printing.texts import Texts
 from dashboard.web import deps
 
@@ -66,12 +70,55 @@ def backups_page(
     alarms = db.scalars(select(Anomaly).where(Anomaly.kind.in_(ALARM_KINDS),
                                               Anomaly.state == "open")
                         .order_by(Anomaly.last_seen_at.desc()).limit(20)).all()
+    from dashboard.review.sentences import Evidence, sentence
+
+    t, n = deps.translator(request), deps.names(request)
+    ev = Evidence.load(db, list(alarms))
     return deps.render(request, "backups/page.html", {
-        "t": Texts(deps.translator(request), BACKUPS), "f": f, "cal": cal,
-        "weeks": Q.weeks(cal), "st": _status(request, db, f), "alarms": alarms,
+        "t": Texts(t, BACKUPS), "f": f, "cal": cal,
+        "nightly": nightly_chart(db, Texts(t, BACKUPS), deps.now(request)),
+        "weeks": Q.weeks(cal), "st": _status(request, db, f),
+        "alarms": [(a, sentence(a, ev, t, n)) for a in alarms],
         "prev_month": (first - timedelta(days=1)).strftime("%Y-%m"),
         "next_month": (first + timedelta(days=32)).strftime("%Y-%m"),
     })
+
+
+def nightly_chart(db: DbSession, t: Any, now: datetime, nights: int = 30) -> dict[str, Any]:
+    """Duration (minutes) and written size (MB) of each snapshot in the last ``nights``."""
+    rows = db.execute(select(StoredEvent.ts, StoredEvent.data).where(
+        StoredEvent.kind == "backup.snapshot", StoredEvent.ts >= now - timedelta(days=nights))
+        .order_by(StoredEvent.ts)).all()
+    x, minutes, size = [], [], []
+    for ts, data in rows:
+        d = data if isinstance(data, dict) else {}
+        local = ts.astimezone(t.zone)
+        x.append(f"{local.month}/{local.day}")
+        minutes.append(round(float(d.get("duration_s") or 0) / 60, 1))
+        size.append(round(float(d.get("bytes_stored") or 0) / 1e6, 1))
+    return {"kind": "lines", "x": x, "x_label": t("backups.night"), "series": [
+        {"label": t("backups.chart_minutes"), "values": minutes, "color": "#1f5fae"},
+        {"label": t("backups.chart_mb"), "values": size, "color": "#b35c00", "scale": "y2"}]}
+
+
+@router.post("/backups/alarms/{anomaly_id}/confirm", name="snapshots.alarm_confirm",
+             include_in_schema=False)
+def backups_alarm_confirm(
+    request: Request, anomaly_id: int, db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """A backup operator acknowledges a backup alarm (only those) with a reason; audited."""
+    row = db.get(Anomaly, anomaly_id)
+    if row is None or row.kind not in ALARM_KINDS:
+        raise HTTPException(status_code=404, detail="no such backup alarm")
+    try:
+        acknowledge(db, who.username, anomaly_id, reason, now=deps.now(request))
+        db.commit()
+    except AnomalyError as exc:
+        db.rollback()
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    return RedirectResponse("/backups?msg=common.saved#backup-alarms", status_code=303)
 
 
 @router.get("/api/v1/backups/calendar", name="api.snapshots.calendar",

@@ -11,23 +11,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from dashboard.correlation.rules import covered, is_working_time, key, local
+from dashboard.correlation.rules import (  # noqa: F401 - the rule names, re-exported
+    HOST_RULES,
+    PC_AFTER_EXIT,
+    PC_BREAK_GLASS,
+    PC_FAILED_LOGINS,
+    PC_FILES_WITHOUT_ACCESS,
+    PC_NOT_IN_ROOM,
+    PC_OUTSIDE_HOURS,
+    PC_PRESENCE_UNKNOWN,
+    PC_SUDO_NOT_ADMIN,
+    PC_TWO_HOSTS,
+    covered,
+    is_working_time,
+    key,
+    local,
+)
 from dashboard.correlation.settings import CorrelationSettings
 from dashboard.correlation.types import AccessIn, FindingOut, Interval
 from dashboard.hosts.queries import HostEvent, PcSession
 
-PC_NOT_IN_ROOM = "pc_logon_not_in_room"
-PC_AFTER_EXIT = "pc_session_after_exit"
-PC_FILES_WITHOUT_ACCESS = "pc_number_files_without_access"
-PC_SUDO_NOT_ADMIN = "pc_sudo_without_admin"
-PC_OUTSIDE_HOURS = "pc_logon_outside_hours"
-PC_TWO_HOSTS = "pc_account_on_two_hosts"
-PC_FAILED_LOGINS = "pc_failed_logins"
-PC_PRESENCE_UNKNOWN = "pc_presence_unknown"
-PC_BREAK_GLASS = "pc_break_glass"
-HOST_RULES = (PC_NOT_IN_ROOM, PC_AFTER_EXIT, PC_FILES_WITHOUT_ACCESS, PC_SUDO_NOT_ADMIN,
-              PC_OUTSIDE_HOURS, PC_TWO_HOSTS, PC_FAILED_LOGINS, PC_PRESENCE_UNKNOWN,
-              PC_BREAK_GLASS)
 FAILURE_REASONS = frozenset({"wrong_password", "unknown_card", "wrong_account"})
 
 

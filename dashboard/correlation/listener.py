@@ -34,6 +34,7 @@ class CorrelationListener:
     errors: int = 0
     last_error: str = ""
     on_findings: Callable[[list[str]], None] | None = None
+    on_items: Callable[[list[int]], None] | None = None  # review items raised (anomaly ids)
 
     def process_one(self, msg: BusMessage) -> list[str]:
         """Correlate one bus "event" message; returns the new finding keys."""
@@ -51,6 +52,8 @@ class CorrelationListener:
         self.processed += 1
         if res.new and self.on_findings:
             self.on_findings(res.new)
+        if res.anomalies and self.on_items:
+            self.on_items(res.anomalies)
         return res.new
 
     def tick(self) -> list[str]:
@@ -63,6 +66,8 @@ class CorrelationListener:
                 got = list(self.loans(s))
             res = self.correlator.tick(s, self.clock(), got)
             s.commit()
+        if res.anomalies and self.on_items:
+            self.on_items(res.anomalies)
         return res.new
 
     def run(self, stop: threading.Event) -> None:
@@ -83,3 +88,13 @@ class CorrelationListener:
                     self.last_error = type(exc).__name__
         finally:
             sub.close()
+
+
+def publish_new_items(listener: CorrelationListener, bus: Bus) -> None:
+    """Tell the live pages (the review queue, the overview) about the items the correlation
+    raised, after their commit, as the ingest does for its own."""
+    def publish(ids: list[int]) -> None:
+        for anomaly_id in ids:
+            bus.publish("anomaly", {"id": anomaly_id, "kind": ""})
+
+    listener.on_items = publish

@@ -52,6 +52,14 @@ def _detail(f: FindingOut) -> dict[str, object]:
             "evidence": jsonable(f.evidence)}
 
 
+def _where(f: FindingOut) -> dict[str, object]:
+    """When, whom and where a finding concerns: what the review queue filters on."""
+    door, host = f.evidence.get("door"), f.evidence.get("host")
+    return {"at": f.at, "person_id": f.person_id,
+            "place": door if isinstance(door, str) else None,
+            "host": host if isinstance(host, str) else None}
+
+
 def _raise(session: Session, new: Sequence[FindingOut], now: datetime) -> dict[str, int]:
     """One anomaly per new finding, as ``dashboard.anomalies.raise_anomaly`` makes it, set-based
     (one query for open anomalies with the keys, one insert for the rest; the per-event path
@@ -69,11 +77,11 @@ def _raise(session: Session, new: Sequence[FindingOut], now: datetime) -> dict[s
         f = keys.pop(k)
         anomaly, _ = raise_anomaly(session, ANOMALY_PREFIX + f.rule, dedupe_key=f.key, now=now,
                                    subject=f.subject, severity=f.severity, node=f.node,
-                                   detail=_detail(f))
+                                   detail=_detail(f), **_where(f))
         out[f.key] = anomaly.id
     rows = [{"kind": ANOMALY_PREFIX + f.rule, "severity": f.severity, "node": f.node,
              "subject": f.subject[:255], "detail": _detail(f), "dedupe_key": k, "count": 1,
-             "state": "open", "first_seen_at": now, "last_seen_at": now}
+             "state": "open", "first_seen_at": now, "last_seen_at": now, **_where(f)}
             for k, f in keys.items()]
     for i in range(0, len(rows), 1000):
         part = rows[i : i + 1000]
@@ -82,6 +90,26 @@ def _raise(session: Session, new: Sequence[FindingOut], now: datetime) -> dict[s
         for aid, k in res:
             out[keys[k].key] = aid
     return out
+
+
+SUPERSEDED_REASON = ("superseded by review item {id}, which carries the evidence / "
+                     "証拠付きの確認事項 {id} に引き継ぎました")
+_DOOR_RULES = ("door_forced", "door_held_open")
+
+
+def _supersede(session: Session, found: Sequence[FindingOut], ids: dict[str, int],
+               now: datetime) -> None:
+    """The ingest raises a bare door alarm the moment a door is forced or held open; the
+    finding about the same door opens the review item with its evidence. One incident is one
+    item: the bare alarm is resolved (audited) and points to the finding's item."""
+    for f in found:
+        door = f.evidence.get("door")
+        if f.rule not in _DOOR_RULES or not isinstance(door, str) or not f.node:
+            continue
+        key = f"{f.rule}:{f.node}:{door}"[:255]
+        for bare in session.scalars(select(Anomaly).where(Anomaly.dedupe_key == key,
+                                                          Anomaly.state != "resolved")):
+            resolve(session, ACTOR, bare.id, SUPERSEDED_REASON.format(id=ids[f.key]), now=now)
 
 
 def persist(session: Session, outcome: Outcome, now: datetime, *,
@@ -108,6 +136,7 @@ def persist(session: Session, outcome: Outcome, now: datetime, *,
             for f in new]
     for i in range(0, len(rows), 2000):
         session.execute(insert(_F), rows[i : i + 2000])
+    _supersede(session, [f for f in new if f.key in ids], ids, now)
     res.new = [f.key for f in new]
     res.anomalies = sorted(ids.values())
     gone = [known[k][0] for k in clear if k in known and not known[k][1]]

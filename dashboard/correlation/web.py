@@ -7,7 +7,7 @@ timeline, and a re-run over a period. Acknowledging uses the anomalies router's 
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
@@ -23,6 +23,7 @@ from dashboard.correlation.rerun import rerun
 from dashboard.correlation.timeline import timeline
 from dashboard.models.anomalies import Anomaly
 from dashboard.models.correlation import Finding
+from dashboard.models.people import Person
 from dashboard.web import deps
 
 router = APIRouter()
@@ -37,10 +38,10 @@ def _findings(db: DbSession, state: str) -> list[tuple[Finding, Anomaly | None]]
 
 
 @router.get("/findings", name="findings.page", include_in_schema=False)
-def findings_page(request: Request, db: Annotated[DbSession, Depends(deps.db)],
-                  state: Annotated[str, Query(pattern="^(open|all)$")] = "open") -> Response:
-    return deps.render(request, "numlog/findings.html", {"rows": _findings(db, state),
-                                                         "state": state})
+def findings_page(state: Annotated[str, Query(pattern="^(open|all)$")] = "open") -> Response:
+    """Findings are the evidence of review items: the queue shows them."""
+    return RedirectResponse("/review?state=all" if state == "all" else "/review",
+                            status_code=303)
 
 
 @router.post("/findings/{anomaly_id}/resolve", name="findings.resolve", include_in_schema=False)
@@ -54,7 +55,7 @@ def findings_resolve(request: Request, anomaly_id: int,
     except service.AnomalyError as exc:
         db.rollback()
         raise HTTPException(status_code=409, detail=str(exc)) from exc
-    return RedirectResponse("/findings?state=all", status_code=303)
+    return RedirectResponse(f"/review/{anomaly_id}?msg=common.saved", status_code=303)
 
 
 class FindingOut(BaseModel):
@@ -90,10 +91,15 @@ def _day(d: date | None, request: Request, default: date) -> datetime:
 @router.get("/people/{person_id}/timeline", name="timeline.page", include_in_schema=False)
 def timeline_page(request: Request, person_id: str, db: Annotated[DbSession, Depends(deps.db)],
                   day: date | None = None) -> Response:
+    """A person's day, all sources joined (stays, door taps, number accesses, prints, USB on
+    their hosts), drawn as the review items' time strip, with the day's review items."""
+    from dashboard.review.day import day_context
+
+    if db.get(Person, person_id) is None:
+        raise HTTPException(status_code=404, detail="no such person")
     start = _day(day, request, deps.now(request).astimezone(deps.settings(request).zone).date())
-    items = timeline(db, person_id, start, start + timedelta(days=1))
-    return deps.render(request, "numlog/timeline.html", {"person_id": person_id, "items": items,
-                                                         "day": start.date()})
+    return deps.render(request, "review/day.html",
+                       day_context(request, db, person_id, start))
 
 
 class ItemOut(BaseModel):

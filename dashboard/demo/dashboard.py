@@ -16,6 +16,7 @@ from controller.keys import generate, load_private, public_b64
 from controller.localbroker import free_port
 from controller.mqtt import MqttSettings
 from controller.policy import Policy
+from dashboard.demo import seed
 
 ACTOR = "demo-setup"
 
@@ -48,7 +49,9 @@ def enter_office(sm: Any, office: Policy, now: datetime) -> None:
                                              "two_person_window_s": door.two_person_window_s,
                                              "anti_passback": door.anti_passback}, now=now)
         for printer in office.printers:
-            services.create_printer(db, ACTOR, {"id": printer, "name": printer}, now=now)
+            services.create_printer(db, ACTOR, {"id": printer,
+                                                "name": seed.PRINTER_NAMES.get(printer, printer)},
+                                    now=now)
         for group in office.groups:
             services.create_group(db, ACTOR, {
                 "id": group.id, "name": group.name, "doors": group.doors,
@@ -93,7 +96,8 @@ def start_dashboard(
     password = secrets.token_urlsafe(12)
     with sm.begin() as db:
         AuthService(settings, sm).create_user(db, username="admin", role="admin",
-                                              password=password, now=now)
+                                              password=password, now=now,
+                                              display_name="管理者")
     enter_office(sm, office, now)
     if history is not None:
         history(sm, settings)

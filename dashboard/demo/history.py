@@ -19,15 +19,21 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import BaseModel
 
+from backup.events import BackupFailed, BackupSnapshot
+from controller import events as ev
 from controller.envelope import GENESIS, Event, seal
+from controller.events import payload_error
 from controller.keys import public_b64
+from controller.printing.events import PrintReleasePayload, ReleasedJob
 from controller.schedule import is_japanese_holiday
 from dashboard.demo import seed
+from usb_guard.events import UsbInserted, VerdictName
 
 ZONE = ZoneInfo("Asia/Tokyo")
 DAYS = 30
@@ -45,10 +51,10 @@ class _Signer:
 
     def event(self, kind: str, ts: datetime, data: dict[str, Any]) -> Event:
         self.seq += 1
-        ev = seal(self.key, node=self.name, site=seed.SITE, seq=self.seq, ts=ts,
-                  boot="history", clock="synced", kind=kind, data=data, prev=self.prev)
-        self.prev = ev.hash
-        return ev
+        sealed = seal(self.key, node=self.name, site=seed.SITE, seq=self.seq, ts=ts,
+                      boot="history", clock="synced", kind=kind, data=data, prev=self.prev)
+        self.prev = sealed.hash
+        return sealed
 
 
 @dataclass
@@ -59,8 +65,12 @@ class Month:
     pending: list[tuple[str, datetime, dict[str, Any]]] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)
 
-    def add(self, node: str, kind: str, ts: datetime, data: dict[str, Any]) -> None:
-        self.pending.append((node, ts, {"kind": kind, "data": data}))
+    def add(self, node: str, kind: str, ts: datetime, data: BaseModel) -> None:
+        """One event, as a node would emit it: the kind's own model (controller.events)."""
+        refused = payload_error(kind, data)
+        if refused is not None:
+            raise ValueError(refused)
+        self.pending.append((node, ts, {"kind": kind, "data": data.model_dump(mode="json")}))
 
     def events(self) -> list[Event]:
         """Sealed in time order per node (seq follows ts, as on a real node)."""
@@ -85,53 +95,50 @@ def _at(d: date, h: int, m: int = 0, s: int = 0) -> datetime:
     return datetime.combine(d, time(h, m, s), ZONE).astimezone(UTC)
 
 
-def _door(m: Month, who: seed.StaffMember | None, direction: str, ts: datetime, *,
-          granted: bool = True, reason: str | None = None, card: str | None = None) -> None:
-    m.add(GW, "door.access", ts, {
-        "card": card or (who.uid if who else "0000"), "direction": direction, "door": seed.DOOR,
-        "granted": granted, "person_id": who.id if who else None, "policy_version": 1,
-        "reader": f"{seed.DOOR}-{direction}", "reason": reason, "second_person_id": None,
-    })
+def _door(m: Month, who: seed.StaffMember | None, direction: Literal["in", "out"],
+          ts: datetime, *, granted: bool = True, reason: ev.DenialReason | None = None,
+          card: str | None = None) -> None:
+    m.add(GW, "door.access", ts, ev.DoorAccess(
+        card=card or (who.uid if who else "0000"), direction=direction, door=seed.DOOR,
+        granted=granted, person_id=who.id if who else None, policy_version=1,
+        reader=f"{seed.DOOR}-{direction}", reason=reason))
     if granted:
-        m.add(GW, "door.opened", ts + timedelta(seconds=2), {
-            "door": seed.DOOR, "via": "grant", "person_id": who.id if who else None,
-            "reason": "access"})
+        m.add(GW, "door.opened", ts + timedelta(seconds=2), ev.DoorOpened(
+            door=seed.DOOR, via="grant", person_id=who.id if who else None, reason="access"))
         m.add(GW, "door.closed", ts + timedelta(seconds=6),
-              {"door": seed.DOOR, "open_s": 4.0, "via": "grant"})
+              ev.DoorClosed(door=seed.DOOR, open_s=4.0, via="grant"))
 
 
 def _print(m: Month, who: seed.StaffMember, ts: datetime, job: int, pages: int) -> None:
-    m.add(GW, "print.release", ts, {
-        "printer": seed.PRINTER, "person_id": who.id, "job_ids": [job], "copies": 1,
-        "pages": pages, "jobs": [{"job_id": job, "cups_user": who.cups_user, "copies": 1,
-                                  "pages": pages, "sheets": pages, "title": None}]})
+    m.add(GW, "print.release", ts, PrintReleasePayload(
+        printer=seed.PRINTER, person_id=who.id, job_ids=[job], copies=1, pages=pages,
+        jobs=[ReleasedJob(job_id=job, cups_user=who.cups_user, copies=1, pages=pages,
+                          sheets=pages)]))
 
 
-def _usb(m: Month, ts: datetime, number: str | None, verdict: str, reason: str) -> None:
-    m.add(USB, "usb.inserted", ts, {
-        "control_number": number, "device": "1-1", "host": "pc-01",
-        "interfaces": ["08:06:50"], "phase": "token_check" if number else "insert",
-        "product_id": "5583", "reason": reason, "refused_interfaces": [],
-        "rule": f"medium:{number}" if number else "unregistered",
-        "serial_masked": "****" + (number or "XXXX")[-4:], "serial_sha256": "0" * 16,
-        "vendor_id": "0781", "verdict": verdict})
+def _usb(m: Month, ts: datetime, number: str | None, verdict: VerdictName, reason: str) -> None:
+    m.add(USB, "usb.inserted", ts, UsbInserted(
+        control_number=number, device="1-1", host="pc-01", interfaces=("08:06:50",),
+        phase="token_check" if number else "insert", product_id="5583", reason=reason,
+        rule=f"medium:{number}" if number else "unregistered",
+        serial_masked="****" + (number or "XXXX")[-4:], serial_sha256="0" * 16,
+        vendor_id="0781", verdict=verdict))
 
 
 def _backup(m: Month, d: date, rnd: random.Random, *, fail: bool = False) -> None:
     ts = _at(d, 2, 0, rnd.randrange(0, 59))
     if fail:
-        m.add(BACKUP, "backup.failed", ts, {
-            "stage": "run", "result": "failed", "error": "io",
-            "message": "the NAS did not answer", "exit_code": 1, "duration_s": 31.0})
+        m.add(BACKUP, "backup.failed", ts, BackupFailed(
+            stage="run", error="io", message="the NAS did not answer", exit_code=1,
+            duration_s=31.0))
         return
-    m.add(BACKUP, "backup.snapshot", ts, {
-        "snapshot_id": f"{rnd.getrandbits(64):016x}", "result": "ok",
-        "started": ts.strftime("%Y-%m-%dT%H:%M:%S.000000Z"), "duration_s": 40.0 + rnd.random() * 20,
-        "files": 1800 + d.day, "dirs": 120, "symlinks": 0, "files_new": rnd.randrange(0, 40),
-        "files_changed": rnd.randrange(0, 60), "files_unchanged": 1700, "files_removed": 0,
-        "bytes_total": 2_400_000_000, "bytes_read": 80_000_000, "bytes_new": 12_000_000,
-        "bytes_stored": 5_000_000, "repo_bytes": 3_100_000_000 + d.toordinal(), "skipped": 0,
-        "paths": None})
+    m.add(BACKUP, "backup.snapshot", ts, BackupSnapshot(
+        snapshot_id=f"{rnd.getrandbits(64):016x}",
+        started=ts.strftime("%Y-%m-%dT%H:%M:%S.000000Z"), duration_s=40.0 + rnd.random() * 20,
+        files=1800 + d.day, dirs=120, symlinks=0, files_new=rnd.randrange(0, 40),
+        files_changed=rnd.randrange(0, 60), files_unchanged=1700, files_removed=0,
+        bytes_total=2_400_000_000, bytes_read=80_000_000, bytes_new=12_000_000,
+        bytes_stored=5_000_000, repo_bytes=3_100_000_000 + d.toordinal(), skipped=0))
 
 
 def build(now: datetime, rnd_seed: int = 11) -> Month:
@@ -193,11 +200,12 @@ def build(now: datetime, rnd_seed: int = 11) -> Month:
     m.row(_at(d, 10, 15), "OP9999", "個人番号照会", "閲覧", "年末調整", "成功")  # unknown operator
     m.row(_at(d, 11, 0), "OP0003", "個人番号照会", "閲覧", f"確認 {LEAKED_NUMBER}", "成功")
     d = workdays[16 % len(workdays)]
-    m.add(GW, "door.forced", _at(d, 3, 12), {"door": seed.DOOR, "lockdown": False})
-    m.add(GW, "door.closed", _at(d, 3, 13), {"door": seed.DOOR, "open_s": 55.0, "via": "forced"})
+    m.add(GW, "door.forced", _at(d, 3, 12), ev.DoorForced(door=seed.DOOR))
+    m.add(GW, "door.closed", _at(d, 3, 13), ev.DoorClosed(door=seed.DOOR, open_s=55.0,
+                                                          via="forced"))
     d = workdays[18 % len(workdays)]
-    m.add(GW, "door.held_open", _at(d, 15, 1), {"door": seed.DOOR, "open_s": 30.0,
-                                               "via": "grant", "person_id": "s010"})
+    m.add(GW, "door.held_open", _at(d, 15, 1), ev.DoorHeldOpen(
+        door=seed.DOOR, open_s=30.0, via="grant", person_id="s010"))
     _usb(m, _at(workdays[-3], 13, 20), None, "block", "mass storage not in the media ledger")
     # an output record with no number access before it
     _print(m, next(s for s in staff if s.id == "s012"), _at(workdays[-2], 8, 20), 999, 42)

@@ -133,6 +133,12 @@ class DemoRoom:
         started = time.monotonic()
         counts = history.store(sm, history.build(now), now)
         self.history = {**counts, "seconds": round(time.monotonic() - started, 1)}
+        from dashboard.demo.names import seed_names
+
+        assert self.pcscd is not None
+        door_in, door_out = self.pcscd.expected_reader_names()[:2]
+        seed_names(sm, now, {door_in: "サーバールーム 入口リーダー",
+                             door_out: "サーバールーム 出口リーダー"})
 
     def _start_usb(self) -> None:
         assert self.dashboard and self.broker

@@ -12,6 +12,7 @@ SITE = "tokyo-hq"
 DOOR = "server-room"
 RACK = "rack-1"
 PRINTER = "room-printer"
+PRINTER_NAMES = {PRINTER: "複合機"}
 
 _FAMILY = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤",
            "吉田", "山田", "佐々木", "山口", "松本", "井上", "木村", "林", "斎藤", "清水",

@@ -1,4 +1,5 @@
-"""Messages of the host pages (ja default, en), layered over the app's catalogue."""
+"""Messages of the host pages (ja default, en), layered over the app's catalogue. Kinds and
+reasons are labelled by the nodes' registry (controller.events, through ``t.label``)."""
 
 from __future__ import annotations
 
@@ -44,17 +45,6 @@ HOSTS: dict[str, tuple[str, str]] = {
     "hosts.invalid": ("読めない記録 {n} 件", "{n} unreadable records"),
     "hosts.period": ("期間: 過去 {days} 日", "Period: last {days} days"),
     "hosts.failure": ("失敗", "failed"),
-    # kinds
-    "hosts.kind.host.logon": ("ログオン", "Log-on"),
-    "hosts.kind.host.logoff": ("ログオフ", "Log-off"),
-    "hosts.kind.host.locked": ("ロック", "Locked"),
-    "hosts.kind.host.unlocked": ("ロック解除", "Unlocked"),
-    "hosts.kind.host.session": ("セッション", "Session"),
-    "hosts.kind.host.sudo": ("管理者権限の使用", "Administrator command"),
-    "hosts.kind.host.auth_failed": ("認証失敗", "Failed authentication"),
-    "hosts.kind.host.file_access": ("ファイル操作", "File access"),
-    "hosts.kind.host.health": ("PC の状態", "PC health"),
-    "hosts.kind.host.oplog_gap": ("操作記録の欠落", "Operations log gap"),
     # file operations and folder classes
     "hosts.op.read": ("閲覧", "read"), "hosts.op.write": ("書込み", "write"),
     "hosts.op.create": ("作成", "create"), "hosts.op.delete": ("削除", "delete"),
@@ -62,26 +52,6 @@ HOSTS: dict[str, tuple[str, str]] = {
     "hosts.op.attr": ("属性変更", "attributes"), "hosts.op.exec": ("実行", "execute"),
     "hosts.class.number_data": ("番号データ", "number data"),
     "hosts.class.vault": ("保管庫", "vault"),
-    # log-on denials
-    "hosts.reason.remote": ("リモート接続(カード不可)", "Remote (card never counts)"),
-    "hosts.reason.no_policy": ("ポリシー未受信", "No policy loaded"),
-    "hosts.reason.no_reader": ("カードリーダーなし", "No card reader"),
-    "hosts.reason.no_card": ("カードなし", "No card"),
-    "hosts.reason.unknown_card": ("未登録カード", "Unknown card"),
-    "hosts.reason.inactive": ("利用停止中", "Person inactive"),
-    "hosts.reason.expired": ("有効期限切れ", "Expired"),
-    "hosts.reason.not_yet_valid": ("有効期間開始前", "Not yet valid"),
-    "hosts.reason.wrong_account": ("本人のアカウントではない", "Not the card holder's account"),
-    "hosts.reason.not_permitted": ("この PC の利用権限なし", "No right to this PC"),
-    "hosts.reason.outside_schedule": ("利用可能時間外", "Outside schedule"),
-    "hosts.reason.not_in_room": ("入室記録なし", "Not in the room"),
-    "hosts.reason.presence_unknown": ("在室情報なし", "Presence unknown"),
-    "hosts.reason.wrong_password": ("パスワード誤り", "Wrong password"),
-    "hosts.reason.bad_caller": ("不正な問い合わせ元", "Request from a wrong process"),
-    # lock and log-off reasons
-    "hosts.why.card_removed": ("カード取り外し", "card removed"),
-    "hosts.why.left_room": ("退室", "left the room"),
-    "hosts.why.card_away": ("カード不在が続いた", "card stayed away"),
 }
 
 

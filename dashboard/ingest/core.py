@@ -7,9 +7,11 @@ Steps per batch: route the topic, size limit, parse (shape and hash), site and t
 then enrolled and approved node, signature; then the stored neighbours each node's events
 need (``_lookup``), and per node in seq order, with no query meanwhile (on PostgreSQL the rows
 stream into a COPY as they are accepted): duplicate or fork against what is stored, chain link
-to seq-1 and seq+1, insert (``_accept``); then each node's contiguous mark (ack) and gaps
-(resend request; anomaly later if not filled) (``ChainMarks.settle``); then door access and
-presence. The steps before the database are in prepare.py, the marks in marks.py.
+to seq-1 and seq+1, insert (``_accept``, which also validates the payloads the ingest projects
+with their kind's model and projects node health and door alarms from them); then each node's
+contiguous mark (ack) and gaps (resend request; anomaly later if not filled)
+(``ChainMarks.settle``); then door access and presence. The steps before the database are in
+prepare.py, the payloads in payloads.py, the marks in marks.py.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.envelope import GENESIS, MAX_EVENT_BYTES, Event
+from controller.events import KINDS
+from controller.events import DoorAccess as AccessEvent
 from dashboard import projections
 from dashboard.anomalies import anomaly_dict, raise_anomaly
 from dashboard.bulk import row_writer
+from dashboard.ingest import payloads
 from dashboard.ingest.batch import BatchResult, Outcome, PendingAnomalies, ResendRequest
 from dashboard.ingest.counters import IngestCounters
 from dashboard.ingest.marks import ChainMarks
@@ -36,8 +41,6 @@ from dashboard.models.events import StoredEvent
 from dashboard.models.nodes import Node
 
 __all__ = ["MAX_SEQ", "BatchResult", "IngestCore", "Outcome", "Prepared", "ResendRequest"]
-_ANOMALY_KINDS = frozenset({"door.forced", "door.held_open", "policy.rejected",
-                            "node.receipt_refused"})
 
 
 class IngestCore:
@@ -371,60 +374,21 @@ class IngestCore:
                     },
                 )
             )
-            if event.kind in projections.HEALTH_KINDS:
-                projections.apply_node_health(node, event)
-            if event.kind in _ANOMALY_KINDS:
-                self._event_anomalies(event, pending)
-            if event.kind == "door.access":
-                row = projections.door_access_row(event)
-                if row is None:
-                    result.counts["projection_skipped"] += 1
-                else:
+            kind = event.kind
+            if kind in payloads.PROJECTED:  # stored already; projected from its model
+                data = payloads.validated(event)
+                if data is None:
+                    result.counts["invalid_payload"] += 1
+                elif isinstance(data, AccessEvent):
+                    row = projections.door_access_row(event, data)
                     (late_access if seq < old_max else access).append(row)
+                elif kind in projections.HEALTH_KINDS:
+                    projections.apply_node_health(node, event, data)
+                if kind in payloads.ALARM_KINDS:
+                    payloads.raise_alarm(event, data, pending)
+            elif kind not in KINDS:
+                result.counts["unknown_kind"] += 1
         return accepted, old_max
-
-    def _event_anomalies(self, event: Event, pending: PendingAnomalies) -> None:
-        if event.kind not in _ANOMALY_KINDS:
-            return
-        door = projections.event_refs(event)[1] or "?"
-        if event.kind == "door.forced":
-            pending.add(
-                "door_forced",
-                f"{event.node}:{door}",
-                node=event.node,
-                severity="critical",
-                subject=f"door {door} forced open",
-                detail={"door": door, "at": event.ts},
-            )
-        elif event.kind == "door.held_open":
-            pending.add(
-                "door_held_open",
-                f"{event.node}:{door}",
-                node=event.node,
-                severity="warning",
-                subject=f"door {door} held open",
-                detail={"door": door, "at": event.ts},
-            )
-        elif event.kind == "node.receipt_refused":
-            what = str(event.data.get("what"))[:16]
-            pending.add(
-                "receipt_refused",
-                f"{event.node}:{what}",
-                node=event.node,
-                severity="critical",
-                subject=f"{event.node} refused a forged or replayed {what}",
-                detail={"what": what, "reason": str(event.data.get("reason"))[:32],
-                        "count": event.data.get("count"), "at": event.ts},
-            )
-        elif event.kind == "policy.rejected":
-            pending.add(
-                "policy_rejected",
-                event.node,
-                node=event.node,
-                severity="critical",
-                subject=f"{event.node} rejected the policy",
-                detail={"reason": str(event.data.get("reason"))[:200]},
-            )
 
     def _raise(
         self, session: Session, pending: PendingAnomalies, now: datetime, result: BatchResult

@@ -21,6 +21,10 @@ REJECT_REASONS = (
     "bad_state",  # state message that is not a JSON object with a valid state
     "internal_error",  # our bug or a DB failure on this one payload (not acked; node re-sends)
 )
+NOTED = (  # stored (the node signed them; nothing is lost) but not what their kind says
+    "invalid_payload",  # data that fails its kind's model (controller.events.KINDS): not projected
+    "unknown_kind",  # a kind that no package registers in controller.events.KINDS
+)
 
 
 class IngestCounters:
@@ -41,7 +45,8 @@ class IngestCounters:
             return self._c[key]
 
     def snapshot(self) -> dict[str, int]:
-        """A copy: ``stored``, ``state``, ``rejected`` (total) and one key per reject reason."""
+        """A copy: ``stored``, ``state``, ``rejected`` (total), one key per reject reason and
+        the NOTED counts."""
         with self._lock:
             snap = dict(self._c)
         snap["rejected"] = sum(v for k, v in snap.items() if k in REJECT_REASONS)

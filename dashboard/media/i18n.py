@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from dashboard.i18n import Translator
+from dashboard.labels import states
 
 MESSAGES: dict[str, tuple[str, str]] = {
     "media.title": ("媒体管理台帳", "Media ledger"),
@@ -79,32 +80,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "usb.reason": ("理由", "Reason"),
     "usb.inserted": ("接続", "inserted"),
     "usb.removed": ("取外し", "removed"),
-    "verdict.allow": ("許可", "allowed"),
-    "verdict.block": ("遮断", "blocked"),
-    "verdict.readonly": ("読み取り専用", "read-only"),
-    "verdict.removed_token_mismatch": ("トークン不一致で除去", "removed: token mismatch"),
-    "mstate.registered": ("登録済み", "registered"),
-    "mstate.in_storage": ("保管中", "in storage"),
-    "mstate.checked_out": ("持出し中", "checked out"),
-    "mstate.returned": ("返却済み", "returned"),
-    "mstate.wiped": ("消去済み", "wiped"),
-    "mstate.lost": ("紛失", "lost"),
-    "mstate.disposed": ("廃棄済み", "disposed"),
-    "maction.register": ("登録", "register"),
-    "maction.store": ("保管", "store"),
-    "maction.check_out": ("持出し", "check out"),
-    "maction.return": ("返却", "return"),
-    "maction.wipe": ("消去", "wipe"),
-    "maction.mark_lost": ("紛失", "lost"),
-    "maction.found": ("発見", "found"),
-    "maction.dispose": ("廃棄", "dispose"),
-    "maction.reconfigure": ("設定変更", "settings"),
     "dest.internal_reuse": ("社内で再利用", "internal reuse"),
     "dest.external_reuse": ("社外で再利用", "external reuse"),
     "dest.recycling": ("リサイクル", "recycling"),
     "dest.manufacturer": ("メーカー返却", "manufacturer"),
     "dest.destroyed": ("破壊", "destroyed"),
     "dest.other": ("その他", "other"),
+    # states, actions and verdicts: the console's one table of labels
+    **{f"mstate.{k}": v for k, v in states.MEDIA_STATES.items()},
+    **{f"maction.{k}": v for k, v in states.MEDIA_ACTIONS.items()},
+    **{f"verdict.{k}": v for k, v in states.USB_VERDICTS.items()},
 }
 STATES = ("registered", "in_storage", "checked_out", "returned", "wiped", "lost", "disposed")
 DESTINATIONS = ("destroyed", "recycling", "manufacturer", "internal_reuse", "external_reuse",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -26,16 +26,16 @@ from dashboard.services.base import (
     audit,
     check_actor,
     mark_policy_dirty,
-    no_number,
     validate,
     when,
 )
+from dashboard.textguard import UNGUARDED
 from usb_guard import ledger
 from usb_guard.certificate import Destination
 from usb_guard.errors import LedgerError
 from usb_guard.policy import MediumIdentity
 
-Text = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(no_number)]
+Text = Annotated[str, Field(min_length=1, max_length=200)]
 Method = Literal["Clear", "Purge", "Destroy"]
 
 
@@ -46,10 +46,12 @@ class MediaError(ServiceError):
 class RegisterIn(Input):
     vendor_id: str = Field(pattern=r"^[0-9a-fA-F]{4}$")
     product_id: str = Field(pattern=r"^[0-9a-fA-F]{4}$")
-    serial: str | None = Field(default=None, max_length=255)
-    descriptors_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    # the stick's identity, matched as is by the agents: kept exactly (see SECURITY.md)
+    serial: Annotated[str | None, UNGUARDED] = Field(default=None, max_length=255)
+    descriptors_sha256: Annotated[str | None, UNGUARDED] = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$")
     interfaces: list[str] = []
-    token_digest: str = Field(pattern=r"^[0-9a-f]{64}$")
+    token_digest: Annotated[str, UNGUARDED] = Field(pattern=r"^[0-9a-f]{64}$")
     make: Text
     model: Text
     media_type: Text = "USB flash drive"

@@ -8,8 +8,10 @@ of ``dashboard.auth.roles.ROLE_MATRIX``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse
@@ -42,6 +44,14 @@ def _render(request: Request, name: str, ctx: dict[str, Any], status: int = 200)
     if request.query_params.get("msg") == "media.saved":
         ctx.setdefault("flash", ctx["m"]("media.saved"))
     return deps.render(request, name, ctx, status)
+
+
+def due_default(now: datetime, zone: ZoneInfo) -> datetime:
+    """A check-out is due back at the end of the next working day (18:00), not "now"."""
+    day = now.astimezone(zone).date() + timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return datetime.combine(day, time(18, 0), zone)
 
 
 def list_media(db: DbSession, state: str = "", q: str = "") -> list[Medium]:
@@ -134,7 +144,8 @@ def _detail(request: Request, db: DbSession, cn: str, error: str = "",
     zone = deps.translator(request).zone
     ctx = {"r": row, "records": records, "error": error, "people": _people(db),
            "destinations": DESTINATIONS, "has_certificate": certificates.has_certificate(row),
-           "now": deps.now(request), "due_default": local_input(deps.now(request), zone)}
+           "now": deps.now(request), "due_default": local_input(due_default(deps.now(request),
+                                                                             zone), zone)}
     return _render(request, "media/detail.html", ctx, status)
 
 

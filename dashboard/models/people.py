@@ -128,5 +128,8 @@ class SiteSettings(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Tokyo")
     lockdown: Mapped[bool] = mapped_column(Boolean, default=False)
     lockdown_doors: Mapped[list[str]] = mapped_column(JSON, default=list)
+    lockdown_reason: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    lockdown_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    lockdown_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     policy_dirty: Mapped[bool] = mapped_column(Boolean, default=True)
     policy_dirty_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -7,10 +7,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controller.numguard import contains_my_number
 from dashboard.audit import append_audit
 from dashboard.models.numlog import OperatorMap, TerminalMap
 from dashboard.models.people import Person
-from dashboard.numlog.redact import contains_my_number
 
 
 def _check(*values: str | None) -> None:

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dashboard.numlog.redact import contains_my_number, redact
+from controller.numguard import contains_my_number, redact
 
 FIELDS = ("no", "office", "ts", "screen", "action", "purpose", "operator", "result", "terminal")
 REQUIRED = ("ts", "action", "operator")

@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from controller.numguard import contains_my_number, redact
 from dashboard.audit import append_audit
 from dashboard.correlation.engine import Correlator
 from dashboard.numlog.parse import ColumnMapping, NumlogError, load_json, parse_csv, parse_json_rows
-from dashboard.numlog.redact import contains_my_number, redact
 from dashboard.numlog.store import ImportReport, store_rows
 
 SOURCE_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")

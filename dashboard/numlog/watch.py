@@ -20,9 +20,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from controller.numguard import redact
 from dashboard.correlation.engine import Correlator
 from dashboard.numlog.parse import NumlogError
-from dashboard.numlog.redact import redact
 from dashboard.numlog.service import import_csv
 
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".result.json")

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from dashboard.auth.service import Principal
 from dashboard.models.numlog import NumlogBatch
 from dashboard.numlog.parse import NumlogError
+from dashboard.numlog.rows import rows_filters, rows_page
 from dashboard.numlog.service import MAX_BYTES, import_csv, import_json
 from dashboard.web import deps
 
@@ -38,35 +39,13 @@ document.addEventListener("DOMContentLoaded", () => {
 });
 """
 
-UI = {
-    "numlog.title": ("番号システムの操作記録", "Number-system access logs"),
-    "numlog.upload": ("CSV を取り込む", "Import a CSV"),
-    "numlog.source": ("取込元", "Source"),
-    "numlog.file": ("ファイル(UTF-8 / BOM 付き / CP932)", "File (UTF-8, UTF-8 with BOM, CP932)"),
-    "numlog.batches": ("取込履歴", "Imports"),
-    "numlog.result": ("{stored} 件保存、{duplicate} 件は保存済み、{bad} 件不正、{redacted} 件で個人番号を削除",  # noqa: E501
-                      "{stored} stored, {duplicate} already stored, {bad} bad, {redacted} with a number "  # noqa: E501
-                      "redacted"),
-    "numlog.line": ("{line} 行目: {error}", "line {line}: {error}"),
-    "numlog.at": ("日時", "Time"),
-    "numlog.count": ("件数", "Count"),
-}
-
-
-def ui(lang: str, key: str, **fmt: object) -> str:
-    ja, en = UI[key]
-    text = ja if lang == "ja" else en
-    return text.format(**fmt) if fmt else text
-
-
 def _page(request: Request, db: DbSession, report: dict[str, Any] | None = None,
           error: str = "", status: int = 200) -> Response:
-    batches = db.scalars(select(NumlogBatch).order_by(NumlogBatch.id.desc()).limit(50)).all()
-    lang = deps.translator(request).lang
+    batches = db.scalars(select(NumlogBatch).order_by(NumlogBatch.id.desc()).limit(20)).all()
+    f = rows_filters(request)
     return deps.render(request, "numlog/page.html", {
-        "batches": batches, "report": report, "error": error,
-        "ui": lambda k, **f: ui(lang, k, **f)},
-        status)
+        "batches": batches, "report": report, "error": error, "f": f,
+        **rows_page(db, f, deps.settings(request).zone)}, status)
 
 
 @router.get("/numlog", name="numlog.page", include_in_schema=False)
@@ -92,9 +71,10 @@ async def numlog_upload(
                             zone=deps.settings(request).zone, actor=who.username,
                             filename=file.filename or "")
         db.commit()
-    except NumlogError as exc:
+    except NumlogError:
         db.rollback()
-        return _page(request, db, error=str(exc), status=400)
+        return _page(request, db, error=deps.translator(request)("numlog.bad_file"),
+                     status=400)
     return _page(request, db, report=report.as_dict())
 
 

@@ -1,23 +1,24 @@
 """Deletion / disposal certificates (削除証明書): date, person in charge, reason, subject, result,
-method. No individual number may appear: a field holding one is refused (the subject is named,
-e.g. "従業員 山田太郎 の個人番号", never the number itself)."""
+method. No individual number may appear: one typed into any field is replaced by the guard
+(``GuardedModel``) before the certificate is stored or printed (the subject is named, e.g.
+"従業員 山田太郎 の個人番号", never the number itself)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from dashboard.audit import append_audit
 from dashboard.models.correlation import DeletionCertificate
-from dashboard.numlog.redact import contains_my_number
 from dashboard.reports.csvout import write_rows
 from dashboard.reports.labels import Lang, label
 from dashboard.reports.pdf import Doc
+from dashboard.textguard import GuardedModel
 
 
-class CertificateIn(BaseModel):
+class CertificateIn(GuardedModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
     number: str = Field(min_length=1, max_length=64)
     org: str = Field(min_length=1, max_length=255)
@@ -27,13 +28,6 @@ class CertificateIn(BaseModel):
     subject: str = Field(min_length=1, max_length=2000)
     result: str = Field(min_length=1, max_length=255)
     method: str = Field(min_length=1, max_length=255)
-
-    @field_validator("*")
-    @classmethod
-    def _no_number(cls, value: object) -> object:
-        if isinstance(value, str) and contains_my_number(value):
-            raise ValueError("must not contain an individual number; name the person instead")
-        return value
 
 
 class CertificateError(ValueError):

@@ -20,6 +20,7 @@ from dashboard.reports.data import MediaRecord, MonthlyData, ReportError, gather
 from dashboard.reports.labels import Lang, label
 from dashboard.reports.pdf import Doc, read_seal, seal_keyword
 from dashboard.reports.seal import VerifyResult, compute_seal, seal_sha256, verify
+from dashboard.textguard import guard_text
 
 Format = Literal["pdf", "csv"]
 # column widths (mm) of the PDF tables, 180 mm in all
@@ -107,6 +108,7 @@ def issue(session: Session, *, month: str, org: str, lang: Lang, fmt: Format, zo
     ``media``: the ledger's actions (default: read from the dashboard's media ledger)."""
     if lang not in ("ja", "en"):
         raise ReportError("lang must be ja or en")
+    org = guard_text(org, "org")
     if media is None:
         from dashboard.reports.data import month_bounds
         from dashboard.reports.media_source import media_records

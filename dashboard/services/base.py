@@ -10,14 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from controller.envelope import now_utc
 from dashboard.audit import append_audit
 from dashboard.models.people import SiteSettings
-from dashboard.numlog.redact import contains_my_number
+from dashboard.textguard import GuardedModel
 
 
 class ServiceError(ValueError):
@@ -32,22 +32,17 @@ class Conflict(ServiceError):
     """The request clashes with existing data (duplicate id, card held by someone else...)."""
 
 
-def no_number(text: str) -> str:
-    """Free text of an admin record (and so of the audit log, the policy and the reports)
-    may not hold an individual number."""
-    if contains_my_number(text):
-        raise ValueError("holds an individual number; remove it")
-    return text
-
-
 Ident = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s/#+]+$")]
-Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(no_number)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
 Actor = str
 
 M = TypeVar("M", bound=BaseModel)
 
 
-class Input(BaseModel):
+class Input(GuardedModel):
+    """An admin change's input. Its text (and so the audit log's, the policy's and the
+    reports') holds no individual number: ``GuardedModel`` replaces one in every field."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 

@@ -18,6 +18,7 @@ from dashboard.services.base import (
     when,
 )
 from dashboard.services.people import get_person
+from dashboard.textguard import guard_text
 
 
 def card_dict(c: Card) -> dict[str, Any]:
@@ -57,6 +58,7 @@ def enrol_card(
     check_actor(actor)
     at = when(now)
     norm = _uid(uid)
+    label = guard_text(label, "label")
     if len(label) > 128:
         raise ServiceError("card label is longer than 128 characters")
     person = get_person(session, person_id)

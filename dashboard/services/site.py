@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -15,6 +15,7 @@ from dashboard.services.base import (
     Ident,
     Input,
     NotFound,
+    ServiceError,
     check_actor,
     rights_changed,
     validate,
@@ -25,6 +26,7 @@ from dashboard.services.base import (
 class LockdownIn(Input):
     lockdown: bool
     doors: list[Ident] = []
+    reason: str | None = Field(default=None, max_length=2000)
 
 
 class TimezoneIn(Input):
@@ -46,6 +48,7 @@ def site_dict(s: SiteSettings) -> dict[str, Any]:
         "timezone": s.timezone,
         "lockdown": s.lockdown,
         "lockdown_doors": list(s.lockdown_doors or []),
+        "lockdown_reason": s.lockdown_reason,
     }
 
 
@@ -85,7 +88,19 @@ def set_lockdown(
             raise NotFound(f"unknown door(s): {', '.join(missing)}")
     row = get_site(session, site, now=at)
     before = site_dict(row)
+    reason = (inp.reason or "").strip() or None
+    on = inp.lockdown or bool(inp.doors)
+    was_on = row.lockdown or bool(row.lockdown_doors)
+    if on and not reason and not was_on:
+        raise ServiceError("a reason is required to start a lockdown")
     row.lockdown, row.lockdown_doors = inp.lockdown, sorted(set(inp.doors))
+    if on and not was_on:
+        row.lockdown_since, row.lockdown_by = at, actor
+    if on:
+        row.lockdown_reason = reason or row.lockdown_reason
+    else:  # ended: the audit record keeps the reason it ran for and why it ended
+        row.lockdown_reason = reason
+        row.lockdown_since = row.lockdown_by = None
     session.flush()
     if site_dict(row) != before:
         rights_changed(session, actor, "site.lockdown", "site", site, before, site_dict(row), at)

@@ -1,8 +1,17 @@
-// secroom dashboard: live updates over Server-Sent Events and confirmations. No inline script,
-// no external asset (the room's network is isolated; the CSP allows only 'self').
+// secroom dashboard: live pages over Server-Sent Events, confirmations, printing. No inline
+// script, no external asset (the room's network is isolated; the CSP allows only 'self').
+//
+// Live: every element with data-live-region (and an id) shows the present (presence, door log,
+// review queue, overview tiles). When an event arrives, the page fetches itself again and swaps
+// those regions for the server's fresh rendering, so a count and the list it counts always
+// come from the same query. The stream reconnects after a dashboard restart and then refreshes.
 "use strict";
 
 (function () {
+  var refreshing = false;
+  var again = false;
+  var refreshes = 0;
+
   function text(value) {
     return value === null || value === undefined ? "" : String(value);
   }
@@ -21,10 +30,52 @@
     }
   }
 
-  function bump(id) {
-    var el = document.getElementById(id);
-    if (el) {
-      el.textContent = String((parseInt(el.textContent, 10) || 0) + 1);
+  function regions(root) {
+    return Array.prototype.slice.call(root.querySelectorAll("[data-live-region][id]"));
+  }
+
+  function refresh() {
+    if (!regions(document).length) {
+      return;
+    }
+    if (refreshing) {
+      again = true;
+      return;
+    }
+    refreshing = true;
+    fetch(window.location.href, { credentials: "same-origin", headers: { "X-Live-Refresh": "1" } })
+      .then(function (r) { return r.ok ? r.text() : ""; })
+      .then(function (html) {
+        if (!html) {
+          return;
+        }
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        regions(document).forEach(function (old) {
+          var fresh = doc.getElementById(old.id);
+          if (!fresh || old.contains(document.activeElement) && document.activeElement !== document.body) {
+            return;
+          }
+          old.replaceWith(document.adoptNode(fresh));
+        });
+        refreshes += 1;
+        document.body.dataset.liveRefreshes = String(refreshes);
+      })
+      .catch(function () { /* the stream's error handler shows the state */ })
+      .then(function () {
+        refreshing = false;
+        if (again) {
+          again = false;
+          refresh();
+        }
+      });
+  }
+
+  function setState(state) {
+    document.body.dataset.liveState = state;
+    var badge = document.getElementById("live-state");
+    if (badge) {
+      badge.dataset.state = state;
+      badge.textContent = badge.dataset["label" + state.charAt(0).toUpperCase() + state.slice(1)] || badge.textContent;
     }
   }
 
@@ -32,6 +83,7 @@
     if (!window.EventSource || document.body.dataset.live !== "1") {
       return;
     }
+    var dropped = false;
     var source = new EventSource("/live");
     source.addEventListener("event", function (msg) {
       var ev;
@@ -43,24 +95,28 @@
       document.querySelectorAll("tbody[data-live-rows=events]").forEach(function (tbody) {
         addRow(tbody, ev);
       });
-      if (ev.kind === "door.access" && ev.granted && ev.direction === "in") {
-        bump("entries-today");
-      }
-      if (ev.kind === "anomaly") {
-        bump("open-alarms");
-      }
       document.body.dataset.lastEvent = text(ev.id);
+      refresh();
     });
     source.addEventListener("session_ended", function () {
       source.close();
       document.body.dataset.liveState = "ended";
       window.location.assign("/login");
     });
+    source.addEventListener("node", refresh);
     source.addEventListener("open", function () {
-      document.body.dataset.liveState = "open";
+      setState("open");
+      if (dropped) {
+        dropped = false;
+        refresh(); // catch up on what happened while the stream was down
+      }
     });
     source.addEventListener("error", function () {
-      document.body.dataset.liveState = "retrying";
+      dropped = true;
+      setState("retrying");
+      if (source.readyState === 2) { // closed for good (e.g. 503 while restarting): retry
+        window.setTimeout(startLive, 3000);
+      }
     });
   }
 
@@ -71,6 +127,26 @@
           e.preventDefault();
         }
       });
+    });
+    document.querySelectorAll("[data-print]").forEach(function (button) {
+      button.addEventListener("click", function () { window.print(); });
+    });
+    document.querySelectorAll("a[data-back]").forEach(function (link) {
+      link.addEventListener("click", function (e) {
+        if (window.history.length > 1) {
+          e.preventDefault();
+          window.history.back();
+        }
+      });
+    });
+  }
+
+  // A table wider than a phone scrolls inside itself: let the keyboard reach it too.
+  function scrollables() {
+    document.querySelectorAll("main table:not(.cards)").forEach(function (table) {
+      if (table.scrollWidth > table.clientWidth + 1) {
+        table.setAttribute("tabindex", "0");
+      }
     });
   }
 
@@ -111,5 +187,6 @@
     startLive();
     confirmations();
     enrolWindow();
+    scrollables();
   });
 })();

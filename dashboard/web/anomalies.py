@@ -51,18 +51,10 @@ def _list(db: DbSession, all_states: bool) -> list[Anomaly]:
     return list(db.scalars(q.order_by(Anomaly.last_seen_at.desc(), Anomaly.id.desc()).limit(LIMIT)))
 
 
-def _page(request: Request, db: DbSession, all_states: bool, error: str = "",
-          status: int = 200) -> Response:
-    return deps.render(request, "anomalies.html", {
-        "rows": _list(db, all_states), "all_states": all_states, "error": error,
-    }, status)
-
-
 @router.get("/anomalies", name="anomalies.page", include_in_schema=False)
-def anomalies_page(
-    request: Request, db: Annotated[DbSession, Depends(deps.db)], all: bool = False,  # noqa: A002
-) -> Response:
-    return _page(request, db, all)
+def anomalies_page(all: bool = False) -> Response:  # noqa: A002
+    """Anomalies are items of the review queue now."""
+    return RedirectResponse("/review?state=all" if all else "/review", status_code=303)
 
 
 def _ack(db: DbSession, who: Principal, anomaly_id: int, reason: str, now: datetime) -> Anomaly:
@@ -82,11 +74,8 @@ def anomalies_ack(
     who: Annotated[Principal, Depends(deps.principal)],
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    try:
-        _ack(db, who, anomaly_id, reason, deps.now(request))
-    except HTTPException as exc:
-        return _page(request, db, False, str(exc.detail), exc.status_code)
-    return RedirectResponse("/anomalies?msg=common.saved", status_code=303)
+    _ack(db, who, anomaly_id, reason, deps.now(request))  # an error is an error page
+    return RedirectResponse(f"/review/{anomaly_id}?msg=common.saved", status_code=303)
 
 
 @router.get("/api/v1/anomalies", name="api.anomalies.list", response_model=list[AnomalyOut],

@@ -12,8 +12,10 @@ from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
 from dashboard.audit import verify_audit
+from dashboard.labels.states import AUDIT_TARGETS
 from dashboard.models import AuditRecord
 from dashboard.web import deps
+from dashboard.web.audit_view import changes, target_name
 
 router = APIRouter()
 PAGE = 100
@@ -59,9 +61,13 @@ def audit_page(
     verify: bool = False,
 ) -> Response:
     report = verify_audit(db) if verify else None
+    t, n = deps.translator(request), deps.names(request)
+    page = _page(db, before_seq, target_type)
+    rows = [(r, target_name(n, r.target_type, r.target_id),
+             changes(r.before, r.after, r.target_type, t, n)) for r in page.items]
     return deps.render(request, "audit.html", {
-        "page": _page(db, before_seq, target_type), "report": report,
-        "target_type": target_type or "",
+        "page": page, "rows": rows, "report": report, "target_type": target_type or "",
+        "targets": sorted(AUDIT_TARGETS),
     })
 
 

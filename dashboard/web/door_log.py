@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from dashboard import projections
 from dashboard.models import DoorAccess, Person
+from dashboard.names import find_people, find_places
 from dashboard.web import deps
 from dashboard.web.csvsafe import csv_lines
 from dashboard.web.forms import ApiDateTime, OptionalDateTime, local_input, localise
@@ -63,11 +64,18 @@ class ApiFilters(Filters):
     end: ApiDateTime = None
 
 
-def _access_filter(request: Request, f: Filters) -> projections.AccessFilter:
+def _access_filter(request: Request, f: Filters, db: DbSession | None = None
+                   ) -> projections.AccessFilter:
+    """Door and person as a person types them: a name (or a staff number), or the id."""
     zone = deps.settings(request).zone
+    people = doors = None
+    if f.person:
+        people = tuple(find_people(db, f.person)) if db is not None else (f.person,)
+    if f.door:
+        doors = tuple(d for d in find_places(deps.names(request), f.door)) or (f.door,)
     return projections.AccessFilter(
         since=localise(f.start, zone), until=localise(f.end, zone),
-        person_id=f.person or None, door=f.door or None,
+        person_ids=people, doors=doors,
         granted={"granted": True, "denied": False}.get(f.result),
     )
 
@@ -81,7 +89,8 @@ def _names(db: DbSession, rows: list[DoorAccess]) -> dict[str, str]:
 
 
 def _page(request: Request, db: DbSession, f: Filters) -> DoorLogPage:
-    rows = projections.door_log(db, _access_filter(request, f), limit=PAGE, before_id=f.before_id)
+    rows = projections.door_log(db, _access_filter(request, f, db), limit=PAGE,
+                                before_id=f.before_id)
     names = _names(db, rows)
     items = [
         DoorEventOut(
@@ -101,9 +110,10 @@ def door_log_page(
 ) -> Response:
     page = _page(request, db, f)
     zone = deps.settings(request).zone
-    flt = _access_filter(request, f)
+    flt = _access_filter(request, f, db)
     return deps.render(request, "door_log.html", {
         "page": page, "f": f, "start_value": local_input(flt.since, zone),
+        "total": projections.door_log_count(db, flt), "shown_before": f.before_id,
         "end_value": local_input(flt.until, zone),
         "base_query": urlencode([(k, v) for k, v in request.query_params.multi_items()
                                  if k != "before_id"]),
@@ -114,9 +124,11 @@ def door_log_page(
 def door_log_csv(
     request: Request, f: Annotated[Filters, Query()],
 ) -> Response:
-    flt = _access_filter(request, f)
-    t = deps.translator(request)
     sm = request.app.state.sessionmaker
+    with sm() as db:
+        flt = _access_filter(request, f, db)
+    t = deps.translator(request)
+    n = deps.names(request)
 
     def rows() -> Iterator[list[object]]:
         before: int | None = f.before_id
@@ -127,10 +139,12 @@ def door_log_csv(
                 names = _names(db, batch)
                 for r in batch:
                     yield [
-                        t.time(r.ts), r.door, t("dir." + r.direction),
-                        t("result.granted" if r.granted else "result.denied"), r.reason or "",
+                        t.time(r.ts, seconds=True), n.door(r.door),
+                        t.label("direction", r.direction),
+                        t.label("result", "granted" if r.granted else "denied"),
+                        t.label("door_reason", r.reason) if r.reason else "",
                         r.person_id or "", names.get(r.person_id or "", ""), r.uid or "",
-                        r.reader or "", f"{r.node}:{r.seq}",
+                        n.reader(r.reader), f"{r.node}:{r.seq}",
                     ]
                 sent += len(batch)
                 if len(batch) < CSV_BATCH:

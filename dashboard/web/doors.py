@@ -53,7 +53,7 @@ def doors_create(
         deps.change(db, services.create_door, who.username, {"id": id, "name": name},
                     now=deps.now(request))
     except HTTPException as exc:
-        return _page(request, db, str(exc.detail), exc.status_code)
+        return _page(request, db, deps.error_text(request, exc.detail), exc.status_code)
     return RedirectResponse("/doors?msg=common.saved", status_code=303)
 
 
@@ -72,7 +72,7 @@ def doors_update(
         deps.change(db, services.update_door, who.username, door_id, patch,
                     now=deps.now(request))
     except HTTPException as exc:
-        return _page(request, db, str(exc.detail), exc.status_code)
+        return _page(request, db, deps.error_text(request, exc.detail), exc.status_code)
     return RedirectResponse("/doors?msg=common.saved", status_code=303)
 
 

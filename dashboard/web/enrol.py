@@ -23,6 +23,7 @@ from dashboard.auth.service import Principal
 from dashboard.enrolment import WINDOW_S, EnrolDesk, EnrolError, EnrolWindow, ReaderRef
 from dashboard.i18n import Translator
 from dashboard.models import Card, Door, DoorAccess
+from dashboard.names import Names
 from dashboard.web import deps
 from dashboard.web.people import detail_page, person_or_404
 
@@ -36,7 +37,7 @@ class ReaderChoice:
     label: str  # what the editor reads: the door's name and side, then node and reader
 
 
-def readers_seen(db: DbSession, t: Translator) -> list[ReaderChoice]:
+def readers_seen(db: DbSession, t: Translator, names: Names) -> list[ReaderChoice]:
     """Every reader (node + reader name) in the recent door log, by the name of its door."""
     recent = (select(DoorAccess.node, DoorAccess.reader, DoorAccess.door, DoorAccess.direction)
               .where(DoorAccess.reader.is_not(None)).order_by(DoorAccess.id.desc())
@@ -47,9 +48,10 @@ def readers_seen(db: DbSession, t: Translator) -> list[ReaderChoice]:
         ref = ReaderRef(node, reader or "")
         if ref.key in seen:
             continue  # the newest row says which door the reader serves now
-        name = doors.get(door)
-        label = t("enrol.reader_label", door=name, side=t("dir." + direction), node=ref.node,
-                  reader=ref.reader) if name else f"{ref.node} · {ref.reader}"
+        name = names.door(door) if door in doors else None
+        label = t("enrol.reader_label", door=name, side=t("dir." + direction),
+                  node=names.node(ref.node), reader=names.reader(ref.reader)) if name \
+            else f"{names.node(ref.node)} · {names.reader(ref.reader)}"
         seen[ref.key] = ReaderChoice(ref.key, label)
     return sorted(seen.values(), key=lambda c: c.label)
 
@@ -63,10 +65,11 @@ def _view(request: Request, db: DbSession, window: EnrolWindow) -> dict[str, Any
     """The window as the page shows it (site time, names, the card's current holder)."""
     t = deps.translator(request)
     now = deps.now(request)
-    labels = {c.key: c.label for c in readers_seen(db, t)}
+    labels = {c.key: c.label for c in readers_seen(db, t, deps.names(request))}
     view: dict[str, Any] = {
         "id": window.id, "state": window.state(now), "seconds_left": window.seconds_left(now),
-        "reader": labels.get(window.reader.key, f"{window.reader.node} · {window.reader.reader}"),
+        "reader": labels.get(window.reader.key, f"{deps.names(request).node(window.reader.node)} · "
+                                                f"{deps.names(request).reader(window.reader.reader)}"),
         "closes_at": t.time(window.closes_at), "ignored": dict(window.ignored),
         "ignored_total": sum(window.ignored.values()), "opened_by": window.opened_by,
     }
@@ -84,7 +87,7 @@ def person_context(request: Request, db: DbSession, person_id: str) -> dict[str,
     who = deps.principal(request)
     window = _desk(request).window(who.username, person_id)
     return {
-        "enrol_readers": readers_seen(db, deps.translator(request)),
+        "enrol_readers": readers_seen(db, deps.translator(request), deps.names(request)),
         "enrol_window": _view(request, db, window) if window is not None else None,
         "enrol_wait_s": WINDOW_S,
     }
@@ -111,7 +114,8 @@ def enrol_open(
     now = deps.now(request)
     try:
         ref = ReaderRef.parse(reader)
-        if ref.key not in {c.key for c in readers_seen(db, deps.translator(request))}:
+        seen = readers_seen(db, deps.translator(request), deps.names(request))
+        if ref.key not in {c.key for c in seen}:
             raise EnrolError("choose a reader from the list")
         window, previous = _desk(request).open(user=who.username, person_id=person_id,
                                                reader=ref, label=label, now=now)

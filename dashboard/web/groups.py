@@ -88,7 +88,7 @@ def _apply(request: Request, db: DbSession, fn: Any, *args: Any) -> Response:
     try:
         deps.change(db, fn, *args, now=deps.now(request))
     except HTTPException as exc:
-        return _page(request, db, str(exc.detail), exc.status_code)
+        return _page(request, db, deps.error_text(request, exc.detail), exc.status_code)
     return RedirectResponse("/groups?msg=common.saved", status_code=303)
 
 
@@ -136,7 +136,7 @@ def groups_window_add(
     try:
         windows = _windows(db, group_id)
     except HTTPException as exc:
-        return _page(request, db, str(exc.detail), exc.status_code)
+        return _page(request, db, deps.error_text(request, exc.detail), exc.status_code)
     windows.append({"days": days or [], "start": start, "end": end})
     return _apply(request, db, services.update_group, who.username, group_id,
                   {"windows": windows})
@@ -153,7 +153,7 @@ def groups_window_delete(
         if not 0 <= index < len(windows):
             raise HTTPException(status_code=404, detail=f"no window {index}")
     except HTTPException as exc:
-        return _page(request, db, str(exc.detail), exc.status_code)
+        return _page(request, db, deps.error_text(request, exc.detail), exc.status_code)
     del windows[index]
     return _apply(request, db, services.update_group, who.username, group_id,
                   {"windows": windows})

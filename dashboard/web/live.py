@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from controller.envelope import parse_ts
 from dashboard.auth.service import AuthService
 from dashboard.i18n import Translator
+from dashboard.names import Names
 from dashboard.web import deps
 
 router = APIRouter()
@@ -22,34 +23,41 @@ MAX_STREAMS = 64
 SESSION_ENDED = b"event: session_ended\ndata: {}\n\n"
 
 
-def live_item(topic: str, data: dict[str, Any], t: Translator) -> dict[str, Any]:
-    """What the browser shows for one bus message (already translated and in site time)."""
+def live_item(topic: str, data: dict[str, Any], t: Translator,
+              n: Names | None = None) -> dict[str, Any]:
+    """What the browser shows for one bus message: labels in the reader's language, names
+    instead of ids, the time in the site zone."""
+    n = n or Names(lang=t.lang)
     if topic == "event":
         raw = data.get("data")
         payload: dict[str, Any] = raw if isinstance(raw, dict) else {}
         granted = payload.get("granted")
         when = data.get("ts")
         try:
-            time_local = t.time(parse_ts(when)) if isinstance(when, str) else ""
+            time_local = t.time(parse_ts(when), seconds=True) if isinstance(when, str) else ""
         except ValueError:
-            time_local = str(when)
+            time_local = ""
         result = ""
         if isinstance(granted, bool):
-            result = t("result.granted") if granted else t("result.denied")
+            result = t.label("result", "granted" if granted else "denied")
             reason = str(payload.get("reason") or "")
             if not granted and reason:
-                result += " · " + t.maybe("reason." + reason, reason)
+                result += " · " + t.label("door_reason", reason)
+        kind = str(data.get("kind") or "")
+        person = data.get("person_id") or payload.get("person_id")
+        door = data.get("door") or payload.get("door") or ""
         return {
-            "id": f"{data.get('node')}:{data.get('seq')}", "kind": data.get("kind"),
-            "time_local": time_local, "door": data.get("door") or payload.get("door") or "",
-            "person": data.get("person_id") or payload.get("card") or "",
+            "id": f"{data.get('node')}:{data.get('seq')}", "kind": t.label("kind", kind),
+            "time_local": time_local, "door": n.door(str(door)) if door else "",
+            "person": n.person(str(person)) if person else (
+                t.label("door_reason", "unknown_card") if kind == "door.access" else ""),
             "granted": granted if isinstance(granted, bool) else None,
             "direction": payload.get("direction"), "result": result,
         }
     if topic == "anomaly":
-        return {"id": f"anomaly:{data.get('id')}", "kind": "anomaly",
-                "time_local": "", "door": "", "person": data.get("subject", ""),
-                "granted": None, "result": t.maybe("anomaly." + str(data.get("kind")), "")}
+        return {"id": f"anomaly:{data.get('id')}", "kind": t("nav.review"),
+                "time_local": "", "door": "", "person": "",
+                "granted": None, "result": t.label("review_kind", str(data.get("kind")))}
     return {"id": f"{topic}:{data.get('node', '')}", "kind": topic, "data": data}
 
 
@@ -67,6 +75,7 @@ async def live_stream(request: Request) -> StreamingResponse:
     auth: AuthService = request.app.state.auth
     who = deps.principal(request)
     t = deps.translator(request)
+    n = deps.names(request)
     if bus is not None and bus.subscribers >= MAX_STREAMS:
         raise HTTPException(status_code=503, detail="too many live streams; close a tab")
 
@@ -106,7 +115,7 @@ async def live_stream(request: Request) -> StreamingResponse:
                         return
                     continue
                 name = "event" if msg.topic in ("event", "anomaly") else msg.topic
-                yield _sse(name, live_item(msg.topic, msg.data, t), msg.id)
+                yield _sse(name, live_item(msg.topic, msg.data, t, n), msg.id)
         finally:
             sub.close()
 

@@ -40,7 +40,8 @@ class NodeOut(BaseModel):
 
 
 def _problems(health: object) -> list[tuple[str, str]]:
-    """Journal failures, doors kept shut for it, lost broker links (this boot), readers down."""
+    """Journal failures, doors kept shut for it, lost broker links (this boot), individual
+    numbers the journal replaced in events (this boot), readers down."""
     inner = health.get("health") if isinstance(health, dict) else None
     if not isinstance(inner, dict):
         return []
@@ -51,6 +52,7 @@ def _problems(health: object) -> list[tuple[str, str]]:
         ("nodes.journal_failures", counters.get("journal_failures")),
         ("nodes.denied_unrecorded", counters.get("denied_unrecorded")),
         ("nodes.broker_disconnects", mqtt.get("disconnects")),
+        ("nodes.numbers_removed", inner.get("numbers_removed")),
     ):
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             out.append((key, str(value)))

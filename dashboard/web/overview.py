@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict
@@ -43,14 +43,38 @@ def _overview(request: Request, db: DbSession) -> OverviewOut:
     )
 
 
+def _daily(request: Request, db: DbSession, zone: Any) -> list[tuple[date, int]]:
+    """Entries per day for 30 days: the past days are counted once a day (they do not change),
+    today on every page."""
+    now = deps.now(request)
+    today = now.astimezone(zone).date()
+    cache = request.app.state.__dict__.setdefault("_daily_entries", {})
+    past = cache.get(today)
+    if past is None:
+        past = queries.entries_per_day(db, now - timedelta(days=1), zone, days=29)
+        cache.clear()
+        cache[today] = past
+    return [*past, *queries.entries_per_day(db, now, zone, days=1)]
+
+
 @router.get("/", name="overview.page", include_in_schema=False)
 def overview_page(request: Request, db: Annotated[DbSession, Depends(deps.db)]) -> Response:
+    from dashboard.review.sentences import Evidence, sentence
+
     data = _overview(request, db)
-    _, alarms = queries.open_anomalies(db)
-    return deps.render(
-        request, "overview.html",
-        {"data": data, "alarms": alarms, "chart": hourly_bars(data.entries_per_hour)},
-    )
+    _, alarms = queries.open_anomalies(db, limit=8)
+    t, n = deps.translator(request), deps.names(request)
+    ev = Evidence.load(db, alarms)
+    zone = deps.settings(request).zone
+    days = _daily(request, db, zone)
+    return deps.render(request, "overview.html", {
+        "data": data, "alarms": [(a, sentence(a, ev, t, n)) for a in alarms],
+        "chart": hourly_bars(data.entries_per_hour),
+        "daily": {"kind": "bars", "x": [f"{d.month}/{d.day}" for d, _ in days],
+                  "x_label": t("timeline.day"),
+                  "series": [{"label": t("overview.entries"), "values": [c for _, c in days],
+                              "color": "#1f5fae"}]},
+    })
 
 
 @router.get("/api/v1/overview", name="api.overview", response_model=OverviewOut, tags=["overview"])

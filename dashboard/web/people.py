@@ -135,7 +135,7 @@ def people_create(
         deps.change(db, services.create_person, who.username, {"id": id, "name": name},
                     now=deps.now(request))
     except HTTPException as exc:
-        return _list_page(request, db, str(exc.detail), exc.status_code)
+        return _list_page(request, db, deps.error_text(request, exc.detail), exc.status_code)
     return RedirectResponse(f"/people/{id}?msg=common.saved", status_code=303)
 
 
@@ -184,7 +184,8 @@ def person_update(
         deps.change(db, services.update_person, who.username, person_id, patch,
                     now=deps.now(request))
     except HTTPException as exc:
-        return detail_page(request, db, person_id, error=str(exc.detail), status=exc.status_code)
+        return detail_page(request, db, person_id, error=deps.error_text(request, exc.detail),
+                           status=exc.status_code)
     return RedirectResponse(f"/people/{person_id}?msg=common.saved", status_code=303)
 
 
@@ -200,7 +201,8 @@ def person_card_add(
         deps.change(db, services.enrol_card, who.username, person_id, uid, label=label,
                     now=deps.now(request))
     except HTTPException as exc:
-        return detail_page(request, db, person_id, error=str(exc.detail), status=exc.status_code)
+        return detail_page(request, db, person_id, error=deps.error_text(request, exc.detail),
+                           status=exc.status_code)
     return RedirectResponse(f"/people/{person_id}?msg=common.saved", status_code=303)
 
 
@@ -214,7 +216,8 @@ def person_card_revoke(
     try:
         deps.change(db, services.revoke_card, who.username, uid, now=deps.now(request))
     except HTTPException as exc:
-        return detail_page(request, db, person_id, error=str(exc.detail), status=exc.status_code)
+        return detail_page(request, db, person_id, error=deps.error_text(request, exc.detail),
+                           status=exc.status_code)
     return RedirectResponse(f"/people/{person_id}?msg=common.saved", status_code=303)
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
+from dashboard.names import find_people
 from dashboard.web import deps, queries
 from dashboard.web.forms import ApiDateTime, OptionalDateTime, local_input, localise
 
@@ -56,8 +57,12 @@ def _presence(
                 left_at=None)
         for p in queries.in_room(db, limit=MAX_ROWS)
     ]
-    stays = [StayOut(**vars(s)) for s in queries.stays_between(db, since, until,
-                                                                f.person or None, MAX_ROWS)]
+    stays: list[StayOut] = []
+    people = find_people(db, f.person) if f.person else [None]
+    for person in people[:20]:
+        stays += [StayOut(**vars(s)) for s in queries.stays_between(db, since, until, person,
+                                                                     MAX_ROWS)]
+    stays.sort(key=lambda s: (s.entered_at is None, s.entered_at), reverse=True)
     return PresenceOut(inside=inside, stays=stays), since, until
 
 

@@ -51,7 +51,7 @@ def printers_create(
         deps.change(db, services.create_printer, who.username, {"id": id, "name": name},
                     now=deps.now(request))
     except HTTPException as exc:
-        return _page(request, db, str(exc.detail), exc.status_code)
+        return _page(request, db, deps.error_text(request, exc.detail), exc.status_code)
     return RedirectResponse("/printers?msg=common.saved", status_code=303)
 
 
@@ -63,7 +63,7 @@ def printers_delete(
     try:
         deps.change(db, services.delete_printer, who.username, printer_id, now=deps.now(request))
     except HTTPException as exc:
-        return _page(request, db, str(exc.detail), exc.status_code)
+        return _page(request, db, deps.error_text(request, exc.detail), exc.status_code)
     return RedirectResponse("/printers?msg=common.saved", status_code=303)
 
 

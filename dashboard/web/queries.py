@@ -52,11 +52,26 @@ def entries_per_hour(db: DbSession, day: date, zone: ZoneInfo) -> list[int]:
     return counts
 
 
+def entries_per_day(db: DbSession, now: datetime, zone: ZoneInfo, days: int = 30
+                    ) -> list[tuple[date, int]]:
+    """Granted entries per site-local day for the ``days`` days up to today."""
+    today = now.astimezone(zone).date()
+    out = []
+    for i in range(days - 1, -1, -1):  # one count per day on the (granted, ts) index
+        day = today - timedelta(days=i)
+        start, end = local_day_bounds(day, zone)
+        n = db.scalar(select(func.count()).select_from(DoorAccess).where(
+            DoorAccess.granted.is_(True), DoorAccess.ts >= start, DoorAccess.ts < end,
+            DoorAccess.direction == "in"))
+        out.append((day, int(n or 0)))
+    return out
+
+
 def open_anomalies(db: DbSession, limit: int = 20) -> tuple[int, list[Anomaly]]:
     total = db.scalar(select(func.count()).select_from(Anomaly).where(Anomaly.state == "open"))
     rows = db.scalars(
         select(Anomaly).where(Anomaly.state == "open")
-        .order_by(Anomaly.last_seen_at.desc()).limit(limit)
+        .order_by(Anomaly.at.desc(), Anomaly.id.desc()).limit(limit)
     ).all()
     return int(total or 0), list(rows)
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
 from dashboard.auth.middleware import session_cookie_name
-from dashboard.auth.roles import allowed
+from dashboard.auth.roles import PUBLIC_ROUTES, allowed
 from dashboard.auth.service import AuthService, Principal
 from dashboard.i18n import LANGUAGE_COOKIE, LANGUAGES
 from dashboard.web import deps
@@ -72,14 +72,26 @@ def login_submit(
     assert result.principal is not None
     if result.principal.must_change_password:
         target = "/account/password"  # a temporary password: the user sets their own first
-    elif target == "/" and not allowed("overview.page", result.principal.role):
-        target = "/nodes"  # e.g. backup operators: the first page their role may see
+    elif target == "/" or not allowed_path(request, target, result.principal.role):
+        target = deps.landing(result.principal.role)  # each role starts where its work is
     response = RedirectResponse(target, status_code=303)
     settings = deps.settings(request)
     _set_cookie(request, response, session_cookie_name(settings.https), result.session_token,
                 max_age=settings.session_max_age_s)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
     return response
+
+
+def allowed_path(request: Request, path: str, role: str) -> bool:
+    """May ``role`` open the page at ``path`` (so log-in never lands on a 403)?"""
+    from starlette.routing import Match
+
+    scope = {"type": "http", "path": path.split("?")[0], "method": "GET"}
+    for route in request.app.router.routes:
+        if route.matches(scope)[0] == Match.FULL:
+            name = getattr(route, "name", "")
+            return name in PUBLIC_ROUTES or allowed(name, role)
+    return True
 
 
 def _login_error(request: Request, key: str, target: str, status: int) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ from backup.cli import add_subcommands, load_dedup_key
 from backup.config import BackupConfig
 from backup.repo import Repository
 from backup.run import RunOptions, RunResult, backup
+from controller.events import payload_error
 
 PASSPHRASE = "correct horse battery staple"  # noqa: S105 - a test key
 
@@ -27,9 +28,11 @@ PASSPHRASE = "correct horse battery staple"  # noqa: S105 - a test key
 class Recorder:
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
-    def __call__(self, kind: str, data: BaseModel | Mapping[str, Any]) -> None:
-        payload = data.model_dump(mode="json") if isinstance(data, BaseModel) else dict(data)
-        self.events.append((kind, payload))
+    def __call__(self, kind: str, data: BaseModel) -> None:
+        refused = payload_error(kind, data)  # the node runtime's check: the kind's own model
+        if refused is not None:
+            raise AssertionError(refused)
+        self.events.append((kind, data.model_dump(mode="json")))
 
     def kinds(self) -> list[str]:
         return [k for k, _ in self.events]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic import BaseModel
+
+from controller.events import payload_error
 from controller.policy import Policy
 
 JST = ZoneInfo("Asia/Tokyo")
@@ -108,13 +110,17 @@ def utc(*args: int) -> datetime:
 
 
 class Recorder:
-    """An ``emit`` callable that keeps (kind, data) in order."""
+    """An ``emit`` callable that keeps (kind, data) in order. Like the node runtime, it takes
+    only the model registered for the kind, and keeps the JSON object the journal would."""
 
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
 
-    def __call__(self, kind: str, data: Mapping[str, Any]) -> None:
-        self.events.append((kind, dict(data)))
+    def __call__(self, kind: str, data: BaseModel) -> None:
+        refused = payload_error(kind, data)
+        if refused is not None:
+            raise AssertionError(refused)
+        self.events.append((kind, data.model_dump(mode="json")))
 
     def kinds(self) -> list[str]:
         return [k for k, _ in self.events]

@@ -21,7 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from controller.events import DoorRex  # noqa: E402
 from controller.runtime import NodeRuntime, RuntimeSettings  # noqa: E402
+
+
+def rex(n: int) -> DoorRex:
+    return DoorRex(door=f"d{n:063d}")  # ~500 bytes with its envelope, each one different
 
 
 def peak_rss_mb() -> float:
@@ -48,9 +53,9 @@ def main() -> int:
         head = rt.journal.head()[0]
         while head < args.until:
             if args.chunk == 1:
-                head = rt.emit("door.rex", {"n": head, "pad": "0" * 64}).seq
+                head = rt.emit("door.rex", rex(head)).seq
             else:
-                items = [("door.rex", {"n": head + i, "pad": "0" * 64}) for i in range(args.chunk)]
+                items = [("door.rex", rex(head + i)) for i in range(args.chunk)]
                 head = rt.emit_many(items)[-1].seq
             if not args.quiet:
                 print(f"head {head}", flush=True)

@@ -17,7 +17,7 @@ from controller.access import (
     may_print,
     person_for_card,
 )
-from controller.door_events import PAYLOADS
+from controller.events import KINDS
 from controller.policy import Policy
 from tests.controller.door_fixtures import (
     ALICE,
@@ -308,7 +308,7 @@ def test_access_events_are_valid_typed_payloads() -> None:
     assert access["policy_version"] == POLICY.version
     assert events[1][1].model_dump()["window_s"] == 10
     for kind, model in events:
-        PAYLOADS[kind].model_validate(model.model_dump(mode="json"))
+        KINDS[kind].model.model_validate(model.model_dump(mode="json"))
 
 
 CARDS = [ALICE, BOB, CAROL, DAVE, ERIN, FRANK, GINA, HANA, UNKNOWN]

@@ -17,7 +17,7 @@ from controller.door import (
     DoorConfig,
     DoorError,
 )
-from controller.door_events import PAYLOADS
+from controller.events import KINDS
 from controller.gpio import GpioError, Pins, make_pin_factory
 from controller.timers import Cancellable, ManualClock, ThreadClock
 from tests.controller.door_fixtures import Recorder
@@ -81,7 +81,7 @@ def rig() -> Iterator[Rig]:
 
 def assert_typed(events: Recorder) -> None:
     for kind, data in events.events:
-        PAYLOADS[kind].model_validate(data)
+        KINDS[kind].model.model_validate(data)
 
 
 # --- start-up and relay semantics ----------------------------------------------------------

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import math
+import re
 import sqlite3
 import threading
+import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from controller.journal import (
     JournalFull,
     verify_journal,
 )
+from controller.numguard import REDACTED, redact_data
 
 NOW = datetime(2026, 11, 22, 9, 0, 0, 123456, tzinfo=UTC)
 
@@ -285,7 +288,36 @@ def test_batch_sealer_matches_envelope_seal(data: dict[str, Any], seq: int) -> N
     prev = "ab" * 32
     events, rows = sealer.seal([("door.access", data)], (seq - 1, prev), NOW, "unsynced")
     ref = seal(key, node="gw-1.a", site="site_1", seq=seq, ts=NOW, boot="b00t",
-               clock="unsynced", kind="door.access", data=data, prev=prev)
+               clock="unsynced", kind="door.access", data=redact_data(data)[0], prev=prev)
     assert events[0] == ref
     assert rows[0] == (seq, ref.ts, "door.access", ref.hash, ref.to_bytes())
     assert parse(rows[0][4]) == ref
+
+
+def test_no_individual_number_reaches_the_journal_in_any_form(
+        tmp_path: Path, key: Ed25519PrivateKey) -> None:
+    """Whatever feature emits it (a backup path, a print title, a USB label), the number is
+    replaced before the event is sealed: not in the file, not in what is published."""
+    number = "402123456786"
+    path = "/vault/社員/40212345678⑥/源泉徴収票.pdf"  # ⑥: NFKC makes it 402123456786
+    items = [
+        ("backup.failed", {"error": f"cannot read {path}", "paths": [path]}),
+        ("print.release", {"jobs": [{"title": "源泉徴収票 4021\ufe632345\ufe636786",
+                                     "pages": 3}]}),
+        ("usb.inserted", {"label": "4021\u20022345\u20026786", "size": 123456789018}),
+        ("door.rex", {"note": "4021 2345 6787"}),  # a near-miss (check digit): kept as typed
+    ]
+    j = open_journal(tmp_path / "j.db", key)
+    events = j.append_many(items, now=NOW, clock="synced")
+    j.close()
+    blob = b"".join(p.read_bytes() for p in tmp_path.glob("j.db*"))
+    digits = re.sub(r"\D", "", unicodedata.normalize("NFKC", blob.decode("utf-8", "replace")))
+    assert number not in digits
+    assert events[0].data == {"error": f"cannot read /vault/社員/{REDACTED}/源泉徴収票.pdf",
+                              "paths": [f"/vault/社員/{REDACTED}/源泉徴収票.pdf"]}
+    assert events[1].data["jobs"][0]["title"] == f"源泉徴収票 {REDACTED}"
+    assert events[2].data == {"label": REDACTED, "size": 123456789018}  # a byte count, kept
+    assert events[3].data == {"note": "4021 2345 6787"}
+    again = open_journal(tmp_path / "j.db", key)
+    assert again.events(1) == events and verify_journal(tmp_path / "j.db", key.public_key()).ok
+    assert (j.numbers_removed, again.numbers_removed) == (4, 0)

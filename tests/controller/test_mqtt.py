@@ -219,10 +219,16 @@ def _buffered_client(sock: Any) -> tuple[Any, list[bytes]]:
     return client, got
 
 
-def test_one_read_pass_handles_every_packet_already_buffered() -> None:
+def test_one_read_pass_handles_every_packet_already_buffered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import socket
 
+    from controller import mqtt
     from controller.mqtt import READ_PACKETS
+
+    # the packet bound is under test, not the time bound (a loaded machine reached 50 ms first)
+    monkeypatch.setattr(mqtt, "READ_PASS_S", 60.0)
 
     a, b = socket.socketpair()
     try:
@@ -240,10 +246,13 @@ def test_one_read_pass_handles_every_packet_already_buffered() -> None:
         b.close()
 
 
-def test_a_read_pass_stops_to_write_its_pubacks() -> None:
+def test_a_read_pass_stops_to_write_its_pubacks(monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
 
+    from controller import mqtt
     from controller.mqtt import READ_PACKETS
+
+    monkeypatch.setattr(mqtt, "READ_PASS_S", 60.0)  # the PUBACK bound is under test
 
     a, b = socket.socketpair()
     client, got = _buffered_client(b)

@@ -9,8 +9,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
-from controller.door_events import PAYLOADS
 from controller.envelope import b64u, canonical_json
+from controller.events import KINDS
 from controller.keys import generate, key_id, load_public
 from controller.policy import (
     SIGNING_CONTEXT,
@@ -209,7 +209,7 @@ def test_store_applies_persists_and_reloads(tmp_path: Path) -> None:
     assert [c.version for c in changes] == [2]
     (applied,) = events.of("policy.applied")
     assert applied["version"] == 2 and applied["persisted"] is True and applied["source"] == "mqtt"
-    PAYLOADS["policy.applied"].model_validate(applied)
+    KINDS["policy.applied"].model.model_validate(applied)
 
     restarted_events = Recorder()
     restarted = make_store(path, restarted_events)
@@ -234,7 +234,7 @@ def test_store_refuses_older_and_keeps_the_newer(tmp_path: Path) -> None:
     assert not store.current.lockdown
     (rejected,) = events.of("policy.rejected")
     assert rejected["reason"] == "older_version" and rejected["version"] == 4
-    PAYLOADS["policy.rejected"].model_validate(rejected)
+    KINDS["policy.rejected"].model.model_validate(rejected)
     assert json.loads((tmp_path / "p.signed").read_bytes())["policy"]["version"] == 5
     assert store.rejected == 1
 

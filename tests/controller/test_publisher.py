@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from controller.envelope import canonical_json, topic_for
+from controller.events import DoorRex
 from controller.journal import Journal
 from controller.keys import load_private
 from controller.publisher import DeliveryMark, prune_mark, resend_range, retention_cutoff
@@ -87,7 +88,7 @@ def run(
 
 
 def emit_n(rt: NodeRuntime, n: int) -> int:
-    return rt.emit_many([("door.rex", {"i": i}) for i in range(n)])[-1].seq
+    return rt.emit_many([("door.rex", DoorRex(door=f"d{i}")) for i in range(n)])[-1].seq
 
 
 @pytest.mark.integration

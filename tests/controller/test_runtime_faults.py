@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import BaseModel
 
 from controller.envelope import verify_chain
+from controller.events import DoorOpened, DoorRex, PolicyApplied
 from controller.journal import EventRejected, JournalError, JournalFull, verify_journal
 from controller.mqtt import MqttError, MqttSettings
 from controller.runtime import NodeRuntime, RuntimeSettings
@@ -26,6 +26,8 @@ from tests.support import free_port
 from tests.support.mosquitto import Broker
 
 PRODUCER = Path(__file__).with_name("producer_proc.py")
+REX = DoorRex(door="d1")
+PADDED = DoorOpened(door="d1", via="grant", reason="x" * 4000)
 Key = tuple[Path, Ed25519PrivateKey]
 
 
@@ -66,7 +68,7 @@ def test_broker_killed_and_restarted_while_5000_events_are_produced(
 
         def single_emitter() -> None:  # a second producer: one event per emit (group commit)
             while not stop.is_set():
-                singles.append(rt.emit("door.rex", {"single": True}).seq)
+                singles.append(rt.emit("door.rex", DoorRex(door="single")).seq)
 
         other = threading.Thread(target=single_emitter)
         other.start()
@@ -74,7 +76,7 @@ def test_broker_killed_and_restarted_while_5000_events_are_produced(
         head = 0
         try:
             while head < 5000:
-                head = rt.emit_many([("door.rex", {"i": i}) for i in range(25)])[-1].seq
+                head = rt.emit_many([("door.rex", REX)] * 25)[-1].seq
                 if not down_since and kills < len(kill_marks) and head >= kill_marks[kills]:
                     broker.kill()
                     down_since, kills = head, kills + 1
@@ -181,7 +183,7 @@ def test_concurrent_emits_are_durable_when_they_return(
     def worker(n: int) -> None:
         reader = sqlite3.connect(rt.settings.journal)  # another connection sees only commits
         for i in range(n):
-            seq = rt.emit("door.rex", {"i": i}).seq
+            seq = rt.emit("door.rex", DoorRex(door=f"d{i}")).seq
             seqs.append(seq)
             if reader.execute("SELECT 1 FROM events WHERE seq = ?", (seq,)).fetchone() is None:
                 not_visible.append(seq)
@@ -196,9 +198,8 @@ def test_concurrent_emits_are_durable_when_they_return(
     assert sorted(seqs) == list(range(2, 2 + 240))  # seq 1 is node.started
 
 
-class Sample(BaseModel):
-    when: datetime
-    door: str
+class WiderRex(DoorRex):
+    pass
 
 
 @pytest.mark.integration
@@ -206,15 +207,23 @@ def test_bad_input_is_refused_alone_and_models_are_dumped_as_json(
     runtime_at: Callable[..., NodeRuntime],
 ) -> None:
     rt = runtime_at(free_port())
-    e = rt.emit("door.opened", Sample(when=datetime(2026, 1, 2, tzinfo=UTC), door="d1"))
-    assert e.data == {"when": "2026-01-02T00:00:00Z", "door": "d1"}
-    with pytest.raises(EventRejected):
-        rt.emit("Bad Kind", {})
-    with pytest.raises(EventRejected):
-        rt.emit("door.opened", {"when": datetime(2026, 1, 2, tzinfo=UTC)})
-    with pytest.raises(EventRejected):
-        rt.emit_many([("door.opened", {}), ("door.opened", [1, 2])])  # type: ignore[list-item]
-    assert rt.emit("door.closed", {}).seq == e.seq + 1  # nothing of the bad calls was stored
+    applied = PolicyApplied(version=3, issued_at=datetime(2026, 1, 2, tzinfo=UTC), key_id="k1",
+                            digest="ab", source="file", persisted=True)
+    e = rt.emit("policy.applied", applied)
+    assert e.data["issued_at"] == "2026-01-02T00:00:00Z" and e.data["version"] == 3
+    with pytest.raises(EventRejected, match="not registered"):
+        rt.emit("Bad Kind", REX)
+    with pytest.raises(EventRejected, match="'door.knock' is not registered"):
+        rt.emit("door.knock", REX)
+    with pytest.raises(EventRejected, match="must be a DoorRex model, not dict"):
+        rt.emit("door.rex", {"door": "d1", "lockdown": False})  # type: ignore[arg-type]
+    with pytest.raises(EventRejected, match="must be a DoorOpened model, not DoorRex"):
+        rt.emit("door.opened", REX)
+    with pytest.raises(EventRejected, match="not WiderRex"):
+        rt.emit("door.rex", WiderRex(door="d1"))
+    with pytest.raises(EventRejected, match="must be a DoorClosed model, not list"):
+        rt.emit_many([("door.rex", REX), ("door.closed", [1, 2])])  # type: ignore[list-item]
+    assert rt.emit("door.rex", REX).seq == e.seq + 1  # nothing of the bad calls was stored
 
 
 @pytest.mark.integration
@@ -222,20 +231,20 @@ def test_disk_full_raises_journal_full_and_loses_nothing(
     runtime_at: Callable[..., NodeRuntime], node_key: Key,
 ) -> None:
     rt = runtime_at(free_port())
-    rt.emit_many([("door.rex", {"i": i}) for i in range(20)])
+    rt.emit_many([("door.rex", DoorRex(door=f"d{i}")) for i in range(20)])
     head = rt.journal.head()
     db = rt.journal._db
     db.execute(f"PRAGMA max_page_count={db.execute('PRAGMA page_count').fetchone()[0]}")
     with pytest.raises(JournalFull, match="no space left"):
-        rt.emit_many([("door.rex", {"pad": "x" * 4000}) for _ in range(40)])
+        rt.emit_many([("door.opened", PADDED) for _ in range(40)])
     assert rt.journal.head() == head
     db.execute("PRAGMA max_page_count=1073741823")
-    assert rt.emit("door.rex", {}).seq == head[0] + 1
+    assert rt.emit("door.rex", REX).seq == head[0] + 1
     journal = rt.settings.journal
     rt.stop()
     assert verify_journal(journal, node_key[1].public_key()).ok
     with pytest.raises(JournalError, match="not running"):
-        rt.emit("door.rex", {})
+        rt.emit("door.rex", REX)
 
 
 @pytest.mark.integration
@@ -262,7 +271,7 @@ def test_bad_mqtt_credentials_file_fails_start_cleanly(
     with pytest.raises(MqttError, match="password file"):
         rt.start()
     with pytest.raises(JournalError, match="not running"):
-        rt.emit("door.rex", {})
+        rt.emit("door.rex", REX)
     again = NodeRuntime(settings.model_copy(update={"mqtt": MqttSettings(port=free_port())}))
     again.start()  # the journal was released and holds node.started from the first attempt
     try:

@@ -10,11 +10,14 @@ from collections.abc import Callable
 
 import pytest
 
+from backup.events import BackupVerified
 from controller.envelope import topic_for
 from controller.mqtt import MqttLink
 from controller.runtime import NodeRuntime, RuntimeSettings
 from tests.controller.conftest import DASHBOARD, NODE, SITE, fast_mqtt
 from tests.support.mosquitto import Broker
+
+VERIFIED = BackupVerified(mode="structure", result="ok", duration_s=0.1)
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +41,7 @@ def test_wait_acked_follows_the_dashboards_ack_and_answers_resends(
     runtime.start()
     try:
         assert dashboard.wait_subscribed(10)  # the node's first events are not missed
-        head = runtime.emit("backup.snapshot", {"n": 1}).seq
+        head = runtime.emit("backup.verified", VERIFIED).seq
         assert runtime.wait_delivered(head, 10)  # the broker has it: not enough
         assert not runtime.wait_acked(head, 0.2)
         head_seen[0] = head
@@ -111,7 +114,7 @@ def test_publisher_resend_offers_a_range_again(
     assert listener.wait_subscribed(10)  # subscribed before the node's first event
     runtime.start()
     try:
-        head = runtime.emit("backup.snapshot", {"n": 1}).seq
+        head = runtime.emit("backup.verified", VERIFIED).seq
         assert runtime.wait_delivered(head, 10)
         runtime.publisher.resend(1, head)
         assert twice.wait(10)

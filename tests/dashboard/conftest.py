@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import BaseModel
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 import dashboard.models  # noqa: F401 - registers every table on Base.metadata
 from controller.envelope import GENESIS, Event, seal
+from controller.events import PolicyApplied
 from controller.keys import public_b64
 from dashboard.db import Base, make_engine, make_sessionmaker
 from dashboard.ingest.core import IngestCore
@@ -89,10 +91,14 @@ class FakeNode:
     def event(
         self,
         kind: str = "node.started",
-        data: dict[str, Any] | None = None,
+        data: dict[str, Any] | BaseModel | None = None,
         ts: datetime | None = None,
         **over: Any,
     ) -> Event:
+        """The next event of the chain; ``data`` a dict as it would come off the wire, or the
+        kind's model (dumped as the node runtime does)."""
+        if isinstance(data, BaseModel):
+            data = data.model_dump(mode="json")
         self.seq += 1
         self.ts = ts or (self.ts + timedelta(seconds=1))
         ev = seal(
@@ -104,11 +110,25 @@ class FakeNode:
             boot="boot1",
             clock="synced",
             kind=kind,
-            data=data or {},
+            data=data if data is not None else self._default_data(kind),
             prev=self.prev,
         )
         self.prev = ev.hash
         return ev
+
+    @staticmethod
+    def _default_data(kind: str) -> dict[str, Any]:
+        """A payload that fits the kind's model, for kinds whose data the test does not care
+        about (node.started is the default kind)."""
+        if kind == "node.started":
+            return {"boot": "boot1", "resumed_after": 0}
+        return {}
+
+    def applied(self, version: int) -> Event:
+        """policy.applied of ``version``, as controller.policy_store emits it."""
+        return self.event("policy.applied", PolicyApplied(
+            version=version, issued_at=T0, key_id="k1", digest="d" * 64, source="mqtt",
+            persisted=True))
 
     def events(self, n: int, kind: str = "node.started") -> list[Event]:
         return [self.event(kind) for _ in range(n)]

@@ -160,8 +160,12 @@ def test_door_settings_validated(world):
 
 
 def test_lockdown(world):
-    s = services.set_lockdown(world, "sec", SITE, {"lockdown": False, "doors": ["d1"]}, now=T0)
-    assert s.lockdown_doors == ["d1"]
+    with pytest.raises(services.ServiceError, match="reason"):  # a lockdown needs a reason
+        services.set_lockdown(world, "sec", SITE, {"lockdown": False, "doors": ["d1"]}, now=T0)
+    s = services.set_lockdown(world, "sec", SITE, {"lockdown": False, "doors": ["d1"],
+                                                   "reason": "drill"}, now=T0)
+    assert s.lockdown_doors == ["d1"] and s.lockdown_reason == "drill"
+    assert s.lockdown_since == T0 and s.lockdown_by == "sec"
     with pytest.raises(services.NotFound):
         services.set_lockdown(world, "sec", SITE, {"lockdown": True, "doors": ["nope"]}, now=T0)
     assert ("site.lockdown", SITE) in audit_actions(world)

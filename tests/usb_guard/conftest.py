@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from controller.events import payload_error
 from usb_guard.agent import Agent
 from usb_guard.config import UsbAgentConfig
 from usb_guard.events import KIND_INSERTED, UsbInserted
@@ -68,7 +68,10 @@ def harness(sim: SimulatedUsb) -> Harness:
     ro = SimulatedReadOnly(sim)
     h: Harness
 
-    def emit(kind: str, data: BaseModel | Mapping[str, Any]) -> None:
+    def emit(kind: str, data: BaseModel) -> None:
+        refused = payload_error(kind, data)  # the node runtime's check: the kind's own model
+        if refused is not None:
+            raise AssertionError(refused)
         h.events.append((kind, data))
 
     config = UsbAgentConfig(host=HOST, sysfs_root=sim.sysfs_root, dev_root=sim.dev_root)

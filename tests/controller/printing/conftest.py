@@ -1,38 +1,28 @@
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
-from controller.printing.events import (
-    PRINT_DENIED,
-    PRINT_EXPIRED,
-    PRINT_RELEASE,
-    PrintDeniedPayload,
-    PrintExpiredPayload,
-    PrintReleasePayload,
-)
+from controller.events import payload_error
 from tests.support.cupsd import Cupsd
-
-PAYLOADS: dict[str, type[BaseModel]] = {
-    PRINT_RELEASE: PrintReleasePayload,
-    PRINT_DENIED: PrintDeniedPayload,
-    PRINT_EXPIRED: PrintExpiredPayload,
-}
 
 
 class Events:
-    """Collects emitted events and checks each payload against its model."""
+    """Collects emitted events; like the node runtime, takes only the kind's registered model
+    (controller.events.KINDS) and keeps the JSON object the journal would."""
 
     def __init__(self) -> None:
         self.items: list[tuple[str, dict[str, Any]]] = []
 
-    def __call__(self, kind: str, data: Mapping[str, Any]) -> None:
-        PAYLOADS[kind].model_validate(data)  # raises on a payload that does not fit the model
-        self.items.append((kind, dict(data)))
+    def __call__(self, kind: str, data: BaseModel) -> None:
+        refused = payload_error(kind, data)
+        if refused is not None:
+            raise AssertionError(refused)
+        self.items.append((kind, data.model_dump(mode="json")))
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [d for k, d in self.items if k == kind]

@@ -59,13 +59,13 @@ def test_import_review_acknowledge_and_report(live: LiveDashboard, browser_page:
     page.click("#upload button[type=submit]")
     result = page.wait_for_selector("#import-result").inner_text()
     assert re.search(r"3 件保存", result) and "5 行目" in result
-    page.goto(live.base_url + "/findings")
-    page.wait_for_selector("#findings")
-    body = page.inner_text("#findings")
-    assert "unknown_operator" in body and "access_not_in_room" in body
-    row = page.locator("#findings tr.unknown_operator")
-    row.locator("form.ack input[name=reason]").fill("登録予定")
-    row.locator("form.ack button").click()
+    page.goto(live.base_url + "/review")  # findings are items of the review queue
+    page.wait_for_selector("#review")
+    body = page.inner_text("#review")
+    assert "未登録の処理者" in body and "不在時の番号アクセス" in body
+    page.click("#review tr[data-kind='corr.unknown_operator'] a.sentence-link")
+    page.fill("#ack-form textarea[name=reason]", "登録予定")
+    page.click("#ack-form button[type=submit]")
     page.wait_for_load_state()
     with live.sessionmaker() as s:
         a = s.scalars(select(Anomaly).where(Anomaly.kind == "corr.unknown_operator")).one()

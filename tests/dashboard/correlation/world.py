@@ -176,8 +176,8 @@ def build(seed: int = 7) -> World:
     w.row("P13", L(d3, 11), "マイナンバー閲覧", "閲覧", "年末調整", operator="謎の処理者")
     # 7. door forced and held open at night
     w.ev("gw1", "door.forced", L(d4, 3), {"door": "room"})
-    w.ev("gw1", "door.held_open", L(d4, 12), {"door": "room", "seconds": 60})
-    w.ev("gw1", "door.opened", L(d4, 12, 30), {"door": "room"})
+    w.ev("gw1", "door.held_open", L(d4, 12), {"door": "room", "open_s": 60.0, "via": "forced"})
+    w.ev("gw1", "door.opened", L(d4, 12, 30), {"door": "room", "via": "rex"})
     # 8. unregistered USB blocked / a registered one allowed far from any access
     w.usb("pc-P20", L(d4, 13), verdict="block")
     w.usb("pc-P21", L(d4, 6), verdict="allow")
@@ -204,7 +204,7 @@ def build(seed: int = 7) -> World:
     # 11. node log: a gap in the USB agent's seq; a broken chain link on bk1? (keep bk1 clean:
     #     the chain break goes on a node of its own)
     w.ev("usbagent", "node.clock", L(d4, 20), {"state": "synced"}, skip=2)
-    w.ev("lab1", "node.started", L(d4, 8), {})
+    w.ev("lab1", "node.started", L(d4, 8), {"boot": "b1", "resumed_after": 0})
     w.ev("lab1", "node.clock", L(d4, 9), {"state": "synced"}, bad_prev=True)
     # 12. a number typed into the purpose (full-width) / a 12-digit value failing the check
     w.row("P14", L(d3, 11), "マイナンバー閲覧", "閲覧", f"確認 {VALID_NUMBER_FW}")

@@ -146,10 +146,11 @@ def test_fresh_clone_demo_tap_in_browser_then_nothing_left(
         expect(page.locator('.sim-door[data-door="server-room"] .sim-relay')).to_have_attribute(
             "fill", "#2a2")
         page.goto(f"{url}/door-log?person={member.id}")
-        row = page.locator("table tbody tr", has_text=member.id).first
-        row.wait_for()
+        row = page.locator("#door-log tbody tr[data-event^='gw1:']", has_text=member.name).first
+        row.wait_for()  # the live gateway's event, named (never the id or the card's UID)
         text = row.inner_text()
-        assert staff_uid(member.id) in text and "gw1:" in text and member.name in text
+        assert member.name in text and member.id not in text
+        assert staff_uid(member.id) not in text and "サーバールーム" in text
         seen |= descendants(proc.pid)
     finally:
         if proc.poll() is None:  # Ctrl-C: a terminal signals the whole foreground group

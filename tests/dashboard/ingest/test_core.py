@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from controller.envelope import canonical_json, seal
+from controller.events import PolicyRejected
 from dashboard.ingest.core import IngestCore, ResendRequest
 from dashboard.models import Anomaly, DoorAccess, Node, StoredEvent
 from tests.dashboard.conftest import SITE, T0, FakeNode, msg
@@ -243,7 +244,7 @@ def test_health_projection(session, core, node):
             msg(e)
             for e in [
                 node.event("node.clock", {"state": "synced", "offset_s": 0.004}),
-                node.event("policy.applied", {"version": 7}),
+                node.applied(7),
             ]
         ],
         now=T0 + timedelta(hours=1),
@@ -252,7 +253,8 @@ def test_health_projection(session, core, node):
     assert n.clock_state == "synced" and n.clock_offset_s == 0.004
     assert n.policy_version == 7 and n.policy_applied_at == node.ts
     assert n.last_seen_at == T0 + timedelta(hours=1)
-    run(core, session, [msg(node.event("policy.rejected", {"reason": "bad_signature"}))])
+    rejected = PolicyRejected(reason="bad_signature", version=8, source="mqtt")
+    run(core, session, [msg(node.event("policy.rejected", rejected))])
     assert session.get(Node, "gw1").policy_rejected == "bad_signature"
     assert anomalies(session, "policy_rejected")
 

@@ -117,11 +117,11 @@ def test_nodes_overview_shows_policy_lag(session, core, node):
 
     node.enrol(session)
     session.add(PolicyVersion(version=3, site="site1", issued_at=T0, sha256="0" * 64, blob=b"x"))
-    core.process(session, [msg(node.event("policy.applied", {"version": 2}))], T0)
+    core.process(session, [msg(node.applied(2))], T0)
     session.commit()
     [row] = nodes_overview(session)
     assert (row["policy_version"], row["policy_latest"], row["policy_current"]) == (2, 3, False)
-    core.process(session, [msg(node.event("policy.applied", {"version": 3}))], T0)
+    core.process(session, [msg(node.applied(3))], T0)
     session.commit()
     assert nodes_overview(session)[0]["policy_current"] is True
     assert nodes_overview(session)[0]["acked_seq"] == 2

@@ -117,7 +117,7 @@ def test_lifecycle_by_forms_with_second_person_approval(media_app: WebApp) -> No
             MediumRecord.control_number == cn).order_by(MediumRecord.id)).all()
     assert actions == ["register", "store", "check_out", "return", "wipe", "dispose"]
     audit = c.get("/audit").text
-    assert "medium.check_out" in audit and "medium.dispose" in audit
+    assert "媒体の持出し" in audit and "媒体の廃棄" in audit  # labelled, not medium.check_out
 
 
 def test_ledger_csv_export(media_app: WebApp) -> None:
@@ -199,7 +199,10 @@ def test_usb_events_page_and_api(media_app: WebApp) -> None:
     c, _ = media_app.as_role("auditor")
     page = c.get("/usb-events").text
     rows = re.findall(r"<tr class=\"[^\"]*\">\s*<td>", page)
-    assert len(rows) == 3 and "遮断" in page and "not registered" in page
+    assert len(rows) == 3 and "遮断" in page and "その他の規則" in page
+    c.get("/lang/en")
+    assert "not registered" in c.get("/usb-events").text  # the agent's own words, in English
+    c.get("/lang/ja")
     blocked = c.get("/usb-events?verdict=block").text
     assert "abcd:1234" in blocked and "0781:5581" not in blocked
     api = c.get("/api/v1/usb-events?host=pc-01").json()
@@ -216,7 +219,7 @@ def test_pages_speak_english_too(media_app: WebApp) -> None:
     c, _ = media_app.as_role("auditor")
     c.cookies.set("secroom_lang", "en")
     ledger = c.get("/media").text
-    assert "<h1>Media ledger</h1>" in ledger and "in storage" in ledger and "媒体" not in ledger
+    assert "<h1>Media ledger</h1>" in ledger and "In storage" in ledger and "媒体" not in ledger
     detail = c.get(f"/media/{cn}").text
     assert "History" in detail and "register" in detail and 'id="checkout-form"' not in detail
     rows = list(csv.reader(io.StringIO(c.get("/media.csv").content.decode("utf-8-sig"))))

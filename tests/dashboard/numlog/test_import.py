@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -174,3 +175,28 @@ def test_drop_folder_imports_settled_files_and_moves_them(
         t.join()
     again = json.loads((drop / "done" / "a.1.csv.result.json").read_text(encoding="utf-8"))
     assert (again["stored"], again["duplicate"]) == (0, 5)
+
+
+def test_numbers_only_nfkc_reveals_are_redacted_and_near_misses_kept(
+        db: sessionmaker[Session], tmp_path: Path) -> None:
+    """Circled and superscript digits, mixtures, and separators only NFKC turns into ASCII
+    (U+FE63 small hyphen, U+2002 en space) were stored as 402123456786 once normalised."""
+    number = "402123456786"
+    shapes = ["40212345678⑥", "4021\ufe632345\ufe636786", "4021\u20022345\u20026786",
+              "④⓪②①②③④⑤⑥⑦⑧⑥", "4021234567⁸⁶"]
+    lines = [f"{i},株式会社 セルズ,2015/8/10 9:{i:02d},個人情報,マイナンバー閲覧,{shape},井上 通,閲覧"  # noqa: E501
+             for i, shape in enumerate(shapes, start=1)]
+    lines.append("9,株式会社 セルズ,2015/8/10 9:30,個人情報,閲覧,40212345678⑦,井上 通,閲覧")
+    r = _imp(db, ("\n".join([SEED.splitlines()[0], *lines]) + "\n").encode("utf-8"))
+    with db() as s:
+        rows = s.scalars(select(NumberAccess).order_by(NumberAccess.line)).all()
+        stored = [(row.purpose, row.redacted_fields) for row in rows]
+        texts = json.dumps([[a.subject, a.detail] for a in s.scalars(select(Anomaly))],
+                           ensure_ascii=False)
+    blob = b"".join(p.read_bytes() for p in tmp_path.rglob("*.sqlite3*"))
+    digits = "".join(c for c in unicodedata.normalize("NFKC", blob.decode("utf-8", "replace"))
+                     if c.isdigit())
+    assert number not in digits and number not in texts
+    # the near-miss is kept (NFKC-normalised, as every stored field is)
+    assert stored == [("[個人番号削除]", ["purpose"])] * 5 + [("402123456787", [])]
+    assert (r.stored, r.redacted) == (6, 5)

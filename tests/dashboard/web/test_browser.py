@@ -65,14 +65,19 @@ def test_log_in_watch_a_tap_live_enrol_and_revoke(
     foreign, console_errors = watch_requests(page, live)
     log_in(page, live)
     assert page.locator("html").get_attribute("lang") == "ja"
-    page.wait_for_function("document.body.dataset.liveState === 'open'")
+    page.wait_for_function("() => document.body.dataset.liveState === 'open'")
 
     # a stored event reaches the open overview without a reload
     marker = page.evaluate("() => { window.__noReload = 1; return 1 }")
+    from dashboard.models import DoorAccess
+
+    with live.sessionmaker.begin() as db:  # stored first, as the ingest does, then published
+        db.add(DoorAccess(node="gw1", seq=41, ts=datetime.now(UTC), door="server-room",
+                          direction="in", granted=True, uid="DEADBEEF", reader="door-in"))
     live.bus.publish("event", tap_message("door-in", "DEADBEEF", 41, granted=True))
     row = page.wait_for_selector("tbody[data-live-rows=events] tr")
     assert "server-room" in row.inner_text()
-    page.wait_for_function("document.getElementById('entries-today').textContent === '1'")
+    page.wait_for_function("() => document.getElementById('entries-today').textContent === '1'")
     assert page.evaluate("() => window.__noReload") == marker
     page.screenshot(path=str(shots / "overview.png"), full_page=True)
 

@@ -82,12 +82,12 @@ def test_tap_enrol_revoke_through_the_real_gateway(loop: Loop, browser_page: Any
     page, live, shots = browser_page, loop.live, artifacts_dir()
     foreign, _ = watch_requests(page, live)
     log_in(page, live)
-    page.wait_for_function("document.body.dataset.liveState === 'open'")
+    page.wait_for_function("() => document.body.dataset.liveState === 'open'")
 
     # a real tap appears on the open overview without a reload
     loop.tap(ALICE_UID)
     row = page.wait_for_selector("tbody[data-live-rows=events] tr", timeout=30000)
-    assert "alice" in row.inner_text() and "server-room" in row.inner_text()
+    assert "鈴木 花子" in row.inner_text() and "サーバー室" in row.inner_text()  # names, not ids
     page.screenshot(path=str(shots / "gateway-live-tap.png"), full_page=True)
 
     # enrol a new card for a new person by tapping it at the chosen reader

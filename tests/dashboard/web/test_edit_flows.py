@@ -33,7 +33,7 @@ def test_rights_doors_printers_lockdown_forms(webapp: WebApp) -> None:
          valid_until="", operator_ids="op7, op8", cups_users="yamada", host_accounts="yamada",
          groups=["staff"])
     post(client, "/people/p1/cards", csrf, uid="01:02:03:04", label="社員証")
-    post(client, "/lockdown", csrf, doors=["server-room"])
+    post(client, "/lockdown", csrf, scope="doors", doors=["server-room"], reason="工事のため")
     with webapp.sm() as db:
         door = db.get(Door, "server-room")
         assert door and door.two_person and door.anti_passback and door.two_person_window_s == 20
@@ -61,7 +61,7 @@ def test_rights_doors_printers_lockdown_forms(webapp: WebApp) -> None:
     # removing a window and a printer, and lifting the lockdown
     post(client, "/groups/staff/windows/0/delete", csrf)
     post(client, "/printers/mfp1/delete", csrf)
-    post(client, "/lockdown", csrf)
+    post(client, "/lockdown", csrf, scope="end", reason="工事終了")
     with webapp.sm() as db:
         group = db.get(Group, "staff")
         assert group and group.windows == []
@@ -79,12 +79,12 @@ def test_bad_form_input_is_a_clear_error_and_changes_nothing(webapp: WebApp) -> 
     assert r.status_code == 404
     post(client, "/people", csrf, id="p1", name="A")
     r = client.post("/people/p1/cards", data={"uid": "zz-not-hex", "csrf_token": csrf})
-    assert r.status_code == 400 and "hexadecimal" in r.text
+    assert r.status_code == 400 and "16 進数で入力してください" in r.text  # in the UI language
     r = client.post("/groups", data={"id": "g1", "name": "G", "csrf_token": csrf},
                     follow_redirects=False)
     r = client.post("/groups/g1/windows", data={"days": ["0"], "start": "18:00", "end": "09:00",
                                                 "csrf_token": csrf})
-    assert r.status_code == 400 and "after its start" in r.text
+    assert r.status_code == 400 and "終了時刻は開始時刻より後に" in r.text
     r = client.post("/lockdown", data={"doors": ["nope"], "csrf_token": csrf})
     assert r.status_code == 404
     with webapp.sm() as db:

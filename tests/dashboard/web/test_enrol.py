@@ -107,8 +107,8 @@ def test_only_the_chosen_reader_inside_the_window_and_only_once_confirmed(
     box = shown.group(0)
     assert "0A0B0C0D" in box and "0BAD0004" not in box
     assert "サーバー室（入）— gw1 · door-in" in box
-    at_local = w.clock().astimezone(w.settings.zone).strftime("%Y-%m-%d %H:%M:%S")
-    assert at_local in box
+    at_local = w.clock().astimezone(w.settings.zone)
+    assert f"{at_local.month}月{at_local.day}日" in box and at_local.strftime("%H:%M") in box
     for reason in ("other_node", "other_reader", "outside_window", "after_capture"):
         assert f'data-reason="{reason}"' in box, reason
     window_id = re.search(r'name="window" value="([0-9a-f]+)"', box)

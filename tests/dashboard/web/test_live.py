@@ -58,7 +58,7 @@ def test_sse_delivers_a_stored_event_live(live_dashboard: LiveDashboard) -> None
             if line.startswith("data: "):
                 item = json.loads(line[6:])
                 break
-    assert item["id"] == "gw1:7" and item["kind"] == "door.access"
+    assert item["id"] == "gw1:7" and item["kind"] == "入退室"  # labelled, never the raw kind
     assert item["granted"] is True and item["result"] == "許可"
     client.close()
 
@@ -74,8 +74,8 @@ def test_live_item_for_a_denied_tap_is_translated() -> None:
     msg = tap("door-in", "01")
     msg["ts"] = "2026-11-20T03:00:00.000000Z"
     item = live_item("event", msg, Translator("en", ZoneInfo("Asia/Tokyo")))
-    assert item["time_local"] == "2026-11-20 12:00:00"
-    assert item["result"] == "denied · unknown card" and item["granted"] is False
+    assert item["time_local"] == "Fri 20 Nov 2026 12:00:00"
+    assert item["result"] == "Denied · Unknown card" and item["granted"] is False
 
 
 def test_runtime_ingests_from_mqtt_and_shows_it_live(tmp_path, broker) -> None:  # type: ignore[no-untyped-def]

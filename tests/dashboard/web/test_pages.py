@@ -122,7 +122,7 @@ def test_overview_counts_and_site_time(webapp_db: WebApp) -> None:
     assert hours[12] == 2 and hours[11] == 1 and hours[9] == 1 and sum(hours) == 4
     html = client.get("/").text
     assert 'data-hour="12"' in html and "<svg" in html
-    assert "2026-11-20 12:25:00" in client.get("/door-log").text  # shown in Asia/Tokyo
+    assert "2026年11月20日(金) 12:25:00" in client.get("/door-log").text  # in Asia/Tokyo
 
 
 def test_japanese_default_english_by_cookie(webapp_db: WebApp) -> None:

@@ -1,0 +1,1 @@
+"""The review queue: everything an admin reviews, one list, with its evidence."""
