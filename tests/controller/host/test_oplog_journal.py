@@ -208,3 +208,18 @@ def test_a_cursor_no_longer_in_the_journal_is_journaled_as_a_gap(tmp_path, runti
         items = loop.committed.wait(2)
     assert items[0][0] == "host.oplog_gap" and items[0][1].source == "journal"
     assert items[1][1].session_id == "2"
+
+
+def test_an_individual_number_in_an_entry_never_reaches_the_journal(tmp_path, runtime) -> None:
+    from controller.numguard import REDACTED, check_digit
+
+    number = "12345678901" + check_digit("12345678901")
+    spaced = f"{number[:4]} {number[4:8]} {number[8:]}"
+    jdir = tmp_path / "journal"
+    jf.write_journal(jdir, [jf.sudo(at(1), "hana", f"/usr/bin/grep {spaced} /srv/mynumber/a")])
+    with Loop(config(jdir), runtime, tmp_path / "state") as loop:
+        loop.committed.wait(1)
+    [raw] = [body for _seq, kind, body in runtime.journal.raw(1, 100) if kind == "host.sudo"]
+    text = raw.decode()
+    assert REDACTED in text
+    assert number not in text.replace(" ", "") and number[:4] + " " not in text
