@@ -1,7 +1,7 @@
 """card log-on at room PCs: people's host accounts, groups' hosts and administrator right
 
 Revision ID: e3b7c2a91f04
-Revises: 5a1e2c9d0b31
+Revises: c0a5e1f7d2b4
 Create Date: 2026-12-08 09:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "e3b7c2a91f04"
-down_revision: str | None = "5a1e2c9d0b31"
+down_revision: str | None = "c0a5e1f7d2b4"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
