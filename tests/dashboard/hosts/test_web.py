@@ -88,3 +88,15 @@ def test_pc_records_join_the_persons_timeline(pages: WebApp, pc: Feed) -> None:
         "host.session"]
     assert all(i.text.startswith("pc-01 ") for i in pcs)
     assert [i.ts for i in items] == sorted(i.ts for i in items)
+
+
+def test_the_persons_day_shows_their_pc_records(pages: WebApp, pc: Feed) -> None:
+    store_day(pc, pages.sm)
+    pages.clock.now = NOW
+    client, _ = pages.as_role("security_admin")
+    html = client.get("/people/hana/timeline", params={"day": "2026-12-07"}).text
+    rows = re.findall(r'<tr class="[^"]*" data-source="pc">(.*?)</tr>', html, re.S)
+    assert len(rows) == 6, html[:2000]
+    text = " ".join(rows)
+    assert "PC ログオン" in text and "PC ロック" in text and "カード取り外し" in text
+    assert "kenji" not in text and "佐藤" not in text
