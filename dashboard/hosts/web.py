@@ -9,25 +9,16 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
 from dashboard.hosts import queries as Q
 from dashboard.hosts.texts import texts
-from dashboard.models.people import Person
 from dashboard.web import deps
 
 router = APIRouter()
 PERSON_DAYS = 7
 RECENT = 200
-
-
-def _names(db: DbSession, ids: set[str | None]) -> dict[str, str]:
-    wanted = sorted(i for i in ids if i)
-    if not wanted:
-        return {}
-    return dict(db.execute(select(Person.id, Person.name).where(Person.id.in_(wanted))).all())
 
 
 @router.get("/hosts", name="hosts.page", include_in_schema=False)
@@ -39,9 +30,7 @@ def hosts_page(request: Request, db: Annotated[DbSession, Depends(deps.db)]) -> 
         open_now = [s for s in sessions if s.host == host and s.open_at(now)]
         rows.append({"host": host, "health": Q.latest_health(db, host, now),
                      "open": open_now})
-    names = _names(db, {s.person_id for r in rows for s in r["open"]})
-    return deps.render(request, "hosts/list.html", {"t": texts(request), "rows": rows,
-                                                    "names": names})
+    return deps.render(request, "hosts/list.html", {"t": texts(request), "rows": rows})
 
 
 @router.get("/hosts/{host}", name="hosts.detail", include_in_schema=False)
@@ -56,12 +45,10 @@ def host_detail(request: Request, host: str, db: Annotated[DbSession, Depends(de
     logons = Q.load(db, Q.LOGON_KINDS, since, until, host=host, limit=RECENT, newest_first=True)
     ops = Q.load(db, Q.OPERATION_KINDS, since, until, host=host, limit=RECENT,
                  newest_first=True)
-    people = {s.person_id for s in sessions} | {
-        getattr(e.data, "person_id", None) for e in logons.events + ops.events}
     return deps.render(request, "hosts/detail.html", {
         "t": texts(request), "host": host, "days": days, "now": now, "sessions": sessions,
         "logons": logons.events, "ops": ops.events, "health": Q.latest_health(db, host, now),
-        "invalid": logons.invalid + ops.invalid, "names": _names(db, people)})
+        "invalid": logons.invalid + ops.invalid})
 
 
 def person_context(request: Request, db: DbSession, person_id: str) -> dict[str, Any]:
