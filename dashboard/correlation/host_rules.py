@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from dashboard.correlation.rules import (  # noqa: F401 - the rule names, re-exported
+from dashboard.correlation.pc_rules import (  # noqa: F401 - the names, re-exported
     HOST_RULES,
     PC_AFTER_EXIT,
     PC_BREAK_GLASS,
@@ -22,11 +22,8 @@ from dashboard.correlation.rules import (  # noqa: F401 - the rule names, re-exp
     PC_PRESENCE_UNKNOWN,
     PC_SUDO_NOT_ADMIN,
     PC_TWO_HOSTS,
-    covered,
-    is_working_time,
-    key,
-    local,
 )
+from dashboard.correlation.rules import covered, is_working_time, key, local
 from dashboard.correlation.settings import CorrelationSettings
 from dashboard.correlation.types import AccessIn, FindingOut, Interval
 from dashboard.hosts.queries import HostEvent, PcSession

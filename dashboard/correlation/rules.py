@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 
 from dashboard.correlation.calendar import is_jp_holiday
+from dashboard.correlation.pc_rules import HOST_RULES
 from dashboard.correlation.settings import CorrelationSettings
 from dashboard.correlation.types import (
     AccessIn,
@@ -41,19 +42,6 @@ BACKUP_FAILED = "backup_failed"
 LOG_GAP = "node_log_gap"
 LOG_CHAIN = "node_log_chain"
 NUMBER_IN_LOG = "number_in_log"
-# the room PCs' rules (host_rules.py)
-PC_NOT_IN_ROOM = "pc_logon_not_in_room"
-PC_AFTER_EXIT = "pc_session_after_exit"
-PC_FILES_WITHOUT_ACCESS = "pc_number_files_without_access"
-PC_SUDO_NOT_ADMIN = "pc_sudo_without_admin"
-PC_OUTSIDE_HOURS = "pc_logon_outside_hours"
-PC_TWO_HOSTS = "pc_account_on_two_hosts"
-PC_FAILED_LOGINS = "pc_failed_logins"
-PC_PRESENCE_UNKNOWN = "pc_presence_unknown"
-PC_BREAK_GLASS = "pc_break_glass"
-HOST_RULES = (PC_NOT_IN_ROOM, PC_AFTER_EXIT, PC_FILES_WITHOUT_ACCESS, PC_SUDO_NOT_ADMIN,
-              PC_OUTSIDE_HOURS, PC_TWO_HOSTS, PC_FAILED_LOGINS, PC_PRESENCE_UNKNOWN,
-              PC_BREAK_GLASS)
 
 RULES = (NOT_IN_ROOM, OUTSIDE_HOURS, USB_NEAR_ACCESS, PRINT_AFTER_ACCESS, PRINT_WITHOUT_ACCESS,
          FAILED_LOGINS, UNKNOWN_OPERATOR, DOOR_FORCED, DOOR_HELD_OPEN, USB_BLOCKED, MEDIA_OVERDUE,

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from controller.envelope import GENESIS, Event, seal
 from controller.keys import public_b64  # noqa: F401 - re-exported for tests
+from dashboard.correlation import host_rules as HR
 from dashboard.correlation import rules as R
 from dashboard.correlation.engine import Correlator
 from dashboard.correlation.types import LoanIn
@@ -263,10 +264,10 @@ def build(seed: int = 7) -> World:
         (R.DOOR_HELD_OPEN, "room"), (R.USB_BLOCKED, "pc-P20"), (R.MEDIA_OVERDUE, "USB-0003"),
         (R.BACKUP_MISSING, "2026-10-21"), (R.BACKUP_FAILED, "bk1"), (R.LOG_GAP, "usbagent"),
         (R.LOG_CHAIN, "lab1"), (R.NUMBER_IN_LOG, "P14"),
-        (R.PC_NOT_IN_ROOM, "P30"), (R.PC_OUTSIDE_HOURS, "P30"), (R.PC_PRESENCE_UNKNOWN, "P30"),
-        (R.PC_AFTER_EXIT, "P33"), (R.PC_TWO_HOSTS, "P36"), (R.PC_FAILED_LOGINS, "P38"),
-        (R.PC_SUDO_NOT_ADMIN, "P40"), (R.PC_FILES_WITHOUT_ACCESS, "P42"),
-        (R.PC_BREAK_GLASS, "secroom-recovery"),
+        (HR.PC_NOT_IN_ROOM, "P30"), (HR.PC_OUTSIDE_HOURS, "P30"), (HR.PC_PRESENCE_UNKNOWN, "P30"),
+        (HR.PC_AFTER_EXIT, "P33"), (HR.PC_TWO_HOSTS, "P36"), (HR.PC_FAILED_LOGINS, "P38"),
+        (HR.PC_SUDO_NOT_ADMIN, "P40"), (HR.PC_FILES_WITHOUT_ACCESS, "P42"),
+        (HR.PC_BREAK_GLASS, "secroom-recovery"),
     }
     w.near_miss = {
         (R.NOT_IN_ROOM, "P02"), (R.OUTSIDE_HOURS, "P04"), (R.USB_NEAR_ACCESS, "P07"),
@@ -274,9 +275,9 @@ def build(seed: int = 7) -> World:
         (R.USB_BLOCKED, "pc-P21"), (R.MEDIA_OVERDUE, "USB-0004"), (R.MEDIA_OVERDUE, "USB-0005"),
         (R.BACKUP_MISSING, "2026-10-23"), (R.LOG_GAP, "gw1"), (R.LOG_CHAIN, "bk1"),
         (R.NUMBER_IN_LOG, "P15"),
-        (R.PC_NOT_IN_ROOM, "P31"), (R.PC_OUTSIDE_HOURS, "P31"), (R.PC_PRESENCE_UNKNOWN, "P31"),
-        (R.PC_AFTER_EXIT, "P34"), (R.PC_TWO_HOSTS, "P37"), (R.PC_FAILED_LOGINS, "P39"),
-        (R.PC_SUDO_NOT_ADMIN, "P41"), (R.PC_FILES_WITHOUT_ACCESS, "P43"),
+        (HR.PC_NOT_IN_ROOM, "P31"), (HR.PC_OUTSIDE_HOURS, "P31"), (HR.PC_PRESENCE_UNKNOWN, "P31"),
+        (HR.PC_AFTER_EXIT, "P34"), (HR.PC_TWO_HOSTS, "P37"), (HR.PC_FAILED_LOGINS, "P39"),
+        (HR.PC_SUDO_NOT_ADMIN, "P41"), (HR.PC_FILES_WITHOUT_ACCESS, "P43"),
     }
     return w
 
@@ -300,7 +301,7 @@ def subject_of(f: Any) -> str:
         return f.dedupe_key.split(":")[1] if hasattr(f, "dedupe_key") else f.key.split(":")[1]
     if f.rule in (R.BACKUP_FAILED, R.LOG_GAP, R.LOG_CHAIN):
         return f.node
-    if f.rule == R.PC_BREAK_GLASS:
+    if f.rule == HR.PC_BREAK_GLASS:
         return ev["account"]
     return f.person_id or "?"
 
