@@ -41,7 +41,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "secroom needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,postgres,print]'
+	$(PY) -m pip install --quiet -e '.[dev,postgres,print,host]'
 	@touch $(STAMP)
 
 clean:

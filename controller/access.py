@@ -113,7 +113,8 @@ def person_for_card(policy: Policy | None, uid: str) -> Person | None:
     return policy.person_for_card(uid) if policy is not None else None
 
 
-def _person_denial(person: Person, today: date) -> Denial | None:
+def person_denial(person: Person, today: date) -> Denial | None:
+    """Why ``person`` may not use anything on ``today`` (site-local date), or None."""
     if not person.active:
         return Denial.INACTIVE
     if person.valid_from is not None and today < person.valid_from:
@@ -143,7 +144,7 @@ def decide(
     if person is None:
         return deny(Denial.UNKNOWN_CARD)
     local = local_time(now, policy.tz)
-    bad = _person_denial(person, local.date())
+    bad = person_denial(person, local.date())
     if bad is not None:
         return deny(bad, person)
     door = policy.door(req.door)
@@ -194,7 +195,7 @@ def may_print(policy: Policy | None, person_id: str, printer: str, now: datetime
     if person is None:
         return Denial.UNKNOWN_CARD
     local = local_time(now, policy.tz)
-    bad = _person_denial(person, local.date())
+    bad = person_denial(person, local.date())
     if bad is not None:
         return bad
     groups = [g for gid in person.groups if (g := policy.group(gid)) and printer in g.printers]

@@ -1,6 +1,6 @@
 """The `secroom` command line.
 
-The node's commands (gateway, keys, policy, card, journal, backup, usb) live here; the
+The node's commands (gateway, keys, policy, card, journal, backup, usb, host) live here; the
 dashboard's (db, user, dashboard, numlog, report, demo) come through the ``secroom.commands``
 entry points, so a gateway-only Pi never loads the dashboard to start.
 
@@ -27,7 +27,8 @@ from controller import feature_node
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 PLUGIN_GROUP = "secroom.commands"
 PLUGIN_COMMANDS = ("db", "user", "dashboard", "broker", "numlog", "report", "demo")
-NODE_COMMANDS = ("check-config", "keys", "policy", "gateway", "card", "journal", "backup", "usb")
+NODE_COMMANDS = ("check-config", "keys", "policy", "gateway", "card", "journal", "backup", "usb",
+                 "host")
 
 
 def _config_arg(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -223,6 +224,9 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
                  feature_node.backup_command)
     _add_feature(sub, "usb", "USB media enforcement and export", "usb_guard.cli",
                  feature_node.usb_command, own_group=True)
+    from controller import host_agent
+
+    host_agent.add_subcommands(sub)
     if plugins:
         _add_plugin_commands(sub)
     return parser

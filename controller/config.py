@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from backup.config import BackupConfig
 from controller.clock import ClockMode
 from controller.door import DoorConfig
+from controller.host.config import HostAgentConfig
 from controller.mqtt import MqttSettings
 from controller.numguard import contains_my_number
 from controller.printing.settings import PrintSettings
@@ -90,6 +91,7 @@ class GatewayConfig(_Strict):
     printing: PrintSettings | None = None
     backup: BackupConfig | None = None
     usb: UsbAgentConfig | None = None
+    host: HostAgentConfig | None = None
 
     @model_validator(mode="after")
     def _bindings_refer_to_known_things(self) -> GatewayConfig:

@@ -33,6 +33,7 @@ NOTES: dict[tuple[str, str], str] = {
     ("GatewayConfig", "printing"): "card-released printing through the CUPS hold queue",
     ("GatewayConfig", "backup"): "the nightly encrypted backup this node runs",
     ("GatewayConfig", "usb"): "the USB agent's settings when this host runs one",
+    ("GatewayConfig", "host"): "a room PC's host agent: card log-on and the operations log",
     ("NodeSection", "name"): "node name, unique in the site; events are signed under it",
     ("NodeSection", "site"): "site name; topics are secroom/v1/{site}/...",
     ("NodeSection", "data_dir"): "journal, key, stored policy",

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from backup import events as backup
 from controller.envelope import ClockState
+from controller.host import events as host
 from controller.printing import events as printing
 from controller.receipts import RefusalReason
 from readers.base import FailureReason
@@ -242,7 +243,7 @@ NODE_ROLES: frozenset[NodeRole] = frozenset(get_args(NodeRole))
 _DOOR: frozenset[NodeRole] = frozenset({"door_gateway"})  # doors, racks and their readers
 _READERS: frozenset[NodeRole] = frozenset({"door_gateway", "print_station"})
 _PRINT: frozenset[NodeRole] = frozenset({"print_station"})
-_HOST: frozenset[NodeRole] = frozenset({"host_agent"})  # usb.*, later host.* (PC log-on)
+_HOST: frozenset[NodeRole] = frozenset({"host_agent"})  # usb.* and host.* (a room PC's agent)
 _BACKUP: frozenset[NodeRole] = frozenset({"backup_job"})
 
 
@@ -287,6 +288,17 @@ KINDS: dict[str, KindSpec] = {
                                "Print jobs expired"),
     usb.KIND_INSERTED: _k(usb.UsbInserted, _HOST, "USB機器接続", "USB device inserted"),
     usb.KIND_REMOVED: _k(usb.UsbRemoved, _HOST, "USB機器取り外し", "USB device removed"),
+    host.KIND_LOGON: _k(host.HostLogon, _HOST, "PC ログオン", "PC log-on"),
+    host.KIND_LOGOFF: _k(host.HostLogoff, _HOST, "PC ログオフ", "PC log-off"),
+    host.KIND_LOCKED: _k(host.HostLocked, _HOST, "PC ロック", "PC locked"),
+    host.KIND_UNLOCKED: _k(host.HostUnlocked, _HOST, "PC ロック解除", "PC unlocked"),
+    host.KIND_SESSION: _k(host.HostSession, _HOST, "PC セッション", "PC session"),
+    host.KIND_SUDO: _k(host.HostSudo, _HOST, "管理者権限の使用", "Administrator command"),
+    host.KIND_AUTH_FAILED: _k(host.HostAuthFailed, _HOST, "PC 認証失敗",
+                              "PC authentication failed"),
+    host.KIND_FILE_ACCESS: _k(host.HostFileAccess, _HOST, "ファイル操作", "File access"),
+    host.KIND_HEALTH: _k(host.HostHealth, _HOST, "PC の状態", "PC health"),
+    host.KIND_OPLOG_GAP: _k(host.HostOplogGap, _HOST, "操作記録の欠落", "Operations log gap"),
     "backup.snapshot": _k(backup.BackupSnapshot, _BACKUP, "バックアップ完了", "Backup completed"),
     "backup.failed": _k(backup.BackupFailed, _BACKUP, "バックアップ失敗", "Backup failed"),
     "backup.verified": _k(backup.BackupVerified, _BACKUP, "バックアップ検証", "Backup verified"),
@@ -343,6 +355,32 @@ PRINT_DENIAL_LABELS: dict[str, Label] = {
     "printer_stopped": Label("プリンター停止中", "Printer stopped"),
     "cups_unavailable": Label("印刷サーバー応答なし", "Print server unavailable"),
     "printing_not_configured": Label("印刷機能未設定", "Printing not configured"),
+}
+
+# host.logon denials (controller.host.events.LogonDenialReason), the door's style
+LOGON_DENIAL_LABELS: dict[str, Label] = {
+    "remote": Label("リモート接続(カード不可)", "Remote (the card never counts)"),
+    "no_policy": Label("ポリシー未受信", "No policy loaded"),
+    "no_reader": Label("カードリーダーなし", "No card reader"),
+    "no_card": Label("カードなし", "No card"),
+    "unknown_card": Label("未登録カード", "Unknown card"),
+    "inactive": Label("利用停止中", "Person inactive"),
+    "expired": Label("有効期限切れ", "Expired"),
+    "not_yet_valid": Label("有効期間開始前", "Not yet valid"),
+    "wrong_account": Label("本人のアカウントではない", "Not the card holder's account"),
+    "not_permitted": Label("この PC の利用権限なし", "No right to this PC"),
+    "outside_schedule": Label("利用可能時間外", "Outside schedule"),
+    "not_in_room": Label("入室記録なし", "Not in the room"),
+    "presence_unknown": Label("在室情報なし", "Presence unknown"),
+    "wrong_password": Label("パスワード誤り", "Wrong password"),
+    "bad_caller": Label("不正な問い合わせ元", "Request from a wrong process"),
+}
+
+# host.locked and host.logoff reasons
+SESSION_END_LABELS: dict[str, Label] = {
+    "card_removed": Label("カード取り外し", "Card removed"),
+    "left_room": Label("退室", "Left the room"),
+    "card_away": Label("カード不在が続いた", "Card stayed away"),
 }
 
 RECEIPT_REFUSAL_LABELS: dict[str, Label] = {

@@ -71,6 +71,9 @@ def normalise_uid(uid: str) -> str:
 
 
 Ident = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s/#+]+$")]
+# a local account name on a room host (useradd's NAME_REGEX, as Debian allows it)
+Account = Annotated[str, Field(min_length=1, max_length=32,
+                               pattern=r"^[a-z_][a-z0-9_.-]*\$?$")]
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -88,6 +91,7 @@ class Person(BaseModel):
     groups: list[Ident] = []
     operator_ids: list[str] = []
     cups_users: list[str] = []
+    host_accounts: list[Account] = []  # local accounts this person logs on as at room hosts
 
     @model_validator(mode="after")
     def _check(self) -> Person:
@@ -123,10 +127,12 @@ class TimeWindow(BaseModel):
 
 
 class Group(BaseModel):
-    """Rights: which doors and printers, and when.
+    """Rights: which doors, printers and room hosts, and when.
 
     No windows means any time, holidays included. With windows, entry on a Japanese public
-    holiday also needs ``on_holidays`` (then that weekday's windows apply).
+    holiday also needs ``on_holidays`` (then that weekday's windows apply). ``hosts`` are the
+    room PCs (host agents' ``[host].host``) its members may log on to with their card, in the
+    same windows; ``host_admin`` gives them the administrator's right there (sudo).
     """
 
     model_config = _FROZEN
@@ -137,6 +143,8 @@ class Group(BaseModel):
     printers: list[Ident] = []
     windows: list[TimeWindow] = []
     on_holidays: bool = False
+    hosts: list[Ident] = []
+    host_admin: bool = False
 
 
 class DoorRule(BaseModel):
@@ -172,6 +180,7 @@ class Policy(BaseModel):
 
     _tz: ZoneInfo = PrivateAttr()
     _by_card: dict[str, Person] = PrivateAttr()
+    _by_account: dict[str, Person] = PrivateAttr()
     _people: dict[str, Person] = PrivateAttr()
     _groups: dict[str, Group] = PrivateAttr()
     _doors: dict[str, DoorRule] = PrivateAttr()
@@ -196,7 +205,13 @@ class Policy(BaseModel):
         if len(printers) != len(self.printers):
             raise ValueError("a printer is listed twice")
         self._by_card = {}
+        self._by_account = {}
         for person in self.people:
+            for account in person.host_accounts:
+                holder = self._by_account.setdefault(account, person)
+                if holder is not person:
+                    raise ValueError(
+                        f"host account {account} is held by both {holder.id} and {person.id}")
             for group_id in person.groups:
                 if group_id not in self._groups:
                     raise ValueError(f"person {person.id} is in unknown group {group_id}")
@@ -234,6 +249,10 @@ class Policy(BaseModel):
             return self._by_card.get(normalise_uid(uid))
         except ValueError:
             return None
+
+    def person_for_account(self, account: str) -> Person | None:
+        """The person who logs on as the local ``account`` at room hosts, if any."""
+        return self._by_account.get(account)
 
     def is_locked_down(self, door_id: str) -> bool:
         return self.lockdown or door_id in self.lockdown_doors

@@ -86,6 +86,7 @@ def create_app(
 def routers() -> list[APIRouter]:
     from dashboard.backups import web as backups
     from dashboard.correlation import web as correlation
+    from dashboard.hosts import web as hosts
     from dashboard.media import web as media
     from dashboard.numlog import web as numlog
     from dashboard.printing import web as printing
@@ -117,7 +118,7 @@ def routers() -> list[APIRouter]:
         lockdown.router,
         anomalies.router, audit.router, users.router, account.router, live.router,
         printing.router, backups.router, media.router, numlog.router, correlation.router,
-        reports.router, review.router, names.router,
+        reports.router, review.router, names.router, hosts.router,
     ]
 
 
@@ -133,10 +134,12 @@ def _announcer(bus: Any) -> Callable[[list[int]], None] | None:
 def person_sections() -> list[tuple[str, Any]]:
     """Sections feature packages add to a person's page: (the route whose roles may see it,
     ``section(request, db, person_id) -> template context``)."""
+    from dashboard.hosts.web import person_context as pc_context
     from dashboard.printing.web import person_context
     from dashboard.web.enrol import person_context as enrol_context
 
-    return [("people.enrol_open", enrol_context), ("printing.person", person_context)]
+    return [("people.enrol_open", enrol_context), ("printing.person", person_context),
+            ("hosts.page", pc_context)]
 
 
 async def _invalid(request: Request, exc: RequestValidationError) -> Response:

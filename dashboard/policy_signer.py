@@ -108,6 +108,7 @@ class PolicySigner:
                         groups=sorted(g.id for g in p.groups),
                         operator_ids=list(p.operator_ids or []),
                         cups_users=list(p.cups_users or []),
+                        host_accounts=list(p.host_accounts or []),
                     )
                     for p in people
                 ],
@@ -118,6 +119,8 @@ class PolicySigner:
                         doors=[d.id for d in g.doors],
                         printers=[p.id for p in g.printers],
                         on_holidays=g.on_holidays,
+                        hosts=list(g.hosts or []),
+                        host_admin=bool(g.host_admin),
                         windows=[
                             TimeWindow(days=list(w.days), start=w.start, end=w.end)
                             for w in g.windows

@@ -124,7 +124,12 @@ def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
     signer = PolicySigner(sm, key, site=settings.site,
                           publish=lambda topic, blob, retain: link.publish(topic, blob,
                                                                            retain=retain))
-    runtime.parts = [checkpointer, link, consumer, signer, watch, correlate]
+    from dashboard.hosts.presence import PresencePublisher
+
+    presence = PresencePublisher(sm, key, site=settings.site, room_doors=correlation.room_doors,
+                                 publish=lambda topic, blob, retain: link.publish(
+                                     topic, blob, retain=retain), bus=runtime.bus)
+    runtime.parts = [checkpointer, link, consumer, signer, presence, watch, correlate]
     return runtime
 
 

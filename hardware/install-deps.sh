@@ -9,9 +9,13 @@ want=(
   mosquitto mosquitto-clients                    # MQTT broker (tests and demo start their own)
   cups libcups2-dev                              # print release (pycups builds against libcups)
   fonts-noto-cjk fonts-ipaexfont-gothic poppler-utils  # Japanese PDFs and their checks
+  libsystemd-dev                                 # python-systemd (the host agent reads the journal)
 )
 if [[ "${SECROOM_DEPS:-test}" == "test" ]]; then
   want+=(chromium restic)                        # browser tests; the backup benchmark's anchor
+  # the host agent's tests: PAM (pamtester, pam_wrapper), journal files, logind's stand-in
+  # (python-dbusmock on a private dbus-daemon), auditd and laurel
+  want+=(pamtester libpam-wrapper systemd-journal-remote dbus python3-dbusmock auditd laurel)
   want+=(postgresql)                             # initdb and postgres: the tests run a private cluster
 fi
 

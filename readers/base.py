@@ -73,12 +73,27 @@ class ReadFailure:
     at: datetime
 
 
+@dataclass(frozen=True)
+class CardRemoved:
+    """The card of a presentation left the reader (after its tap or failure)."""
+
+    reader: str
+    at: datetime
+
+
 class TapSink(Protocol):
     def on_tap(self, tap: CardTap) -> None: ...
 
     def on_status(self, status: ReaderStatus) -> None: ...
 
     def on_failure(self, failure: ReadFailure) -> None: ...
+
+
+class PresenceSink(TapSink, Protocol):
+    """A sink that also wants to know when a card leaves (a host locks its sessions then).
+    Adapters call ``on_removed`` only on sinks that have it."""
+
+    def on_removed(self, removed: CardRemoved) -> None: ...
 
 
 class CardReader(Protocol):

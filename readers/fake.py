@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from readers.base import (
     FAILURE_REASONS,
+    CardRemoved,
     CardTap,
     ReaderError,
     ReaderStatus,
@@ -93,9 +94,13 @@ class FakeReader:
         return tap
 
     def remove(self, reader: str | None = None) -> None:
-        """The card leaves the field."""
-        _, slot = self._slot(reader)
+        """The card leaves the field (sinks with ``on_removed`` are told)."""
+        name, slot = self._slot(reader)
+        had = slot.card is not None
         slot.card = None
+        on_removed = getattr(self._sink, "on_removed", None)
+        if had and on_removed is not None:
+            on_removed(CardRemoved(name, utc_now()))
 
     def fail(self, reason: str, reader: str | None = None, detail: str = "fake failure") -> None:
         """A presentation that ends in a read failure (``reason`` as in ReadFailure)."""

@@ -27,6 +27,7 @@ from smartcard import scard as sc
 
 from readers.apdu import GET_DATA_UID, UidOk, parse_uid_reply
 from readers.base import (
+    CardRemoved,
     CardTap,
     FailureReason,
     ReaderError,
@@ -250,6 +251,8 @@ class PcscReaders:
         self, ctx: int, name: str, slot: _Slot, event: int, atr: bytes, seen: float
     ) -> None:
         if not event & sc.SCARD_STATE_PRESENT:
+            if slot.presented:
+                self._removed(name)
             slot.presented = False
             return
         counter = (event >> 16) & 0xFFFF
@@ -331,6 +334,12 @@ class PcscReaders:
         failure = ReadFailure(reader=name, reason=reason.value, detail=detail, at=utc_now())
         self.counters[f"failure.{reason.value}"] += 1
         self._deliver(lambda s: s.on_failure(failure))
+
+    def _removed(self, name: str) -> None:
+        if getattr(self._sink, "on_removed", None) is None:
+            return
+        removed = CardRemoved(reader=name, at=utc_now())
+        self._deliver(lambda s: s.on_removed(removed))  # type: ignore[attr-defined]
 
     def _emit_status(self, name: str, connected: bool, detail: str) -> None:
         status = ReaderStatus(reader=name, connected=connected, at=utc_now(), detail=detail)

@@ -111,6 +111,9 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "api.audit.list": READERS,
     "api.anomalies.list": READERS,
     "api.anomalies.ack": EDITORS,
+    # room PCs: sessions, log-ons, operations, health (host agents)
+    "hosts.page": READERS,
+    "hosts.detail": READERS,
     # printing: output records (releases, denials, expiries)
     "printing.page": READERS,
     "printing.csv": READERS,

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dashboard.correlation import host_eval
 from dashboard.correlation import rules as R
 from dashboard.correlation import sources as S
 from dashboard.correlation.evaluate import access_outcome, print_outcome
@@ -93,6 +94,8 @@ class Correlator:
                 print_persons[a.person_id] = (min(lo, a.ts), max(hi, a.ts))
         for r in successes.values():
             out.extend(self.access_context(session, r))
+        # file accesses in number-data folders these rows now explain
+        out.extend(host_eval.after_new_accesses(session, items, s))
         pw = timedelta(seconds=s.print_window_s)
         for person, (lo, hi) in print_persons.items():
             for p in S.prints_between(session, lo, hi + pw + timedelta(microseconds=1)):
@@ -145,6 +148,10 @@ class Correlator:
         elif kind in S.BACKUP_KINDS:
             b = S.backup_in(node, seq, ts, kind, data)
             out.add(R.key(R.BACKUP_FAILED, b.ref), R.backup_failed(b, s))
+        elif kind.startswith("host."):
+            e = host_eval.host_event(node, seq, ts, kind, data)
+            if e is not None:
+                out.extend(host_eval.event_outcome(session, e, s))
         return persist(session, out, now)
 
     def on_stored(self, session: Session, node: str, seq: int, now: datetime) -> PersistResult:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from dashboard.correlation import rules as R
 from dashboard.correlation import sources as S
+from dashboard.correlation.host_eval import exits_outcome
 from dashboard.correlation.settings import CorrelationSettings
 from dashboard.correlation.store import PersistResult, persist
 from dashboard.correlation.types import LoanIn, Outcome
@@ -34,6 +35,7 @@ def periodic_outcome(session: Session, since: datetime, until: datetime, now: da
                 wipes.wipe_overdue(due, now, s))
     for issue in S.log_issues(session, since, until):
         out.found.append(R.log_issue(issue, s))
+    out.extend(exits_outcome(session, since, until, now, s))  # PC sessions left open
     return out
 
 

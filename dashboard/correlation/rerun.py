@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from dashboard.correlation import rules as R
 from dashboard.correlation import sources as S
 from dashboard.correlation.evaluate import access_findings, print_outcome
+from dashboard.correlation.host_eval import period_outcome
 from dashboard.correlation.periodic import periodic_outcome
 from dashboard.correlation.settings import CorrelationSettings
 from dashboard.correlation.store import PersistResult, persist
@@ -377,6 +378,7 @@ def rerun(session: Session, since: datetime, until: datetime, now: datetime,
             out.found.append(bf)
     periodic = periodic_outcome(session, since, until, now, loans or (), s)
     out.found.extend(periodic.found)
+    out.found.extend(period_outcome(session, since, until, s).found)
     stored = None
     if store:
         have = {f.key for f in out.found}

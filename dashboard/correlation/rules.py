@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 
 from dashboard.correlation.calendar import is_jp_holiday
+from dashboard.correlation.pc_rules import HOST_RULES
 from dashboard.correlation.settings import CorrelationSettings
 from dashboard.correlation.types import (
     AccessIn,
@@ -44,7 +45,7 @@ NUMBER_IN_LOG = "number_in_log"
 
 RULES = (NOT_IN_ROOM, OUTSIDE_HOURS, USB_NEAR_ACCESS, PRINT_AFTER_ACCESS, PRINT_WITHOUT_ACCESS,
          FAILED_LOGINS, UNKNOWN_OPERATOR, DOOR_FORCED, DOOR_HELD_OPEN, USB_BLOCKED, MEDIA_OVERDUE,
-         BACKUP_MISSING, BACKUP_FAILED, LOG_GAP, LOG_CHAIN, NUMBER_IN_LOG)
+         BACKUP_MISSING, BACKUP_FAILED, LOG_GAP, LOG_CHAIN, NUMBER_IN_LOG, *HOST_RULES)
 NUMBER_RULES = (NOT_IN_ROOM, OUTSIDE_HOURS, USB_NEAR_ACCESS, FAILED_LOGINS, UNKNOWN_OPERATOR,
                 NUMBER_IN_LOG)
 INFO_ONLY = frozenset({PRINT_AFTER_ACCESS})  # output records, not anomalies

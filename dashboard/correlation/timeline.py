@@ -1,5 +1,6 @@
-"""A person's timeline: door taps, print releases, USB events on their hosts and their number
-accesses, in time order (read-only)."""
+"""A person's timeline: door taps, print releases, USB events on their hosts, their number
+accesses and their room-PC records (log-ons, locks, sessions, sudo, file operations), in time
+order (read-only)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from dashboard.correlation import sources as S
+from dashboard.hosts.queries import pc_sessions, pc_timeline
 from dashboard.models.events import DoorAccess
 from dashboard.models.numlog import NumberAccess, OperatorMap
 
@@ -17,7 +19,7 @@ from dashboard.models.numlog import NumberAccess, OperatorMap
 @dataclass(frozen=True)
 class Item:
     ts: datetime
-    kind: str  # door, print, usb, access
+    kind: str  # door, print, usb, access, pc
     ref: str
     text: str
 
@@ -40,6 +42,12 @@ def timeline(session: Session, person_id: str, since: datetime, until: datetime,
                           f"{r.action} / {r.purpose or '-'} / {r.result} ({r.operator})"))
     hosts.update(h for (h,) in session.execute(select(OperatorMap.host).where(
         OperatorMap.person_id == person_id, OperatorMap.host.is_not(None))) if h)
+    for e in pc_timeline(session, person_id, since, until):
+        d = e.data
+        what = getattr(d, "reason", None) or getattr(d, "action", None) or getattr(d, "op", "")
+        verdict = "" if getattr(d, "granted", True) else " denied"
+        items.append(Item(e.ts, "pc", e.ref, f"{d.host} {e.kind}{verdict} {what}".strip()))
+    hosts.update(s.host for s in pc_sessions(session, since, until, person_id=person_id))
     for p in S.prints_between(session, since, until):
         if p.person_id == person_id:
             items.append(Item(p.ts, "print", p.ref, f"{p.printer}, {p.pages or '?'} pages"))

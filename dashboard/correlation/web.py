@@ -91,8 +91,9 @@ def _day(d: date | None, request: Request, default: date) -> datetime:
 @router.get("/people/{person_id}/timeline", name="timeline.page", include_in_schema=False)
 def timeline_page(request: Request, person_id: str, db: Annotated[DbSession, Depends(deps.db)],
                   day: date | None = None) -> Response:
-    """A person's day, all sources joined (stays, door taps, number accesses, prints, USB on
-    their hosts), drawn as the review items' time strip, with the day's review items."""
+    """A person's day, all sources joined (stays, door taps, number accesses, prints, room-PC
+    records, USB on their hosts), drawn as the review items' time strip, with the day's review
+    items."""
     from dashboard.review.day import day_context
 
     if db.get(Person, person_id) is None:

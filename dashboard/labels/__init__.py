@@ -45,6 +45,8 @@ LOOKUPS: dict[str, Callable[[str], Pair | None]] = {
     "door_reason": lambda r: kinds.reason_pair(r, "door"),
     "print_reason": lambda r: kinds.reason_pair(r, "print"),
     "review_kind": review.item_kind_pair,
+    "logon_reason": lambda r: kinds.registry_pair("LOGON_DENIAL_LABELS", r),
+    "session_end": lambda r: kinds.registry_pair("SESSION_END_LABELS", r),
 }
 
 

@@ -91,6 +91,13 @@ def kind_pair(kind: str) -> Pair | None:
     return KINDS.get(kind)
 
 
+def registry_pair(table_name: str, key: str) -> Pair | None:
+    """A label from one of the registry's tables (e.g. LOGON_DENIAL_LABELS)."""
+    reg = _registry()
+    table = getattr(reg, table_name, {}) if reg is not None else {}
+    return _pair(table[key]) if key in table else None
+
+
 def reason_pair(reason: str, source: str = "door") -> Pair | None:
     reg = _registry()
     table_name = "PRINT_DENIAL_LABELS" if source == "print" else "DOOR_DENIAL_LABELS"

@@ -99,6 +99,58 @@ RULES: dict[str, tuple[Pair, Pair]] = {
         ("取り込んだ番号システムのログに個人番号が含まれていたため、保存前に削除しました。出力設定を確認してください。",
          "An individual number in the imported log was removed before storage. Check the "
          "number system's export settings.")),
+    # room PCs (dashboard.correlation.host_rules)
+    "pc_logon_not_in_room": (
+        ("不在時の PC ログオン", "PC log-on while not in the room"),
+        ("室内 PC へのログオンが許可されましたが、入退室記録ではその人は管理区域にいませんでした。在室情報が得られない設定や、"  # noqa: E501
+         "ドアの記録の欠落の可能性があります。本人に事情を確認してください。",
+         "A log-on at a room PC was granted while the door records show the person outside. "
+         "Presence may have been unknown and allowed, or a door record is missing: ask the "
+         "person.")),
+    "pc_session_after_exit": (
+        ("退室後も開いたままの PC セッション", "PC session left open after leaving"),
+        ("本人が退室した後も、室内 PC のセッションがロックされずに開いていました。ロックできなかった理由(画面ロック機能のない"  # noqa: E501
+         "セッション、PC のエージェント停止)を確認してください。",
+         "A person left the room while their PC session stayed open and unlocked. Find why it "
+         "was not locked (a session without a screen locker, the PC's agent stopped).")),
+    "pc_number_files_without_access": (
+        ("番号システム操作のない番号データのファイル操作", "Number-data files used without a "
+         "number-system operation"),
+        ("番号データのフォルダでファイルが閲覧・コピー・削除されましたが、前後の時間に同じ人の番号システムの操作記録がありません。"
+         "目的と持ち出しの有無を確認してください。",
+         "Files in a number-data folder were read, copied or deleted with no number-system "
+         "operation by the same person around that time. Check the purpose and whether "
+         "anything left the room.")),
+    "pc_sudo_without_admin": (
+        ("権限のない管理者操作", "Administrator command without the right"),
+        ("管理者権限のグループに属さない人が sudo などを使用(または試行)しました。必要な作業だったか確認してください。",  # noqa: E501
+         "Someone outside the groups with the administrator's right used (or tried) sudo, su "
+         "or pkexec. Check whether it was needed.")),
+    "pc_logon_outside_hours": (
+        ("業務時間外の PC ログオン", "PC log-on outside working hours"),
+        ("業務時間外・休業日・祝日に室内 PC へログオンしました。業務上の理由を確認してください。",
+         "A room PC was logged on to outside working hours, on a non-working day or a public "
+         "holiday. Check the business reason.")),
+    "pc_account_on_two_hosts": (
+        ("複数 PC への同時ログオン", "Logged on at two PCs at once"),
+        ("同じ人(またはアカウント)が 2 台の PC に同時にログオンしていました。アカウントの共有の可能性があります。",  # noqa: E501
+         "The same person (or account) was logged on at two PCs at once: the account may be "
+         "shared.")),
+    "pc_failed_logins": (
+        ("PC のログイン失敗の繰り返し", "Repeated failed PC log-ins"),
+        ("短時間に同じアカウントのログインが繰り返し失敗しました。パスワードの推測の可能性があります。",
+         "Log-ins of one account failed repeatedly within a short time: password guessing is "
+         "possible.")),
+    "pc_presence_unknown": (
+        ("在室情報なしでの PC ログオン判定", "PC log-on decided without presence"),
+        ("室内 PC が在室情報(署名付き)を受け取れないままログオンを判定しました。ダッシュボードとの接続を確認してください。",  # noqa: E501
+         "A room PC decided a log-on without signed presence information. Check its link to "
+         "the dashboard.")),
+    "pc_break_glass": (
+        ("緊急用アカウントの使用", "Recovery account used"),
+        ("カードなしでログオンできる緊急用アカウントが使われました。利用理由を記録し、パスワードを変更して封印し直してください。",
+         "The recovery account that logs on without a card was used. Record why, then change "
+         "its password and seal it again.")),
 }
 
 # Items raised outside the correlation: by the ingest, the dashboard itself, the media ledger

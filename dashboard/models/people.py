@@ -40,6 +40,7 @@ class Person(Base):
     valid_until: Mapped[date | None] = mapped_column(Date, nullable=True)  # until inclusive
     operator_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     cups_users: Mapped[list[str]] = mapped_column(JSON, default=list)
+    host_accounts: Mapped[list[str]] = mapped_column(JSON, default=list)  # room PCs' accounts
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     cards: Mapped[list[Card]] = relationship(
@@ -91,6 +92,8 @@ class Group(Base):
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
     on_holidays: Mapped[bool] = mapped_column(Boolean, default=False)
+    hosts: Mapped[list[str]] = mapped_column(JSON, default=list)  # room PCs (card log-on)
+    host_admin: Mapped[bool] = mapped_column(Boolean, default=False)  # sudo on those hosts
 
     members: Mapped[list[Person]] = relationship(
         secondary=group_members, back_populates="groups", order_by="Person.id"

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from dashboard.hosts.queries import pc_timeline
 from dashboard.models.anomalies import Anomaly
 from dashboard.models.audit import AuditRecord
 from dashboard.models.correlation import Finding
@@ -23,7 +24,7 @@ LIMIT = 400
 @dataclass(frozen=True)
 class Mark:
     ts: datetime
-    source: str  # door, access, print, usb, event
+    source: str  # door, access, print, usb, pc, event
     ref: str
     person_id: str | None = None
     door: str | None = None
@@ -107,6 +108,13 @@ def strip(db: Session, since: datetime, until: datetime, *, person_id: str | Non
             s.marks.append(Mark(r.ts, "access", r.row_key, person_id=r.person_id,
                                 action=r.action, purpose=r.purpose, result=r.result, ok=r.ok,
                                 host=r.host or ""))
+    if person_id:  # their room-PC records (log-ons, locks, sessions, sudo, files)
+        for e in pc_timeline(db, person_id, since, until)[:LIMIT]:
+            d = e.data
+            hosts.add(d.host)  # and USB on the PCs they used
+            s.marks.append(Mark(e.ts, "pc", e.ref, person_id=person_id, host=d.host,
+                                kind=e.kind, granted=getattr(d, "granted", None),
+                                reason=getattr(d, "reason", None), node=e.node))
     kinds = ["print.release", "usb.inserted"]
     for e in db.scalars(select(StoredEvent).where(
             StoredEvent.kind.in_(kinds), StoredEvent.ts >= since, StoredEvent.ts < until)

@@ -47,6 +47,8 @@ class GroupPatch(Input):
     on_holidays: bool | None = None
     doors: list[Ident] | None = None
     printers: list[Ident] | None = None
+    hosts: list[Ident] | None = None  # room PCs (host agents' names): card log-on there
+    host_admin: bool | None = None
     windows: list[WindowIn] | None = None
     members: list[Ident] | None = None
 
@@ -63,6 +65,8 @@ def group_dict(g: Group) -> dict[str, Any]:
         "on_holidays": g.on_holidays,
         "doors": [d.id for d in g.doors],
         "printers": [p.id for p in g.printers],
+        "hosts": list(g.hosts or []),
+        "host_admin": bool(g.host_admin),
         "windows": [{"days": list(w.days), "start": w.start, "end": w.end} for w in g.windows],
         "members": sorted(p.id for p in g.members),
     }
@@ -94,6 +98,12 @@ def _apply(session: Session, group: Group, patch: GroupPatch) -> None:
         group.doors = _fetch(session, Door, patch.doors, "door(s)")
     if patch.printers is not None:
         group.printers = _fetch(session, Printer, patch.printers, "printer(s)")
+    if patch.hosts is not None:
+        group.hosts = sorted(set(patch.hosts))
+    if "host_admin" in patch.model_fields_set:
+        if patch.host_admin is None:
+            raise ServiceError("host_admin must be true or false")
+        group.host_admin = patch.host_admin
     if patch.members is not None:
         group.members = _fetch(session, Person, patch.members, "person(s)")
     if patch.windows is not None:
@@ -110,7 +120,7 @@ def create_group(
     at = when(now)
     if session.get(Group, inp.id) is not None:
         raise Conflict(f"group {inp.id!r} already exists")
-    group = Group(id=inp.id, name=inp.name, on_holidays=False)
+    group = Group(id=inp.id, name=inp.name, on_holidays=False, hosts=[], host_admin=False)
     session.add(group)
     _apply(session, group, inp)
     session.flush()

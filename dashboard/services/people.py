@@ -24,6 +24,8 @@ from dashboard.services.base import (
 )
 
 ShortText = Annotated[str, Field(min_length=1, max_length=128)]
+Account = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z_][a-z0-9_.-]*\$?$")]
+_LISTS = ("operator_ids", "cups_users", "host_accounts")
 
 
 class PersonPatch(Input):
@@ -33,6 +35,7 @@ class PersonPatch(Input):
     valid_until: date | None = None
     operator_ids: list[ShortText] | None = None
     cups_users: list[ShortText] | None = None
+    host_accounts: list[Account] | None = None
     groups: list[Ident] | None = None
 
 
@@ -56,6 +59,7 @@ def person_dict(p: Person) -> dict[str, Any]:
         "valid_until": p.valid_until,
         "operator_ids": list(p.operator_ids or []),
         "cups_users": list(p.cups_users or []),
+        "host_accounts": list(p.host_accounts or []),
         "groups": sorted(g.id for g in p.groups),
         "cards": [{"uid": c.uid, "active": c.active} for c in p.cards],
     }
@@ -77,10 +81,10 @@ def _groups(session: Session, ids: list[str]) -> list[Group]:
 
 
 def _apply(session: Session, person: Person, patch: PersonPatch) -> None:
-    for name in ("name", "active", "valid_from", "valid_until", "operator_ids", "cups_users"):
+    for name in ("name", "active", "valid_from", "valid_until", *_LISTS):
         if name in patch.model_fields_set:
             value = getattr(patch, name)
-            if value is None and name in ("name", "active", "operator_ids", "cups_users"):
+            if value is None and name in ("name", "active", *_LISTS):
                 raise ServiceError(f"{name} cannot be empty")
             setattr(person, name, value)
     if patch.groups is not None:
@@ -98,7 +102,8 @@ def create_person(
     if session.get(Person, inp.id) is not None:
         raise Conflict(f"person {inp.id!r} already exists")
     person = Person(
-        id=inp.id, name=inp.name, active=True, operator_ids=[], cups_users=[], created_at=at
+        id=inp.id, name=inp.name, active=True, operator_ids=[], cups_users=[], host_accounts=[],
+        created_at=at
     )
     session.add(person)
     _apply(session, person, inp)

@@ -71,6 +71,7 @@ NAV_GROUPS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
     ("nav.group.records", (
         ("numlog.page", "/numlog", "nav.numlog"),
         ("printing.page", "/printing", "nav.printing"),
+        ("hosts.page", "/hosts", "nav.hosts"),
         ("media.page", "/media", "nav.media"),
         ("snapshots.page", "/backups", "nav.backups"),
         ("reports.page", "/reports", "nav.reports"),

@@ -18,6 +18,7 @@ from dashboard import services
 from dashboard.auth.service import Principal
 from dashboard.models import Door, Group, Printer
 from dashboard.web import deps
+from dashboard.web.forms import csv_list
 
 router = APIRouter()
 
@@ -36,6 +37,8 @@ class GroupOut(BaseModel):
     on_holidays: bool
     doors: list[str]
     printers: list[str]
+    hosts: list[str]
+    host_admin: bool
     windows: list[WindowOut]
     members: list[str]
 
@@ -43,7 +46,8 @@ class GroupOut(BaseModel):
 def group_out(g: Group) -> GroupOut:
     return GroupOut(
         id=g.id, name=g.name, on_holidays=g.on_holidays, doors=[d.id for d in g.doors],
-        printers=[p.id for p in g.printers],
+        printers=[p.id for p in g.printers], hosts=list(g.hosts or []),
+        host_admin=bool(g.host_admin),
         windows=[WindowOut(days=list(w.days), start=w.start, end=w.end) for w in g.windows],
         members=[m.id for m in g.members],
     )
@@ -106,9 +110,11 @@ def groups_update(
     on_holidays: Annotated[bool, Form()] = False,
     doors: Annotated[list[str] | None, Form()] = None,
     printers: Annotated[list[str] | None, Form()] = None,
+    hosts: Annotated[str, Form(max_length=2000)] = "",
+    host_admin: Annotated[bool, Form()] = False,
 ) -> Response:
     patch = {"name": name, "on_holidays": on_holidays, "doors": doors or [],
-             "printers": printers or []}
+             "printers": printers or [], "hosts": csv_list(hosts), "host_admin": host_admin}
     return _apply(request, db, services.update_group, who.username, group_id, patch)
 
 

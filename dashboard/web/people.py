@@ -44,6 +44,7 @@ class PersonOut(BaseModel):
     valid_until: date | None
     operator_ids: list[str]
     cups_users: list[str]
+    host_accounts: list[str]
     groups: list[str]
     cards: list[CardOut]
 
@@ -61,6 +62,7 @@ class PersonCreate(BaseModel):
     valid_until: date | None = None
     operator_ids: list[ShortText] = []
     cups_users: list[ShortText] = []
+    host_accounts: list[ShortText] = []
     groups: list[Ident] = []
 
 
@@ -74,6 +76,7 @@ class PersonUpdate(BaseModel):
     valid_until: date | None = None
     operator_ids: list[ShortText] = None  # type: ignore[assignment]
     cups_users: list[ShortText] = None  # type: ignore[assignment]
+    host_accounts: list[ShortText] = None  # type: ignore[assignment]
     groups: list[Ident] = None  # type: ignore[assignment]
 
 
@@ -91,7 +94,8 @@ def person_out(p: Person) -> PersonOut:
     return PersonOut(
         id=p.id, name=p.name, active=p.active, valid_from=_day(p.valid_from),
         valid_until=_day(p.valid_until), operator_ids=list(p.operator_ids or []),
-        cups_users=list(p.cups_users or []), groups=[g.id for g in p.groups],
+        cups_users=list(p.cups_users or []), host_accounts=list(p.host_accounts or []),
+        groups=[g.id for g in p.groups],
         cards=[CardOut.model_validate(c, from_attributes=True) for c in p.cards],
     )
 
@@ -166,12 +170,14 @@ def person_update(
     valid_until: Annotated[str, Form(max_length=10)] = "",
     operator_ids: Annotated[str, Form(max_length=2000)] = "",
     cups_users: Annotated[str, Form(max_length=2000)] = "",
+    host_accounts: Annotated[str, Form(max_length=2000)] = "",
     groups: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     patch = {
         "name": name, "active": active, "valid_from": valid_from or None,
         "valid_until": valid_until or None, "operator_ids": csv_list(operator_ids),
-        "cups_users": csv_list(cups_users), "groups": groups or [],
+        "cups_users": csv_list(cups_users), "host_accounts": csv_list(host_accounts),
+        "groups": groups or [],
     }
     person_or_404(db, person_id)
     try:

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 import backup.events
 import controller.events
+import controller.host.events
 import controller.printing.events
 import usb_guard.events
 from controller.events import (
@@ -34,7 +35,8 @@ from controller.printing.events import PrintDeniedPayload
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("controller", "readers", "usb_guard", "backup", "dashboard")
-EVENT_MODULES = (controller.events, controller.printing.events, backup.events, usb_guard.events)
+EVENT_MODULES = (controller.events, controller.printing.events, backup.events, usb_guard.events,
+                 controller.host.events)
 KIND_SHAPE = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+$")
 
 
@@ -148,6 +150,7 @@ def test_kinds_follow_the_node_roles() -> None:
         "reader": {"door_gateway", "print_station"},
         "print": {"print_station"},
         "usb": {"host_agent"},
+        "host": {"host_agent"},
         "backup": {"backup_job"},
         "node": set(NODE_ROLES),
         "policy": set(NODE_ROLES),
@@ -163,6 +166,7 @@ def test_may_emit_answers_for_a_set_of_roles() -> None:
     assert may_emit("reader.read_failed", ["print_station"])
     assert not may_emit("usb.inserted", gw1)
     assert may_emit("usb.inserted", {"host_agent"}) and not may_emit("door.access", {"host_agent"})
+    assert may_emit("host.logon", {"host_agent"}) and not may_emit("host.logon", gw1)
     assert may_emit("backup.failed", ("backup_job",))
     for role in NODE_ROLES:
         assert may_emit("node.clock", {role}) and may_emit("policy.rejected", {role})
@@ -195,14 +199,19 @@ def test_every_kind_has_a_japanese_and_an_english_label() -> None:
 
 @pytest.mark.parametrize(
     ("model", "labels"),
-    [(DoorAccess, DOOR_DENIAL_LABELS), (PrintDeniedPayload, PRINT_DENIAL_LABELS)],
+    [(DoorAccess, DOOR_DENIAL_LABELS), (PrintDeniedPayload, PRINT_DENIAL_LABELS),
+     (controller.host.events.HostLogon, controller.events.LOGON_DENIAL_LABELS),
+     (controller.host.events.HostLocked, controller.events.SESSION_END_LABELS)],
 )
 def test_every_denial_reason_has_its_labels(
     model: type[BaseModel], labels: dict[str, Label]
 ) -> None:
     """Walks the model's ``reason`` Literal: a reason added without labels fails here."""
     reasons = _literal_values(model.model_fields["reason"].annotation)
+    if model is controller.host.events.HostLocked:  # locks and log-offs share one table
+        reasons |= _literal_values(
+            controller.host.events.HostLogoff.model_fields["reason"].annotation)
     assert reasons and set(labels) == reasons
     for reason, label in labels.items():
         _check_label(label, reason)
-    assert "printing_not_configured" in reasons or model is DoorAccess
+    assert "printing_not_configured" in reasons or model is not PrintDeniedPayload

@@ -66,6 +66,9 @@ def test_policy_builds_card_lookup_once_with_normalised_uids() -> None:
             "before valid_from",
         ),
         (lambda d: d.update(version=0), "greater than or equal"),
+        (lambda d: (d["people"][0].update(host_accounts=["shared"]),
+                    d["people"][1].update(host_accounts=["shared"])), "host account shared"),
+        (lambda d: d["people"][0].update(host_accounts=["Alice Root"]), "should match pattern"),
     ],
 )
 def test_inconsistent_policies_are_rejected(mutate: Any, message: str) -> None:
@@ -73,6 +76,18 @@ def test_inconsistent_policies_are_rejected(mutate: Any, message: str) -> None:
     mutate(data)
     with pytest.raises(ValidationError, match=message):
         Policy.model_validate(data)
+
+
+def test_host_accounts_map_to_their_holder_and_groups_name_hosts() -> None:
+    data = policy_dict()
+    data["people"][0]["host_accounts"] = ["alice", "alice-adm"]
+    data["groups"][0].update(hosts=["pc-01", "pc-02"], host_admin=True)
+    policy = Policy.model_validate(data)
+    assert policy.person_for_account("alice-adm").id == "alice"
+    assert policy.person_for_account("bob") is None
+    staff = policy.group("staff")
+    assert staff.hosts == ["pc-01", "pc-02"] and staff.host_admin
+    assert policy.group("admins").hosts == [] and not policy.group("admins").host_admin
 
 
 # --- signing -----------------------------------------------------------------------------

@@ -31,7 +31,12 @@ def test_the_acl_names_each_node_and_its_backup_job_only() -> None:
     gw1 = text.split("user gw1\n")[1].split("\n\n")[0]
     assert "topic write secroom/v1/tokyo-hq/gw1/events/#" in gw1
     assert "topic write secroom/v1/tokyo-hq/gw1.backup/events/#" in gw1
-    assert "pc-01" not in gw1 and "+" not in gw1 and "%" not in gw1
+    assert "pc-01" not in gw1 and "%" not in gw1
+    # the one wildcard: every node reads the doors' access events (host agents lock the
+    # sessions of who leaves); nothing is written outside the node's own prefix
+    assert [ln for ln in gw1.splitlines() if "+" in ln] == [
+        "topic read secroom/v1/tokyo-hq/+/events/door.access"]
+    assert "topic read secroom/v1/tokyo-hq/presence" in gw1
     assert "topic write" not in "".join(ln for ln in gw1.splitlines() if "/ack" in ln)
     with pytest.raises(BrokerConfigError):
         acl_text(SITE, ["gw1\ntopic write #"])  # a name cannot add rules

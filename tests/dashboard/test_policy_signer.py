@@ -56,6 +56,8 @@ def rights(sm):
                 "doors": ["d1"],
                 "printers": ["p1"],
                 "on_holidays": True,
+                "hosts": ["pc-01"],
+                "host_admin": True,
                 "windows": [{"days": [0, 1, 2, 3, 4], "start": "08:00", "end": "20:00"}],
             },
             now=T0,
@@ -69,6 +71,7 @@ def rights(sm):
                 "groups": ["staff"],
                 "operator_ids": ["op7"],
                 "cups_users": ["alice"],
+                "host_accounts": ["alice"],
             },
             now=T0,
         )
@@ -88,8 +91,10 @@ def test_signed_policy_verifies_and_matches_the_database(sm, key, rights):
     alice = policy.person_for_card("0102030405060708")
     assert alice is not None and alice.id == "alice" and alice.groups == ["staff"]
     assert alice.operator_ids == ["op7"] and alice.cups_users == ["alice"]
+    assert policy.person_for_account("alice") == alice
     staff = policy.group("staff")
     assert staff.doors == ["d1"] and staff.printers == ["p1"] and staff.on_holidays
+    assert staff.hosts == ["pc-01"] and staff.host_admin
     assert staff.windows[0].days == [0, 1, 2, 3, 4]
     door = policy.door("d1")
     assert door.two_person and door.anti_passback

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from controller.envelope import GENESIS, Event, seal
 from controller.keys import public_b64  # noqa: F401 - re-exported for tests
+from dashboard.correlation import host_rules as HR
 from dashboard.correlation import rules as R
 from dashboard.correlation.engine import Correlator
 from dashboard.correlation.types import LoanIn
@@ -112,6 +113,13 @@ class World:
             "control_number": control_number if storage and verdict != "block" else None,
             "interfaces": ["08:06:50"] if storage else ["03:01:01"],
             "vendor_id": "0781", "product_id": "5567", "reason": ""})
+
+    def pc(self, kind: str, ts: datetime, **data: Any) -> None:
+        """An event of the room PCs' host agent (one node for the PCs of this world)."""
+        body: dict[str, Any] = {"host": f"pc-{data.get('person_id') or 'X'}", **data}
+        if kind in ("host.session", "host.sudo", "host.auth_failed", "host.file_access"):
+            body.setdefault("at", ts.isoformat())
+        self.ev("pcagent", kind, ts, body)
 
     def print_(self, p: str, ts: datetime, pages: int = 2) -> None:
         self.ev("gw1", "print.release", ts, {"printer": "room-printer", "person_id": p,
@@ -210,6 +218,45 @@ def build(seed: int = 7) -> World:
     w.row("P14", L(d3, 11), "マイナンバー閲覧", "閲覧", f"確認 {VALID_NUMBER_FW}")
     w.row("P15", L(d3, 11), "マイナンバー閲覧", "閲覧", f"伝票 {INVALID_NUMBER}")
 
+    # 13. room PCs: a log-on outside the room, at 20:00, presence unknown / one inside, in hours
+    w.pc("host.logon", L(d4, 20), account="P30", service="gdm-password", granted=True,
+         person_id="P30", presence="unknown", card="0102")
+    w.pc("host.logon", L(d4, 10), account="P31", service="gdm-password", granted=True,
+         person_id="P31", presence="in", card="0103")
+    #     a session left open after its owner left / one closed before they left
+    w.pc("host.session", L(d4, 10), action="opened", session_id="33", account="P33",
+         person_id="P33")
+    w.pc("host.session", L(d4, 10), action="opened", session_id="34", account="P34",
+         person_id="P34")
+    w.pc("host.session", L(d4, 17, 59), action="closed", session_id="34", account="P34",
+         person_id="P34")
+    #     one person on two PCs at once / one after the other
+    for p, host_a, host_b, first_closes in (("P36", "pc-A", "pc-B", L(d4, 12)),
+                                            ("P37", "pc-C", "pc-D", L(d4, 10, 30))):
+        w.pc("host.session", L(d4, 10), action="opened", session_id=f"{p}a", account=p,
+             person_id=p, host=host_a)
+        w.pc("host.session", first_closes, action="closed", session_id=f"{p}a", account=p,
+             person_id=p, host=host_a)
+        w.pc("host.session", L(d4, 11), action="opened", session_id=f"{p}b", account=p,
+             person_id=p, host=host_b)
+        w.pc("host.session", L(d4, 12, 30), action="closed", session_id=f"{p}b", account=p,
+             person_id=p, host=host_b)
+    #     three failed log-ins / two
+    for p, n in (("P38", 3), ("P39", 2)):
+        for m in range(n):
+            w.pc("host.auth_failed", L(d4, 11, m), service="login", account=p, person_id=p)
+    #     sudo without / with the administrator's right
+    for p, admin in (("P40", False), ("P41", True)):
+        w.pc("host.sudo", L(d4, 11), tool="sudo", account=p, command="/usr/bin/apt upgrade",
+             person_id=p, admin_right=admin)
+    #     number-data files read far from / close to a number-system operation
+    for p, at in (("P42", L(d4, 16, 30)), ("P43", L(d4, 15, 30))):
+        w.pc("host.file_access", at, path_class="number_data", op="read",
+             names=["employees.csv"], program="/usr/bin/libreoffice", account=p, person_id=p)
+    #     the recovery account
+    w.pc("host.logon", L(d4, 12), account="secroom-recovery", service="login", granted=True,
+         break_glass=True)
+
     w.planted = {
         (R.NOT_IN_ROOM, "P01"), (R.OUTSIDE_HOURS, "P03"), (R.OUTSIDE_HOURS, "P05"),
         (R.USB_NEAR_ACCESS, "P06"), (R.PRINT_WITHOUT_ACCESS, "P08"),
@@ -217,6 +264,10 @@ def build(seed: int = 7) -> World:
         (R.DOOR_HELD_OPEN, "room"), (R.USB_BLOCKED, "pc-P20"), (R.MEDIA_OVERDUE, "USB-0003"),
         (R.BACKUP_MISSING, "2026-10-21"), (R.BACKUP_FAILED, "bk1"), (R.LOG_GAP, "usbagent"),
         (R.LOG_CHAIN, "lab1"), (R.NUMBER_IN_LOG, "P14"),
+        (HR.PC_NOT_IN_ROOM, "P30"), (HR.PC_OUTSIDE_HOURS, "P30"), (HR.PC_PRESENCE_UNKNOWN, "P30"),
+        (HR.PC_AFTER_EXIT, "P33"), (HR.PC_TWO_HOSTS, "P36"), (HR.PC_FAILED_LOGINS, "P38"),
+        (HR.PC_SUDO_NOT_ADMIN, "P40"), (HR.PC_FILES_WITHOUT_ACCESS, "P42"),
+        (HR.PC_BREAK_GLASS, "secroom-recovery"),
     }
     w.near_miss = {
         (R.NOT_IN_ROOM, "P02"), (R.OUTSIDE_HOURS, "P04"), (R.USB_NEAR_ACCESS, "P07"),
@@ -224,6 +275,9 @@ def build(seed: int = 7) -> World:
         (R.USB_BLOCKED, "pc-P21"), (R.MEDIA_OVERDUE, "USB-0004"), (R.MEDIA_OVERDUE, "USB-0005"),
         (R.BACKUP_MISSING, "2026-10-23"), (R.LOG_GAP, "gw1"), (R.LOG_CHAIN, "bk1"),
         (R.NUMBER_IN_LOG, "P15"),
+        (HR.PC_NOT_IN_ROOM, "P31"), (HR.PC_OUTSIDE_HOURS, "P31"), (HR.PC_PRESENCE_UNKNOWN, "P31"),
+        (HR.PC_AFTER_EXIT, "P34"), (HR.PC_TWO_HOSTS, "P37"), (HR.PC_FAILED_LOGINS, "P39"),
+        (HR.PC_SUDO_NOT_ADMIN, "P41"), (HR.PC_FILES_WITHOUT_ACCESS, "P43"),
     }
     return w
 
@@ -247,6 +301,8 @@ def subject_of(f: Any) -> str:
         return f.dedupe_key.split(":")[1] if hasattr(f, "dedupe_key") else f.key.split(":")[1]
     if f.rule in (R.BACKUP_FAILED, R.LOG_GAP, R.LOG_CHAIN):
         return f.node
+    if f.rule == HR.PC_BREAK_GLASS:
+        return ev["account"]
     return f.person_id or "?"
 
 
@@ -256,7 +312,7 @@ def setup_people(session: Session) -> None:
         session.add(Person(id=p, name=f"職員{i:02d}", operator_ids=[f"op-{p}"], cups_users=[],
                            created_at=NOW))
         session.add(TerminalMap(terminal=f"T-{p}", host=f"pc-{p}"))
-    for name in ("gw1", "usbagent", "bk1", "lab1"):
+    for name in ("gw1", "usbagent", "bk1", "lab1", "pcagent"):
         session.add(Node(name=name, site=SITE, public_key=None, key_status="approved",
                          first_seen_at=NOW, contiguous_seq=0, max_seq=0, events_stored=0,
                          state="unknown", health={}))

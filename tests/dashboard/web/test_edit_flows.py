@@ -24,12 +24,14 @@ def test_rights_doors_printers_lockdown_forms(webapp: WebApp) -> None:
          two_person_window_s="20", anti_passback="true")
     post(client, "/printers", csrf, id="mfp1", name="複合機")
     post(client, "/groups", csrf, id="staff", name="担当者")
-    post(client, "/groups/staff", csrf, name="担当者", doors=["server-room"], printers=["mfp1"])
+    post(client, "/groups/staff", csrf, name="担当者", doors=["server-room"], printers=["mfp1"],
+         hosts="pc-01, pc-02", host_admin="true")
     post(client, "/groups/staff/windows", csrf, days=["0", "1", "2", "3", "4"], start="08:30",
          end="19:00")
     post(client, "/people", csrf, id="p1", name="山田 太郎")
     post(client, "/people/p1", csrf, name="山田 太郎", active="true", valid_from="2026-04-01",
-         valid_until="", operator_ids="op7, op8", cups_users="yamada", groups=["staff"])
+         valid_until="", operator_ids="op7, op8", cups_users="yamada", host_accounts="yamada",
+         groups=["staff"])
     post(client, "/people/p1/cards", csrf, uid="01:02:03:04", label="社員証")
     post(client, "/lockdown", csrf, scope="doors", doors=["server-room"], reason="工事のため")
     with webapp.sm() as db:
@@ -38,11 +40,13 @@ def test_rights_doors_printers_lockdown_forms(webapp: WebApp) -> None:
         group = db.get(Group, "staff")
         assert group and [d.id for d in group.doors] == ["server-room"]
         assert [p.id for p in group.printers] == ["mfp1"]
+        assert group.hosts == ["pc-01", "pc-02"] and group.host_admin
         assert [(w.days, w.start, w.end) for w in group.windows] == [
             ([0, 1, 2, 3, 4], time(8, 30), time(19, 0))]
         person = db.get(Person, "p1")
         assert person and [g.id for g in person.groups] == ["staff"]
         assert person.operator_ids == ["op7", "op8"] and person.cups_users == ["yamada"]
+        assert person.host_accounts == ["yamada"]
         assert [c.uid for c in person.cards] == ["01020304"]
         site = db.get(SiteSettings, webapp.settings.site)
         assert site and site.lockdown_doors == ["server-room"] and not site.lockdown

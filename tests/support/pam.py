@@ -1,0 +1,110 @@
+"""Real PAM in tests: a service file run by pamtester under pam_wrapper (cwrap).
+
+pam_wrapper (``LD_PRELOAD=libpam_wrapper.so PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR=<dir>``)
+makes libpam read its service files from the test's folder, so nothing under /etc/pam.d is
+touched and it runs as any user. The stack is the file hardware/host-agent/pam ships (read
+by ``card_stack``), with pam_matrix (pam_wrapper's password module, passdb
+``user:password:service``) standing in for pam_unix, and the real pam_exec running the real
+helper (controller/host/pam_client.py) under Debian's ``/usr/bin/python3 -IS``, as on a room
+PC.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.support import require_binary, unavailable
+
+HELPER = Path(__file__).resolve().parents[2] / "controller" / "host" / "pam_client.py"
+SYSTEM_PYTHON = "/usr/bin/python3"
+_LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib")
+
+
+def _find(name: str, sub: str = "") -> str:
+    for d in _LIB_DIRS:
+        path = Path(d) / sub / name
+        if path.exists():
+            return str(path)
+    unavailable(f"{name} not installed (apt-get install libpam-wrapper)")
+    raise AssertionError("unreachable")
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "hardware" / "host-agent" / "pam" / "secroom-card"
+INSTALLED_HELPER = "/usr/lib/secroom/secroom-pam-card"
+
+
+def card_stack(helper: str, socket: Path, password_module: str) -> str:
+    """The shipped hardware/host-agent/pam/secroom-card, as tests run it: ``password_module``
+    for pam_unix, the helper from the source tree, the agent's socket of the test."""
+    lines = []
+    for line in SHIPPED.read_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        line = line.replace("pam_unix.so nullok", password_module)
+        if INSTALLED_HELPER in line:
+            line = line.replace(INSTALLED_HELPER, helper) + f" --socket {socket}"
+        lines.append(line)
+    return "\n".join([*lines, "account required pam_permit.so", ""])
+
+
+def common_auth_with_profile(helper: str, socket: Path, password_module: str) -> str:
+    """Debian's common-auth as pam-auth-update writes it with the shipped profile enabled:
+    the primary block (the password), pam_deny, pam_permit, then the profile's lines."""
+    profile = (SHIPPED.parent / "secroom-card.pam-config").read_text()
+    auth = profile.split("Auth:\n", 1)[1]
+    extra = []
+    for line in auth.splitlines():
+        if not line.strip():
+            continue
+        control, module = line.strip().split("\t", 1)
+        module = module.replace(INSTALLED_HELPER, helper)
+        extra.append(f"auth {control} {module}" + (f" --socket {socket}" if helper in module
+                                                    else ""))
+    return "\n".join([f"auth [success=1 default=ignore] {password_module}",
+                      "auth requisite pam_deny.so", "auth required pam_permit.so", *extra,
+                      "account required pam_permit.so", ""])
+
+
+@dataclass
+class PamResult:
+    rc: int
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+
+class PamService:
+    """A PAM service ``name`` in ``workdir`` whose stack asks the agent on ``socket``."""
+
+    def __init__(self, workdir: Path, socket: Path, *, name: str = "secroom-login",
+                 passwords: dict[str, str] | None = None, stack: Any = None) -> None:
+        self.pamtester = require_binary("pamtester", "/usr/bin/pamtester")
+        self.wrapper = _find("libpam_wrapper.so")
+        matrix = _find("pam_matrix.so", "pam_wrapper")
+        if not Path(SYSTEM_PYTHON).exists():
+            unavailable("/usr/bin/python3 is missing (the helper runs under Debian's python)")
+        self.name = name
+        self.dir = workdir / "pam.d"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        passdb = workdir / "passdb"
+        passdb.write_text("".join(f"{u}:{p}:{name}\n" for u, p in (passwords or {}).items()))
+        helper = f"{SYSTEM_PYTHON} -IS {HELPER}"
+        build = stack or card_stack
+        (self.dir / name).write_text(build(helper, socket, f"{matrix} passdb={passdb}"))
+        (self.dir / "other").write_text("auth required pam_deny.so\n")
+
+    def authenticate(self, user: str, password: str, *, tty: str = "tty1", rhost: str = ""
+                     ) -> PamResult:
+        items = ["-I", f"tty={tty}"] + (["-I", f"rhost={rhost}"] if rhost else [])
+        env = {**os.environ, "LD_PRELOAD": self.wrapper, "PAM_WRAPPER": "1",
+               "PAM_WRAPPER_SERVICE_DIR": str(self.dir)}
+        done = subprocess.run([self.pamtester, "-v", *items, self.name, user, "authenticate"],
+                              input=password + "\n", capture_output=True, text=True, env=env,
+                              timeout=60, check=False)
+        return PamResult(done.returncode, done.stdout + done.stderr)
