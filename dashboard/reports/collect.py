@@ -32,6 +32,7 @@ from dashboard.reports.data import (
     MediaRow,
     MonthData,
     Night,
+    PcRow,
     PrintRow,
     ReviewRow,
     UseRow,
@@ -264,4 +265,25 @@ def gather(session: Session, month: str, client_id: int | None, zone: ZoneInfo,
     d.first_night, d.nights = nights(session, d, now)
     d.verifies = verifies(session, d)
     d.reviews = reviews(session, d, names, rows, everyone)
+    d.pcs = pcs(session, d, names, everyone)
     return d
+
+
+def pcs(session: Session, d: MonthData, names: Names, everyone: bool) -> list[PcRow]:
+    """Log-ons at the room's PCs and operations on the folders that hold individual numbers
+    (the host agents' records); for one client those of the staff who handled its numbers."""
+    from controller.host import events as H
+    from dashboard.hosts.queries import NUMBER_CLASSES, load
+
+    out: list[PcRow] = []
+    for ev in load(session, (H.KIND_LOGON, H.KIND_FILE_ACCESS), d.since, d.until).events:
+        m = ev.data
+        person = getattr(m, "person_id", None)
+        if not everyone and person not in d.handler_ids:
+            continue
+        who, host = names.person(person) if person else "", names.host(m.host)
+        if ev.kind == H.KIND_LOGON:
+            out.append(PcRow(ev.ts, who, host, "logon", m.granted, m.reason or ""))
+        elif m.path_class in NUMBER_CLASSES:
+            out.append(PcRow(ev.ts, who, host, "file_op", m.success, m.op, m.count))
+    return out

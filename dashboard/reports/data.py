@@ -66,6 +66,19 @@ class EntryRow:
 
 
 @dataclass(frozen=True)
+class PcRow:
+    """A log-on at a room PC, or an operation on the folders that hold individual numbers."""
+
+    ts: datetime
+    person: str  # name ("" when nobody is known: a card nobody holds, a local account)
+    host: str  # display name
+    what: str  # logon | file_op
+    ok: bool  # granted / succeeded
+    code: str  # the log-on's denial reason, or the file operation (read, write, copy...)
+    files: int = 0
+
+
+@dataclass(frozen=True)
 class PrintRow:
     ts: datetime
     person: str
@@ -137,6 +150,7 @@ class MonthData:
     nights: list[Night] = field(default_factory=list)
     verifies: list[VerifyRow] = field(default_factory=list)
     reviews: list[ReviewRow] = field(default_factory=list)
+    pcs: list[PcRow] = field(default_factory=list)  # room PCs: log-ons, number-data operations
     first_night: date | None = None  # the first night the system existed
     handler_ids: set[str] = field(default_factory=set)
     row_keys: set[str] = field(default_factory=set)

@@ -17,7 +17,7 @@ from dashboard.models.reports import MEASURE_KINDS, Client, OfficeProfile
 from dashboard.reports import dates
 from dashboard.reports.data import MonthData, UseRow
 from dashboard.reports.guard import scrub
-from dashboard.reports.labels import Lang, denial_label, kind_label, label, pick
+from dashboard.reports.labels import Lang, denial_label, kind_label, label, logon_denial_label, pick
 from dashboard.reports.seal import seal_sha256
 
 
@@ -144,7 +144,26 @@ def _annexes(d: MonthData, lang: Lang, style: dates.DateStyle, seal: dict[str, A
                      sep.join(item.subject), L(item.state), resolution, L(incident)],
                     "open" if item.state == "open" else "closed", incident)
     return [uses, logins, entries, prints, media, deletions, backups, reviews,
-            integrity(seal, lang, names)]
+            _pcs(d, lang), integrity(seal, lang, names)]
+
+
+def _pcs(d: MonthData, lang: Lang) -> Table:
+    """Annex 9: log-ons at the room's PCs and operations on the number data folders."""
+    L = lambda key_, **f: label(key_, lang, **f)  # noqa: E731
+    t = Table(9, L("a_pcs"), [L(k) for k in ("c_at", "c_name", "c_host", "c_kind", "c_result",
+                                             "c_detail")], [32, 32, 32, 28, 18, 38],
+              notes=[L("a_pcs_note_all" if d.client is None else "a_pcs_note")])
+    for r in d.pcs:
+        if r.what == "logon":
+            detail = "" if r.ok else logon_denial_label(r.code, lang)
+            t.add([dates.moment(r.ts, d.zone, lang), r.person or L("pc_unknown"), r.host,
+                   L("pc_logon"), L("granted" if r.ok else "denied"), detail],
+                  "logon", "logon_ok" if r.ok else "logon_denied")
+        else:
+            t.add([dates.moment(r.ts, d.zone, lang), r.person or L("pc_unknown"), r.host,
+                   L("pc_file_op"), L("pc_ok" if r.ok else "pc_failed"),
+                   L("pc_op", op=L("op_" + r.code), n=r.files)], "file_op")
+    return t
 
 
 def grouped(digest: str) -> str:
@@ -155,7 +174,7 @@ def grouped(digest: str) -> str:
 
 def integrity(seal: dict[str, Any], lang: Lang, names: Callable[[str], str]) -> Table:
     L = lambda key_, **f: label(key_, lang, **f)  # noqa: E731
-    t = Table(9, L("a_integrity"), [L("c_item"), L("c_value")], [45, 135])
+    t = Table(10, L("a_integrity"), [L("c_item"), L("c_value")], [45, 135])
     for node, info in seal.get("nodes", {}).items():
         t.add([L("i_node", name=names(node)),
                L("i_events", n=info["events"], seq=info["head_seq"],
@@ -182,7 +201,7 @@ def build(d: MonthData, profile: OfficeProfile, measures: dict[str, list[str]], 
     first, last = dates.local_days(d.since, d.until, d.zone)
     period = dates.period(first, last, lang, style)
     annexes = _annexes(d, lang, style, seal, names)
-    uses, logins, entries, prints, media, deletions, backups, reviews, _ = annexes
+    uses, logins, entries, prints, media, deletions, backups, reviews, pcs, _ = annexes
     ref = lambda t: L("annex_ref", n=t.n)  # noqa: E731
     client: Client | None = d.client
     letter = [L("greeting"), L("letter" if client else "letter_all", period=period),
@@ -207,6 +226,8 @@ def build(d: MonthData, profile: OfficeProfile, measures: dict[str, list[str]], 
               w=media.count("wipe"), d=media.count("dispose"), annex=ref(media))],
         "technical": [
             L("f_logins", n=logins.count(), f=logins.count("failed"), annex=ref(logins)),
+            L("f_pcs", n=pcs.count("logon"), k=pcs.count("logon_denied"),
+              o=pcs.count("file_op"), annex=ref(pcs)),
             L("f_backups", ok=len(d.nights) - backups.count("failed") - backups.count("missing"),
               failed=backups.count("failed"), missing=backups.count("missing"),
               v=len(d.verifies) - backups.count("verify_failed"), annex=ref(backups)),

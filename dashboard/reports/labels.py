@@ -58,6 +58,8 @@ _L: dict[str, tuple[str, str]] = {
                  "{n} log-ins to the number system ({f} failed), {annex}"),
     "f_backups": ("バックアップ 取得 {ok} 夜・失敗 {failed} 夜・未実施 {missing} 夜、検証 {v} 回、{annex}",
                   "backups: {ok} nights taken, {failed} failed, {missing} missing; {v} verified, {annex}"),
+    "f_pcs": ("管理区域内のパソコンへのログオン {n} 件(うち拒否 {k} 件)、個人番号データの操作 {o} 件、{annex}",
+              "{n} log-ons at the room's PCs ({k} denied), {o} operations on number data, {annex}"),
     "f_seal": ("記録の改ざん検知(封印)、{annex}", "records sealed against tampering, {annex}"),
     "annex_ref": ("別紙{n}", "annex {n}"),
     # sections 2-4
@@ -85,6 +87,24 @@ _L: dict[str, tuple[str, str]] = {
                        "{n} nights from {first} to {last}: {ok} taken. Exceptions only below."),
     "a_backups_none": ("対象となる夜はありません(システム稼働前)。", "No nights to count (before the system existed)."),
     "a_reviews": ("確認事項とその対応", "Review items and their resolution"),
+    "a_pcs": ("管理区域内のパソコンの利用(ログオン、個人番号データの操作)", "Use of the room's PCs (log-ons, operations on number data)"),
+    "a_pcs_note": ("個人番号を取り扱った担当者のログオンと、個人番号データを保存するフォルダーでの操作。", "Of the staff who handled the numbers: their log-ons and the operations in the folders that hold the numbers."),
+    "a_pcs_note_all": ("すべてのログオンと、個人番号データを保存するフォルダーでの操作。", "Every log-on, and the operations in the folders that hold the numbers."),
+    "pc_logon": ("ログオン", "Log-on"),
+    "pc_file_op": ("ファイル操作", "File operation"),
+    "pc_ok": ("成功", "done"),
+    "pc_failed": ("失敗", "failed"),
+    "pc_unknown": ("(不明)", "(unknown)"),
+    "pc_op": ("{op} {n} 件", "{op}: {n} file(s)"),
+    "op_read": ("読取", "read"),
+    "op_write": ("書込", "write"),
+    "op_create": ("作成", "create"),
+    "op_delete": ("削除", "delete"),
+    "op_rename": ("名前変更", "rename"),
+    "op_copy": ("複製", "copy"),
+    "op_attr": ("属性変更", "attribute change"),
+    "op_exec": ("実行", "execute"),
+    "c_host": ("端末", "PC"),
     "a_integrity": ("記録の完全性(検証用情報)", "Integrity of the records (for verification)"),
     "none_rows": ("該当なし", "none"),
     # columns
@@ -248,3 +268,13 @@ def pick(text: str, lang: str) -> str:
     latin = [p for p in parts if p not in cjk]
     chosen = cjk if lang == "ja" else latin
     return " / ".join(chosen) if chosen else text
+
+
+def logon_denial_label(reason: str | None, lang: str) -> str:
+    """Why a room PC refused a log-on, in words (the controller's wording of its reasons)."""
+    from controller.events import LOGON_DENIAL_LABELS
+
+    found = LOGON_DENIAL_LABELS.get(reason or "")
+    if found is None:
+        return "その他" if lang == "ja" else "other"
+    return found.ja if lang == "ja" else found.en

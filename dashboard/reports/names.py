@@ -37,19 +37,18 @@ class Names:
         self.doors = _table(session, Door, "id")
         self.printers = _table(session, Printer, "id")
         self.groups = _table(session, Group, "id")
-        self.nodes = _table(session, Node, "name")
+        from dashboard.models.names import DisplayName  # names admins give (the console)
+
+        self.given = {(k, i): n for k, i, n in session.execute(
+            select(DisplayName.kind, DisplayName.ident, DisplayName.name))}
+        self.nodes = {**_table(session, Node, "name"),
+                      **{i: n for (k, i), n in self.given.items() if k == "node"}}
         self.users = {u.username: (u.display_name or "").strip() or u.username
                       for u in session.scalars(select(User))}
         self.hosts = self._hosts(session)
 
-    @staticmethod
-    def _hosts(session: Session) -> dict[str, str]:
-        try:  # a host table with display names, where the dashboard has one
-            from dashboard.models import hosts as _hosts_mod  # type: ignore[attr-defined]
-        except ImportError:
-            return {}
-        model = getattr(_hosts_mod, "Host", None)
-        return _table(session, model, "name") if model is not None else {}
+    def _hosts(self, session: Session) -> dict[str, str]:
+        return {i: n for (k, i), n in self.given.items() if k == "host"}
 
     def person(self, pid: str | None, fallback: str = "") -> str:
         if not pid:

@@ -123,7 +123,7 @@ def test_japanese_pdf_is_a_letter_a_client_can_be_handed(month: Month, ja: Issue
     assert pages[0].endswith(f"1 / {len(pages)} 頁") and pages[-1].endswith(
         f"{len(pages)} / {len(pages)} 頁")
     # the integrity annex is last; hashes and the command only there
-    integrity = next(i for i, p in enumerate(pages) if "別紙9 記録の完全性" in p)
+    integrity = next(i for i, p in enumerate(pages) if "別紙10 記録の完全性" in p)
     body = " ".join(pages[:integrity])
     assert "secroom report verify" in " ".join(pages[integrity:])
     assert "secroom" not in body and not re.search(r"[0-9a-f]{8}:[0-9a-f]{8}", body)
@@ -163,7 +163,7 @@ def test_xlsx_is_the_same_report(ja: Issued) -> None:
     from openpyxl import load_workbook
 
     wb = load_workbook(io.BytesIO(ja.files["xlsx"]), read_only=True)
-    assert wb.sheetnames[:2] == ["報告書", "別紙1"] and wb.sheetnames[-1] == "別紙9"
+    assert wb.sheetnames[:2] == ["報告書", "別紙1"] and wb.sheetnames[-1] == "別紙10"
     rows = list(wb["別紙1"].iter_rows(values_only=True))
     assert rows[1] == ("NO", "事業所名", "日時", "画面", "処理", "利用目的", "処理者", "結果")
     assert len(rows) - 2 == len(ja.data.uses)
@@ -244,3 +244,28 @@ def test_verify_detects_tampering(month: Month, sealed: bytes, tamper: str) -> N
     words = {"event_data": "altered", "event_removed": "removed", "audit": "audit log",
              "row_edit": "altered", "row_removed": "changed"}
     assert any(words[tamper] in p for p in res.problems), res.problems
+
+
+def test_the_room_pcs_are_a_section_of_their_own(month: Month, client_id: int,
+                                                 ja: Issued, tmp_path: Path) -> None:
+    """System usage (record 5): log-ons at the room's PCs and operations on the number data
+    folders, from the host agents' records. A client's report lists those of the staff who
+    handled that client's numbers; the internal report every one; the body's figure is the
+    annex's own count, and PCs are named."""
+    with month.sm() as s:
+        hosts = s.scalars(select(StoredEvent).where(StoredEvent.kind == "host.logon")).all()
+    mine, every = ja.data.pcs, _issue(month, None, "ja").data.pcs
+    assert hosts and len(every) >= len(mine) > 0
+    handlers = set(ja.data.handlers)
+    assert {r.person for r in mine} <= handlers
+    pages = pdf_pages(ja.content, tmp_path)
+    body = " ".join(pages)
+    annex = next(p for p in pages if "別紙9 管理区域内のパソコンの利用" in p)
+    logons = sum(1 for r in mine if r.what == "logon")
+    denied = sum(1 for r in mine if r.what == "logon" and not r.ok)
+    ops = sum(1 for r in mine if r.what == "file_op")
+    figure = (f"管理区域内のパソコンへのログオン {logons} 件(うち拒否 {denied} 件)、"
+              f"個人番号データの操作 {ops} 件、別紙9")
+    assert figure in ja.files["csv"].decode("utf-8-sig")  # the body, as the CSV states it
+    assert "別紙9 管理区域内のパソコンの利用" in body
+    assert "事務室パソコン" in annex and "pc-" not in annex
