@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from controller import feature_node
+from controller.sdnotify import ServiceNotifier
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 PLUGIN_GROUP = "secroom.commands"
@@ -85,6 +86,15 @@ def cmd_policy_verify(args: argparse.Namespace) -> int:
 
 
 # -- gateway ------------------------------------------------------------------------------------
+def _serve_metrics(config: Any, runtime: Any, **sources: Any) -> Any:
+    """The node's metrics endpoint when ``[metrics] listen`` is set (controller.metrics)."""
+    if config.metrics.listen is None:
+        return None
+    from controller.metrics import NodeCollector, serve_node
+
+    return serve_node(config.metrics.listen, NodeCollector(runtime, **sources))
+
+
 def cmd_gateway_run(args: argparse.Namespace) -> int:
     from controller.adapters import for_gateway
     from controller.gateway import Gateway
@@ -103,11 +113,18 @@ def cmd_gateway_run(args: argparse.Namespace) -> int:
     gateway.start()
     if scheduler is not None:
         scheduler.start()
+    metrics = _serve_metrics(config, gateway.runtime, clock_state=gateway.clock_state,
+                             policy=lambda: gateway.policies.current, gateway=gateway)
+    notifier = ServiceNotifier(healthy=gateway.alive)
     print(f"gateway {config.node.name} running (site {config.node.site}); Ctrl-C stops it",
           flush=True)
-    stop.wait()
+    notifier.ready(f"gateway {config.node.name} running")
+    notifier.run(stop)  # the main loop: pings systemd's watchdog while the gateway is alive
+    notifier.stopping()
+    if metrics is not None:
+        metrics.stop()
     if scheduler is not None:
-        scheduler.stop()
+        scheduler.stop()  # ends a backup child that is running
     gateway.stop()
     return EXIT_OK
 

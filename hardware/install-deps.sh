@@ -13,6 +13,7 @@ want=(
 if [[ "${SECROOM_DEPS:-test}" == "test" ]]; then
   want+=(chromium restic)                        # browser tests; the backup benchmark's anchor
   want+=(postgresql)                             # initdb and postgres: the tests run a private cluster
+  want+=(prometheus python3-systemd)             # promtool checks the alert rules; sd_notify via python-systemd
 fi
 
 missing=()
