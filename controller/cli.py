@@ -28,7 +28,9 @@ from controller.sdnotify import ServiceNotifier
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 PLUGIN_GROUP = "secroom.commands"
 PLUGIN_COMMANDS = ("db", "user", "dashboard", "broker", "numlog", "report", "demo")
-NODE_COMMANDS = ("check-config", "keys", "policy", "gateway", "card", "journal", "backup", "usb")
+NODE_COMMANDS = ("check-config", "keys", "policy", "gateway", "card", "journal", "backup", "usb",
+                 "doctor")
+DOCTOR_GROUP = "secroom.doctor"  # the dashboard's checks (dashboard.doctor), a floor above
 
 
 def _config_arg(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -187,6 +189,45 @@ def cmd_journal_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAIL
 
 
+# -- doctor -------------------------------------------------------------------------------------
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check a node's or the dashboard's installation; exit 0 when nothing failed."""
+    import tomllib
+
+    from controller.doctor import Check, report
+
+    path: Path = args.config
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        checks = [Check("fail", f"config {path}", f"cannot be read as TOML ({exc})",
+                        "give the node's or the dashboard's config file")]
+    else:
+        if isinstance(data.get("node"), dict):
+            from controller.doctor_node import checks as node_checks
+
+            checks = node_checks(path)
+        else:
+            checks = _dashboard_doctor(path)
+    text, code = report(checks)
+    print(text)
+    return code
+
+
+def _dashboard_doctor(path: Path) -> list[Any]:
+    from controller.doctor import Check
+
+    for entry in importlib.metadata.entry_points(group=DOCTOR_GROUP):
+        try:
+            return list(entry.load()(path))
+        except ImportError as exc:
+            return [Check("fail", "dashboard", f"its checks cannot be loaded ({exc})",
+                          "install the dashboard (pip install -e . in the source folder)")]
+    return [Check("fail", f"config {path}", "no [node] table, and the dashboard is not "
+                  "installed here to check a dashboard config",
+                  "give a node config, or install the dashboard")]
+
+
 # -- parser -------------------------------------------------------------------------------------
 def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="secroom", description=__doc__.splitlines()[0])
@@ -235,6 +276,10 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--journal", type=Path)
     p.add_argument("--public-key", type=Path)
     p.set_defaults(func=cmd_journal_verify)
+
+    p = sub.add_parser("doctor", help="check this installation end to end and say what to fix")
+    _config_arg(p)
+    p.set_defaults(func=cmd_doctor)
 
     _add_feature(sub, "backup", "encrypted backups of the vault", "backup.cli",
                  feature_node.backup_command)
