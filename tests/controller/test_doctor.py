@@ -45,11 +45,16 @@ class Install:
         return config
 
     def doctor(self, config: Path) -> tuple[int, list[str]]:
-        done = subprocess.run(
-            [sys.executable, "-m", "controller.cli", "doctor", "--config", str(config)],
-            env={**os.environ, **self.pcscd.env, "PYTHONPATH": str(ROOT)},
-            capture_output=True, text=True, timeout=120, check=False)
-        return done.returncode, done.stdout.splitlines()
+        return run_doctor(config, self.pcscd.env)
+
+
+def run_doctor(config: Path, env: dict[str, str] | None = None) -> tuple[int, list[str]]:
+    """`secroom doctor --config` as a process: its exit code and its lines."""
+    done = subprocess.run(
+        [sys.executable, "-m", "controller.cli", "doctor", "--config", str(config)],
+        env={**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=120, check=False)
+    return done.returncode, done.stdout.splitlines()
 
 
 def line(lines: list[str], status: str, what: str) -> str:

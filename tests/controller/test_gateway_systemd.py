@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -23,10 +22,9 @@ from controller.journal import verify_journal
 from controller.keys import load_private
 from controller.mqtt import MqttLink, MqttSettings
 from tests.controller.gateway_kit import EventCollector, make_kit
-from tests.controller.test_sdnotify import NotifySocket
+from tests.controller.test_sdnotify import NotifySocket, terminate_like_systemd
 from tests.support import free_port
 from tests.support.mosquitto import Broker
-from tests.support.processes import alive, descendants
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,20 +73,12 @@ def test_ready_watchdog_metrics_and_a_clean_stop_on_sigterm(tmp_path: Path,
         assert samples["secroom_policy_applied_version"].value == 1  # the kit's signed file
         assert "process_resident_memory_bytes" in samples
 
-        helpers = descendants(proc.pid)
-        os.kill(proc.pid, signal.SIGTERM)
-        seen = [notify.receive(timeout=30)]
-        while seen[-1] == "WATCHDOG=1":  # a ping already on its way
-            seen.append(notify.receive(timeout=30))
-        assert seen[-1] == "STOPPING=1"
-        out, _ = proc.communicate(timeout=60)
+        terminate_like_systemd(proc, notify)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
         notify.close()
-    assert proc.returncode == 0, out.decode(errors="replace")[-2000:]
-    assert not [pid for pid in helpers if alive(pid)], "nothing left for systemd to kill"
     report = verify_journal(kit.config.journal_path, load_private(kit.config.key_file)
                             .public_key())
     assert report.ok

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -40,6 +41,24 @@ class NotifySocket:
     def close(self) -> None:
         self.sock.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def terminate_like_systemd(proc: subprocess.Popen[bytes], notify: NotifySocket) -> bytes:
+    """SIGTERM a notifying service as systemd stops it; STOPPING=1 must come (after any
+    watchdog ping already on its way), and the process must end by itself, leaving none of
+    its descendants behind. Returns its output."""
+    from tests.support.processes import alive, descendants
+
+    helpers = descendants(proc.pid)
+    os.kill(proc.pid, signal.SIGTERM)
+    seen = [notify.receive(timeout=30)]
+    while seen[-1] == "WATCHDOG=1":
+        seen.append(notify.receive(timeout=30))
+    assert seen[-1] == "STOPPING=1"
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out.decode(errors="replace")[-2000:]
+    assert not [pid for pid in helpers if alive(pid)], "nothing left for systemd to kill"
+    return out
 
 
 @pytest.fixture(params=[False, True], ids=["path", "abstract"])

@@ -5,7 +5,6 @@ STOPPING=1, node.stopped journaled, exit 0 and no process left behind."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +15,8 @@ import tomli_w
 from controller.journal import verify_journal
 from controller.keys import generate
 from tests.controller.gateway_kit import EventCollector
-from tests.controller.test_sdnotify import NotifySocket
+from tests.controller.test_sdnotify import NotifySocket, terminate_like_systemd
 from tests.support.mosquitto import Broker
-from tests.support.processes import alive, descendants
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,20 +49,12 @@ def test_usb_agent_notifies_from_its_loop_and_stops_cleanly(tmp_path: Path,
         assert ready == "READY=1\nSTATUS=USB agent pc-01 running"
         collector.wait_for(lambda e: e.node == "pc-01" and e.kind == "node.started", timeout=30)
         assert [notify.receive(timeout=5) for _ in range(2)] == ["WATCHDOG=1"] * 2
-        helpers = descendants(proc.pid)
-        os.kill(proc.pid, signal.SIGTERM)
-        seen = [notify.receive(timeout=30)]
-        while seen[-1] == "WATCHDOG=1":
-            seen.append(notify.receive(timeout=30))
-        assert seen[-1] == "STOPPING=1"
-        out, _ = proc.communicate(timeout=60)
+        terminate_like_systemd(proc, notify)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
         notify.close()
-    assert proc.returncode == 0, out.decode(errors="replace")[-2000:]
-    assert not [pid for pid in helpers if alive(pid)]
     report = verify_journal(node / "journal.sqlite", key.public_key())
     assert report.ok
     stopped = collector.wait_for(lambda e: e.node == "pc-01" and e.kind == "node.stopped",

@@ -12,23 +12,14 @@ from pathlib import Path
 import pytest
 
 from controller.keys import generate
+from tests.controller.test_doctor import line, run_doctor
 from tests.support import free_port
 from tests.support.secure_broker import SecureBroker
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def doctor(config: Path) -> tuple[int, list[str]]:
-    done = subprocess.run([sys.executable, "-m", "controller.cli", "doctor", "--config",
-                           str(config)], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                          capture_output=True, text=True, timeout=120, check=False)
-    return done.returncode, done.stdout.splitlines()
 
-
-def line(lines: list[str], status: str, what: str) -> str:
-    found = [x for x in lines if x.startswith(f"{status:<5} ") and what in x]
-    assert found, f"no {status} line about {what!r} in:\n" + "\n".join(lines)
-    return found[0]
 
 
 @pytest.mark.integration
@@ -47,7 +38,7 @@ def test_dashboard_installation_from_broken_to_passing(tmp_path: Path) -> None:
             f'[dashboard.mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
             f'username = "dashboard"\npassword_file = "{password}"\n'
             f'[dashboard.mqtt.tls]\nca_file = "{broker.ca.ca_file}"\n')
-        code, lines = doctor(config)
+        code, lines = run_doctor(config)
         assert code == 1
         assert f"secroom db upgrade --config {config}" in line(lines, "fail", "database file")
         assert "missing" in line(lines, "fail", "policy key")
@@ -57,13 +48,13 @@ def test_dashboard_installation_from_broken_to_passing(tmp_path: Path) -> None:
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
         generate(data / "policy.key")
         (data / "policy.key").chmod(0o640)
-        code, lines = doctor(config)
+        code, lines = run_doctor(config)
         assert code == 1
         assert "migrated to the newest revision" in line(lines, "ok", "database sqlite:")
         assert f"chmod 600 {data / 'policy.key'}" in line(lines, "fail", "policy key")
 
         (data / "policy.key").chmod(0o600)
-        code, lines = doctor(config)
+        code, lines = run_doctor(config)
         assert code == 0, "\n".join(lines)
         assert "accepted as dashboard" in line(lines, "ok", "login")
         line(lines, "ok", "TLS")
@@ -76,7 +67,7 @@ def test_an_unreachable_database_is_named(tmp_path: Path) -> None:
     config = tmp_path / "dashboard.toml"
     url = f"postgresql+psycopg://secroom@127.0.0.1:{free_port()}/secroom"  # nothing listens
     config.write_text(f'[dashboard]\ndata_dir = "{tmp_path}"\ndatabase_url = "{url}"\n')
-    code, lines = doctor(config)
+    code, lines = run_doctor(config)
     assert code == 1
     assert "start PostgreSQL" in line(lines, "fail", "database postgresql+psycopg://")
 
@@ -84,6 +75,6 @@ def test_an_unreachable_database_is_named(tmp_path: Path) -> None:
 def test_an_invalid_config_fails_with_the_reason(tmp_path: Path) -> None:
     config = tmp_path / "dashboard.toml"
     config.write_text('[dashboard]\nsite = "tokyo-hq"\ncolour = "blue"\n')
-    code, lines = doctor(config)
+    code, lines = run_doctor(config)
     assert code == 1
     assert "colour" in line(lines, "fail", "config")
