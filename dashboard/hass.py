@@ -168,9 +168,9 @@ def event_states(t: Topics, events: Iterable[dict[str, Any]], doors: Iterable[st
     known = set(doors)
     out: dict[str, str] = {}
     for event in events:
-        door, kind = event.get("door"), event.get("kind")
-        data = event.get("data") if isinstance(event.get("data"), dict) else {}
-        if door not in known:
+        door, kind, raw = event.get("door"), event.get("kind"), event.get("data")
+        data: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        if not isinstance(door, str) or door not in known:
             continue
         if kind in CONTACT_KINDS:
             out[t.contact(door)] = CONTACT_KINDS[kind]

@@ -116,8 +116,8 @@ def _number(value: Any) -> float | None:
         else None
 
 
-def _ts(when: datetime | None) -> float | None:
-    return when.timestamp() if when is not None else None
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def node_families(db: Session, site: str, now: datetime) -> Iterator[Metric]:
@@ -172,10 +172,9 @@ def node_families(db: Session, site: str, now: datetime) -> Iterator[Metric]:
             if value is not None:
                 gauges[name].add_metric(n, value)
         stored.add_metric(n, float(node.events_stored or 0))
-        state = node.health if isinstance(node.health, dict) else {}
-        health = state.get("health") if isinstance(state.get("health"), dict) else {}
-        receipts = state.get("receipts") if isinstance(state.get("receipts"), dict) else {}
-        mqtt = health.get("mqtt") if isinstance(health.get("mqtt"), dict) else {}
+        state = _dict(node.health)
+        health, receipts = _dict(state.get("health")), _dict(state.get("receipts"))
+        mqtt = _dict(health.get("mqtt"))
         if (value := _number(health.get("numbers_removed"))) is not None:
             removed.add_metric(n, value)
         for receipt in ("ack", "resend"):
