@@ -41,11 +41,13 @@ def test_a_failed_run_skips_prune_and_is_reported(tmp_path: Path) -> None:
 def test_stop_ends_a_backup_run_under_way(tmp_path: Path) -> None:
     """SIGTERM to the gateway stops the scheduler, which ends the backup child it started
     (before, the child outlived the gateway and systemd had to kill it)."""
+    import os
+    import signal
     import sys
     import threading
 
     from tests.support import wait_until
-    from tests.support.processes import alive
+    from tests.support.processes import alive, descendants
 
     started = tmp_path / "started"
     sched = BackupScheduler(tmp_path / "gw.toml", _config(tmp_path),
@@ -55,12 +57,17 @@ def test_stop_ends_a_backup_run_under_way(tmp_path: Path) -> None:
              "backup", "run"]  # argv shaped as the real step's (its log names argv[4])
     sched.commands = lambda: [child]  # type: ignore[method-assign]
     codes: list[int] = []
-    runner = threading.Thread(target=lambda: codes.append(sched.run_once()))
+    runner = threading.Thread(target=lambda: codes.append(sched.run_once()), daemon=True)
     runner.start()
     wait_until(started.exists, 30, "the backup child to start")  # another process: polled
-    pid = sched._child.pid if sched._child is not None else 0
-    assert pid and alive(pid)
-    sched.stop()
-    runner.join(30)
-    assert codes == [-15], "the run was ended by SIGTERM, not left to finish"
-    assert not alive(pid)
+    pids = descendants(os.getpid())
+    try:
+        assert pids and all(alive(pid) for pid in pids)
+        sched.stop()
+        runner.join(30)
+        assert codes == [-signal.SIGTERM], "the run was ended by SIGTERM, not left to finish"
+        assert not [pid for pid in pids if alive(pid)]
+    finally:
+        for pid in pids:  # on failure, do not leave it behind either
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
