@@ -9,6 +9,7 @@ own node ("<gateway>.backup"), so its events have their own journal and sequence
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import sys
 import threading
@@ -20,6 +21,8 @@ from backup.config import BackupConfig
 from backup.schedule import next_run
 
 log = logging.getLogger(__name__)
+
+CHILD_STOP_S = 30.0  # a backup run asked to stop gets this long before it is killed
 
 
 class BackupScheduler:
@@ -34,8 +37,10 @@ class BackupScheduler:
         self.config_path = config_path
         self.backup = backup
         self.clock = clock
-        self._run = run or _run_child
+        self._run = run or self._run_child
         self._stop = threading.Event()
+        self._child: subprocess.Popen[bytes] | None = None
+        self._child_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.runs = 0
         self.last_exit: int | None = None
@@ -62,7 +67,19 @@ class BackupScheduler:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        """Stop scheduling; a run under way is ended (SIGTERM, then SIGKILL after
+        ``CHILD_STOP_S``): the gateway leaves no process behind, and the killed run leaves a
+        valid repository that the next night completes."""
+        with self._child_lock:
+            self._stop.set()
+            child = self._child
+        if child is not None and child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(CHILD_STOP_S)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
         if self._thread:
             self._thread.join(5)
 
@@ -74,6 +91,13 @@ class BackupScheduler:
                 return
             self.run_once()
 
-
-def _run_child(command: list[str]) -> int:
-    return subprocess.run(command, stdin=subprocess.DEVNULL, check=False).returncode
+    def _run_child(self, command: list[str]) -> int:
+        with self._child_lock:
+            if self._stop.is_set():
+                return -signal.SIGTERM
+            self._child = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+        try:
+            return self._child.wait()
+        finally:
+            with self._child_lock:
+                self._child = None

@@ -23,12 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from controller import feature_node
+from controller.sdnotify import ServiceNotifier
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 PLUGIN_GROUP = "secroom.commands"
 PLUGIN_COMMANDS = ("db", "user", "dashboard", "broker", "numlog", "report", "demo")
 NODE_COMMANDS = ("check-config", "keys", "policy", "gateway", "card", "journal", "backup", "usb",
-                 "host")
+                 "host", "doctor")
+DOCTOR_GROUP = "secroom.doctor"  # the dashboard's checks (dashboard.doctor), a floor above
 
 
 def _config_arg(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -86,6 +88,15 @@ def cmd_policy_verify(args: argparse.Namespace) -> int:
 
 
 # -- gateway ------------------------------------------------------------------------------------
+def _serve_metrics(config: Any, runtime: Any, **sources: Any) -> Any:
+    """The node's metrics endpoint when ``[metrics] listen`` is set (controller.metrics)."""
+    if config.metrics.listen is None:
+        return None
+    from controller.metrics import NodeCollector, serve_node
+
+    return serve_node(config.metrics.listen, NodeCollector(runtime, **sources))
+
+
 def cmd_gateway_run(args: argparse.Namespace) -> int:
     from controller.adapters import for_gateway
     from controller.gateway import Gateway
@@ -104,11 +115,18 @@ def cmd_gateway_run(args: argparse.Namespace) -> int:
     gateway.start()
     if scheduler is not None:
         scheduler.start()
+    metrics = _serve_metrics(config, gateway.runtime, clock_state=gateway.clock_state,
+                             policy=lambda: gateway.policies.current, gateway=gateway)
+    notifier = ServiceNotifier(healthy=gateway.alive)
     print(f"gateway {config.node.name} running (site {config.node.site}); Ctrl-C stops it",
           flush=True)
-    stop.wait()
+    notifier.ready(f"gateway {config.node.name} running")
+    notifier.run(stop)  # the main loop: pings systemd's watchdog while the gateway is alive
+    notifier.stopping()
+    if metrics is not None:
+        metrics.stop()
     if scheduler is not None:
-        scheduler.stop()
+        scheduler.stop()  # ends a backup child that is running
     gateway.stop()
     return EXIT_OK
 
@@ -171,6 +189,45 @@ def cmd_journal_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAIL
 
 
+# -- doctor -------------------------------------------------------------------------------------
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check a node's or the dashboard's installation; exit 0 when nothing failed."""
+    import tomllib
+
+    from controller.doctor import Check, report
+
+    path: Path = args.config
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        checks = [Check("fail", f"config {path}", f"cannot be read as TOML ({exc})",
+                        "give the node's or the dashboard's config file")]
+    else:
+        if isinstance(data.get("node"), dict):
+            from controller.doctor_node import checks as node_checks
+
+            checks = node_checks(path)
+        else:
+            checks = _dashboard_doctor(path)
+    text, code = report(checks)
+    print(text)
+    return code
+
+
+def _dashboard_doctor(path: Path) -> list[Any]:
+    from controller.doctor import Check
+
+    for entry in importlib.metadata.entry_points(group=DOCTOR_GROUP):
+        try:
+            return list(entry.load()(path))
+        except ImportError as exc:
+            return [Check("fail", "dashboard", f"its checks cannot be loaded ({exc})",
+                          "install the dashboard (pip install -e . in the source folder)")]
+    return [Check("fail", f"config {path}", "no [node] table, and the dashboard is not "
+                  "installed here to check a dashboard config",
+                  "give a node config, or install the dashboard")]
+
+
 # -- parser -------------------------------------------------------------------------------------
 def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="secroom", description=__doc__.splitlines()[0])
@@ -219,6 +276,10 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--journal", type=Path)
     p.add_argument("--public-key", type=Path)
     p.set_defaults(func=cmd_journal_verify)
+
+    p = sub.add_parser("doctor", help="check this installation end to end and say what to fix")
+    _config_arg(p)
+    p.set_defaults(func=cmd_doctor)
 
     _add_feature(sub, "backup", "encrypted backups of the vault", "backup.cli",
                  feature_node.backup_command)

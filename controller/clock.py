@@ -50,20 +50,31 @@ class _Timex(ctypes.Structure):
     ]
 
 
-def kernel_clock_state() -> ClockState:
-    """Read the kernel's NTP status; unsynced if it cannot be read."""
+STA_NANO = 0x2000
+
+
+def kernel_clock() -> tuple[ClockState, float | None, float | None]:
+    """The kernel's NTP status, the offset it is correcting and its maximum error (seconds);
+    ("unsynced", None, None) if it cannot be read."""
     libc_name = ctypes.util.find_library("c")
     if not libc_name:
-        return "unsynced"
+        return "unsynced", None, None
     try:
         libc = ctypes.CDLL(libc_name, use_errno=True)
         tx = _Timex()
         rc = libc.adjtimex(ctypes.byref(tx))
     except (OSError, AttributeError):
-        return "unsynced"
-    if rc < 0 or rc == TIME_ERROR or tx.status & STA_UNSYNC:
-        return "unsynced"
-    return "synced"
+        return "unsynced", None, None
+    if rc < 0:
+        return "unsynced", None, None
+    offset = tx.offset / (1e9 if tx.status & STA_NANO else 1e6)
+    state: ClockState = "unsynced" if rc == TIME_ERROR or tx.status & STA_UNSYNC else "synced"
+    return state, offset, tx.maxerror / 1e6
+
+
+def kernel_clock_state() -> ClockState:
+    """Read the kernel's NTP status; unsynced if it cannot be read."""
+    return kernel_clock()[0]
 
 
 class ClockStateSource:

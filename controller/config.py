@@ -81,6 +81,22 @@ class PolicySection(_Strict):
     store: Path | None = None
 
 
+class MetricsSection(_Strict):
+    """Prometheus metrics on a loopback port (controller.metrics); none when ``listen`` is
+    unset (the default)."""
+
+    listen: str | None = None  # e.g. "127.0.0.1:9108": IP:PORT, served by prometheus-client
+
+    @field_validator("listen")
+    @classmethod
+    def _ip_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            from controller.metrics import parse_listen
+
+            parse_listen(value)
+        return value
+
+
 class GatewayConfig(_Strict):
     node: NodeSection
     mqtt: MqttSettings = MqttSettings()
@@ -92,6 +108,7 @@ class GatewayConfig(_Strict):
     backup: BackupConfig | None = None
     usb: UsbAgentConfig | None = None
     host: HostAgentConfig | None = None
+    metrics: MetricsSection = MetricsSection()
 
     @model_validator(mode="after")
     def _bindings_refer_to_known_things(self) -> GatewayConfig:

@@ -34,6 +34,8 @@ NOTES: dict[tuple[str, str], str] = {
     ("GatewayConfig", "backup"): "the nightly encrypted backup this node runs",
     ("GatewayConfig", "usb"): "the USB agent's settings when this host runs one",
     ("GatewayConfig", "host"): "a room PC's host agent: card log-on and the operations log",
+    ("GatewayConfig", "metrics"): "Prometheus metrics endpoint (off unless listen is set)",
+    ("MetricsSection", "listen"): "IP:PORT to serve /metrics on, e.g. 127.0.0.1:9108 (loopback)",
     ("NodeSection", "name"): "node name, unique in the site; events are signed under it",
     ("NodeSection", "site"): "site name; topics are secroom/v1/{site}/...",
     ("NodeSection", "data_dir"): "journal, key, stored policy",

@@ -119,11 +119,36 @@ def usb_command(args: argparse.Namespace) -> int:
                         site=config.node.site, emit=runtime.emit)
     store.follow(runtime.subscribe)
 
+    from controller.sdnotify import LoopBeat, notify
+
+    is_agent = getattr(args, "usb_command", None) == "agent"  # not export-rules, init-medium
+    metrics = _usb_metrics(config, runtime, store) if is_agent else None
+    # the agent's loop asks for the policy on every pass: that is its heartbeat for systemd
+    beat = LoopBeat(f"USB agent {config.node.name} running", healthy=runtime.alive)
+
     def usb_policy() -> Any:
+        if is_agent:
+            beat.beat()
         policy = store.current
         return policy.usb if policy is not None else None
 
     try:
         return int(args.handler(args, runtime.emit, usb_policy))
     finally:
+        if is_agent:
+            notify("STOPPING=1")
+        if metrics is not None:
+            metrics.stop()
         runtime.stop()
+
+
+def _usb_metrics(config: GatewayConfig, runtime: Any, store: Any) -> Any:
+    """The USB agent's metrics endpoint when ``[metrics] listen`` is set."""
+    if config.metrics.listen is None:
+        return None
+    from controller.clock import ClockStateSource
+    from controller.metrics import NodeCollector, serve_node
+
+    return serve_node(config.metrics.listen, NodeCollector(
+        runtime, clock_state=ClockStateSource(config.node.clock),
+        policy=lambda: store.current))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -109,6 +110,8 @@ class Gateway:
         self.counters: dict[str, int] = {"taps": 0, "granted": 0, "denied": 0, "read_failures": 0,
                                          "journal_failures": 0, "unbound_taps": 0,
                                          "denied_unrecorded": 0, "grant_failed": 0}
+        # door taps by (door, "granted" | "denied", reason): the metrics' decisions by result
+        self.decisions: Counter[tuple[str, str, str]] = Counter()
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -143,6 +146,12 @@ class Gateway:
         for door in self.doors.values():
             door.close()
         self.runtime.stop()
+
+    def alive(self) -> bool:
+        """The runtime and the health loop run (``secroom gateway run`` pings the watchdog on
+        it: a hung or dead node is restarted by systemd)."""
+        thread = self._health_thread
+        return self.runtime.alive() and thread is not None and thread.is_alive()
 
     # -- policy -------------------------------------------------------------------------------
     def offer_policy(self, blob: bytes) -> bool:
@@ -212,6 +221,7 @@ class Gateway:
             if decision.granted and (recorded or door.config.unrecorded_access == "open"):
                 self._state = state
                 self.counters["granted"] += 1
+                self.decisions[(door.config.id, "granted", "none")] += 1
                 try:
                     door.grant(person_id=decision.person_id)
                 except DoorError:  # the door stayed locked (fail closed); counted, logged
@@ -220,10 +230,13 @@ class Gateway:
             else:
                 if decision.granted:  # fail closed: an entry nobody could audit does not happen
                     self.counters["denied_unrecorded"] += 1
+                    self.decisions[(door.config.id, "denied", "unrecorded")] += 1
                     log.error("door %s stays shut: its access was not journaled", door.config.id)
                 else:
                     self._state = state
                     self.counters["denied"] += 1
+                    reason = decision.reason.value if decision.reason else "unknown"
+                    self.decisions[(door.config.id, "denied", reason)] += 1
                 door.deny()
         return decision
 

@@ -173,6 +173,11 @@ class Publisher:
     def wake(self) -> None:
         self._inbox.put(("wake",))
 
+    @property
+    def alive(self) -> bool:
+        """The publisher thread runs (the watchdog's test of a node's liveness)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def on_published(self, mid: int) -> None:
         self._inbox.put(("puback", mid))
 

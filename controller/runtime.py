@@ -283,6 +283,10 @@ class NodeRuntime:
         """True once the dashboard acknowledged storing every seq <= ``seq``."""
         return self.publisher.wait_acked(seq, timeout)
 
+    def alive(self) -> bool:
+        """Started, not stopped, and its publisher thread runs (what the watchdog pings on)."""
+        return self._running and self.publisher.alive
+
     def health(self) -> dict[str, Any]:
         return {
             "connected": self.link.connected.is_set(),

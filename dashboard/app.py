@@ -102,6 +102,7 @@ def routers() -> list[APIRouter]:
         groups,
         live,
         lockdown,
+        metrics,
         names,
         nodes,
         overview,
@@ -118,7 +119,7 @@ def routers() -> list[APIRouter]:
         lockdown.router,
         anomalies.router, audit.router, users.router, account.router, live.router,
         printing.router, backups.router, media.router, numlog.router, correlation.router,
-        reports.router, review.router, names.router, hosts.router,
+        reports.router, review.router, names.router, hosts.router, metrics.router,
     ]
 
 

@@ -183,6 +183,9 @@ def dashboard_run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     app = create_app(settings, sessionmaker=runtime.sessionmaker, bus=runtime.bus)
+    from dashboard.metrics import for_runtime
+
+    app.state.metrics = for_runtime(runtime)  # GET /api/v1/metrics: ingest, link, decisions
     # uvicorn stops gracefully on SIGTERM, then raises the signal again under the handler that
     # was there before it: with the default one the process died before the runtime stopped
     # (ingest link and audit processes left running, the WAL not checkpointed, the marker left

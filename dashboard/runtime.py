@@ -130,6 +130,13 @@ def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
                                  publish=lambda topic, blob, retain: link.publish(
                                      topic, blob, retain=retain), bus=runtime.bus)
     runtime.parts = [checkpointer, link, consumer, signer, presence, watch, correlate]
+    if settings.home_assistant.enabled:  # opt-in: doors, nodes, lockdown; no person
+        from dashboard.hass import HassBridge
+
+        runtime.parts.append(HassBridge(
+            sm, runtime.bus, lambda topic, payload: link.publish(topic, payload, retain=True),
+            site=settings.site, prefix=settings.home_assistant.discovery_prefix,
+            language=settings.default_language))
     return runtime
 
 

@@ -29,6 +29,15 @@ class LoginThrottle(BaseModel):
     max_failures_per_ip: int = Field(default=20, ge=1)
 
 
+class HomeAssistantSettings(BaseModel):
+    """Home Assistant MQTT discovery of doors, nodes and lockdown (dashboard.hass); opt-in."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    discovery_prefix: str = Field(default="homeassistant", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+
+
 def _mask_url(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
@@ -57,6 +66,7 @@ class DashboardSettings(BaseModel):
     # "every": every signature checked before storing (slower: one Ed25519 check per event)
     ingest_verify: Literal["chain", "every"] = "chain"
     demo: bool = False
+    home_assistant: HomeAssistantSettings = HomeAssistantSettings()
 
     @field_validator("timezone")
     @classmethod
@@ -77,6 +87,9 @@ class DashboardSettings(BaseModel):
             object.__setattr__(self, "session_secret_file", self.data_dir / "session.secret")
         if self.policy_key_file is None:
             object.__setattr__(self, "policy_key_file", self.data_dir / "policy.key")
+        if self.home_assistant.enabled and self.mqtt is None:
+            raise ValueError("home_assistant needs [dashboard.mqtt]: discovery goes through "
+                             "the dashboard's broker link")
         return self
 
     @property

@@ -17,6 +17,7 @@ if [[ "${SECROOM_DEPS:-test}" == "test" ]]; then
   # (python-dbusmock on a private dbus-daemon), auditd and laurel
   want+=(pamtester libpam-wrapper systemd-journal-remote dbus python3-dbusmock auditd laurel)
   want+=(postgresql)                             # initdb and postgres: the tests run a private cluster
+  want+=(prometheus python3-systemd)             # promtool checks the alert rules; sd_notify via python-systemd
 fi
 
 missing=()

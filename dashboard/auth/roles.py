@@ -108,6 +108,8 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "api.lockdown.set": EDITORS,
     "api.nodes.list": ALL,
     "api.nodes.approve": ADMINS,
+    # Prometheus metrics: a scrape job's API token (read scope); no person in them, any role
+    "api.metrics": ALL,
     "api.audit.list": READERS,
     "api.anomalies.list": READERS,
     "api.anomalies.ack": EDITORS,

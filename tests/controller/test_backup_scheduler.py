@@ -36,3 +36,38 @@ def test_a_failed_run_skips_prune_and_is_reported(tmp_path: Path) -> None:
                             clock=lambda: datetime(2026, 11, 22, tzinfo=UTC), run=run)
     assert sched.run_once() == 6
     assert len(calls) == 1 and sched.last_exit == 6
+
+
+def test_stop_ends_a_backup_run_under_way(tmp_path: Path) -> None:
+    """SIGTERM to the gateway stops the scheduler, which ends the backup child it started
+    (before, the child outlived the gateway and systemd had to kill it)."""
+    import os
+    import signal
+    import sys
+    import threading
+
+    from tests.support import wait_until
+    from tests.support.processes import alive, descendants
+
+    started = tmp_path / "started"
+    sched = BackupScheduler(tmp_path / "gw.toml", _config(tmp_path),
+                            clock=lambda: datetime(2026, 11, 22, tzinfo=UTC))
+    child = [sys.executable, "-c",
+             f"import pathlib, time; pathlib.Path({str(started)!r}).touch(); time.sleep(300)",
+             "backup", "run"]  # argv shaped as the real step's (its log names argv[4])
+    sched.commands = lambda: [child]  # type: ignore[method-assign]
+    codes: list[int] = []
+    runner = threading.Thread(target=lambda: codes.append(sched.run_once()), daemon=True)
+    runner.start()
+    wait_until(started.exists, 30, "the backup child to start")  # another process: polled
+    pids = descendants(os.getpid())
+    try:
+        assert pids and all(alive(pid) for pid in pids)
+        sched.stop()
+        runner.join(30)
+        assert codes == [-signal.SIGTERM], "the run was ended by SIGTERM, not left to finish"
+        assert not [pid for pid in pids if alive(pid)]
+    finally:
+        for pid in pids:  # on failure, do not leave it behind either
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
