@@ -172,11 +172,13 @@ def _list(args: argparse.Namespace, emit: Emit) -> int:
     snaps = repo.snapshots()
     if args.json:
         _out(json.dumps([{"id": s.header.id, "time": s.header.time, "host": s.header.host,
-                          "files": s.header.files, "bytes": s.header.bytes} for s in snaps]))
+                          "files": s.header.files, "bytes": s.header.bytes,
+                          "tag": s.header.tag} for s in snaps]))
         return 0
     for s in snaps:
+        tag = f"  [{s.header.tag}]" if s.header.tag else ""
         _out(f"{s.header.id[:12]}  {s.header.time}  {s.header.host}  "
-             f"{s.header.files} files  {s.header.bytes} bytes")
+             f"{s.header.files} files  {s.header.bytes} bytes{tag}")
     return 0
 
 
@@ -210,7 +212,7 @@ def _restore(args: argparse.Namespace, emit: Emit) -> int:
     key = _private_key(args)
     repo = Repository.open(_repo_path(args))
     repo.check_private_key(key)
-    sid = repo.resolve(args.snapshot)
+    sid = repo.resolve(args.snapshot, getattr(args, "tag", None))
     manifest = snapshot.open_manifest(repo.read_snapshot(sid), key)
     include = None
     if args.include:
@@ -305,7 +307,7 @@ def _drill(args: argparse.Namespace, emit: Emit) -> int:
     key = _private_key(args)
     repo = Repository.open(_repo_path(args))
     repo.check_private_key(key)
-    sid = repo.resolve(args.snapshot)
+    sid = repo.resolve(args.snapshot, getattr(args, "tag", None))
     with repo.locked("drill"):
         res = drill(repo, key, sid, sample=args.sample)
     for p in res.mismatch_paths:
@@ -326,6 +328,11 @@ def _common(p: argparse.ArgumentParser, *, repo: bool = True) -> None:
     p.add_argument("--config", help=f"TOML with a [backup] section (default {DEFAULT_CONFIG})")
     if repo:
         p.add_argument("--repo", help="repository folder (instead of the config's)")
+
+
+def _tagged(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tag", help="with 'latest': the newest snapshot of this series "
+                                 "(dashboard: the dashboard's database; default: the vault)")
 
 
 def _keyed(p: argparse.ArgumentParser, *, required: bool) -> None:
@@ -365,6 +372,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--include", action="append", help="restore only this path (repeatable)")
     p.add_argument("--keep-special-bits", action="store_true",
                    help="also restore setuid and setgid bits (dropped by default)")
+    _tagged(p)
     _keyed(p, required=True)
     p.set_defaults(handler=_guard("restore", _restore))
 
@@ -391,5 +399,6 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     _common(p)
     p.add_argument("--snapshot", default="latest")
     p.add_argument("--sample", type=int, default=20)
+    _tagged(p)
     _keyed(p, required=True)
     p.set_defaults(handler=_guard("drill", _drill))
