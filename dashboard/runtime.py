@@ -83,7 +83,8 @@ class LoopPart:
             self._thread.join(10)
 
 
-def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
+def build_runtime(settings: DashboardSettings, *,
+                  config_path: Path | None = None) -> DashboardRuntime:
     from controller import keys
     from controller.numguard import install_log_guard
     from dashboard.bus import Bus
@@ -107,6 +108,12 @@ def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
     # SQLite only: ingest's page writes off its thread
     checkpointer = LoopPart("wal-checkpoint", WalCheckpointer(engine).run)
     runtime.parts = [checkpointer, watch, correlate]
+    if settings.backup is not None and config_path is not None:
+        from dashboard.recovery.job import NightlyDatabaseBackup
+
+        runtime.parts.append(NightlyDatabaseBackup(config_path, settings.backup,
+                                                   settings.timezone, clock=now_utc))
+    nightly = runtime.parts[3:]
     if settings.mqtt is None:
         return runtime
     from dashboard.ingest.consumer import IngestConsumer
@@ -124,7 +131,7 @@ def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
     signer = PolicySigner(sm, key, site=settings.site,
                           publish=lambda topic, blob, retain: link.publish(topic, blob,
                                                                            retain=retain))
-    runtime.parts = [checkpointer, link, consumer, signer, watch, correlate]
+    runtime.parts = [checkpointer, link, consumer, signer, watch, correlate, *nightly]
     return runtime
 
 
