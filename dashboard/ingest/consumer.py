@@ -41,6 +41,7 @@ from controller.envelope import MAX_EVENT_BYTES, TOPIC_ROOT, now_utc, topic_for
 from controller.mqtt import MqttError, MqttLink
 from controller.receipts import Ack, Resend, sign_ack, sign_resend
 from dashboard.bus import Bus
+from dashboard.ingest import compat
 from dashboard.ingest.core import BatchResult, IngestCore, Prepared, ResendRequest
 from dashboard.ingest.link_process import LinkProcess
 from dashboard.ingest.marks import next_counter
@@ -462,6 +463,8 @@ class IngestConsumer:
                 with self.sessionmaker() as session, session.begin():  # counters rise
                     now = self.clock()
                     for node in session.scalars(select(Node).where(Node.name.in_(sorted(ask)))):
+                        if compat.problem_of(node) is not None:  # refused until upgraded
+                            continue
                         node.resend_counter = next_counter(node.resend_counter, now)
                         requests.append(ResendRequest(
                             node.name, node.contiguous_seq + 1,
