@@ -36,11 +36,15 @@ def raise_unsupported(pending: AnomalySink, node: str, problem: str,
                 detail={"problem": problem[:200], **detail})
 
 
-def check_state(node: str, version: Any, pending: AnomalySink) -> None:
-    """A state message from an approved node: is what it announces supported?"""
-    problem = node_problem(version)
+def check_state(session: Session, name: str, pending: AnomalySink) -> None:
+    """After an approved node's state message: is what it announces supported?"""
+    node = session.get(Node, name)
+    if node is None or not node.approved:
+        return
+    problem = problem_of(node)
     if problem is not None:
-        raise_unsupported(pending, node, problem,
+        version = announced(node)
+        raise_unsupported(pending, name, problem,
                           {"announced": version if isinstance(version, dict) else None})
 
 

@@ -90,6 +90,7 @@ class IngestCore:
             result.outcomes.append(Outcome(topic, status, reason, node_name, None, index))
             result.counts["state" if reason is None else reason] += 1
             if reason is None:
+                compat.check_state(session, node_name, pending)
                 result.messages.append(("node", {"node": node_name}))
         compat.raise_envelopes(session, prepared.unsupported, pending)
         if prepared.events:

@@ -17,7 +17,6 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from controller.compat import ANNOUNCE_KEY
 from controller.envelope import parse_ts
 from controller.keys import KeyFileError, public_from_b64
 from dashboard.models.nodes import Node
@@ -131,9 +130,6 @@ class StateHandler:
         approved = node.key_status == "approved"  # only an enrolled node's faults are raised
         if approved:
             _health_anomalies(name, old, health, pending)
-            from dashboard.ingest.compat import check_state
-
-            check_state(name, raw.get(ANNOUNCE_KEY), pending)
         offset = _clock_offset(raw.get("ts"), now)
         if offset is not None:
             health["clock_offset_s"] = offset
