@@ -1,6 +1,7 @@
-"""The dashboard process: its parts (ingest, policy signer, correlation, backup watch) built
-from the settings and started and stopped together. Used by ``secroom dashboard run`` and by
-the demo; the web app itself comes from :func:`dashboard.app.create_app`."""
+"""The dashboard process: its parts (ingest, policy signer, correlation, backup watch, the
+nightly database backup) built from the settings and started and stopped together. Used by
+``secroom dashboard run`` and by the demo; the web app itself comes from
+:func:`dashboard.app.create_app`."""
 
 from __future__ import annotations
 
@@ -107,13 +108,13 @@ def build_runtime(settings: DashboardSettings, *,
     correlate = LoopPart("correlation", listener.run)
     # SQLite only: ingest's page writes off its thread
     checkpointer = LoopPart("wal-checkpoint", WalCheckpointer(engine).run)
-    runtime.parts = [checkpointer, watch, correlate]
+    nightly: list[Any] = []  # the database backup needs the config file it copies
     if settings.backup is not None and config_path is not None:
         from dashboard.recovery.job import NightlyDatabaseBackup
 
-        runtime.parts.append(NightlyDatabaseBackup(config_path, settings.backup,
-                                                   settings.timezone, clock=now_utc))
-    nightly = runtime.parts[3:]
+        nightly.append(NightlyDatabaseBackup(config_path, settings.backup, settings.timezone,
+                                             clock=now_utc))
+    runtime.parts = [checkpointer, watch, correlate, *nightly]
     if settings.mqtt is None:
         return runtime
     from dashboard.ingest.consumer import IngestConsumer
