@@ -82,6 +82,23 @@ def load_dedup_key(path: Path, *, create: bool) -> bytes:
     return raw
 
 
+def open_for_writing(root: Path, public_key_file: Path,
+                     dedup_key_file: Path) -> tuple[Repository, bytes, bytes]:
+    """The repository a writer adds to (created with a new dedup key on the first run), its
+    public key and dedup key, both checked against it. Used by the gateway's run and by the
+    dashboard's database backup."""
+    public = crypto.load_public_key(public_key_file)
+    if (root / "config").exists():
+        repo = Repository.open(root)
+        dedup = load_dedup_key(dedup_key_file, create=False)
+    else:
+        dedup = load_dedup_key(dedup_key_file, create=True)
+        repo = Repository.init(root, public, dedup)
+    repo.check_public_key(public)
+    repo.check_dedup_key(dedup)
+    return repo, public, dedup
+
+
 def _guard(stage: str, fn: Callable[[argparse.Namespace, Emit], int]
            ) -> Callable[[argparse.Namespace, Emit], int]:
     def handler(args: argparse.Namespace, emit: Emit) -> int:
@@ -137,16 +154,9 @@ def _run(args: argparse.Namespace, emit: Emit) -> int:
     from backup.run import RunOptions, backup
 
     cfg = _config(args)
-    public = crypto.load_public_key(cfg.public_key_file)
     started = datetime.now(UTC)
-    if (cfg.repository / "config").exists():
-        repo = Repository.open(cfg.repository)
-        dedup = load_dedup_key(cfg.dedup_key_file, create=False)
-    else:
-        dedup = load_dedup_key(cfg.dedup_key_file, create=True)
-        repo = Repository.init(cfg.repository, public, dedup)
-    repo.check_public_key(public)
-    repo.check_dedup_key(dedup)
+    repo, public, dedup = open_for_writing(cfg.repository, cfg.public_key_file,
+                                           cfg.dedup_key_file)
     opts = RunOptions(vault_paths=cfg.vault_paths, public_key=public, dedup_key=dedup,
                       cache_dir=cfg.cache_dir, excludes=cfg.excludes, threads=cfg.threads,
                       pack_size=cfg.pack_size_mb << 20, level=cfg.compression_level)

@@ -28,10 +28,8 @@ import tomli_w
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from backup import crypto
-from backup.cli import load_dedup_key
+from backup.cli import open_for_writing
 from backup.errors import BackupError, LockedError
-from backup.repo import Repository
 from backup.run import RunOptions, backup
 from backup.schedule import next_run
 from dashboard.anomalies import raise_anomaly
@@ -98,19 +96,6 @@ def _policy_public(settings: DashboardSettings) -> str | None:
     return keys.public_b64(keys.load_private(path).public_key())
 
 
-def _repository(cfg: DatabaseBackupSettings) -> tuple[Repository, bytes, bytes]:
-    public = crypto.load_public_key(cfg.public_key_file)
-    if (cfg.repository / "config").exists():
-        repo = Repository.open(cfg.repository)
-        dedup = load_dedup_key(cfg.dedup_key_file, create=False)
-    else:
-        dedup = load_dedup_key(cfg.dedup_key_file, create=True)
-        repo = Repository.init(cfg.repository, public, dedup)
-    repo.check_public_key(public)
-    repo.check_dedup_key(dedup)
-    return repo, public, dedup
-
-
 def run_backup(settings: DashboardSettings, sm: sessionmaker[Session], now: datetime, *,
                config_path: Path | None = None,
                stop: threading.Event | None = None) -> Outcome:
@@ -121,7 +106,8 @@ def run_backup(settings: DashboardSettings, sm: sessionmaker[Session], now: date
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True, mode=0o700)
     try:
-        repo, public, dedup = _repository(cfg)
+        repo, public, dedup = open_for_writing(cfg.repository, cfg.public_key_file,
+                                               cfg.dedup_key_file)
         copy = dump(settings.database_url, staging)
         dump_s = time.monotonic() - t0
         manifest = bundle.stage(
