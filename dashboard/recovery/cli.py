@@ -34,6 +34,9 @@ def add_recover_command(sub: argparse._SubParsersAction) -> None:  # type: ignor
     p.add_argument("--data-dir", type=Path, help="put the dashboard here instead of the "
                                                  "backed-up config's data_dir")
     p.add_argument("--database-url", help="restore into this database instead (an empty one)")
+    p.add_argument("--keep-database", action="store_true",
+                   help="the database survived (a PostgreSQL server elsewhere): restore the "
+                        "config and secrets only, and migrate the live database")
     p.add_argument("--force", action="store_true", help="overwrite files that exist")
     p.set_defaults(func=recover_command)
 
@@ -78,7 +81,8 @@ def recover_command(args: argparse.Namespace) -> int:
         key = crypto.load_private_key(args.key, read_passphrase(args.passphrase_file))
         req = Request(repo=args.repo, key=key, config_out=args.config_out,
                       snapshot=args.snapshot, data_dir=args.data_dir,
-                      database_url=args.database_url, force=args.force)
+                      database_url=args.database_url, force=args.force,
+                      keep_database=args.keep_database)
         res = recover(req, now_utc())
     except (BackupError, RecoverError, OSError) as exc:
         print(f"error: recovery failed: {exc}", file=sys.stderr)

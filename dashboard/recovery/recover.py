@@ -56,6 +56,7 @@ class Request:
     data_dir: Path | None = None
     database_url: str | None = None
     force: bool = False
+    keep_database: bool = False  # the database lives on (a PostgreSQL server elsewhere)
 
 
 @dataclass
@@ -227,7 +228,8 @@ def recover(req: Request, now: datetime) -> Recovered:
         if settings.site != b.manifest["site"]:
             raise RecoverError("the backed-up config and its manifest name different sites")
         try:
-            restore_database(b.kind, b.database, settings.database_url)
+            if not req.keep_database:
+                restore_database(b.kind, b.database, settings.database_url)
         except DumpError as exc:
             raise RecoverError(str(exc)) from exc
         t_db = time.monotonic()

@@ -324,6 +324,17 @@ def test_postgres_backup_then_recover_into_an_empty_database(
         assert verify_audit(db).ok
         assert db.scalar(select(func.count()).select_from(AuditRecord)) == 2
     engine.dispose()
+    # the dashboard host dies again, the database server lives on: config and secrets only
+    shutil.rmtree(new)
+    shutil.rmtree(site.root / "etc")
+    assert run("recover", "--repo", str(site.repo), *site.keyargs(), "--config-out",
+               str(new / "dashboard.toml"), "--data-dir", str(new / "data"),
+               "--database-url", target, "--keep-database") == 0
+    assert (new / "data" / "policy.key").exists()
+    engine = make_engine(target)
+    with make_sessionmaker(engine)() as db:  # kept, with both recoveries audited
+        assert db.scalar(select(func.count()).select_from(AuditRecord)) == 3
+    engine.dispose()
     # into a database that is not empty: refused, nothing half-restored
     assert run("recover", "--repo", str(site.repo), *site.keyargs(), "--config-out",
                str(tmp_path / "again" / "dashboard.toml"), "--data-dir",
