@@ -3,7 +3,7 @@
     .venv/bin/python tests/bench/dashboard_recovery.py [--events N] [--quick]
 
 Builds a dashboard database at the current schema (SQLite) holding N signed-event rows
-(default 400,000: a busy room's year) with their door-access projections and an audit chain,
+(default 200,000: a busy room's half year) with their door-access projections and an audit chain,
 then times, in the same run and on the same copy of the database:
 
 * night 1 and night 2 (after a day's worth of new events, 1 %): `secroom dashboard backup`
@@ -113,7 +113,7 @@ def size(path: Path) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--events", type=int, default=400_000)
+    ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--quick", action="store_true", help="20,000 events")
     args = ap.parse_args()
     events = 20_000 if args.quick else args.events
