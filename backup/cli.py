@@ -82,6 +82,23 @@ def load_dedup_key(path: Path, *, create: bool) -> bytes:
     return raw
 
 
+def open_for_writing(root: Path, public_key_file: Path,
+                     dedup_key_file: Path) -> tuple[Repository, bytes, bytes]:
+    """The repository a writer adds to (created with a new dedup key on the first run), its
+    public key and dedup key, both checked against it. Used by the gateway's run and by the
+    dashboard's database backup."""
+    public = crypto.load_public_key(public_key_file)
+    if (root / "config").exists():
+        repo = Repository.open(root)
+        dedup = load_dedup_key(dedup_key_file, create=False)
+    else:
+        dedup = load_dedup_key(dedup_key_file, create=True)
+        repo = Repository.init(root, public, dedup)
+    repo.check_public_key(public)
+    repo.check_dedup_key(dedup)
+    return repo, public, dedup
+
+
 def _guard(stage: str, fn: Callable[[argparse.Namespace, Emit], int]
            ) -> Callable[[argparse.Namespace, Emit], int]:
     def handler(args: argparse.Namespace, emit: Emit) -> int:
@@ -137,16 +154,9 @@ def _run(args: argparse.Namespace, emit: Emit) -> int:
     from backup.run import RunOptions, backup
 
     cfg = _config(args)
-    public = crypto.load_public_key(cfg.public_key_file)
     started = datetime.now(UTC)
-    if (cfg.repository / "config").exists():
-        repo = Repository.open(cfg.repository)
-        dedup = load_dedup_key(cfg.dedup_key_file, create=False)
-    else:
-        dedup = load_dedup_key(cfg.dedup_key_file, create=True)
-        repo = Repository.init(cfg.repository, public, dedup)
-    repo.check_public_key(public)
-    repo.check_dedup_key(dedup)
+    repo, public, dedup = open_for_writing(cfg.repository, cfg.public_key_file,
+                                           cfg.dedup_key_file)
     opts = RunOptions(vault_paths=cfg.vault_paths, public_key=public, dedup_key=dedup,
                       cache_dir=cfg.cache_dir, excludes=cfg.excludes, threads=cfg.threads,
                       pack_size=cfg.pack_size_mb << 20, level=cfg.compression_level)
@@ -172,11 +182,13 @@ def _list(args: argparse.Namespace, emit: Emit) -> int:
     snaps = repo.snapshots()
     if args.json:
         _out(json.dumps([{"id": s.header.id, "time": s.header.time, "host": s.header.host,
-                          "files": s.header.files, "bytes": s.header.bytes} for s in snaps]))
+                          "files": s.header.files, "bytes": s.header.bytes,
+                          "tag": s.header.tag} for s in snaps]))
         return 0
     for s in snaps:
+        tag = f"  [{s.header.tag}]" if s.header.tag else ""
         _out(f"{s.header.id[:12]}  {s.header.time}  {s.header.host}  "
-             f"{s.header.files} files  {s.header.bytes} bytes")
+             f"{s.header.files} files  {s.header.bytes} bytes{tag}")
     return 0
 
 
@@ -210,7 +222,7 @@ def _restore(args: argparse.Namespace, emit: Emit) -> int:
     key = _private_key(args)
     repo = Repository.open(_repo_path(args))
     repo.check_private_key(key)
-    sid = repo.resolve(args.snapshot)
+    sid = repo.resolve(args.snapshot, getattr(args, "tag", None))
     manifest = snapshot.open_manifest(repo.read_snapshot(sid), key)
     include = None
     if args.include:
@@ -305,7 +317,7 @@ def _drill(args: argparse.Namespace, emit: Emit) -> int:
     key = _private_key(args)
     repo = Repository.open(_repo_path(args))
     repo.check_private_key(key)
-    sid = repo.resolve(args.snapshot)
+    sid = repo.resolve(args.snapshot, getattr(args, "tag", None))
     with repo.locked("drill"):
         res = drill(repo, key, sid, sample=args.sample)
     for p in res.mismatch_paths:
@@ -326,6 +338,11 @@ def _common(p: argparse.ArgumentParser, *, repo: bool = True) -> None:
     p.add_argument("--config", help=f"TOML with a [backup] section (default {DEFAULT_CONFIG})")
     if repo:
         p.add_argument("--repo", help="repository folder (instead of the config's)")
+
+
+def _tagged(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tag", help="with 'latest': the newest snapshot of this series "
+                                 "(dashboard: the dashboard's database; default: the vault)")
 
 
 def _keyed(p: argparse.ArgumentParser, *, required: bool) -> None:
@@ -365,6 +382,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--include", action="append", help="restore only this path (repeatable)")
     p.add_argument("--keep-special-bits", action="store_true",
                    help="also restore setuid and setgid bits (dropped by default)")
+    _tagged(p)
     _keyed(p, required=True)
     p.set_defaults(handler=_guard("restore", _restore))
 
@@ -391,5 +409,6 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     _common(p)
     p.add_argument("--snapshot", default="latest")
     p.add_argument("--sample", type=int, default=20)
+    _tagged(p)
     _keyed(p, required=True)
     p.set_defaults(handler=_guard("drill", _drill))

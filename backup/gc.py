@@ -138,8 +138,13 @@ def prune(repo: Repository, *, daily: int, weekly: int, monthly: int, tz: str,
     t0 = time.monotonic()
     res = GcResult()
     snaps = repo.snapshots()
-    times = [(s.header.id, datetime.fromisoformat(s.header.time)) for s in snaps]
-    keep = select_keep(times, daily=daily, weekly=weekly, monthly=monthly, tz=tz)
+    keep: set[str] = set()
+    for tag in {s.header.tag for s in snaps}:  # each series (the vault, the dashboard's
+        times = [(s.header.id, datetime.fromisoformat(s.header.time))  # database) on its own
+                 for s in snaps if s.header.tag == tag]
+        keep |= select_keep(times, daily=daily, weekly=weekly, monthly=monthly, tz=tz)
+    if not snaps:
+        select_keep([], daily=daily, weekly=weekly, monthly=monthly, tz=tz)  # checks the counts
     if key is not None:
         repo.check_private_key(key)
     for s in snaps:
@@ -173,6 +178,8 @@ def purge(repo: Repository, key: crypto.PrivateKey, path: str) -> GcResult:
         header = {"time": snap.header.time, "host": snap.header.host, "repo": snap.header.repo,
                   "files": sum(1 for e in kept if e[0] == snapshot.FILE),
                   "bytes": sum(e[7] for e in kept if e[0] == snapshot.FILE)}
+        if snap.header.tag is not None:
+            header["tag"] = snap.header.tag
         # the old pack list still covers every kept chunk; collect() narrows it
         new_id = repo.write_snapshot(
             snapshot.encode(header, manifest, repo.public_key, snap.packs))

@@ -150,11 +150,14 @@ class Repository:
         snaps = [self.read_snapshot(n) for n in self.snapshot_names()]
         return sorted(snaps, key=lambda s: (s.header.time, s.header.id))
 
-    def resolve(self, prefix: str) -> str:
+    def resolve(self, prefix: str, tag: str | None = None) -> str:
+        """A snapshot id from a unique prefix, or ``latest``: the newest with ``tag`` (None:
+        the vault's snapshots; "dashboard": the dashboard's database)."""
         if prefix == "latest":
-            snaps = self.snapshots()
+            snaps = [s for s in self.snapshots() if s.header.tag == tag]
             if not snaps:
-                raise NotFoundError("the repository has no snapshot yet")
+                what = "no snapshot yet" if tag is None else f"no snapshot tagged {tag!r} yet"
+                raise NotFoundError(f"the repository has {what}")
             return snaps[-1].header.id
         matches = [n for n in self.snapshot_names() if n.startswith(prefix.lower())]
         if len(matches) != 1 or len(prefix) < 4:

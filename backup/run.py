@@ -41,6 +41,7 @@ class RunOptions:
     threads: int = 0
     pack_size: int = 16 << 20
     level: int = 3
+    tag: str | None = None  # the snapshot's series (FORMAT.md, snapshot header); None: vault
 
 
 @dataclass
@@ -240,6 +241,8 @@ def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
     res.skipped_paths = errors.paths or []
     header = {"time": now.isoformat(timespec="microseconds"), "host": socket.gethostname(),
               "files": res.files, "bytes": res.bytes_total, "repo": repo.id}
+    if opts.tag is not None:
+        header["tag"] = opts.tag
     manifest = {"v": 1, "paths": [os.path.abspath(p) for p in opts.vault_paths],
                 "entries": entries}
     data = snapshot.encode(header, manifest, opts.public_key, set(chunks.values()))

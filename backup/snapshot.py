@@ -46,6 +46,7 @@ class Header:
     files: int
     bytes: int
     repo: str
+    tag: str | None = None  # None: the vault; "dashboard": the dashboard's database (FORMAT.md)
 
 
 @dataclass(frozen=True)
@@ -142,8 +143,12 @@ def decode(data: bytes, name: str, *, check_hash: bool = True) -> SnapshotFile:
             raise IntegrityError(f"snapshot {name[:12]}: its pack list is corrupt")
         packs = [body[4 + 32 * i:36 + 32 * i].hex() for i in range(n)]
         doc = json.loads(raw_header)
+        tag = doc.get("tag")
+        if tag is not None and not isinstance(tag, str):
+            raise ValueError("tag is not a string")
         header = Header(id=name, time=str(doc["time"]), host=str(doc["host"]),
-                        files=int(doc["files"]), bytes=int(doc["bytes"]), repo=str(doc["repo"]))
+                        files=int(doc["files"]), bytes=int(doc["bytes"]), repo=str(doc["repo"]),
+                        tag=tag)
     except (ValueError, KeyError, TypeError, struct.error) as exc:
         raise IntegrityError(f"snapshot {name[:12]} malformed: {exc}") from exc
     return SnapshotFile(header, raw_header, sealed_refs, sealed, packs, prefix)

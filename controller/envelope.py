@@ -19,7 +19,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # the envelope this code writes
+# the envelopes this code reads: its own and the one before (controller.compat: "adjacent")
+READ_ENVELOPES = range(max(1, SCHEMA_VERSION - 1), SCHEMA_VERSION + 1)
 GENESIS = "0" * 64
 MAX_EVENT_BYTES = 64 * 1024
 TOPIC_ROOT = "secroom/v1"
@@ -29,6 +31,14 @@ ClockState = Literal["synced", "unsynced"]
 
 class EnvelopeError(ValueError):
     """A payload is not a valid event: malformed, oversized, badly hashed or badly signed."""
+
+
+class UnsupportedEnvelope(EnvelopeError):
+    """A well-formed event in an envelope version this code does not read."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(f"unsupported schema version {version}")
+        self.version = version
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -163,8 +173,8 @@ def parse(payload: bytes) -> Event:
     except ValidationError as exc:
         fields = ", ".join(".".join(str(p) for p in e["loc"]) or "event" for e in exc.errors())
         raise EnvelopeError(f"event has invalid fields: {fields}") from exc
-    if event.v != SCHEMA_VERSION:
-        raise EnvelopeError(f"unsupported schema version {event.v}")
+    if event.v not in READ_ENVELOPES:
+        raise UnsupportedEnvelope(event.v)
     if event.id != f"{event.node}:{event.seq}":
         raise EnvelopeError("event id does not match node:seq")
     if not fast and body_hash(event.body()) != event.hash:

@@ -24,9 +24,11 @@ Ack and prune. The dashboard publishes, retained on ``.../ack``, a signed ack
 (``controller.receipts``): the highest contiguous seq it stored, the hash it stored at that seq
 and a counter. The journal takes it only if the signer is pinned (``trusted``), it is addressed
 to this node, its counter is newer, the seq is not beyond the head and the hash is the one this
-journal wrote at that seq (``Journal.accept_receipt``); rows with seq < N are then pruned every
-``prune_interval_s``. Until any ack exists, only rows both PUBACKed by the broker and older than
-``retention_days`` are pruned. The head row is never pruned (seq continuity).
+journal wrote at that seq (``Journal.accept_receipt``); rows with seq < N that are older than
+``retention_days`` are then pruned every ``prune_interval_s``: acknowledged rows stay that long,
+so a dashboard rebuilt from the night's backup (``secroom recover``) can ask again for what its
+lost database had stored since. Until any ack exists, only rows both PUBACKed by the broker and
+older than ``retention_days`` are pruned. The head row is never pruned (seq continuity).
 
 Resend. A signed ``{"from": a, "to": b}`` on ``.../resend`` re-publishes the stored rows of that
 range (clamped to ``resend_max`` rows and to what was already sent), ahead of new events, within
@@ -65,13 +67,12 @@ OnRefused = Callable[[str, str], None]  # (what: "ack" | "resend", reason)
 
 
 def prune_mark(*, ack: int, delivered: int, first_recent: int | None) -> int:
-    """Seq below which journal rows may be deleted.
-
-    With a dashboard ack: below the ack. Without: below the first event still inside the
-    retention period, and never beyond what the broker acknowledged (``delivered``).
+    """Seq below which journal rows may be deleted: below the first event still inside the
+    retention period, and never beyond the dashboard's ack or, without one, beyond what the
+    broker acknowledged (``delivered``).
     """
     if ack > 0:
-        return ack
+        return ack if first_recent is None else min(ack, first_recent)
     limit = delivered + 1
     return limit if first_recent is None else min(limit, first_recent)
 
@@ -391,7 +392,7 @@ class Publisher:
             self.journal.set_delivered(self._mark.delivered)
 
     def prune_now(self) -> int:
-        """Delete what the ack (or, without one, retention) allows; returns rows deleted."""
+        """Delete what retention and the ack allow; returns rows deleted."""
         self._save_delivered()
         cutoff = retention_cutoff(self._clock(), self.retention_days)
         below = prune_mark(

@@ -32,6 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from controller.compat import ANNOUNCE_KEY, announcement
 from controller.envelope import ClockState, Event, canonical_json, format_ts, now_utc, topic_for
 from controller.events import NodeReceiptRefused, NodeStarted, NodeStopped, payload_error
 from controller.journal import EventRejected, Journal, JournalError, check_shape
@@ -265,6 +266,7 @@ class NodeRuntime:
         payload = {
             "state": "online",
             "public_key": self.public_key,  # the dashboard enrols (pending -> approved) by it
+            ANNOUNCE_KEY: announcement(),  # what it runs (controller.compat)
             "boot": self.boot,
             "ts": format_ts(self._clock()),
             "health": self._health,

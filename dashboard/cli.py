@@ -56,6 +56,11 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     run.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
     run.set_defaults(func=dashboard_run)
 
+    from dashboard.recovery.cli import add_backup_subcommand, add_recover_command
+
+    add_backup_subcommand(dash_sub)
+    add_recover_command(sub)
+
     broker = sub.add_parser("broker", help="the room broker's configuration")
     broker_sub = broker.add_subparsers(dest="broker_command", required=True)
     cfg = broker_sub.add_parser(
@@ -168,6 +173,7 @@ def dashboard_run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from dashboard.app import create_app
+    from dashboard.migrate import MigrationError, check_current
     from dashboard.web.serve import Server
 
     try:
@@ -176,9 +182,15 @@ def dashboard_run(args: argparse.Namespace) -> int:
             raise SettingsError("--tls-cert and --tls-key go together")
         if args.tls_cert and not settings.https:
             raise SettingsError("serving HTTPS: set https = true so cookies are marked Secure")
+        check_current(settings.database_url)  # never run on a schema it was not written for
         from dashboard.runtime import build_runtime
 
-        runtime = build_runtime(settings)
+        runtime = build_runtime(settings, config_path=Path(args.config) if args.config else None)
+    except MigrationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print("the dashboard did not start; `secroom db upgrade --config ...` brings an older "
+              "database to this release's schema", file=sys.stderr)
+        return 2
     except (SettingsError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -53,7 +53,9 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Apply every migration up to ``revision`` (default: the newest)."""
+    """Apply every migration up to ``revision`` (default: the newest). A database made by a
+    newer release (a revision this code does not know) is refused before anything runs."""
+    check_known(database_url)
     try:
         with _quiet_alembic():
             from alembic import command
@@ -61,6 +63,47 @@ def upgrade(database_url: str, revision: str = "head") -> None:
             command.upgrade(alembic_config(database_url), revision)
     except Exception as exc:
         raise MigrationError(f"database upgrade to {revision} failed: {exc}") from exc
+
+
+def known_revisions() -> set[str]:
+    """Every revision this code's migrations know."""
+    with _quiet_alembic():
+        from alembic.script import ScriptDirectory
+
+        script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+        return {rev.revision for rev in script.walk_revisions()}
+
+
+def check_known(database_url: str) -> str | None:
+    """The database's revision; MigrationError if this code does not know it (a downgrade:
+    the database was made or upgraded by a newer secroom)."""
+    try:
+        rev = current(database_url)
+    except Exception as exc:
+        raise MigrationError(f"cannot read the database's schema revision: {exc}") from exc
+    if rev is not None and rev not in known_revisions():
+        raise MigrationError(
+            f"the database is at schema revision {rev}, which this secroom ({_software()}) "
+            "does not know: a newer release made it. Downgrades are not supported; install "
+            "that release (or a newer one) again. Nothing was changed.")
+    return rev
+
+
+def check_current(database_url: str) -> None:
+    """For starting the dashboard: the database must be at this code's head, neither newer
+    (refused: see ``check_known``) nor older (run ``secroom db upgrade`` first)."""
+    rev = check_known(database_url)
+    want = head()
+    if rev != want:
+        raise MigrationError(
+            "the database has no schema yet" if rev is None else
+            f"the database is at schema revision {rev}, older than this secroom's {want}")
+
+
+def _software() -> str:
+    from controller.compat import software_version
+
+    return software_version()
 
 
 def head() -> str | None:

@@ -1,9 +1,10 @@
 """Build the access policy from the database, sign it and publish it retained to the nodes.
 
 Versions increase by one per published content change and are persisted (``policy_versions``),
-so a restart or a second replica never reuses one. Services mark the policy dirty in the same
-transaction as the change (``services.mark_policy_dirty``); the signer's thread polls every
-``debounce_s`` and publishes once the changes have been quiet for ``debounce_s``. Content
+so a restart or a second replica never reuses one; they also rise above any version a node
+reports it applied (a dashboard recovered from an older backup). Services mark the policy dirty
+in the same transaction as the change (``services.mark_policy_dirty``); the signer's thread polls
+every ``debounce_s`` and publishes once the changes have been quiet for ``debounce_s``. Content
 identical to the last published policy is not re-issued. A publish that fails (broker down) is
 retried on the next poll: the signed blob is already stored, so the nodes get that version.
 """
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from controller.envelope import canonical_json, now_utc, policy_topic
 from controller.policy import DoorRule, Group, Person, Policy, TimeWindow, sign_policy
 from dashboard.media.policy import build_usb_policy
+from dashboard.models.nodes import Node
 from dashboard.models.people import Door, Printer, SiteSettings
 from dashboard.models.people import Group as GroupRow
 from dashboard.models.people import Person as PersonRow
@@ -31,6 +33,7 @@ from dashboard.models.policy import PolicyVersion
 from dashboard.services.site import get_site
 
 Publish = Callable[[str, bytes, bool], Any]
+MAX_AHEAD = 100_000  # policy versions a node may claim beyond the newest this database issued
 
 
 class PolicySignerError(Exception):
@@ -149,7 +152,13 @@ class PolicySigner:
             ) from exc
 
     def _next_version(self, session: Session) -> int:
-        return (session.scalar(select(func.max(PolicyVersion.version))) or 0) + 1
+        """Above every version issued and every version a node reports it applied: after a
+        recovery from an older backup the nodes run versions this database never saw, and
+        refuse anything not newer (a node's claim lifts the floor by at most MAX_AHEAD)."""
+        issued = session.scalar(select(func.max(PolicyVersion.version))) or 0
+        applied = session.scalar(
+            select(func.max(Node.policy_version)).where(Node.key_status == "approved")) or 0
+        return max(issued, min(applied, issued + MAX_AHEAD)) + 1
 
     # -- publishing --------------------------------------------------------------------------
 

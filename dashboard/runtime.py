@@ -1,6 +1,7 @@
-"""The dashboard process: its parts (ingest, policy signer, correlation, backup watch) built
-from the settings and started and stopped together. Used by ``secroom dashboard run`` and by
-the demo; the web app itself comes from :func:`dashboard.app.create_app`."""
+"""The dashboard process: its parts (ingest, policy signer, correlation, backup watch, the
+nightly database backup) built from the settings and started and stopped together. Used by
+``secroom dashboard run`` and by the demo; the web app itself comes from
+:func:`dashboard.app.create_app`."""
 
 from __future__ import annotations
 
@@ -83,7 +84,8 @@ class LoopPart:
             self._thread.join(10)
 
 
-def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
+def build_runtime(settings: DashboardSettings, *,
+                  config_path: Path | None = None) -> DashboardRuntime:
     from controller import keys
     from controller.numguard import install_log_guard
     from dashboard.bus import Bus
@@ -106,7 +108,13 @@ def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
     correlate = LoopPart("correlation", listener.run)
     # SQLite only: ingest's page writes off its thread
     checkpointer = LoopPart("wal-checkpoint", WalCheckpointer(engine).run)
-    runtime.parts = [checkpointer, watch, correlate]
+    nightly: list[Any] = []  # the database backup needs the config file it copies
+    if settings.backup is not None and config_path is not None:
+        from dashboard.recovery.job import NightlyDatabaseBackup
+
+        nightly.append(NightlyDatabaseBackup(config_path, settings.backup, settings.timezone,
+                                             clock=now_utc))
+    runtime.parts = [checkpointer, watch, correlate, *nightly]
     if settings.mqtt is None:
         return runtime
     from dashboard.ingest.consumer import IngestConsumer
@@ -129,7 +137,7 @@ def build_runtime(settings: DashboardSettings) -> DashboardRuntime:
     presence = PresencePublisher(sm, key, site=settings.site, room_doors=correlation.room_doors,
                                  publish=lambda topic, blob, retain: link.publish(
                                      topic, blob, retain=retain), bus=runtime.bus)
-    runtime.parts = [checkpointer, link, consumer, signer, presence, watch, correlate]
+    runtime.parts = [checkpointer, link, consumer, signer, presence, watch, correlate, *nightly]
     if settings.home_assistant.enabled:  # opt-in: doors, nodes, lockdown; no person
         from dashboard.hass import HassBridge
 

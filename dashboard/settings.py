@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from controller.mqtt import MqttSettings
+from dashboard.recovery.settings import DatabaseBackupSettings
 
 
 class SettingsError(ValueError):
@@ -65,6 +66,8 @@ class DashboardSettings(BaseModel):
     # is stored, every other signature checked right after (dashboard.ingest.verify);
     # "every": every signature checked before storing (slower: one Ed25519 check per event)
     ingest_verify: Literal["chain", "every"] = "chain"
+    # the nightly database backup (dashboard.recovery); none: the database is not backed up
+    backup: DatabaseBackupSettings | None = None
     demo: bool = False
     home_assistant: HomeAssistantSettings = HomeAssistantSettings()
 

@@ -8,9 +8,9 @@ runs). The worker stores a batch in one transaction, commits, then publishes the
 (retained) and resend requests and feeds the bus. A failing DB keeps the batch and retries; a
 payload that makes our code fail on its own is counted ``internal_error`` and not acked (the
 node re-sends it). Every ``tick_s`` the worker re-asks for open gaps and raises gap anomalies;
-after the link reconnects, and every ``catch_up_interval_s``, it asks every approved node for
-what follows its ack (messages in flight on a dropped clean session are gone, and a lost tail
-leaves no gap to notice; a node with nothing unacked sends nothing).
+after the link connects (the first time too), and every ``catch_up_interval_s``, it asks every
+approved node for what follows its ack (messages in flight on a dropped clean session are gone,
+and a lost tail leaves no gap to notice; a node with nothing unacked sends nothing).
 
 Signatures (``verify_mode``): "chain" (the default) authenticates every event before it is
 stored by its hash chain up to a verified signature (one Ed25519 check per run of a node's
@@ -41,6 +41,7 @@ from controller.envelope import MAX_EVENT_BYTES, TOPIC_ROOT, now_utc, topic_for
 from controller.mqtt import MqttError, MqttLink
 from controller.receipts import Ack, Resend, sign_ack, sign_resend
 from dashboard.bus import Bus
+from dashboard.ingest import compat
 from dashboard.ingest.core import BatchResult, IngestCore, Prepared, ResendRequest
 from dashboard.ingest.link_process import LinkProcess
 from dashboard.ingest.marks import next_counter
@@ -424,8 +425,9 @@ class IngestConsumer:
         now = time.monotonic()
         # messages in flight when a link dropped were lost with it; a lost tail leaves no gap to
         # notice, so ask for whatever follows each node's ack (usually nothing); if the database
-        # cannot say, the next tick asks again
-        full = (connects > self._connects and self._connects > 0) or (
+        # cannot say, the next tick asks again. The first connect too: what the nodes sent while
+        # this dashboard was stopped (or lost, and recovered from a backup) was on no session
+        full = connects > self._connects or (
             now - self._caught_up_at >= self.catch_up_interval_s
         )
         if self._catch_up(only_new=not full):
@@ -461,6 +463,8 @@ class IngestConsumer:
                 with self.sessionmaker() as session, session.begin():  # counters rise
                     now = self.clock()
                     for node in session.scalars(select(Node).where(Node.name.in_(sorted(ask)))):
+                        if compat.problem_of(node) is not None:  # refused until upgraded
+                            continue
                         node.resend_counter = next_counter(node.resend_counter, now)
                         requests.append(ResendRequest(
                             node.name, node.contiguous_seq + 1,

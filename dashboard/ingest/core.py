@@ -30,7 +30,7 @@ from controller.events import DoorAccess as AccessEvent
 from dashboard import projections
 from dashboard.anomalies import anomaly_dict, raise_anomaly
 from dashboard.bulk import row_writer
-from dashboard.ingest import payloads
+from dashboard.ingest import compat, payloads
 from dashboard.ingest.batch import BatchResult, Outcome, PendingAnomalies, ResendRequest
 from dashboard.ingest.counters import IngestCounters
 from dashboard.ingest.marks import ChainMarks
@@ -90,7 +90,9 @@ class IngestCore:
             result.outcomes.append(Outcome(topic, status, reason, node_name, None, index))
             result.counts["state" if reason is None else reason] += 1
             if reason is None:
+                compat.check_state(session, node_name, pending)
                 result.messages.append(("node", {"node": node_name}))
+        compat.raise_envelopes(session, prepared.unsupported, pending)
         if prepared.events:
             self._process_events(session, prepared.events, now, result, pending)
         self._raise(session, pending, now, result)
@@ -161,6 +163,7 @@ class IngestCore:
     ) -> None:
         names = sorted({e.node for _, e in events})
         nodes = {n.name: n for n in session.scalars(select(Node).where(Node.name.in_(names)))}
+        refused = {name: compat.problem_of(n) for name, n in nodes.items()}
         to_verify: list[tuple[str, Event]] = []
         keys = []
         for topic, event in events:
@@ -187,6 +190,11 @@ class IngestCore:
                     subject=f"{node.name}: events from a node whose key is not approved",
                     detail={"key_status": node.key_status},
                 )
+                continue
+            problem = refused[node.name]
+            if problem is not None:  # kept by the node until it is upgraded
+                self._reject(result, topic, event, compat.KIND)
+                compat.raise_unsupported(pending, node.name, problem, {})
                 continue
             to_verify.append((topic, event))
             keys.append(key)

@@ -15,6 +15,7 @@ REJECT_REASONS = (
     "topic_mismatch",  # topic node/kind differs from the event's
     "unknown_node",  # no enrolment record for the node
     "node_not_approved",  # node key pending or revoked
+    "node_version_unsupported",  # a node older than this dashboard supports (controller.compat)
     "bad_signature",  # signature does not verify with the enrolled key
     "duplicate",  # same (node, seq) and same hash already stored (dropped silently)
     "fork",  # same (node, seq) with a different hash

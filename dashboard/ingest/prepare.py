@@ -5,9 +5,16 @@ previous one is being stored."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from controller.envelope import MAX_EVENT_BYTES, TOPIC_ROOT, EnvelopeError, Event, parse
+from controller.envelope import (
+    MAX_EVENT_BYTES,
+    TOPIC_ROOT,
+    EnvelopeError,
+    Event,
+    UnsupportedEnvelope,
+    parse,
+)
 from dashboard import projections
 from dashboard.ingest.batch import BatchResult, Outcome
 
@@ -22,6 +29,8 @@ class Prepared:
     routed: BatchResult
     events: list[tuple[str, Event]]
     states: list[tuple[int, str, str, bytes]]
+    # node -> envelope version of its events this dashboard cannot read (``bad_version``)
+    unsupported: dict[str, int] = field(default_factory=dict)
 
 
 def _reject_reason(exc: EnvelopeError) -> str:
@@ -45,9 +54,10 @@ class Preparer:
         routed = BatchResult()
         events: list[tuple[str, Event]] = []
         states: list[tuple[int, str, str, bytes]] = []
+        unsupported: dict[str, int] = {}
         for index, (topic, payload) in enumerate(items):
-            self.route(index, topic, payload, routed, events, states)
-        return Prepared(routed, events, states)
+            self.route(index, topic, payload, routed, events, states, unsupported)
+        return Prepared(routed, events, states, unsupported)
 
     def route(
         self,
@@ -57,6 +67,7 @@ class Preparer:
         result: BatchResult,
         events: list[tuple[str, Event]],
         states: list[tuple[int, str, str, bytes]],
+        unsupported: dict[str, int] | None = None,
     ) -> None:
         def reject(reason: str, node: str | None = None) -> None:
             result.outcomes.append(Outcome(topic, "rejected", reason, node, None, index))
@@ -78,6 +89,11 @@ class Preparer:
         try:
             event = parse(payload)
             projections.event_time(event.ts)  # a ts that matches the pattern but is no date
+        except UnsupportedEnvelope as exc:  # well formed, a version we do not read: raised
+            reject("bad_version", parts[0])
+            if unsupported is not None:
+                unsupported[parts[0]] = exc.version
+            return
         except EnvelopeError as exc:
             reject(_reject_reason(exc), parts[0])
             return

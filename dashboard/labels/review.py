@@ -174,6 +174,9 @@ ITEM_KINDS: dict[str, Pair] = {
     "rejected_payload": ("不正なメッセージ", "Rejected message"),
     "dashboard_unclean_stop": ("ダッシュボードの異常停止", "Dashboard stopped uncleanly"),
     "media_overdue": ("媒体の返却遅れ", "Medium overdue"),
+    "node_version_unsupported": ("対応外のノードのバージョン", "Node version not supported"),
+    "database_backup_failed": ("データベースのバックアップ失敗", "Database backup failed"),
+    "dashboard_recovered": ("バックアップからの復旧", "Rebuilt from backup"),
     "numlog.number_found": ("取込ファイル内の個人番号", "Individual number in an import"),
 }
 

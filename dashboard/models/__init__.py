@@ -12,6 +12,7 @@ from dashboard.models import (
     numlog,
     people,
     policy,
+    recovery,
     reports,
 )
 from dashboard.models.anomalies import Anomaly
@@ -61,5 +62,6 @@ __all__ = [
     "numlog",
     "people",
     "policy",
+    "recovery",
     "reports",
 ]

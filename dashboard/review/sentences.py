@@ -23,7 +23,7 @@ from dashboard.names import Names
 
 # kind -> (ja, en); fields: person, time, date, place, host, node, action, last_left, why,
 # printer, pages, n, operator, control, holder, due, last, stage, first, last_seq, seq, line,
-# fields, count
+# fields, count, backed_up
 TEMPLATES: dict[str, tuple[str, str]] = {
     "corr.access_not_in_room": (
         "{person} が {time} に番号システムを操作({action})。その時刻は管理区域に不在({last_left})",
@@ -103,6 +103,18 @@ TEMPLATES: dict[str, tuple[str, str]] = {
                                "kill)"),
     "media_overdue": ("媒体 {control} の返却期限 {due} を過ぎています(持出者 {holder})",
                       "Medium {control} was due back {due} (held by {holder})"),
+    "node_version_unsupported": (
+        "ノード {node} のバージョンにこのダッシュボードは対応していません。記録は受け取らずノードに"
+        "残しています。ノード(新しすぎる場合はダッシュボード)を更新してください",
+        "{node} runs a version this dashboard does not support: its records stay on the node "
+        "until it (or, if it is newer, the dashboard) is upgraded"),
+    "database_backup_failed": ("ダッシュボードのデータベースのバックアップが {time} に失敗しました",
+                               "The dashboard's database backup failed at {time}"),
+    "dashboard_recovered": (
+        "ダッシュボードを {backed_up} のバックアップから復旧しました。それ以降の権限の変更、ログの"
+        "取込、確認作業は含まれていません。確認して再入力してください",
+        "The dashboard was rebuilt from its backup of {backed_up}: changes made after it "
+        "(rights, log imports, reviews) are not in it; check and enter them again"),
     "numlog.number_found": (
         "取込ファイルの {line} 行目に個人番号があったため、その行を取り込みませんでした",
         "Line {line} of an imported file held an individual number and was not imported"),
@@ -209,6 +221,8 @@ def fields_of(a: Anomaly, ev: Evidence, t: Translator, n: Names) -> dict[str, An
         "fields": "、".join(_pick(FIELDS.get(x, (x, x)), lang)
                            for x in (evidence.get("fields") or detail.get("fields") or [])),
         "count": a.count,
+        "backed_up": t.time(_when(detail.get("backed_up_at"))) if detail.get("backed_up_at")
+        else none,
     }
     return out
 

@@ -1,4 +1,5 @@
-"""Nodes: online or offline, last seen, clock state, policy version applied, keys to approve."""
+"""Nodes: online or offline, last seen, clock state, policy version applied, software version,
+keys to approve."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from starlette.responses import Response
 
 from dashboard import services
 from dashboard.auth.service import Principal
+from dashboard.ingest import compat
 from dashboard.models import Node, PolicyVersion
 from dashboard.web import deps
 
@@ -35,6 +37,10 @@ class NodeOut(BaseModel):
     contiguous_seq: int
     max_seq: int
     events_stored: int
+    # the software the node announces (controller.compat; None: a node of the release before
+    # announcements) and whether this dashboard supports it
+    software: str | None = None
+    version_supported: bool = True
     # what the node reports in its health that needs a look: (locale key, count or name)
     problems: list[tuple[str, str]] = []
 
@@ -61,6 +67,12 @@ def _problems(health: object) -> list[tuple[str, str]]:
     return out
 
 
+def _software(node: Node) -> str | None:
+    said = compat.announced(node)
+    software = said.get("software") if isinstance(said, dict) else None
+    return software[:32] if isinstance(software, str) else None
+
+
 def _latest_policy(db: DbSession) -> int | None:
     return db.scalar(select(func.max(PolicyVersion.version)))
 
@@ -74,7 +86,8 @@ def _nodes(db: DbSession) -> tuple[list[NodeOut], int | None]:
             clock_offset_s=n.clock_offset_s, policy_version=n.policy_version,
             policy_current=latest is not None and n.policy_version == latest,
             contiguous_seq=n.contiguous_seq, max_seq=n.max_seq, events_stored=n.events_stored,
-            problems=_problems(n.health),
+            problems=_problems(n.health), software=_software(n),
+            version_supported=compat.problem_of(n) is None,
         )
         for n in db.scalars(select(Node).order_by(Node.name))
     ]

@@ -31,7 +31,9 @@ def test_delivery_mark_is_contiguous() -> None:
 @pytest.mark.parametrize(
     ("ack", "delivered", "first_recent", "expected"),
     [
-        (50, 80, 1, 50),  # the dashboard's ack rules once it exists
+        (50, 80, None, 50),  # acknowledged and all old: below the ack
+        (50, 80, 30, 30),  # acknowledged rows inside retention stay (a recovered dashboard
+        (50, 80, 1, 1),  # asks for them again)
         (0, 80, None, 81),  # no ack, all delivered events are old
         (0, 80, 60, 60),  # no ack, keep what is inside retention
         (0, 20, 60, 21),  # no ack, never beyond what the broker took
@@ -167,6 +169,8 @@ def test_dashboard_ack_allows_prune_and_restart_continues(
         col.request_resend(head, head)  # processed after the ack: a barrier
         assert col.wait_copies(head, 2, 10)
         assert rt.journal.ack == 100
+        assert rt.publisher.prune_now() == 0  # acknowledged, but inside retention
+        clock.now = T0 + timedelta(days=31)
         assert rt.publisher.prune_now() == 99
         assert rt.journal.first() == 100
         rt.stop()

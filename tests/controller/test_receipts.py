@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,7 @@ from controller.receipts import (
 )
 from controller.runtime import NodeRuntime
 from tests.controller.conftest import DASHBOARD, NODE, SITE, Collector
-from tests.controller.test_publisher import emit_n
+from tests.controller.test_publisher import Clock, emit_n
 from tests.support.mosquitto import Broker
 from tests.support.receipts import DashboardSigner
 
@@ -109,7 +109,8 @@ def test_an_unsigned_retained_ack_prunes_nothing(
     """The attack the review found: with a leaked broker password, a retained ``{"seq": N}``
     on the node's ack topic. The node refuses it, journals the refusal, prunes nothing; a
     signed ack of what the dashboard really stored then prunes as before."""
-    runtime = NodeRuntime(make_settings(broker.port, prune_interval_s=0.05))
+    clock = Clock()
+    runtime = NodeRuntime(make_settings(broker.port, prune_interval_s=0.05), clock=clock)
     try:
         with collector_factory(broker.port) as col:
             runtime.start()
@@ -125,6 +126,7 @@ def test_an_unsigned_retained_ack_prunes_nothing(
             assert col.wait_state(lambda s: s.get("receipts", {}).get("acks_refused") == 1, 10)
             col.ack(head)
             assert runtime.wait_acked(head, 10)
+            clock.now += timedelta(days=31)  # acknowledged rows stay for retention_days
             runtime.publisher.prune_now()
             assert runtime.journal.first() == head
     finally:
