@@ -36,7 +36,7 @@ from controller.numguard import REDACTED, redact
 log = logging.getLogger(__name__)
 
 __all__ = ["REDACTED", "UNGUARDED", "GuardedModel", "Hit", "collecting", "current_hits",
-           "guard_text", "guard_value"]
+           "guard_text", "guard_value", "note_hit"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,16 +71,24 @@ def current_hits() -> list[Hit]:
     return list(_HITS.get() or ())
 
 
+def note_hit(field: str, count: int, *, refused: bool = False) -> None:
+    """Remember that ``field`` carried ``count`` individual numbers (the request's hits, or
+    the log outside a request); the value itself is never kept."""
+    hits = _HITS.get()
+    if hits is not None:
+        hits.append(Hit(field, count))
+    elif refused:
+        log.warning("%s held an individual number and was refused", field)
+    else:
+        log.warning("an individual number was removed from %s before it was stored", field)
+
+
 def guard_text(text: str, field: str = "text") -> str:
     """``text`` with every individual number replaced; the hit is remembered under ``field``."""
     r = redact(text)
     if not r.count:
         return text
-    hits = _HITS.get()
-    if hits is not None:
-        hits.append(Hit(field, r.count))
-    else:
-        log.warning("an individual number was removed from %s before it was stored", field)
+    note_hit(field, r.count)
     return r.text
 
 

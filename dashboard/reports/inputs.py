@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from dashboard.reports.data import ReportError
 from dashboard.reports.guard import has_number
+from dashboard.textguard import note_hit
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -19,9 +20,13 @@ class GuardedIn(BaseModel):
 
     @field_validator("*")
     @classmethod
-    def _no_number(cls, value: Any) -> Any:
+    def _no_number(cls, value: Any, info: ValidationInfo) -> Any:
+        """A document handed to a client must not carry a redaction marker: the text is
+        refused (the hit still counted, so the "number found" anomaly is raised)."""
         texts = value if isinstance(value, list) else [value]
-        if any(isinstance(t, str) and has_number(t) for t in texts):
+        found = sum(1 for t in texts if isinstance(t, str) and has_number(t))
+        if found:
+            note_hit(info.field_name or "text", found, refused=True)
             raise ValueError("must not contain an individual number; name the person instead")
         return value
 

@@ -219,7 +219,8 @@ def review_api(request: Request, db: Db,
             "items": [item_out(a, ev, t, n).model_dump(mode="json") for a in page.items]}
 
 
-@router.get("/api/v1/review/{anomaly_id}", name="api.review.get", tags=["review"])
+@router.get("/api/v1/review/{anomaly_id}", name="api.review.get", tags=["review"],
+            responses=deps.ERRORS)
 def review_item_api(request: Request, anomaly_id: int, db: Db,
                     lang: Annotated[str, Query(pattern="^(ja|en)$")] = "ja") -> dict[str, Any]:
     a = _item(db, anomaly_id)

@@ -21,8 +21,8 @@ ROUTE_NAMES: tuple[str, ...] = (
 )
 NAV_ITEM: tuple[str, str, str] = ("simulator.page", "/simulator", "nav.simulator")
 MESSAGES: dict[str, dict[str, str]] = {
-    "en": {"nav.simulator": "Simulator"},
-    "ja": {"nav.simulator": "デモ操作"},
+    "en": {"nav.simulator": "Simulator", "nav.group.demo": "Demo"},
+    "ja": {"nav.simulator": "デモ操作", "nav.group.demo": "デモ"},
 }
 
 
@@ -93,7 +93,7 @@ def register(app: Any, simulator: Simulator) -> None:
         roles.ROLE_MATRIX[name] = roles.ADMINS
     # flat routes, as dashboard.app adds its routers (the middleware resolves names on them)
     app.router.routes[0:0] = list(router.routes)
-    if NAV_ITEM not in deps.NAV_ITEMS:
-        deps.NAV_ITEMS = (*deps.NAV_ITEMS, NAV_ITEM)
+    # this app's menu gains a group of its own; other apps in the process keep theirs
+    app.state.nav_groups = (("nav.group.demo", (NAV_ITEM,)), *deps.NAV_GROUPS)
     for lang, messages in MESSAGES.items():
         i18n.catalogue(lang).update(messages)  # the cached catalogue; demo process only

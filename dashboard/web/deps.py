@@ -161,8 +161,8 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
         "flash": flash_from_query(request),
         "notice": notice(request),
         "can": can,
-        "nav_items": NAV_ITEMS,
-        "nav_groups": NAV_GROUPS,
+        # the app's own menu when a part added to it (the demo's panel), else the console's
+        "nav_groups": getattr(request.app.state, "nav_groups", NAV_GROUPS),
         "home": landing(who.role) if isinstance(who, Principal) else "/",
         "lockdown": lockdown_state(request) if isinstance(who, Principal) else None,
         # what a failed form had: re-rendered forms show it again instead of starting empty

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -20,10 +19,11 @@ from dashboard.anomalies import acknowledge, raise_anomaly, resolve
 from dashboard.auth.service import AuthService
 from dashboard.media import service as media
 from dashboard.models.auth import User
-from dashboard.models.correlation import IssuedReport
 from dashboard.models.media import MediumRecord
 from dashboard.reports.certificates import parse_certificate
-from dashboard.reports.monthly import issue
+from dashboard.reports.clients import ClientIn
+from dashboard.reports.data import ReportError
+from dashboard.reports.inputs import parse
 from dashboard.textguard import collecting
 from tests.dashboard.media.conftest import add_people, medium_data
 from tests.dashboard.web.conftest import PASSWORD, make_settings
@@ -108,21 +108,6 @@ def _token(db: Session, text: str) -> str:
                                   now=NOW)[0].name
 
 
-def _report_org(db: Session, text: str) -> str:
-    out = issue(db, month="2026-10", org=f"株式会社 {text}", lang="ja", fmt="csv",
-                zone=ZoneInfo("Asia/Tokyo"), now=NOW, media=[])
-    assert TYPED not in out.content.decode("utf-8-sig")
-    row = db.get(IssuedReport, out.record_id)
-    assert row is not None
-    return row.org
-
-
-def _certificate(_db: Session, text: str) -> str:
-    return parse_certificate({
-        "number": "DEL-1", "org": "org", "processed_on": "2026-10-30", "person_in_charge": "x",
-        "reason": "r", "subject": f"対象 {text}", "result": "ok", "method": "m"}).subject
-
-
 CASES: dict[str, tuple[Callable[[Session, str], str], str]] = {
     "person name": (_person, "name"),
     "person operator ids": (_operator_ids, "operator_ids"),
@@ -136,8 +121,6 @@ CASES: dict[str, tuple[Callable[[Session, str], str], str]] = {
     "anomaly resolve reason": (_resolve, "reason"),
     "user display name": (_user, "display_name"),
     "API token name": (_token, "name"),
-    "report organisation": (_report_org, "org"),
-    "deletion certificate subject": (_certificate, "subject"),
 }
 
 
@@ -161,3 +144,25 @@ def test_a_near_miss_is_stored_as_typed(session: Session, case: str) -> None:
 def test_users_are_found_by_the_redacted_name(session: Session) -> None:
     _user(session, TYPED)
     assert session.query(User).filter(User.display_name == f"田中 {REDACTED}").count() == 1
+
+
+# What an admin types for a document handed to a client (the client's name, a certificate's
+# subject) is refused rather than stored with the marker; the hit is still counted, so the
+# page raises the "number found" anomaly like any other.
+DOCUMENT_CASES: dict[str, tuple[Callable[[str], object], str]] = {
+    "client name": (lambda text: parse(ClientIn, {"name": f"株式会社 {text}"}), "name"),
+    "deletion certificate subject": (lambda text: parse_certificate({
+        "kind": "numlog", "ref": "r1", "client_id": 1, "person_id": "p1", "reason": "退職",
+        "subject": f"対象 {text}"}), "subject"),
+}
+
+
+@pytest.mark.parametrize("case", list(DOCUMENT_CASES))
+def test_documents_refuse_a_number_and_count_it(case: str) -> None:
+    make, field = DOCUMENT_CASES[case]
+    make("山田 太郎")  # the same input without a number is accepted
+    with collecting() as hits, pytest.raises(ReportError) as err:
+        make(TYPED)
+    assert field in str(err.value) and "individual number" in str(err.value)
+    assert "402123456786" not in str(err.value) and TYPED not in str(err.value)
+    assert [h.field for h in hits] == [field]

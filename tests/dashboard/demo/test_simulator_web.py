@@ -15,7 +15,6 @@ from dashboard import i18n
 from dashboard.app import create_app
 from dashboard.auth import roles
 from dashboard.simulator import DoorView, SimPerson, SimReader, SimulatorError, register
-from dashboard.web import deps
 from tests.dashboard.web.conftest import TestClient, add_user, login, make_db, make_settings
 
 
@@ -68,11 +67,9 @@ class FakeRoom:
 
 @pytest.fixture
 def restore_globals() -> Iterator[None]:
-    nav = deps.NAV_ITEMS
     with patch.dict(roles.ROLE_MATRIX), patch.dict(i18n.catalogue("en")), \
             patch.dict(i18n.catalogue("ja")):
         yield
-    deps.NAV_ITEMS = nav
 
 
 def _app(tmp_path: Path, demo: bool) -> tuple[Any, Any]:

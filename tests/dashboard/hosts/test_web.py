@@ -60,7 +60,7 @@ def test_system_usage_for_the_monthly_report(pages: WebApp, pc: Feed) -> None:
     from datetime import timedelta
 
     from dashboard.hosts.queries import system_usage
-    from dashboard.reports.data import gather
+    from dashboard.reports.collect import gather
 
     store_day(pc, pages.sm)
     with pages.sm() as db:
@@ -70,8 +70,11 @@ def test_system_usage_for_the_monthly_report(pages: WebApp, pc: Feed) -> None:
         [copy] = usage.number_data
         assert (copy.person_id, copy.op, copy.count, copy.files) == ("hana", "copy", 1, 1200)
         assert (usage.sessions, usage.sudo, usage.failed_logins, usage.invalid) == (2, 1, 0, 0)
-        report = gather(db, "2026-12", "", pages.settings.zone)
-        assert report.system_usage.number_data == usage.number_data
+        report = gather(db, "2026-12", None, pages.settings.zone, NOW)
+        rows = [(r.person, r.host, r.what, r.ok, r.code, r.files) for r in report.pcs]
+        assert ("中村 花", "pc-01", "file_op", True, "copy", 1200) in rows  # annex 9: names
+        assert ("佐藤 健二", "pc-01", "logon", False, "not_in_room", 0) in rows
+        assert sum(1 for r in rows if r[2] == "file_op") == sum(o.count for o in usage.number_data)
 
 
 def test_pc_records_join_the_persons_timeline(pages: WebApp, pc: Feed) -> None:

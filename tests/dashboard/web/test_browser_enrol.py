@@ -51,8 +51,8 @@ def test_enrol_a_card_at_the_chosen_reader(live_dashboard: LiveDashboard,
     live.bus.publish("event", tap_message("door-in", "0A0B0C0D", 42, False))
     page.wait_for_selector("#enrol-candidate[data-uid='0A0B0C0D']")
     assert page.inner_text("#enrol-reader") == "サーバー室（入）— gw1 · door-in"
-    assert page.inner_text("#enrol-at").startswith(
-        now.astimezone(live.settings.zone).strftime("%Y-%m-%d"))
+    local = now.astimezone(live.settings.zone)  # the site's time, as a Japanese date
+    assert page.inner_text("#enrol-at").startswith(f"{local.year}年{local.month}月{local.day}日")
     with live.sessionmaker() as db:
         assert db.get(Card, "0A0B0C0D") is None  # shown, not bound
     page.screenshot(path=str(artifacts_dir() / "enrol-candidate.png"), full_page=True)
