@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from dashboard.models.auth import User
 from dashboard.models.names import NAME_KINDS, DisplayName
 from dashboard.models.people import Door, Group, Person, Printer
+from dashboard.models.reports import Client
 
 _SIDE = {"in": ("入口", "entry"), "out": ("出口", "exit"), "a": ("A", "A"), "b": ("B", "B")}
 UNKNOWN_PERSON = ("未登録のカード", "unknown card")
@@ -34,6 +35,7 @@ class Names:
     groups: dict[str, str] = field(default_factory=dict)
     given: dict[tuple[str, str], str] = field(default_factory=dict)
     users: dict[str, str] = field(default_factory=dict)  # login -> display name
+    clients: dict[str, str] = field(default_factory=dict)  # client id (as text) -> name
 
     @classmethod
     def load(cls, db: Session, lang: str = "ja") -> Names:
@@ -46,6 +48,7 @@ class Names:
             given={(k, i): n for k, i, n in db.execute(
                 select(DisplayName.kind, DisplayName.ident, DisplayName.name))},
             users={u: d for u, d in db.execute(select(User.username, User.display_name)) if d},
+            clients={str(i): nm for i, nm in db.execute(select(Client.id, Client.name))},
         )
 
     def _pick(self, pair: tuple[str, str]) -> str:
@@ -76,6 +79,9 @@ class Names:
 
     def group(self, group_id: str | None) -> str:
         return self.groups.get(group_id or "", group_id or "")
+
+    def client(self, client_id: object) -> str:
+        return self.clients.get(str(client_id), str(client_id)) if client_id is not None else ""
 
     def node(self, name: str | None) -> str:
         return self.given.get(("node", name or ""), name or "")

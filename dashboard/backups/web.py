@@ -104,7 +104,7 @@ def nightly_chart(db: DbSession, t: Any, now: datetime, nights: int = 30) -> dic
 @router.post("/backups/alarms/{anomaly_id}/confirm", name="snapshots.alarm_confirm",
              include_in_schema=False)
 def backups_alarm_confirm(
-    request: Request, anomaly_id: int, db: Annotated[DbSession, Depends(deps.db)],
+    request: Request, anomaly_id: deps.RowId, db: Annotated[DbSession, Depends(deps.db)],
     who: Annotated[Principal, Depends(deps.principal)],
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:

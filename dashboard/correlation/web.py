@@ -45,7 +45,7 @@ def findings_page(state: Annotated[str, Query(pattern="^(open|all)$")] = "open")
 
 
 @router.post("/findings/{anomaly_id}/resolve", name="findings.resolve", include_in_schema=False)
-def findings_resolve(request: Request, anomaly_id: int,
+def findings_resolve(request: Request, anomaly_id: deps.RowId,
                      db: Annotated[DbSession, Depends(deps.db)],
                      who: Annotated[Principal, Depends(deps.principal)],
                      reason: Annotated[str, Form(max_length=2000)] = "") -> Response:

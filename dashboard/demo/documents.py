@@ -39,5 +39,5 @@ def seed(sm: Any, now: datetime) -> dict[str, int]:
             "purpose": "源泉徴収票作成、社会保険・雇用保険の届出",
             "retention": "退職後7年", "deletion_status": "保存期間満了の都度削除(削除証明書を発行)",
             "access_groups": ["payroll", "parttime"]}), actor=ACTOR, now=now)
-        set_type_interval(db, ACTOR, "USB flash drive", 90, now=now)
+        set_type_interval(db, ACTOR, "USBメモリ", 90, now=now)
     return {"clients": len(ids)}

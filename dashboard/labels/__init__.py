@@ -37,6 +37,7 @@ TABLES: dict[str, Mapping[str, Pair]] = {
     "audit_target": states.AUDIT_TARGETS,
     "name_kind": states.NAME_KINDS,
     "audit_field": fields.AUDIT_FIELDS,
+    "date_style": fields.DATE_STYLES,
 }
 
 # groups whose labels come from functions (the nodes' registry first)

@@ -102,7 +102,30 @@ AUDIT_FIELDS: dict[str, Pair] = {
     "certificate_number": ("証明書番号", "Certificate number"),
     "destination": ("行き先", "Destination"),
     "approver": ("承認者", "Approver"),
+    # clients, the office and the register (dashboard.reports)
+    "client_id": ("委託元", "Client"),
+    "address": ("所在地", "Address"),
+    "contact": ("担当者", "Contact"),
+    "phone": ("電話番号", "Phone"),
+    "reporting_day": ("報告日(毎月)", "Reporting day (monthly)"),
+    "representative": ("代表者", "Representative"),
+    "date_style": ("日付の表記", "Date style"),
+    "subcontracting": ("再委託", "Subcontracting"),
+    "organizational": ("組織的安全管理措置", "Organisational measures"),
+    "human": ("人的安全管理措置", "Human measures"),
+    "physical": ("物理的安全管理措置", "Physical measures"),
+    "technical": ("技術的安全管理措置", "Technical measures"),
+    "responsible_person_id": ("責任者", "Person responsible"),
+    "department": ("取扱部署", "Department"),
+    "retention": ("保存期間", "Retention"),
+    "deletion_status": ("削除・廃棄状況", "Deletion status"),
+    "access_groups": ("アクセス権を有する者", "Who has access"),
+    "interval_days": ("定期消去の間隔(日)", "Wipe interval (days)"),
+    "office": ("事業所名", "Office name"),
+    "measures": ("安全管理措置", "Safety measures"),
 }
+
+DATE_STYLES: dict[str, Pair] = {"era": ("和暦", "Japanese era"), "western": ("西暦", "Western")}
 
 # never shown in the change list: ids repeated from the target, hashes, machine detail
 HIDDEN = frozenset({"id", "detail", "subject", "token_digest", "descriptors_sha256",
@@ -116,4 +139,7 @@ FREE_TEXT = frozenset({"name", "label", "reason", "note", "purpose", "make", "mo
                        "wipe_technique", "wipe_tool", "wipe_verification", "disposal_method",
                        "disposal_certificate", "display_name", "filename", "org",
                        "operator", "terminal", "source", "technique", "tool", "verifier",
-                       "verification", "method", "certificate_number", "file"})
+                       "verification", "method", "certificate_number", "file", "address",
+                       "contact", "phone", "representative", "subcontracting", "organizational",
+                       "human", "physical", "technical", "department", "retention",
+                       "deletion_status", "office"})

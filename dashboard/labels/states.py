@@ -130,6 +130,21 @@ AUDIT_ACTIONS: dict[str, Pair] = {
     "numlog.map_operator": ("処理者の対応付け", "Operator mapped"),
     "numlog.map_terminal": ("端末の対応付け", "Terminal mapped"),
     "name.set": ("表示名の設定", "Display name set"),
+    "card.enrol_open": ("カード登録の受付開始", "Card enrolment opened"),
+    "user.password_change": ("パスワードの変更", "Password changed"),
+    "user.deactivate": ("ユーザーの無効化", "User deactivated"),
+    "user.reactivate": ("ユーザーの再有効化", "User reactivated"),
+    "user.password_reset": ("パスワードのリセット", "Password reset"),
+    "user.sessions_end": ("ログイン中のセッションの終了", "Sessions ended"),
+    "client.save": ("委託元の登録・変更", "Client saved"),
+    "client.map_office": ("事業所名と委託元の対応付け", "Office mapped to a client"),
+    "office.save": ("自社情報の変更", "Office details changed"),
+    "register.save": ("管理台帳の変更", "Register entry saved"),
+    "report.supersede": ("月次報告の訂正版の発行", "Corrected report issued"),
+    "review.classify": ("事案の分類", "Incident classified"),
+    "dashboard.recovered": ("ダッシュボードの復旧", "Dashboard recovered"),
+    "media.wipe_interval": ("媒体の種類の定期消去間隔の変更", "Wipe interval of a media type set"),
+    "medium.wipe_interval": ("媒体の定期消去間隔の変更", "Medium: wipe interval set"),
     **{f"medium.{k}": (f"媒体の{ja}", f"Medium: {en.lower()}")
        for k, (ja, en) in MEDIA_ACTIONS.items()},
 }
@@ -143,6 +158,8 @@ AUDIT_TARGETS: dict[str, Pair] = {
     "numlog_batch": ("取込", "Import"), "operator": ("処理者", "Operator"),
     "terminal": ("端末", "Terminal"), "medium": ("媒体", "Medium"),
     "name": ("表示名", "Display name"),
+    "client": ("委託元", "Client"), "office": ("自社情報", "Office details"),
+    "data_file": ("管理台帳の項目", "Register entry"), "media_type": ("媒体の種類", "Media type"),
 }
 
 # Things an admin gives a display name (dashboard.models.names.NAME_KINDS).

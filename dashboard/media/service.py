@@ -54,7 +54,7 @@ class RegisterIn(Input):
     token_digest: Annotated[str, UNGUARDED] = Field(pattern=r"^[0-9a-f]{64}$")
     make: Text
     model: Text
-    media_type: Text = "USB flash drive"
+    media_type: Text = "USBメモリ"
     capacity: str = Field(default="", max_length=50)
     custodian: Text
     hosts: list[Annotated[str, Field(min_length=1, max_length=128)]] = []

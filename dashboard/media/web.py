@@ -118,7 +118,7 @@ def media_register(
     model: Annotated[str, Form(max_length=200)], custodian: Annotated[str, Form(max_length=128)],
     serial: Annotated[str, Form(max_length=255)] = "",
     descriptors_sha256: Annotated[str, Form(max_length=64)] = "",
-    media_type: Annotated[str, Form(max_length=100)] = "USB flash drive",
+    media_type: Annotated[str, Form(max_length=100)] = "USBメモリ",
     capacity: Annotated[str, Form(max_length=50)] = "",
     hosts: Annotated[str, Form(max_length=2000)] = "",
     read_only: Annotated[bool, Form()] = False,

@@ -80,7 +80,7 @@ def reports_monthly(
 
 
 @router.get("/reports/{rid}/file/{fmt}", name="reports.download", include_in_schema=False)
-def reports_download(rid: int, fmt: str, db: Db) -> Response:
+def reports_download(rid: deps.RowId, fmt: str, db: Db) -> Response:
     rec = db.get(IssuedReport, rid)
     if rec is None or fmt not in FORMATS:
         raise HTTPException(status_code=404, detail="no such issued report file")
@@ -93,7 +93,7 @@ def reports_download(rid: int, fmt: str, db: Db) -> Response:
 
 
 @router.post("/reports/{rid}/supersede", name="reports.supersede", include_in_schema=False)
-def reports_supersede(request: Request, rid: int, db: Db, who: Who,
+def reports_supersede(request: Request, rid: deps.RowId, db: Db, who: Who,
                       reason: Annotated[str, Form(max_length=1000)]) -> Response:
     old = db.get(IssuedReport, rid)
     if old is None:

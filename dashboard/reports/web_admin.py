@@ -279,7 +279,7 @@ def _reviews_page(request: Request, db: DbSession, month: str, error: str = "",
 
 
 @router.post("/reports/reviews/{aid}", name="reports.classify", include_in_schema=False)
-def review_classify(request: Request, aid: int, db: Db, who: Who,
+def review_classify(request: Request, aid: deps.RowId, db: Db, who: Who,
                     incident: Annotated[str, Form(pattern="^(yes|no)$")],
                     note: Annotated[str, Form(max_length=1000)] = "",
                     month: Annotated[str, Form(max_length=7)] = "") -> Response:

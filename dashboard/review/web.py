@@ -100,7 +100,7 @@ def review_page(request: Request, db: Db) -> Response:
                        queue_context(request, db, parse_filters(request)))
 
 
-def _item(db: DbSession, anomaly_id: int) -> Anomaly:
+def _item(db: DbSession, anomaly_id: deps.RowId) -> Anomaly:
     row = db.get(Anomaly, anomaly_id)
     if row is None:
         raise HTTPException(status_code=404, detail="no such review item")
@@ -121,12 +121,12 @@ def item_context(request: Request, db: DbSession, a: Anomaly) -> dict[str, Any]:
 
 
 @router.get("/review/{anomaly_id}", name="review.item", include_in_schema=False)
-def review_item(request: Request, anomaly_id: int, db: Db) -> Response:
+def review_item(request: Request, anomaly_id: deps.RowId, db: Db) -> Response:
     ctx = item_context(request, db, _item(db, anomaly_id))
     return deps.render(request, "review/item.html", ctx)
 
 
-def _act(request: Request, db: DbSession, anomaly_id: int, fn: Any, *args: Any,
+def _act(request: Request, db: DbSession, anomaly_id: deps.RowId, fn: Any, *args: Any,
          back: str = "") -> Response:
     try:
         fn(db, *args, now=deps.now(request))
@@ -150,7 +150,7 @@ def _typed(request: Request, **values: str) -> None:
 
 @router.post("/review/{anomaly_id}/acknowledge", name="review.acknowledge",
              include_in_schema=False)
-def review_acknowledge(request: Request, anomaly_id: int, db: Db, who: Who,
+def review_acknowledge(request: Request, anomaly_id: deps.RowId, db: Db, who: Who,
                        reason: Reason = "") -> Response:
     _typed(request, reason=reason)
     return _act(request, db, anomaly_id, actions.anomalies.acknowledge, who.username,
@@ -158,7 +158,7 @@ def review_acknowledge(request: Request, anomaly_id: int, db: Db, who: Who,
 
 
 @router.post("/review/{anomaly_id}/resolve", name="review.resolve", include_in_schema=False)
-def review_resolve(request: Request, anomaly_id: int, db: Db, who: Who,
+def review_resolve(request: Request, anomaly_id: deps.RowId, db: Db, who: Who,
                    reason: Reason = "") -> Response:
     _typed(request, resolve_reason=reason)
     return _act(request, db, anomaly_id, actions.anomalies.resolve, who.username, anomaly_id,
@@ -166,13 +166,13 @@ def review_resolve(request: Request, anomaly_id: int, db: Db, who: Who,
 
 
 @router.post("/review/{anomaly_id}/assign", name="review.assign", include_in_schema=False)
-def review_assign(request: Request, anomaly_id: int, db: Db, who: Who,
+def review_assign(request: Request, anomaly_id: deps.RowId, db: Db, who: Who,
                   assignee: Annotated[str, Form(max_length=64)] = "") -> Response:
     return _act(request, db, anomaly_id, actions.assign, who.username, anomaly_id, assignee)
 
 
 @router.post("/review/{anomaly_id}/escalate", name="review.escalate", include_in_schema=False)
-def review_escalate(request: Request, anomaly_id: int, db: Db, who: Who,
+def review_escalate(request: Request, anomaly_id: deps.RowId, db: Db, who: Who,
                     reason: Reason = "") -> Response:
     _typed(request, escalate_reason=reason)
     return _act(request, db, anomaly_id, actions.escalate, who.username, anomaly_id, reason)
@@ -221,7 +221,7 @@ def review_api(request: Request, db: Db,
 
 @router.get("/api/v1/review/{anomaly_id}", name="api.review.get", tags=["review"],
             responses=deps.ERRORS)
-def review_item_api(request: Request, anomaly_id: int, db: Db,
+def review_item_api(request: Request, anomaly_id: deps.RowId, db: Db,
                     lang: Annotated[str, Query(pattern="^(ja|en)$")] = "ja") -> dict[str, Any]:
     a = _item(db, anomaly_id)
     n, t = deps.names(request), deps.translator(request)
@@ -233,7 +233,7 @@ def review_item_api(request: Request, anomaly_id: int, db: Db,
 
 @router.post("/api/v1/review/{anomaly_id}/{action}", name="api.review.act", tags=["review"],
              responses=deps.ERRORS)
-def review_act_api(request: Request, anomaly_id: int, action: str, body: ActionIn, db: Db,
+def review_act_api(request: Request, anomaly_id: deps.RowId, action: str, body: ActionIn, db: Db,
                    who: Who) -> dict[str, Any]:
     """acknowledge, resolve or escalate (with ``reason``), or assign (to ``assignee``)."""
     now = deps.now(request)

@@ -57,7 +57,8 @@ def anomalies_page(all: bool = False) -> Response:  # noqa: A002
     return RedirectResponse("/review?state=all" if all else "/review", status_code=303)
 
 
-def _ack(db: DbSession, who: Principal, anomaly_id: int, reason: str, now: datetime) -> Anomaly:
+def _ack(db: DbSession, who: Principal, anomaly_id: int, reason: str, now: datetime
+         ) -> Anomaly:
     try:
         row = service.acknowledge(db, who.username, anomaly_id, reason, now=now)
     except service.AnomalyError as exc:
@@ -70,7 +71,7 @@ def _ack(db: DbSession, who: Principal, anomaly_id: int, reason: str, now: datet
 
 @router.post("/anomalies/{anomaly_id}/ack", name="anomalies.ack", include_in_schema=False)
 def anomalies_ack(
-    request: Request, anomaly_id: int, db: Annotated[DbSession, Depends(deps.db)],
+    request: Request, anomaly_id: deps.RowId, db: Annotated[DbSession, Depends(deps.db)],
     who: Annotated[Principal, Depends(deps.principal)],
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
@@ -90,7 +91,8 @@ def anomalies_api(
 @router.post("/api/v1/anomalies/{anomaly_id}/ack", name="api.anomalies.ack",
              response_model=AnomalyOut, responses=deps.ERRORS, tags=["anomalies"])
 def anomalies_ack_api(
-    request: Request, anomaly_id: int, body: AckIn, db: Annotated[DbSession, Depends(deps.db)],
+    request: Request, anomaly_id: deps.RowId, body: AckIn,
+    db: Annotated[DbSession, Depends(deps.db)],
     who: Annotated[Principal, Depends(deps.principal)],
 ) -> AnomalyOut:
     row = _ack(db, who, anomaly_id, body.reason, deps.now(request))

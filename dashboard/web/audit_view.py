@@ -12,9 +12,9 @@ from dashboard.labels import label
 from dashboard.labels.fields import AUDIT_FIELDS, FREE_TEXT, HIDDEN
 from dashboard.names import Names
 
-PEOPLE_FIELDS = ("person_id", "custodian", "holder", "members")
+PEOPLE_FIELDS = ("person_id", "custodian", "holder", "members", "responsible_person_id")
 VALUE_LABELS = {"state": "media_state", "role": "role", "key_status": "key_status",
-                "severity": "severity"}
+                "severity": "severity", "date_style": "date_style"}
 MAX_CHANGES = 8
 
 
@@ -39,6 +39,10 @@ def target_name(n: Names, target_type: str, target_id: str) -> str:
         return n.node(target_id)
     if target_type == "site":
         return n.site(target_id)
+    if target_type == "client":
+        return n.client(target_id)
+    if target_type == "office" and target_id == "1":
+        return ""  # the office's own details: one record
     if target_type == "name":
         kind, _, ident = target_id.partition(":")
         return n.of(kind, ident) if kind in ("reader", "host", "node", "site") else target_id
@@ -67,8 +71,10 @@ def _value(field: str, value: Any, t: Translator, n: Names, target_type: str) ->
         return n.door(str(value))
     if field == "printers":
         return n.printer(str(value))
-    if field == "groups":
+    if field in ("groups", "access_groups"):
         return n.group(str(value))
+    if field == "client_id":
+        return n.client(value)
     if field == "hosts":
         return n.host(str(value))
     if field == "state" and target_type == "anomaly":

@@ -7,9 +7,10 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from time import monotonic
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import HTTPException, Request
+from fastapi import Path as PathParam
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session as DbSession
@@ -26,6 +27,22 @@ from dashboard.web.guard import NOTICE, finalize
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
 TEMPLATES.env.autoescape = True
 TEMPLATES.env.finalize = finalize  # no printed value carries an individual number
+
+
+def file_size(value: Any) -> str:
+    """Bytes as people in the office read them: 81.9 KB, 3.2 MB (decimal units, as Windows'
+    Explorer labels them; Jinja's own filter writes ``kB``)."""
+    n = float(value or 0)
+    if n < 1000:
+        return f"{int(n)} B"
+    for unit in ("KB", "MB"):
+        n /= 1000
+        if n < 1000:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1000:.1f} GB"
+
+
+TEMPLATES.env.filters["filesizeformat"] = file_size
 
 
 def settings(request: Request) -> DashboardSettings:
@@ -230,6 +247,9 @@ class ErrorOut(BaseModel):
     model_config = ConfigDict(extra="forbid")
     detail: str
 
+
+# a database row's id in a path: past the 64-bit range it names no row (a 404, not a crash)
+RowId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "The change is not possible"},

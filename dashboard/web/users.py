@@ -94,7 +94,7 @@ def token_create(
 @router.post("/users/tokens/{token_id}/revoke", name="users.token_revoke",
              include_in_schema=False)
 def token_revoke(
-    request: Request, token_id: int, db: Annotated[DbSession, Depends(deps.db)],
+    request: Request, token_id: deps.RowId, db: Annotated[DbSession, Depends(deps.db)],
     who: Annotated[Principal, Depends(deps.principal)],
 ) -> Response:
     row = db.get(ApiToken, token_id)
@@ -113,7 +113,7 @@ def token_revoke(
 # -- a user's lifecycle -----------------------------------------------------------------------
 
 
-def target_user(user_id: int, db: Annotated[DbSession, Depends(deps.db)]) -> User:
+def target_user(user_id: deps.RowId, db: Annotated[DbSession, Depends(deps.db)]) -> User:
     """The user a lifecycle action is about (the path's ``user_id``)."""
     user = db.get(User, user_id)
     if user is None:

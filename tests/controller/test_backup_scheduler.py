@@ -57,10 +57,11 @@ def test_stop_ends_a_backup_run_under_way(tmp_path: Path) -> None:
              "backup", "run"]  # argv shaped as the real step's (its log names argv[4])
     sched.commands = lambda: [child]  # type: ignore[method-assign]
     codes: list[int] = []
+    before = set(descendants(os.getpid()))  # services earlier tests of the run left going
     runner = threading.Thread(target=lambda: codes.append(sched.run_once()), daemon=True)
     runner.start()
     wait_until(started.exists, 30, "the backup child to start")  # another process: polled
-    pids = descendants(os.getpid())
+    pids = [pid for pid in descendants(os.getpid()) if pid not in before]
     try:
         assert pids and all(alive(pid) for pid in pids)
         sched.stop()

@@ -33,7 +33,7 @@ def test_wipe_interval_due_date_and_overdue_review_item(media_app: WebApp) -> No
     cn = register_form(media_app)
     other = register_form(media_app, serial="4C530009990001")
     c, csrf = media_app.as_role("admin")
-    r = c.post("/media/wipe-intervals", data={"csrf_token": csrf, "media_type": "USB flash drive",
+    r = c.post("/media/wipe-intervals", data={"csrf_token": csrf, "media_type": "USBメモリ",
                                               "interval_days": "30"}, follow_redirects=False)
     assert r.status_code == 303, r.text
     r = c.post(f"/media/{other}/wipe-interval", data={"csrf_token": csrf,

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 # acronyms that Japanese offices write this way, and the name of the other UI language.
 ALLOWED_WORDS = frozenset({
     "secroom", "English", "CSV", "PDF", "USB", "USBGuard", "IC", "ID", "UID", "PC", "API",
-    "CUPS", "NAS", "OS", "UTF", "BOM", "JIS", "KB", "MB", "GB",
+    "CUPS", "NAS", "OS", "UTF", "BOM", "JIS", "KB", "MB", "GB", "XLSX", "sudo",
 })
 
 DOTTED = re.compile(r"(?<![\w./-])[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+(?![\w/-])")
@@ -64,6 +64,8 @@ def analyse(text: str, known_ids: Iterable[str], people: Mapping[str, str]) -> F
         for m in WORD.finditer(rest):
             if m.group(0) not in ALLOWED_WORDS:
                 out.english[m.group(0)] += 1
+                if out.english[m.group(0)] == 1 and len(out.examples) < 40:
+                    out.examples.append(f"english: {m.group(0)!r} in {line.strip()[:90]!r}")
     return out
 
 
