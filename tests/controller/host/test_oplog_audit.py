@@ -19,7 +19,7 @@ from controller.host.oplog import OperationsLog
 from controller.runtime import NodeRuntime
 from tests.controller.host.fixtures import HOST
 from tests.controller.host.test_oplog_journal import Committed, resolve
-from tests.support import audit, free_port
+from tests.support import audit, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 RECORDED_ROOT = "/tmp/host-audit/vault/mynumber"  # noqa: S108 - the folder the recording watched
@@ -88,6 +88,10 @@ def test_live_auditd_when_the_kernel_allows(tmp_path, runtime) -> None:
                         "covers the format)")
         subprocess.run(["cp", "-r", str(folder), str(tmp_path / "copy")], check=True)
         (folder / "slip-000.pdf").unlink()
+        # auditd writes from its own process: wait for the unlink's record before stopping it
+        # (stopped at once, under load the last record was sometimes never written)
+        wait_until(lambda: b"nametype=DELETE" in records.read_bytes(), 30,
+                   "auditd to record the unlink")
     log_lines = audit.records_only(records, tmp_path / "audit.log")
     laurel_log = audit.laurel(log_lines, tmp_path)
     items = run_audit(host_config(laurel_log, str(folder)), runtime, tmp_path / "state", 2)
