@@ -8,6 +8,8 @@ STAMP := $(VENV)/.secroom-installed
 PYTEST_ARGS ?=
 SOAK_ARGS ?= --minutes 10
 
+PAM_HELPER := build/secroom-pam-card
+
 .PHONY: demo test soak bench lint deps venv clean documents
 
 demo: export SECROOM_DEPS=demo
@@ -35,7 +37,11 @@ lint: venv
 deps:
 	@bash hardware/install-deps.sh
 
-venv: deps $(STAMP)
+venv: deps $(STAMP) $(PAM_HELPER)
+
+# the host agent's PAM helper (C; install it as /usr/lib/secroom/secroom-pam-card)
+$(PAM_HELPER): hardware/host-agent/pam/secroom-pam-card.c hardware/host-agent/build-pam-helper.sh
+	@bash hardware/host-agent/build-pam-helper.sh $@
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "secroom needs Python 3.11 or newer")'
@@ -45,4 +51,4 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) .demo
+	rm -rf $(VENV) .demo $(PAM_HELPER)

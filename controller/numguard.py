@@ -3,7 +3,8 @@
 Every path that handles text uses it: the node journal (every string of every event, before it
 is sealed), the dashboard's inputs (forms, API bodies, the number system's CSV and JSON), its
 error pages and every log record of the process (``install_log_guard``). python-stdnum is
-imported here and nowhere else.
+imported here and nowhere else, on the first 12-digit candidate (it brings pydoc and ssl: a
+node that never meets one does not carry them).
 
 The search reads the text as a person would. Each character is NFKC-normalised on its own, so a
 position in the normalised text always maps back to the character it came from, and the
@@ -45,9 +46,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote_plus
-
-from stdnum.exceptions import ValidationError as _StdnumError
-from stdnum.jp import in_ as _my_number
 
 REDACTED = "[個人番号削除]"
 MAX_SEP_RUN = 3
@@ -109,19 +107,28 @@ class Redaction:
     count: int
 
 
+@lru_cache(maxsize=1)
+def _stdnum() -> tuple[Any, type[Exception]]:
+    from stdnum.exceptions import ValidationError
+    from stdnum.jp import in_
+
+    return in_, ValidationError
+
+
 def is_my_number(digits: str) -> bool:
     """12 ASCII digits passing the check digit."""
     if len(digits) != LENGTH or not digits.isascii() or not digits.isdigit():
         return False
+    my_number, error = _stdnum()
     try:
-        return bool(_my_number.is_valid(digits))
-    except _StdnumError:  # pragma: no cover - is_valid does not raise, kept for safety
+        return bool(my_number.is_valid(digits))
+    except error:  # pragma: no cover - is_valid does not raise, kept for safety
         return False
 
 
 def check_digit(first11: str) -> str:
     """The check digit of 11 ASCII digits (for tests and tools that make example numbers)."""
-    return str(_my_number.calc_check_digit(first11))
+    return str(_stdnum()[0].calc_check_digit(first11))
 
 
 @lru_cache(maxsize=16384)

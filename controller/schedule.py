@@ -11,8 +11,6 @@ from datetime import date, datetime, time
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import holidays
-
 from controller.policy import Group, TimeWindow
 
 
@@ -25,6 +23,10 @@ def local_time(now: datetime, tz: ZoneInfo) -> datetime:
 
 @lru_cache(maxsize=32)
 def _japanese_holidays(year: int) -> dict[date, str]:
+    # imported on first use (some 3.5 MB with all its calendars): only a group with time
+    # windows asks, so a node whose rights have none never loads it
+    import holidays
+
     return dict(holidays.country_holidays("JP", years=year).items())
 
 

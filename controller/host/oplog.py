@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 JOURNAL_KINDS = frozenset({KIND_SESSION, KIND_SUDO, KIND_AUTH_FAILED})
 AUDIT_KINDS = frozenset({KIND_FILE_ACCESS})
 SCAN_BACK = 50_000  # journal rows searched for the newest position before trusting the file
+# journal entries read at a time: a burst is committed (at most Bursts.max_events events) once
+# due, checked after each read, so a read of 2,000 held some 2,000 events and their sealed
+# copies at once (about 12 MB more peak memory for no gain in entries per second)
+READ_BATCH = 250
 EmitMany = Callable[[Sequence[tuple[str, BaseModel]]], Any]
 
 
@@ -140,7 +144,7 @@ class OperationsLog:
         position: str | None = None
         try:
             while not stop.is_set():
-                entries = src.read()
+                entries = src.read(READ_BATCH)
                 for e in entries:
                     self.counters["journal.entries"] += 1
                     op = classify(e)

@@ -1,19 +1,21 @@
 #!/usr/bin/python3 -IS
-"""secroom-pam-card: the helper pam_exec runs once per log-on, after the password check.
+"""secroom-pam-card: the helper pam_exec runs once per log-on, after the password check
+(the fallback: the installed helper is the C one, hardware/host-agent/pam/secroom-pam-card.c,
+with the same arguments, request, answers and exit codes; see hardware/host-agent/README.md).
 
 ``card`` (the password passed: may this card log on here now?) or ``password_failed`` (to
 journal the failure). It asks the host agent over its Unix socket and exits 0 (PAM_SUCCESS)
 only if the agent says ``ok``; the PAM lines around it turn anything else into
 "Authentication failure" (hardware/host-agent/pam). It is installed as a standalone file
 (``/usr/lib/secroom/secroom-pam-card``) run by ``/usr/bin/python3 -IS`` and imports only C
-modules (``_socket``, ``os``, ``sys``): a log-on waits for this process to start, so it starts
-in a few milliseconds. The agent learns who is asking from the socket (SO_PEERCRED), not
-from anything this helper says.
+modules (``_socket``, ``os``, ``sys``); still, a log-on waits for the interpreter to start
+(some 10 to 30 ms), which is why the C helper is the one installed. The agent learns who is
+asking from the socket (SO_PEERCRED), not from anything this helper says.
 
-Usage: ``secroom-pam-card card|password_failed [--socket PATH]``; pam_exec puts PAM_USER,
-PAM_SERVICE, PAM_TTY, PAM_RHOST and PAM_RUSER in the environment. Exit codes: 0 granted /
-noted, 1 denied, 2 the agent is unreachable or answered garbage, 3 bad usage or a PAM item
-holding a tab or a line break.
+Usage: ``secroom-pam-card card|password_failed [--socket PATH] [--timeout SECONDS]``;
+pam_exec puts PAM_USER, PAM_SERVICE, PAM_TTY, PAM_RHOST and PAM_RUSER in the environment.
+Exit codes: 0 granted / noted, 1 denied, 2 the agent is unreachable, slow or answered
+garbage, 3 bad usage or a PAM item holding a tab or a line break.
 """
 
 import _socket
@@ -52,23 +54,38 @@ def ask(line, path=DEFAULT_SOCKET, timeout=TIMEOUT_S):
     return data.decode("utf-8", "replace").strip()
 
 
+USAGE = "usage: secroom-pam-card card|password_failed [--socket PATH] [--timeout SECONDS]\n"
+
+
 def main(argv):
     args = list(argv)
     path = DEFAULT_SOCKET
+    timeout = TIMEOUT_S
     if "--socket" in args:
         i = args.index("--socket")
         if i + 1 >= len(args):
+            sys.stderr.write(USAGE)
             return 3
         path = args[i + 1]
         del args[i : i + 2]
+    if "--timeout" in args:
+        i = args.index("--timeout")
+        try:
+            timeout = float(args[i + 1])
+        except (IndexError, ValueError):
+            timeout = 0.0
+        if not 0 < timeout <= 600:
+            sys.stderr.write(USAGE)
+            return 3
+        del args[i : i + 2]
     if len(args) != 1 or args[0] not in STEPS:
-        sys.stderr.write("usage: secroom-pam-card card|password_failed [--socket PATH]\n")
+        sys.stderr.write(USAGE)
         return 3
     line = request_line(args[0], os.environ)
     if line is None:
         return 3
     try:
-        answer = ask(line, path)
+        answer = ask(line, path, timeout)
     except OSError as exc:
         sys.stderr.write(f"secroom-pam-card: the host agent cannot be asked ({exc})\n")
         return 2

@@ -1,10 +1,12 @@
 """The agent's side of the PAM helper: a Unix socket answering one line per connection.
 
 Why pam_exec and a socket (and not a PAM module of our own): pam_exec ships with Linux-PAM
-on every Debian/Ubuntu host, so nothing is compiled or loaded into login, gdm or sudo; the
-helper is a few lines of standard Python that only relays the step to the agent, which holds
-the reader, the signed policy and presence and answers in well under a millisecond. The
-password stays with the host's own PAM stack (pam_unix): the agent never sees it.
+on every Debian/Ubuntu host, so nothing is loaded into login, gdm or sudo; the helper is a
+small C program (hardware/host-agent/pam/secroom-pam-card.c; controller/host/pam_client.py is
+its Python fallback, same protocol) that only relays the step to the agent, which holds the
+reader, the signed policy and presence and answers in a millisecond or two (the grant is
+journaled, fsync included, before the answer). The password stays with the host's own PAM
+stack (pam_unix): the agent never sees it.
 
 The stack (hardware/host-agent/pam) asks once per log-on, after the password check: ``card``
 when the password passed (the agent decides card, rights and presence, and journals the

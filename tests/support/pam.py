@@ -5,21 +5,29 @@ makes libpam read its service files from the test's folder, so nothing under /et
 touched and it runs as any user. The stack is the file hardware/host-agent/pam ships (read
 by ``card_stack``), with pam_matrix (pam_wrapper's password module, passdb
 ``user:password:service``) standing in for pam_unix, and the real pam_exec running the real
-helper (controller/host/pam_client.py) under Debian's ``/usr/bin/python3 -IS``, as on a room
-PC.
+helper: the C one (hardware/host-agent/pam/secroom-pam-card.c), built here with gcc by the
+shipped build script into a temporary folder, as installed on a room PC; ``python_helper()``
+gives the fallback (controller/host/pam_client.py under Debian's ``/usr/bin/python3 -IS``).
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tests.support import require_binary, unavailable
 
-HELPER = Path(__file__).resolve().parents[2] / "controller" / "host" / "pam_client.py"
+ROOT = Path(__file__).resolve().parents[2]
+HELPER = ROOT / "controller" / "host" / "pam_client.py"  # the Python fallback
+HELPER_SOURCE = ROOT / "hardware" / "host-agent" / "pam" / "secroom-pam-card.c"
+BUILD_SCRIPT = ROOT / "hardware" / "host-agent" / "build-pam-helper.sh"
 SYSTEM_PYTHON = "/usr/bin/python3"
 _LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib")
 
@@ -31,6 +39,35 @@ def _find(name: str, sub: str = "") -> str:
             return str(path)
     unavailable(f"{name} not installed (apt-get install libpam-wrapper)")
     raise AssertionError("unreachable")
+
+
+@functools.cache
+def _build_c_helper() -> str:
+    out = Path(tempfile.mkdtemp(prefix="secroom-pam-helper-")) / "secroom-pam-card"
+    atexit.register(shutil.rmtree, out.parent, True)
+    # another user (a screen locker's) runs it in some tests: the folder must be reachable
+    out.parent.chmod(0o755)
+    done = subprocess.run(["bash", str(BUILD_SCRIPT), str(out)], capture_output=True,
+                          text=True, timeout=120, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"building the C PAM helper failed:\n{done.stdout}{done.stderr}")
+    return str(out)
+
+
+def c_helper() -> list[str]:
+    """The command of the C helper, built once per test run into a temporary folder (never in
+    the source tree). No gcc: skipped, or failed with an install hint in CI."""
+    if shutil.which(os.environ.get("CC", "gcc")) is None:
+        unavailable("gcc not installed: the C PAM helper is built by the tests "
+                    "(apt-get install gcc)")
+    return [_build_c_helper()]
+
+
+def python_helper() -> list[str]:
+    """The command of the Python fallback under Debian's python, as installed."""
+    if not Path(SYSTEM_PYTHON).exists():
+        unavailable("/usr/bin/python3 is missing (the fallback helper runs under Debian's python)")
+    return [SYSTEM_PYTHON, "-IS", str(HELPER)]
 
 
 SHIPPED = Path(__file__).resolve().parents[2] / "hardware" / "host-agent" / "pam" / "secroom-card"
@@ -83,20 +120,20 @@ class PamService:
     """A PAM service ``name`` in ``workdir`` whose stack asks the agent on ``socket``."""
 
     def __init__(self, workdir: Path, socket: Path, *, name: str = "secroom-login",
-                 passwords: dict[str, str] | None = None, stack: Any = None) -> None:
+                 passwords: dict[str, str] | None = None, stack: Any = None,
+                 helper: list[str] | None = None) -> None:
         self.pamtester = require_binary("pamtester", "/usr/bin/pamtester")
         self.wrapper = _find("libpam_wrapper.so")
         matrix = _find("pam_matrix.so", "pam_wrapper")
-        if not Path(SYSTEM_PYTHON).exists():
-            unavailable("/usr/bin/python3 is missing (the helper runs under Debian's python)")
+        self.helper = helper or c_helper()
         self.name = name
         self.dir = workdir / "pam.d"
         self.dir.mkdir(parents=True, exist_ok=True)
         passdb = workdir / "passdb"
         passdb.write_text("".join(f"{u}:{p}:{name}\n" for u, p in (passwords or {}).items()))
-        helper = f"{SYSTEM_PYTHON} -IS {HELPER}"
         build = stack or card_stack
-        (self.dir / name).write_text(build(helper, socket, f"{matrix} passdb={passdb}"))
+        (self.dir / name).write_text(build(" ".join(self.helper), socket,
+                                           f"{matrix} passdb={passdb}"))
         (self.dir / "other").write_text("auth required pam_deny.so\n")
 
     def authenticate(self, user: str, password: str, *, tty: str = "tty1", rhost: str = ""
