@@ -103,3 +103,23 @@ def test_admin_approves_a_replacement_key_and_revokes_the_node(session: Session,
     # a revoked key is never approved again
     with pytest.raises(services.Conflict, match="revoked key"):
         services.approve_node(session, "admin", "gw1", roles=["door_gateway"], now=T0)
+
+
+def test_secroom_nodes_cli_approves_for_roles_and_revokes(tmp_path, capsys) -> None:
+    from controller.cli import main as secroom
+    from dashboard.db import Base, make_engine, make_sessionmaker
+
+    url = f"sqlite:///{tmp_path / 'dash.db'}"
+    Base.metadata.create_all(make_engine(url))
+    node = FakeNode("pc-01")
+    with make_sessionmaker(make_engine(url))() as s:
+        node.enrol(s, status="pending", roles=())
+    db = ["--database-url", url, "--actor", "admin"]
+    assert secroom(["nodes", "approve", *db, "pc-01", "--key", node.public,
+                    "--role", "host_agent"]) == 0
+    assert secroom(["nodes", "list", "--database-url", url]) == 0
+    assert "pc-01\tapproved\thost_agent" in capsys.readouterr().out
+    assert secroom(["nodes", "revoke", *db, "pc-01"]) == 0
+    assert secroom(["nodes", "revoke", *db, "pc-01"]) == 2  # already revoked: said, not raised
+    with make_sessionmaker(make_engine(url))() as s:
+        assert s.get(Node, "pc-01").key_status == "revoked"
