@@ -65,6 +65,21 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from controller.keys import previous_path, public_b64, rotate
+
+    path = _load(args.config).key_file
+    old, new = rotate(path)
+    print(f"old key {public_b64(old.public_key())} kept as {previous_path(path)} (mode 0600)")
+    print(f"new key {public_b64(new.public_key())} written to {path}")
+    print("restart the node (and let its backup job run): each journal then signs with the new "
+          "key from its next seq, and announces the handover signed by the old key; the "
+          "dashboard accepts it without a new approval. Events already journaled keep the old "
+          f"key's signatures. Delete {previous_path(path)} once the nodes page shows the new key "
+          "for every node using this key file.")
+    return EXIT_OK
+
+
 # -- policy -------------------------------------------------------------------------------------
 def cmd_policy_sign(args: argparse.Namespace) -> int:
     from controller.keys import load_private
@@ -244,6 +259,9 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path)
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_keys_init)
+    p = keys.add_parser("rotate", help="replace the node key; the old one signs the handover")
+    _config_arg(p)
+    p.set_defaults(func=cmd_keys_rotate)
 
     pol = sub.add_parser("policy", help="signed access policy").add_subparsers(dest="sub",
                                                                                 required=True)

@@ -314,6 +314,26 @@ KINDS: dict[str, KindSpec] = {
 }
 
 
+ROLE_LABELS: dict[str, Label] = {
+    "door_gateway": Label("扉ゲートウェイ", "Door gateway"),
+    "print_station": Label("印刷ステーション", "Print station"),
+    "host_agent": Label("PC エージェント", "Host agent"),
+    "backup_job": Label("バックアップジョブ", "Backup job"),
+}
+
+
+def parse_roles(text: str | Iterable[str] | None) -> frozenset[NodeRole]:
+    """Roles from their stored form ("door_gateway,print_station") or a list; unknown names
+    raise ValueError (a role nobody defined grants nothing, and is a typo to show)."""
+    items = (text or "").split(",") if isinstance(text, str) or text is None else list(text)
+    names = {r.strip() for r in items if r and r.strip()}
+    unknown = names - NODE_ROLES
+    if unknown:
+        raise ValueError(f"unknown node role(s) {', '.join(sorted(unknown))}; "
+                         f"one of {', '.join(sorted(NODE_ROLES))}")
+    return frozenset(names)  # type: ignore[arg-type]
+
+
 def may_emit(kind: str, roles: Iterable[str]) -> bool:
     """May a node holding ``roles`` emit ``kind``? False for a kind that is not registered."""
     spec = KINDS.get(kind)

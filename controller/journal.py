@@ -52,7 +52,7 @@ from controller.envelope import (
 from controller.files import create_private
 from controller.journal_verify import VerifyReport as VerifyReport  # re-exported: the offline
 from controller.journal_verify import verify_journal as verify_journal  # check lives there
-from controller.keys import public_b64
+from controller.keys import public_b64, rotation_statement
 from controller.numguard import json_may_hold_number, redact_data
 from controller.receipts import ReceiptRefused
 
@@ -202,8 +202,11 @@ class BatchSealer:
 
 class Journal:
     def __init__(
-        self, path: Path, *, node: str, site: str, key: Ed25519PrivateKey, boot: str
+        self, path: Path, *, node: str, site: str, key: Ed25519PrivateKey, boot: str,
+        previous_key: Ed25519PrivateKey | None = None,
     ) -> None:
+        """``previous_key``: the key this journal signed with before ``secroom keys rotate``;
+        a journal still claimed by it hands over to ``key`` (``rotation``)."""
         self.path = path
         self.node = node
         self.site = site
@@ -232,10 +235,12 @@ class Journal:
             )
             self._reader.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self._meta = dict(self._db.execute("SELECT name, value FROM meta").fetchall())
-            self._claim(public_b64(key.public_key()))
+            handover = self._claim(public_b64(key.public_key()), previous_key)
             row = self._db.execute(
                 "SELECT seq, hash, body FROM events ORDER BY seq DESC LIMIT 1"
             ).fetchone()
+            if handover is not None:
+                self._hand_over(handover, key, row[0] + 1 if row is not None else 1)
         except sqlite3.Error as exc:
             raise _translate(exc, path, "opening") from exc
         self._head: tuple[int, str] = (0, GENESIS)
@@ -253,10 +258,15 @@ class Journal:
         self.numbers_removed = 0  # replaced by numguard in the events stored since opened
         self._delivered = int(self._meta.get("delivered", "0"))
 
-    def _claim(self, pub: str) -> None:
+    def _claim(self, pub: str, previous: Ed25519PrivateKey | None) -> Ed25519PrivateKey | None:
+        """Claim the journal for this node, site and key; returns ``previous`` when the journal
+        is still the previous key's and must hand over to ``pub``."""
         want = {"node": self.node, "site": self.site, "public_key": pub}
         for name, value in want.items():
             have = self._meta.get(name)
+            if (name == "public_key" and have is not None and have != value
+                    and previous is not None and public_b64(previous.public_key()) == have):
+                return previous
             if have is None:
                 self._db.execute("INSERT INTO meta VALUES (?, ?)", (name, value))
                 self._meta[name] = value
@@ -265,6 +275,27 @@ class Journal:
                     f"journal {self.path} belongs to {name} {have!r}, not {value!r}; "
                     "use the matching node configuration and key, or a new journal file"
                 )
+        return None
+
+    def _hand_over(self, old: Ed25519PrivateKey, new: Ed25519PrivateKey, from_seq: int) -> None:
+        """Sign, with the old key, that the new key signs from ``from_seq`` on (kept in meta and
+        announced in the node's state: ``rotation``); events already journaled keep their old
+        signatures."""
+        statement = rotation_statement(old, new.public_key(), node=self.node, site=self.site,
+                                       from_seq=from_seq)
+        text = json.dumps(statement, sort_keys=True)
+        self._db.execute("BEGIN IMMEDIATE")
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('public_key', ?)",
+                         (public_b64(new.public_key()),))
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('rotation', ?)", (text,))
+        self._db.execute("COMMIT")
+        self._meta.update(public_key=public_b64(new.public_key()), rotation=text)
+
+    @property
+    def rotation(self) -> dict[str, Any] | None:
+        """The last key rotation statement of this journal (controller.keys), or None."""
+        text = self._meta.get("rotation")
+        return json.loads(text) if text else None
 
     # -- writing -----------------------------------------------------------------------------
 

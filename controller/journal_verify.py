@@ -3,6 +3,7 @@ prev links, each row's stored hash and the node's signature, and the ack and del
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel
 
 from controller.envelope import GENESIS, EnvelopeError, parse, verify_signature
-from controller.keys import public_b64
+from controller.keys import KeyFileError, open_rotation, public_b64, public_from_b64
 
 MAX_PROBLEMS = 100
 
@@ -51,6 +52,16 @@ def _verify_rows(
     problems: list[str] = []
     if meta.get("public_key") not in (None, public_b64(public_key)):
         problems.append("the journal was written with a different key than the one given")
+    # after ``secroom keys rotate`` the events below the handover stay signed by the old key,
+    # which the rotation statement (signed by it) names
+    old_key, from_seq = public_key, 1
+    if meta.get("rotation"):
+        try:
+            old, _, from_seq = open_rotation(json.loads(meta["rotation"]),
+                                             node=meta.get("node", ""), site=meta.get("site", ""))
+            old_key = public_from_b64(old)
+        except (KeyFileError, ValueError):
+            problems.append("the journal's key rotation statement does not verify")
     expected = int(meta.get("pruned_below", "1"))
     prev = meta.get("pruned_hash", GENESIS)
     first = last = count = 0
@@ -77,7 +88,7 @@ def _verify_rows(
             if event.prev != prev:
                 problems.append(f"chain broken at {seq}: prev does not match event {seq - 1}")
             try:
-                verify_signature(event, public_key)
+                verify_signature(event, public_key if seq >= from_seq else old_key)
             except EnvelopeError:
                 problems.append(f"row {seq}: bad signature")
             expected, prev = seq + 1, event.hash

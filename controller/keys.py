@@ -21,6 +21,11 @@ def generate(path: Path, *, overwrite: bool = False) -> Ed25519PrivateKey:
     if path.exists() and not overwrite:
         raise KeyFileError(f"{path} exists; refusing to overwrite it (--force replaces it)")
     key = Ed25519PrivateKey.generate()
+    _write(path, key)
+    return key
+
+
+def _write(path: Path, key: Ed25519PrivateKey) -> None:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -36,7 +41,6 @@ def generate(path: Path, *, overwrite: bool = False) -> Ed25519PrivateKey:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     path.with_suffix(path.suffix + ".pub").write_text(public_b64(key.public_key()) + "\n")
-    return key
 
 
 def load_private(path: Path) -> Ed25519PrivateKey:
@@ -85,3 +89,63 @@ def derive_secret(key: Ed25519PrivateKey, purpose: str) -> bytes:
     raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
                             serialization.NoEncryption())
     return HKDF(hashes.SHA256(), 32, salt=None, info=f"secroom {purpose} v1".encode()).derive(raw)
+
+
+# -- rotation ------------------------------------------------------------------------------------
+# A node hands its journal over to a new key with a statement signed by the old one:
+# {"node", "site", "old", "new", "from_seq", "sig"}. ``from_seq`` is the first seq the new key
+# signs; events below it stay signed by the old key (the dashboard still accepts those in flight).
+# The node announces the statement in its state message; the dashboard accepts it only from the
+# key it has approved for that node (controller.journal makes it, dashboard.ingest.state reads it).
+ROTATION_CONTEXT = b"secroom/v1/key-rotation\n"
+
+
+def _rotation_body(node: str, site: str, old: str, new: str, from_seq: int) -> bytes:
+    from controller.envelope import canonical_json
+
+    return ROTATION_CONTEXT + canonical_json(
+        {"node": node, "site": site, "old": old, "new": new, "from_seq": from_seq})
+
+
+def rotation_statement(old: Ed25519PrivateKey, new: Ed25519PublicKey, *, node: str, site: str,
+                       from_seq: int) -> dict[str, object]:
+    old_pub, new_pub = public_b64(old.public_key()), public_b64(new)
+    sig = old.sign(_rotation_body(node, site, old_pub, new_pub, from_seq))
+    return {"node": node, "site": site, "old": old_pub, "new": new_pub, "from_seq": from_seq,
+            "sig": b64u(sig)}
+
+
+def open_rotation(raw: object, *, node: str, site: str) -> tuple[str, str, int]:
+    """(old, new, from_seq) of a rotation statement signed by its old key, for ``node`` at
+    ``site``; raises KeyFileError saying what is wrong."""
+    from cryptography.exceptions import InvalidSignature
+
+    if not isinstance(raw, dict) or set(raw) != {"node", "site", "old", "new", "from_seq", "sig"}:
+        raise KeyFileError("a key rotation statement has node, site, old, new, from_seq, sig")
+    old, new, seq, sig = raw["old"], raw["new"], raw["from_seq"], raw["sig"]
+    if raw["node"] != node or raw["site"] != site:
+        raise KeyFileError("the key rotation statement names another node or site")
+    if not (isinstance(seq, int) and not isinstance(seq, bool) and 1 <= seq <= 2**62):
+        raise KeyFileError("the key rotation statement's from_seq is not a seq")
+    if not (isinstance(old, str) and isinstance(new, str) and isinstance(sig, str)) or old == new:
+        raise KeyFileError("the key rotation statement's keys are not two different keys")
+    old_key = public_from_b64(old)
+    public_from_b64(new)
+    try:
+        old_key.verify(unb64u(sig), _rotation_body(node, site, old, new, seq))
+    except (InvalidSignature, ValueError) as exc:
+        raise KeyFileError("the key rotation statement is not signed by its old key") from exc
+    return old, new, seq
+
+
+def previous_path(key_file: Path) -> Path:
+    """Where ``secroom keys rotate`` keeps the old key until the node's journals hand over."""
+    return key_file.with_name(key_file.name + ".prev")
+
+
+def rotate(key_file: Path) -> tuple[Ed25519PrivateKey, Ed25519PrivateKey]:
+    """Keep the current key as ``<key>.prev`` (0600) and write a new one in its place; returns
+    (old, new). The node's journals hand over to the new key when the node next starts."""
+    old = load_private(key_file)
+    _write(previous_path(key_file), old)
+    return old, generate(key_file, overwrite=True)

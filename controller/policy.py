@@ -41,7 +41,7 @@ from pydantic import (
 )
 
 from controller.envelope import b64u, canonical_json, unb64u
-from controller.events import PolicyReason
+from controller.events import NodeRole, PolicyReason
 from controller.keys import key_id as _key_id
 from usb_guard.policy import UsbPolicy
 
@@ -157,6 +157,18 @@ class DoorRule(BaseModel):
     anti_passback: bool = False
 
 
+class NodeGrant(BaseModel):
+    """An approved node as the dashboard signed it: its roles (what it may report, checked by
+    the ingest) and the key that signs its events from ``key_since_seq`` on."""
+
+    model_config = _FROZEN
+
+    name: Ident
+    roles: list[NodeRole] = Field(min_length=1)
+    public_key: str = Field(min_length=43, max_length=43)
+    key_since_seq: int = Field(default=1, ge=1)
+
+
 class Policy(BaseModel):
     """Everything a node needs to decide access, with lookups built once at validation.
 
@@ -177,6 +189,7 @@ class Policy(BaseModel):
     lockdown: bool = False
     lockdown_doors: list[Ident] = []
     usb: UsbPolicy = Field(default_factory=UsbPolicy)
+    nodes: list[NodeGrant] = []  # the approved nodes, their roles and keys
 
     _tz: ZoneInfo = PrivateAttr()
     _by_card: dict[str, Person] = PrivateAttr()

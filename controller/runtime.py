@@ -36,7 +36,7 @@ from controller.compat import ANNOUNCE_KEY, announcement
 from controller.envelope import ClockState, Event, canonical_json, format_ts, now_utc, topic_for
 from controller.events import NodeReceiptRefused, NodeStarted, NodeStopped, payload_error
 from controller.journal import EventRejected, Journal, JournalError, check_shape
-from controller.keys import load_private, load_public, public_b64
+from controller.keys import load_private, load_public, previous_path, public_b64
 from controller.mqtt import MqttError, MqttLink, MqttSettings
 from controller.publisher import Publisher
 from controller.receipts import MAX_RECEIPT_BYTES
@@ -117,7 +117,9 @@ class NodeRuntime:
         s = self.settings
         key = load_private(s.key_file)
         self.public_key = public_b64(key.public_key())
-        self.journal = Journal(s.journal, node=s.node, site=s.site, key=key, boot=self.boot)
+        prev = previous_path(s.key_file)  # `secroom keys rotate` left the old key: hand over
+        self.journal = Journal(s.journal, node=s.node, site=s.site, key=key, boot=self.boot,
+                               previous_key=load_private(prev) if prev.exists() else None)
         self.publisher = Publisher(
             self.journal,
             self.link,
@@ -274,6 +276,9 @@ class NodeRuntime:
                                                               "resends_refused")}
             | {"last_refusal": self.publisher.last_refusal},
         }
+        rotation = self.journal.rotation
+        if rotation is not None:  # the old key's signed handover to this one (controller.keys)
+            payload["key_rotation"] = rotation
         with contextlib.suppress(MqttError):  # if disconnected, the next on_connect re-sends it
             self.link.publish(self.state_topic, canonical_json(payload), qos=1, retain=True)
 

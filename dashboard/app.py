@@ -104,6 +104,7 @@ def routers() -> list[APIRouter]:
         lockdown,
         metrics,
         names,
+        node_keys,
         nodes,
         overview,
         people,
@@ -115,6 +116,7 @@ def routers() -> list[APIRouter]:
 
     return [
         system.router, overview.router, door_log.router, presence.router, nodes.router,
+        node_keys.router,
         people.router, enrol.router, groups.router, doors.router, printers.router,
         lockdown.router,
         anomalies.router, audit.router, users.router, account.router, live.router,

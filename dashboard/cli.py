@@ -1,5 +1,5 @@
 """The dashboard's commands of the `secroom` CLI: `db`, `user`, `dashboard`, `numlog`,
-`report` and `demo`.
+`report`, `nodes` and `demo`.
 
 controller.cli (a floor below) finds them through the ``secroom.commands`` entry-point group
 (pyproject.toml), so a gateway-only Pi never loads this package to start. Every command sets
@@ -76,6 +76,9 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     add_numlog_subcommands(sub)
     add_report_subcommands(sub)
+    from dashboard.nodes_cli import add_subcommands as add_nodes_subcommands
+
+    add_nodes_subcommands(sub)
 
     demo = sub.add_parser("demo", help="run the whole room on this machine, simulated hardware")
     demo.add_argument("--workdir", type=Path, default=Path(".demo"))

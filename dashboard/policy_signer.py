@@ -23,7 +23,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from controller.envelope import canonical_json, now_utc, policy_topic
-from controller.policy import DoorRule, Group, Person, Policy, TimeWindow, sign_policy
+from controller.policy import (
+    DoorRule,
+    Group,
+    NodeGrant,
+    Person,
+    Policy,
+    TimeWindow,
+    sign_policy,
+)
 from dashboard.media.policy import build_usb_policy
 from dashboard.models.nodes import Node
 from dashboard.models.people import Door, Printer, SiteSettings
@@ -145,6 +153,13 @@ class PolicySigner:
                 lockdown=settings.lockdown,
                 lockdown_doors=list(settings.lockdown_doors or []),
                 usb=build_usb_policy(session),
+                nodes=[
+                    NodeGrant(name=n.name, roles=sorted(n.role_set), public_key=n.public_key,
+                              key_since_seq=n.key_since_seq)
+                    for n in session.scalars(
+                        select(Node).where(Node.key_status == "approved").order_by(Node.name))
+                    if n.role_set and n.public_key
+                ],
             )
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             raise PolicySignerError(

@@ -78,6 +78,10 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "nodes.page": ALL,
     "nodes.approve": ADMINS,
     "nodes.reject": ADMINS,
+    "nodes.roles": ADMINS,
+    "nodes.revoke": ADMINS,
+    "nodes.key_approve": ADMINS,
+    "nodes.key_revoke": ADMINS,
     # audit and anomalies
     "audit.page": READERS,
     "anomalies.page": READERS,
@@ -108,6 +112,11 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "api.lockdown.set": EDITORS,
     "api.nodes.list": ALL,
     "api.nodes.approve": ADMINS,
+    "api.nodes.roles": ADMINS,
+    "api.nodes.revoke": ADMINS,
+    "api.nodes.key_approve": ADMINS,
+    "api.nodes.key_revoke": ADMINS,
+    "api.nodes.keys": ALL,
     # Prometheus metrics: a scrape job's API token (read scope); no person in them, any role
     "api.metrics": ALL,
     "api.audit.list": READERS,

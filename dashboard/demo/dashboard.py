@@ -123,8 +123,9 @@ def start_dashboard(
                          sm, runtime, server, thread)
 
 
-def approve_when_announced(sm: Any, node: str, key_file: Path, stop: threading.Event) -> None:
-    """Approve ``node`` once it has announced exactly the key in ``key_file``."""
+def approve_when_announced(sm: Any, node: str, key_file: Path, stop: threading.Event,
+                           roles: tuple[str, ...]) -> None:
+    """Approve ``node`` for ``roles`` once it has announced exactly the key in ``key_file``."""
     from dashboard.models import Node
     from dashboard.services import approve_node
 
@@ -135,7 +136,7 @@ def approve_when_announced(sm: Any, node: str, key_file: Path, stop: threading.E
             if row is None or row.public_key != expected:
                 continue
             if row.key_status == "pending":
-                approve_node(db, ACTOR, node, public_key=expected)
+                approve_node(db, ACTOR, node, roles=roles, public_key=expected)
             break
     # The node's "asks to be enrolled" / "events before approval" anomalies are the enrolment
     # the demo just did: resolved with that reason (audited), once the resent events are in.

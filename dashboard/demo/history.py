@@ -38,6 +38,7 @@ from usb_guard.events import UsbInserted, VerdictName
 ZONE = ZoneInfo("Asia/Tokyo")
 DAYS = 30
 GW, USB, BACKUP = "gw1-history", "pc-01-history", "backup-history"
+ROLES = {GW: ("door_gateway", "print_station"), USB: ("host_agent",), BACKUP: ("backup_job",)}
 ACTOR = "demo-setup"
 ORG, CLIENTS = seed.OFFICE, seed.CLIENTS
 # a 12-digit value that passes the My Number check digit: typed into a purpose by mistake
@@ -247,7 +248,8 @@ def store(sm: Any, month: Month, now: datetime) -> dict[str, int]:
                         key_status="pending", first_seen_at=first, contiguous_seq=0, max_seq=0,
                         events_stored=0, state="offline", health={}))
             db.flush()
-            approve_node(db, ACTOR, name, public_key=public_b64(signer.key.public_key()))
+            approve_node(db, ACTOR, name, roles=ROLES[name],
+                         public_key=public_b64(signer.key.public_key()))
     # Store everything first, then correlate the whole month at once with the dashboard's
     # set-based re-run: the number log arrives as a file after the events it must be judged
     # with, and a print or an access is judged against the other side only when both are in.

@@ -105,7 +105,8 @@ class DemoRoom:
                                pin_factory=self.pins)
         self._enroller = threading.Thread(
             target=approve_when_announced, name="demo-enroller", daemon=True,
-            args=(self.dashboard.sessionmaker, "gw1", config.key_file, self._stopping),
+            args=(self.dashboard.sessionmaker, "gw1", config.key_file, self._stopping,
+                  ("door_gateway", "print_station")),
         )
         self._enroller.start()
         self._start_usb()
@@ -148,7 +149,7 @@ class DemoRoom:
         self.usb = usb
         threading.Thread(target=approve_when_announced, name="demo-enroller-usb", daemon=True,
                          args=(self.dashboard.sessionmaker, USB_HOST, usb.key_file,
-                               self._stopping)).start()
+                               self._stopping, ("host_agent",))).start()
 
     def stop(self) -> None:
         self._stopping.set()

@@ -1,17 +1,19 @@
 """The ingest core: a batch of (topic, payload) in, stored events, projections and outcomes out.
 
-No MQTT and no clock here: the caller passes a session and ``now``, commits, then publishes the
-acks and resend requests of the returned ``BatchResult`` (so an ack never runs ahead of a commit).
-Steps per batch: route the topic, size limit, parse (shape and hash), site and topic checks
-(``Preparer``: no database, so the consumer overlaps it with the previous batch's storing),
-then enrolled and approved node, signature; then the stored neighbours each node's events
+No MQTT and no clock here: the caller passes a session and ``now``, commits, then publishes the acks
+and resend requests of the returned ``BatchResult`` (so an ack never runs ahead of a commit). Steps
+per batch: route the topic, size limit, parse (shape and hash), site and topic checks (``Preparer``:
+no database, so the consumer overlaps it with the previous batch's storing), then enrolled and
+approved node, the key that signs the seq (``trust.signer``: a rotated node's earlier key below its
+handover, a revoked key refused), signature, the node's roles (``trust.kind_refusal``: a kind its
+roles may not report is refused, counted and raised); then the stored neighbours each node's events
 need (``_lookup``), and per node in seq order, with no query meanwhile (on PostgreSQL the rows
-stream into a COPY as they are accepted): duplicate or fork against what is stored, chain link
-to seq-1 and seq+1, insert (``_accept``, which also validates the payloads the ingest projects
-with their kind's model and projects node health and door alarms from them); then each node's
-contiguous mark (ack) and gaps (resend request; anomaly later if not filled)
-(``ChainMarks.settle``); then door access and presence. The steps before the database are in
-prepare.py, the payloads in payloads.py, the marks in marks.py.
+stream into a COPY as they are accepted): duplicate or fork against what is stored, chain link to
+seq-1 and seq+1, insert (``_accept``, which also validates the payloads the ingest projects with
+their kind's model and projects node health and door alarms from them); then each node's contiguous
+mark (ack) and gaps (resend request; anomaly later if not filled) (``ChainMarks.settle``); then door
+access and presence. The steps before the database are in prepare.py, the payloads in payloads.py,
+the marks in marks.py.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from controller.events import DoorAccess as AccessEvent
 from dashboard import projections
 from dashboard.anomalies import anomaly_dict, raise_anomaly
 from dashboard.bulk import row_writer
-from dashboard.ingest import compat, payloads
+from dashboard.ingest import compat, payloads, trust
 from dashboard.ingest.batch import BatchResult, Outcome, PendingAnomalies, ResendRequest
 from dashboard.ingest.counters import IngestCounters
 from dashboard.ingest.marks import ChainMarks
@@ -164,6 +166,7 @@ class IngestCore:
         names = sorted({e.node for _, e in events})
         nodes = {n.name: n for n in session.scalars(select(Node).where(Node.name.in_(names)))}
         refused = {name: compat.problem_of(n) for name, n in nodes.items()}
+        past = trust.past_keys(session, nodes)
         to_verify: list[tuple[str, Event]] = []
         keys = []
         for topic, event in events:
@@ -179,7 +182,19 @@ class IngestCore:
                     detail={"last_node": event.node},
                 )
                 continue
-            key = self.verifier.key(node.public_key) if node.approved and node.public_key else None
+            signer = trust.signer(node, event.seq, past.get(node.name, ()))
+            if signer == trust.REVOKED:
+                self._reject(result, topic, event, "key_revoked")
+                pending.add(
+                    "key_revoked",
+                    node.name,
+                    node=node.name,
+                    severity="critical",
+                    subject=f"{node.name}: events signed by a revoked key",
+                    detail={"last_seq": event.seq},
+                )
+                continue
+            key = self.verifier.key(signer) if signer else None
             if key is None:
                 self._reject(result, topic, event, "node_not_approved")
                 pending.add(
@@ -204,6 +219,8 @@ class IngestCore:
         result.unchecked_keys = {id(to_verify[i][1]): keys[i] for i in unchecked}
         by_node: dict[str, list[tuple[str, Event]]] = defaultdict(list)
         for good, (topic, event) in zip(ok, to_verify, strict=True):
+            if good and not self._may_emit(nodes[event.node], topic, event, result, pending):
+                continue
             if good:
                 by_node[event.node].append((topic, event))
             else:
@@ -237,6 +254,15 @@ class IngestCore:
         for name, (events_of, old_max) in accepted.items():
             self.marks.settle(session, nodes[name], events_of, old_max, now, result)
         projections.store_door_access(session, access + late_access, late_access)
+
+    def _may_emit(self, node: Node, topic: str, event: Event, result: BatchResult,
+                  pending: PendingAnomalies) -> bool:
+        refusal = trust.kind_refusal(node, event)
+        if refusal is None:
+            return True
+        self._reject(result, topic, event, "kind_not_allowed")
+        pending.add("kind_not_allowed", node.name, node=node.name, severity="critical", **refusal)
+        return False
 
     def _reject(self, result: BatchResult, topic: str, event: Event, reason: str) -> None:
         result.outcomes.append(

@@ -17,6 +17,8 @@ REJECT_REASONS = (
     "node_not_approved",  # node key pending or revoked
     "node_version_unsupported",  # a node older than this dashboard supports (controller.compat)
     "bad_signature",  # signature does not verify with the enrolled key
+    "key_revoked",  # signed by a key an admin revoked (controller.keys rotation history)
+    "kind_not_allowed",  # a kind the node's approved roles may not emit (controller.events)
     "duplicate",  # same (node, seq) and same hash already stored (dropped silently)
     "fork",  # same (node, seq) with a different hash
     "bad_state",  # state message that is not a JSON object with a valid state

@@ -18,8 +18,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from controller.envelope import parse_ts
-from controller.keys import KeyFileError, public_from_b64
+from controller.keys import KeyFileError, open_rotation, public_from_b64
 from dashboard.models.nodes import Node
+from dashboard.services.node_keys import record_handover
 
 
 class AnomalySink(Protocol):
@@ -67,7 +68,8 @@ class StateHandler:
         key = _valid_key(raw.get("public_key"))
         if "public_key" in raw and key is None:
             return "bad_state"
-        health = {k: v for k, v in raw.items() if k not in ("state", "public_key")}
+        health = {k: v for k, v in raw.items()
+                  if k not in ("state", "public_key", "key_rotation")}
         node = session.get(Node, name)
         if node is None:
             if key is None:
@@ -115,7 +117,10 @@ class StateHandler:
                 detail={"public_key": key},
             )
         elif key is not None and key != node.public_key:
-            if node.key_status == "approved":
+            if node.key_status == "approved" and "key_rotation" in raw:
+                _handover(session, node, key, raw["key_rotation"], self.site, now, pending)
+            if node.key_status == "approved" and key != node.public_key:
+                node.announced_key = key  # an admin may approve it (a lost key replaced)
                 pending.add(
                     "node_key_mismatch",
                     name,
@@ -124,7 +129,7 @@ class StateHandler:
                     subject=f"{name} announces a key that differs from its enrolled key",
                     detail={"announced": key},
                 )
-            else:
+            elif node.key_status != "approved":
                 node.public_key = key
         old = node.health if isinstance(node.health, dict) else {}
         approved = node.key_status == "approved"  # only an enrolled node's faults are raised
@@ -156,6 +161,26 @@ class StateHandler:
         node.last_seen_at = now
         node.health = health
         return None
+
+
+def _handover(session: Session, node: Node, key: str, statement: Any, site: str,
+              now: datetime, pending: AnomalySink) -> None:
+    """Accept the node's signed key handover (controller.keys) from its approved key to
+    ``key``; a statement that does not verify is raised (the key stays as it was)."""
+    try:
+        old, new, from_seq = open_rotation(statement, node=node.name, site=site)
+        if old != node.public_key or new != key:
+            raise KeyFileError("the handover is not from the approved key to the announced one")
+        if from_seq < node.key_since_seq or from_seq <= node.contiguous_seq:
+            raise KeyFileError("the handover starts below events the approved key signed")
+    except KeyFileError as exc:
+        pending.add("key_rotation_refused", node.name, node=node.name, severity="critical",
+                    subject=f"{node.name}: key handover refused", detail={"why": str(exc)[:200]})
+        return
+    record_handover(session, node, new, from_seq, now)
+    pending.add("node_key_rotated", f"{node.name}:{from_seq}", node=node.name, severity="info",
+                subject=f"{node.name} rotated its key", detail={"from_seq": from_seq,
+                                                                "public_key": new})
 
 
 CLOCK_SKEW_S = 120.0  # beyond network delay and NTP slew; log times this far off mislead

@@ -48,6 +48,7 @@ LOOKUPS: dict[str, Callable[[str], Pair | None]] = {
     "review_kind": review.item_kind_pair,
     "logon_reason": lambda r: kinds.registry_pair("LOGON_DENIAL_LABELS", r),
     "session_end": lambda r: kinds.registry_pair("SESSION_END_LABELS", r),
+    "node_role": lambda r: kinds.registry_pair("ROLE_LABELS", r),
 }
 
 

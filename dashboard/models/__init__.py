@@ -18,7 +18,7 @@ from dashboard.models import (
 from dashboard.models.anomalies import Anomaly
 from dashboard.models.audit import AuditRecord
 from dashboard.models.events import DoorAccess, Presence, StoredEvent
-from dashboard.models.nodes import Node
+from dashboard.models.nodes import Node, NodeKey
 from dashboard.models.people import (
     Card,
     Door,
@@ -41,6 +41,7 @@ __all__ = [
     "DoorAccess",
     "Group",
     "Node",
+    "NodeKey",
     "Person",
     "PolicyVersion",
     "Presence",

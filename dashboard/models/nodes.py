@@ -8,8 +8,11 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Float, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from controller.events import NodeRole, parse_roles
 from dashboard.db import Base
 from dashboard.models.types import UTCDateTime
+
+BIGINT = BigInteger().with_variant(Integer(), "sqlite")
 
 KEY_STATUSES = ("pending", "approved", "revoked")
 
@@ -27,6 +30,15 @@ class Node(Base):
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     approved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the roles the admin approved it for (controller.events.NodeRole, comma-separated): the
+    # ingest refuses a kind none of them may emit (controller.events.may_emit); "" = none yet
+    roles: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    # the first seq ``public_key`` signs: events below it were signed by an earlier key
+    # (node_keys), after a rotation
+    key_since_seq: Mapped[int] = mapped_column(BigInteger, default=1, server_default="1")
+    # a key the node announces that differs from its approved one and came with no valid
+    # handover (a lost key replaced): an admin may approve it as the node's new key
+    announced_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # ingest cursor: highest contiguous seq stored (acked), highest seq stored, its hash
     contiguous_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     contiguous_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -52,8 +64,34 @@ class Node(Base):
     policy_rejected: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
     @property
+    def role_set(self) -> frozenset[NodeRole]:
+        try:
+            return parse_roles(self.roles)
+        except ValueError:  # a name no release defines grants nothing
+            return frozenset()
+
+    @property
     def approved(self) -> bool:
         return self.key_status == "approved" and self.public_key is not None
 
     def __repr__(self) -> str:
         return f"Node(name={self.name!r}, key_status={self.key_status!r}, state={self.state!r})"
+
+
+class NodeKey(Base):
+    """A key a node signed with before its current one: ``from_seq``..``until_seq - 1``.
+    ``retired`` keys still verify their own range (events in flight at the rotation);
+    ``revoked`` keys verify nothing (their events are refused, counted and raised)."""
+
+    __tablename__ = "node_keys"
+
+    id: Mapped[int] = mapped_column(BIGINT, primary_key=True, autoincrement=True)
+    node: Mapped[str] = mapped_column(String(64), index=True)
+    public_key: Mapped[str] = mapped_column(String(64))
+    from_seq: Mapped[int] = mapped_column(BigInteger)
+    until_seq: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))  # retired | revoked
+    replaced_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    replaced_by: Mapped[str] = mapped_column(String(64))  # an admin, or "node" (signed handover)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)

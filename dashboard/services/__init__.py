@@ -10,7 +10,13 @@ from dashboard.services.doors import (
     update_door,
 )
 from dashboard.services.groups import create_group, delete_group, set_membership, update_group
-from dashboard.services.nodes import approve_node, reject_pending_node, revoke_node
+from dashboard.services.node_keys import approve_new_key, revoke_key
+from dashboard.services.nodes import (
+    approve_node,
+    reject_pending_node,
+    revoke_node,
+    set_node_roles,
+)
 from dashboard.services.people import (
     create_person,
     deactivate_person,
@@ -23,6 +29,7 @@ __all__ = [
     "Conflict",
     "NotFound",
     "ServiceError",
+    "approve_new_key",
     "approve_node",
     "create_door",
     "create_group",
@@ -38,6 +45,8 @@ __all__ = [
     "mark_policy_dirty",
     "reject_pending_node",
     "revoke_card",
+    "revoke_key",
+    "set_node_roles",
     "revoke_node",
     "set_lockdown",
     "set_membership",

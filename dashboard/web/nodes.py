@@ -1,18 +1,20 @@
 """Nodes: online or offline, last seen, clock state, policy version applied, software version,
-keys to approve."""
+roles, keys to approve (with the roles the node is approved for). Changing a node's roles and
+its keys' life (rotation, revocation) are in ``dashboard.web.node_keys``."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
+from controller.events import NODE_ROLES, NodeRole
 from dashboard import services
 from dashboard.auth.service import Principal
 from dashboard.ingest import compat
@@ -28,6 +30,9 @@ class NodeOut(BaseModel):
     site: str
     key_status: str
     public_key: str | None
+    roles: list[str] = []  # what it may report (controller.events.NodeRole)
+    key_since_seq: int = 1  # the first seq its current key signs (after a rotation)
+    announced_key: str | None = None  # a different key it announces, without a handover
     state: str
     last_seen_at: datetime | None
     clock_state: str | None
@@ -82,6 +87,8 @@ def _nodes(db: DbSession) -> tuple[list[NodeOut], int | None]:
     out = [
         NodeOut(
             name=n.name, site=n.site, key_status=n.key_status, public_key=n.public_key,
+            roles=sorted(n.role_set), key_since_seq=n.key_since_seq,
+            announced_key=n.announced_key,
             state=n.state, last_seen_at=n.last_seen_at, clock_state=n.clock_state,
             clock_offset_s=n.clock_offset_s, policy_version=n.policy_version,
             policy_current=latest is not None and n.policy_version == latest,
@@ -99,6 +106,7 @@ def _page(request: Request, db: DbSession, error: str = "", status: int = 200) -
     return deps.render(request, "nodes.html", {
         "nodes": nodes, "latest": latest, "error": error,
         "pending": [n for n in nodes if n.key_status == "pending" and n.public_key],
+        "all_roles": sorted(NODE_ROLES),
     }, status)
 
 
@@ -108,10 +116,10 @@ def nodes_page(request: Request, db: Annotated[DbSession, Depends(deps.db)]) -> 
 
 
 def _decide(request: Request, db: DbSession, who: Principal, name: str, approve: bool,
-            key: str | None) -> Node | None:
+            key: str | None, roles: list[str] | None = None) -> Node | None:
     if approve:
         return deps.change(db, services.approve_node, who.username, name, public_key=key,
-                           now=deps.now(request))
+                           roles=roles or [], now=deps.now(request))
     return deps.change(db, services.reject_pending_node, who.username, name,
                        now=deps.now(request))
 
@@ -120,10 +128,11 @@ def _decide(request: Request, db: DbSession, who: Principal, name: str, approve:
 def nodes_approve(
     request: Request, name: str, db: Annotated[DbSession, Depends(deps.db)],
     who: Annotated[Principal, Depends(deps.principal)],
+    roles: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     form_key = request.query_params.get("key")
     try:
-        _decide(request, db, who, name, True, form_key)
+        _decide(request, db, who, name, True, form_key, roles)
     except HTTPException as exc:
         return _page(request, db, str(exc.detail), exc.status_code)
     return RedirectResponse("/nodes?msg=common.saved", status_code=303)
@@ -149,6 +158,7 @@ def nodes_api(db: Annotated[DbSession, Depends(deps.db)]) -> list[NodeOut]:
 class ApproveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     public_key: str
+    roles: list[NodeRole] = Field(min_length=1)
 
 
 @router.post("/api/v1/nodes/{name}/approve", name="api.nodes.approve", response_model=NodeOut,
@@ -157,5 +167,9 @@ def nodes_approve_api(
     request: Request, name: str, body: ApproveIn, db: Annotated[DbSession, Depends(deps.db)],
     who: Annotated[Principal, Depends(deps.principal)],
 ) -> NodeOut:
-    _decide(request, db, who, name, True, body.public_key)
-    return next(n for n in _nodes(db)[0] if n.name == name)  # approved nodes are kept
+    _decide(request, db, who, name, True, body.public_key, list(body.roles))
+    return node_out(db, name)
+
+
+def node_out(db: DbSession, name: str) -> NodeOut:
+    return next(n for n in _nodes(db)[0] if n.name == name)

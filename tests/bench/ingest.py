@@ -285,6 +285,7 @@ def ingest_run(
                     site=SITE,
                     public_key=pub,
                     key_status="approved",
+                    roles="door_gateway",
                     first_seen_at=T0,
                     contiguous_seq=0,
                     max_seq=0,

@@ -650,7 +650,10 @@ class Room:
                         if row is None or row.public_key != key:
                             continue
                         if row.key_status == "pending":
-                            approve_node(db, "soak-setup", name, public_key=key)
+                            roles = (("backup_job",) if name.endswith(".backup") else
+                                     ("host_agent",) if name in HOSTS else
+                                     ("door_gateway", "print_station"))
+                            approve_node(db, "soak-setup", name, roles=roles, public_key=key)
                         done.add(name)
             except Exception as exc:  # noqa: BLE001 - retried; a race with the ingest
                 log(f"approver: {exc}")

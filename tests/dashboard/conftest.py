@@ -7,7 +7,7 @@ The web helper's tests (tests/dashboard/web/) may import ``FakeNode`` and these 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import dashboard.models  # noqa: F401 - registers every table on Base.metadata
 from controller.envelope import GENESIS, Event, seal
-from controller.events import PolicyApplied
+from controller.events import NODE_ROLES, PolicyApplied
 from controller.keys import public_b64
 from dashboard.db import Base, make_engine, make_sessionmaker
 from dashboard.ingest.core import IngestCore
@@ -157,8 +157,12 @@ class FakeNode:
             ts=ts,
         )
 
-    def enrol(self, session: Session, *, status: str = "approved") -> Node:
+    def enrol(self, session: Session, *, status: str = "approved",
+              roles: Iterable[str] = NODE_ROLES) -> Node:
+        """Enrol this node; approved, by default, for every role (tests of other checks than
+        the role's send kinds of several roles under one name)."""
         node = Node(
+            roles=",".join(sorted(roles)),
             name=self.name,
             site=self.site,
             public_key=self.public,

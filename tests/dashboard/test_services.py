@@ -179,11 +179,13 @@ def test_actor_required(world):
 def test_node_enrolment(world, node):
     node.enrol(world, status="pending")
     with pytest.raises(services.Conflict, match="different key"):
-        services.approve_node(world, "admin", "gw1", public_key="A" * 43, now=T0)
-    n = services.approve_node(world, "admin", "gw1", public_key=node.public, now=T0)
+        services.approve_node(world, "admin", "gw1", roles=["door_gateway"],
+                              public_key="A" * 43, now=T0)
+    n = services.approve_node(world, "admin", "gw1", roles=["door_gateway"],
+                              public_key=node.public, now=T0)
     assert n.key_status == "approved" and n.approved_by == "admin"
     with pytest.raises(services.Conflict):
-        services.approve_node(world, "admin", "gw1", now=T0)
+        services.approve_node(world, "admin", "gw1", roles=["door_gateway"], now=T0)
     services.revoke_node(world, "admin", "gw1", now=T0)
     assert ("node.revoke", "gw1") in audit_actions(world)
 

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.orm import Session
 
 from controller.envelope import GENESIS, Event, seal
+from controller.events import NODE_ROLES
 from controller.keys import public_b64  # noqa: F401 - re-exported for tests
 from dashboard.correlation import host_rules as HR
 from dashboard.correlation import rules as R
@@ -313,9 +314,11 @@ def setup_people(session: Session) -> None:
                            created_at=NOW))
         session.add(TerminalMap(terminal=f"T-{p}", host=f"pc-{p}"))
     for name in ("gw1", "usbagent", "bk1", "lab1", "pcagent"):
+        # approved for every role: this world tests the rules, tests/dashboard/ingest the roles
         session.add(Node(name=name, site=SITE, public_key=None, key_status="approved",
-                         first_seen_at=NOW, contiguous_seq=0, max_seq=0, events_stored=0,
-                         state="unknown", health={}))
+                         roles=",".join(sorted(NODE_ROLES)), first_seen_at=NOW,
+                         contiguous_seq=0, max_seq=0, events_stored=0, state="unknown",
+                         health={}))
     session.commit()
 
 

@@ -111,7 +111,8 @@ class HostWorld:
         return HostNode(config, reader=PcscReaders(), logind=DbusLogind(self.logind.address),
                         usb=False)
 
-    def _approve(self, name: str, public_key: str) -> None:
+    def _approve(self, name: str, public_key: str,
+                 roles: tuple[str, ...] = ("host_agent",)) -> None:
         def announced() -> bool:
             with self.sm() as s:
                 node = s.get(Node, name)
@@ -119,14 +120,14 @@ class HostWorld:
         with self._nodes:
             assert self._nodes.wait_for(announced, 30), f"{name} never announced its key"
         with self.sm.begin() as s:
-            services.approve_node(s, "admin", name, public_key=public_key)
+            services.approve_node(s, "admin", name, roles=roles, public_key=public_key)
 
     def _approve_gate(self) -> None:
         from controller.envelope import canonical_json
 
         self.gate_link.publish(topic_for(SITE, "gw1", "state"), canonical_json(
             {"state": "online", "public_key": self.gate.public}), qos=1, retain=True)
-        self._approve("gw1", self.gate.public)
+        self._approve("gw1", self.gate.public, ("door_gateway", "print_station"))
 
     def stop(self) -> None:
         for card in self.cards.values():

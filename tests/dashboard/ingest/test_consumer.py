@@ -108,7 +108,7 @@ def test_enrolment_then_events_are_stored_and_acked(side, consumer, sm, node, bu
     with sm() as s:
         assert s.get(Node, "gw1").key_status == "pending"
         assert s.query(StoredEvent).count() == 0
-        services.approve_node(s, "admin", "gw1", public_key=node.public)
+        services.approve_node(s, "admin", "gw1", roles=["door_gateway"], public_key=node.public)
         s.commit()
     assert consumer.counters["node_not_approved"] == 1
     side.send(*node.events(4))
@@ -265,7 +265,8 @@ def test_a_node_approved_later_is_asked_for_what_it_sent_while_pending(broker, s
         assert c.wait_processed(2, 30)
         assert c.counters["node_not_approved"] == 2
         with sm() as s:  # the admin approves it (the periodic catch-up is 10 minutes away)
-            s.get(Node, node.name).key_status = "approved"
+            row = s.get(Node, node.name)
+            row.key_status, row.roles = "approved", "door_gateway"
             s.commit()
         assert side.resends.get(timeout=30)["from"] == 1
         side.send(*evs)

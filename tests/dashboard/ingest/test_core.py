@@ -189,7 +189,7 @@ def test_state_with_key_creates_pending_node_and_events_wait_for_approval(sessio
     assert anomalies(session, "node_enrolment")
     result = run(core, session, [msg(node.event())])
     assert result.counts["node_not_approved"] == 1
-    n.key_status = "approved"
+    n.key_status, n.roles = "approved", "door_gateway"
     session.commit()
     ev2 = node.event()
     result = run(core, session, [msg(ev2)])

@@ -206,9 +206,16 @@ def drill(tmp_path: Path, keys: Path, config: Path, old: Path, url: str, trusted
         wait_until(announced, 30, "the nodes to announce their keys")
         with sm.begin() as db:
             for node in nodes:
-                approve_node(db, "installer", node.name)
+                # both produce door.rex (RoomNode.produce): door gateways for the drill
+                approve_node(db, "installer", node.name, roles=("door_gateway",))
+        base = 1
         for node in nodes:
-            node.wait_policy(1)
+            # the approval re-signs the policy (it lists the approved nodes and their roles)
+            with node.applied:
+                assert node.applied.wait_for(lambda n=node: n.store.current is not None and len(
+                    n.store.current.nodes) == len(NODES), 30), node.name
+            assert node.store.current is not None
+            base = node.store.current.version
             node.produce(40)
             node.acked()
         done = subprocess.run([*SECROOM, "dashboard", "backup", "--config", str(config)],
@@ -219,7 +226,7 @@ def drill(tmp_path: Path, keys: Path, config: Path, old: Path, url: str, trusted
         with sm.begin() as db:
             create_person(db, "admin", {"id": "p-after", "name": "後藤 誠"})
         for node in nodes:
-            assert node.wait_policy(2).person("p-after") is not None
+            assert node.wait_policy(base + 1).person("p-after") is not None
             node.produce(40)
             node.acked()
         counters = {n.name: n.runtime.journal.receipt_counter("ack") for n in nodes}
@@ -261,12 +268,12 @@ def drill(tmp_path: Path, keys: Path, config: Path, old: Path, url: str, trusted
             assert node.runtime.journal.receipt_counter("ack") > counters[node.name]
             stats = node.runtime.publisher.stats
             assert stats["acks_refused"] == 0 and stats["resends_refused"] == 0
-        # the next rights change reaches the nodes: above version 2, which the restored
-        # database never issued (it knew version 1)
+        # the next rights change reaches the nodes: above version base + 1, which the restored
+        # database never issued (it knew version base)
         with sm.begin() as db:
             create_person(db, "admin", {"id": "p-recovered", "name": "復旧 花子"})
         for node in nodes:
-            policy = node.wait_policy(3)
+            policy = node.wait_policy(base + 2)
             assert policy.person("p-recovered") is not None
         with sm() as db:
             kinds = {a.kind for a in db.scalars(select(Anomaly))}

@@ -308,6 +308,7 @@ def seed_sample(sm: sessionmaker[DbSession], site: str, now: datetime) -> None:
         db.add(Presence(person_id="p7", door="server-room",
                         entered_at=now - timedelta(minutes=40), left_at=None))
         db.add(Node(name="gw1", site=site, public_key="A" * 43, key_status="approved",
+                    roles="door_gateway,print_station",
                     first_seen_at=now, state="online", last_seen_at=now, clock_state="synced",
                     policy_version=1, contiguous_seq=1011, max_seq=1011, events_stored=1011,
                     health={}))

@@ -64,7 +64,8 @@ def loop(tmp_path: Path, broker: Broker) -> Iterator[Loop]:
         collector = EventCollector(broker.port).start()
         gateway = Gateway(kit.config, reader=PcscReaders(), pin_factory=make_pin_factory("mock"))
         approver = threading.Thread(target=approve_when_announced, daemon=True,
-                                    args=(live.sessionmaker, "gw1", kit.config.key_file, stop))
+                                    args=(live.sessionmaker, "gw1", kit.config.key_file, stop,
+                                          ("door_gateway",)))
         approver.start()
         gateway.start()
         try:

@@ -104,7 +104,8 @@ def test_runtime_ingests_from_mqtt_and_shows_it_live(tmp_path, broker) -> None: 
             pending = client.get("/api/v1/nodes").json()
             assert [(n["name"], n["key_status"]) for n in pending] == [("gw1", "pending")]
             r = client.post("/api/v1/nodes/gw1/approve",
-                            json={"public_key": pending[0]["public_key"]},
+                            json={"public_key": pending[0]["public_key"],
+                                  "roles": ["door_gateway"]},
                             headers={"x-csrf-token": csrf})
             assert r.status_code == 200 and r.json()["key_status"] == "approved"
 
