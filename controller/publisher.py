@@ -149,6 +149,7 @@ class Publisher:
         self._resend_times: deque[float] = deque()
         self._receipts_lock = threading.Lock()
         self._receipts_queued = 0
+        self._overflow_ack: bytes | None = None  # the newest ack that found the queue full
         self.last_error: str | None = None
         self.last_refusal: str | None = None
         self.stats: dict[str, int] = dict.fromkeys(
@@ -196,10 +197,19 @@ class Publisher:
 
     def _post_receipt(self, what: str, payload: bytes) -> None:
         """Queue a receipt for the publisher thread; beyond ``RECEIPTS_QUEUED`` waiting (a
-        flood: each is a signature check), the rest are counted and dropped."""
+        flood: each is a signature check), the rest are counted and dropped, except the newest
+        ack, kept in one slot: acks are cumulative, so the last one to arrive (the genuine one
+        after a flood) still prunes what the dashboard stored."""
         with self._receipts_lock:
             if self._receipts_queued >= RECEIPTS_QUEUED:
-                self.stats["receipts_dropped"] += 1
+                if what != "ack":
+                    self.stats["receipts_dropped"] += 1
+                    return
+                older, self._overflow_ack = self._overflow_ack, payload
+                if older is not None:  # the slot's older ack is dropped; its wake-up is queued
+                    self.stats["receipts_dropped"] += 1
+                    return
+                self._inbox.put(("overflow_ack",))
                 return
             self._receipts_queued += 1
         self._inbox.put((what, payload))
@@ -290,6 +300,13 @@ class Publisher:
                 self._delivered_cond.notify_all()
         elif what == "resend_range":  # asked by this node's own tools (``resend``)
             self._queue_resend(a, b)
+        elif what == "overflow_ack":
+            with self._receipts_lock:
+                payload, self._overflow_ack = self._overflow_ack, None
+            if payload is not None:  # else an earlier wake-up took it
+                self._take_ack(payload)
+                with self._delivered_cond:
+                    self._delivered_cond.notify_all()
 
     def _take_ack(self, payload: bytes) -> None:
         j = self.journal
