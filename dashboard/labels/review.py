@@ -169,6 +169,7 @@ ITEM_KINDS: dict[str, Pair] = {
     "broker_link": ("ブローカー接続断", "Broker link lost"),
     "receipt_refused": ("受領通知の拒否", "Receipt refused"),
     "policy_rejected": ("ポリシーの拒否", "Policy rejected"),
+    "policy_stale": ("ノードのポリシーが古い・期限切れ", "Node runs a stale policy"),
     "door_forced": ("扉のこじ開け", "Door forced open"),
     "door_held_open": ("扉の開放放置", "Door held open"),
     "rejected_payload": ("不正なメッセージ", "Rejected message"),
