@@ -108,9 +108,20 @@ def slice_policy(
         printers=_keep(policy.printers, scope.printers),
         lockdown=policy.lockdown if scope.doors else False,
         lockdown_doors=_keep(policy.lockdown_doors, scope.doors),
-        usb=policy.usb if scope.usb else UsbPolicy(),
+        usb=_usb_for(policy.usb, scope),
         node=node, expires_at=expires_at or policy.expires_at, card_hash="hmac-sha256",
     )
+
+
+def _usb_for(usb: UsbPolicy, scope: NodeScope) -> UsbPolicy:
+    """The USB rules for a node with USB: media usable on its hosts only (all media if it
+    names no host); none for a node without USB."""
+    if not scope.usb:
+        return UsbPolicy()
+    if not scope.hosts:
+        return usb
+    media = tuple(m for m in usb.media if any(m.allowed_on(h) for h in scope.hosts))
+    return usb.model_copy(update={"media": media})
 
 
 def _keep(items: Iterable[str], allowed: frozenset[str]) -> list[str]:
