@@ -15,7 +15,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from controller.access import AccessRequest, AccessState, Denial, Direction, decide
 from controller.events import KINDS
 from controller.policy import sign_policy
-from controller.policy_slice import NodeScope, card_key_for, slice_policy
 from controller.policy_store import PolicyStore
 from tests.controller.door_fixtures import ALICE, BOB, SITE, Recorder, make_policy
 
@@ -41,16 +40,21 @@ def store(path: Path, events: Recorder, clock: Clock | None = None, **kw: Any) -
                        clock=clock or Clock(), node="gw1", **kw)
 
 
+def plain(path: Path, events: Recorder) -> PolicyStore:
+    """A store as every release builds it (whole-site policies, no expiry)."""
+    return PolicyStore(path, [ADMIN.public_key()], site=SITE, emit=events)
+
+
 def test_an_older_signed_policy_is_refused_after_a_restart_too(tmp_path: Path) -> None:
     path = tmp_path / "policy.json"
     events = Recorder()
-    node = store(path, events)
+    node = plain(path, events)
     assert node.offer(signed(3))
     assert node.offer(signed(5, lockdown=True))
     # the stored file put back from an older copy (or a disk image), then a restart
     path.write_bytes(signed(3))
     again = Recorder()
-    restarted = store(path, again)
+    restarted = plain(path, again)
     restarted.load()
     assert restarted.current is None  # v3 is below the floor 5: not applied
     assert [r["reason"] for r in again.of("policy.rejected")] == ["older_version"]
@@ -102,6 +106,8 @@ def test_the_policy_in_force_going_stale_closes_the_doors(tmp_path: Path) -> Non
 
 
 def test_a_hashed_slice_needs_the_card_key_and_is_only_for_its_node(tmp_path: Path) -> None:
+    from controller.policy_slice import NodeScope, card_key_for, slice_policy
+
     site = make_policy(version=4)
     key = card_key_for(ADMIN, SITE, "gw1")
     part = slice_policy(site, "gw1", NodeScope(doors=frozenset({"main"})), key,
