@@ -76,6 +76,7 @@ class PolicyStore:
         self._lock = threading.Lock()
         self._current: VerifiedPolicy | None = None
         self._floor: tuple[int, str] | None = None  # (version, digest) of the highest applied
+        self._floor = self._read_floor()
         self._stale_noted: int | None = None  # the version node.policy_stale was emitted for
         self.rejected = 0  # count of refused blobs since start
 
@@ -184,11 +185,13 @@ class PolicyStore:
             if verified.policy.expired(self._clock()):
                 raise PolicyError("expired", "the policy is past its expiry", version=new)
             if verified.policy.card_hash != "clear":
-                if self._card_key is None:
+                holds_cards = any(p.cards for p in verified.policy.people)
+                if self._card_key is None and holds_cards:
                     raise PolicyError("no_card_key", "the policy's cards are hashed and this "
                                       "node has no card key (secroom policy card-key)",
                                       version=new)
-                verified.policy.bind_card_key(self._card_key)
+                if self._card_key is not None:
+                    verified.policy.bind_card_key(self._card_key)
         except PolicyError as exc:
             self._reject(exc, source)
             return None

@@ -31,12 +31,15 @@ from backup import crypto
 from controller.events import DoorRex
 from controller.keys import generate, load_public
 from controller.policy import Policy
+from controller.policy_slice import NodeScope
 from controller.policy_store import PolicyStore
 from controller.runtime import NodeRuntime, RuntimeSettings
 from dashboard.db import make_engine, make_sessionmaker
 from dashboard.models.anomalies import Anomaly
 from dashboard.models.events import StoredEvent
 from dashboard.models.nodes import Node
+from dashboard.services.doors import create_door
+from dashboard.services.groups import create_group
 from dashboard.services.nodes import approve_node
 from dashboard.services.people import create_person
 from tests.controller.conftest import fast_mqtt
@@ -48,6 +51,7 @@ pytestmark = pytest.mark.integration
 
 SITE = "s1"
 NODES = ("gw1", "pc-01")
+SCOPES = {"gw1": NodeScope(doors=frozenset({"d1"})), "pc-01": NodeScope(hosts=frozenset({"pc-01"}))}
 PASSPHRASE = "drill passphrase"  # noqa: S105 - a test key
 SECROOM = [sys.executable, "-m", "controller.cli"]
 FALSE_ALARMS = {"gap", "fork", "chain", "bad_signature", "receipt_refused", "policy_rejected",
@@ -65,7 +69,10 @@ class RoomNode:
             node=name, site=SITE, journal=root / name / "journal.sqlite",
             key_file=root / name / "node.key", mqtt=fast_mqtt(port), trusted_keys=[trusted]))
         self.store = PolicyStore(root / name / "policy.json", [load_public(trusted)], site=SITE,
-                                 emit=self.runtime.emit, on_change=self._changed)
+                                 emit=self.runtime.emit, on_change=self._changed, node=name,
+                                 scope=SCOPES[name].as_dict())
+        self.runtime.follow_policy(self.store.status)  # declares its scope: it gets its slice
+        self.store.on_status = self.runtime.refresh_state
         self.n = 0
 
     def _changed(self, _policy: Policy) -> None:
@@ -183,6 +190,12 @@ def test_recovery_drill(tmp_path: Path, broker: Broker) -> None:
     trusted = tmp_path / "dashboard-policy.pub"
     shutil.copy(old / "data" / "policy.key.pub", trusted)
     url = f"sqlite:///{old / 'data' / 'dashboard.sqlite3'}"
+    seeder = make_sessionmaker(make_engine(url))
+    with seeder.begin() as db:  # a door and a PC the staff may use: each node's slice has them
+        create_door(db, "admin", {"id": "d1", "name": "サーバールーム"})
+        create_group(db, "admin", {"id": "staff", "name": "職員", "doors": ["d1"],
+                                   "hosts": ["pc-01"]})
+    seeder.kw["bind"].dispose()
     nodes = [RoomNode(n, tmp_path / "nodes", broker.port, trusted) for n in NODES]
     try:
         recover_s = drill(tmp_path, keys, config, old, url, trusted, nodes)
@@ -217,7 +230,7 @@ def drill(tmp_path: Path, keys: Path, config: Path, old: Path, url: str, trusted
         # after the backup: a rights change (policy 2, applied by the nodes) and more events,
         # all acknowledged by this dashboard, so the nodes' receipt counters move on
         with sm.begin() as db:
-            create_person(db, "admin", {"id": "p-after", "name": "後藤 誠"})
+            create_person(db, "admin", {"id": "p-after", "name": "後藤 誠", "groups": ["staff"]})
         for node in nodes:
             assert node.wait_policy(2).person("p-after") is not None
             node.produce(40)
@@ -264,7 +277,8 @@ def drill(tmp_path: Path, keys: Path, config: Path, old: Path, url: str, trusted
         # the next rights change reaches the nodes: above version 2, which the restored
         # database never issued (it knew version 1)
         with sm.begin() as db:
-            create_person(db, "admin", {"id": "p-recovered", "name": "復旧 花子"})
+            create_person(db, "admin", {"id": "p-recovered", "name": "復旧 花子",
+                                        "groups": ["staff"]})
         for node in nodes:
             policy = node.wait_policy(3)
             assert policy.person("p-recovered") is not None
