@@ -235,7 +235,7 @@ class PolicySigner:
             scopes = node_scopes(session, self.site)
             digest = issue_digest(policy, scopes)
             if latest is not None and latest.sha256 == digest and not force and self._fresh(
-                    latest.issued_at, now):
+                    latest.issued_at, now) and not self._nodes_ahead(session, latest.version):
                 version, blob = latest.version, latest.blob
             else:
                 blob = sign_policy(policy, self.key)
@@ -254,6 +254,14 @@ class PolicySigner:
             session.execute(stmt.values(policy_dirty=False))
             session.commit()
             return version, blob, scopes
+
+    @staticmethod
+    def _nodes_ahead(session: Session, version: int) -> bool:
+        """A node applied a newer version than ``version`` (a dashboard restored from an older
+        backup): re-sending ``version`` would only be refused; a new one is due."""
+        applied = session.scalar(
+            select(func.max(Node.policy_version)).where(Node.key_status == "approved")) or 0
+        return applied > version
 
     def _fresh(self, issued_at: datetime, now: datetime) -> bool:
         """Less than half its lifetime old: re-sending it leaves the nodes time to get the
@@ -285,10 +293,10 @@ class PolicySigner:
             return
         self._scopes_sent = scopes_digest(scopes)
         self.last_error = None
-        with self.sessionmaker() as session:
+        with self.sessionmaker() as session:  # older versions never sent are superseded
             session.execute(
                 update(PolicyVersion)
-                .where(PolicyVersion.version == version)
+                .where(PolicyVersion.version <= version, PolicyVersion.published_at.is_(None))
                 .values(published_at=self.clock())
             )
             session.commit()
@@ -318,6 +326,7 @@ class PolicySigner:
             row = session.get(PolicyVersion, cur[0])
             policy = Policy.model_validate(json.loads(cur[1])["policy"])
             same = row is not None and row.sha256 == issue_digest(policy, scopes)
+            same = same and not self._nodes_ahead(session, cur[0])
         if not same:
             return self.publish_now()
         self._send(cur[0], cur[1], scopes)
@@ -335,7 +344,10 @@ class PolicySigner:
                 .where(PolicyVersion.published_at.is_(None))
             )
             issued = session.scalar(select(func.max(PolicyVersion.issued_at)))
-            rescope = scopes_digest(node_scopes(session, self.site)) != self._scopes_sent
+            scopes = node_scopes(session, self.site)
+            if self._scopes_sent is None:
+                self._scopes_sent = self._scopes_of_latest(session, scopes)
+            rescope = scopes_digest(scopes) != self._scopes_sent
             if issued is not None and not self._fresh(_aware(issued), now):
                 return self.publish_now(force=True)
             if settings is None or rescope:
@@ -350,6 +362,16 @@ class PolicySigner:
         if unsent:
             return self.republish()
         return None
+
+    def _scopes_of_latest(self, session: Session, scopes: Scopes) -> str | None:
+        """At start: ``scopes``' digest if the latest stored version was issued for them (so
+        the nodes have it: nothing to re-send after a restart or a recovery), else None."""
+        row = session.scalars(
+            select(PolicyVersion).order_by(PolicyVersion.version.desc()).limit(1)).first()
+        if row is None or row.published_at is None:
+            return None
+        policy = Policy.model_validate(json.loads(row.blob)["policy"])
+        return scopes_digest(scopes) if row.sha256 == issue_digest(policy, scopes) else None
 
     def notify(self) -> None:
         """Wake the thread now (a service just changed something)."""
