@@ -5,7 +5,8 @@ gets back a ``Decision`` and the next state. Every denial carries a ``Denial`` r
 
 Checks, in order (the first failing one is the reason):
 
-1. no policy loaded -> ``no_policy``
+1. no policy loaded -> ``no_policy``; past its ``expires_at`` -> ``policy_stale`` (unless the
+   node keeps its last good policy: ``honour_expiry=False``)
 2. lockdown of this door (entry only) -> ``lockdown``
 3. card not in the policy -> ``unknown_card``; person inactive -> ``inactive``;
    before ``valid_from`` -> ``not_yet_valid``; after ``valid_until`` -> ``expired``
@@ -59,6 +60,7 @@ class Denial(StrEnum):
     SAME_PERSON_TWICE = "same_person_twice"
     LOCKDOWN = "lockdown"
     NO_POLICY = "no_policy"
+    POLICY_STALE = "policy_stale"
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,8 @@ def person_denial(person: Person, today: date) -> Denial | None:
 
 
 def decide(
-    policy: Policy | None, state: AccessState, req: AccessRequest, now: datetime
+    policy: Policy | None, state: AccessState, req: AccessRequest, now: datetime, *,
+    honour_expiry: bool = True,
 ) -> tuple[Decision, AccessState]:
     """Decide one card presentation. Raises ValueError only for a naive ``now``."""
     if now.tzinfo is None or now.utcoffset() is None:
@@ -137,6 +140,8 @@ def decide(
 
     if policy is None:
         return deny(Denial.NO_POLICY)
+    if honour_expiry and policy.expired(now):
+        return deny(Denial.POLICY_STALE)
     person = policy.person_for_card(req.uid)
     entering = req.direction is Direction.IN
     if entering and policy.is_locked_down(req.door):

@@ -102,6 +102,22 @@ def cmd_policy_verify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_policy_card_key(args: argparse.Namespace) -> int:
+    """Write a node's card key (run where the dashboard's policy key is; copy the file to the
+    node's ``[policy] card_key_file``, default data_dir/card.key, mode 0600)."""
+    import os
+
+    from controller.keys import load_private
+    from controller.policy_slice import card_key_for
+
+    key = card_key_for(load_private(args.key), args.site, args.node)
+    fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key.hex() + "\n")
+    print(f"card key of node {args.node} (site {args.site}) -> {args.out}")
+    return EXIT_OK
+
+
 # -- gateway ------------------------------------------------------------------------------------
 def _serve_metrics(config: Any, runtime: Any, **sources: Any) -> Any:
     """The node's metrics endpoint when ``[metrics] listen`` is set (controller.metrics)."""
@@ -275,6 +291,13 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--trusted", type=Path, action="append", required=True)
     p.add_argument("--site", required=True)
     p.set_defaults(func=cmd_policy_verify)
+    p = pol.add_parser("card-key", help="write a node's card key (from the dashboard's "
+                       "policy key): the node matches tapped cards against its hashed policy")
+    p.add_argument("--key", type=Path, required=True, help="the dashboard's policy.key")
+    p.add_argument("--site", required=True)
+    p.add_argument("--node", required=True)
+    p.add_argument("--out", type=Path, required=True, help="a new file (0600)")
+    p.set_defaults(func=cmd_policy_card_key)
 
     gw = sub.add_parser("gateway", help="the door gateway").add_subparsers(dest="sub",
                                                                          required=True)

@@ -79,6 +79,9 @@ class PolicySection(_Strict):
     trusted_keys: list[Path] = Field(min_length=1)
     file: Path | None = None
     store: Path | None = None
+    card_key_file: Path | None = None  # default data_dir/card.key (secroom policy card-key)
+    # past the policy's expiry: "closed" decides as without a policy; "last_good" keeps it
+    when_expired: Literal["closed", "last_good"] = "closed"
 
 
 class MetricsSection(_Strict):
@@ -138,6 +141,10 @@ class GatewayConfig(_Strict):
     @property
     def policy_store(self) -> Path:
         return self.policy.store or self.node.data_dir / "policy.json"
+
+    @property
+    def card_key_file(self) -> Path:
+        return self.policy.card_key_file or self.node.data_dir / "card.key"
 
     def runtime_settings(
         self, *, node: str | None = None, journal: Path | None = None

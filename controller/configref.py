@@ -62,6 +62,10 @@ NOTES: dict[tuple[str, str], str] = {
     ("PolicySection", "trusted_keys"): "public keys of the dashboard's policy signer",
     ("PolicySection", "file"): "a signed policy file, for a node without a dashboard",
     ("PolicySection", "store"): "where the last good policy is kept (default data_dir/policy.json)",
+    ("PolicySection", "card_key_file"): "this node's card key, to match tapped cards against "
+    "its hashed policy (default data_dir/card.key; secroom policy card-key makes it)",
+    ("PolicySection", "when_expired"): "closed: past its expiry the policy no longer opens "
+    "anything; last_good: keep deciding on it",
     ("PrintSettings", "printers"): "printers this node releases on",
     ("PrintSettings", "release_queues"): "printer -> CUPS hold queue name",
     ("PrintSettings", "hold_hours"): "held jobs older than this expire (print.expired)",

@@ -210,7 +210,13 @@ def topic_for(site: str, node: str, leaf: str) -> str:
     return f"{TOPIC_ROOT}/{site}/{node}/{leaf}"
 
 
-def policy_topic(site: str) -> str:
+def policy_topic(site: str, node: str) -> str:
+    """Where ``node``'s own signed policy slice is retained (only it may read there)."""
+    return f"{TOPIC_ROOT}/{site}/{node}/policy"
+
+
+def legacy_policy_topic(site: str) -> str:
+    """Where the whole-site policy was published before slices (the dashboard clears it)."""
     return f"{TOPIC_ROOT}/{site}/policy"
 
 

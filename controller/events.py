@@ -51,6 +51,7 @@ DenialReason = Literal[
     "same_person_twice",
     "lockdown",
     "no_policy",
+    "policy_stale",
 ]
 
 
@@ -144,6 +145,9 @@ PolicyReason = Literal[
     "version_conflict",
     "malformed",
     "wrong_site",
+    "wrong_node",  # a slice signed for another node
+    "expired",  # past its expires_at
+    "no_card_key",  # hashed cards and no card key on this node
 ]
 
 
@@ -166,6 +170,17 @@ class PolicyRejected(BaseModel):
     detail: str = Field(default="", max_length=200)
     source: str
 
+
+
+class NodePolicyStale(BaseModel):
+    """node.policy_stale: the policy in force went past its expiry (no newer one arrived);
+    ``mode`` "closed": the node now denies as if it had none; "last_good": it keeps deciding."""
+
+    model_config = _CFG
+
+    version: int
+    expires_at: datetime
+    mode: Literal["closed", "last_good"]
 
 
 class NodeStarted(BaseModel):
@@ -311,6 +326,7 @@ KINDS: dict[str, KindSpec] = {
                                "Receipt refused"),
     "policy.applied": _k(PolicyApplied, NODE_ROLES, "ポリシー適用", "Policy applied"),
     "policy.rejected": _k(PolicyRejected, NODE_ROLES, "ポリシー拒否", "Policy rejected"),
+    "node.policy_stale": _k(NodePolicyStale, NODE_ROLES, "ポリシー期限切れ", "Policy expired"),
 }
 
 
@@ -365,6 +381,7 @@ DOOR_DENIAL_LABELS: dict[str, Label] = {
     "same_person_twice": Label("同一人物の重複認証", "Same person twice"),
     "lockdown": Label("ロックダウン中", "Lockdown"),
     "no_policy": Label("ポリシー未受信", "No policy loaded"),
+    "policy_stale": Label("ポリシー期限切れ", "Policy expired"),
 }
 
 PRINT_DENIAL_LABELS: dict[str, Label] = {

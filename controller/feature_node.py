@@ -108,15 +108,14 @@ def usb_command(args: argparse.Namespace) -> int:
     config = node_config(args)
     if config is None:
         return int(args.handler(args, PrintingEmit(), lambda: None))
-    from controller.keys import load_public
-    from controller.policy_store import PolicyStore
+    from controller.policy_slice import NodeScope
+    from controller.policy_store import store_for
     from controller.runtime import NodeRuntime
 
     args.usb_config = config.usb
     runtime = NodeRuntime(config.runtime_settings())
     runtime.start()
-    store = PolicyStore(config.policy_store, [load_public(k) for k in config.policy.trusted_keys],
-                        site=config.node.site, emit=runtime.emit)
+    store = store_for(config, NodeScope(usb=True), emit=runtime.emit, runtime=runtime)
     store.follow(runtime.subscribe)
 
     from controller.sdnotify import LoopBeat, notify

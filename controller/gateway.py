@@ -25,6 +25,7 @@ from controller.access import (
     AccessRequest,
     AccessState,
     Decision,
+    Denial,
     Direction,
     access_events,
     decide,
@@ -43,9 +44,10 @@ from controller.events import (
     ReaderUnboundTap,
 )
 from controller.journal import JournalError
-from controller.keys import derive_secret, load_private, load_public
+from controller.keys import derive_secret, load_private
 from controller.policy import MAX_POLICY_BYTES
-from controller.policy_store import PolicyStore
+from controller.policy_slice import NodeScope
+from controller.policy_store import store_for
 from controller.printing.events import PRINT_DENIED, PrintDeniedPayload
 from controller.printing.service import PrintRelease
 from controller.printing.types import CupsLike, PrintError
@@ -81,13 +83,13 @@ class Gateway:
         self.runtime = NodeRuntime(
             config.runtime_settings(), clock=clock, clock_state=self.clock_state
         )
-        self.policies = PolicyStore(
-            config.policy_store,
-            [load_public(p) for p in config.policy.trusted_keys],
-            site=config.node.site,
-            emit=self._emit_quiet,
-            on_change=lambda _policy: self._apply_lockdown(),
-        )
+        # this node's slice: its doors and printers (declared in its state message)
+        scope = NodeScope(doors=frozenset(d.id for d in config.doors),
+                          printers=frozenset(config.printing.printers if config.printing else ()))
+        self.policies = store_for(config, scope, emit=self._emit_quiet, clock=clock,
+                                  on_change=lambda _policy: self._apply_lockdown(),
+                                  runtime=self.runtime)
+        self._honour_expiry = config.policy.when_expired == "closed"
         self.doors: dict[str, Door] = {}
         self._pin_factory = pin_factory
         self._state = AccessState()
@@ -122,8 +124,8 @@ class Gateway:
         if self.config.policy.file and self.config.policy.file.exists():
             self.policies.offer(self.config.policy.file.read_bytes(), source="file")
         self._apply_lockdown()
-        self.runtime.subscribe(policy_topic(self.config.node.site), self._on_policy_message,
-                               max_payload=MAX_POLICY_BYTES)
+        self.runtime.subscribe(policy_topic(self.config.node.site, self.config.node.name),
+                               self._on_policy_message, max_payload=MAX_POLICY_BYTES)
         if self.printing is not None:
             # Releases talk to CUPS (seconds for many jobs): never on the readers' thread.
             self._print_worker = ThreadPoolExecutor(1, thread_name_prefix="print-release")
@@ -164,7 +166,7 @@ class Gateway:
         self.offer_policy(payload)
 
     def _apply_lockdown(self) -> None:
-        policy = self.policies.current
+        policy = self.policies.applied
         for door_id, door in self.doors.items():
             on = bool(policy and (policy.lockdown or door_id in policy.lockdown_doors))
             door.lockdown(on)
@@ -213,8 +215,11 @@ class Gateway:
         )
         door = self.doors[binding.door]
         with self._lock:
-            policy = self.policies.current
-            decision, state = decide(policy, self._state, request, self.clock())
+            policy = self.policies.applied
+            decision, state = decide(policy, self._state, request, self.clock(),
+                                     honour_expiry=self._honour_expiry)
+            if decision.reason is Denial.POLICY_STALE:
+                self.policies.check_stale()  # node.policy_stale, once per version
             recorded = True
             for kind, payload in access_events(decision, request, policy):
                 recorded = self._emit_quiet(kind, payload) and recorded
@@ -266,7 +271,7 @@ class Gateway:
 
     # -- health -------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
-        policy = self.policies.current
+        policy = self.policies.applied
         return {
             "policy_version": policy.version if policy else None,
             "clock": self.clock_state(),
@@ -285,6 +290,7 @@ class Gateway:
 
     def _health_loop(self) -> None:
         while not self._stop.wait(HEALTH_INTERVAL_S):
+            self.policies.check_stale()
             self.publish_health()
             if self.printing is not None:
                 try:

@@ -77,7 +77,6 @@ class HostNode:
         from controller.host.logind import DbusLogind
         from controller.host.oplog import OperationsLog
         from controller.keys import load_public
-        from controller.policy_store import PolicyStore
         from controller.runtime import NodeRuntime
 
         self.config = config
@@ -94,7 +93,6 @@ class HostNode:
                                state_dir=self.state_dir)
         self.oplog = OperationsLog(host, emit_many=self._emit_many, resolve=self.agent.resolve,
                                    journal=None, state_dir=self.state_dir, clock=self.clock)
-        self._PolicyStore = PolicyStore
         self.reader = reader
         self.usb = usb and config.usb is not None
         self.usb_source = usb_source  # default: udev (pyudev); tests pass a simulated one
@@ -116,9 +114,14 @@ class HostNode:
         config = self.config
         self.runtime.start()
         self.oplog.node_journal = self.runtime.journal
-        self.store = self._PolicyStore(config.policy_store, self.trusted, site=config.node.site,
-                                       emit=self.runtime.emit,
-                                       on_change=lambda _p: self.policy_ready.set())
+        from controller.policy_slice import NodeScope
+        from controller.policy_store import store_for
+
+        # this node's slice: its host's rules, and the media when it runs the USB agent too
+        scope = NodeScope(hosts=frozenset({config.host.host}), usb=self.usb)
+        self.store = store_for(config, scope, emit=self.runtime.emit, clock=self.clock,
+                               on_change=lambda _p: self.policy_ready.set(),
+                               runtime=self.runtime)
         self.store.follow(self.runtime.subscribe)
         self.agent.subscribe(self.runtime.subscribe)
         self.agent.start()

@@ -1,8 +1,8 @@
 """The access policy: its model and its signed wire format (the node's store of the last good
 one is controller.policy_store).
 
-Wire format (what ``secroom policy sign`` writes and the dashboard publishes retained on
-``secroom/v1/{site}/policy``) is canonical JSON::
+Wire format (what ``secroom policy sign`` writes, and what the dashboard publishes retained to
+each node on ``secroom/v1/{site}/{node}/policy``) is canonical JSON::
 
     {"key_id": "<16 chars>", "policy": {...}, "sig": "<base64url Ed25519>"}
 
@@ -11,20 +11,28 @@ where ``policy`` is the JSON object exactly as received (the verifier never re-s
 to check a signature). The context prefix keeps a policy signature from being valid as anything
 else. ``key_id`` is ``controller.keys.key_id`` of the signer's public key.
 
-Versions: a node refuses any policy older than the one it runs (``older_version``); the same
-version with identical content is a silent no-op (the retained message is re-delivered on every
-reconnect); the same version with different content is refused (``version_conflict``).
+Versions: a node refuses any policy older than the highest it ever applied (``older_version``,
+the floor kept by controller.policy_store); the same version with identical content is a silent
+no-op (the retained message is re-delivered on every reconnect); the same version with different
+content is refused (``version_conflict``); one past its ``expires_at`` is refused (``expired``).
+
+Slices: the dashboard signs one policy per node (``node`` names it, controller.policy_slice cuts
+it) holding only what that node decides on. Its card identifiers are ``card_hash =
+"hmac-sha256"``: HMAC-SHA256 of the normalised UID under the node's card key (``card_digest``),
+which only the node and the dashboard hold; the node hashes a tapped UID the same way before the
+lookup (``bind_card_key``). A node refuses a slice signed for another node (``wrong_node``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography.exceptions import InvalidSignature
@@ -190,19 +198,23 @@ class Policy(BaseModel):
     lockdown_doors: list[Ident] = []
     usb: UsbPolicy = Field(default_factory=UsbPolicy)
     nodes: list[NodeGrant] = []  # the approved nodes, their roles and keys
+    node: Ident | None = None  # the node this slice is for; None: the whole site's policy
+    expires_at: datetime | None = None  # a node refuses the policy after this
+    card_hash: Literal["clear", "hmac-sha256"] = "clear"
 
     _tz: ZoneInfo = PrivateAttr()
+    _card_key: bytes | None = PrivateAttr(default=None)
     _by_card: dict[str, Person] = PrivateAttr()
     _by_account: dict[str, Person] = PrivateAttr()
     _people: dict[str, Person] = PrivateAttr()
     _groups: dict[str, Group] = PrivateAttr()
     _doors: dict[str, DoorRule] = PrivateAttr()
 
-    @field_validator("issued_at")
+    @field_validator("issued_at", "expires_at")
     @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("issued_at must carry a time zone")
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("issued_at and expires_at must carry a time zone")
         return value
 
     @model_validator(mode="after")
@@ -258,10 +270,25 @@ class Policy(BaseModel):
         return self._doors.get(door_id)
 
     def person_for_card(self, uid: str) -> Person | None:
+        """The holder of the tapped ``uid``; with hashed cards, looked up by its digest under the
+        bound card key (none bound: no card is known)."""
         try:
-            return self._by_card.get(normalise_uid(uid))
+            text = normalise_uid(uid)
         except ValueError:
             return None
+        if self.card_hash != "clear":
+            key = self._card_key
+            if key is None:
+                return None
+            text = hmac.new(key, text.encode(), hashlib.sha256).hexdigest().upper()
+        return self._by_card.get(text)
+
+    def bind_card_key(self, key: bytes) -> None:
+        """Give a hashed policy the node's card key (controller.policy_store does, once)."""
+        self._card_key = key
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
 
     def person_for_account(self, account: str) -> Person | None:
         """The person who logs on as the local ``account`` at room hosts, if any."""
@@ -277,6 +304,11 @@ def _unique(what: str, items: Sequence[Any]) -> dict[str, Any]:
         if index.setdefault(item.id, item) is not item:
             raise ValueError(f"{what} id {item.id} is used twice")
     return index
+
+
+def card_digest(key: bytes, uid: str) -> str:
+    """What a hashed policy lists for card ``uid``: HMAC-SHA256 under the node's card key."""
+    return hmac.new(key, normalise_uid(uid).encode(), hashlib.sha256).hexdigest().upper()
 
 
 # --- signing and verification -------------------------------------------------------------
@@ -300,8 +332,12 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in a policy")
 
 
-def open_policy(blob: bytes, trusted: Sequence[Ed25519PublicKey], *, site: str) -> VerifiedPolicy:
-    """Check shape, signer and signature, then validate; no version check. Raises PolicyError."""
+def open_policy(
+    blob: bytes, trusted: Sequence[Ed25519PublicKey], *, site: str, node: str | None = None
+) -> VerifiedPolicy:
+    """Check shape, signer and signature, then validate; no version or expiry check. A slice
+    for another node than ``node`` is refused (a whole-site policy is for any node). Raises
+    PolicyError."""
     if len(blob) > MAX_POLICY_BYTES:
         raise PolicyError("malformed", f"policy of {len(blob)} bytes exceeds {MAX_POLICY_BYTES}")
     try:
@@ -338,6 +374,8 @@ def open_policy(blob: bytes, trusted: Sequence[Ed25519PublicKey], *, site: str) 
         raise PolicyError("malformed", f"{where}: {first['msg']}", version=version) from exc
     if policy.site != site:
         raise PolicyError("wrong_site", f"policy is for site {policy.site!r}", version=version)
+    if policy.node is not None and policy.node != node:
+        raise PolicyError("wrong_node", f"policy is for node {policy.node!r}", version=version)
     return VerifiedPolicy(policy, kid, hashlib.sha256(signed).hexdigest())
 
 
@@ -348,10 +386,11 @@ def _peek_version(raw: dict[str, Any]) -> int | None:
 
 
 def verify_policy(
-    blob: bytes, trusted: Sequence[Ed25519PublicKey], *, site: str, min_version: int = 0
+    blob: bytes, trusted: Sequence[Ed25519PublicKey], *, site: str, min_version: int = 0,
+    node: str | None = None,
 ) -> Policy:
     """Verify a signed policy; refuse a version below ``min_version``. Raises PolicyError."""
-    verified = open_policy(blob, trusted, site=site)
+    verified = open_policy(blob, trusted, site=site, node=node)
     if verified.policy.version < min_version:
         raise PolicyError(
             "older_version",

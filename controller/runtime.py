@@ -103,6 +103,8 @@ class NodeRuntime:
             will=(self.state_topic, OFFLINE, True),
         )
         self._health: dict[str, Any] = {}
+        # the node's policy store's status (version, floor, expiry, scope) for the state message
+        self._policy_status: Callable[[], dict[str, Any]] | None = None
         self.public_key = ""  # base64url of the node's Ed25519 public key, known after start()
         self._cond = threading.Condition()
         self._pending: list[_Request] = []
@@ -260,6 +262,16 @@ class NodeRuntime:
         if self.link.connected.is_set():
             self._send_online()
 
+    def follow_policy(self, status: Callable[[], dict[str, Any]]) -> None:
+        """Report ``status()`` (a PolicyStore's) as ``policy`` in every state message."""
+        self._policy_status = status
+        self.refresh_state()
+
+    def refresh_state(self) -> None:
+        """Re-send the state message now (e.g. a policy was applied)."""
+        if self.link.connected.is_set():
+            self._send_online()
+
     def _on_connect(self) -> None:
         self.publisher.on_connect()
         self._send_online()
@@ -279,6 +291,8 @@ class NodeRuntime:
         rotation = self.journal.rotation
         if rotation is not None:  # the old key's signed handover to this one (controller.keys)
             payload["key_rotation"] = rotation
+        if self._policy_status is not None:
+            payload["policy"] = self._policy_status()
         with contextlib.suppress(MqttError):  # if disconnected, the next on_connect re-sends it
             self.link.publish(self.state_topic, canonical_json(payload), qos=1, retain=True)
 

@@ -129,7 +129,8 @@ def build_runtime(settings: DashboardSettings, *,
     consumer = IngestConsumer(sm, link, site=settings.site, bus=runtime.bus,
                               gap_timeout_s=settings.gap_timeout_s,
                               verify_mode=settings.ingest_verify, receipt_key=key)
-    signer = PolicySigner(sm, key, site=settings.site,
+    consumer.core.state.clock_skew_s = settings.clock_skew_s
+    signer = PolicySigner(sm, key, site=settings.site, ttl_s=settings.policy_ttl_s,
                           publish=lambda topic, blob, retain: link.publish(topic, blob,
                                                                            retain=retain))
     from dashboard.hosts.presence import PresencePublisher

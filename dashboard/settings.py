@@ -62,6 +62,10 @@ class DashboardSettings(BaseModel):
     login_throttle: LoginThrottle = LoginThrottle()
     mqtt: MqttSettings | None = None
     gap_timeout_s: float = Field(default=60.0, gt=0)
+    # a node's clock this far off ours (its state message's time) is raised as clock_skew
+    clock_skew_s: float = Field(default=120.0, gt=0)
+    # how long a signed policy is valid; the signer issues a fresh one at half of it
+    policy_ttl_s: int = Field(default=7 * 86400, ge=3600)
     # "chain": each event authenticated by its hash chain up to a checked signature before it
     # is stored, every other signature checked right after (dashboard.ingest.verify);
     # "every": every signature checked before storing (slower: one Ed25519 check per event)

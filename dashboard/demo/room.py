@@ -17,9 +17,10 @@ from controller.config import load_config
 from controller.envelope import EnvelopeError, parse
 from controller.gateway import Gateway
 from controller.gpio import make_pin_factory
-from controller.keys import generate
+from controller.keys import generate, load_private
 from controller.localbroker import BrokerUnavailable, LocalBroker
 from controller.mqtt import MqttLink, MqttSettings
+from controller.policy_slice import card_key_for
 from dashboard.demo import history, seed, userns
 from dashboard.demo.cups import CupsUnavailable, DemoCups
 from dashboard.demo.dashboard import DemoDashboard, approve_when_announced, start_dashboard
@@ -194,6 +195,10 @@ class DemoRoom:
                 {"name": PRINTER_READER, "role": "printer", "printer": seed.PRINTER})
         path = d / "gateway.toml"
         path.write_text(tomli_w.dumps(config))
+        # the gateway's card key, as `secroom policy card-key` gives it to an installer
+        signer_key = self.dashboard.policy_public_key.with_suffix("")  # policy.key
+        card_key = card_key_for(load_private(signer_key), seed.SITE, "gw1")
+        (d / "card.key").write_text(card_key.hex() + "\n")
         return path
 
     # -- what reaches the broker ------------------------------------------------------------

@@ -114,6 +114,7 @@ class DemoUsb:
 
     def start(self) -> None:
         from controller.keys import generate, load_public
+        from controller.policy_slice import NodeScope
         from controller.policy_store import PolicyStore
         from usb_guard.agent import Agent
         from usb_guard.config import UsbAgentConfig
@@ -121,8 +122,12 @@ class DemoUsb:
 
         generate(self.key_file)
         self.runtime.start()
+        # the agent's slice: the media usable on its host (it declares that in its state)
         self.policies = PolicyStore(self.run_dir / "policy.json", [load_public(self.policy_key)],
-                                    site=seed.SITE, emit=self.runtime.emit)
+                                    site=seed.SITE, emit=self.runtime.emit, node=HOST,
+                                    scope=NodeScope(hosts=frozenset({HOST}), usb=True).as_dict())
+        self.runtime.follow_policy(self.policies.status)
+        self.policies.on_status = self.runtime.refresh_state
         self.policies.follow(self.runtime.subscribe)
         config = UsbAgentConfig(host=HOST, sysfs_root=self.sim.sysfs_root,
                                 dev_root=self.sim.dev_root, poll_seconds=0.2)

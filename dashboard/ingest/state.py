@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from controller.envelope import parse_ts
 from controller.keys import KeyFileError, open_rotation, public_from_b64
 from dashboard.models.nodes import Node
+from dashboard.node_policy import policy_anomaly
 from dashboard.services.node_keys import record_handover
 
 
@@ -44,7 +45,11 @@ def _valid_key(text: Any) -> str | None:
 
 
 class StateHandler:
+    # the dashboard's composition root sets this from ``clock_skew_s`` in its settings
+    clock_skew_s: float
+
     def __init__(self, *, site: str, max_payload: int, max_pending: int) -> None:
+        self.clock_skew_s = CLOCK_SKEW_S
         self.site = site
         self.max_bytes = min(max_payload, MAX_STATE_BYTES)
         self.max_pending = max_pending
@@ -135,6 +140,7 @@ class StateHandler:
         approved = node.key_status == "approved"  # only an enrolled node's faults are raised
         if approved:
             _health_anomalies(name, old, health, pending)
+            policy_anomaly(session, name, raw.get("policy"), now, pending)
         offset = _clock_offset(raw.get("ts"), now)
         if offset is not None:
             health["clock_offset_s"] = offset
@@ -144,9 +150,9 @@ class StateHandler:
             before = old.get("clock_offset_s") if old.get("ts") != raw.get("ts") else None
             if (
                 approved
-                and abs(offset) > CLOCK_SKEW_S
+                and abs(offset) > self.clock_skew_s
                 and isinstance(before, int | float)
-                and abs(before) > CLOCK_SKEW_S
+                and abs(before) > self.clock_skew_s
             ):
                 pending.add(
                     "clock_skew",

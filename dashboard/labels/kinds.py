@@ -41,6 +41,7 @@ KINDS: dict[str, Pair] = {
     "node.receipt_refused": ("受領通知の拒否", "Receipt refused"),
     "policy.applied": ("ポリシー適用", "Policy applied"),
     "policy.rejected": ("ポリシー拒否", "Policy rejected"),
+    "node.policy_stale": ("ポリシー期限切れ", "Policy expired"),
 }
 
 DOOR_REASONS: dict[str, Pair] = {
@@ -55,6 +56,7 @@ DOOR_REASONS: dict[str, Pair] = {
     "same_person_twice": ("同一人物の重複認証", "Same person twice"),
     "lockdown": ("ロックダウン中", "Lockdown"),
     "no_policy": ("ポリシー未受信", "No policy loaded"),
+    "policy_stale": ("ポリシー期限切れ", "Policy expired"),
 }
 
 PRINT_REASONS: dict[str, Pair] = {

@@ -173,6 +173,7 @@ ITEM_KINDS: dict[str, Pair] = {
     "key_rotation_refused": ("鍵の引き継ぎの拒否", "Key handover refused"),
     "node_key_rotated": ("ノードの鍵の更新", "Node key rotated"),
     "policy_rejected": ("ポリシーの拒否", "Policy rejected"),
+    "policy_stale": ("ノードのポリシーが古い・期限切れ", "Node runs a stale policy"),
     "door_forced": ("扉のこじ開け", "Door forced open"),
     "door_held_open": ("扉の開放放置", "Door held open"),
     "rejected_payload": ("不正なメッセージ", "Rejected message"),

@@ -93,6 +93,8 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "receipt_refused": ("ノード {node} が偽造または再送の疑いのある受領通知を拒否しました",
                         "{node} refused a forged or replayed receipt"),
     "policy_rejected": ("ノード {node} がポリシーを拒否しました", "{node} rejected the policy"),
+    "policy_stale": ("ノード {node} が古いか期限切れのポリシーで動いています",
+                     "{node} runs an old or expired policy"),
     "door_forced": ("{place} が {time} にこじ開けられました", "{place} was forced open at {time}"),
     "door_held_open": ("{place} が {time} に開いたままになりました",
                        "{place} was held open at {time}"),

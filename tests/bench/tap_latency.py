@@ -34,7 +34,14 @@ from readers.base import CardTap  # noqa: E402
 from readers.pcsc import PcscReaders  # noqa: E402
 from readers.pcscd_host import PcscdHost, free_port_pair  # noqa: E402
 from readers.virtual import VirtualCard  # noqa: E402
-from tests.controller.gateway_kit import ALICE_UID, BOB_UID, DOOR, make_kit  # noqa: E402
+from tests.controller.gateway_kit import (  # noqa: E402
+    ALICE_UID,
+    BOB_UID,
+    DOOR,
+    GatewayKit,
+    make_kit,
+    make_policy,
+)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -57,6 +64,22 @@ def sqlite_commit_anchor(workdir: Path, n: int) -> list[float]:
         out.append((time.perf_counter() - t0) * 1000)
     db.close()
     return out
+
+
+def hashed_slice(kit: GatewayKit) -> None:
+    """Replace the kit's whole-site policy file with gw1's slice (cards as HMACs under its
+    card key) and give the gateway that key: every tap is hashed before the lookup."""
+    from datetime import UTC, datetime, timedelta
+
+    from controller.policy import Policy, sign_policy
+    from controller.policy_slice import NodeScope, card_key_for, slice_policy
+
+    key = card_key_for(kit.admin_key, kit.config.node.site, "gw1")
+    site = Policy.model_validate({**make_policy().model_dump(),
+                                  "expires_at": datetime.now(UTC) + timedelta(days=7)})
+    part = slice_policy(site, "gw1", NodeScope(doors=frozenset({DOOR})), key)
+    (kit.root / "policy.signed").write_bytes(sign_policy(part, kit.admin_key))
+    (kit.root / "card.key").write_text(key.hex() + "\n")
 
 
 class Meter:
@@ -103,6 +126,7 @@ def main() -> None:
         host.start()
         host.use_in_this_process()
         kit = make_kit(work / "gw", mqtt_port=broker.port, unlock_s=0.05)
+        hashed_slice(kit)  # decide as a deployed gateway does: its slice, cards HMAC'd
         gateway = Gateway(kit.config, reader=PcscReaders(), pin_factory=MockFactory())
         gateway.start()
         meter = Meter(gateway)

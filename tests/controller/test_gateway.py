@@ -149,7 +149,7 @@ def test_policy_over_mqtt_revokes_a_right(room: Room) -> None:
     link = MqttLink(MqttSettings(port=room.broker.port), client_id="policy-admin")
     link.start()
     assert link.connected.wait(10)
-    link.publish(policy_topic("hq"), room.kit.signed(revoked), retain=True)
+    link.publish(policy_topic("hq", "gw1"), room.kit.signed(revoked), retain=True)
     room.collector.wait_for(lambda e: e.kind == "policy.applied" and e.data["version"] == 2)
     link.stop()
     room.card(ALICE_UID).tap()

@@ -134,3 +134,37 @@ def test_broker_config_from_the_registry_on_a_tls_broker(
     after = (out / "secroom.passwd").read_text().splitlines()
     assert [ln for ln in before if not ln.startswith("pc-01:")] == after
     assert "pc-01" not in (out / "secroom.acl").read_text()
+
+
+@pytest.mark.integration
+def test_a_node_reads_only_its_own_policy_slice(registry: Path, tmp_path: Path) -> None:
+    """Subscribed to every policy topic, pc-01 gets its own slice only: not gw1's, and not the
+    whole-site policy older releases published (the broker keeps one publisher's order, so
+    what was withheld would have arrived before pc-01's own)."""
+    out = tmp_path / "broker"
+    assert main(["broker", "config", "--config", str(registry), "--out", str(out),
+                 "--add", "pc-01"]) == 0
+    pw = {u: (out / "passwords" / f"{u}.pw").read_text().strip()
+          for u in ("gw1", "pc-01", "dashboard")}
+    broker = SecureBroker(pw, generated=out)
+    broker.start()
+    links: list[MqttLink] = []
+    try:
+        dash = broker.link("dashboard")
+        links.append(dash)
+        pc = MqttLink(broker.settings("pc-01"), client_id="pc-01-policy")
+        links.append(pc)
+        got: queue.Queue[str] = queue.Queue()
+        pc.subscribe(f"secroom/v1/{SITE}/policy", lambda t, p: got.put(t))
+        pc.subscribe(f"secroom/v1/{SITE}/+/policy", lambda t, p: got.put(t))
+        pc.start()
+        assert pc.wait_subscribed(30), pc.last_error
+        for topic in (f"secroom/v1/{SITE}/policy", topic_for(SITE, "gw1", "policy"),
+                      topic_for(SITE, "pc-01", "policy")):
+            dash.publish(topic, b"{}")
+        assert got.get(timeout=15) == topic_for(SITE, "pc-01", "policy")
+        assert got.empty()
+    finally:
+        for link in links:
+            link.stop()
+        broker.stop()

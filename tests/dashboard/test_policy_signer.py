@@ -84,8 +84,9 @@ def test_signed_policy_verifies_and_matches_the_database(sm, key, rights):
     signer = PolicySigner(sm, key, site=SITE, publish=sink, clock=clock)
     version = signer.publish_now()
     assert version == 1
-    [(topic, blob, retain)] = sink.sent
-    assert topic == f"secroom/v1/{SITE}/policy" and retain is True
+    # no node declared a scope yet: only the old whole-site topic is cleared
+    assert sink.sent == [(f"secroom/v1/{SITE}/policy", b"", True)]
+    blob = signer.current()[1]  # the stored site policy the slices are cut from
     policy = verify_policy(blob, [key.public_key()], site=SITE)
     assert policy.version == 1 and policy.issued_at == T0
     alice = policy.person_for_card("0102030405060708")
@@ -111,7 +112,7 @@ def test_revoked_card_is_gone_from_the_next_version(sm, key, rights):
         s.commit()
     clock.now = T0 + timedelta(seconds=5)
     assert signer.poll() == 2
-    policy = verify_policy(sink.sent[-1][1], [key.public_key()], site=SITE, min_version=2)
+    policy = verify_policy(signer.current()[1], [key.public_key()], site=SITE, min_version=2)
     assert policy.person_for_card("0102030405060708") is None
     assert policy.person("alice").cards == []
 
@@ -159,7 +160,8 @@ def test_failed_publish_is_retried_with_the_same_blob(sm, key, rights):
     assert "not published" in signer.last_error
     sink.fail = False
     assert signer.poll() == 1
-    assert len(sink.sent) == 1 and signer.last_error is None
+    assert [t for t, _b, _r in sink.sent] == [f"secroom/v1/{SITE}/policy"]
+    assert signer.last_error is None
     with sm() as s:
         assert s.get(PolicyVersion, 1).published_at is not None
 

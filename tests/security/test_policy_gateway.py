@@ -96,7 +96,7 @@ def test_gateway_refuses_replayed_forged_and_edited_policies(
                     del todo[last]
                     expected = [last, *todo]
                 for reason, blob in todo.items():
-                    publisher.publish(policy_topic(SITE), blob, retain=True)
+                    publisher.publish(policy_topic(SITE, "gw1"), blob, retain=True)
                     ev = collector.wait_for(
                         lambda e, r=reason, b=boot: (
                             e.boot == b and e.kind == "policy.rejected" and e.data["reason"] == r
@@ -133,7 +133,7 @@ def test_gateway_refuses_replayed_forged_and_edited_policies(
         gateway.start()
         try:
             publisher.publish(
-                policy_topic(SITE), sign_policy(policy(5, mallory=False), admin), retain=True
+                policy_topic(SITE, "gw1"), sign_policy(policy(5, mallory=False), admin), retain=True
             )
             collector.wait_for(lambda e: e.kind == "policy.applied" and e.data["version"] == 5)
         finally:

@@ -19,6 +19,7 @@ from controller.host.logind import DbusLogind
 from controller.host_agent import HostNode
 from controller.keys import generate, public_b64
 from controller.mqtt import MqttLink, MqttSettings
+from controller.policy_slice import card_key_for
 from dashboard import services
 from dashboard.bus import Bus
 from dashboard.hosts.presence import PresencePublisher
@@ -88,8 +89,9 @@ class HostWorld:
         self._approve_gate()
         self.node = self._host_node()
         self.node.start()
-        assert self.node.policy_ready.wait(30), "the host agent never applied the policy"
         self._approve(NODE, self.node.runtime.public_key)
+        self._publish_slice()
+        assert self.node.policy_ready.wait(30), "the host agent never applied the policy"
         self.pam = PamService(self.tmp / "pam", self.node.config.host.socket,
                               passwords=PASSWORDS)
 
@@ -98,6 +100,9 @@ class HostWorld:
         (keys / "dashboard.pub").parent.mkdir(parents=True, exist_ok=True)
         (keys / "dashboard.pub").write_text(public_b64(self.key.public_key()))
         generate(keys / "node.key")
+        # the agent's card key, as `secroom policy card-key` gives it to the installer
+        (self.tmp / "node").mkdir(parents=True, exist_ok=True)
+        (self.tmp / "node" / "card.key").write_text(card_key_for(self.key, SITE, NODE).hex())
         config = parse_config({
             "node": {"name": NODE, "site": SITE, "data_dir": str(self.tmp / "node"),
                      "key_file": str(keys / "node.key"), "clock": "synced"},
@@ -121,6 +126,17 @@ class HostWorld:
             assert self._nodes.wait_for(announced, 30), f"{name} never announced its key"
         with self.sm.begin() as s:
             services.approve_node(s, "admin", name, roles=roles, public_key=public_key)
+
+    def _publish_slice(self) -> None:
+        """Once the approved agent's state declared its scope, the signer sends its slice."""
+        from dashboard.policy_signer import node_scopes
+
+        def declared() -> bool:
+            with self.sm() as s:
+                return NODE in node_scopes(s, SITE)
+        with self._nodes:
+            assert self._nodes.wait_for(declared, 30), f"{NODE} never declared its scope"
+        self.signer.publish_now()
 
     def _approve_gate(self) -> None:
         from controller.envelope import canonical_json
