@@ -123,6 +123,10 @@ AUDIT_FIELDS: dict[str, Pair] = {
     "interval_days": ("定期消去の間隔(日)", "Wipe interval (days)"),
     "office": ("事業所名", "Office name"),
     "measures": ("安全管理措置", "Safety measures"),
+    "roles": ("ノードの役割", "Node roles"),
+    "key_since_seq": ("新しい鍵の開始番号", "New key from seq"),
+    "previous_keys": ("以前の鍵", "Previous keys"),
+    "revoked_keys": ("失効した鍵", "Revoked keys"),
 }
 
 DATE_STYLES: dict[str, Pair] = {"era": ("和暦", "Japanese era"), "western": ("西暦", "Western")}

@@ -108,6 +108,7 @@ sys.path.insert(0, str(ROOT))
 
 from controller.keys import generate, load_private, public_b64  # noqa: E402
 from controller.localbroker import BrokerUnavailable, LocalBroker, free_port  # noqa: E402
+from controller.policy_slice import card_key_for  # noqa: E402
 from dashboard.demo import seed  # noqa: E402
 
 PY = sys.executable
@@ -433,6 +434,7 @@ class Room:
         settings = load_settings(config)
         assert settings.policy_key_file is not None
         generate(settings.policy_key_file)
+        self.policy_key = settings.policy_key_file
         self.policy_pub = settings.policy_key_file.with_name(settings.policy_key_file.name + ".pub")
         upgrade(self.db_url)
         self.sm = make_sessionmaker(make_engine(self.db_url))
@@ -500,6 +502,9 @@ class Room:
                 d.mkdir()
             key = generate(d / "node.key")
             self.keys[name] = public_b64(key.public_key())
+            # its card key, as `secroom policy card-key` hands it to the installer
+            card_key = card_key_for(load_private(self.policy_key), seed.SITE, name)
+            (d / "card.key").write_text(card_key.hex() + "\n")
             bindings: list[dict[str, Any]] = [
                 {"name": INJECTED_DOOR[0].replace("_", " "), "role": "door_in", "door": seed.DOOR},
                 {"name": INJECTED_DOOR[1].replace("_", " "), "role": "door_out", "door": seed.DOOR},
@@ -601,6 +606,8 @@ class Room:
             d.mkdir()
             key = generate(d / "node.key")
             self.keys[name] = public_b64(key.public_key())
+            card_key = card_key_for(load_private(self.policy_key), seed.SITE, name)
+            (d / "card.key").write_text(card_key.hex() + "\n")
             path = d / "usb-agent.toml"
             path.write_text(
                 tomli_w.dumps(

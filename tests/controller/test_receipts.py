@@ -182,7 +182,8 @@ def test_an_oversized_receipt_is_counted_and_never_read(
 
 def test_a_flood_of_receipts_waits_in_a_bounded_queue(tmp_path: Path) -> None:
     """Each receipt costs a signature check on the publisher thread: past RECEIPTS_QUEUED
-    waiting, the rest are dropped and counted (memory stays bounded under a flood)."""
+    waiting, the rest are dropped and counted (memory stays bounded under a flood), but for
+    the newest ack, kept in one slot (acks are cumulative: the last one still prunes)."""
     from controller.mqtt import MqttLink, MqttSettings
     from controller.publisher import RECEIPTS_QUEUED, Publisher
 
@@ -191,8 +192,10 @@ def test_a_flood_of_receipts_waits_in_a_bounded_queue(tmp_path: Path) -> None:
     try:
         pub = Publisher(j, MqttLink(MqttSettings(), client_id="x"), clock=lambda: NOW,
                         trusted=TRUSTED)  # not started: nothing drains the queue
-        for _ in range(RECEIPTS_QUEUED + 44):
-            pub.on_ack_message("t", b"{}")
-        assert pub.stats["receipts_dropped"] == 44
+        for i in range(RECEIPTS_QUEUED + 44):
+            pub.on_ack_message("t", b'{"n": %d}' % i)
+        pub.on_resend_message("t", b"{}")
+        assert pub.stats["receipts_dropped"] == 44  # 43 acks the slot let go, the resend
+        assert pub._overflow_ack == b'{"n": %d}' % (RECEIPTS_QUEUED + 43)  # the newest
     finally:
         j.close()

@@ -16,8 +16,10 @@ import pytest
 
 from controller.gateway import Gateway
 from controller.gpio import make_pin_factory
+from controller.keys import load_private
 from controller.mqtt import MqttSettings
 from controller.policy import DoorRule, Group, Person, Policy
+from controller.policy_slice import card_key_for
 from dashboard.demo.dashboard import approve_when_announced, enter_office
 from readers.pcsc import PcscReaders
 from readers.pcscd_host import PcscdHost
@@ -61,6 +63,9 @@ def loop(tmp_path: Path, broker: Broker) -> Iterator[Loop]:
         trust = live.settings.policy_key_file.with_name(live.settings.policy_key_file.name
                                                         + ".pub")
         kit = make_kit(tmp_path / "gw", mqtt_port=broker.port, site=site, trust=trust)
+        # gw1's card key, as `secroom policy card-key` hands it to the installer
+        card_key = card_key_for(load_private(live.settings.policy_key_file), site, "gw1")
+        (kit.root / "card.key").write_text(card_key.hex() + "\n")
         collector = EventCollector(broker.port).start()
         gateway = Gateway(kit.config, reader=PcscReaders(), pin_factory=make_pin_factory("mock"))
         approver = threading.Thread(target=approve_when_announced, daemon=True,
