@@ -222,6 +222,64 @@ def open_manifest(snap: SnapshotFile, key: crypto.PrivateKey) -> dict[str, Any]:
     return manifest
 
 
+class ManifestText:
+    """A manifest kept as its JSON text: entries are parsed one at a time, on each pass, so
+    a large vault's manifest is never a list of Python lists as a whole."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def entries(self) -> Iterator[list[Any]]:
+        text, dec = self.text, json.JSONDecoder()
+        try:
+            pos = _skip(text, 0)
+            if text[pos] != "{":
+                raise ValueError("not an object")
+            pos = _skip(text, pos + 1)
+            while text[pos] != "}":
+                key, pos = dec.raw_decode(text, pos)
+                pos = _skip(text, pos)
+                if text[pos] != ":":
+                    raise ValueError("expected ':'")
+                pos = _skip(text, pos + 1)
+                if key != "entries":
+                    _value, pos = dec.raw_decode(text, pos)
+                else:
+                    if text[pos] != "[":
+                        raise ValueError("entries is not a list")
+                    pos = _skip(text, pos + 1)
+                    while text[pos] != "]":
+                        entry, pos = dec.raw_decode(text, pos)
+                        yield entry
+                        pos = _skip(text, pos)
+                        if text[pos] == ",":
+                            pos = _skip(text, pos + 1)
+                    pos += 1
+                pos = _skip(text, pos)
+                if text[pos] == ",":
+                    pos = _skip(text, pos + 1)
+        except (ValueError, IndexError) as exc:
+            raise IntegrityError(f"snapshot manifest malformed: {exc}") from exc
+
+
+def _skip(text: str, pos: int) -> int:
+    while text[pos] in " \t\n\r":
+        pos += 1
+    return pos
+
+
+def open_manifest_text(snap: SnapshotFile, key: crypto.PrivateKey) -> ManifestText:
+    """The manifest, decrypted and decompressed but not parsed (see ManifestText)."""
+    refs = open_refs(snap, key)
+    aad = hashlib.sha256(snap.raw_header + b"".join(refs)).digest()
+    body = crypto.open_sealed(key, PURPOSE, snap.sealed, aad)
+    del refs
+    try:
+        return ManifestText(compress.decompress_meta(body).decode())
+    except ValueError as exc:
+        raise IntegrityError(f"snapshot {snap.header.id[:12]} manifest malformed") from exc
+
+
 def manifest_refs(manifest: dict[str, Any]) -> set[bytes]:
     out: set[bytes] = set()
     for entry in manifest["entries"]:

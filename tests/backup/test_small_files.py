@@ -125,3 +125,35 @@ def test_a_cache_in_the_previous_layout_is_read(env: Env) -> None:
     assert again.files_unchanged == 300 and again.bytes_read == 0
     # and the run wrote the new layout, which reads the same
     assert cache.load_state(env.cfg.cache_dir, repo.id) == (entries, chunks)
+
+
+def test_manifest_text_reads_entries_one_by_one_in_any_member_order() -> None:
+    text = ('{ "entries" : [ ["d", "/v", 493, 0, 0, 1, 2, 0, null] ,\n["l","/v/x",511,0,0,1,2,0,'
+            '"y"]], "v": 1, "paths": ["/v"] }')
+    assert list(snapshot.ManifestText(text).entries()) == [
+        ["d", "/v", 493, 0, 0, 1, 2, 0, None], ["l", "/v/x", 511, 0, 0, 1, 2, 0, "y"]]
+    assert list(snapshot.ManifestText('{"v":1,"entries":[]}').entries()) == []
+
+
+def test_restore_from_the_manifest_text_still_refuses_escaping_paths(env: Env) -> None:
+    """Anyone with the public key can seal a snapshot: the streamed restore checks every path
+    (and symlinks created later in the manifest) before it writes anything."""
+    repo = env.repo()
+    public = env.options().public_key
+    for name, entries in {
+        "dotdot": [["d", "/v", 0o755, 0, 0, 1, 1, 0, None],
+                   ["f", "/v/../../escaped", 0o644, 0, 0, 1, 1, 0, []]],
+        "through-a-later-link": [["d", "/v", 0o755, 0, 0, 1, 1, 0, None],
+                                 ["f", "/v/l/evil", 0o644, 0, 0, 1, 1, 0, []],
+                                 ["l", "/v/l", 0o777, 0, 0, 1, 1, 0, "/elsewhere"]],
+    }.items():
+        header = {"time": f"2026-01-0{len(name) % 9 + 1}T00:00:00+00:00", "host": name,
+                  "files": 1, "bytes": 0, "repo": repo.id}
+        data = snapshot.encode(header, {"v": 1, "paths": ["/v"], "entries": entries}, public, [])
+        sid = repo.write_snapshot(data)
+        target = env.tmp / f"out-{name}"
+        code = env.cli("restore", sid, "--target", str(target), "--config", str(env.cfg_file),
+                       *env.keyargs())
+        assert code != 0
+        assert not target.exists() or not any(target.iterdir())
+        assert not (env.tmp / "escaped").exists()
