@@ -13,6 +13,7 @@ import socket
 import stat
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +30,7 @@ from backup.walk import WalkErrors, data_extents, walk
 
 SEGMENT = 4 * 1024 * 1024
 CHECKPOINT_PACKS = 16
+QUEUE_MAX = 2048  # walked entries waiting for chunk results before the walk waits for them
 
 Pending = list[tuple[int, int, Future[list[Result]], int]]
 
@@ -142,6 +144,7 @@ class _Out:
 
     manifest: snapshot.ManifestWriter
     next_cache: cache.Writer
+    flush: Callable[[], None]  # the uploader's: submit its open batch
     res: RunResult
     errors: WalkErrors
     old_cache: cache.CompactEntries
@@ -152,6 +155,10 @@ class _Out:
     def put(self, item: _Item) -> None:
         self.queue.append(item)
         self.drain()
+        if len(self.queue) > QUEUE_MAX:  # e.g. unchanged files behind a changed one whose
+            self.flush()  # batch is not full yet: send that batch, wait for the oldest results
+            while len(self.queue) > QUEUE_MAX // 2:
+                self._finish(self.queue.popleft())
 
     def drain(self, final: bool = False) -> None:
         q = self.queue
@@ -231,7 +238,7 @@ def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
     res = RunResult(snapshot_id="")
     errors = WalkErrors()
     out = _Out(snapshot.ManifestWriter([os.path.abspath(p) for p in opts.vault_paths]),
-               cache.Writer(repo.id), res, errors, old_cache)
+               cache.Writer(repo.id), up.flush, res, errors, old_cache)
     try:
         for item in walk(opts.vault_paths, opts.excludes, errors):
             st, path = item.st, item.path
@@ -283,7 +290,7 @@ def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
             if len(up.new_packs) >= CHECKPOINT_PACKS:
                 checkpoint(up)
         up.close()
-        checkpoint(up)
+        checkpoint(up, save_cache=False)  # index the last packs; the cache is saved below
     except BaseException:
         up.abort()
         raise
@@ -306,15 +313,20 @@ def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
               "files": res.files, "bytes": res.bytes_total, "repo": repo.id}
     if opts.tag is not None:
         header["tag"] = opts.tag
+    # the next run's cache (this snapshot's files and chunks, all in indexed packs) before the
+    # snapshot: a run killed in between leaves a cache the next run can trust
+    cache_error: StorageError | None = None
+    try:
+        cache.save_bytes(opts.cache_dir, repo.id, out.next_cache.finish(by_pack))
+    except StorageError as exc:
+        cache.drop(opts.cache_dir, repo.id)  # the next run reads all; the snapshot still goes
+        cache_error = exc
     data = snapshot.encode_body(header, used, out.manifest.finish(), opts.public_key, by_pack)
     del used
     res.snapshot_id = repo.write_snapshot(data)
     del data
-    try:  # the next run's cache: this snapshot's chunks, and where they are
-        cache.save_bytes(opts.cache_dir, repo.id, out.next_cache.finish(by_pack))
-    except StorageError:
-        cache.drop(opts.cache_dir, repo.id)  # the snapshot is safe; the next run reads all
-        raise
+    if cache_error is not None:
+        raise cache_error
     res.duration_s = time.monotonic() - t0
     return res
 
@@ -339,7 +351,7 @@ class _Checkpoint:
     known: cache.Chunks
     written: dict[bytes, str]
 
-    def __call__(self, up: Uploader) -> None:
+    def __call__(self, up: Uploader, *, save_cache: bool = True) -> None:
         packs = up.take_new_packs()
         if not packs:
             return
@@ -347,6 +359,8 @@ class _Checkpoint:
             self.repo.write_index({pid: sealed for pid, (sealed, _ids) in packs.items()})
         for pid, (_sealed, ids) in packs.items():
             self.written.update((cid, pid) for cid in ids)
+        if not save_cache:
+            return
         w = cache.Writer(self.repo.id)
         for tag, text in self.old_cache.items():
             if _text_known(text, self.known):

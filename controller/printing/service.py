@@ -193,11 +193,18 @@ class PrintRelease:
     ) -> ReleaseOutcome:
         done: list[HeldJob] = []
         gone: list[int] = []
-        staging = self._staging_ready.get(printer) and staging_queue(printer)
-        batched = bool(staging) and len(selection) > 2
+        batched = bool(self._staging_ready.get(printer)) and len(selection) > 2
         failure = self._move_each(selection[:1] if batched else selection, target, done, gone)
         if batched and failure is None:
-            failure = self._move_staged(selection[1:], printer, str(staging), target, done, gone)
+            try:  # the first job prints; make sure the staging queue is still there and stopped
+                self._check_staging(printer)
+            except PrintError as exc:
+                failure = exc
+            if failure is None and self._staging_ready[printer]:
+                failure = self._move_staged(selection[1:], printer, staging_queue(printer),
+                                            target, done, gone)
+            elif failure is None:
+                failure = self._move_each(selection[1:], target, done, gone)
         self.counters["released_jobs"] += len(done)
         if done:
             records = [released_record(j, redact_titles=self.settings.redact_titles,

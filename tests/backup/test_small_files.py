@@ -86,7 +86,8 @@ def test_the_streamed_manifest_is_the_manifest(env: Env) -> None:
 
 
 def test_a_run_keeps_only_a_window_of_entries(env: Env, monkeypatch) -> None:  # noqa: ANN001
-    """8,000 tiny files: entries wait for their chunk results in a bounded queue, not all."""
+    """8,000 tiny files: entries wait for their chunk results in a bounded queue, not all,
+    on a first run and on an incremental run that changed a few."""
     for i in range(8000):
         d = env.vault / f"{i // 500:02d}"
         d.mkdir(exist_ok=True)
@@ -102,6 +103,14 @@ def test_a_run_keeps_only_a_window_of_entries(env: Env, monkeypatch) -> None:  #
     monkeypatch.setattr(run._Out, "put", watch)
     done = env.run()
     assert done.files == 8000
+    assert 0 < longest < 4000
+    # a few changed files among unchanged ones: the unchanged wait behind each changed one
+    # until its chunk results are in, which needs its (not yet full) batch sent
+    for i in range(0, 8000, 1000):
+        (env.vault / f"{i // 500:02d}" / f"{i}.txt").write_text("changed\n")
+    longest = 0
+    again = env.run()
+    assert again.files_changed == 8 and again.files_unchanged == 7992
     assert 0 < longest < 4000
 
 

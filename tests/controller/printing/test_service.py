@@ -300,3 +300,18 @@ def test_without_a_staging_queue_or_for_two_jobs_each_job_moves_alone(
     assert make(fake, events, clock).release_for("p", ["alice"], "room").released == tuple(more)
     assert not [c for c in fake.calls if c[0] == "move_all"]
     assert all(fake.jobs[j].queue == "room-release" for j in ids + more)
+
+
+def test_a_staging_queue_removed_since_the_last_check_is_not_used(
+    staged: FakeCups, events: Events, clock: Clock
+) -> None:
+    svc = make(staged, events, clock)
+    svc.ensure_holding()  # finds the staging queue
+    staged.queues.pop("room-staging")
+    ids = [staged.submit("room", "alice") for _ in range(4)]
+
+    out = svc.release_for("p", ["alice"], "room")
+
+    assert out.ok and out.released == tuple(ids)
+    assert all(staged.jobs[j].queue == "room-release" for j in ids)
+    assert not [c for c in staged.calls if c[0] == "move_all"]
