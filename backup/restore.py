@@ -118,11 +118,10 @@ def restore(root: Path, idx: Index, key: crypto.PrivateKey,
         if any(target.iterdir()):
             raise StorageError(f"restore target {target} is not empty; choose an empty folder")
     res = RestoreResult()
-    wanted: dict[bytes, list[tuple[_File, int]]] = defaultdict(list)
+    batch: list[tuple[_File, list[list[Any]]]] = []  # files with data, in manifest order
     made: set[str] = set()
     links: list[list[Any]] = []
     dirs: list[list[Any]] = []
-    batch = 0
     workers = threads or (os.cpu_count() or 2)
     with ThreadPoolExecutor(workers, thread_name_prefix="restore") as ex:
         with io_errors("creating files in the restore target"):
@@ -157,14 +156,11 @@ def restore(root: Path, idx: Index, key: crypto.PrivateKey,
                         finally:
                             os.close(fd)
                         continue
-                    state = _File(dest, e, len(data))
-                    for off, _length, cid in data:
-                        wanted[bytes.fromhex(cid)].append((state, off))
-                    batch += 1
-                    if batch >= BATCH_FILES:
-                        _fetch(ex, root, idx, key, wanted)
-                        wanted, batch = defaultdict(list), 0
-        _fetch(ex, root, idx, key, wanted)
+                    batch.append((_File(dest, e, len(data)), data))
+                    if len(batch) >= BATCH_FILES:
+                        _fetch(ex, workers, root, idx, key, batch)
+                        batch = []
+        _fetch(ex, workers, root, idx, key, batch)
     with io_errors("setting restored metadata"):
         for e in links:
             dest = target_of(target, e[1])
@@ -182,19 +178,34 @@ def restore(root: Path, idx: Index, key: crypto.PrivateKey,
     return res
 
 
-def _fetch(ex: ThreadPoolExecutor, root: Path, idx: Index, key: crypto.PrivateKey,
-           wanted: dict[bytes, list[tuple[_File, int]]]) -> None:
-    """Write every wanted chunk, each pack read by one worker in offset order."""
-    plan: dict[str, list[tuple[pack.Entry, list[tuple[_File, int]]]]] = defaultdict(list)
-    for cid, places in wanted.items():
-        found = idx.by_id.get(cid)
-        if found is None:
-            raise IntegrityError(f"chunk {cid.hex()[:12]} is missing from the index")
-        plan[found[0]].append((found[1], places))
-    futures = [ex.submit(_restore_pack, root, pid, idx.packs[pid].groups, items, key)
-               for pid, items in plan.items()]
+def _fetch(ex: ThreadPoolExecutor, workers: int, root: Path, idx: Index,
+           key: crypto.PrivateKey, batch: list[tuple[_File, list[list[Any]]]]) -> None:
+    """Write the chunks of ``batch``: each worker takes a run of consecutive files (so workers
+    create files in different folders and do not queue on one folder's lock) and reads their
+    chunks pack by pack, in offset order."""
+    step = -(-len(batch) // workers) if batch else 0
+    futures = []
+    for start in range(0, len(batch), step or 1):
+        wanted: dict[bytes, list[tuple[_File, int]]] = defaultdict(list)
+        for state, data in batch[start:start + step]:
+            for off, _length, cid in data:
+                wanted[bytes.fromhex(cid)].append((state, off))
+        plan: dict[str, list[tuple[pack.Entry, list[tuple[_File, int]]]]] = defaultdict(list)
+        for cid, places in wanted.items():
+            found = idx.by_id.get(cid)
+            if found is None:
+                raise IntegrityError(f"chunk {cid.hex()[:12]} is missing from the index")
+            plan[found[0]].append((found[1], places))
+        futures.append(ex.submit(_restore_run, root, idx, plan, key))
     for f in futures:
         f.result()
+
+
+def _restore_run(root: Path, idx: Index,
+                 plan: dict[str, list[tuple[pack.Entry, list[tuple[_File, int]]]]],
+                 key: crypto.PrivateKey) -> None:
+    for pid, items in plan.items():
+        _restore_pack(root, pid, idx.packs[pid].groups, items, key)
 
 
 def _restore_pack(root: Path, pack_id: str, groups: list[bytes],
