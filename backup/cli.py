@@ -223,7 +223,7 @@ def _restore(args: argparse.Namespace, emit: Emit) -> int:
     repo = Repository.open(_repo_path(args))
     repo.check_private_key(key)
     sid = repo.resolve(args.snapshot, getattr(args, "tag", None))
-    manifest = snapshot.open_manifest(repo.read_snapshot(sid), key)
+    manifest = snapshot.open_manifest_text(repo.read_snapshot(sid), key)
     include = None
     if args.include:
         from backup.gc import _under

@@ -66,6 +66,25 @@ def compress_json_parts(parts: Iterable[str], level: int = 3) -> bytes:
     return b"".join(out)
 
 
+class JsonStream:
+    """zstd of text added piece by piece; the compressed pieces are kept, not the text."""
+
+    def __init__(self, level: int = 3) -> None:
+        self._c = zstandard.ZstdCompressor(level=level).compressobj()
+        self._out: list[bytes] = []
+
+    def add(self, text: str) -> None:
+        piece = self._c.compress(text.encode())
+        if piece:
+            self._out.append(piece)
+
+    def finish(self) -> bytes:
+        self._out.append(self._c.flush())
+        out = b"".join(self._out)
+        self._out = []
+        return out
+
+
 def decompress_meta(data: bytes, limit: int = 1 << 31) -> bytes:
     try:
         return zstandard.ZstdDecompressor().decompress(data, max_output_size=limit)

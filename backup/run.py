@@ -7,10 +7,13 @@ holds chunk ids sealed: chunks whose pack is gone from the repository are forgot
 from __future__ import annotations
 
 import errno
+import json
 import os
 import socket
 import stat
 import time
+from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +30,7 @@ from backup.walk import WalkErrors, data_extents, walk
 
 SEGMENT = 4 * 1024 * 1024
 CHECKPOINT_PACKS = 16
+QUEUE_MAX = 2048  # walked entries waiting for chunk results before the walk waits for them
 
 Pending = list[tuple[int, int, Future[list[Result]], int]]
 
@@ -117,30 +121,124 @@ def _all_known(chunks: list[list[Any]], known: cache.Chunks) -> bool:
     return True
 
 
+def _text_known(text: str, known: cache.Chunks) -> bool:
+    return _all_known(json.loads(text)[4], known)
+
+
+@dataclass
+class _Item:
+    """A walked entry on its way into the manifest and the next cache, in walk order."""
+
+    entry: list[Any]
+    tag: str | None = None
+    key: list[int] | None = None
+    pending: Pending | None = None  # chunk results still to come
+    cached: str | None = None  # the old cache's text, for an unchanged file
+
+
+@dataclass
+class _Out:
+    """What the run writes as it goes: the compressed manifest, the next cache's entries, and
+    the chunk ids the snapshot uses. Entries wait in ``queue`` only until their chunk results
+    are in (the uploader bounds the bytes in flight), so memory does not grow with the vault."""
+
+    manifest: snapshot.ManifestWriter
+    next_cache: cache.Writer
+    flush: Callable[[], None]  # the uploader's: submit its open batch
+    res: RunResult
+    errors: WalkErrors
+    old_cache: cache.CompactEntries
+    used: bytearray = field(default_factory=bytearray)  # chunk ids, 32 bytes each, repeats
+    queue: deque[_Item] = field(default_factory=deque)
+    kept: int = 0  # files of the old cache also in the next one
+
+    def put(self, item: _Item) -> None:
+        self.queue.append(item)
+        self.drain()
+        if len(self.queue) > QUEUE_MAX:  # e.g. unchanged files behind a changed one whose
+            self.flush()  # batch is not full yet: send that batch, wait for the oldest results
+            while len(self.queue) > QUEUE_MAX // 2:
+                self._finish(self.queue.popleft())
+
+    def drain(self, final: bool = False) -> None:
+        q = self.queue
+        while q:
+            pending = q[0].pending
+            if pending and not final and not all(p[2].done() for p in pending):
+                return
+            self._finish(q.popleft())
+
+    def _finish(self, item: _Item) -> None:
+        entry = item.entry
+        if item.pending is not None:
+            chunks = self._chunks(entry, item.pending)
+            if chunks is None:  # unreadable: counted and named, not in the snapshot
+                self.res.files -= 1
+                return
+            entry[8] = chunks
+            if entry[7] == item.key[0]:  # type: ignore[index]
+                self._cache(item.tag, [*item.key, chunks])  # type: ignore[misc]
+        else:
+            if item.cached is not None:
+                self._cache(item.tag, item.cached)
+            if entry[0] == snapshot.FILE:
+                for c in entry[8]:
+                    if c[2] is not None:
+                        self.used += bytes.fromhex(c[2])
+        self.manifest.add(entry)
+
+    def _cache(self, tag: str | None, value: str | list[Any]) -> None:
+        assert tag is not None
+        self.next_cache.add(tag, value)
+        if tag in self.old_cache:
+            self.kept += 1
+
+    def _chunks(self, entry: list[Any], pending: Pending) -> list[list[Any]] | None:
+        chunks = []
+        for off, length, fut, i in pending:
+            got = fut.result()[i]
+            if length == -1:  # a small file read by a worker
+                if isinstance(got, OSError):
+                    self.errors.add(entry[1], got)
+                    self.res.bytes_total -= entry[7]
+                    return None
+                assert isinstance(got, tuple)
+                got, length = got
+                self.res.bytes_read += length - entry[7]
+                self.res.bytes_total += length - entry[7]
+                entry[7] = length
+                if not length:
+                    break
+            assert got is None or isinstance(got, bytes)
+            if got is not None:
+                self.used += got
+            chunks.append([off, length, None if got is None else got.hex()])
+        return chunks
+
+
 def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
     """Write one snapshot. The caller holds the repository lock."""
     t0 = time.monotonic()
-    old_cache, cached = cache.load_state(opts.cache_dir, repo.id)
+    old_cache, cached = cache.load_compact(opts.cache_dir, repo.id)
     known = _still_stored(repo, cached)  # cache entries are trusted only if stored
     if len(known) < len(cached):  # packs were purged or pruned: forget them now, even if
         cache.save(opts.cache_dir, repo.id,  # this run fails below
-                   {t: e for t, e in old_cache.items() if _all_known(e[4], known)}, known)
+                   {t: e for t, e in old_cache.items() if _text_known(e, known)}, known)
     for root in opts.vault_paths:
         if not os.path.isdir(root):
             raise StorageError(f"vault path {root} is missing or not a folder; nothing was "
                                "backed up (check the mount and the config)",
                                public="a vault path is missing")
-    new_cache: cache.CacheEntries = {}
     chunker = Chunker(opts.dedup_key)
     threads = opts.threads or (os.cpu_count() or 2)
     up = Uploader(repo.root, known, opts.dedup_key, opts.public_key, threads=threads,
                   pack_size=opts.pack_size, level=opts.level)
-    written: cache.Chunks = {}  # chunk id -> pack of every chunk this run stored
+    written: dict[bytes, str] = {}  # chunk id -> pack of every chunk this run stored
     checkpoint = _Checkpoint(repo, opts, old_cache, known, written)
     res = RunResult(snapshot_id="")
     errors = WalkErrors()
-    entries: list[list[Any]] = []
-    waiting: list[tuple[list[Any], str, list[Any], Pending]] = []
+    out = _Out(snapshot.ManifestWriter([os.path.abspath(p) for p in opts.vault_paths]),
+               cache.Writer(repo.id), up.flush, res, errors, old_cache)
     try:
         for item in walk(opts.vault_paths, opts.excludes, errors):
             st, path = item.st, item.path
@@ -148,7 +246,7 @@ def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
                     st.st_atime_ns, st.st_mtime_ns]
             if stat.S_ISDIR(st.st_mode):
                 res.dirs += 1
-                entries.append([snapshot.DIR, *meta, 0, None])
+                out.put(_Item([snapshot.DIR, *meta, 0, None]))
             elif stat.S_ISLNK(st.st_mode):
                 res.symlinks += 1
                 try:
@@ -156,15 +254,14 @@ def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
                 except OSError as exc:
                     errors.add(path, exc)
                     continue
-                entries.append([snapshot.LINK, *meta, 0, target])
+                out.put(_Item([snapshot.LINK, *meta, 0, target]))
             elif stat.S_ISREG(st.st_mode):
                 tag = crypto.keyed_tag(opts.dedup_key, path)
                 key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
-                hit = old_cache.get(tag)
+                text = old_cache.get(tag)
+                hit = None if text is None else json.loads(text)
                 if hit is not None and hit[:4] == key and _all_known(hit[4], known):
-                    entry = [snapshot.FILE, *meta, st.st_size, hit[4]]
-                    entries.append(entry)
-                    new_cache[tag] = hit
+                    out.put(_Item([snapshot.FILE, *meta, st.st_size, hit[4]], tag, cached=text))
                     res.files_unchanged += 1
                     res.files += 1
                     res.bytes_total += st.st_size
@@ -181,9 +278,7 @@ def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
                         raise
                     errors.add(path, exc)
                     continue
-                entry = [snapshot.FILE, *meta, size, None]
-                entries.append(entry)
-                waiting.append((entry, tag, key, pending))
+                out.put(_Item([snapshot.FILE, *meta, size, None], tag, key, pending))
                 res.files += 1
                 res.bytes_total += size
                 if hit is None:
@@ -195,47 +290,22 @@ def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
             if len(up.new_packs) >= CHECKPOINT_PACKS:
                 checkpoint(up)
         up.close()
-        checkpoint(up)
+        checkpoint(up, save_cache=False)  # index the last packs; the cache is saved below
     except BaseException:
         up.abort()
         raise
-    unreadable: set[int] = set()
-    for entry, tag, key, pending in waiting:
-        chunks = []
-        for off, length, fut, i in pending:
-            got = fut.result()[i]
-            if length == -1:  # a small file read by a worker
-                if isinstance(got, OSError):
-                    errors.add(entry[1], got)
-                    unreadable.add(id(entry))
-                    res.bytes_total -= entry[7]
-                    break
-                assert isinstance(got, tuple)
-                got, length = got
-                res.bytes_read += length - entry[7]
-                res.bytes_total += length - entry[7]
-                entry[7] = length
-                if not length:
-                    break
-            assert got is None or isinstance(got, bytes)
-            chunks.append([off, length, None if got is None else got.hex()])
-        entry[8] = chunks
-        if entry[7] == key[0] and id(entry) not in unreadable:
-            new_cache[tag] = [*key, chunks]
-    if unreadable:
-        entries = [e for e in entries if id(e) not in unreadable]
-        res.files -= len(unreadable)
-    chunks: cache.Chunks = {}  # what this snapshot uses, and where: the next run's cache
-    for entry in entries:
-        if entry[0] == snapshot.FILE:
-            for c in entry[8]:
-                if c[2] is not None and c[2] not in chunks:
-                    pack_id = written.get(c[2]) or known.get(c[2])
-                    if pack_id is None:
-                        raise IntegrityError("a chunk of this run has no pack (a bug); "
-                                             "nothing was published")
-                    chunks[c[2]] = pack_id
-    res.files_removed = sum(1 for t in old_cache if t not in new_cache)
+    out.drain(final=True)
+    res.files_removed = len(old_cache) - out.kept
+    old_cache.clear()  # not needed any more (the checkpoint object shares it)
+    used = {bytes(out.used[i:i + 32]) for i in range(0, len(out.used), 32)}
+    out.used = bytearray()
+    by_pack: dict[str, list[bytes]] = {}  # where each chunk the snapshot uses is
+    for cid in used:
+        pack_id = written.get(cid) or known.get(cid.hex())
+        if pack_id is None:
+            raise IntegrityError("a chunk of this run has no pack (a bug); nothing was published")
+        by_pack.setdefault(pack_id, []).append(cid)
+    written.clear()
     res.bytes_new, res.bytes_stored = up.bytes_new, up.bytes_stored
     res.skipped = errors.count
     res.skipped_paths = errors.paths or []
@@ -243,15 +313,20 @@ def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
               "files": res.files, "bytes": res.bytes_total, "repo": repo.id}
     if opts.tag is not None:
         header["tag"] = opts.tag
-    manifest = {"v": 1, "paths": [os.path.abspath(p) for p in opts.vault_paths],
-                "entries": entries}
-    data = snapshot.encode(header, manifest, opts.public_key, set(chunks.values()))
-    res.snapshot_id = repo.write_snapshot(data)
+    # the next run's cache (this snapshot's files and chunks, all in indexed packs) before the
+    # snapshot: a run killed in between leaves a cache the next run can trust
+    cache_error: StorageError | None = None
     try:
-        cache.save(opts.cache_dir, repo.id, new_cache, chunks)
-    except StorageError:
-        cache.drop(opts.cache_dir, repo.id)  # the snapshot is safe; the next run reads all
-        raise
+        cache.save_bytes(opts.cache_dir, repo.id, out.next_cache.finish(by_pack))
+    except StorageError as exc:
+        cache.drop(opts.cache_dir, repo.id)  # the next run reads all; the snapshot still goes
+        cache_error = exc
+    data = snapshot.encode_body(header, used, out.manifest.finish(), opts.public_key, by_pack)
+    del used
+    res.snapshot_id = repo.write_snapshot(data)
+    del data
+    if cache_error is not None:
+        raise cache_error
     res.duration_s = time.monotonic() - t0
     return res
 
@@ -272,17 +347,28 @@ class _Checkpoint:
 
     repo: Repository
     opts: RunOptions
-    old_cache: cache.CacheEntries
+    old_cache: cache.CompactEntries
     known: cache.Chunks
-    written: cache.Chunks
+    written: dict[bytes, str]
 
-    def __call__(self, up: Uploader) -> None:
+    def __call__(self, up: Uploader, *, save_cache: bool = True) -> None:
         packs = up.take_new_packs()
         if not packs:
             return
         with io_errors("writing the index"):
-            self.repo.write_index({pid: info.sealed for pid, info in packs.items()})
-        for pid, info in packs.items():
-            self.written.update((e.id.hex(), pid) for e in info.entries)
-        entries = {t: e for t, e in self.old_cache.items() if _all_known(e[4], self.known)}
-        cache.save(self.opts.cache_dir, self.repo.id, entries, {**self.known, **self.written})
+            self.repo.write_index({pid: sealed for pid, (sealed, _ids) in packs.items()})
+        for pid, (_sealed, ids) in packs.items():
+            self.written.update((cid, pid) for cid in ids)
+        if not save_cache:
+            return
+        w = cache.Writer(self.repo.id)
+        for tag, text in self.old_cache.items():
+            if _text_known(text, self.known):
+                w.add(tag, text)
+        by_pack: dict[str, list[str] | list[bytes]] = {}  # ids as they are: no copies
+        for h, pid in self.known.items():
+            by_pack.setdefault(pid, []).append(h)  # type: ignore[arg-type]
+        for cid, pid in self.written.items():
+            if cid.hex() not in self.known:
+                by_pack.setdefault(pid, []).append(cid)  # type: ignore[arg-type]
+        cache.save_bytes(self.opts.cache_dir, self.repo.id, w.finish(by_pack))

@@ -72,22 +72,70 @@ def _pack_section(snapshot_id: bytes, packs: Iterable[str]) -> bytes:
 def encode_sealed(raw_header: bytes, refs: Iterable[bytes], sealed_manifest: bytes,
                   operator_public: bytes, packs: Iterable[str]) -> bytes:
     """A snapshot file around an already sealed manifest (also used by `migrate`)."""
-    refs_raw = b"".join(sorted(set(refs)))
+    return _encode_raw(raw_header, b"".join(sorted(set(refs))), sealed_manifest,
+                       operator_public, packs)
+
+
+def _encode_raw(raw_header: bytes, refs_raw: bytes, sealed_manifest: bytes,
+                operator_public: bytes, packs: Iterable[str]) -> bytes:
     sealed_refs = crypto.seal_to(operator_public, REFS_PURPOSE, refs_raw,
                                  hashlib.sha256(raw_header).digest())
-    prefix = b"".join([MAGIC, _section(raw_header), _section(sealed_refs),
-                       _section(sealed_manifest)])
-    return prefix + _pack_section(hashlib.sha256(prefix).digest(), packs)
+    # the parts are joined once (a large vault's manifest is megabytes: no extra copies)
+    parts = [MAGIC]
+    for section in (raw_header, sealed_refs, sealed_manifest):
+        parts += [U32.pack(len(section)), section]
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    parts.append(_pack_section(digest.digest(), packs))
+    return b"".join(parts)
 
 
 def encode(header: dict[str, Any], manifest: dict[str, Any], operator_public: bytes,
            packs: Iterable[str]) -> bytes:
-    raw_header = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    refs = sorted(manifest_refs(manifest))
-    aad = hashlib.sha256(raw_header + b"".join(refs)).digest()
     body = compress.compress_json_parts(_manifest_json(manifest))
+    return encode_body(header, manifest_refs(manifest), body, operator_public, packs)
+
+
+def encode_body(header: dict[str, Any], refs: Iterable[bytes], body: bytes,
+                operator_public: bytes, packs: Iterable[str]) -> bytes:
+    """A snapshot from its manifest already compressed (``body``: zstd of the manifest JSON,
+    as ``ManifestWriter`` makes it) and the chunk ids it uses."""
+    raw_header = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    refs_raw = b"".join(sorted(refs if isinstance(refs, set | frozenset) else set(refs)))
+    aad = hashlib.sha256(raw_header + refs_raw).digest()
     sealed = crypto.seal_to(operator_public, PURPOSE, body, aad)
-    return encode_sealed(raw_header, refs, sealed, operator_public, packs)
+    del body
+    return _encode_raw(raw_header, refs_raw, sealed, operator_public, packs)
+
+
+class ManifestWriter:
+    """The manifest JSON of ``_manifest_json``, compressed as entries come in (walk order), so
+    a run never holds every entry of a large vault."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self._c = compress.JsonStream()
+        self._c.add(json.dumps({"v": 1, "paths": paths}, separators=(",", ":"))[:-1]
+                    + ',"entries":[')
+        self._buf: list[list[Any]] = []
+        self._first = True
+
+    def add(self, entry: list[Any]) -> None:
+        self._buf.append(entry)
+        if len(self._buf) >= 512:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buf:
+            text = json.dumps(self._buf, separators=(",", ":"))[1:-1]
+            self._c.add(text if self._first else "," + text)
+            self._first = False
+            self._buf = []
+
+    def finish(self) -> bytes:
+        self._flush()
+        self._c.add("]}")
+        return self._c.finish()
 
 
 def with_packs(snap: SnapshotFile, packs: Iterable[str]) -> bytes:
@@ -172,6 +220,64 @@ def open_manifest(snap: SnapshotFile, key: crypto.PrivateKey) -> dict[str, Any]:
     except ValueError as exc:
         raise IntegrityError(f"snapshot {snap.header.id[:12]} manifest malformed") from exc
     return manifest
+
+
+class ManifestText:
+    """A manifest kept as its JSON text: entries are parsed one at a time, on each pass, so
+    a large vault's manifest is never a list of Python lists as a whole."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def entries(self) -> Iterator[list[Any]]:
+        text, dec = self.text, json.JSONDecoder()
+        try:
+            pos = _skip(text, 0)
+            if text[pos] != "{":
+                raise ValueError("not an object")
+            pos = _skip(text, pos + 1)
+            while text[pos] != "}":
+                key, pos = dec.raw_decode(text, pos)
+                pos = _skip(text, pos)
+                if text[pos] != ":":
+                    raise ValueError("expected ':'")
+                pos = _skip(text, pos + 1)
+                if key != "entries":
+                    _value, pos = dec.raw_decode(text, pos)
+                else:
+                    if text[pos] != "[":
+                        raise ValueError("entries is not a list")
+                    pos = _skip(text, pos + 1)
+                    while text[pos] != "]":
+                        entry, pos = dec.raw_decode(text, pos)
+                        yield entry
+                        pos = _skip(text, pos)
+                        if text[pos] == ",":
+                            pos = _skip(text, pos + 1)
+                    pos += 1
+                pos = _skip(text, pos)
+                if text[pos] == ",":
+                    pos = _skip(text, pos + 1)
+        except (ValueError, IndexError) as exc:
+            raise IntegrityError(f"snapshot manifest malformed: {exc}") from exc
+
+
+def _skip(text: str, pos: int) -> int:
+    while text[pos] in " \t\n\r":
+        pos += 1
+    return pos
+
+
+def open_manifest_text(snap: SnapshotFile, key: crypto.PrivateKey) -> ManifestText:
+    """The manifest, decrypted and decompressed but not parsed (see ManifestText)."""
+    refs = open_refs(snap, key)
+    aad = hashlib.sha256(snap.raw_header + b"".join(refs)).digest()
+    body = crypto.open_sealed(key, PURPOSE, snap.sealed, aad)
+    del refs
+    try:
+        return ManifestText(compress.decompress_meta(body).decode())
+    except ValueError as exc:
+        raise IntegrityError(f"snapshot {snap.header.id[:12]} manifest malformed") from exc
 
 
 def manifest_refs(manifest: dict[str, Any]) -> set[bytes]:

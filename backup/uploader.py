@@ -15,12 +15,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from backup import compress, crypto
-from backup.index import PackInfo
 from backup.pack import FLAG_ZSTD, PackWriter
 
 ZERO = bytes(8 * 1024 * 1024)
 BATCH_BYTES = 1024 * 1024
 BATCH_COUNT = 512
+#: a chunk counts at least this much against the in-flight bound, so tiny files are bounded
+#: in number too (each one waits in the run's queue until its result is in)
+MIN_WEIGHT = 4096
 
 Data = bytes | memoryview
 ChunkResult = bytes | None  # chunk id, or None for an all-zero chunk
@@ -71,7 +73,8 @@ class Uploader:
         self._lock = threading.Lock()
         self._claimed: set[bytes] = set()
         self._writers: list[PackWriter] = []
-        self.new_packs: dict[str, PackInfo] = {}
+        #: packs finished since the last take_new_packs: pack id -> (sealed trailer, chunk ids)
+        self.new_packs: dict[str, tuple[bytes, list[bytes]]] = {}
         self._cond = threading.Condition()
         self._inflight = 0
         self._max_inflight = max_inflight
@@ -89,7 +92,7 @@ class Uploader:
         if not self._batch:
             self._future: Future[list[Result]] = Future()
         self._batch.append(data)
-        self._batch_bytes += len(data)
+        self._batch_bytes += max(len(data), MIN_WEIGHT)
         fut, pos = self._future, len(self._batch) - 1
         if self._batch_bytes >= BATCH_BYTES or len(self._batch) >= BATCH_COUNT:
             self.flush()
@@ -177,11 +180,12 @@ class Uploader:
         pack_id, _size = w.finish()
         with self._lock:
             self._writers.remove(w)
-            self.new_packs[pack_id] = PackInfo(w.groups, w.entries, w.sealed_trailer)
+            # the sealed trailer (for the index) and the ids only: not an Entry per chunk
+            self.new_packs[pack_id] = (w.sealed_trailer, [e.id for e in w.entries])
 
     # --- end ---------------------------------------------------------------------------------
 
-    def close(self) -> dict[str, PackInfo]:
+    def close(self) -> dict[str, tuple[bytes, list[bytes]]]:
         """Wait for every chunk, publish all open packs; returns every pack written."""
         self.flush()
         self._pool.shutdown(wait=True)
@@ -194,7 +198,7 @@ class Uploader:
                 self._writers.remove(w)
         return self.new_packs
 
-    def take_new_packs(self) -> dict[str, PackInfo]:
+    def take_new_packs(self) -> dict[str, tuple[bytes, list[bytes]]]:
         with self._lock:
             out, self.new_packs = self.new_packs, {}
         return out

@@ -78,8 +78,11 @@ def _check_snapshot(repo: Repository, name: str, idx: Index, on_disk: set[str],
     if key is None:
         return
     refs = snapshot.open_refs(snap, key)
-    manifest = snapshot.open_manifest(snap, key)
-    if snapshot.manifest_refs(manifest) != set(refs):
+    used: set[bytes] = set()  # the manifest read one entry at a time, not parsed whole
+    for e in snapshot.open_manifest_text(snap, key).entries():
+        if e[0] == snapshot.FILE:
+            used.update(bytes.fromhex(c[2]) for c in e[8] if c[2] is not None)
+    if used != set(refs):
         raise IntegrityError(f"snapshot {name[:12]} manifest disagrees with its references")
     have = {e.id for p in snap.packs if p in idx.packs for e in idx.packs[p].entries}
     if not have.issuperset(refs):

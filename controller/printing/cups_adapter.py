@@ -162,10 +162,15 @@ class CupsAdapter:
         return jobs
 
     def waiting_jobs(self, queue: str) -> list[HeldJob]:
-        suffix = f"/printers/{queue}"
+        return self.waiting_jobs_in([queue])
+
+    def waiting_jobs_in(self, queues: Sequence[str]) -> list[HeldJob]:
+        """Waiting jobs on any of ``queues`` (one Get-Jobs), each with the queue it is on."""
+        wanted = set(queues)
         out: list[HeldJob] = []
         for job_id, a in self._jobs("not-completed").items():
-            if not str(a.get("job-printer-uri", "")).endswith(suffix):
+            queue = str(a.get("job-printer-uri", "")).rsplit("/printers/", 1)[-1]
+            if queue not in wanted:
                 continue
             state = JobState(int(a.get("job-state", 0)))
             if state not in WAITING_STATES:
@@ -198,6 +203,17 @@ class CupsAdapter:
         self._call(
             f"move job {job.job_id} to {to_queue}",
             lambda c: c.moveJob(job_id=job.job_id, job_printer_uri=self._queue_uri(to_queue)),
+        )
+
+    def move_all(self, from_queue: str, to_queue: str) -> None:
+        """One CUPS-Move-Job with the source queue's printer-uri and no job-id: cupsd moves
+        every unfinished job on ``from_queue`` and then starts what can start, once."""
+        self._call(
+            f"move the jobs of {from_queue} to {to_queue}",
+            lambda c: c.moveJob(
+                printer_uri=self._queue_uri(from_queue),
+                job_printer_uri=self._queue_uri(to_queue),
+            ),
         )
 
     def cancel(self, job_id: int) -> None:

@@ -30,6 +30,7 @@ class FakeCups:
         self.jobs: dict[int, HeldJob] = {}
         self.down = False
         self.fail_after_releases: int | None = None
+        self.fail_move_all = False
         self.calls: list[tuple[str, object]] = []
         self._next_id = 1
 
@@ -83,6 +84,23 @@ class FakeCups:
     def waiting_jobs(self, queue: str) -> list[HeldJob]:
         self._check("waiting_jobs", queue)
         return [j for j in self.jobs.values() if j.queue == queue and j.state in WAITING_STATES]
+
+    def waiting_jobs_in(self, queues: Sequence[str]) -> list[HeldJob]:
+        self._check("waiting_jobs_in", tuple(queues))
+        return [j for j in self.jobs.values() if j.queue in queues and j.state in WAITING_STATES]
+
+    def move_all(self, from_queue: str, to_queue: str) -> None:
+        self._check("move_all", (from_queue, to_queue))
+        if self.fail_move_all:
+            self.down = True
+            raise CupsUnavailable("fake cupsd went down during the move")
+        target = self.queues.get(to_queue)
+        if from_queue not in self.queues or target is None:
+            raise PrintError(f"CUPS has no queue {from_queue!r} or {to_queue!r}")
+        state = JobState.PENDING if target.stopped else JobState.PROCESSING
+        for job_id, j in sorted(self.jobs.items()):
+            if j.queue == from_queue and j.state in WAITING_STATES:
+                self.jobs[job_id] = replace(j, queue=to_queue, state=state)
 
     def release(self, job: HeldJob, to_queue: str) -> None:
         self._check("release", job.job_id)

@@ -8,11 +8,13 @@ the rest are reported in a ``cups_unavailable`` denial: they stay held, none is 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -35,7 +37,7 @@ from controller.printing.release import (
     released_record,
     select_jobs,
 )
-from controller.printing.settings import PrintSettings
+from controller.printing.settings import PrintSettings, staging_queue
 from controller.printing.types import CupsLike, CupsUnavailable, HeldJob, JobGone, PrintError
 
 if TYPE_CHECKING:  # controller.events imports this package's models: no import at run time
@@ -91,6 +93,9 @@ class PrintRelease:
         self._title_key = title_key if title_key is not None else os.urandom(32)
         #: released_jobs, expired_jobs, cups_errors, denied.<reason>: for the node's health report.
         self.counters: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        #: printer -> whether CUPS has its staging queue (see _staging)
+        self._staging_ready: dict[str, bool] = {}
 
     # -- release ------------------------------------------------------------------------------
     def release_for(
@@ -122,36 +127,84 @@ class PrintRelease:
             return self._deny(reason or "unknown_card", printer, person_id)
 
         target = self.settings.release_queue(printer)
+        with self._lock:  # one release at a time: the staging queue holds one person's jobs
+            try:
+                status = self._cups.queue_status(target)
+                stopped = queue_denial(status)
+                jobs = self._listing(printer)
+            except PrintError as exc:
+                return self._deny("cups_unavailable", printer, person_id, detail=str(exc))
+            selection = select_jobs(cups_users, jobs, self.settings.release_mode).jobs
+            if stopped is not None:
+                detail = f"release queue {target} is stopped or not accepting jobs"
+                return self._deny(stopped, printer, person_id, held=selection, detail=detail)
+            if not selection:
+                return self._deny("no_jobs", printer, person_id)
+            return self._release(person_id, printer, target, selection)
+
+    # -- the staging queue ------------------------------------------------------------------
+    # Moving a job onto an enabled queue makes cupsd start it when the printer is idle (fork the
+    # filters, write the job files): one move after another, each waits for that. So the first
+    # job is moved at once (it starts printing), the others are moved to "{printer}-staging", a
+    # stopped queue nobody can print to (a move there is cheap), and then all of them to the
+    # release queue with one CUPS-Move-Job: cupsd starts the next job once, and prints them in
+    # job-id (= submission) order. Without a staging queue (an older setup) every job is moved
+    # on its own, as before. Staged jobs never print by themselves: a crash between the two
+    # steps leaves them waiting on the stopped staging queue, and the next listing (tap or
+    # expiry tick) moves them back to the hold queue.
+
+    def _staging(self, printer: str) -> str | None:
+        """The printer's staging queue if CUPS has it (checked once, kept stopped)."""
+        if printer not in self._staging_ready:
+            self._check_staging(printer)
+        return staging_queue(printer) if self._staging_ready[printer] else None
+
+    def _check_staging(self, printer: str) -> None:
+        name = staging_queue(printer)
         try:
-            status = self._cups.queue_status(target)
-            stopped = queue_denial(status)
-            jobs = self._cups.waiting_jobs(printer)
-        except PrintError as exc:
-            return self._deny("cups_unavailable", printer, person_id, detail=str(exc))
-        selection = select_jobs(cups_users, jobs, self.settings.release_mode).jobs
-        if stopped is not None:
-            detail = f"release queue {target} is stopped or not accepting jobs"
-            return self._deny(stopped, printer, person_id, held=selection, detail=detail)
-        if not selection:
-            return self._deny("no_jobs", printer, person_id)
-        return self._release(person_id, printer, target, selection)
+            status = self._cups.queue_status(name)
+        except CupsUnavailable:
+            raise
+        except PrintError:
+            if self._staging_ready.get(printer) is not False:
+                log.warning("no staging queue %s: jobs are released one move at a time "
+                            "(hardware/cups/setup-queues.sh creates it)", name)
+            self._staging_ready[printer] = False
+            return
+        if not status.stopped:
+            log.warning("staging queue %s was running; stopping it again", name)
+            self._cups.pause(name)
+        self._staging_ready[printer] = True
+
+    def _listing(self, printer: str) -> list[HeldJob]:
+        """Waiting jobs of ``printer``, with any left on its staging queue moved back first."""
+        staging = self._staging(printer)
+        if staging is None:
+            return self._cups.waiting_jobs(printer)
+        jobs = self._cups.waiting_jobs_in([printer, staging])
+        if any(j.queue == staging for j in jobs):
+            log.warning("jobs left on %s by an interrupted release go back on hold", staging)
+            self._cups.move_all(staging, printer)
+            jobs = [j if j.queue == printer else replace(j, queue=printer) for j in jobs]
+        return jobs
 
     def _release(
         self, person_id: str, printer: str, target: str, selection: Sequence[HeldJob]
     ) -> ReleaseOutcome:
         done: list[HeldJob] = []
         gone: list[int] = []
-        failure: PrintError | None = None
-        for job in selection:
-            try:
-                self._cups.release(job, target)
-            except JobGone:
-                gone.append(job.job_id)
-                continue
+        batched = bool(self._staging_ready.get(printer)) and len(selection) > 2
+        failure = self._move_each(selection[:1] if batched else selection, target, done, gone)
+        if batched and failure is None:
+            try:  # the first job prints; make sure the staging queue is still there and stopped
+                self._check_staging(printer)
             except PrintError as exc:
                 failure = exc
-                break
-            done.append(job)
+            if failure is None and self._staging_ready[printer]:
+                failure = self._move_staged(selection[1:], printer, staging_queue(printer),
+                                            target, done, gone)
+            elif failure is None:
+                failure = self._move_each(selection[1:], target, done, gone)
         self.counters["released_jobs"] += len(done)
         if done:
             records = [released_record(j, redact_titles=self.settings.redact_titles,
@@ -182,6 +235,43 @@ class PrintRelease:
             self._deny("no_jobs", printer, person_id)
             return ReleaseOutcome(printer, person_id, denial="no_jobs", gone=tuple(gone))
         return ReleaseOutcome(printer, person_id, released=released, gone=tuple(gone))
+
+    def _move_each(
+        self, jobs: Sequence[HeldJob], to_queue: str, done: list[HeldJob], gone: list[int]
+    ) -> PrintError | None:
+        """Move ``jobs`` one by one, in order; stop at the first failure and return it."""
+        for job in jobs:
+            try:
+                self._cups.release(job, to_queue)
+            except JobGone:
+                gone.append(job.job_id)
+                continue
+            except PrintError as exc:
+                return exc
+            done.append(job)
+        return None
+
+    def _move_staged(
+        self,
+        jobs: Sequence[HeldJob],
+        printer: str,
+        staging: str,
+        target: str,
+        done: list[HeldJob],
+        gone: list[int],
+    ) -> PrintError | None:
+        staged: list[HeldJob] = []
+        failure = self._move_each(jobs, staging, staged, gone)
+        if not staged:
+            return failure
+        try:
+            self._cups.move_all(staging, target)
+        except PrintError as exc:
+            with contextlib.suppress(PrintError):  # else the next listing moves them back
+                self._cups.move_all(staging, printer)
+            return failure or exc
+        done.extend(staged)
+        return failure
 
     def _deny(
         self,
@@ -218,7 +308,9 @@ class PrintRelease:
         cancelled: list[int] = []
         for printer in self.settings.printers:
             self._ensure_holding(printer)
-            jobs = expired_jobs(self._cups.waiting_jobs(printer), now, self.settings.hold_hours)
+            with self._lock:
+                waiting = self._listing(printer)
+            jobs = expired_jobs(waiting, now, self.settings.hold_hours)
             done: list[ExpiredJob] = []
             try:
                 for job in jobs:
@@ -252,6 +344,8 @@ class PrintRelease:
         if not status.stopped:
             log.warning("hold queue %s was running; stopping it again so jobs stay held", printer)
             self._cups.pause(printer)
+        with self._lock:
+            self._check_staging(printer)
 
     def ensure_holding(self) -> None:
         """Stop every hold queue that is not stopped (call at start). Raises CupsUnavailable."""

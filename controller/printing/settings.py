@@ -47,3 +47,9 @@ class PrintSettings(BaseModel, extra="forbid"):
 
     def release_queue(self, printer: str) -> str:
         return self.release_queues.get(printer, f"{printer}-release")
+
+
+def staging_queue(printer: str) -> str:
+    """The stopped queue a release parks all but the first job on before moving them to the
+    release queue in one request (controller/printing/service.py, hardware/cups/README.md)."""
+    return f"{printer}-staging"

@@ -90,8 +90,16 @@ class CupsLike(Protocol):
         """Jobs on ``queue`` that have not been released (pending, held or stopped)."""
         ...
 
+    def waiting_jobs_in(self, queues: Sequence[str]) -> list[HeldJob]:
+        """The same for several queues in one listing; ``HeldJob.queue`` says where each is."""
+        ...
+
     def release(self, job: HeldJob, to_queue: str) -> None:
         """Clear the job's hold and move it from its hold queue to ``to_queue``, which prints."""
+        ...
+
+    def move_all(self, from_queue: str, to_queue: str) -> None:
+        """Move every waiting job of ``from_queue`` to ``to_queue`` in one request."""
         ...
 
     def cancel(self, job_id: int) -> None: ...

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Create one room printer as secroom expects it: a stopped hold queue that clients print to and
-# a hidden release queue that the gateway moves released jobs to. See README.md.
+# Create one room printer as secroom expects it: a stopped hold queue that clients print to, a
+# hidden release queue that the gateway moves released jobs to, and a hidden, stopped staging
+# queue a release of many jobs passes through. See README.md.
 #
 #   setup-queues.sh NAME DEVICE_URI (-m MODEL | -P PPD_FILE)
 #   e.g. setup-queues.sh room-printer ipp://192.0.2.20/ipp/print -m everywhere
@@ -16,6 +17,7 @@ NAME=$1
 DEVICE=$2
 shift 2
 RELEASE="${NAME}-release"
+STAGING="${NAME}-staging"
 GATEWAY_USER=${SECROOM_CUPS_USER:-secroom-gw}
 CUPSD_CONF=${CUPSD_CONF:-/etc/cups/cupsd.conf}  # lpadmin & co. honour CUPS_SERVER
 
@@ -44,5 +46,17 @@ lpadmin -p "$NAME" -E -v "socket://127.0.0.1:9" "$@" \
 # Stopped (-E above left it accepting): every job waits, whatever job-hold-until its client sends.
 cupsdisable -r "held until released by card" "$NAME"
 
-lpstat -p "$NAME" -p "$RELEASE"
+# Staging queue: a tap that releases several jobs moves the first to the release queue at once
+# and parks the others here (a move to a stopped queue is cheap), then moves them all on with
+# one request. Hidden, stopped, only the gateway may print to it, and like the hold queue its
+# device cannot print; jobs a crash leaves here go back to the hold queue at the next tap.
+lpadmin -p "$STAGING" -E -v "socket://127.0.0.1:9" "$@" \
+    -o printer-is-shared=false \
+    -o printer-op-policy=secroom \
+    -o printer-error-policy=stop-printer \
+    -u "allow:$GATEWAY_USER" \
+    -D "secroom staging queue for $NAME (do not print here)"
+cupsdisable -r "release in progress" "$STAGING"
+
+lpstat -p "$NAME" -p "$RELEASE" -p "$STAGING"
 echo "add \"$NAME\" to [printing] printers in the gateway configuration"

@@ -178,5 +178,44 @@ def test_a_failed_run_resumes_from_its_last_checkpoint(env: Env, monkeypatch: ob
     monkeypatch.undo()
     assert not env.repo().snapshot_names()
     resumed = env.run()
-    assert resumed.bytes_read > 0 and resumed.bytes_new < 700_000  # read again, not uploaded
+    # the cache of the run was saved before its snapshot: nothing is read or uploaded again
+    assert resumed.files_unchanged == 6 and resumed.bytes_read == 0 and resumed.bytes_new == 0
+    assert env.cli("verify", "--read-data", "--config", str(env.cfg_file), *env.keyargs()) == 0
+
+
+def test_a_run_killed_after_a_checkpoint_does_not_upload_again(
+    env: Env, monkeypatch: object
+) -> None:
+    import random
+
+    import pytest
+
+    import backup.run
+    from backup.errors import StorageError
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    rng = random.Random(3)
+    for i in range(24):  # 16.8 MB in 1 MB packs: most are checkpointed during the walk
+        (env.vault / f"scan_{i:02d}.bin").write_bytes(rng.randbytes(700_000))
+    monkeypatch.setattr(backup.run, "CHECKPOINT_PACKS", 1)
+    checkpoint = backup.run._Checkpoint.__call__
+
+    def die_at_the_end(self: backup.run._Checkpoint, up: object, *,
+                       save_cache: bool = True) -> None:
+        if not save_cache:  # the last one, after every pack but the open ones is indexed
+            raise StorageError("killed at the end")
+        checkpoint(self, up, save_cache=save_cache)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backup.run._Checkpoint, "__call__", die_at_the_end)
+    with pytest.raises(StorageError):
+        env.run(pack_size=1 << 20)
+    monkeypatch.undo()
+    assert not env.repo().snapshot_names()
+    from backup import cache
+
+    stored = len(cache.load_state(env.cfg.cache_dir, env.repo().id)[1])
+    assert stored > 0  # chunks of the checkpointed packs
+    resumed = env.run()
+    assert resumed.bytes_read == 24 * 700_000  # read again (no file entries yet) ...
+    assert resumed.bytes_new < 24 * 700_000  # ... but the checkpointed chunks not uploaded
     assert env.cli("verify", "--read-data", "--config", str(env.cfg_file), *env.keyargs()) == 0

@@ -225,25 +225,36 @@ class Cupsd:
     def _admin(self, *args: str) -> None:
         subprocess.run(list(args), check=True, env=self.env(), capture_output=True, timeout=30)
 
-    def add_printer(self, name: str, *, hold_default: bool = False) -> str:
-        """A plain enabled queue on file:///dev/null with the minimal PPD."""
+    def add_printer(
+        self, name: str, *, hold_default: bool = False, device: str = "file:///dev/null"
+    ) -> str:
+        """A plain enabled queue on ``device`` (file:///dev/null) with the minimal PPD."""
         args = [
             self.lpadmin, "-h", self.server, "-p", name, "-E",
-            "-v", "file:///dev/null", "-P", str(self.ppd),
+            "-v", device, "-P", str(self.ppd),
         ]  # fmt: skip
         if hold_default:
             args += ["-o", "job-hold-until-default=indefinite"]
         self._admin(*args)
         return name
 
-    def add_room_printer(self, name: str = PRINTER) -> tuple[str, str]:
+    def add_room_printer(
+        self, name: str = PRINTER, *, device: str = "file:///dev/null", staging: bool = True
+    ) -> tuple[str, str]:
         """The production layout (hardware/cups/setup-queues.sh): a stopped hold queue that
-        clients print to, and an enabled release queue only the system group may print to."""
+        clients print to, an enabled release queue on ``device`` only the system group may print
+        to, and (``staging``) a stopped staging queue only the system group may print to."""
         release = f"{name}-release"
         self.add_printer(name)
         self._admin("cupsdisable", "-h", self.server, "-r", "held until released by card", name)
-        self.add_printer(release)
+        self.add_printer(release, device=device)
         self._admin(self.lpadmin, "-h", self.server, "-p", release, "-u", "allow:root")
+        if staging:
+            self.add_printer(f"{name}-staging")
+            self._admin(self.lpadmin, "-h", self.server, "-p", f"{name}-staging", "-u",
+                        "allow:root")
+            self._admin("cupsdisable", "-h", self.server, "-r", "release in progress",
+                        f"{name}-staging")
         return name, release
 
     def submit(

@@ -6,9 +6,13 @@ printing polls CUPS (an external process we cannot subscribe to) through ``wait_
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import re
+import shutil
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -315,26 +319,110 @@ def test_cups_down_is_a_denial_and_loses_nothing(
     )
 
 
+@pytest.mark.parametrize("staging", [True, False], ids=["staging", "one-by-one"])
 def test_cupsd_killed_mid_release_loses_nothing(
-    cupsd: Cupsd, room: tuple[str, str], adapter: CupsAdapter, events: Events, revive: None
+    cupsd: Cupsd, adapter: CupsAdapter, events: Events, revive: None, staging: bool
 ) -> None:
-    hold, release = room
+    """Killed after the fourth move: with a staging queue the first job is on the release queue
+    and three wait on the stopped staging queue (still held); without, four were released."""
+    hold, release = cupsd.add_room_printer(f"room{next(_names)}", staging=staging)
     ids = [cupsd.submit("alice", hold) for _ in range(10)]
     svc = service(KillAfter(adapter, cupsd, 4), events, [hold])
 
     out = svc.release_for("p", ["alice"], hold)
 
     assert out.denial == "cups_unavailable"
-    assert len(out.released) == 4 and len(out.still_held) == 6
+    released = 1 if staging else 4
+    assert out.released == tuple(ids[:released]) and out.still_held == tuple(ids[released:])
     assert events.kinds == [PRINT_RELEASE, PRINT_DENIED]
-    assert sorted(events.of(PRINT_DENIED)[0]["job_ids"]) == sorted(out.still_held)
+    assert events.of(PRINT_DENIED)[0]["job_ids"] == list(out.still_held)
     cupsd.start()
     locs = where(adapter, ids)
     assert {i for i in ids if locs[i].queue == release} == set(out.released)
     assert all(locs[i].state in AFTER_RELEASE for i in out.released), locs
-    assert all(locs[i].queue == hold and locs[i].state in WAITING_STATES for i in out.still_held)
+    held_on = {hold, f"{hold}-staging"} if staging else {hold}
+    assert all(locs[i].queue in held_on and locs[i].state in WAITING_STATES
+               for i in out.still_held)
+    if staging:
+        assert {i for i in ids if locs[i].queue == f"{hold}-staging"} == set(ids[1:4])
     again = service(adapter, events, [hold]).release_for("p", ["alice"], hold)
-    assert sorted(again.released) == sorted(out.still_held)
+    assert again.released == out.still_held
+    locs = where(adapter, ids)
+    assert all(locs[i].queue == release for i in ids), locs
+
+
+def test_jobs_left_on_staging_go_back_on_hold_not_to_the_next_person(
+    cupsd: Cupsd, room: tuple[str, str], adapter: CupsAdapter, events: Events, revive: None
+) -> None:
+    """cupsd dies between staging alice's jobs and moving them on: they wait on the stopped
+    staging queue. Bob's tap then moves them back to the hold queue and releases only his."""
+    hold, release = room
+    alices = [cupsd.submit("alice", hold) for _ in range(5)]
+    bobs = [cupsd.submit("bob", hold) for _ in range(4)]
+
+    class KillBeforeBulk:
+        def __getattr__(self, name: str) -> object:
+            return getattr(adapter, name)
+
+        def move_all(self, from_queue: str, to_queue: str) -> None:
+            cupsd.kill()
+            adapter.move_all(from_queue, to_queue)
+
+    out = service(KillBeforeBulk(), events, [hold]).release_for("p-alice", ["alice"], hold)
+    assert out.released == (alices[0],) and out.still_held == tuple(alices[1:])
+    cupsd.start()
+    locs = where(adapter, alices)
+    assert all(locs[i].queue == f"{hold}-staging" for i in alices[1:]), locs
+
+    svc = service(adapter, events, [hold])
+    bob = svc.release_for("p-bob", ["bob"], hold)
+
+    assert bob.ok and bob.released == tuple(bobs)
+    locs = where(adapter, alices + bobs)
+    assert all(locs[i].queue == hold and locs[i].state in WAITING_STATES for i in alices[1:])
+    assert all(locs[i].queue == release for i in bobs)
+    assert svc.release_for("p-alice", ["alice"], hold).released == tuple(alices[1:])
+
+
+def test_a_batch_is_released_in_order_and_only_the_tappers(
+    cupsd: Cupsd, adapter: CupsAdapter, events: Events, tmp_path: Path
+) -> None:
+    """30 of alice's jobs among bob's: the first prints at once, the rest go through the
+    staging queue in one move, and the printer receives them in submission order."""
+    fifo = Path(tempfile.mkdtemp(prefix="secroom-printer-")) / "printer"
+    os.mkfifo(fifo, 0o600)
+    fd = os.open(fifo, os.O_RDWR)  # never end-of-file; cupsd's open never waits
+    printed = bytearray()
+
+    def drain() -> None:  # the printer: reads whatever cupsd sends
+        with contextlib.suppress(OSError):
+            while chunk := os.read(fd, 1 << 16):
+                printed.extend(chunk)
+
+    threading.Thread(target=drain, daemon=True).start()
+    try:
+        hold, release = cupsd.add_room_printer(f"room{next(_names)}", device=f"file://{fifo}")
+        alices, bobs = [], []
+        for n in range(30):
+            alices.append(cupsd.submit("alice", hold, title=f"alice-{n:02d}"))
+            if n % 3 == 0:
+                bobs.append(cupsd.submit("bob", hold, title=f"bob-{n:02d}"))
+
+        out = service(adapter, events, [hold]).release_for("p-alice", ["alice"], hold)
+
+        assert out.ok and out.released == tuple(alices)
+        assert events.of(PRINT_RELEASE)[0]["job_ids"] == alices
+        wait_done(adapter, alices, release)
+        locs = where(adapter, bobs)
+        assert all(loc.queue == hold and loc.state in WAITING_STATES for loc in locs.values())
+        def titles() -> list[bytes]:
+            return re.findall(rb"%%Title: \(?([a-z]+-[0-9]+)", bytes(printed))
+
+        wait_until(lambda: len(titles()) >= 30, 10, "the printer to receive 30 jobs", step=0.05)
+        assert [t.decode() for t in titles()] == [f"alice-{n:02d}" for n in range(30)]
+    finally:
+        os.close(fd)
+        shutil.rmtree(fifo.parent, ignore_errors=True)
 
 
 def test_cupsd_killed_during_a_request_leaves_every_job_released_or_held(

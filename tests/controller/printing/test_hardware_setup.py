@@ -35,6 +35,8 @@ def test_setup_script_creates_a_stopped_hold_queue_and_a_hidden_release_queue(
     hold, release = adapter.queue_status("scripted"), adapter.queue_status("scripted-release")
     assert hold.stopped and hold.accepting
     assert not release.stopped and release.accepting
+    staging = adapter.queue_status("scripted-staging")
+    assert staging.stopped
     attrs = subprocess.run(
         ["lpoptions", "-h", cupsd.server, "-p", "scripted-release"],
         env=cupsd.env(),
@@ -52,10 +54,12 @@ def test_setup_script_creates_a_stopped_hold_queue_and_a_hidden_release_queue(
     ).stdout
     assert "held until released by card" in listing
     printers = (cupsd.server_root / "printers.conf").read_text()
-    for name in ("scripted", "scripted-release"):
+    for name in ("scripted", "scripted-release", "scripted-staging"):
         block = printers.split(f"<Printer {name}>", 1)[1].split("</Printer>", 1)[0]
         assert "OpPolicy secroom" in block
-    assert "AllowUser root" in printers.split("<Printer scripted-release>", 1)[1]
+    for name in ("scripted-release", "scripted-staging"):
+        block = printers.split(f"<Printer {name}>", 1)[1].split("</Printer>", 1)[0]
+        assert "AllowUser root" in block and "Shared No" in block
 
 
 def test_setup_script_refuses_without_the_policy(cupsd: Cupsd, tmp_path: Path) -> None:

@@ -215,3 +215,103 @@ def test_expire_with_cups_down_raises_and_cancels_nothing(
     fake.down = False
     assert fake.jobs[jid].state == JobState.PENDING
     assert events.items == []
+
+
+# -- the staging queue ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def staged(fake: FakeCups) -> FakeCups:
+    fake.add_queue("room-staging", stopped=True)
+    return fake
+
+
+def test_a_batch_goes_first_job_alone_then_one_bulk_move(
+    staged: FakeCups, events: Events, clock: Clock
+) -> None:
+    alices = []
+    for m in range(6, 0, -1):
+        alices.append(staged.submit("room", "alice", created=clock.now - timedelta(minutes=m)))
+        staged.submit("room", "bob")
+    svc = make(staged, events, clock)
+
+    out = svc.release_for("p-alice", ["alice"], "room")
+
+    assert out.ok and out.released == tuple(alices)
+    assert events.of(PRINT_RELEASE)[0]["job_ids"] == alices
+    moves = [c for c in staged.calls if c[0] in ("release", "move_all")]
+    assert moves == [("release", alices[0])] + [("release", j) for j in alices[1:]] + [
+        ("move_all", ("room-staging", "room-release"))
+    ]
+    assert all(staged.jobs[j].queue == "room-release" for j in alices)
+    bobs = [j for j in staged.jobs.values() if j.owner == "bob"]
+    assert len(bobs) == 6 and all(j.queue == "room" for j in bobs)
+
+
+def test_bulk_move_failing_reports_the_staged_jobs_held(
+    staged: FakeCups, events: Events, clock: Clock
+) -> None:
+    ids = [staged.submit("room", "alice") for _ in range(5)]
+    staged.fail_move_all = True
+
+    out = make(staged, events, clock).release_for("p", ["alice"], "room")
+
+    assert out.denial == "cups_unavailable"
+    assert out.released == (ids[0],) and out.still_held == tuple(ids[1:])
+    assert events.kinds == [PRINT_RELEASE, PRINT_DENIED]
+    assert events.of(PRINT_DENIED)[0]["job_ids"] == ids[1:]
+    assert all(staged.jobs[j].queue == "room-staging" for j in ids[1:])  # stopped: not printing
+
+    staged.down, staged.fail_move_all = False, False
+    again = make(staged, events, clock).release_for("p", ["alice"], "room")
+    assert again.released == tuple(ids[1:])
+    assert all(staged.jobs[j].queue == "room-release" for j in ids)
+
+
+def test_leftovers_on_staging_go_back_on_hold_before_anyone_is_served(
+    staged: FakeCups, events: Events, clock: Clock
+) -> None:
+    alice = staged.submit("room", "alice")
+    staged.release(staged.jobs[alice], "room-staging")  # a crash left it there
+    bob = staged.submit("room", "bob")
+
+    out = make(staged, events, clock).release_for("p-bob", ["bob"], "room")
+
+    assert out.released == (bob,)
+    assert staged.jobs[alice].queue == "room" and staged.jobs[alice].state == JobState.PENDING
+
+
+def test_expire_sees_jobs_left_on_staging(staged: FakeCups, events: Events, clock: Clock) -> None:
+    old = staged.submit("room", "alice", created=clock.now - timedelta(hours=5))
+    staged.release(staged.jobs[old], "room-staging")
+
+    assert make(staged, events, clock).expire(clock.now) == [old]
+    assert staged.jobs[old].state == JobState.CANCELED
+
+
+def test_without_a_staging_queue_or_for_two_jobs_each_job_moves_alone(
+    fake: FakeCups, staged: FakeCups, events: Events, clock: Clock
+) -> None:
+    ids = [fake.submit("room", "alice") for _ in range(2)]
+    assert make(fake, events, clock).release_for("p", ["alice"], "room").released == tuple(ids)
+    assert not [c for c in fake.calls if c[0] == "move_all"]
+    fake.queues.pop("room-staging")
+    more = [fake.submit("room", "alice") for _ in range(4)]
+    assert make(fake, events, clock).release_for("p", ["alice"], "room").released == tuple(more)
+    assert not [c for c in fake.calls if c[0] == "move_all"]
+    assert all(fake.jobs[j].queue == "room-release" for j in ids + more)
+
+
+def test_a_staging_queue_removed_since_the_last_check_is_not_used(
+    staged: FakeCups, events: Events, clock: Clock
+) -> None:
+    svc = make(staged, events, clock)
+    svc.ensure_holding()  # finds the staging queue
+    staged.queues.pop("room-staging")
+    ids = [staged.submit("room", "alice") for _ in range(4)]
+
+    out = svc.release_for("p", ["alice"], "room")
+
+    assert out.ok and out.released == tuple(ids)
+    assert all(staged.jobs[j].queue == "room-release" for j in ids)
+    assert not [c for c in staged.calls if c[0] == "move_all"]
