@@ -167,6 +167,7 @@ class IngestCore:
         nodes = {n.name: n for n in session.scalars(select(Node).where(Node.name.in_(names)))}
         refused = {name: compat.problem_of(n) for name, n in nodes.items()}
         past = trust.past_keys(session, nodes)
+        approvals = {name: trust.Approval.of(n) for name, n in nodes.items()}
         to_verify: list[tuple[str, Event]] = []
         keys = []
         for topic, event in events:
@@ -182,7 +183,7 @@ class IngestCore:
                     detail={"last_node": event.node},
                 )
                 continue
-            signer = trust.signer(node, event.seq, past.get(node.name, ()))
+            signer = trust.signer(approvals[node.name], event.seq, past.get(node.name, ()))
             if signer == trust.REVOKED:
                 self._reject(result, topic, event, "key_revoked")
                 pending.add(
@@ -219,7 +220,8 @@ class IngestCore:
         result.unchecked_keys = {id(to_verify[i][1]): keys[i] for i in unchecked}
         by_node: dict[str, list[tuple[str, Event]]] = defaultdict(list)
         for good, (topic, event) in zip(ok, to_verify, strict=True):
-            if good and not self._may_emit(nodes[event.node], topic, event, result, pending):
+            if good and not self._may_emit(approvals[event.node], topic, event, result,
+                                           pending):
                 continue
             if good:
                 by_node[event.node].append((topic, event))
@@ -255,7 +257,7 @@ class IngestCore:
             self.marks.settle(session, nodes[name], events_of, old_max, now, result)
         projections.store_door_access(session, access + late_access, late_access)
 
-    def _may_emit(self, node: Node, topic: str, event: Event, result: BatchResult,
+    def _may_emit(self, node: trust.Approval, topic: str, event: Event, result: BatchResult,
                   pending: PendingAnomalies) -> bool:
         refusal = trust.kind_refusal(node, event)
         if refusal is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -34,9 +35,28 @@ def past_keys(session: Session, nodes: dict[str, Node]) -> dict[str, list[NodeKe
     return out
 
 
-def signer(node: Node, seq: int, past: Sequence[NodeKey]) -> str | None:
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """What the checks read of a node, read once per batch (not once per event: the ORM's
+    attribute access and the roles' parsing cost more than the checks themselves)."""
+
+    name: str
+    revoked: bool
+    approved: bool
+    key_since_seq: int
+    public_key: str | None
+    roles: frozenset[str]
+    allowed: dict[str, bool] = field(default_factory=dict)  # kind -> may emit (memo)
+
+    @classmethod
+    def of(cls, node: Node) -> Approval:
+        return cls(node.name, node.key_status == "revoked", node.approved, node.key_since_seq,
+                   node.public_key, node.role_set)
+
+
+def signer(node: Approval, seq: int, past: Sequence[NodeKey]) -> str | None:
     """The key that signs ``seq`` of ``node`` (base64url), REVOKED, or None (not approved)."""
-    if node.key_status == "revoked":
+    if node.revoked:
         return REVOKED
     if not node.approved:
         return None
@@ -48,11 +68,15 @@ def signer(node: Node, seq: int, past: Sequence[NodeKey]) -> str | None:
     return node.public_key  # no earlier key covers it: its signature fails
 
 
-def kind_refusal(node: Node, event: Event) -> dict[str, Any] | None:
+def kind_refusal(node: Approval, event: Event) -> dict[str, Any] | None:
     """None if the node's roles allow ``event.kind``; else the anomaly's subject and detail."""
-    roles = node.role_set
-    if event.kind not in KINDS or may_emit(event.kind, roles):
+    allowed = node.allowed.get(event.kind)
+    if allowed is None:
+        allowed = node.allowed[event.kind] = (event.kind not in KINDS
+                                              or may_emit(event.kind, node.roles))
+    if allowed:
         return None
+    roles = node.roles
     return {
         "subject": (f"{node.name}: {event.kind} refused, not a kind its roles may report"
                     if roles else f"{node.name}: events refused, the node has no role yet"),
