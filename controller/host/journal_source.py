@@ -12,7 +12,7 @@ until the journal changes (inotify), it never polls.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from systemd import journal
@@ -34,26 +34,47 @@ _CONVERTERS = {name: _identity for name in ("SESSION_ID", "USER_ID", "MESSAGE_ID
                                              "_UID", "PRIORITY")}
 
 
+# Entries read before the reader is reopened at its cursor: sd-journal keeps the file windows
+# it mapped while reading, and they count in the agent's memory (a burst of 20,000 entries
+# took the agent from 52 to 62 MB); reopening lets them go.
+REOPEN_AFTER = 2000
+
+
 class JournalSource:
     def __init__(self, directory: Path | None, cursor: str | None, *, now: datetime,
                  first_lookback: timedelta = timedelta(days=1)) -> None:
         self.gap: str | None = None
         self._held: dict[str, object] | None = None  # read while seeking, not yet handed out
+        self._directory = directory
+        self._reader = self._open()
+        self._since_open = 0
+        self._last_cursor: str | None = cursor
+        self._seek(cursor, now, first_lookback)
+
+    def _open(self) -> journal.Reader:
+        directory = self._directory
         try:
             if directory is None:
-                self._reader = journal.Reader(converters=_CONVERTERS)
+                reader = journal.Reader(converters=_CONVERTERS)
             else:
-                self._reader = journal.Reader(path=str(directory), converters=_CONVERTERS)
+                reader = journal.Reader(path=str(directory), converters=_CONVERTERS)
         except OSError as exc:
             raise JournalSourceError(f"cannot open the journal {directory or ''}: {exc}") from exc
         for i, ident in enumerate(IDENTIFIERS):
             if i:
-                self._reader.add_disjunction()
-            self._reader.add_match(SYSLOG_IDENTIFIER=ident)
+                reader.add_disjunction()
+            reader.add_match(SYSLOG_IDENTIFIER=ident)
         for mid in MESSAGE_IDS:
-            self._reader.add_disjunction()
-            self._reader.add_match(MESSAGE_ID=mid)
-        self._seek(cursor, now, first_lookback)
+            reader.add_disjunction()
+            reader.add_match(MESSAGE_ID=mid)
+        return reader
+
+    def _reopen(self, now: datetime) -> None:
+        """A fresh reader at the last entry handed out (``_seek`` skips that entry)."""
+        self._reader.close()
+        self._reader = self._open()
+        self._since_open = 0
+        self._seek(self._last_cursor, now, timedelta(days=1))
 
     def _seek(self, cursor: str | None, now: datetime, lookback: timedelta) -> None:
         r = self._reader
@@ -88,6 +109,11 @@ class JournalSource:
                 out.append(JournalEntry.from_fields(fields))
         except OSError as exc:
             raise JournalSourceError(f"reading the journal failed: {exc}") from exc
+        if out:
+            self._last_cursor = out[-1].cursor
+            self._since_open += len(out)
+            if self._since_open >= REOPEN_AFTER and self._held is None:
+                self._reopen(datetime.now(UTC))
         return out
 
     def wait(self, timeout_s: float) -> None:

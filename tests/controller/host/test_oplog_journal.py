@@ -223,3 +223,23 @@ def test_an_individual_number_in_an_entry_never_reaches_the_journal(tmp_path, ru
     text = raw.decode()
     assert REDACTED in text
     assert number not in text.replace(" ", "") and number[:4] + " " not in text
+
+
+def test_reading_through_reopens_hands_out_every_entry_once(tmp_path, monkeypatch) -> None:
+    """The reader is reopened at its cursor every REOPEN_AFTER entries (to let the mapped
+    journal windows go): across the reopens, nothing twice, nothing skipped."""
+    import controller.host.journal_source as js
+
+    monkeypatch.setattr(js, "REOPEN_AFTER", 7)
+    jdir = tmp_path / "journal"
+    jf.write_journal(jdir, [jf.sudo(at(i), "kenji", f"/usr/bin/cmd {i}") for i in range(1, 51)])
+    src = JournalSource(jdir, None, now=at(60), first_lookback=timedelta(hours=1))
+    opened = [src._reader]
+    seen: list[str] = []
+    while batch := src.read(limit=5):
+        seen += [op.command for e in batch if isinstance(op := classify(e), SudoOp)]
+        if src._reader is not opened[-1]:
+            opened.append(src._reader)
+    src.close()
+    assert seen == [f"/usr/bin/cmd {i}" for i in range(1, 51)]
+    assert len(opened) >= 6 and src.gap is None  # it did reopen, and lost no position
