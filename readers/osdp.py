@@ -1,0 +1,395 @@
+"""OSDP card readers on RS-485 with the secure channel: the only module that imports libosdp
+(PyPI ``libosdp``, package ``osdp``), used as the control panel (CP).
+
+Every reader is held to OSDP Secure Channel with its own key (SCBK, 16 bytes, from a key file):
+the CP runs with ``EnforceSecure``, so a reader that answers in plain, with the well-known
+install key (SCBK-D) or with another key is never taken online, nothing it sends reaches the
+gateway, and a ``secure_refused`` alarm says so (once per streak of refusals). A reader gets its
+key once, in the install flow (:func:`install_key`: the CP offers the new key over a channel
+opened with SCBK-D and sends KEYSET; the reader must be in install mode).
+
+One CP and one thread per reader: the thread takes the CP's events (card reads, local status,
+link notifications) and turns them into taps, failures, statuses and alarms for the sink.
+libosdp holds a reader that stopped answering offline for five minutes; here the CP is rebuilt
+``retry_s`` after the reader went offline (or was refused), so a reader that is repaired or
+re-powered is back within seconds. The door's decision drives the reader's LED and buzzer
+(:meth:`OsdpReaders.signal`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import stat
+import termios
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import osdp
+
+from readers.base import (
+    AlarmKind,
+    CardTap,
+    FailureReason,
+    ReaderAlarm,
+    ReaderError,
+    ReaderStatus,
+    ReadFailure,
+    Signal,
+    TapSink,
+    utc_now,
+)
+
+log = logging.getLogger(__name__)
+
+SCBK_BYTES = 16
+BAUD_RATES = {9600: termios.B9600, 19200: termios.B19200, 38400: termios.B38400,
+              57600: termios.B57600, 115200: termios.B115200}
+MIN_CARD_BYTES, MAX_CARD_BYTES = 2, 16  # 16-bit raw data up to a long UID / ASCII number
+_LOCAL_STATUS = osdp.StatusReportType.Local  # LSTATR: byte 0 tamper, byte 1 power
+_NOTE_SC = osdp.EventNotification.SecureChannelStatus
+_NOTE_PD = osdp.EventNotification.PeripheralDeviceStatus
+
+
+class KeyFileError(ReaderError):
+    """The reader's key file is missing, unreadable, readable by others or not 32 hex digits.
+    The message names the file, never its content."""
+
+
+def load_scbk(path: Path) -> bytes:
+    """The 16-byte secure channel key in ``path`` (32 hex digits, one line, mode 0600)."""
+    try:
+        st = path.stat()
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError as exc:
+        raise KeyFileError(f"OSDP key file {path} not found; create it with "
+                           "`secroom reader osdp-key` and install it on the reader") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"OSDP key file {path} cannot be read") from exc
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        raise KeyFileError(f"OSDP key file {path} is readable by others; chmod 600 it")
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        key = b""
+    if len(key) != SCBK_BYTES:
+        raise KeyFileError(f"OSDP key file {path} must hold one key of 32 hex digits")
+    if key == bytes(range(0x30, 0x40)):  # SCBK-D, the published install key
+        raise KeyFileError(f"OSDP key file {path} holds the default install key (SCBK-D); "
+                           "generate a key for this reader")
+    return key
+
+
+def write_new_scbk(path: Path) -> bytes:
+    """A fresh random key in a new file (mode 0600); refuses to overwrite one."""
+    key = os.urandom(SCBK_BYTES)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(key.hex() + "\n")
+    return key
+
+
+class SerialChannel(osdp.Channel):  # type: ignore[misc]
+    """A serial line (an RS-485 adapter's tty, or a pty in tests), raw, 8N1, non-blocking."""
+
+    def __init__(self, port: str, baud: int = 9600) -> None:
+        super().__init__()
+        if baud not in BAUD_RATES:
+            raise ReaderError(f"baud rate {baud} not supported; one of {sorted(BAUD_RATES)}")
+        self.port = port
+        try:
+            self.fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError as exc:
+            raise ReaderError(f"serial port {port} cannot be opened: {exc.strerror}") from exc
+        try:
+            attrs = termios.tcgetattr(self.fd)
+            attrs[0] = 0  # iflag: no translation, no flow control
+            attrs[1] = 0  # oflag: raw
+            attrs[2] = termios.CS8 | termios.CREAD | termios.CLOCAL
+            attrs[3] = 0  # lflag: no echo, not canonical
+            attrs[4] = attrs[5] = BAUD_RATES[baud]
+            attrs[6][termios.VMIN] = 0
+            attrs[6][termios.VTIME] = 0
+            termios.tcsetattr(self.fd, termios.TCSANOW, attrs)
+        except termios.error as exc:
+            os.close(self.fd)
+            raise ReaderError(f"{port} is not a serial port: {exc}") from exc
+
+    def read(self, max_bytes: int) -> bytes:
+        try:
+            return os.read(self.fd, max_bytes)
+        except BlockingIOError:
+            return b""
+        except OSError as exc:
+            if exc.errno in (errno.EIO, errno.EBADF):  # adapter unplugged / closed
+                return b""
+            raise
+
+    def write(self, buf: bytes) -> int:
+        try:
+            return os.write(self.fd, buf)
+        except (BlockingIOError, OSError):
+            return 0  # nothing sent: libosdp retries, then takes the reader offline
+
+    def flush(self) -> None:
+        with contextlib.suppress(termios.error):
+            termios.tcflush(self.fd, termios.TCIOFLUSH)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+@dataclass(frozen=True)
+class OsdpReaderSpec:
+    name: str  # the reader's name in the config's bindings and in every event
+    port: str
+    address: int
+    scbk: bytes = field(repr=False)
+    baud: int = 9600
+
+
+ChannelFactory = Callable[[OsdpReaderSpec], Any]  # returns an osdp.Channel
+
+
+def _serial(spec: OsdpReaderSpec) -> SerialChannel:
+    return SerialChannel(spec.port, spec.baud)
+
+
+def _close(channel: Any) -> None:
+    close = getattr(channel, "close", None)
+    if callable(close):
+        close()
+
+
+def _card_tap(name: str, event: dict[str, Any], present: float) -> CardTap | ReadFailure:
+    data = bytes(event.get("data") or b"")
+    bits = int(event.get("length") or 0)
+    if event.get("format") != osdp.CardFormat.ASCII and bits:
+        data = data[: (bits + 7) // 8]
+    if not MIN_CARD_BYTES <= len(data) <= MAX_CARD_BYTES:
+        return ReadFailure(reader=name, reason=FailureReason.BAD_UID_LENGTH,
+                           detail=f"OSDP card data of {len(data)} bytes", at=utc_now())
+    return CardTap(reader=name, uid=data.hex().upper(), atr="", at=utc_now(),
+                   read_monotonic=time.monotonic(), present_monotonic=present)
+
+
+class _Link:
+    """One reader: its CP, its event thread, its online state."""
+
+    def __init__(self, spec: OsdpReaderSpec, sink: TapSink, channel_factory: ChannelFactory,
+                 retry_s: float, stop: threading.Event) -> None:
+        self.spec = spec
+        self.sink = sink
+        self.channel_factory = channel_factory
+        self.retry_s = retry_s
+        self.stop_event = stop
+        self.cp: Any = None
+        self.channel: Any = None
+        self.lock = threading.Lock()  # the CP being replaced vs. signal() from the gateway
+        self.online = False
+        self.reported: bool | None = None  # the last status told to the sink
+        self.refused = False  # a refusal was reported and has not cleared yet
+        self.sc_failed = False  # this CP saw the secure channel fail
+        self.down_since: float | None = None
+        self.tamper: bool | None = None
+        self.power_failed: bool | None = None
+        self.thread = threading.Thread(target=self._run, name=f"osdp-{spec.name}", daemon=True)
+
+    # -- CP life cycle ----------------------------------------------------------------------
+    def _open(self) -> None:
+        spec = self.spec
+        channel = self.channel_factory(spec)
+        info = osdp.PDInfo(spec.address, channel, scbk=spec.scbk, name=f"PD-{spec.address}",
+                           flags=[osdp.LibFlag.EnforceSecure, osdp.LibFlag.EnableNotification])
+        cp = osdp.ControlPanel([info], log_level=osdp.LogLevel.Warning)
+        cp.start()
+        with self.lock:
+            self.cp, self.channel = cp, channel
+        self.sc_failed = False
+        self.down_since = time.monotonic()  # not up yet: rebuilt if it stays so for retry_s
+
+    def _close(self) -> None:
+        with self.lock:
+            cp, channel, self.cp, self.channel = self.cp, self.channel, None, None
+        if cp is not None:
+            with contextlib.suppress(RuntimeError):  # its thread had already stopped
+                cp.teardown()
+        if channel is not None:
+            _close(channel)
+
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            if self.cp is None:
+                try:
+                    self._open()
+                except ReaderError as exc:  # the serial port is missing: try again later
+                    self._went_down(f"OSDP port unavailable: {exc}")
+                    if self.stop_event.wait(self.retry_s):
+                        break
+                    continue
+            event = self.cp.get_event(self.spec.address, timeout=0.2)
+            if event is not None:
+                self._handle(event)
+            elif self.down_since is not None and (
+                time.monotonic() - self.down_since >= self.retry_s
+            ):
+                if not self.online:
+                    self._went_down(f"OSDP reader at address {self.spec.address} does not "
+                                    "answer")
+                self._close()  # libosdp would wait five minutes: start afresh now
+        self._close()
+
+    # -- events -----------------------------------------------------------------------------
+    def _handle(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == osdp.Event.CardRead:
+            if not self.online:  # EnforceSecure delivers nothing before SC; belt and braces
+                return
+            outcome = _card_tap(self.spec.name, event, time.monotonic())
+            if isinstance(outcome, CardTap):
+                self.sink.on_tap(outcome)
+            else:
+                self.sink.on_failure(outcome)
+        elif kind == osdp.Event.Status and event.get("type") == _LOCAL_STATUS:
+            self._local_status(bytes(event.get("report") or b""))
+        elif kind == osdp.Event.Notification:
+            if event.get("type") == _NOTE_SC and not event.get("arg0"):
+                self.sc_failed = True
+            elif event.get("type") == _NOTE_PD:
+                if event.get("arg0"):
+                    self._came_up()
+                else:
+                    self._went_down("OSDP reader stopped answering")
+
+    def _came_up(self) -> None:
+        self.online = True
+        self.down_since = None
+        if self.refused:
+            self.refused = False
+            self._alarm(AlarmKind.SECURE_REFUSED, False, "secure channel established")
+        self._status(True, f"OSDP address {self.spec.address}, secure channel with its key")
+
+    def _went_down(self, detail: str) -> None:
+        self.down_since = time.monotonic()
+        if self.sc_failed and not self.refused:
+            self.refused = True
+            self._alarm(AlarmKind.SECURE_REFUSED, True,
+                        "secure channel failed: wrong or default key, or no OSDP SC")
+        self.online = False
+        self._status(False, detail)
+
+    def _local_status(self, report: bytes) -> None:
+        if len(report) < 2:
+            return
+        tamper, power_failed = bool(report[0]), bool(report[1])
+        if tamper != self.tamper:
+            self.tamper = tamper
+            self._alarm(AlarmKind.TAMPER, tamper, "OSDP local status")
+        if power_failed != self.power_failed:
+            self.power_failed = power_failed
+            self._alarm(AlarmKind.POWER, power_failed, "OSDP local status")
+
+    def _status(self, connected: bool, detail: str) -> None:
+        if self.reported is connected:
+            return
+        self.reported = connected
+        self.sink.on_status(ReaderStatus(reader=self.spec.name, connected=connected,
+                                         at=utc_now(), detail=detail))
+
+    def _alarm(self, kind: AlarmKind, active: bool, detail: str) -> None:
+        on_alarm = getattr(self.sink, "on_alarm", None)
+        if on_alarm is not None:
+            on_alarm(ReaderAlarm(reader=self.spec.name, kind=kind, active=active,
+                                 at=utc_now(), detail=detail))
+
+    # -- LED and buzzer ---------------------------------------------------------------------
+    def signal(self, signal: Signal, seconds: float) -> bool:
+        granted = signal is Signal.GRANTED
+        tenths = max(1, min(0xFFFF, round(seconds * 10)))
+        color = osdp.CommandLEDColor.Green if granted else osdp.CommandLEDColor.Red
+        led = {"command": osdp.Command.LED, "reader": 0, "led_number": 0, "temporary": True,
+               "control_code": 2, "on_color": color, "off_color": osdp.CommandLEDColor.Black,
+               "on_count": 10, "off_count": 0, "timer_count": tenths}
+        beep = {"command": osdp.Command.Buzzer, "reader": 0, "control_code": 2,
+                "on_count": 2 if granted else 1, "off_count": 1, "rep_count": 1 if granted else 3}
+        with self.lock:
+            if self.cp is None or not self.online:
+                return False
+            return bool(self.cp.submit_command(self.spec.address, led)) and bool(
+                self.cp.submit_command(self.spec.address, beep))
+
+
+class OsdpReaders:
+    """The configured OSDP readers, each on its own line, as one :class:`CardReader`."""
+
+    def __init__(self, specs: list[OsdpReaderSpec], *, retry_s: float = 10.0,
+                 channel_factory: ChannelFactory = _serial) -> None:
+        names = [s.name for s in specs]
+        if len(set(names)) != len(names):
+            raise ReaderError("OSDP reader names must be unique")
+        self.specs = specs
+        self.retry_s = retry_s
+        self.channel_factory = channel_factory
+        self._links: dict[str, _Link] = {}
+        self._stop = threading.Event()
+
+    def start(self, sink: TapSink) -> None:
+        self._stop.clear()
+        for spec in self.specs:
+            link = _Link(spec, sink, self.channel_factory, self.retry_s, self._stop)
+            self._links[spec.name] = link
+            link.thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for link in self._links.values():
+            link.thread.join(10)
+        self._links.clear()
+
+    def names(self) -> frozenset[str]:
+        return frozenset(s.name for s in self.specs)
+
+    def online(self, reader: str) -> bool:
+        link = self._links.get(reader)
+        return bool(link and link.online)
+
+    def signal(self, reader: str, signal: Signal, seconds: float) -> bool:
+        link = self._links.get(reader)
+        return link.signal(signal, seconds) if link is not None else False
+
+
+def install_key(spec: OsdpReaderSpec, *, timeout: float = 20.0,
+                channel_factory: ChannelFactory = _serial) -> None:
+    """Give a reader in install mode its key (``spec.scbk``). The CP opens the secure channel
+    with the install key SCBK-D, sends KEYSET with the reader's key, and the channel restarts
+    under that key; returns once it has. A reader that already holds this key passes at once.
+    Raises ReaderError when the reader did not take the key within ``timeout``."""
+    channel = channel_factory(spec)
+    info = osdp.PDInfo(spec.address, channel, scbk=spec.scbk, name=f"PD-{spec.address}",
+                       flags=[osdp.LibFlag.EnableNotification])
+    cp = osdp.ControlPanel([info], log_level=osdp.LogLevel.Warning)
+    cp.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            event = cp.get_event(spec.address, timeout=min(left, 0.5))
+            if (event and event.get("event") == osdp.Event.Notification
+                    and event.get("type") == _NOTE_SC and event.get("arg0")
+                    and not event.get("arg1")):  # arg1 = 0: under the reader's own key
+                return
+    finally:
+        try:
+            cp.teardown()
+        finally:
+            _close(channel)
+    raise ReaderError(f"OSDP reader {spec.name!r} (address {spec.address} on {spec.port}) did "
+                      f"not take its key within {timeout:.0f} s: put it in install mode "
+                      "(SCBK-D) and check the wiring, address and baud rate")
