@@ -290,12 +290,12 @@ class _Link:
         if len(report) < 2:
             return
         tamper, power_failed = bool(report[0]), bool(report[1])
-        if tamper != self.tamper:
-            self.tamper = tamper
+        # on change only; a first report of "all well" is no alarm
+        if tamper != bool(self.tamper):
             self._alarm(AlarmKind.TAMPER, tamper, "OSDP local status")
-        if power_failed != self.power_failed:
-            self.power_failed = power_failed
+        if power_failed != bool(self.power_failed):
             self._alarm(AlarmKind.POWER, power_failed, "OSDP local status")
+        self.tamper, self.power_failed = tamper, power_failed
 
     def _status(self, connected: bool, detail: str) -> None:
         if self.reported is connected:
