@@ -68,8 +68,8 @@ def load_scbk(path: Path) -> bytes:
         st = path.stat()
         text = path.read_text(encoding="ascii")
     except FileNotFoundError as exc:
-        raise KeyFileError(f"OSDP key file {path} not found; create it with "
-                           "`secroom reader osdp-key` and install it on the reader") from exc
+        raise KeyFileError(f"OSDP key file {path} not found; create it and give it "
+                           "to the reader with `secroom card osdp-install`") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise KeyFileError(f"OSDP key file {path} cannot be read") from exc
     if stat.S_IMODE(st.st_mode) & 0o077:

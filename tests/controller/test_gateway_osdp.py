@@ -153,3 +153,38 @@ def test_osdp_reader_config_is_checked_once(tmp_path: Path) -> None:
         build_reader(config)
     assert key.hex() not in str(info.value)
     assert kit.config.readers.bindings[0].kind == "pcsc"  # the default stays PC/SC
+
+
+def test_cli_install_creates_the_key_file_and_gives_the_reader_its_key(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    line = PtyLine()
+    pd = VirtualOsdpReader(line, scbk=None, install=True).start()  # fresh from the box
+    try:
+        key_file = tmp_path / "keys" / "door-in.key"
+        key_file.parent.mkdir()
+        kit = make_kit(tmp_path / "gw", mqtt_port=1883, bindings=[_binding(line, key_file)])
+        run = subprocess.run(
+            [sys.executable, "-m", "controller.cli", "card", "osdp-install", "-c",
+             str(kit.config_path), "--reader", READER], cwd=tmp_path, capture_output=True,
+            text=True, timeout=120, check=False,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+        assert run.returncode == 0, run.stderr
+        assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+        key = bytes.fromhex(key_file.read_text())
+        assert pd.scbk == key  # the reader took the key the file holds
+        assert key.hex() not in run.stdout + run.stderr  # and it was never printed
+        # a second run with the reader out of install mode: clear failure, exit 1
+        pd.stop()
+        pd = VirtualOsdpReader(line, scbk=os.urandom(16)).start()
+        again = subprocess.run(
+            [sys.executable, "-m", "controller.cli", "card", "osdp-install", "-c",
+             str(kit.config_path), "--reader", READER, "--timeout", "3"], cwd=tmp_path,
+            capture_output=True, text=True, timeout=120, check=False,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+        assert again.returncode == 1 and "install mode" in again.stderr
+        assert bytes.fromhex(key_file.read_text()) == key  # the key file is kept as it was
+    finally:
+        pd.stop()
+        line.close()
