@@ -237,3 +237,16 @@ def test_missing_serial_port_is_a_clear_error(tmp_path: Path) -> None:
     plain.write_text("")
     with pytest.raises(ReaderError, match="not a serial port"):
         SerialChannel(str(plain))
+
+
+def test_reader_back_after_an_outage_is_taken_online_again(bench: Bench) -> None:
+    pd = bench.start_pd(scbk=bench.key)
+    bench.start_cp(retry_s=1.0)  # libosdp alone would wait five minutes
+    bench.sink.wait(ReaderStatus, reader=NAME, connected=True)
+    pd.stop()
+    bench.sink.wait(ReaderStatus, reader=NAME, connected=False, timeout=30)
+    bench.pd = VirtualOsdpReader(bench.line, scbk=bench.key).start()  # repaired, re-powered
+    bench.sink.wait(ReaderStatus, reader=NAME, connected=True, timeout=30)
+    bench.pd.tap(UID)
+    tap = bench.sink.wait(CardTap)
+    assert isinstance(tap, CardTap) and tap.uid == UID
