@@ -176,6 +176,8 @@ ITEM_KINDS: dict[str, Pair] = {
     "policy_stale": ("ノードのポリシーが古い・期限切れ", "Node runs a stale policy"),
     "door_forced": ("扉のこじ開け", "Door forced open"),
     "door_held_open": ("扉の開放放置", "Door held open"),
+    "reader_tamper": ("リーダーのいたずら検知", "Reader tamper"),
+    "reader_refused": ("リーダーの暗号化通信の失敗", "Reader failed the secure channel"),
     "rejected_payload": ("不正なメッセージ", "Rejected message"),
     "dashboard_unclean_stop": ("ダッシュボードの異常停止", "Dashboard stopped uncleanly"),
     "media_overdue": ("媒体の返却遅れ", "Medium overdue"),
