@@ -190,6 +190,9 @@ class GatewayConfig(_Strict):
         )
 
     def binding_for(self, reader_name: str) -> ReaderBinding | None:
+        for b in self.readers.bindings:  # an OSDP reader's name is never taken by a PC/SC prefix
+            if b.kind == "osdp" and b.name == reader_name:
+                return b
         for b in self.readers.bindings:
             if b.matches(reader_name):
                 return b
