@@ -26,6 +26,7 @@ import stat
 import termios
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,6 +202,7 @@ class _Link:
         self.down_since: float | None = None
         self.tamper: bool | None = None
         self.power_failed: bool | None = None
+        self.counters: Counter[str] = Counter()
         self.thread = threading.Thread(target=self._run, name=f"osdp-{spec.name}", daemon=True)
 
     # -- CP life cycle ----------------------------------------------------------------------
@@ -237,13 +239,19 @@ class _Link:
                     continue
             event = self.cp.get_event(self.spec.address, timeout=0.2)
             if event is not None:
-                self._handle(event)
+                try:
+                    self._handle(event)
+                except Exception:  # noqa: BLE001 - a broken sink must not stop the reader
+                    self.counters["sink_errors"] += 1
+                    log.exception("OSDP reader %s: the sink raised; event handed over but not "
+                                  "accepted", self.spec.name)
             elif self.down_since is not None and (
                 time.monotonic() - self.down_since >= self.retry_s
             ):
                 if not self.online:
                     self._went_down(f"OSDP reader at address {self.spec.address} does not "
                                     "answer")
+                self.counters["rebuilds"] += 1
                 self._close()  # libosdp would wait five minutes: start afresh now
         self._close()
 
@@ -254,6 +262,7 @@ class _Link:
             if not self.online:  # EnforceSecure delivers nothing before SC; belt and braces
                 return
             outcome = _card_tap(self.spec.name, event, time.monotonic())
+            self.counters["taps" if isinstance(outcome, CardTap) else "bad_card_data"] += 1
             if isinstance(outcome, CardTap):
                 self.sink.on_tap(outcome)
             else:
@@ -279,6 +288,8 @@ class _Link:
 
     def _went_down(self, detail: str) -> None:
         self.down_since = time.monotonic()
+        if self.sc_failed:
+            self.counters["sc_refused"] += 1
         if self.sc_failed and not self.refused:
             self.refused = True
             self._alarm(AlarmKind.SECURE_REFUSED, True,
@@ -356,6 +367,13 @@ class OsdpReaders:
 
     def names(self) -> frozenset[str]:
         return frozenset(s.name for s in self.specs)
+
+    def counters(self) -> dict[str, int]:
+        """Per reader and in all: taps, bad_card_data, sc_refused, rebuilds, sink_errors."""
+        out: Counter[str] = Counter()
+        for link in self._links.values():
+            out.update(link.counters)
+        return dict(out)
 
     def online(self, reader: str) -> bool:
         link = self._links.get(reader)

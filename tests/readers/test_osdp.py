@@ -134,6 +134,7 @@ def test_reader_without_its_key_is_refused_and_never_heard(bench: Bench, who: st
     bench.sink.wait(ReaderStatus, reader=NAME, connected=False)
     assert bench.sink.of(CardTap) == []
     assert not bench.readers.online(NAME)  # type: ignore[union-attr]
+    assert bench.readers.counters()["sc_refused"] >= 1  # type: ignore[union-attr]
     assert not any(c.get("command") == osdp.Command.Keyset for c in pd.commands)
 
 
@@ -173,6 +174,27 @@ def test_odd_card_data_is_a_read_failure_not_a_tap(bench: Bench) -> None:
     assert isinstance(failure, ReadFailure)
     assert failure.reason == FailureReason.BAD_UID_LENGTH
     assert bench.sink.of(CardTap) == []
+    assert bench.readers.counters()["bad_card_data"] == 1  # type: ignore[union-attr]
+
+
+def test_a_sink_that_raises_does_not_stop_the_reader(bench: Bench) -> None:
+    pd = bench.start_pd(scbk=bench.key)
+    bench.start_cp()
+    bench.sink.wait(ReaderStatus, reader=NAME, connected=True)
+    calls: list[CardTap] = []
+
+    def refuse(tap: CardTap) -> None:
+        calls.append(tap)
+        if len(calls) == 1:
+            raise RuntimeError("sink refuses the tap")
+        bench.sink._put(tap)
+
+    bench.sink.on_tap = refuse  # type: ignore[method-assign]
+    pd.tap(UID)
+    pd.tap("0102030405060708")
+    tap = bench.sink.wait(CardTap)
+    assert isinstance(tap, CardTap) and tap.uid == "0102030405060708"
+    assert bench.readers.counters()["sink_errors"] == 1  # type: ignore[union-attr]
 
 
 def test_install_gives_the_key_then_only_that_key_is_accepted(bench: Bench) -> None:
