@@ -276,7 +276,23 @@ class _Link:
                 if event.get("arg0"):
                     self._came_up()
                 else:
-                    self._went_down("OSDP reader stopped answering")
+                    # an absent reader ends the same way (SC inactive, offline) after its
+                    # probes; a refused one had answered: it sent its ID before failing SC
+                    self.sc_failed = self.sc_failed and not self.online and self._answered()
+                    self._went_down("OSDP reader stopped answering" if self.online else
+                                    f"OSDP reader at address {self.spec.address} not online")
+
+    def _answered(self) -> bool:
+        """Did the reader send its ID (osdp_PDID) to this CP?"""
+        cp = self.cp
+        if cp is None:
+            return False
+        try:
+            pd_id = cp.get_pd_id(self.spec.address)
+        except Exception:  # noqa: BLE001 - libosdp's wrapper fails when it has no ID at all
+            return False
+        return any((pd_id.version, pd_id.model, pd_id.vendor_code, pd_id.serial_number,
+                    pd_id.firmware_version))
 
     def _came_up(self) -> None:
         self.online = True

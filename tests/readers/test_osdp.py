@@ -155,14 +155,11 @@ def test_tamper_and_power_reports_become_alarms_on_change(bench: Bench) -> None:
     assert [a.active for a in tampers] == [True, False]  # type: ignore[attr-defined]
 
 
-def test_reader_going_silent_is_reported_offline(bench: Bench) -> None:
-    pd = bench.start_pd(scbk=bench.key)
-    bench.start_cp()
-    bench.sink.wait(ReaderStatus, reader=NAME, connected=True)
-    pd.stop()  # the reader loses power or its wire is cut
+def test_no_reader_on_the_line_is_offline_not_refused(bench: Bench) -> None:
+    bench.start_cp(retry_s=30.0)
     status = bench.sink.wait(ReaderStatus, reader=NAME, connected=False, timeout=30)
-    assert isinstance(status, ReaderStatus) and "answer" in status.detail
-    assert not bench.readers.signal(NAME, Signal.GRANTED, 5.0)  # type: ignore[union-attr]
+    assert isinstance(status, ReaderStatus) and "not online" in status.detail
+    assert bench.sink.of(ReaderAlarm) == []
 
 
 def test_odd_card_data_is_a_read_failure_not_a_tap(bench: Bench) -> None:
@@ -261,12 +258,15 @@ def test_missing_serial_port_is_a_clear_error(tmp_path: Path) -> None:
         SerialChannel(str(plain))
 
 
-def test_reader_back_after_an_outage_is_taken_online_again(bench: Bench) -> None:
+def test_reader_going_silent_is_offline_then_back_online(bench: Bench) -> None:
     pd = bench.start_pd(scbk=bench.key)
-    bench.start_cp(retry_s=1.0)  # libosdp alone would wait five minutes
+    readers = bench.start_cp(retry_s=1.0)  # libosdp alone would wait five minutes
     bench.sink.wait(ReaderStatus, reader=NAME, connected=True)
-    pd.stop()
-    bench.sink.wait(ReaderStatus, reader=NAME, connected=False, timeout=30)
+    pd.stop()  # the reader loses power or its wire is cut
+    status = bench.sink.wait(ReaderStatus, reader=NAME, connected=False, timeout=30)
+    assert isinstance(status, ReaderStatus) and "stopped answering" in status.detail
+    assert bench.sink.of(ReaderAlarm) == []  # an outage is no refused key
+    assert not readers.signal(NAME, Signal.GRANTED, 5.0)
     bench.pd = VirtualOsdpReader(bench.line, scbk=bench.key).start()  # repaired, re-powered
     bench.sink.wait(ReaderStatus, reader=NAME, connected=True, timeout=30)
     bench.pd.tap(UID)
