@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import logging
 import os
 import stat
@@ -108,6 +109,12 @@ class SerialChannel(osdp.Channel):  # type: ignore[misc]
             self.fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         except OSError as exc:
             raise ReaderError(f"serial port {port} cannot be opened: {exc.strerror}") from exc
+        try:  # one control panel per line: a second (the CLI beside the gateway) would collide
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(self.fd)
+            raise ReaderError(f"serial port {port} is in use by another secroom process (stop "
+                              "the gateway first)") from exc
         try:
             attrs = termios.tcgetattr(self.fd)
             attrs[0] = 0  # iflag: no translation, no flow control
@@ -400,6 +407,58 @@ class OsdpReaders:
         return link.signal(signal, seconds) if link is not None else False
 
 
+class KeyChangeUncertain(ReaderError):
+    """KEYSET was sent but the channel did not come back under the new key: the reader may
+    hold either key."""
+
+
+def _wait_sc(cp: Any, address: int, deadline: float, *, restart: bool = False) -> bool:
+    """Wait for the secure channel under the CP's own key (not SCBK-D); with ``restart``, for
+    it to go down first and come back (KEYSET makes libosdp restart SC with the new key)."""
+    down = not restart
+    while (left := deadline - time.monotonic()) > 0:
+        event = cp.get_event(address, timeout=min(left, 0.5))
+        if not event or event.get("event") != osdp.Event.Notification:
+            continue
+        if event.get("type") == _NOTE_SC:
+            if not event.get("arg0"):
+                down = True
+            elif down and not event.get("arg1"):  # arg1 = 0: under the reader's own key
+                return True
+    return False
+
+
+def rekey(spec: OsdpReaderSpec, new_scbk: bytes, *, timeout: float = 20.0,
+          channel_factory: ChannelFactory = _serial) -> None:
+    """Replace a reader's key: a secure channel under its current key (``spec.scbk``), then
+    KEYSET with ``new_scbk``; returns once the channel is back under the new key. Raises
+    KeyChangeUncertain when KEYSET went out but the channel did not come back (the reader may
+    hold either key), ReaderError when nothing was sent."""
+    if len(new_scbk) != SCBK_BYTES or new_scbk == spec.scbk:
+        raise ReaderError("the new OSDP key must be 16 bytes and differ from the current one")
+    channel = channel_factory(spec)
+    info = osdp.PDInfo(spec.address, channel, scbk=spec.scbk, name=f"PD-{spec.address}",
+                       flags=[osdp.LibFlag.EnforceSecure, osdp.LibFlag.EnableNotification])
+    cp = osdp.ControlPanel([info], log_level=osdp.LogLevel.Warning)
+    cp.start()
+    deadline = time.monotonic() + timeout
+    try:
+        if not _wait_sc(cp, spec.address, deadline):
+            raise ReaderError(f"OSDP reader {spec.name!r} did not open the secure channel "
+                              f"under its current key within {timeout:.0f} s")
+        command = {"command": osdp.Command.Keyset, "type": 1, "data": new_scbk}
+        if not cp.submit_command(spec.address, command):
+            raise ReaderError(f"OSDP reader {spec.name!r}: the key change could not be queued")
+        if not _wait_sc(cp, spec.address, deadline, restart=True):
+            raise KeyChangeUncertain(f"OSDP reader {spec.name!r} did not come back under the "
+                                     f"new key within {timeout:.0f} s")
+    finally:
+        try:
+            cp.teardown()
+        finally:
+            _close(channel)
+
+
 def install_key(spec: OsdpReaderSpec, *, timeout: float = 20.0,
                 channel_factory: ChannelFactory = _serial) -> None:
     """Give a reader in install mode its key (``spec.scbk``). The CP opens the secure channel
@@ -411,14 +470,9 @@ def install_key(spec: OsdpReaderSpec, *, timeout: float = 20.0,
                        flags=[osdp.LibFlag.EnableNotification])
     cp = osdp.ControlPanel([info], log_level=osdp.LogLevel.Warning)
     cp.start()
-    deadline = time.monotonic() + timeout
     try:
-        while (left := deadline - time.monotonic()) > 0:
-            event = cp.get_event(spec.address, timeout=min(left, 0.5))
-            if (event and event.get("event") == osdp.Event.Notification
-                    and event.get("type") == _NOTE_SC and event.get("arg0")
-                    and not event.get("arg1")):  # arg1 = 0: under the reader's own key
-                return
+        if _wait_sc(cp, spec.address, time.monotonic() + timeout):
+            return
     finally:
         try:
             cp.teardown()

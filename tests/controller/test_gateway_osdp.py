@@ -188,3 +188,71 @@ def test_cli_install_creates_the_key_file_and_gives_the_reader_its_key(tmp_path:
     finally:
         pd.stop()
         line.close()
+
+
+def test_cli_rekey_replaces_the_key_and_the_line_has_one_control_panel(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import threading
+
+    from readers.osdp import OsdpReaders, OsdpReaderSpec
+
+    line = PtyLine()
+    old = os.urandom(16)
+    key_file = write_key(tmp_path / "door-in.key", old)
+    pd = VirtualOsdpReader(line, scbk=old).start()
+    kit = make_kit(tmp_path / "gw", mqtt_port=1883, bindings=[_binding(line, key_file)])
+
+    def secroom(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "controller.cli", "card", *args, "-c", str(kit.config_path),
+             "--reader", READER, "--timeout", "20"], cwd=tmp_path, capture_output=True,
+            text=True, timeout=120, check=False,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+
+    gateway_side = OsdpReaders([OsdpReaderSpec(name=READER, port=line.port, address=101,
+                                               scbk=old)])
+
+    class Sink:
+        def __init__(self) -> None:
+            self.up, self.refused = threading.Event(), threading.Event()
+
+        def on_tap(self, _tap: object) -> None: ...
+
+        def on_failure(self, _failure: object) -> None: ...
+
+        def on_status(self, status: object) -> None:
+            if getattr(status, "connected", False):
+                self.up.set()
+
+        def on_alarm(self, alarm: object) -> None:
+            if getattr(alarm, "active", False):
+                self.refused.set()
+
+    try:
+        sink = Sink()
+        gateway_side.start(sink)  # the gateway holds the line
+        assert sink.up.wait(20)
+        busy = secroom("osdp-rekey")
+        assert busy.returncode != 0 and "in use" in busy.stderr
+        gateway_side.stop()
+
+        run = secroom("osdp-rekey")
+        assert run.returncode == 0, run.stderr
+        new = bytes.fromhex(key_file.read_text())
+        assert new != old and pd.scbk == new
+        assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+        assert not key_file.with_name(key_file.name + ".new").exists()
+        assert new.hex() not in run.stdout + run.stderr and old.hex() not in run.stderr
+        for key, ok in ((old, False), (new, True)):  # the old key is refused, the new one works
+            sink = Sink()
+            gateway_side = OsdpReaders([OsdpReaderSpec(name=READER, port=line.port,
+                                                       address=101, scbk=key)])
+            gateway_side.start(sink)
+            assert (sink.up if ok else sink.refused).wait(20)
+            assert not (sink.refused if ok else sink.up).is_set()
+            gateway_side.stop()
+    finally:
+        gateway_side.stop()
+        pd.stop()
+        line.close()
