@@ -39,7 +39,8 @@ def build_reader(config: GatewayConfig) -> CardReader:
 
         readers.append(PcscReaders(reader_filter=bound if bindings else None))
     if osdp:
-        from readers.osdp import OsdpReaders, OsdpReaderSpec, load_scbk
+        from readers.osdp import OsdpReaders, OsdpReaderSpec
+        from readers.osdp_keys import load_scbk
 
         specs = []
         for b in osdp:

@@ -105,7 +105,7 @@ def osdp_checks(bindings: list[ReaderBinding]) -> list[Check]:
     import stat
 
     from readers.base import ReaderError
-    from readers.osdp import load_scbk
+    from readers.osdp_keys import load_scbk
 
     out = []
     for b in bindings:

@@ -31,7 +31,8 @@ def _binding(args: argparse.Namespace) -> ReaderBinding:
 
 
 def cmd_osdp_install(args: argparse.Namespace) -> int:
-    from readers.osdp import OsdpReaderSpec, install_key, load_scbk, write_new_scbk
+    from readers.osdp import OsdpReaderSpec, install_key
+    from readers.osdp_keys import load_scbk, write_new_scbk
 
     binding = _binding(args)
     assert binding.port is not None and binding.address is not None
@@ -56,7 +57,8 @@ def cmd_osdp_install(args: argparse.Namespace) -> int:
 
 
 def cmd_osdp_rekey(args: argparse.Namespace) -> int:
-    from readers.osdp import KeyChangeUncertain, OsdpReaderSpec, load_scbk, rekey, write_new_scbk
+    from readers.osdp import KeyChangeUncertain, OsdpReaderSpec, rekey
+    from readers.osdp_keys import load_scbk, write_new_scbk
 
     binding = _binding(args)
     assert binding.port is not None and binding.address is not None

@@ -23,14 +23,12 @@ import errno
 import fcntl
 import logging
 import os
-import stat
 import termios
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import osdp
@@ -47,54 +45,16 @@ from readers.base import (
     TapSink,
     utc_now,
 )
+from readers.osdp_keys import SCBK_BYTES
 
 log = logging.getLogger(__name__)
 
-SCBK_BYTES = 16
 BAUD_RATES = {9600: termios.B9600, 19200: termios.B19200, 38400: termios.B38400,
               57600: termios.B57600, 115200: termios.B115200}
 MIN_CARD_BYTES, MAX_CARD_BYTES = 2, 16  # 16-bit raw data up to a long UID / ASCII number
 _LOCAL_STATUS = osdp.StatusReportType.Local  # LSTATR: byte 0 tamper, byte 1 power
 _NOTE_SC = osdp.EventNotification.SecureChannelStatus
 _NOTE_PD = osdp.EventNotification.PeripheralDeviceStatus
-
-
-class KeyFileError(ReaderError):
-    """The reader's key file is missing, unreadable, readable by others or not 32 hex digits.
-    The message names the file, never its content."""
-
-
-def load_scbk(path: Path) -> bytes:
-    """The 16-byte secure channel key in ``path`` (32 hex digits, one line, mode 0600)."""
-    try:
-        st = path.stat()
-        text = path.read_text(encoding="ascii")
-    except FileNotFoundError as exc:
-        raise KeyFileError(f"OSDP key file {path} not found; create it and give it "
-                           "to the reader with `secroom card osdp-install`") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"OSDP key file {path} cannot be read") from exc
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        raise KeyFileError(f"OSDP key file {path} is readable by others; chmod 600 it")
-    try:
-        key = bytes.fromhex(text.strip())
-    except ValueError:
-        key = b""
-    if len(key) != SCBK_BYTES:
-        raise KeyFileError(f"OSDP key file {path} must hold one key of 32 hex digits")
-    if key == bytes(range(0x30, 0x40)):  # SCBK-D, the published install key
-        raise KeyFileError(f"OSDP key file {path} holds the default install key (SCBK-D); "
-                           "generate a key for this reader")
-    return key
-
-
-def write_new_scbk(path: Path) -> bytes:
-    """A fresh random key in a new file (mode 0600); refuses to overwrite one."""
-    key = os.urandom(SCBK_BYTES)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(key.hex() + "\n")
-    return key
 
 
 class SerialChannel(osdp.Channel):  # type: ignore[misc]

@@ -23,7 +23,8 @@ from readers.base import (
     ReadFailure,
     Signal,
 )
-from readers.osdp import KeyFileError, OsdpReaders, OsdpReaderSpec, install_key, load_scbk
+from readers.osdp import OsdpReaders, OsdpReaderSpec, install_key
+from readers.osdp_keys import KeyFileError, load_scbk
 from tests.support.osdp_pd import SCBK_D, PtyLine, VirtualOsdpReader, write_key
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,7 @@ from typing import Any
 
 import osdp
 
-SCBK_D = bytes(range(0x30, 0x40))  # the published default key of OSDP install mode
+from readers.osdp_keys import SCBK_D  # noqa: F401 - the tests' name for it
 
 
 class PtyLine:
