@@ -178,8 +178,12 @@ class _Link:
         channel = self.channel_factory(spec)
         info = osdp.PDInfo(spec.address, channel, scbk=spec.scbk, name=f"PD-{spec.address}",
                            flags=[osdp.LibFlag.EnforceSecure, osdp.LibFlag.EnableNotification])
-        cp = osdp.ControlPanel([info], log_level=osdp.LogLevel.Warning)
-        cp.start()
+        try:
+            cp = osdp.ControlPanel([info], log_level=osdp.LogLevel.Warning)
+            cp.start()
+        except Exception as exc:  # libosdp raises plain exceptions: translate at the boundary
+            _close(channel)
+            raise ReaderError(f"libosdp could not set up the control panel: {exc}") from exc
         with self.lock:
             self.cp, self.channel = cp, channel
         self.sc_failed = False
@@ -200,7 +204,8 @@ class _Link:
                 try:
                     self._open()
                 except ReaderError as exc:  # the serial port is missing: try again later
-                    self._went_down(f"OSDP port unavailable: {exc}")
+                    self.counters["open_failures"] += 1
+                    self._went_down(f"OSDP line unavailable: {exc}")
                     if self.stop_event.wait(self.retry_s):
                         break
                     continue

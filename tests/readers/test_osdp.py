@@ -273,3 +273,16 @@ def test_reader_going_silent_is_offline_then_back_online(bench: Bench) -> None:
     bench.pd.tap(UID)
     tap = bench.sink.wait(CardTap)
     assert isinstance(tap, CardTap) and tap.uid == UID
+
+
+def test_adapter_plugged_in_late_is_found(bench: Bench, tmp_path: Path) -> None:
+    port = tmp_path / "ttyUSB0"  # the udev symlink, not there yet
+    spec = OsdpReaderSpec(name=NAME, port=str(port), address=101, scbk=bench.key)
+    bench.readers = OsdpReaders([spec], retry_s=0.5)
+    bench.readers.start(bench.sink)
+    status = bench.sink.wait(ReaderStatus, reader=NAME, connected=False)
+    assert isinstance(status, ReaderStatus) and "cannot be opened" in status.detail
+    bench.start_pd(scbk=bench.key)
+    port.symlink_to(bench.line.port)  # the adapter is plugged in
+    bench.sink.wait(ReaderStatus, reader=NAME, connected=True)
+    assert bench.readers.counters()["open_failures"] >= 1
