@@ -256,3 +256,21 @@ def test_cli_rekey_replaces_the_key_and_the_line_has_one_control_panel(tmp_path:
         gateway_side.stop()
         pd.stop()
         line.close()
+
+
+def test_build_reader_picks_the_adapters_the_bindings_name(tmp_path: Path) -> None:
+    from readers.multi import ReaderSet
+    from readers.osdp import OsdpReaders
+    from readers.pcsc import PcscReaders
+
+    key_file = write_key(tmp_path / "k.key", os.urandom(16))
+    osdp_in = {"name": READER, "kind": "osdp", "role": "door_in", "door": DOOR,
+               "port": "/dev/ttyUSB0", "address": 1, "key_file": str(key_file)}
+    pcsc_out = {"name": "Virtual PCD 00 01", "role": "door_out", "door": DOOR}
+    only = make_kit(tmp_path / "a", mqtt_port=1883, bindings=[osdp_in])
+    assert isinstance(build_reader(only.config), OsdpReaders)
+    both = make_kit(tmp_path / "b", mqtt_port=1883, bindings=[osdp_in, pcsc_out])
+    mixed = build_reader(both.config)
+    assert isinstance(mixed, ReaderSet)
+    assert [type(r) for r in mixed.readers] == [PcscReaders, OsdpReaders]
+    assert both.config.binding_for(READER) is both.config.readers.bindings[0]
