@@ -44,7 +44,10 @@ class OsdpRoom:
     pd: VirtualOsdpReader
 
     def relay_ever_energised(self) -> bool:
-        return any(s.state for s in self.pins.pin(RELAY_PIN).states)
+        """Once the tap being decided is done: door.access is journaled (and may reach the
+        broker) before the relay moves, and the gateway holds its lock until it has."""
+        with self.gateway._lock:
+            return any(s.state for s in self.pins.pin(RELAY_PIN).states)
 
 
 def _binding(line: PtyLine, key_file: Path) -> dict[str, object]:
