@@ -58,7 +58,7 @@ class ReaderBinding(_Strict):
     ``baud``) held to the secure channel with the key in ``key_file`` (readers.osdp); ``name``
     is then the name events carry."""
 
-    name: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1)
     kind: Literal["pcsc", "osdp"] = "pcsc"
     role: ReaderRole
     door: str | None = None
