@@ -19,6 +19,7 @@ from controller.events import (
     DoorHeldOpen,
     NodeReceiptRefused,
     PolicyRejected,
+    ReaderPower,
     ReaderSecureRefused,
     ReaderTamper,
 )
@@ -36,12 +37,17 @@ PROJECTED = frozenset(
         "policy.rejected",
         "node.receipt_refused",
         "reader.tamper",
+        "reader.power",
         "reader.secure_refused",
     }
 )
 ALARM_KINDS = frozenset({"door.forced", "door.held_open", "policy.rejected",
-                         "node.receipt_refused", "reader.tamper", "reader.secure_refused"})
-READER_ALARMS = {"reader.tamper": "reader_tamper", "reader.secure_refused": "reader_refused"}
+                         "node.receipt_refused", "reader.tamper", "reader.power",
+                         "reader.secure_refused"})
+READER_ALARMS = {"reader.tamper": "reader_tamper", "reader.power": "reader_power",
+                 "reader.secure_refused": "reader_refused"}
+_READER_SUBJECTS = {"reader_tamper": "reported tamper", "reader_power": "lost its power",
+                    "reader_refused": "failed the secure channel"}
 # the models' own validators, called directly: what model_validate runs, without its ~1 µs of
 # per-call overhead (this runs for every door.access the ingest stores)
 _VALIDATE = {kind: KINDS[kind].model.__pydantic_validator__.validate_python for kind in PROJECTED}
@@ -77,15 +83,17 @@ def raise_alarm(event: Event, data: BaseModel | None, pending: AnomalySink) -> N
     if event.kind in READER_ALARMS:
         if isinstance(data, ReaderTamper | ReaderSecureRefused) and not data.active:
             return  # the housing closed again / the reader is back under its key
-        reader = data.reader if isinstance(data, ReaderTamper | ReaderSecureRefused) else "?"
+        if isinstance(data, ReaderPower) and not data.failed:
+            return  # its power came back
+        reader = data.reader if isinstance(data, ReaderTamper | ReaderPower
+                                           | ReaderSecureRefused) else "?"
         kind = READER_ALARMS[event.kind]
         pending.add(
             kind,
             f"{event.node}:{reader}",
             node=event.node,
-            severity="critical",
-            subject=f"reader {reader} " + ("reported tamper" if kind == "reader_tamper"
-                                           else "failed the secure channel"),
+            severity="warning" if kind == "reader_power" else "critical",
+            subject=f"reader {reader} {_READER_SUBJECTS[kind]}",
             detail={**detail, "reader": reader},
         )
         return

@@ -177,6 +177,7 @@ ITEM_KINDS: dict[str, Pair] = {
     "door_forced": ("扉のこじ開け", "Door forced open"),
     "door_held_open": ("扉の開放放置", "Door held open"),
     "reader_tamper": ("リーダーのいたずら検知", "Reader tamper"),
+    "reader_power": ("リーダーの電源異常", "Reader power failure"),
     "reader_refused": ("リーダーの暗号化通信の失敗", "Reader failed the secure channel"),
     "rejected_payload": ("不正なメッセージ", "Rejected message"),
     "dashboard_unclean_stop": ("ダッシュボードの異常停止", "Dashboard stopped uncleanly"),

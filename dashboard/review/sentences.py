@@ -100,6 +100,8 @@ TEMPLATES: dict[str, tuple[str, str]] = {
                       "検知しました",
                       "Reader {reader} of {node} reported tamper (opened or pulled off) at "
                       "{time}"),
+    "reader_power": ("{node} のリーダー {reader} が {time} に電源異常を報告しました",
+                     "Reader {reader} of {node} reported a power failure at {time}"),
     "reader_refused": ("{node} のリーダー {reader} が {time} に暗号化通信を確立できませんでした"
                        "(鍵の不一致・初期化・交換の疑い)。リーダーからの入力は受け付けていません",
                        "Reader {reader} of {node} failed the secure channel at {time} (wrong "
