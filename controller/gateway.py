@@ -268,8 +268,14 @@ class Gateway:
                     self.decisions[(door.config.id, "denied", reason)] += 1
                 door.deny()
         # the reader's own LED and buzzer (OSDP) show what the door did, after the relay
-        self._signal(tap.reader, Signal.GRANTED if opened else Signal.DENIED,
-                     door.config.unlock_s)
+        if opened:
+            self._signal(tap.reader, Signal.GRANTED, door.config.unlock_s)
+        elif decision.reason is Denial.AWAITING_SECOND and policy is not None:
+            rule = policy.door(binding.door)
+            self._signal(tap.reader, Signal.PENDING,
+                         rule.two_person_window_s if rule else door.config.unlock_s)
+        else:
+            self._signal(tap.reader, Signal.DENIED, door.config.unlock_s)
         return decision
 
     def _signal(self, reader: str, signal: Signal, seconds: float) -> None:

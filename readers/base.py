@@ -126,6 +126,7 @@ class Signal(StrEnum):
 
     GRANTED = "granted"
     DENIED = "denied"
+    PENDING = "pending"  # a first card of a two-person door: waiting for the second
 
 
 class CardReader(Protocol):

@@ -149,6 +149,13 @@ def _card_tap(name: str, event: dict[str, Any], present: float) -> CardTap | Rea
                    read_monotonic=time.monotonic(), present_monotonic=present)
 
 
+# what the reader shows: LED colour (for the door's unlock time, or the two-person window) and
+# beeps: green and one beep, red and three, amber and one while a second person is awaited
+_SHOWN = {Signal.GRANTED: (osdp.CommandLEDColor.Green, 1),
+          Signal.DENIED: (osdp.CommandLEDColor.Red, 3),
+          Signal.PENDING: (osdp.CommandLEDColor.Amber, 1)}
+
+
 class _Link:
     """One reader: its CP, its event thread, its online state."""
 
@@ -311,14 +318,13 @@ class _Link:
 
     # -- LED and buzzer ---------------------------------------------------------------------
     def signal(self, signal: Signal, seconds: float) -> bool:
-        granted = signal is Signal.GRANTED
-        tenths = max(1, min(0xFFFF, round(seconds * 10)))
-        color = osdp.CommandLEDColor.Green if granted else osdp.CommandLEDColor.Red
+        color, beeps = _SHOWN[signal]
+        tenths = max(1, min(255, round(seconds * 10)))  # libosdp 3.2.9 sends 8 bits of it
         led = {"command": osdp.Command.LED, "reader": 0, "led_number": 0, "temporary": True,
                "control_code": 2, "on_color": color, "off_color": osdp.CommandLEDColor.Black,
                "on_count": 10, "off_count": 0, "timer_count": tenths}
         beep = {"command": osdp.Command.Buzzer, "reader": 0, "control_code": 2,
-                "on_count": 2 if granted else 1, "off_count": 1, "rep_count": 1 if granted else 3}
+                "on_count": 2 if beeps == 1 else 1, "off_count": 1, "rep_count": beeps}
         with self.lock:
             if self.cp is None or not self.online:
                 return False

@@ -277,3 +277,45 @@ def test_build_reader_picks_the_adapters_the_bindings_name(tmp_path: Path) -> No
     assert isinstance(mixed, ReaderSet)
     assert [type(r) for r in mixed.readers] == [PcscReaders, OsdpReaders]
     assert both.config.binding_for(READER) is both.config.readers.bindings[0]
+
+
+def test_two_person_door_shows_amber_for_the_first_card_then_green(
+    tmp_path: Path, broker: Broker
+) -> None:
+    from controller.policy import DoorRule
+    from tests.controller.gateway_kit import BOB_UID, make_policy
+
+    policy = make_policy()
+    policy = policy.model_copy(update={"doors": [DoorRule(id=DOOR, name="Server room",
+                                                          two_person=True,
+                                                          two_person_window_s=20)]})
+    line = PtyLine()
+    key = os.urandom(16)
+    kit = make_kit(tmp_path / "gw", mqtt_port=broker.port, policy=policy,
+                   bindings=[_binding(line, write_key(tmp_path / "reader.key", key))])
+    pd = VirtualOsdpReader(line, scbk=key).start()
+    pins = MockFactory()
+    collector = EventCollector(broker.port).start()
+    gateway = Gateway(kit.config, reader=build_reader(kit.config), pin_factory=pins)
+    gateway.start()
+    room = OsdpRoom(kit, gateway, pins, collector, pd)
+    try:
+        collector.wait_for(lambda e: e.kind == "reader.connected", timeout=20)
+        mark = len(pd.commands)
+        pd.tap(ALICE_UID)
+        collector.wait_for(lambda e: e.kind == "door.two_person_pending")
+        amber = pd.wait_command(lambda c: c["command"] == osdp.Command.LED, after=mark)
+        assert (amber["on_color"], amber["timer_count"]) == (osdp.CommandLEDColor.Amber, 200)
+        assert not room.relay_ever_energised()
+        mark = len(pd.commands)
+        pd.tap(BOB_UID)
+        granted = collector.wait_for(lambda e: e.kind == "door.access" and e.data["granted"])
+        assert granted.data["second_person_id"] in ("alice", "bob")
+        green = pd.wait_command(lambda c: c["command"] == osdp.Command.LED, after=mark)
+        assert green["on_color"] == osdp.CommandLEDColor.Green
+        assert room.relay_ever_energised()
+    finally:
+        gateway.stop()
+        collector.stop()
+        pd.stop()
+        line.close()

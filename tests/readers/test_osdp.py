@@ -118,6 +118,10 @@ def test_tap_through_secure_channel_and_led_follows_signal(bench: Bench) -> None
                     after=mark)
     assert pd.led_colors(after=mark) == [osdp.CommandLEDColor.Red]
     assert not readers.signal("another reader", Signal.GRANTED, 5.0)
+    mark = len(pd.commands)
+    assert readers.signal(NAME, Signal.PENDING, 600.0)  # longer than an LED timer holds
+    led = pd.wait_command(lambda c: c["command"] == osdp.Command.LED, after=mark)
+    assert (led["on_color"], led["timer_count"]) == (osdp.CommandLEDColor.Amber, 255)
 
 
 @pytest.mark.parametrize("who", ["wrong_key", "plain", "default_key"])
