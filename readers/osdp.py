@@ -294,6 +294,7 @@ class _Link:
 
     def _local_status(self, report: bytes) -> None:
         if len(report) < 2:
+            self.counters["bad_status"] += 1
             return
         tamper, power_failed = bool(report[0]), bool(report[1])
         # on change only; a first report of "all well" is no alarm

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import osdp
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from readers.base import (
     AlarmKind,
@@ -290,3 +293,22 @@ def test_adapter_plugged_in_late_is_found(bench: Bench, tmp_path: Path) -> None:
     port.symlink_to(bench.line.port)  # the adapter is plugged in
     bench.sink.wait(ReaderStatus, reader=NAME, connected=True)
     assert bench.readers.counters()["open_failures"] >= 1
+
+
+# -- card data as the reader sends it (no reader needed) --------------------------------------
+
+
+@given(data=st.binary(max_size=64), bits=st.integers(min_value=0, max_value=1024),
+       fmt=st.sampled_from([osdp.CardFormat.Unspecified, osdp.CardFormat.Wiegand,
+                            osdp.CardFormat.ASCII, 99]))
+def test_any_card_data_is_a_tap_or_a_failure_never_a_crash(data: bytes, bits: int,
+                                                           fmt: int) -> None:
+    from readers.osdp import MAX_CARD_BYTES, MIN_CARD_BYTES, _card_tap
+
+    out = _card_tap(NAME, {"data": data, "length": bits, "format": fmt}, 0.0)
+    if isinstance(out, CardTap):
+        raw = bytes.fromhex(out.uid)
+        assert MIN_CARD_BYTES <= len(raw) <= MAX_CARD_BYTES and data.startswith(raw)
+    else:
+        assert out.reason == FailureReason.BAD_UID_LENGTH
+        assert re.fullmatch(r"OSDP card data of \d+ bytes", out.detail)  # never the data
