@@ -208,6 +208,8 @@ class IngestConsumer:
         self._gained_lock = threading.Lock()
         if leases is not None:
             leases.on_gained = self._on_gained
+            if isinstance(link, LinkProcess):  # other replicas' nodes dropped in the child
+                leases.on_others = link.skip_nodes
 
     @property
     def counters(self) -> dict[str, int]:
@@ -216,7 +218,7 @@ class IngestConsumer:
         snap["received"] = self._received
         snap["queued"] = len(self._queue)
         if self.leases is not None:
-            snap["not_leased"] = self.not_leased
+            snap["not_leased"] = self.not_leased + int(self.link.stats.get("not_leased", 0))
         return snap
 
     def start(self) -> None:
@@ -452,6 +454,11 @@ class IngestConsumer:
 
     def _flush_acks(self) -> None:
         for node, blob in list(self._unsent_acks.items()):
+            if self.leases is not None and not self.leases.holds(node):
+                # its new holder acks (with a higher counter): an older retained ack from
+                # here would only be refused by the node as a replay
+                self._unsent_acks.pop(node, None)
+                continue
             try:
                 self.link.publish(topic_for(self.site, node, "ack"), blob, qos=1, retain=True)
             except MqttError:

@@ -96,6 +96,9 @@ class IngestLeases:
         self.live: tuple[str, ...] = ()
         self._valid_until = 0.0  # monotonic: past it, the held set is not trusted
         self.on_gained: Callable[[set[str]], None] | None = None
+        # called with the enrolled nodes other replicas hold, whenever that set changes
+        self.on_others: Callable[[frozenset[str]], None] | None = None
+        self._others: frozenset[str] | None = None
         self.renewals = 0
         self.errors = 0
         self.last_error: str | None = None
@@ -157,6 +160,10 @@ class IngestLeases:
         self.renewals += 1
         gained, lost = set(held - old), set(old - held)
         self.gained_total += len(gained)
+        others = frozenset(nodes) - held
+        if others != self._others and self.on_others is not None:
+            self.on_others(others)  # first: what is re-sent for the gained nodes gets through
+        self._others = others
         if gained and self.on_gained is not None:
             self.on_gained(gained)
         return gained, lost

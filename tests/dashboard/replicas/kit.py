@@ -20,7 +20,7 @@ from dashboard.models.policy import PolicyVersion
 from dashboard.models.replicas import LeaderTerm
 
 FALSE_ANOMALIES = ("gap", "fork", "chain", "bad_signature", "unknown_node", "unapproved_node",
-                   "kind_not_allowed")
+                   "kind_not_allowed", "receipt_refused")
 
 
 def engine_of(database_url: str) -> Engine:

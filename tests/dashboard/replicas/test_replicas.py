@@ -21,6 +21,7 @@ from sqlalchemy.orm import sessionmaker
 
 from dashboard import services
 from dashboard.auth.service import AuthService
+from dashboard.models import Anomaly
 from dashboard.models.replicas import IngestLease
 from dashboard.settings import load_settings
 from tests.dashboard.replicas.kit import (
@@ -122,6 +123,9 @@ def test_replica_killed_mid_stream(tmp_path: Path, replicas: ReplicaSet,
 
         stored_once_in_order(sm, nodes)
         assert false_anomalies(sm) == []
+        with sm() as s:  # r1's kill is the one thing to review (it stopped without shutting down)
+            kinds = set(s.scalars(select(Anomaly.kind)))
+        assert kinds == {"dashboard_unclean_stop"}, kinds
         order = one_signer_at_a_time(sm, killed)
         assert order[:2] == ["r1", "r2"], order
 
