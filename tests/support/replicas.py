@@ -151,14 +151,18 @@ class ReplicaSet:
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
 
-def login(client: httpx.Client, username: str, password: str) -> None:
-    """The log-in form with its CSRF token, as a browser fills it in."""
+def post_login(client: httpx.Client, username: str, password: str) -> httpx.Response:
+    """The log-in form with its CSRF token, as a browser fills it in; the response."""
     import re
 
     page = client.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert token, "no CSRF token on the log-in page"
-    r = client.post("/login", data={"username": username, "password": password,
-                                    "csrf_token": token.group(1), "next": "/nodes"},
-                    follow_redirects=False)
+    return client.post("/login", data={"username": username, "password": password,
+                                       "csrf_token": token.group(1), "next": "/nodes"},
+                       follow_redirects=False)
+
+
+def login(client: httpx.Client, username: str, password: str) -> None:
+    r = post_login(client, username, password)
     assert r.status_code == 303, r.text[-500:]

@@ -241,3 +241,14 @@ def test_replica_needs_postgres(tmp_path: Any) -> None:
     ok = DashboardSettings(data_dir=tmp_path, database_url="postgresql+psycopg://u@h/db",
                            replica={"name": "r1"})
     assert ok.replica is not None and ok.replica.lease_s == 4.0
+
+
+def test_the_example_replica_config_loads() -> None:
+    from pathlib import Path
+
+    from dashboard.settings import load_settings
+
+    path = Path(__file__).resolve().parents[3] / "hardware" / "dashboard-replica.example.toml"
+    settings = load_settings(path)
+    assert settings.replica is not None and settings.replica.name == "r1"
+    assert settings.database_url.startswith("postgresql")

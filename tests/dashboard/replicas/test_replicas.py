@@ -33,7 +33,7 @@ from tests.dashboard.replicas.kit import (
     stored_once_in_order,
 )
 from tests.support.mosquitto import Broker
-from tests.support.replicas import ReplicaSet, login
+from tests.support.replicas import ReplicaSet, login, post_login
 
 pytestmark = pytest.mark.integration
 
@@ -148,6 +148,13 @@ def test_replica_killed_mid_stream(tmp_path: Path, replicas: ReplicaSet,
                 with sm() as s:
                     lease = s.get(IngestLease, r2_node)
                     assert lease is not None and lease.holder == "r2", seq
+        # log-in throttling counts the failures made on any replica
+        limit = settings.login_throttle.max_failures_per_user
+        for i in range(limit):
+            with httpx.Client(base_url=replicas.url(f"r{1 + i % 2}"), timeout=30) as c:
+                assert post_login(c, "hq", "wrong").status_code == 401
+        with httpx.Client(base_url=replicas.url("r1"), timeout=30) as c:
+            assert post_login(c, "hq", PASSWORD).status_code == 429
     finally:
         for rt in nodes.values():
             rt.stop()
