@@ -49,6 +49,9 @@ _CLAIM = text(
     "expires_at = excluded.expires_at, epoch = ingest_leases.epoch + 1 "
     "WHERE ingest_leases.expires_at < clock_timestamp() - make_interval(secs => :grace) "
     "RETURNING node")
+_LAPSED = text(
+    "SELECT node, expires_at < clock_timestamp(), "
+    "expires_at < clock_timestamp() - make_interval(secs => :lease) FROM ingest_leases")
 _HELD = text("SELECT node FROM ingest_leases WHERE holder = :me "
              "AND expires_at > clock_timestamp()")
 _FENCE = text(
@@ -147,9 +150,16 @@ class IngestLeases:
                 session.execute(_RENEW, {"me": me, "lease": lease, "nodes": keep})
             if drop:
                 session.execute(_RELEASE, {"me": me, "nodes": drop})
-        # claims in their own transaction: a claim waits for a store in flight on that node
+        # claims in their own transaction: a claim waits for a store in flight on that node.
+        # Only the lapsed ones are tried: an upsert locks the row it conflicts with, and would
+        # hold up the holder's stores and renewals for nothing
         with self.sessionmaker() as session, session.begin():
+            lapsed = {n: (gone, long_gone) for n, gone, long_gone
+                      in session.execute(_LAPSED, {"lease": lease})}
             for node in sorted(set(nodes) - mine):
+                gone, long_gone = lapsed.get(node, (True, True))
+                if not (long_gone or (gone and node in want)):
+                    continue
                 grace = 0.0 if node in want else lease
                 session.execute(_CLAIM, {"node": node, "me": me, "lease": lease,
                                          "grace": grace})

@@ -83,7 +83,8 @@ def enrol(sm: sessionmaker[Session], pubs: dict[str, str]) -> None:
 
 def lease_split(sm: sessionmaker[Session]) -> dict[str, int]:
     with sm() as s:
-        rows = s.execute(select(IngestLease.holder, func.count()).group_by(IngestLease.holder))
+        rows = s.execute(select(IngestLease.holder, func.count()).where(
+            IngestLease.expires_at > func.clock_timestamp()).group_by(IngestLease.holder))
         return {h: int(c) for h, c in rows}
 
 
@@ -110,8 +111,18 @@ def ingest_run(tmp: Path, pg: str, broker: Broker, folder: Path, pubs: dict[str,
                 with sm() as s:
                     return int(s.scalar(select(func.sum(Node.contiguous_seq))) or 0)
 
-            wait(lambda: stored() >= total, f"{total} events stored by {n} replica(s)",
-                 timeout=1800, step=0.1)
+            progress = [0, time.monotonic()]
+
+            def done() -> bool:
+                now, count = time.monotonic(), stored()
+                if count > progress[0]:
+                    progress[:] = [count, now]
+                elif now - progress[1] > 60:
+                    raise SystemExit(f"{n} replica(s): {count} of {total} stored, no progress "
+                                     f"for 60 s (mosquitto_pub does not re-send: lost)")
+                return count >= total
+
+            wait(done, f"{total} events stored by {n} replica(s)", timeout=1800, step=0.1)
             elapsed = time.perf_counter() - t0
             cpu = tree_cpu_s(pids) - cpu0
             bcpu = ib.cpu_s(broker.proc.pid) - b0
