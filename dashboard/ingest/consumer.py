@@ -454,7 +454,7 @@ class IngestConsumer:
 
     def _flush_acks(self) -> None:
         for node, blob in list(self._unsent_acks.items()):
-            if self.leases is not None and not self.leases.holds(node):
+            if self.leases is not None and node not in self.leases.held:
                 # its new holder acks (with a higher counter): an older retained ack from
                 # here would only be refused by the node as a replay
                 self._unsent_acks.pop(node, None)

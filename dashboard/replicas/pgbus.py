@@ -63,6 +63,7 @@ class SharedBus(Bus):
         self._stop = threading.Event()
         self._listening = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._own = f'{{"r":{json.dumps(replica)},'  # our own notifications start so
 
     def publish(self, topic: Topic, data: dict[str, Any]) -> BusMessage:
         msg = super().publish(topic, data)
@@ -155,6 +156,8 @@ class SharedBus(Bus):
                 self._stop.wait(1.0)
 
     def _take(self, payload: str) -> None:
+        if payload.startswith(self._own):
+            return  # ours, delivered here already: not even parsed
         try:
             blob = json.loads(payload)
             if blob.get("r") == self.replica:
