@@ -88,6 +88,24 @@ def lease_split(sm: sessionmaker[Session]) -> dict[str, int]:
         return {h: int(c) for h, c in rows}
 
 
+def subscribed(sm: sessionmaker[Session], broker: Broker, pubs: dict[str, str]) -> None:
+    """Until each node's holder has taken a state message of it: every replica's subscription
+    is in place (what is published before that is lost: mosquitto_pub does not re-send)."""
+    probe = ib.link(broker.port, "bench-probe")
+    try:
+        def online() -> bool:
+            with sm() as s:
+                if set(s.scalars(select(Node.state))) == {"online"}:
+                    return True
+            for name in pubs:
+                probe.publish(f"secroom/v1/{SITE}/{name}/state", b'{"state":"online"}', qos=1)
+            return False
+
+        wait(online, "every replica subscribed", timeout=120, step=0.5)
+    finally:
+        probe.stop()
+
+
 def ingest_run(tmp: Path, pg: str, broker: Broker, folder: Path, pubs: dict[str, str],
                total: int, n: int) -> dict[str, float]:
     names = [f"r{i}" for i in range(1, n + 1)]
@@ -100,7 +118,7 @@ def ingest_run(tmp: Path, pg: str, broker: Broker, folder: Path, pubs: dict[str,
                 rs.start(name)
             wait(lambda: sum(lease_split(sm).values()) == len(pubs)
                  and len(lease_split(sm)) == n, "the leases to cover every node")
-            time.sleep(2.0)  # the link processes' subscriptions acknowledged (not observable)
+            subscribed(sm, broker, pubs)
             split = lease_split(sm)
             pids = replica_pids(rs)
             t0 = time.perf_counter()
