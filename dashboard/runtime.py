@@ -126,6 +126,12 @@ def build_runtime(settings: DashboardSettings, *,
 
     # SQLite only: ingest's page writes off its thread
     checkpointer = LoopPart("wal-checkpoint", WalCheckpointer(engine).run)
+    if settings.mqtt is None and replica is not None:  # a web-only replica: still one leader
+        from dashboard.replicas.leader import Leader
+
+        runtime.parts = [runtime.bus, Leader(engine, scheduled, replica=replica.name,
+                                             site=settings.site, retry_s=replica.renew_s)]
+        return runtime
     if settings.mqtt is None:
         runtime.parts = [checkpointer, *scheduled()]
         return runtime

@@ -252,3 +252,33 @@ def test_the_example_replica_config_loads() -> None:
     settings = load_settings(path)
     assert settings.replica is not None and settings.replica.name == "r1"
     assert settings.database_url.startswith("postgresql")
+
+
+def test_runtime_composition(pg: Engine, tmp_path: Any) -> None:
+    """A replica runs ingest under leases and its scheduled work under the leader (with or
+    without MQTT); the single box keeps its parts as before."""
+    from dashboard.ingest.consumer import IngestConsumer
+    from dashboard.runtime import build_runtime
+
+    url = pg.url.render_as_string(hide_password=False)
+    web_only = build_runtime(DashboardSettings(data_dir=tmp_path / "a", database_url=url,
+                                               replica={"name": "r1"}))
+    assert [type(p).__name__ for p in web_only.parts] == ["SharedBus", "Leader"]
+    full = build_runtime(DashboardSettings(data_dir=tmp_path / "b", database_url=url,
+                                           replica={"name": "r1"}, mqtt={"port": 1}))
+    assert [type(p).__name__ for p in full.parts] == [
+        "SharedBus", "IngestLeases", "LinkProcess", "IngestConsumer", "Leader"]
+    consumer = full.parts[3]
+    assert isinstance(consumer, IngestConsumer) and consumer.leases is full.parts[1]
+    assert full.parts[2].client_id.endswith("-r1")  # replicas must not share a client id
+    leader = full.parts[4]
+    assert {type(p).__name__ for p in leader.make_parts()} >= {
+        "PolicySigner", "PresencePublisher", "BackupWatch", "LoopPart"}
+    single = build_runtime(DashboardSettings(data_dir=tmp_path / "c", mqtt={"port": 1}))
+    assert [type(p).__name__ for p in single.parts] == [
+        "LoopPart", "LinkProcess", "IngestConsumer", "PolicySigner", "PresencePublisher",
+        "BackupWatch", "LoopPart"]
+    for rt in (web_only, full, single):
+        for p in rt.parts:
+            if isinstance(p, IngestConsumer):
+                p.audit.close()
