@@ -1,6 +1,6 @@
 """replicas: heartbeats, node ingest leases, leader terms, policy_versions.signed_by
 
-Revision ID: a9c3e5d7f1b2
+Revision ID: c5e7a9b1d3f4
 Revises: f2a7c4e9b1d3
 Create Date: 2026-12-11 09:00:00
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 from dashboard.models.types import UTCDateTime
 
-revision: str = "a9c3e5d7f1b2"
+revision: str = "c5e7a9b1d3f4"
 down_revision: str | None = "f2a7c4e9b1d3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
