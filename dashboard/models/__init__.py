@@ -13,6 +13,7 @@ from dashboard.models import (
     people,
     policy,
     recovery,
+    replicas,
     reports,
 )
 from dashboard.models.anomalies import Anomaly
@@ -64,5 +65,6 @@ __all__ = [
     "people",
     "policy",
     "recovery",
+    "replicas",
     "reports",
 ]
