@@ -23,8 +23,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 LOCK_NAME = "secroom:leader"
 
-_TRY = text("SELECT pg_try_advisory_lock(hashtext(:name)::bigint)")
-_UNLOCK = text("SELECT pg_advisory_unlock(hashtext(:name)::bigint)")
+# advisory locks belong to the whole database: the schema is part of the name, so deployments
+# (or test runs) in schemas of their own never take each other's lock
+_TRY = text("SELECT pg_try_advisory_lock(hashtext(current_schema() || '/' || :name)::bigint)")
+_UNLOCK = text("SELECT pg_advisory_unlock(hashtext(current_schema() || '/' || :name)::bigint)")
 _TERM = text("INSERT INTO leader_terms (holder, started_at) VALUES (:me, clock_timestamp()) "
              "RETURNING id")
 _END = text("UPDATE leader_terms SET ended_at = clock_timestamp() WHERE id = :id")

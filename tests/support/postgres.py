@@ -222,9 +222,11 @@ def postgres_url(environ: Mapping[str, str] = os.environ) -> Iterator[str]:
 
 # -- a schema per user ---------------------------------------------------------------------
 def schema_url(url: str, schema: str) -> str:
-    """``url`` with every connection's search_path set to ``schema``."""
+    """``url`` with every connection's search_path set to ``schema``, and the schema as its
+    application_name: a test that kills connections kills only its own (the run's other
+    workers share the server)."""
     sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options=-csearch_path%3D{schema}"
+    return f"{url}{sep}options=-csearch_path%3D{schema}&application_name={schema}"
 
 
 def _admin(url: str, sql: str) -> None:

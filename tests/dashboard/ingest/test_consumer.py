@@ -284,7 +284,8 @@ def test_lost_database_connections_lose_no_event(side, consumer, sm, node, engin
     side.send(*node.events(3))
     assert side.ack_reaching(3) == 3
     # from a connection of its own (one from the pool could be the consumer's idle one):
-    # every other session of this database, the consumer's too
+    # every other session of this test's schema (its application_name), the consumer's too;
+    # other tests running beside this one keep theirs
     outside = create_engine(engine.url, poolclass=NullPool)
     with outside.connect() as admin:
         killed = admin.scalar(
@@ -292,6 +293,7 @@ def test_lost_database_connections_lose_no_event(side, consumer, sm, node, engin
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 " AND backend_type = 'client backend'"
+                " AND application_name = current_setting('application_name')"
             )
         )
     outside.dispose()
