@@ -21,9 +21,12 @@ import threading
 import time
 from enum import StrEnum
 from functools import reduce
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from readers.base import ReaderError
+
+if TYPE_CHECKING:
+    from readers.virtual_cards import Applet
 
 VPCD_PORT: Final[int] = 0x8C7B  # 35963; slot 1 listens on 35964
 
@@ -103,8 +106,11 @@ class VirtualCard:
         misbehave: Misbehaviour | None = None,
         reply: bytes | None = None,
         seed: int = 0,
+        applet: Applet | None = None,
     ) -> None:
-        """``reply``, when given, is sent verbatim as the answer to GET DATA (for fuzzing)."""
+        """``reply``, when given, is sent verbatim as the answer to GET DATA (for fuzzing).
+        ``applet`` (readers.virtual_cards) answers every other APDU; the read is then done
+        when the applet says the reader's check is finished."""
         if not atr or len(atr) > 33:
             raise ValueError("an ATR has 1 to 33 bytes")
         self.host = host
@@ -113,6 +119,7 @@ class VirtualCard:
         self.atr = bytes(atr)
         self.misbehave = misbehave
         self.reply = reply
+        self.applet = applet
         self.apdus_seen: list[bytes] = []
         self.read_done = threading.Event()  # set when GET DATA was answered (or walked out on)
         self.gone = threading.Event()  # set when the connection ended (removed, or vpcd closed)
@@ -212,7 +219,13 @@ class VirtualCard:
                         self.read_done.set()
                         return
                     _send_frame(sock, answer)
-                    self.read_done.set()
+                    if self.applet is None:
+                        self.read_done.set()
+                elif self.applet is not None:
+                    answer, finished = self.applet.answer(msg)
+                    _send_frame(sock, answer)
+                    if finished:
+                        self.read_done.set()
                 else:
                     _send_frame(sock, b"\x6d\x00")  # instruction not supported
         except OSError:
