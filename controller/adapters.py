@@ -24,11 +24,14 @@ def build_reader(config: GatewayConfig) -> CardReader:
 
         return FakeReader()
     from readers.pcsc import PcscReaders
+    from readers.verify.select import CardVerifier
 
     def bound(name: str) -> bool:
         return config.binding_for(name) is not None
 
-    return PcscReaders(reader_filter=bound if config.readers.bindings else None)
+    # the gateway hands the verifier the site card keys of each policy it applies
+    return PcscReaders(reader_filter=bound if config.readers.bindings else None,
+                       verifier=CardVerifier())
 
 
 def build_pins(config: GatewayConfig) -> Any:

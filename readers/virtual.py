@@ -21,12 +21,9 @@ import threading
 import time
 from enum import StrEnum
 from functools import reduce
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
 from readers.base import ReaderError
-
-if TYPE_CHECKING:
-    from readers.virtual_cards import Applet
 
 VPCD_PORT: Final[int] = 0x8C7B  # 35963; slot 1 listens on 35964
 
@@ -49,6 +46,16 @@ def pcsc_storage_atr(standard: int = 0x11, card_name: int = 0x003B) -> bytes:
 
 
 DEFAULT_ATR: Final[bytes] = pcsc_storage_atr()
+
+
+class Applet(Protocol):
+    """A card personality (readers.virtual_cards): answers every APDU but GET DATA, and says
+    whether the reader's check is finished."""
+
+    uid: bytes
+    atr: bytes
+
+    def answer(self, apdu: bytes) -> tuple[bytes, bool]: ...
 
 
 class Misbehaviour(StrEnum):

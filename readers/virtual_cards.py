@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from typing import Protocol
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -21,13 +20,6 @@ from readers.verify.base import SiteKey
 from readers.virtual import DEFAULT_ATR
 
 SW_NOT_SUPPORTED = b"\x6d\x00"
-
-
-class Applet(Protocol):
-    uid: bytes
-    atr: bytes
-
-    def answer(self, apdu: bytes) -> tuple[bytes, bool]: ...
 
 
 def _aes(key: bytes, data: bytes, *, decrypt: bool = False) -> bytes:
