@@ -30,7 +30,7 @@ def card_type(atr: bytes) -> CardType:
     if atr.startswith(desfire.ATR):
         return CardType.DESFIRE
     # 3B 8F 80 01 80 4F 0C A0 00 00 03 06 <standard> <card name 2> ...
-    if len(atr) >= 15 and atr[4:7] == b"\x4f\x0c\xa0" and atr[12] == FELICA_STANDARD:
+    if len(atr) >= 15 and atr[5:8] == b"\x4f\x0c\xa0" and atr[12] == FELICA_STANDARD:
         return CardType.FELICA_LITE_S
     return CardType.UID_ONLY
 
