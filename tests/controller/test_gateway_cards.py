@@ -176,3 +176,57 @@ def test_master_key_rotation_refuses_no_legitimate_tap(room: Room) -> None:
     stale = room.present(DESFIRE_UID, applet=DesfireCard.enrolled(DESFIRE_UID, K1))
     assert outcome(stale)[:2] == (False, "credential_failed")
     assert outcome(room.present(FELICA_IDM, applet=felica)) == (True, None, "verified")
+
+
+def test_a_lost_card_stops_on_every_node_with_one_policy_push(
+    tmp_path: Path, broker: Broker
+) -> None:
+    """Two gateways (gw1 on the first reader slot, gw2 on the second) on one broker: the card
+    opens at both; one push of the next policy, without the card, and both refuse it."""
+    host = start_pcscd(tmp_path)
+    host.use_in_this_process()
+    collector = EventCollector(broker.port).start()
+    gateways: list[Gateway] = []
+    kits: dict[str, GatewayKit] = {}
+    admin = None
+    try:
+        for slot, node in enumerate(("gw1", "gw2")):
+            kit = make_kit(tmp_path / node, mqtt_port=broker.port, node=node,
+                           extra_doors=(OFFICE,),
+                           bindings=[{"name": f"Virtual PCD 00 0{slot}", "role": "door_in",
+                                      "door": DOOR}])
+            if admin is None:
+                admin = kit.admin_key
+            else:  # one dashboard signs for both: gw2 trusts gw1's admin key
+                (kit.root / "admin.key.pub").write_bytes((tmp_path / "gw1" /
+                                                          "admin.key.pub").read_bytes())
+                kit = GatewayKit(kit.root, kit.config, admin, kit.config_path)
+            (kit.root / "card.key").write_text(card_key_for(admin, SITE, node).hex() + "\n")
+            kits[node] = kit
+            name = f"Virtual PCD 00 0{slot}"
+            gateway = Gateway(kit.config, reader=PcscReaders(
+                reader_filter=lambda n, want=name: n == want, verifier=CardVerifier()),
+                pin_factory=MockFactory())
+            gateway.start()
+            gateways.append(gateway)
+        room = Room(kits["gw1"], gateways[0], collector, host.port, broker)
+        room.link.start()
+        assert room.link.connected.wait(10)
+        for node in kits:
+            room.push(10, [K1], node=node, kit=kits[node])
+        card = DesfireCard.enrolled(DESFIRE_UID, K1)
+        for slot, node in enumerate(kits):
+            assert outcome(room.present(DESFIRE_UID, applet=card, slot=slot, node=node)) == (
+                True, None, "verified")
+        # the admin marks the card lost: the next policy leaves it out, pushed once to each
+        for node in kits:
+            room.push(11, [K1], node=node, kit=kits[node], lost=[DESFIRE_UID])
+        for slot, node in enumerate(kits):
+            event = room.present(DESFIRE_UID, applet=card, slot=slot, node=node)
+            assert outcome(event)[:2] == (False, "unknown_card"), node
+        room.link.stop()
+    finally:
+        for gateway in gateways:
+            gateway.stop()
+        collector.stop()
+        host.stop()
