@@ -389,7 +389,8 @@ DOOR_DENIAL_LABELS: dict[str, Label] = {
     "lockdown": Label("ロックダウン中", "Lockdown"),
     "no_policy": Label("ポリシー未受信", "No policy loaded"),
     "policy_stale": Label("ポリシー期限切れ", "Policy expired"),
-    "credential_failed": Label("カード認証失敗（複製の疑い）", "Card failed its check (possible clone)"),
+    "credential_failed": Label("カード認証失敗（複製の疑い）",
+                               "Card failed its check (possible clone)"),
     "credential_weak": Label("弱い認証のカード（UIDのみ）", "Weak card (UID only)"),
 }
 

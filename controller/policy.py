@@ -213,6 +213,10 @@ class Policy(BaseModel):
     card_hash: Literal["clear", "hmac-sha256"] = "clear"
     # site card master keys sealed to this slice's node, newest first (controller.card_keys)
     card_keys: list[SealedCardKey] = Field(default=[], max_length=4)
+    # ids of the site card master keys in effect, newest first (the site policy names them so
+    # that a rotation is a new version; a slice carries the keys themselves, sealed)
+    card_key_ids: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]] = Field(
+        default=[], max_length=4)
 
     _tz: ZoneInfo = PrivateAttr()
     _card_key: bytes | None = PrivateAttr(default=None)

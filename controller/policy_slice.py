@@ -116,6 +116,7 @@ def slice_policy(
         node=node, expires_at=expires_at or policy.expires_at, card_hash="hmac-sha256",
         nodes=[g for g in policy.nodes if g.name == node],  # its own approval: roles, key
         card_keys=[seal(card_key, policy.site, node, k) for k in site_keys] if scope.doors else [],
+        card_key_ids=[k.key_id for k in site_keys] if scope.doors else [],
     )
 
 
