@@ -243,12 +243,19 @@ class VirtualCard:
             self.gone.set()
 
 
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
+
 def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
     buf = bytearray()
     while len(buf) < n:
         chunk = sock.recv(n - len(buf))
         if not chunk:
             return None
+        if _QUICKACK is not None:
+            # vpcd writes a frame's length and its body in two sends with Nagle on: a delayed
+            # ACK here holds the body back ~40 ms per APDU. Linux clears QUICKACK after use.
+            sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
         buf += chunk
     return bytes(buf)
 
