@@ -85,6 +85,7 @@ class AccessRequest:
     credential: Strength = Strength.WEAK
     card_type: str = "uid"
     credential_key: str | None = None
+    credential_detail: str = ""  # the verifier's reason, safe to log (status words, step)
 
 
 @dataclass(frozen=True)
@@ -258,6 +259,8 @@ def access_events(
                 credential=req.credential.value,
                 card_type=req.card_type,  # type: ignore[arg-type]
                 credential_key=req.credential_key,
+                credential_detail=(req.credential_detail[:160] or None)
+                if req.credential is not Strength.VERIFIED else None,
             ),
         )
     ]

@@ -75,6 +75,7 @@ class DoorAccess(BaseModel):
     credential: Literal["verified", "weak", "failed"] | None = None
     card_type: Literal["desfire", "felica_lite_s", "uid"] | None = None
     credential_key: str | None = None  # id of the site key that verified it (never the key)
+    credential_detail: str | None = Field(default=None, max_length=160)  # why not verified
 
 
 class DoorTwoPersonPending(BaseModel):

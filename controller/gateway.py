@@ -230,7 +230,7 @@ class Gateway:
         request = AccessRequest(
             door=binding.door, direction=direction, uid=tap.uid, reader=tap.reader,
             credential=Strength(cred.strength.value), card_type=cred.card_type.value,
-            credential_key=cred.key_id,
+            credential_key=cred.key_id, credential_detail=cred.detail,
         )
         door = self.doors[binding.door]
         with self._lock:

@@ -56,7 +56,8 @@ def raise_credential_failed(event: Event, data: AccessEvent, pending: AnomalySin
         severity="critical",
         subject=f"card of {data.person_id or 'unknown'} failed its check at {data.door}",
         detail={"at": event.ts, "door": data.door, "reader": data.reader, "card": data.card,
-                "person_id": data.person_id, "card_type": data.card_type},
+                "person_id": data.person_id, "card_type": data.card_type,
+                "why": data.credential_detail},
     )
 
 
