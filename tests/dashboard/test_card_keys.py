@@ -90,3 +90,29 @@ def test_a_stored_key_does_not_open_without_the_dashboards_signing_key(sm, key, 
     with sm() as s, pytest.raises(cardkeys.CardKeyError, match="does not open"):
         cardkeys.site_keys(s, Ed25519PrivateKey.generate())
     assert BOB  # the fixture's people are enrolled UID-only
+
+
+def test_the_card_keys_command_on_a_migrated_database(tmp_path, capsys) -> None:
+    """`secroom db upgrade` (this change's migration included), then `secroom card-keys`:
+    rotate, list (ids and states only), a second rotation refused during the changeover,
+    retire."""
+    from controller.cli import main as secroom
+    from controller.keys import generate
+
+    generate(tmp_path / "policy.key")
+    url = f"sqlite:///{tmp_path / 'dash.db'}"
+    config = tmp_path / "dashboard.toml"
+    config.write_text(f'[dashboard]\ndata_dir = "{tmp_path}"\ndatabase_url = "{url}"\n'
+                      f'site = "{SITE}"\n')
+    args = ["--config", str(config)]
+    assert secroom(["db", "upgrade", *args]) == 0
+    assert secroom(["card-keys", "rotate", *args, "--actor", "admin"]) == 0
+    assert secroom(["card-keys", "rotate", *args, "--actor", "admin"]) == 0
+    assert secroom(["card-keys", "rotate", *args, "--actor", "admin"]) == 2  # changeover
+    assert secroom(["card-keys", "list", *args]) == 0
+    out = capsys.readouterr()
+    states = [line.split("\t")[1] for line in out.out.splitlines() if line.startswith("ck-")]
+    assert sorted(states) == ["active", "previous"]
+    assert "changeover is still running" in out.err
+    assert secroom(["card-keys", "retire", *args, "--actor", "admin"]) == 0
+    assert secroom(["card-keys", "retire", *args, "--actor", "admin"]) == 2
