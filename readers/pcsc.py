@@ -145,7 +145,8 @@ class PcscReaders:
         self._ctx_lock = threading.Lock()
         self._ctx: int | None = None
         self._slots: dict[str, _Slot] = {}
-        self.counters: Counter[str] = Counter()  # taps, failure.<reason>, rebuilds, sink_errors
+        # taps, credential.<verified|weak|failed>, failure.<reason>, rebuilds, sink_errors
+        self.counters: Counter[str] = Counter()
 
     # -- CardReader ------------------------------------------------------------------------
 
@@ -322,6 +323,7 @@ class PcscReaders:
             credential=credential,
         )
         self.counters["taps"] += 1
+        self.counters[f"credential.{credential.strength.value}"] += 1
         self._deliver(lambda s: s.on_tap(tap))
 
     @staticmethod

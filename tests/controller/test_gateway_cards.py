@@ -159,6 +159,9 @@ def test_verified_cards_open_and_their_clones_are_refused(room: Room) -> None:
         assert event.data["person_id"] == "alice", what  # the review item names whose card
         assert event.data["credential_detail"], what  # why, for the reviewer
     assert room.gateway.decisions[(DOOR, "denied", "credential_failed")] == len(clones)
+    counted = room.gateway.reader.counters  # type: ignore[attr-defined]
+    assert counted["credential.verified"] == 2 and counted["credential.failed"] == 2
+    assert counted["credential.weak"] == 2  # no application; a UID-only emulator (no answer)
 
 
 def test_a_uid_only_card_is_weak_refused_at_the_server_room_let_in_at_the_office(
