@@ -86,7 +86,8 @@ class DesfireCard:
 
 class FelicaLiteSCard:
     """A FeliCa Lite-S answering through the reader's Direct Transmit pass-through. ``card_key``
-    None: a card that was never given a secroom key (it answers with the factory key 0)."""
+    is block 0x87 as the card holds it; None: a card never given a secroom key (factory key 0).
+    """
 
     def __init__(self, idm: bytes, card_key: bytes | None = None) -> None:
         if len(idm) != 8:
@@ -138,7 +139,7 @@ class FelicaLiteSCard:
                 if blk == felica_lite.BLOCK_ID:
                     data += self.id_block
                 elif blk == felica_lite.BLOCK_MAC_A and self._rc is not None:
-                    sk = felica_lite.session_key(self.card_key, self._rc)
+                    sk = felica_lite.session_key_from_block(self.card_key, self._rc)
                     data += felica_lite.mac_a(sk, self._rc, blocks, data) + bytes(8)
                 else:
                     return self._reply(cmd + 1, status=b"\x01\xa8"), True

@@ -7,7 +7,8 @@ diversification master):
   (nfcpy ``tt3_sony.generate_mac``; vectors in tests).
 * ``session_key``: SK = 3DES-CBC(CK, IV 0)(RC1 || RC2).
 * ``diversify``: the card key CK from a 24-byte master and the 16-byte ID block (a CMAC-like
-  construction; the layout of creacorporation's mSCFelicaMac and ode1022/esp32_felica_lite).
+  construction; the layout of creacorporation's mSCFelicaMac and ode1022/esp32_felica_lite),
+  in the byte order written to block 0x87 (the cipher takes each half reversed).
 * ``mac_a``: MAC_A over the block numbers read and their data, IV = RC1.
 
 Protocol: FeliCa commands through the reader's pass-through. The reader writes a fresh random
@@ -114,7 +115,15 @@ def site_felica_master(site: SiteKey) -> bytes:
 
 
 def card_key(site: SiteKey, id_block: bytes) -> bytes:
+    """The card key as written to block 0x87 (card byte order, as creacorporation writes the
+    diversified key)."""
     return diversify(site_felica_master(site), id_block)
+
+
+def session_key_from_block(ck_block: bytes, rc: bytes) -> bytes:
+    """SK for a card whose block 0x87 holds ``ck_block``: the card keeps each 8-byte half
+    byte-reversed, the cipher takes it in natural order."""
+    return session_key(_rev8(ck_block), rc)
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -175,7 +184,7 @@ def verify(
     if id_block[:8] != idm:
         return Credential(Strength.FAILED, CardType.FELICA_LITE_S, "ID block is not the IDm")
     for site in keys:
-        sk = session_key(card_key(site, id_block), rc)
+        sk = session_key_from_block(card_key(site, id_block), rc)
         if hmac.compare_digest(mac_a(sk, rc, (BLOCK_ID, BLOCK_MAC_A), id_block), got):
             return Credential(Strength.VERIFIED, CardType.FELICA_LITE_S, "MAC_A", site.key_id)
     return Credential(Strength.FAILED, CardType.FELICA_LITE_S, "MAC_A does not match (wrong key)")

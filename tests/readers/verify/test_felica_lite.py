@@ -77,3 +77,17 @@ def test_old_and_new_keys_during_a_changeover() -> None:
     assert fl.verify(_transmit(card), IDM, [NEW_SITE, SITE]).key_id == "k1"
     card.personalise(NEW_SITE)
     assert fl.verify(_transmit(card), IDM, [NEW_SITE, SITE]).key_id == "k2"
+
+
+def test_mac_a_layout_follows_the_published_implementation() -> None:
+    # creacorporation Crypto/mSCFelicaMac.cpp ValidateMacA, spelt out step by step: first
+    # plaintext FF FF FF FF 00 <blk2> 00 <blk1> for two blocks, then each data block's halves
+    # byte-reversed, 3DES-CBC under SK with IV = RC1, MAC_A = last cipher block reversed
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
+    sk, rc = bytes(range(16, 32)), bytes(range(100, 116))
+    block = bytes(range(0x40, 0x50))
+    plain = bytes.fromhex("FFFFFFFF00910082") + block[7::-1] + block[15:7:-1]
+    enc = Cipher(fl.TripleDES(sk + sk[:8]), modes.CBC(rc[:8])).encryptor()
+    expected = (enc.update(plain) + enc.finalize())[-8:][::-1]
+    assert fl.mac_a(sk, rc, (fl.BLOCK_ID, fl.BLOCK_MAC_A), block) == expected
