@@ -132,6 +132,15 @@ def person_for_card(policy: Policy | None, uid: str) -> Person | None:
     return policy.person_for_card(uid) if policy is not None else None
 
 
+def credential_holds(policy: Policy, uid: str, credential: Strength) -> bool:
+    """False when the card failed its check, or was enrolled verified and did not prove its
+    key now (a copy of its UID): ``credential_failed`` at a door, nothing released at a
+    printer."""
+    if credential is Strength.FAILED:
+        return False
+    return credential is Strength.VERIFIED or not policy.card_enrolled_verified(uid)
+
+
 def person_denial(person: Person, today: date) -> Denial | None:
     """Why ``person`` may not use anything on ``today`` (site-local date), or None."""
     if not person.active:
@@ -165,9 +174,7 @@ def decide(
         return deny(Denial.LOCKDOWN, person)
     if person is None:
         return deny(Denial.UNKNOWN_CARD)
-    if req.credential is Strength.FAILED or (
-        req.credential is not Strength.VERIFIED and policy.card_enrolled_verified(req.uid)
-    ):
+    if not credential_holds(policy, req.uid, req.credential):
         return deny(Denial.CREDENTIAL_FAILED, person)
     door_rule = policy.door(req.door)
     if door_rule and door_rule.require_verified and req.credential is not Strength.VERIFIED:

@@ -34,6 +34,7 @@ from controller.access import (
     Direction,
     Strength,
     access_events,
+    credential_holds,
     decide,
     may_print,
     person_for_card,
@@ -272,9 +273,16 @@ class Gateway:
             self._emit_quiet(PRINT_DENIED, PrintDeniedPayload(
                 printer=printer or binding.name, person_id=None, reason="printing_not_configured"))
             return
-        person = person_for_card(self.policies.current, tap.uid)
+        policy = self.policies.current
+        person = person_for_card(policy, tap.uid)
         if person is None:
             self._print_worker.submit(self.printing.release_for, None, [], printer)
+        elif policy is not None and not credential_holds(policy, tap.uid,
+                                                         Strength(tap.credential.strength)):
+            # a copy of a verified card releases nothing (reported as no_right, counted)
+            self.decisions[(printer, "denied", Denial.CREDENTIAL_FAILED.value)] += 1
+            self._print_worker.submit(self.printing.release_for, person.id, [], printer,
+                                      denial=Denial.CREDENTIAL_FAILED.value)
         else:
             self._print_worker.submit(
                 self.printing.release_for, person.id, person.cups_users, printer
