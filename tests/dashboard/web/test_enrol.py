@@ -240,3 +240,7 @@ def test_a_card_that_proves_its_key_at_the_tap_is_enrolled_verified(
             card = db.get(Card, uid)
             assert card is not None and card.credential == want, uid
             assert card.key_id == ("ck-1" if want != "uid" else None)
+    page = client.get("/people/p1").text
+    rows = dict(re.findall(r'<tr data-uid="([0-9A-F]+)">(.*?)</tr>', page, re.S))
+    assert "検証済み" in rows["04A1B2C3D4E5F6"] and "弱い" in rows["0A0B0C0E"]
+    assert "弱い" in rows["04A1B2C3D4E5F7"]
