@@ -6,6 +6,7 @@ card is refused at the verified-only server room and let in, marked weak, at the
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -133,7 +134,10 @@ def outcome(event: Event) -> tuple[bool, str | None, str | None]:
     return event.data["granted"], event.data["reason"], event.data["credential"]
 
 
-def test_verified_cards_open_and_their_clones_are_refused(room: Room) -> None:
+def test_verified_cards_open_and_their_clones_are_refused(
+    room: Room, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     room.push(10, [K1])
     stored = room.kit.config.policy_store.read_bytes()
     assert K1.secret.hex().encode() not in stored and b'"card_keys"' in stored
@@ -159,6 +163,11 @@ def test_verified_cards_open_and_their_clones_are_refused(room: Room) -> None:
         assert event.data["person_id"] == "alice", what  # the review item names whose card
         assert event.data["credential_detail"], what  # why, for the reviewer
     assert room.gateway.decisions[(DOOR, "denied", "credential_failed")] == len(clones)
+    path = room.kit.config.journal_path
+    journal = b"".join(p.read_bytes() for p in (path, path.with_name(path.name + "-wal"))
+                       if p.exists())
+    for text in (caplog.text.encode(), journal, room.kit.config.policy_store.read_bytes()):
+        assert K1.secret not in text and K1.secret.hex().encode() not in text.lower()
     counted = room.gateway.reader.counters  # type: ignore[attr-defined]
     assert counted["credential.verified"] == 2 and counted["credential.failed"] == 2
     assert counted["credential.weak"] == 2  # no application; a UID-only emulator (no answer)
