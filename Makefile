@@ -6,6 +6,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.secroom-installed
 PYTEST_ARGS ?=
+# the suite spends much of its time waiting on the services it starts (brokers, pcscd, cupsd,
+# PostgreSQL, Chromium): one worker per core, at most 4 (each starts its own services)
+PYTEST_WORKERS ?= -n auto --maxprocesses 4 --durations 25
 SOAK_ARGS ?= --minutes 10
 
 PAM_HELPER := build/secroom-pam-card
@@ -18,7 +21,7 @@ demo: venv
 
 test: venv
 	$(VENV)/bin/ruff check controller readers usb_guard backup dashboard tests
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 soak: venv
 	$(PY) tests/bench/soak.py $(SOAK_ARGS)

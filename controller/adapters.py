@@ -1,9 +1,10 @@
 """The one place that chooses real or fake adapters for a node, from its config.
 
-Card reader: PC/SC (pyscard) or the in-memory fake (``[readers] backend``). GPIO: a gpiozero pin
-factory (lgpio, RPi.GPIO, or gpiozero's MockFactory for a bench, ``[gpio] backend``). Printing:
-CUPS through pycups. Each vendor library is still imported only by its own boundary module;
-this module only decides which one to build.
+Card reader: PC/SC (pyscard) or the in-memory fake (``[readers] backend``), plus the OSDP
+readers (libosdp) the bindings name with ``kind = "osdp"``, each with its key file read here.
+GPIO: a gpiozero pin factory (lgpio, RPi.GPIO, or gpiozero's MockFactory for a bench,
+``[gpio] backend``). Printing: CUPS through pycups. Each vendor library is still imported only
+by its own boundary module; this module only decides which one to build.
 """
 
 from __future__ import annotations
@@ -19,19 +20,42 @@ if TYPE_CHECKING:
 
 
 def build_reader(config: GatewayConfig) -> CardReader:
+    """The node's readers; raises readers.base.ReaderError (an OSDP key file missing, open to
+    others or malformed: the message names the file, never the key)."""
     if config.readers.backend == "fake":
         from readers.fake import FakeReader
 
         return FakeReader()
-    from readers.pcsc import PcscReaders
-    from readers.verify.select import CardVerifier
+    bindings = config.readers.bindings
+    pcsc = [b for b in bindings if b.kind == "pcsc"]
+    osdp = [b for b in bindings if b.kind == "osdp"]
+    readers: list[CardReader] = []
+    if pcsc or not bindings:
+        from readers.pcsc import PcscReaders
+        from readers.verify.select import CardVerifier
 
-    def bound(name: str) -> bool:
-        return config.binding_for(name) is not None
+        def bound(name: str) -> bool:
+            binding = config.binding_for(name)
+            return binding is not None and binding.kind == "pcsc"
 
-    # the gateway hands the verifier the site card keys of each policy it applies
-    return PcscReaders(reader_filter=bound if config.readers.bindings else None,
-                       verifier=CardVerifier())
+        # the gateway hands the verifier the site card keys of each policy it applies
+        readers.append(PcscReaders(reader_filter=bound if bindings else None,
+                                   verifier=CardVerifier()))
+    if osdp:
+        from readers.osdp import OsdpReaders, OsdpReaderSpec
+        from readers.osdp_keys import load_scbk
+
+        specs = []
+        for b in osdp:
+            assert b.port is not None and b.address is not None and b.key_file is not None
+            specs.append(OsdpReaderSpec(name=b.name, port=str(b.port), address=b.address,
+                                        scbk=load_scbk(b.key_file), baud=b.baud))
+        readers.append(OsdpReaders(specs))
+    if len(readers) == 1:
+        return readers[0]
+    from readers.multi import ReaderSet
+
+    return ReaderSet(readers)
 
 
 def build_pins(config: GatewayConfig) -> Any:

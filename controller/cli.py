@@ -309,6 +309,9 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     p = card.add_parser("read", help="wait for a tap and print the card's UID")
     p.add_argument("--timeout", type=float, default=30.0)
     p.set_defaults(func=cmd_card_read)
+    from controller.osdp_cli import add_parser as add_osdp_install
+
+    add_osdp_install(card)
 
     jr = sub.add_parser("journal", help="the node's event journal").add_subparsers(dest="sub",
                                                                                  required=True)
@@ -385,6 +388,7 @@ def _is_node_command(argv: Sequence[str]) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     from controller.config import ConfigError
     from controller.keys import KeyFileError
+    from readers.base import ReaderError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     # a node's own command never loads the dashboard's code
@@ -396,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     install_log_guard()  # every record of every logger (uvicorn's too): no individual number
     try:
         return int(args.func(args))
-    except (ConfigError, KeyFileError) as exc:
+    except (ConfigError, KeyFileError, ReaderError) as exc:  # e.g. an OSDP key file open to all
         print(f"secroom: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -53,12 +53,35 @@ class NodeSection(_Strict):
 
 
 class ReaderBinding(_Strict):
-    """A PC/SC reader (by exact name, or a prefix ending in '*') and what it is for."""
+    """A reader and what it is for. ``kind = "pcsc"``: a PC/SC reader by exact name, or a prefix
+    ending in '*'. ``kind = "osdp"``: an OSDP reader on a serial line (``port``, ``address``,
+    ``baud``) held to the secure channel with the key in ``key_file`` (readers.osdp); ``name``
+    is then the name events carry."""
 
     name: str = Field(min_length=1)
+    kind: Literal["pcsc", "osdp"] = "pcsc"
     role: ReaderRole
     door: str | None = None
     printer: str | None = None
+    port: Path | None = None  # osdp: the RS-485 adapter's tty, e.g. /dev/ttyUSB0
+    address: int | None = Field(default=None, ge=0, le=126)  # osdp: the reader's address
+    baud: Literal[9600, 19200, 38400, 57600, 115200] = 9600  # osdp
+    key_file: Path | None = None  # osdp: 32 hex digits, mode 0600 (never logged)
+
+    @model_validator(mode="after")
+    def _fields_of_its_kind(self) -> ReaderBinding:
+        if self.kind == "osdp":
+            missing = [f for f in ("port", "address", "key_file") if getattr(self, f) is None]
+            if missing:
+                raise ValueError(f"OSDP reader {self.name!r} needs {', '.join(missing)}")
+            if self.name.endswith("*"):
+                raise ValueError(f"OSDP reader {self.name!r}: give an exact name, not a prefix")
+        else:
+            extra = [f for f in ("port", "address", "key_file") if getattr(self, f) is not None]
+            if extra or self.baud != 9600:
+                raise ValueError(f"PC/SC reader {self.name!r} takes no "
+                                 f"{', '.join(extra or ['baud'])} (set kind = \"osdp\")")
+        return self
 
     def matches(self, reader_name: str) -> bool:
         if self.name.endswith("*"):
@@ -119,6 +142,12 @@ class GatewayConfig(_Strict):
         if len(door_ids) != len(self.doors):
             raise ValueError("door ids must be unique")
         printers = set(self.printing.printers) if self.printing else set()
+        osdp = [b for b in self.readers.bindings if b.kind == "osdp"]
+        if len({b.name for b in osdp}) != len(osdp):
+            raise ValueError("OSDP reader names must be unique")
+        if len({str(b.port) for b in osdp}) != len(osdp):
+            raise ValueError("one OSDP reader per port (multidrop on one RS-485 line is not "
+                             "supported yet)")
         for b in self.readers.bindings:
             if b.role is ReaderRole.PRINTER:
                 if not b.printer or b.printer not in printers:
@@ -161,6 +190,9 @@ class GatewayConfig(_Strict):
         )
 
     def binding_for(self, reader_name: str) -> ReaderBinding | None:
+        for b in self.readers.bindings:  # an OSDP reader's name is never taken by a PC/SC prefix
+            if b.kind == "osdp" and b.name == reader_name:
+                return b
         for b in self.readers.bindings:
             if b.matches(reader_name):
                 return b

@@ -49,7 +49,15 @@ NOTES: dict[tuple[str, str], str] = {
     ("MqttSettings", "max_inflight"): "QoS 1 messages in flight before publishing waits",
     ("GpioSection", "backend"): "auto tries lgpio (Pi 5) then RPi.GPIO; mock for a bench",
     ("ReadersSection", "backend"): "fake only for tests",
-    ("ReaderBinding", "name"): "exact PC/SC reader name, or a prefix ending in *",
+    ("ReaderBinding", "name"): "exact PC/SC reader name, or a prefix ending in *; for OSDP the "
+                               "name events carry",
+    ("ReaderBinding", "kind"): "pcsc (pcscd) or osdp (RS-485, secure channel enforced)",
+    ("ReaderBinding", "port"): "osdp: the RS-485 adapter's tty, e.g. /dev/ttyUSB0 (one reader "
+                               "per port)",
+    ("ReaderBinding", "address"): "osdp: the reader's address, 0-126",
+    ("ReaderBinding", "baud"): "osdp: line speed",
+    ("ReaderBinding", "key_file"): "osdp: the reader's secure channel key, 32 hex digits, mode "
+                                   "0600 (secroom card osdp-install creates it)",
     ("ReaderBinding", "role"): "rack_a and rack_b: the two readers of a two-person door",
     ("ReaderBinding", "door"): "door id for door roles",
     ("ReaderBinding", "printer"): "printer for the printer role",

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from controller import doctor
-from controller.config import ConfigError, GatewayConfig, load_config
+from controller.config import ConfigError, GatewayConfig, ReaderBinding, load_config
 from controller.doctor import Check, ok
 from controller.envelope import now_utc
 from controller.keys import KeyFileError, load_private, load_public
@@ -75,16 +75,20 @@ def reader_checks(config: GatewayConfig) -> list[Check]:
     if config.readers.backend == "fake":
         return [Check("warn", "card readers", "backend = \"fake\" (for tests only)",
                       'set [readers] backend = "pcsc"')]
+    out = osdp_checks([b for b in bindings if b.kind == "osdp"])
+    pcsc = [b for b in bindings if b.kind == "pcsc"]
+    if not pcsc:
+        return out
     from readers.base import ReaderError
     from readers.pcsc import list_reader_names
 
     try:
         present = list_reader_names()
     except ReaderError as exc:
-        return [Check("fail", "pcscd", str(exc),
-                      "start it: systemctl enable --now pcscd (package pcscd)")]
-    out = [ok("pcscd", f"{len(present)} reader(s): {', '.join(present) or 'none'}")]
-    for binding in bindings:
+        return [*out, Check("fail", "pcscd", str(exc),
+                            "start it: systemctl enable --now pcscd (package pcscd)")]
+    out.append(ok("pcscd", f"{len(present)} reader(s): {', '.join(present) or 'none'}"))
+    for binding in pcsc:
         what = f"reader {binding.name!r} ({binding.role.value})"
         matching = [name for name in present if binding.matches(name)]
         if matching:
@@ -93,6 +97,35 @@ def reader_checks(config: GatewayConfig) -> list[Check]:
             out.append(Check("fail", what, "no such reader is connected",
                              "plug it in (pcsc_scan lists what pcscd sees), or correct the "
                              "name in [[readers.bindings]]"))
+    return out
+
+
+def osdp_checks(bindings: list[ReaderBinding]) -> list[Check]:
+    """Each OSDP reader's key file (loadable, owner-only; never shown) and serial port."""
+    import stat
+
+    from readers.base import ReaderError
+    from readers.osdp_keys import load_scbk
+
+    out = []
+    for b in bindings:
+        what = f"OSDP reader {b.name!r} ({b.role.value})"
+        assert b.key_file is not None and b.port is not None
+        try:
+            load_scbk(b.key_file)
+        except ReaderError as exc:
+            out.append(Check("fail", what, str(exc), "see hardware/OSDP.md"))
+            continue
+        try:
+            is_tty = stat.S_ISCHR(b.port.stat().st_mode)
+        except OSError:
+            is_tty = False
+        if not is_tty:
+            out.append(Check("fail", what, f"serial port {b.port} not found",
+                             "plug in the RS-485 adapter, or correct port in "
+                             "[[readers.bindings]] (see hardware/OSDP.md for a udev name)"))
+        else:
+            out.append(ok(what, f"key file ok, port {b.port}, address {b.address}"))
     return out
 
 

@@ -259,6 +259,38 @@ class ReaderReadFailed(BaseModel):
     detail: str = ""  # hex status words, error codes, lengths (never a guessed UID)
 
 
+class ReaderTamper(BaseModel):
+    """reader.tamper: the reader reports its housing opened or pulled off (``active``), or
+    closed again (OSDP local status)."""
+
+    model_config = _CFG
+
+    reader: str
+    active: bool
+    detail: str = ""
+
+
+class ReaderPower(BaseModel):
+    """reader.power: the reader reports its supply failed (``failed``) or came back."""
+
+    model_config = _CFG
+
+    reader: str
+    failed: bool
+    detail: str = ""
+
+
+class ReaderSecureRefused(BaseModel):
+    """reader.secure_refused: a reader failed the secure channel (wrong or default key, or no
+    OSDP SC) and is not listened to (``active``), or got through with its key again."""
+
+    model_config = _CFG
+
+    reader: str
+    active: bool
+    detail: str = ""
+
+
 # -- the registry --------------------------------------------------------------------------------
 
 NodeRole = Literal["door_gateway", "print_station", "host_agent", "backup_job"]
@@ -305,6 +337,10 @@ KINDS: dict[str, KindSpec] = {
     "reader.disconnected": _k(ReaderDisconnected, _READERS, "リーダー切断",
                               "Reader disconnected"),
     "reader.read_failed": _k(ReaderReadFailed, _READERS, "カード読取エラー", "Card read failed"),
+    "reader.tamper": _k(ReaderTamper, _READERS, "リーダーのいたずら検知", "Reader tamper"),
+    "reader.power": _k(ReaderPower, _READERS, "リーダー電源異常", "Reader power"),
+    "reader.secure_refused": _k(ReaderSecureRefused, _READERS, "リーダー暗号化通信の拒否",
+                                "Reader refused (secure channel)"),
     printing.PRINT_RELEASE: _k(printing.PrintReleasePayload, _PRINT, "印刷出力", "Print released"),
     printing.PRINT_DENIED: _k(printing.PrintDeniedPayload, _PRINT, "印刷拒否", "Print denied"),
     printing.PRINT_EXPIRED: _k(printing.PrintExpiredPayload, _PRINT, "印刷ジョブ期限切れ",

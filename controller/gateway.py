@@ -47,7 +47,10 @@ from controller.envelope import now_utc, policy_topic
 from controller.events import (
     ReaderConnected,
     ReaderDisconnected,
+    ReaderPower,
     ReaderReadFailed,
+    ReaderSecureRefused,
+    ReaderTamper,
     ReaderUnboundTap,
 )
 from controller.journal import JournalError
@@ -60,12 +63,15 @@ from controller.printing.service import PrintRelease
 from controller.printing.types import CupsLike, PrintError
 from controller.runtime import NodeRuntime
 from readers.base import (
+    AlarmKind,
     CardReader,
     CardTap,
     FailureReason,
+    ReaderAlarm,
     ReaderRole,
     ReaderStatus,
     ReadFailure,
+    Signal,
 )
 
 log = logging.getLogger(__name__)
@@ -116,6 +122,7 @@ class Gateway:
                 title_key=derive_secret(load_private(config.key_file), "print-title"),
             )
         self.readers_connected: dict[str, bool] = {}
+        self.reader_alarms: dict[tuple[str, str], bool] = {}  # (reader, alarm kind) -> active
         self.counters: dict[str, int] = {"taps": 0, "granted": 0, "denied": 0, "read_failures": 0,
                                          "journal_failures": 0, "unbound_taps": 0,
                                          "denied_unrecorded": 0, "grant_failed": 0}
@@ -210,6 +217,20 @@ class Gateway:
             self._emit_quiet("reader.disconnected",
                              ReaderDisconnected(reader=status.reader, detail=status.detail))
 
+    def on_alarm(self, alarm: ReaderAlarm) -> None:
+        """A reader's own report (OSDP): tamper, power, a refused secure channel."""
+        self.reader_alarms[(alarm.reader, alarm.kind.value)] = alarm.active
+        if alarm.kind is AlarmKind.TAMPER:
+            self._emit_quiet("reader.tamper", ReaderTamper(reader=alarm.reader,
+                                                           active=alarm.active,
+                                                           detail=alarm.detail))
+        elif alarm.kind is AlarmKind.POWER:
+            self._emit_quiet("reader.power", ReaderPower(reader=alarm.reader, failed=alarm.active,
+                                                         detail=alarm.detail))
+        else:
+            self._emit_quiet("reader.secure_refused", ReaderSecureRefused(
+                reader=alarm.reader, active=alarm.active, detail=alarm.detail))
+
     def on_failure(self, failure: ReadFailure) -> None:
         self.counters["read_failures"] += 1
         binding = self.config.binding_for(failure.reader)
@@ -217,6 +238,7 @@ class Gateway:
             door = self.doors.get(binding.door)
             if door:
                 door.deny()
+                self._signal(failure.reader, Signal.DENIED, door.config.unlock_s)
         self._emit_quiet(
             "reader.read_failed",
             ReaderReadFailed(reader=failure.reader, reason=FailureReason(failure.reason),
@@ -234,6 +256,7 @@ class Gateway:
             credential_key=cred.key_id, credential_detail=cred.detail,
         )
         door = self.doors[binding.door]
+        opened = False
         with self._lock:
             policy = self.policies.applied
             decision, state = decide(policy, self._state, request, self.clock(),
@@ -249,6 +272,7 @@ class Gateway:
                 self.decisions[(door.config.id, "granted", "none")] += 1
                 try:
                     door.grant(person_id=decision.person_id)
+                    opened = True
                 except DoorError:  # the door stayed locked (fail closed); counted, logged
                     self.counters["grant_failed"] += 1
                     log.exception("door %s could not be unlocked", door.config.id)
@@ -263,7 +287,21 @@ class Gateway:
                     reason = decision.reason.value if decision.reason else "unknown"
                     self.decisions[(door.config.id, "denied", reason)] += 1
                 door.deny()
+        # the reader's own LED and buzzer (OSDP) show what the door did, after the relay
+        if opened:
+            self._signal(tap.reader, Signal.GRANTED, door.config.unlock_s)
+        elif decision.reason is Denial.AWAITING_SECOND and policy is not None:
+            rule = policy.door(binding.door)
+            self._signal(tap.reader, Signal.PENDING,
+                         rule.two_person_window_s if rule else door.config.unlock_s)
+        else:
+            self._signal(tap.reader, Signal.DENIED, door.config.unlock_s)
         return decision
+
+    def _signal(self, reader: str, signal: Signal, seconds: float) -> None:
+        send = getattr(self.reader, "signal", None)
+        if send is not None:
+            send(reader, signal, seconds)
 
     # -- printers -----------------------------------------------------------------------------
     def _print_tap(self, binding: ReaderBinding, tap: CardTap) -> None:
@@ -303,6 +341,7 @@ class Gateway:
             "policy_version": policy.version if policy else None,
             "clock": self.clock_state(),
             "readers": dict(self.readers_connected),
+            "reader_alarms": sorted(f"{r}:{k}" for (r, k), on in self.reader_alarms.items() if on),
             "doors": {d: door.state for d, door in self.doors.items()},
             "counters": dict(self.counters),
             # a broker outage leaves no event (nothing can be sent then): its trace is here

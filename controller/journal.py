@@ -374,9 +374,12 @@ class Journal:
                 self._db.execute("ROLLBACK")
 
     def _set_meta(self, name: str, value: int) -> None:
-        self._write(f"recording {name}", "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                    [(name, str(value))])
-        self._meta[name] = str(value)
+        self._set_metas({name: value})
+
+    def _set_metas(self, values: dict[str, int]) -> None:
+        self._write(f"recording {', '.join(values)}", "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                    [(name, str(v)) for name, v in values.items()])
+        self._meta.update((name, str(v)) for name, v in values.items())
 
     # -- marks -------------------------------------------------------------------------------
 
@@ -438,9 +441,12 @@ class Journal:
                 if stored is None and seq > self._ack:
                     raise ReceiptRefused("not_ours", f"ack {seq}: no such event stored here")
                 if seq > self._ack:
-                    self._set_meta("ack", seq)
+                    # the counter and the ack in one transaction, and the ack visible last:
+                    # whoever sees the new ack (wait_acked) sees its counter too
+                    self._set_metas({f"{kind}_counter": counter, "ack": seq})
                     self._ack = seq
-            self._set_meta(f"{kind}_counter", counter)
+                    return True
+            self._set_metas({f"{kind}_counter": counter})
         return True
 
     @property

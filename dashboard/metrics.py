@@ -245,6 +245,15 @@ def ingest_families(consumer: Any) -> Iterator[Metric]:
                               "Database failures the ingest retried", value=consumer.db_errors)
     yield CounterMetricFamily("secroom_ingest_batches", "Transactions the ingest committed",
                               value=consumer.batches)
+    leases = getattr(consumer, "leases", None)
+    if leases is not None:  # one of N replicas (dashboard.replicas)
+        yield CounterMetricFamily("secroom_ingest_not_leased",
+                                  "Messages left to the replica holding their node's lease",
+                                  value=counters.get("not_leased", 0))
+        yield _gauge("secroom_replica_leases_held", "Nodes whose events this replica stores",
+                     len(leases.held))
+        yield _gauge("secroom_replica_live", "Replicas alive at the last heartbeat",
+                     len(leases.live))
 
 
 class DashboardCollector(Collector):

@@ -104,8 +104,10 @@ class PolicySigner:
         debounce_s: float = 1.0,
         clock: Callable[[], datetime] = now_utc,
         ttl_s: float = POLICY_TTL_S,
+        replica: str | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
+        self.replica = replica  # recorded as each version's signer (dashboard.replicas)
         self.key = key
         self.site = site
         self.publish = publish
@@ -262,7 +264,8 @@ class PolicySigner:
                 version = policy.version
                 session.add(
                     PolicyVersion(
-                        version=version, site=self.site, issued_at=now, sha256=digest, blob=blob
+                        version=version, site=self.site, issued_at=now, sha256=digest, blob=blob,
+                        signed_by=self.replica,
                     )
                 )
             stmt = update(SiteSettings).where(SiteSettings.site == self.site)

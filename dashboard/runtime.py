@@ -95,27 +95,45 @@ def build_runtime(settings: DashboardSettings, *,
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
     sm = make_sessionmaker(engine)
-    runtime = DashboardRuntime(settings, sm, Bus())
+    replica = settings.replica
+    if replica is not None:  # the bus reaches the other replicas (PostgreSQL NOTIFY)
+        from dashboard.replicas.pgbus import SharedBus
+
+        runtime = DashboardRuntime(settings, sm, SharedBus(settings.database_url,
+                                                           replica=replica.name))
+    else:
+        runtime = DashboardRuntime(settings, sm, Bus())
     from dashboard.backups.check import BackupWatch
     from dashboard.correlation.engine import Correlator
     from dashboard.correlation.listener import CorrelationListener, publish_new_items
     from dashboard.correlation.settings import CorrelationSettings
 
     correlation = CorrelationSettings(timezone=settings.timezone)
-    watch = BackupWatch(sm, settings=correlation, interval_s=300, bus=runtime.bus)
-    listener = CorrelationListener(runtime.bus, sm, now_utc, correlator=Correlator(correlation))
-    publish_new_items(listener, runtime.bus)
-    correlate = LoopPart("correlation", listener.run)
+
+    def scheduled() -> list[Any]:
+        """The scheduled work: on one replica only (the leader) when there are several."""
+        watch = BackupWatch(sm, settings=correlation, interval_s=300, bus=runtime.bus)
+        listener = CorrelationListener(runtime.bus, sm, now_utc,
+                                       correlator=Correlator(correlation))
+        publish_new_items(listener, runtime.bus)
+        nightly: list[Any] = []  # the database backup needs the config file it copies
+        if settings.backup is not None and config_path is not None:
+            from dashboard.recovery.job import NightlyDatabaseBackup
+
+            nightly.append(NightlyDatabaseBackup(config_path, settings.backup,
+                                                 settings.timezone, clock=now_utc))
+        return [watch, LoopPart("correlation", listener.run), *nightly]
+
     # SQLite only: ingest's page writes off its thread
     checkpointer = LoopPart("wal-checkpoint", WalCheckpointer(engine).run)
-    nightly: list[Any] = []  # the database backup needs the config file it copies
-    if settings.backup is not None and config_path is not None:
-        from dashboard.recovery.job import NightlyDatabaseBackup
+    if settings.mqtt is None and replica is not None:  # a web-only replica: still one leader
+        from dashboard.replicas.leader import Leader
 
-        nightly.append(NightlyDatabaseBackup(config_path, settings.backup, settings.timezone,
-                                             clock=now_utc))
-    runtime.parts = [checkpointer, watch, correlate, *nightly]
+        runtime.parts = [runtime.bus, Leader(engine, scheduled, replica=replica.name,
+                                             site=settings.site, retry_s=replica.renew_s)]
+        return runtime
     if settings.mqtt is None:
+        runtime.parts = [checkpointer, *scheduled()]
         return runtime
     from dashboard.ingest.consumer import IngestConsumer
     from dashboard.ingest.link_process import LinkProcess
@@ -125,27 +143,51 @@ def build_runtime(settings: DashboardSettings, *,
     key_file = settings.policy_key_file
     key = keys.load_private(key_file) if key_file.exists() else keys.generate(key_file)
     # the broker link runs in a child process: MQTT parsing and storing overlap on two cores
-    link = LinkProcess(settings.mqtt, client_id=f"secroom-dashboard-{settings.site}")
+    client_id = f"secroom-dashboard-{settings.site}"
+    leases = None
+    if replica is not None:
+        from dashboard.replicas.leases import IngestLeases
+
+        client_id += f"-{replica.name}"
+        leases = IngestLeases(sm, replica=replica.name, site=settings.site,
+                              lease_s=replica.lease_s, renew_s=replica.renew_s)
+    link = LinkProcess(settings.mqtt, client_id=client_id)
     consumer = IngestConsumer(sm, link, site=settings.site, bus=runtime.bus,
                               gap_timeout_s=settings.gap_timeout_s,
-                              verify_mode=settings.ingest_verify, receipt_key=key)
+                              verify_mode=settings.ingest_verify, receipt_key=key,
+                              leases=leases)
     consumer.core.state.clock_skew_s = settings.clock_skew_s
-    signer = PolicySigner(sm, key, site=settings.site, ttl_s=settings.policy_ttl_s,
-                          publish=lambda topic, blob, retain: link.publish(topic, blob,
-                                                                           retain=retain))
-    from dashboard.hosts.presence import PresencePublisher
 
-    presence = PresencePublisher(sm, key, site=settings.site, room_doors=correlation.room_doors,
-                                 publish=lambda topic, blob, retain: link.publish(
-                                     topic, blob, retain=retain), bus=runtime.bus)
-    runtime.parts = [checkpointer, link, consumer, signer, presence, watch, correlate, *nightly]
-    if settings.home_assistant.enabled:  # opt-in: doors, nodes, lockdown; no person
-        from dashboard.hass import HassBridge
+    def publish(topic: str, blob: bytes, retain: bool) -> Any:
+        return link.publish(topic, blob, retain=retain)
 
-        runtime.parts.append(HassBridge(
-            sm, runtime.bus, lambda topic, payload: link.publish(topic, payload, retain=True),
-            site=settings.site, prefix=settings.home_assistant.discovery_prefix,
-            language=settings.default_language))
+    def singletons() -> list[Any]:
+        from dashboard.hosts.presence import PresencePublisher
+
+        signer = PolicySigner(sm, key, site=settings.site, ttl_s=settings.policy_ttl_s,
+                              publish=publish, replica=replica.name if replica else None)
+        presence = PresencePublisher(sm, key, site=settings.site,
+                                     room_doors=correlation.room_doors, publish=publish,
+                                     bus=runtime.bus)
+        parts = [signer, presence, *scheduled()]
+        if settings.home_assistant.enabled:  # opt-in: doors, nodes, lockdown; no person
+            from dashboard.hass import HassBridge
+
+            parts.append(HassBridge(
+                sm, runtime.bus, lambda topic, payload: link.publish(topic, payload, retain=True),
+                site=settings.site, prefix=settings.home_assistant.discovery_prefix,
+                language=settings.default_language))
+        return parts
+
+    if replica is None:
+        runtime.parts = [checkpointer, link, consumer, *singletons()]
+        return runtime
+    from dashboard.replicas.leader import Leader
+
+    assert leases is not None
+    leader = Leader(engine, singletons, replica=replica.name, site=settings.site,
+                    retry_s=replica.renew_s)
+    runtime.parts = [runtime.bus, leases, link, consumer, leader]
     return runtime
 
 

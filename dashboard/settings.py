@@ -43,6 +43,25 @@ def _mask_url(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
+class ReplicaSettings(BaseModel):
+    """One of N dashboard replicas on one PostgreSQL (dashboard.replicas). Every replica
+    shares the database, the broker, the policy key file and the session secret file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # a node's ingest lease lasts this long past its holder's last heartbeat: a dead
+    # replica's nodes move to another after at most about this
+    lease_s: float = Field(default=4.0, ge=1.0, le=60.0)
+    renew_s: float = Field(default=1.0, ge=0.1, le=30.0)
+
+    @model_validator(mode="after")
+    def _renew_often(self) -> ReplicaSettings:
+        if self.renew_s * 2 > self.lease_s:
+            raise ValueError("renew_s must be at most half of lease_s")
+        return self
+
+
 class DashboardSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -74,6 +93,8 @@ class DashboardSettings(BaseModel):
     backup: DatabaseBackupSettings | None = None
     demo: bool = False
     home_assistant: HomeAssistantSettings = HomeAssistantSettings()
+    # set on each of N replicas sharing one PostgreSQL; none: the single box, as before
+    replica: ReplicaSettings | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -94,6 +115,9 @@ class DashboardSettings(BaseModel):
             object.__setattr__(self, "session_secret_file", self.data_dir / "session.secret")
         if self.policy_key_file is None:
             object.__setattr__(self, "policy_key_file", self.data_dir / "policy.key")
+        if self.replica is not None and not self.database_url.startswith("postgresql"):
+            raise ValueError("replica needs a PostgreSQL database_url: replicas share one "
+                             "database (SQLite is the single box)")
         if self.home_assistant.enabled and self.mqtt is None:
             raise ValueError("home_assistant needs [dashboard.mqtt]: discovery goes through "
                              "the dashboard's broker link")

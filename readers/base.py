@@ -99,6 +99,39 @@ class PresenceSink(TapSink, Protocol):
     def on_removed(self, removed: CardRemoved) -> None: ...
 
 
+class AlarmKind(StrEnum):
+    """What a reader reports about itself (OSDP local status and secure channel)."""
+
+    TAMPER = "tamper"  # the reader's housing opened or it was pulled off the wall
+    POWER = "power"  # the reader's supply failed (``active``) or came back
+    SECURE_REFUSED = "secure_refused"  # the reader failed the secure channel: wrong or default
+    # key, or it cannot do SC at all; nothing it sends is believed
+
+
+@dataclass(frozen=True)
+class ReaderAlarm:
+    reader: str
+    kind: AlarmKind
+    active: bool  # tamper on / power failed / refused; False when it cleared
+    at: datetime
+    detail: str = ""
+
+
+class AlarmSink(TapSink, Protocol):
+    """A sink that takes a reader's own alarms; adapters call ``on_alarm`` only on sinks that
+    have it."""
+
+    def on_alarm(self, alarm: ReaderAlarm) -> None: ...
+
+
+class Signal(StrEnum):
+    """What the door decided, for a reader that shows it (LED and buzzer)."""
+
+    GRANTED = "granted"
+    DENIED = "denied"
+    PENDING = "pending"  # a first card of a two-person door: waiting for the second
+
+
 class CardReader(Protocol):
     def start(self, sink: TapSink) -> None:
         """Begin watching; non-blocking (the adapter runs its own threads)."""
@@ -107,3 +140,10 @@ class CardReader(Protocol):
     def stop(self) -> None:
         """Stop watching and join the adapter's threads."""
         ...
+
+
+class SignallingReader(CardReader, Protocol):
+    """A reader whose LED and buzzer the gateway drives from its decision (OSDP). Returns at
+    once (the adapter queues the command); False when the reader is unknown or offline."""
+
+    def signal(self, reader: str, signal: Signal, seconds: float) -> bool: ...

@@ -47,6 +47,7 @@ from dashboard.ingest.link_process import LinkProcess
 from dashboard.ingest.marks import next_counter
 from dashboard.ingest.verify import SignatureAudit, SignatureVerifier
 from dashboard.models.nodes import Node
+from dashboard.replicas.leases import IngestLeases, node_of
 
 CATCH_UP_SPAN = 10_000  # a node clamps a resend to what it has sent (and to its resend_max)
 
@@ -148,6 +149,7 @@ class IngestConsumer:
         resend_interval_s: float = 5.0,
         catch_up_interval_s: float = 60.0,
         receipt_key: Ed25519PrivateKey | None = None,
+        leases: IngestLeases | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         # acks and resend requests are signed with the dashboard's key (the policy signer's,
@@ -198,6 +200,16 @@ class IngestConsumer:
         self._approved: set[str] | None = None
         self.db_errors = 0
         self.last_error: str | None = None
+        # replicas (dashboard.replicas): only the messages of the nodes this replica holds the
+        # lease of are stored; the others are dropped un-acked (their holder stores them)
+        self.leases = leases
+        self.not_leased = 0
+        self._gained: set[str] = set()
+        self._gained_lock = threading.Lock()
+        if leases is not None:
+            leases.on_gained = self._on_gained
+            if isinstance(link, LinkProcess):  # other replicas' nodes dropped in the child
+                leases.on_others = link.skip_nodes
 
     @property
     def counters(self) -> dict[str, int]:
@@ -205,6 +217,8 @@ class IngestConsumer:
         snap = self.core.counters.snapshot()
         snap["received"] = self._received
         snap["queued"] = len(self._queue)
+        if self.leases is not None:
+            snap["not_leased"] = self.not_leased + int(self.link.stats.get("not_leased", 0))
         return snap
 
     def start(self) -> None:
@@ -277,12 +291,21 @@ class IngestConsumer:
     # -- paho's thread -----------------------------------------------------------------------
 
     def _on_message(self, topic: str, payload: bytes) -> None:
+        if self.leases is not None and not self._leased(topic):
+            self.not_leased += 1
+            return
         with self._idle:
             self._received += 1
         if not self._queue.put((topic, payload), self._stop):
             self._done(1)  # stopping: not processed, not acked; the node will re-send it
 
     def _on_messages(self, items: list[tuple[str, bytes]]) -> None:
+        if self.leases is not None:
+            kept = [m for m in items if self._leased(m[0])]
+            self.not_leased += len(items) - len(kept)
+            items = kept
+            if not items:
+                return
         with self._idle:
             self._received += len(items)
         left = self._queue.put_many(items, self._stop)
@@ -329,9 +352,35 @@ class IngestConsumer:
             self._handled += n
             self._idle.notify_all()
 
+    def _leased(self, topic: str) -> bool:
+        assert self.leases is not None
+        node = node_of(topic)
+        return node is None or self.leases.holds(node)
+
+    def _on_gained(self, nodes: set[str]) -> None:
+        """Leases taken (lease thread): ask those nodes for what follows their acks."""
+        with self._gained_lock:
+            self._gained |= nodes
+
+    def _fenced(self, session: Session, batch: list[tuple[str, bytes]],
+                prepared: Prepared | None, now: datetime) -> BatchResult:
+        """Store ``batch`` in ``session`` after checking, in it, this replica's leases: the
+        messages of a node whose lease lapsed since they arrived are dropped un-acked."""
+        assert self.leases is not None
+        names = {n for n in map(node_of, (t for t, _ in batch)) if n is not None}
+        ok = self.leases.fence(session, names)
+        if names <= ok:
+            return (self.core.process(session, batch, now) if prepared is None
+                    else self.core.process_prepared(session, prepared, now))
+        kept = [m for m in batch if (node_of(m[0]) or "") in ok or node_of(m[0]) is None]
+        self.not_leased += len(batch) - len(kept)
+        return self.core.process(session, kept, now)
+
     def _handle(self, batch: list[tuple[str, bytes]], prepared: Prepared | None = None) -> None:
         try:
-            if prepared is None:
+            if self.leases is not None:
+                result = self._with_retry(lambda s: self._fenced(s, batch, prepared, self.clock()))
+            elif prepared is None:
                 result = self._with_retry(lambda s: self.core.process(s, batch, self.clock()))
             else:
                 result = self._with_retry(
@@ -405,6 +454,11 @@ class IngestConsumer:
 
     def _flush_acks(self) -> None:
         for node, blob in list(self._unsent_acks.items()):
+            if self.leases is not None and node not in self.leases.held:
+                # its new holder acks (with a higher counter): an older retained ack from
+                # here would only be refused by the node as a replay
+                self._unsent_acks.pop(node, None)
+                continue
             try:
                 self.link.publish(topic_for(self.site, node, "ack"), blob, qos=1, retain=True)
             except MqttError:
@@ -435,8 +489,9 @@ class IngestConsumer:
                 self._caught_up_at = now
             self._connects = connects
         try:
+            held = None if self.leases is None else self.leases.held
             result = self._with_retry(
-                lambda s: self.core.check_gaps(s, self.clock(), self.gap_timeout_s)
+                lambda s: self.core.check_gaps(s, self.clock(), self.gap_timeout_s, only=held)
             )
         except _Stopping:
             return
@@ -449,6 +504,7 @@ class IngestConsumer:
         """Ask every approved node for what follows its acked seq (after a reconnect, and now
         and then); with ``only_new``, just the nodes approved since the last look: what they
         sent while pending was refused, and an idle node would not send again by itself."""
+        gained: set[str] = set()
         try:
             with self.sessionmaker() as session:
                 names = set(session.scalars(select(Node.name).where(
@@ -458,6 +514,10 @@ class IngestConsumer:
                 self._approved = names
                 return True  # the first look: nothing to compare with
             ask = names if not only_new else names - (known or set())
+            if self.leases is not None:  # only the nodes this replica stores; new leases too
+                with self._gained_lock:
+                    gained, self._gained = self._gained, set()
+                ask = {n for n in ask | (gained & names) if self.leases.holds(n)}
             requests = []
             if ask:
                 with self.sessionmaker() as session, session.begin():  # counters rise
@@ -470,6 +530,8 @@ class IngestConsumer:
                             node.name, node.contiguous_seq + 1,
                             node.contiguous_seq + CATCH_UP_SPAN, node.resend_counter))
         except (OperationalError, DBAPIError) as exc:  # the next tick asks again
+            with self._gained_lock:
+                self._gained |= gained
             self.db_errors += 1
             self.last_error = f"database unavailable: {exc.orig or exc}"
             return False

@@ -19,7 +19,7 @@ the marks in marks.py.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -105,13 +105,16 @@ class IngestCore:
         result.unchecked_keys.clear()
         return result
 
-    def check_gaps(self, session: Session, now: datetime, gap_timeout_s: float) -> BatchResult:
-        """Re-ask for unfilled gaps; raise a gap anomaly for any older than ``gap_timeout_s``."""
+    def check_gaps(self, session: Session, now: datetime, gap_timeout_s: float, *,
+                   only: Collection[str] | None = None) -> BatchResult:
+        """Re-ask for unfilled gaps; raise a gap anomaly for any older than ``gap_timeout_s``.
+        ``only``: just these nodes (a replica, the nodes it holds the lease of)."""
         result = BatchResult()
         pending = PendingAnomalies()
-        for node in session.scalars(
-            select(Node).where(Node.gap_since.is_not(None), Node.key_status == "approved")
-        ):
+        query = select(Node).where(Node.gap_since.is_not(None), Node.key_status == "approved")
+        if only is not None:
+            query = query.where(Node.name.in_(sorted(only)))
+        for node in session.scalars(query):
             first, last = self.marks.gap_range(session, node)
             if first > last:
                 node.gap_since = None

@@ -22,7 +22,7 @@ import itertools
 import multiprocessing
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -55,6 +55,7 @@ class LinkProcess:
         self._batch_handlers: list[tuple[tuple[str, ...], BatchHandler]] = []
         self._sent_filters: set[str] = set()  # filters the current child was asked for
         self._retained: dict[str, tuple[bytes, int]] = {}
+        self._skip: list[str] = []  # nodes whose messages the child drops (another replica's)
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._subscribed = threading.Condition(self._lock)
@@ -123,6 +124,9 @@ class LinkProcess:
             retained = list(self._retained.items())
             self._pending_subs = len(subs)  # a new child has none yet
             self._sent_filters = {f for f, _ in subs}
+            skip = self._skip
+        if skip:
+            self._send(("skip", skip))
         for topic_filter, qos in subs:
             self._send(("sub", topic_filter, qos))
         for topic, (payload, qos) in retained:
@@ -156,6 +160,15 @@ class LinkProcess:
             self._pending_subs += len(new)  # until the child reports them subscribed
         for topic_filter in new:
             self._send(("sub", topic_filter, qos))
+
+    def skip_nodes(self, nodes: Collection[str]) -> None:
+        """Have the child drop the messages of ``nodes`` (the nodes another replica holds the
+        lease of, dashboard.replicas) before they cost a pipe transfer; counted as
+        ``not_leased`` in ``stats``."""
+        with self._lock:
+            self._skip = sorted(nodes)
+            skip = self._skip
+        self._send(("skip", skip))
 
     def wait_subscribed(self, timeout: float) -> bool:
         with self._subscribed:
@@ -291,8 +304,15 @@ def _child_main(conn: Connection, settings: dict[str, Any], client_id: str) -> N
     send_lock = threading.Lock()
 
     topics: dict[str, str] = {}
+    skip: list[frozenset[str]] = [frozenset()]
+    skipped = [0]
 
     def on_message(topic: str, payload: bytes) -> None:
+        if skip[0]:
+            parts = topic.split("/", 4)
+            if len(parts) > 4 and parts[3] in skip[0]:
+                skipped[0] += 1  # another replica's node: not forwarded, not acked
+                return
         # one string object per distinct topic: pickle then writes it once per batch, and the
         # parent builds it once instead of once per message
         same = topics.get(topic)
@@ -312,6 +332,12 @@ def _child_main(conn: Connection, settings: dict[str, Any], client_id: str) -> N
     def send(msg: tuple[Any, ...]) -> None:
         with send_lock:
             conn.send(msg)
+
+    def stats() -> tuple[Any, ...]:
+        msg = _stats(link)
+        if skipped[0]:
+            msg[1]["not_leased"] = skipped[0]
+        return msg
 
     def forward() -> None:
         last_stats = 0.0
@@ -333,7 +359,7 @@ def _child_main(conn: Connection, settings: dict[str, Any], client_id: str) -> N
                 # stats when idle again (so a caller sees its messages counted) or now and then
                 if (items and drained) or now - last_stats >= STATS_EVERY_S:
                     last_stats = now
-                    send(_stats(link))
+                    send(stats())
             except (OSError, ValueError):
                 done.set()
 
@@ -342,7 +368,7 @@ def _child_main(conn: Connection, settings: dict[str, Any], client_id: str) -> N
 
     def report() -> None:
         with contextlib.suppress(OSError, ValueError):
-            send(_stats(link))
+            send(stats())
 
     def connected() -> None:
         # what was retained (acks, policy) goes out again on every new connection: it may
@@ -375,6 +401,8 @@ def _child_main(conn: Connection, settings: dict[str, Any], client_id: str) -> N
                     # nothing the dashboard subscribes to is larger than an event
                     link.subscribe(topic_filter, on_message, qos=qos,
                                    max_payload=MAX_EVENT_BYTES)
+            elif msg[0] == "skip":
+                skip[0] = frozenset(msg[1])
             elif msg[0] == "pub":
                 _, topic, payload, qos, retain = msg
                 if retain:

@@ -13,7 +13,16 @@ from __future__ import annotations
 from pydantic import BaseModel, ValidationError
 
 from controller.envelope import Event
-from controller.events import KINDS, DoorForced, DoorHeldOpen, NodeReceiptRefused, PolicyRejected
+from controller.events import (
+    KINDS,
+    DoorForced,
+    DoorHeldOpen,
+    NodeReceiptRefused,
+    PolicyRejected,
+    ReaderPower,
+    ReaderSecureRefused,
+    ReaderTamper,
+)
 from controller.events import DoorAccess as AccessEvent
 from dashboard.ingest.state import AnomalySink
 
@@ -28,10 +37,18 @@ PROJECTED = frozenset(
         "policy.applied",
         "policy.rejected",
         "node.receipt_refused",
+        "reader.tamper",
+        "reader.power",
+        "reader.secure_refused",
     }
 )
 ALARM_KINDS = frozenset({"door.forced", "door.held_open", "policy.rejected",
-                         "node.receipt_refused"})
+                         "node.receipt_refused", "reader.tamper", "reader.power",
+                         "reader.secure_refused"})
+READER_ALARMS = {"reader.tamper": "reader_tamper", "reader.power": "reader_power",
+                 "reader.secure_refused": "reader_refused"}
+_READER_SUBJECTS = {"reader_tamper": "reported tamper", "reader_power": "lost its power",
+                    "reader_refused": "failed the secure channel"}
 # the models' own validators, called directly: what model_validate runs, without its ~1 µs of
 # per-call overhead (this runs for every door.access the ingest stores)
 _VALIDATE = {kind: KINDS[kind].model.__pydantic_validator__.validate_python for kind in PROJECTED}
@@ -77,6 +94,23 @@ def raise_alarm(event: Event, data: BaseModel | None, pending: AnomalySink) -> N
             detail={**detail, "what": what,
                     "reason": data.reason if isinstance(data, NodeReceiptRefused) else None,
                     "count": data.count if isinstance(data, NodeReceiptRefused) else None},
+        )
+        return
+    if event.kind in READER_ALARMS:
+        if isinstance(data, ReaderTamper | ReaderSecureRefused) and not data.active:
+            return  # the housing closed again / the reader is back under its key
+        if isinstance(data, ReaderPower) and not data.failed:
+            return  # its power came back
+        reader = data.reader if isinstance(data, ReaderTamper | ReaderPower
+                                           | ReaderSecureRefused) else "?"
+        kind = READER_ALARMS[event.kind]
+        pending.add(
+            kind,
+            f"{event.node}:{reader}",
+            node=event.node,
+            severity="warning" if kind == "reader_power" else "critical",
+            subject=f"reader {reader} {_READER_SUBJECTS[kind]}",
+            detail={**detail, "reader": reader},
         )
         return
     if event.kind == "policy.rejected":

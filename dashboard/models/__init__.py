@@ -14,6 +14,7 @@ from dashboard.models import (
     people,
     policy,
     recovery,
+    replicas,
     reports,
 )
 from dashboard.models.anomalies import Anomaly
@@ -65,5 +66,6 @@ __all__ = [
     "people",
     "policy",
     "recovery",
+    "replicas",
     "reports",
 ]

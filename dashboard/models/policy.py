@@ -20,3 +20,5 @@ class PolicyVersion(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     blob: Mapped[bytes] = mapped_column(LargeBinary)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # the replica that signed it (dashboard.replicas); none on a single box
+    signed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)

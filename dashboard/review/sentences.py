@@ -22,8 +22,8 @@ from dashboard.models.numlog import NumberAccess
 from dashboard.names import Names
 
 # kind -> (ja, en); fields: person, time, date, place, host, node, action, last_left, why,
-# printer, pages, n, operator, control, holder, due, last, stage, first, last_seq, seq, line,
-# fields, count, backed_up
+# reader, printer, pages, n, operator, control, holder, due, last, stage, first, last_seq, seq,
+# line, fields, count, backed_up
 TEMPLATES: dict[str, tuple[str, str]] = {
     "corr.access_not_in_room": (
         "{person} が {time} に番号システムを操作({action})。その時刻は管理区域に不在({last_left})",
@@ -96,6 +96,16 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "policy_stale": ("ノード {node} が古いか期限切れのポリシーで動いています",
                      "{node} runs an old or expired policy"),
     "door_forced": ("{place} が {time} にこじ開けられました", "{place} was forced open at {time}"),
+    "reader_tamper": ("{node} のリーダー {reader} が {time} にいたずら(カバーの開放・取り外し)を"
+                      "検知しました",
+                      "Reader {reader} of {node} reported tamper (opened or pulled off) at "
+                      "{time}"),
+    "reader_power": ("{node} のリーダー {reader} が {time} に電源異常を報告しました",
+                     "Reader {reader} of {node} reported a power failure at {time}"),
+    "reader_refused": ("{node} のリーダー {reader} が {time} に暗号化通信を確立できませんでした"
+                       "(鍵の不一致・初期化・交換の疑い)。リーダーからの入力は受け付けていません",
+                       "Reader {reader} of {node} failed the secure channel at {time} (wrong "
+                       "key, reset or swapped); nothing it sends is accepted"),
     "door_held_open": ("{place} が {time} に開いたままになりました",
                        "{place} was held open at {time}"),
     "rejected_payload": ("ノード {node} から不正なメッセージが届きました",
@@ -201,6 +211,7 @@ def fields_of(a: Anomaly, ev: Evidence, t: Translator, n: Names) -> dict[str, An
         "place": n.place(a.place or evidence.get("door") or detail.get("door")) or none,
         "host": n.host(a.host or evidence.get("host") or detail.get("host")) or none,
         "node": n.node(a.node) if a.node else none,
+        "reader": n.reader(detail.get("reader")) if detail.get("reader") else none,
         "action": row.action if row is not None and row.action else none,
         "operator": (row.operator if row is not None else evidence.get("operator")) or none,
         "last_left": left,

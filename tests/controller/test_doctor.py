@@ -156,3 +156,31 @@ def test_a_missing_reader_and_pcscd_are_named(install: Install) -> None:
     code, lines = install.doctor(install.write())
     assert code == 1
     assert "pcscd" in line(lines, "fail", "pcscd")
+
+
+def test_osdp_readers_are_checked_by_key_file_and_port_not_by_pcscd(install: Install) -> None:
+    from tests.support.osdp_pd import PtyLine, write_key
+
+    pty = PtyLine()
+    try:
+        key = os.urandom(16)
+        key_file = write_key(install.root / "door-in.key", key)
+        osdp_in = {"name": "door-in-osdp", "kind": "osdp", "role": "door_in",
+                   "door": "server-room", "port": pty.port, "address": 1,
+                   "key_file": str(key_file)}
+        readers = {"backend": "pcsc", "bindings": [osdp_in]}
+        code, lines = install.doctor(install.write(readers=readers))
+        assert "key file ok" in line(lines, "ok", "OSDP reader 'door-in-osdp'")
+        assert not [x for x in lines if "pcscd" in x]  # no PC/SC reader: pcscd not asked
+        key_file.chmod(0o644)
+        missing_port = {**osdp_in, "name": "door-out-osdp", "role": "door_out",
+                        "port": str(install.root / "ttyUSB9"),
+                        "key_file": str(write_key(install.root / "door-out.key", key))}
+        code, lines = install.doctor(install.write(
+            readers={"backend": "pcsc", "bindings": [osdp_in, missing_port]}))
+        assert code == 1
+        assert "chmod 600" in line(lines, "fail", "OSDP reader 'door-in-osdp'")
+        assert "not found" in line(lines, "fail", "OSDP reader 'door-out-osdp'")
+        assert key.hex() not in "\n".join(lines)
+    finally:
+        pty.close()

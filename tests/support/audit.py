@@ -12,6 +12,7 @@ tests/controller/host/data.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -69,14 +70,15 @@ def _status() -> dict[str, str] | None:
 
 
 @contextlib.contextmanager
-def live_auditd(watch: Path, key: str, workdir: Path) -> Iterator[Path | None]:
-    """Yield the file auditd writes its records to while ``watch`` is watched, or None."""
+def live_auditd(watch: Path, key: str, workdir: Path) -> Iterator[Watching | None]:
+    """Yield the running auditd (its records' file) while ``watch`` is watched, or None."""
     auditd = shutil.which("auditd") or "/usr/sbin/auditd"
     status = _status()
     if status is None or not Path(auditd).exists() or status.get("pid", "0") != "0":
         yield None
         return
     was_enabled = status.get("enabled", "0")
+    was_backlog = status.get("backlog_limit", "64")
     conf = workdir / "auditd-conf"
     (conf / "plugins.d").mkdir(parents=True, exist_ok=True)
     (conf / "auditd.conf").write_text(_AUDITD_CONF.format(plugins=conf / "plugins.d"))
@@ -90,13 +92,16 @@ def live_auditd(watch: Path, key: str, workdir: Path) -> Iterator[Path | None]:
         except TimeoutError:
             yield None
             return
+        # the kernel queues 64 records by default and drops the rest while auditd is slow to
+        # read them (a loaded machine, the copy of 150 files): room for the test's burst
+        subprocess.run(["auditctl", "-b", "8192"], capture_output=True, check=False)
         added = subprocess.run(["auditctl", "-w", str(watch), "-p", "rwxa", "-k", key],
                                capture_output=True, check=False)
         if added.returncode != 0:
             yield None
             return
         try:
-            yield records
+            yield Watching(records, proc.pid, int((_status() or {}).get("lost", "0")))
         finally:
             subprocess.run(["auditctl", "-W", str(watch), "-p", "rwxa", "-k", key],
                            capture_output=True, check=False)
@@ -108,7 +113,32 @@ def live_auditd(watch: Path, key: str, workdir: Path) -> Iterator[Path | None]:
             proc.kill()
             proc.wait(5)
         out.close()
+        subprocess.run(["auditctl", "-b", was_backlog], capture_output=True, check=False)
         subprocess.run(["auditctl", "-e", was_enabled], capture_output=True, check=False)
+
+
+@dataclasses.dataclass
+class Watching:
+    """The running test auditd: where its records go, its pid, the kernel's lost count then."""
+
+    records: Path
+    pid: int
+    lost_before: int
+
+    def recorded(self, needle: bytes) -> bool:
+        """``needle`` is in auditd's output yet. An AssertionError that says why it never will
+        be: the kernel sends to another audit daemon now, or lost records meanwhile."""
+        if needle in self.records.read_bytes():
+            return True
+        status = _status() or {}
+        assert status.get("pid") == str(self.pid), (
+            f"the kernel's audit records go to pid {status.get('pid')}, not to this test's "
+            f"auditd {self.pid}: another audit daemon started meanwhile")
+        lost = int(status.get("lost", "0"))
+        assert lost == self.lost_before, (
+            f"the kernel lost {lost - self.lost_before} audit records (backlog "
+            f"{status.get('backlog')} of {status.get('backlog_limit')})")
+        return False
 
 
 def records_only(path: Path, target: Path) -> Path:

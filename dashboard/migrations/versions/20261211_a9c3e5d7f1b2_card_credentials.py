@@ -9,7 +9,7 @@ previous (still accepted during a changeover) or retired (its secret wiped).
 ``door_access.credential``: verified, weak or failed, as the node reported it.
 
 Revision ID: a9c3e5d7f1b2
-Revises: f2a7c4e9b1d3
+Revises: c5e7a9b1d3f4
 Create Date: 2026-12-11 09:00:00
 """
 
@@ -21,7 +21,7 @@ from alembic import op
 from dashboard.models.types import UTCDateTime
 
 revision: str = "a9c3e5d7f1b2"
-down_revision: str | None = "f2a7c4e9b1d3"
+down_revision: str | None = "c5e7a9b1d3f4"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

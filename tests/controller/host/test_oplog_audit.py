@@ -82,17 +82,17 @@ def test_live_auditd_when_the_kernel_allows(tmp_path, runtime) -> None:
     folder.mkdir()
     for i in range(150):
         (folder / f"slip-{i:03}.pdf").write_text(str(i))
-    with audit.live_auditd(folder, "secroom-number_data", tmp_path) as records:
-        if records is None:
+    with audit.live_auditd(folder, "secroom-number_data", tmp_path) as auditd:
+        if auditd is None:
             pytest.skip("this kernel does not let a test run auditd (the recorded log test "
                         "covers the format)")
         subprocess.run(["cp", "-r", str(folder), str(tmp_path / "copy")], check=True)
         (folder / "slip-000.pdf").unlink()
         # auditd writes from its own process: wait for the unlink's record before stopping it
         # (stopped at once, under load the last record was sometimes never written)
-        wait_until(lambda: b"nametype=DELETE" in records.read_bytes(), 30,
+        wait_until(lambda: auditd.recorded(b"nametype=DELETE"), 30,
                    "auditd to record the unlink")
-    log_lines = audit.records_only(records, tmp_path / "audit.log")
+    log_lines = audit.records_only(auditd.records, tmp_path / "audit.log")
     laurel_log = audit.laurel(log_lines, tmp_path)
     items = run_audit(host_config(laurel_log, str(folder)), runtime, tmp_path / "state", 2)
     copy, delete = (m for _, m in items[:2])

@@ -1,0 +1,455 @@
+"""OSDP card readers on RS-485 with the secure channel: the only module that imports libosdp
+(PyPI ``libosdp``, package ``osdp``), used as the control panel (CP).
+
+Every reader is held to OSDP Secure Channel with its own key (SCBK, 16 bytes, from a key file):
+the CP runs with ``EnforceSecure``, so a reader that answers in plain, with the well-known
+install key (SCBK-D) or with another key is never taken online, nothing it sends reaches the
+gateway, and a ``secure_refused`` alarm says so (once per streak of refusals). A reader gets its
+key once, in the install flow (:func:`install_key`: the CP offers the new key over a channel
+opened with SCBK-D and sends KEYSET; the reader must be in install mode).
+
+One CP and one thread per reader: the thread takes the CP's events (card reads, local status,
+link notifications) and turns them into taps, failures, statuses and alarms for the sink.
+libosdp holds a reader that stopped answering offline for five minutes; here the CP is rebuilt
+``retry_s`` after the reader went offline (or was refused), so a reader that is repaired or
+re-powered is back within seconds. The door's decision drives the reader's LED and buzzer
+(:meth:`OsdpReaders.signal`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import termios
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import osdp
+
+from readers.base import (
+    AlarmKind,
+    CardTap,
+    FailureReason,
+    ReaderAlarm,
+    ReaderError,
+    ReaderStatus,
+    ReadFailure,
+    Signal,
+    TapSink,
+    utc_now,
+)
+from readers.osdp_keys import SCBK_BYTES
+
+log = logging.getLogger(__name__)
+
+BAUD_RATES = {9600: termios.B9600, 19200: termios.B19200, 38400: termios.B38400,
+              57600: termios.B57600, 115200: termios.B115200}
+MIN_CARD_BYTES, MAX_CARD_BYTES = 2, 16  # 16-bit raw data up to a long UID / ASCII number
+_LOCAL_STATUS = osdp.StatusReportType.Local  # LSTATR: byte 0 tamper, byte 1 power
+_NOTE_SC = osdp.EventNotification.SecureChannelStatus
+_NOTE_PD = osdp.EventNotification.PeripheralDeviceStatus
+
+
+class SerialChannel(osdp.Channel):  # type: ignore[misc]
+    """A serial line (an RS-485 adapter's tty, or a pty in tests), raw, 8N1, non-blocking."""
+
+    def __init__(self, port: str, baud: int = 9600) -> None:
+        super().__init__()
+        if baud not in BAUD_RATES:
+            raise ReaderError(f"baud rate {baud} not supported; one of {sorted(BAUD_RATES)}")
+        self.port = port
+        try:
+            self.fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError as exc:
+            raise ReaderError(f"serial port {port} cannot be opened: {exc.strerror}") from exc
+        try:  # one control panel per line: a second (the CLI beside the gateway) would collide
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(self.fd)
+            raise ReaderError(f"serial port {port} is in use by another secroom process (stop "
+                              "the gateway first)") from exc
+        try:
+            attrs = termios.tcgetattr(self.fd)
+            attrs[0] = 0  # iflag: no translation, no flow control
+            attrs[1] = 0  # oflag: raw
+            attrs[2] = termios.CS8 | termios.CREAD | termios.CLOCAL
+            attrs[3] = 0  # lflag: no echo, not canonical
+            attrs[4] = attrs[5] = BAUD_RATES[baud]
+            attrs[6][termios.VMIN] = 0
+            attrs[6][termios.VTIME] = 0
+            termios.tcsetattr(self.fd, termios.TCSANOW, attrs)
+        except termios.error as exc:
+            os.close(self.fd)
+            raise ReaderError(f"{port} is not a serial port: {exc}") from exc
+
+    def read(self, max_bytes: int) -> bytes:
+        try:
+            return os.read(self.fd, max_bytes)
+        except BlockingIOError:
+            return b""
+        except OSError as exc:
+            if exc.errno in (errno.EIO, errno.EBADF):  # adapter unplugged / closed
+                return b""
+            raise
+
+    def write(self, buf: bytes) -> int:
+        try:
+            return os.write(self.fd, buf)
+        except (BlockingIOError, OSError):
+            return 0  # nothing sent: libosdp retries, then takes the reader offline
+
+    def flush(self) -> None:
+        with contextlib.suppress(termios.error):
+            termios.tcflush(self.fd, termios.TCIOFLUSH)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+@dataclass(frozen=True)
+class OsdpReaderSpec:
+    name: str  # the reader's name in the config's bindings and in every event
+    port: str
+    address: int
+    scbk: bytes = field(repr=False)
+    baud: int = 9600
+
+
+ChannelFactory = Callable[[OsdpReaderSpec], Any]  # returns an osdp.Channel
+
+
+def _serial(spec: OsdpReaderSpec) -> SerialChannel:
+    return SerialChannel(spec.port, spec.baud)
+
+
+def _close(channel: Any) -> None:
+    close = getattr(channel, "close", None)
+    if callable(close):
+        close()
+
+
+def _card_tap(name: str, event: dict[str, Any], present: float) -> CardTap | ReadFailure:
+    data = bytes(event.get("data") or b"")
+    bits = int(event.get("length") or 0)
+    if event.get("format") != osdp.CardFormat.ASCII and bits:
+        data = data[: (bits + 7) // 8]
+    if not MIN_CARD_BYTES <= len(data) <= MAX_CARD_BYTES:
+        return ReadFailure(reader=name, reason=FailureReason.BAD_UID_LENGTH,
+                           detail=f"OSDP card data of {len(data)} bytes", at=utc_now())
+    return CardTap(reader=name, uid=data.hex().upper(), atr="", at=utc_now(),
+                   read_monotonic=time.monotonic(), present_monotonic=present)
+
+
+# what the reader shows: LED colour (for the door's unlock time, or the two-person window) and
+# beeps: green and one beep, red and three, amber and one while a second person is awaited
+_SHOWN = {Signal.GRANTED: (osdp.CommandLEDColor.Green, 1),
+          Signal.DENIED: (osdp.CommandLEDColor.Red, 3),
+          Signal.PENDING: (osdp.CommandLEDColor.Amber, 1)}
+
+
+class _Link:
+    """One reader: its CP, its event thread, its online state."""
+
+    def __init__(self, spec: OsdpReaderSpec, sink: TapSink, channel_factory: ChannelFactory,
+                 retry_s: float, stop: threading.Event) -> None:
+        self.spec = spec
+        self.sink = sink
+        self.channel_factory = channel_factory
+        self.retry_s = retry_s
+        self.stop_event = stop
+        self.cp: Any = None
+        self.channel: Any = None
+        self.lock = threading.Lock()  # the CP being replaced vs. signal() from the gateway
+        self.online = False
+        self.reported: bool | None = None  # the last status told to the sink
+        self.refused = False  # a refusal was reported and has not cleared yet
+        self.sc_failed = False  # this CP saw the secure channel fail
+        self.down_since: float | None = None
+        self.tamper: bool | None = None
+        self.power_failed: bool | None = None
+        self.counters: Counter[str] = Counter()
+        self.thread = threading.Thread(target=self._run, name=f"osdp-{spec.name}", daemon=True)
+
+    # -- CP life cycle ----------------------------------------------------------------------
+    def _open(self) -> None:
+        spec = self.spec
+        channel = self.channel_factory(spec)
+        info = osdp.PDInfo(spec.address, channel, scbk=spec.scbk, name=f"PD-{spec.address}",
+                           flags=[osdp.LibFlag.EnforceSecure, osdp.LibFlag.EnableNotification])
+        try:
+            cp = osdp.ControlPanel([info], log_level=osdp.LogLevel.Warning)
+            cp.start()
+        except Exception as exc:  # libosdp raises plain exceptions: translate at the boundary
+            _close(channel)
+            raise ReaderError(f"libosdp could not set up the control panel: {exc}") from exc
+        with self.lock:
+            self.cp, self.channel = cp, channel
+        self.sc_failed = False
+        self.down_since = time.monotonic()  # not up yet: rebuilt if it stays so for retry_s
+
+    def _close(self) -> None:
+        with self.lock:
+            cp, channel, self.cp, self.channel = self.cp, self.channel, None, None
+        if cp is not None:
+            with contextlib.suppress(RuntimeError):  # its thread had already stopped
+                cp.teardown()
+        if channel is not None:
+            _close(channel)
+
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            if self.cp is None:
+                try:
+                    self._open()
+                except ReaderError as exc:  # the serial port is missing: try again later
+                    self.counters["open_failures"] += 1
+                    self._went_down(f"OSDP line unavailable: {exc}")
+                    if self.stop_event.wait(self.retry_s):
+                        break
+                    continue
+            event = self.cp.get_event(self.spec.address, timeout=0.2)
+            if event is not None:
+                try:
+                    self._handle(event)
+                except Exception:  # noqa: BLE001 - a broken sink must not stop the reader
+                    self.counters["sink_errors"] += 1
+                    log.exception("OSDP reader %s: the sink raised; event handed over but not "
+                                  "accepted", self.spec.name)
+            elif self.down_since is not None and (
+                time.monotonic() - self.down_since >= self.retry_s
+            ):
+                if not self.online:
+                    self._went_down(f"OSDP reader at address {self.spec.address} does not "
+                                    "answer")
+                self.counters["rebuilds"] += 1
+                self._close()  # libosdp would wait five minutes: start afresh now
+        self._close()
+
+    # -- events -----------------------------------------------------------------------------
+    def _handle(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == osdp.Event.CardRead:
+            if not self.online:  # EnforceSecure delivers nothing before SC; belt and braces
+                return
+            outcome = _card_tap(self.spec.name, event, time.monotonic())
+            self.counters["taps" if isinstance(outcome, CardTap) else "bad_card_data"] += 1
+            if isinstance(outcome, CardTap):
+                self.sink.on_tap(outcome)
+            else:
+                self.sink.on_failure(outcome)
+        elif kind == osdp.Event.Status and event.get("type") == _LOCAL_STATUS:
+            self._local_status(bytes(event.get("report") or b""))
+        elif kind == osdp.Event.Notification:
+            if event.get("type") == _NOTE_SC and not event.get("arg0"):
+                self.sc_failed = True
+            elif event.get("type") == _NOTE_PD:
+                if event.get("arg0"):
+                    self._came_up()
+                else:
+                    # an absent reader ends the same way (SC inactive, offline) after its
+                    # probes; a refused one had answered: it sent its ID before failing SC
+                    self.sc_failed = self.sc_failed and not self.online and self._answered()
+                    self._went_down("OSDP reader stopped answering" if self.online else
+                                    f"OSDP reader at address {self.spec.address} not online")
+
+    def _answered(self) -> bool:
+        """Did the reader send its ID (osdp_PDID) to this CP?"""
+        cp = self.cp
+        if cp is None:
+            return False
+        try:
+            pd_id = cp.get_pd_id(self.spec.address)
+        except Exception:  # noqa: BLE001 - libosdp's wrapper fails when it has no ID at all
+            return False
+        return any((pd_id.version, pd_id.model, pd_id.vendor_code, pd_id.serial_number,
+                    pd_id.firmware_version))
+
+    def _came_up(self) -> None:
+        self.online = True
+        self.down_since = None
+        if self.refused:
+            self.refused = False
+            self._alarm(AlarmKind.SECURE_REFUSED, False, "secure channel established")
+        self._status(True, f"OSDP address {self.spec.address}, secure channel with its key")
+
+    def _went_down(self, detail: str) -> None:
+        self.down_since = time.monotonic()
+        if self.sc_failed:
+            self.counters["sc_refused"] += 1
+        if self.sc_failed and not self.refused:
+            self.refused = True
+            self._alarm(AlarmKind.SECURE_REFUSED, True,
+                        "secure channel failed: wrong or default key, or no OSDP SC")
+        self.online = False
+        self._status(False, detail)
+
+    def _local_status(self, report: bytes) -> None:
+        if len(report) < 2:
+            self.counters["bad_status"] += 1
+            return
+        tamper, power_failed = bool(report[0]), bool(report[1])
+        # on change only; a first report of "all well" is no alarm
+        if tamper != bool(self.tamper):
+            self._alarm(AlarmKind.TAMPER, tamper, "OSDP local status")
+        if power_failed != bool(self.power_failed):
+            self._alarm(AlarmKind.POWER, power_failed, "OSDP local status")
+        self.tamper, self.power_failed = tamper, power_failed
+
+    def _status(self, connected: bool, detail: str) -> None:
+        if self.reported is connected:
+            return
+        self.reported = connected
+        self.sink.on_status(ReaderStatus(reader=self.spec.name, connected=connected,
+                                         at=utc_now(), detail=detail))
+
+    def _alarm(self, kind: AlarmKind, active: bool, detail: str) -> None:
+        on_alarm = getattr(self.sink, "on_alarm", None)
+        if on_alarm is not None:
+            on_alarm(ReaderAlarm(reader=self.spec.name, kind=kind, active=active,
+                                 at=utc_now(), detail=detail))
+
+    # -- LED and buzzer ---------------------------------------------------------------------
+    def signal(self, signal: Signal, seconds: float) -> bool:
+        color, beeps = _SHOWN[signal]
+        tenths = max(1, min(255, round(seconds * 10)))  # libosdp 3.2.9 sends 8 bits of it
+        led = {"command": osdp.Command.LED, "reader": 0, "led_number": 0, "temporary": True,
+               "control_code": 2, "on_color": color, "off_color": osdp.CommandLEDColor.Black,
+               "on_count": 10, "off_count": 0, "timer_count": tenths}
+        beep = {"command": osdp.Command.Buzzer, "reader": 0, "control_code": 2,
+                "on_count": 2 if beeps == 1 else 1, "off_count": 1, "rep_count": beeps}
+        with self.lock:
+            if self.cp is None or not self.online:
+                return False
+            return bool(self.cp.submit_command(self.spec.address, led)) and bool(
+                self.cp.submit_command(self.spec.address, beep))
+
+
+class OsdpReaders:
+    """The configured OSDP readers, each on its own line, as one :class:`CardReader`."""
+
+    def __init__(self, specs: list[OsdpReaderSpec], *, retry_s: float = 10.0,
+                 channel_factory: ChannelFactory = _serial) -> None:
+        names = [s.name for s in specs]
+        if len(set(names)) != len(names):
+            raise ReaderError("OSDP reader names must be unique")
+        self.specs = specs
+        self.retry_s = retry_s
+        self.channel_factory = channel_factory
+        self._links: dict[str, _Link] = {}
+        self._stop = threading.Event()
+
+    def start(self, sink: TapSink) -> None:
+        self._stop.clear()
+        for spec in self.specs:
+            link = _Link(spec, sink, self.channel_factory, self.retry_s, self._stop)
+            self._links[spec.name] = link
+            link.thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for link in self._links.values():
+            link.thread.join(10)
+        self._links.clear()
+
+    def names(self) -> frozenset[str]:
+        return frozenset(s.name for s in self.specs)
+
+    def counters(self) -> dict[str, int]:
+        """Per reader and in all: taps, bad_card_data, sc_refused, rebuilds, sink_errors."""
+        out: Counter[str] = Counter()
+        for link in self._links.values():
+            out.update(link.counters)
+        return dict(out)
+
+    def online(self, reader: str) -> bool:
+        link = self._links.get(reader)
+        return bool(link and link.online)
+
+    def signal(self, reader: str, signal: Signal, seconds: float) -> bool:
+        link = self._links.get(reader)
+        return link.signal(signal, seconds) if link is not None else False
+
+
+class KeyChangeUncertain(ReaderError):
+    """KEYSET was sent but the channel did not come back under the new key: the reader may
+    hold either key."""
+
+
+def _wait_sc(cp: Any, address: int, deadline: float, *, restart: bool = False) -> bool:
+    """Wait for the secure channel under the CP's own key (not SCBK-D); with ``restart``, for
+    it to go down first and come back (KEYSET makes libosdp restart SC with the new key)."""
+    down = not restart
+    while (left := deadline - time.monotonic()) > 0:
+        event = cp.get_event(address, timeout=min(left, 0.5))
+        if not event or event.get("event") != osdp.Event.Notification:
+            continue
+        if event.get("type") == _NOTE_SC:
+            if not event.get("arg0"):
+                down = True
+            elif down and not event.get("arg1"):  # arg1 = 0: under the reader's own key
+                return True
+    return False
+
+
+def rekey(spec: OsdpReaderSpec, new_scbk: bytes, *, timeout: float = 20.0,
+          channel_factory: ChannelFactory = _serial) -> None:
+    """Replace a reader's key: a secure channel under its current key (``spec.scbk``), then
+    KEYSET with ``new_scbk``; returns once the channel is back under the new key. Raises
+    KeyChangeUncertain when KEYSET went out but the channel did not come back (the reader may
+    hold either key), ReaderError when nothing was sent."""
+    if len(new_scbk) != SCBK_BYTES or new_scbk == spec.scbk:
+        raise ReaderError("the new OSDP key must be 16 bytes and differ from the current one")
+    channel = channel_factory(spec)
+    info = osdp.PDInfo(spec.address, channel, scbk=spec.scbk, name=f"PD-{spec.address}",
+                       flags=[osdp.LibFlag.EnforceSecure, osdp.LibFlag.EnableNotification])
+    cp = osdp.ControlPanel([info], log_level=osdp.LogLevel.Warning)
+    cp.start()
+    deadline = time.monotonic() + timeout
+    try:
+        if not _wait_sc(cp, spec.address, deadline):
+            raise ReaderError(f"OSDP reader {spec.name!r} did not open the secure channel "
+                              f"under its current key within {timeout:.0f} s")
+        command = {"command": osdp.Command.Keyset, "type": 1, "data": new_scbk}
+        if not cp.submit_command(spec.address, command):
+            raise ReaderError(f"OSDP reader {spec.name!r}: the key change could not be queued")
+        if not _wait_sc(cp, spec.address, deadline, restart=True):
+            raise KeyChangeUncertain(f"OSDP reader {spec.name!r} did not come back under the "
+                                     f"new key within {timeout:.0f} s")
+    finally:
+        try:
+            cp.teardown()
+        finally:
+            _close(channel)
+
+
+def install_key(spec: OsdpReaderSpec, *, timeout: float = 20.0,
+                channel_factory: ChannelFactory = _serial) -> None:
+    """Give a reader in install mode its key (``spec.scbk``). The CP opens the secure channel
+    with the install key SCBK-D, sends KEYSET with the reader's key, and the channel restarts
+    under that key; returns once it has. A reader that already holds this key passes at once.
+    Raises ReaderError when the reader did not take the key within ``timeout``."""
+    channel = channel_factory(spec)
+    info = osdp.PDInfo(spec.address, channel, scbk=spec.scbk, name=f"PD-{spec.address}",
+                       flags=[osdp.LibFlag.EnableNotification])
+    cp = osdp.ControlPanel([info], log_level=osdp.LogLevel.Warning)
+    cp.start()
+    try:
+        if _wait_sc(cp, spec.address, time.monotonic() + timeout):
+            return
+    finally:
+        try:
+            cp.teardown()
+        finally:
+            _close(channel)
+    raise ReaderError(f"OSDP reader {spec.name!r} (address {spec.address} on {spec.port}) did "
+                      f"not take its key within {timeout:.0f} s: put it in install mode "
+                      "(SCBK-D) and check the wiring, address and baud rate")
