@@ -8,7 +8,10 @@ Checks, in order (the first failing one is the reason):
 1. no policy loaded -> ``no_policy``; past its ``expires_at`` -> ``policy_stale`` (unless the
    node keeps its last good policy: ``honour_expiry=False``)
 2. lockdown of this door (entry only) -> ``lockdown``
-3. card not in the policy -> ``unknown_card``; person inactive -> ``inactive``;
+3. card not in the policy -> ``unknown_card``; the card did not prove its key although it
+   was enrolled with one, or a checkable card failed its check -> ``credential_failed``;
+   a UID-only card at a door with ``require_verified`` -> ``credential_weak``;
+   person inactive -> ``inactive``;
    before ``valid_from`` -> ``not_yet_valid``; after ``valid_until`` -> ``expired``
    (dates judged in the site's local time zone; ``valid_until`` inclusive)
 4. no group of the person names this door -> ``not_permitted``
@@ -61,6 +64,16 @@ class Denial(StrEnum):
     LOCKDOWN = "lockdown"
     NO_POLICY = "no_policy"
     POLICY_STALE = "policy_stale"
+    CREDENTIAL_FAILED = "credential_failed"
+    CREDENTIAL_WEAK = "credential_weak"
+
+
+class Strength(StrEnum):
+    """How far the card proved itself (readers.verify.base.Strength, by value)."""
+
+    VERIFIED = "verified"
+    WEAK = "weak"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,10 @@ class AccessRequest:
     direction: Direction
     uid: str
     reader: str
+    credential: Strength = Strength.WEAK
+    card_type: str = "uid"
+    credential_key: str | None = None
+    credential_detail: str = ""  # the verifier's reason, safe to log (status words, step)
 
 
 @dataclass(frozen=True)
@@ -115,6 +132,15 @@ def person_for_card(policy: Policy | None, uid: str) -> Person | None:
     return policy.person_for_card(uid) if policy is not None else None
 
 
+def credential_holds(policy: Policy, uid: str, credential: Strength) -> bool:
+    """False when the card failed its check, or was enrolled verified and did not prove its
+    key now (a copy of its UID): ``credential_failed`` at a door, nothing released at a
+    printer."""
+    if credential is Strength.FAILED:
+        return False
+    return credential is Strength.VERIFIED or not policy.card_enrolled_verified(uid)
+
+
 def person_denial(person: Person, today: date) -> Denial | None:
     """Why ``person`` may not use anything on ``today`` (site-local date), or None."""
     if not person.active:
@@ -148,6 +174,11 @@ def decide(
         return deny(Denial.LOCKDOWN, person)
     if person is None:
         return deny(Denial.UNKNOWN_CARD)
+    if not credential_holds(policy, req.uid, req.credential):
+        return deny(Denial.CREDENTIAL_FAILED, person)
+    door_rule = policy.door(req.door)
+    if door_rule and door_rule.require_verified and req.credential is not Strength.VERIFIED:
+        return deny(Denial.CREDENTIAL_WEAK, person)
     local = local_time(now, policy.tz)
     bad = person_denial(person, local.date())
     if bad is not None:
@@ -232,6 +263,11 @@ def access_events(
                 second_person_id=decision.second_person_id,
                 card=card,
                 policy_version=policy.version if policy else None,
+                credential=req.credential.value,
+                card_type=req.card_type,  # type: ignore[arg-type]
+                credential_key=req.credential_key,
+                credential_detail=(req.credential_detail[:160] or None)
+                if req.credential is not Strength.VERIFIED else None,
             ),
         )
     ]

@@ -32,12 +32,15 @@ def build_reader(config: GatewayConfig) -> CardReader:
     readers: list[CardReader] = []
     if pcsc or not bindings:
         from readers.pcsc import PcscReaders
+        from readers.verify.select import CardVerifier
 
         def bound(name: str) -> bool:
             binding = config.binding_for(name)
             return binding is not None and binding.kind == "pcsc"
 
-        readers.append(PcscReaders(reader_filter=bound if bindings else None))
+        # the gateway hands the verifier the site card keys of each policy it applies
+        readers.append(PcscReaders(reader_filter=bound if bindings else None,
+                                   verifier=CardVerifier()))
     if osdp:
         from readers.osdp import OsdpReaders, OsdpReaderSpec
         from readers.osdp_keys import load_scbk

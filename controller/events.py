@@ -52,6 +52,8 @@ DenialReason = Literal[
     "lockdown",
     "no_policy",
     "policy_stale",
+    "credential_failed",  # the card did not prove its key: wrong key, replayed or cloned
+    "credential_weak",  # a UID-only card at a door that accepts verified cards only
 ]
 
 
@@ -69,6 +71,11 @@ class DoorAccess(BaseModel):
     second_person_id: str | None = None  # the partner in a two-person grant
     card: str | None = None  # the UID presented (uppercase hex)
     policy_version: int | None = None
+    # how far the card proved itself (readers.verify): verified, weak (UID only) or failed
+    credential: Literal["verified", "weak", "failed"] | None = None
+    card_type: Literal["desfire", "felica_lite_s", "uid"] | None = None
+    credential_key: str | None = None  # id of the site key that verified it (never the key)
+    credential_detail: str | None = Field(default=None, max_length=160)  # why not verified
 
 
 class DoorTwoPersonPending(BaseModel):
@@ -148,6 +155,7 @@ PolicyReason = Literal[
     "wrong_node",  # a slice signed for another node
     "expired",  # past its expires_at
     "no_card_key",  # hashed cards and no card key on this node
+    "card_keys_unreadable",  # sealed card master keys that do not open with this node's key
 ]
 
 
@@ -418,6 +426,16 @@ DOOR_DENIAL_LABELS: dict[str, Label] = {
     "lockdown": Label("ロックダウン中", "Lockdown"),
     "no_policy": Label("ポリシー未受信", "No policy loaded"),
     "policy_stale": Label("ポリシー期限切れ", "Policy expired"),
+    "credential_failed": Label("カード認証失敗（複製の疑い）",
+                               "Card failed its check (possible clone)"),
+    "credential_weak": Label("弱い認証のカード（UIDのみ）", "Weak card (UID only)"),
+}
+
+# how far a card proved itself (DoorAccess.credential)
+CREDENTIAL_LABELS: dict[str, Label] = {
+    "verified": Label("検証済み", "Verified"),
+    "weak": Label("弱い", "Weak"),
+    "failed": Label("認証失敗", "Failed"),
 }
 
 PRINT_DENIAL_LABELS: dict[str, Label] = {

@@ -7,6 +7,11 @@ access the auditor cannot see never happens. If the journal cannot be written (d
 granted tap is refused (the door's ``unrecorded_access = "deny"``, the default: fail closed) or,
 where the site chose ``"open"``, still opens the door; either way the failure is counted and
 reported in the node's health, which the dashboard raises as an anomaly.
+
+Cards that prove themselves: a reader with a ``verifier`` (readers.verify.select.CardVerifier,
+which ``controller.adapters`` gives every PC/SC reader) checks each card while it is connected;
+the gateway hands it the site card keys of every policy it applies (sealed in the slice,
+opened with the node's card key) and decides on the tap's credential (controller.access).
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from controller.access import (
     Decision,
     Denial,
     Direction,
+    Strength,
     access_events,
+    credential_holds,
     decide,
     may_print,
     person_for_card,
@@ -93,7 +100,7 @@ class Gateway:
         scope = NodeScope(doors=frozenset(d.id for d in config.doors),
                           printers=frozenset(config.printing.printers if config.printing else ()))
         self.policies = store_for(config, scope, emit=self._emit_quiet, clock=clock,
-                                  on_change=lambda _policy: self._apply_lockdown(),
+                                  on_change=lambda _policy: self._on_policy_change(),
                                   runtime=self.runtime)
         self._honour_expiry = config.policy.when_expired == "closed"
         self.doors: dict[str, Door] = {}
@@ -130,7 +137,7 @@ class Gateway:
         self.policies.load()
         if self.config.policy.file and self.config.policy.file.exists():
             self.policies.offer(self.config.policy.file.read_bytes(), source="file")
-        self._apply_lockdown()
+        self._on_policy_change()
         self.runtime.subscribe(policy_topic(self.config.node.site, self.config.node.name),
                                self._on_policy_message, max_payload=MAX_POLICY_BYTES)
         if self.printing is not None:
@@ -171,6 +178,16 @@ class Gateway:
 
     def _on_policy_message(self, _topic: str, payload: bytes) -> None:
         self.offer_policy(payload)
+
+    def _on_policy_change(self) -> None:
+        self._apply_lockdown()
+        self._apply_card_keys()
+
+    def _apply_card_keys(self) -> None:
+        verifier = getattr(self.reader, "verifier", None)
+        policy = self.policies.applied
+        if verifier is not None:
+            verifier.set_keys(policy.site_keys if policy is not None else [])
 
     def _apply_lockdown(self) -> None:
         policy = self.policies.applied
@@ -232,8 +249,11 @@ class Gateway:
     def _door_tap(self, binding: ReaderBinding, tap: CardTap) -> Decision:
         assert binding.door is not None
         direction = Direction.OUT if binding.role is ReaderRole.DOOR_OUT else Direction.IN
+        cred = tap.credential
         request = AccessRequest(
-            door=binding.door, direction=direction, uid=tap.uid, reader=tap.reader
+            door=binding.door, direction=direction, uid=tap.uid, reader=tap.reader,
+            credential=Strength(cred.strength.value), card_type=cred.card_type.value,
+            credential_key=cred.key_id, credential_detail=cred.detail,
         )
         door = self.doors[binding.door]
         opened = False
@@ -291,9 +311,16 @@ class Gateway:
             self._emit_quiet(PRINT_DENIED, PrintDeniedPayload(
                 printer=printer or binding.name, person_id=None, reason="printing_not_configured"))
             return
-        person = person_for_card(self.policies.current, tap.uid)
+        policy = self.policies.current
+        person = person_for_card(policy, tap.uid)
         if person is None:
             self._print_worker.submit(self.printing.release_for, None, [], printer)
+        elif policy is not None and not credential_holds(policy, tap.uid,
+                                                         Strength(tap.credential.strength)):
+            # a copy of a verified card releases nothing (reported as no_right, counted)
+            self.decisions[(printer, "denied", Denial.CREDENTIAL_FAILED.value)] += 1
+            self._print_worker.submit(self.printing.release_for, person.id, [], printer,
+                                      denial=Denial.CREDENTIAL_FAILED.value)
         else:
             self._print_worker.submit(
                 self.printing.release_for, person.id, person.cups_users, printer

@@ -48,9 +48,11 @@ from pydantic import (
     model_validator,
 )
 
+from controller.card_keys import CardKeyError, SealedCardKey, unseal_all
 from controller.envelope import b64u, canonical_json, unb64u
 from controller.events import NodeRole, PolicyReason
 from controller.keys import key_id as _key_id
+from readers.verify.base import SiteKey
 from usb_guard.policy import UsbPolicy
 
 SIGNING_CONTEXT = b"secroom/v1/policy\n"
@@ -96,6 +98,9 @@ class Person(BaseModel):
     valid_from: date | None = None
     valid_until: date | None = None
     cards: list[Annotated[str, AfterValidator(normalise_uid)]] = []
+    # cards enrolled with a secroom key (DESFire / FeliCa Lite-S): they must prove it at every
+    # reader; a subset of ``cards``
+    verified_cards: list[Annotated[str, AfterValidator(normalise_uid)]] = []
     groups: list[Ident] = []
     operator_ids: list[str] = []
     cups_users: list[str] = []
@@ -107,6 +112,8 @@ class Person(BaseModel):
             raise ValueError(f"person {self.id}: valid_until is before valid_from")
         if len(set(self.cards)) != len(self.cards):
             raise ValueError(f"person {self.id}: a card is listed twice")
+        if not set(self.verified_cards) <= set(self.cards):
+            raise ValueError(f"person {self.id}: a verified card is not among the cards")
         return self
 
 
@@ -163,6 +170,9 @@ class DoorRule(BaseModel):
     two_person: bool = False
     two_person_window_s: int = Field(default=10, ge=1, le=600)
     anti_passback: bool = False
+    # only cards that prove their key open this door (server room, rack); UID-only cards
+    # are refused with ``credential_weak``
+    require_verified: bool = False
 
 
 class NodeGrant(BaseModel):
@@ -201,9 +211,17 @@ class Policy(BaseModel):
     node: Ident | None = None  # the node this slice is for; None: the whole site's policy
     expires_at: datetime | None = None  # a node refuses the policy after this
     card_hash: Literal["clear", "hmac-sha256"] = "clear"
+    # site card master keys sealed to this slice's node, newest first (controller.card_keys)
+    card_keys: list[SealedCardKey] = Field(default=[], max_length=4)
+    # ids of the site card master keys in effect, newest first (the site policy names them so
+    # that a rotation is a new version; a slice carries the keys themselves, sealed)
+    card_key_ids: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]] = Field(
+        default=[], max_length=4)
 
     _tz: ZoneInfo = PrivateAttr()
     _card_key: bytes | None = PrivateAttr(default=None)
+    _site_keys: list[SiteKey] = PrivateAttr(default_factory=list)
+    _verified: set[str] = PrivateAttr(default_factory=set)
     _by_card: dict[str, Person] = PrivateAttr()
     _by_account: dict[str, Person] = PrivateAttr()
     _people: dict[str, Person] = PrivateAttr()
@@ -240,6 +258,7 @@ class Policy(BaseModel):
             for group_id in person.groups:
                 if group_id not in self._groups:
                     raise ValueError(f"person {person.id} is in unknown group {group_id}")
+            self._verified.update(person.verified_cards)
             for card in person.cards:
                 other = self._by_card.setdefault(card, person)
                 if other is not person:
@@ -283,9 +302,35 @@ class Policy(BaseModel):
             text = hmac.new(key, text.encode(), hashlib.sha256).hexdigest().upper()
         return self._by_card.get(text)
 
+    def card_enrolled_verified(self, uid: str) -> bool:
+        """True when ``uid`` was enrolled with a secroom key: it must prove it to be let in."""
+        try:
+            text = normalise_uid(uid)
+        except ValueError:
+            return False
+        if self.card_hash != "clear":
+            if self._card_key is None:
+                return False
+            text = hmac.new(self._card_key, text.encode(), hashlib.sha256).hexdigest().upper()
+        return text in self._verified
+
     def bind_card_key(self, key: bytes) -> None:
-        """Give a hashed policy the node's card key (controller.policy_store does, once)."""
+        """Give a hashed policy the node's card key (controller.policy_store does, once) and
+        open its sealed site card keys; PolicyError ``card_keys_unreadable`` if one does not
+        open."""
+        if self.card_keys:
+            if self.node is None:
+                raise PolicyError("card_keys_unreadable", "card keys outside a node's slice")
+            try:
+                self._site_keys = unseal_all(key, self.site, self.node, self.card_keys)
+            except CardKeyError as exc:
+                raise PolicyError("card_keys_unreadable", str(exc), version=self.version) from exc
         self._card_key = key
+
+    @property
+    def site_keys(self) -> list[SiteKey]:
+        """The site card master keys this node verifies cards with (newest first)."""
+        return list(self._site_keys)
 
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at

@@ -14,15 +14,17 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from controller.card_keys import seal
 from controller.keys import derive_secret
 from controller.policy import Group, Person, Policy, card_digest
+from readers.verify.base import SiteKey
 from usb_guard.policy import UsbPolicy
 
 MAX_SCOPE_ITEMS = 256  # doors, printers or hosts one node declares
@@ -74,9 +76,10 @@ class NodeScope:
 
 def slice_policy(
     policy: Policy, node: str, scope: NodeScope, card_key: bytes, *,
-    expires_at: datetime | None = None,
+    expires_at: datetime | None = None, site_keys: Sequence[SiteKey] = (),
 ) -> Policy:
-    """``policy`` cut down to ``scope`` for ``node``, its cards hashed under ``card_key``."""
+    """``policy`` cut down to ``scope`` for ``node``, its cards hashed under ``card_key``; a
+    node with doors also gets ``site_keys`` (newest first) sealed to it (controller.card_keys)."""
     if policy.card_hash != "clear":
         raise ValueError("slice the site's policy, not a slice")
     groups: list[Group] = []
@@ -97,6 +100,7 @@ def slice_policy(
         people.append(Person(
             id=p.id, name=p.id, active=p.active, valid_from=p.valid_from,
             valid_until=p.valid_until, cards=[card_digest(card_key, c) for c in p.cards],
+            verified_cards=[card_digest(card_key, c) for c in p.verified_cards],
             groups=mine,
             cups_users=p.cups_users if scope.printers else [],
             host_accounts=p.host_accounts if scope.hosts else [],
@@ -111,6 +115,8 @@ def slice_policy(
         usb=_usb_for(policy.usb, scope),
         node=node, expires_at=expires_at or policy.expires_at, card_hash="hmac-sha256",
         nodes=[g for g in policy.nodes if g.name == node],  # its own approval: roles, key
+        card_keys=[seal(card_key, policy.site, node, k) for k in site_keys] if scope.doors else [],
+        card_key_ids=[k.key_id for k in site_keys] if scope.doors else [],
     )
 
 

@@ -79,6 +79,9 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     from dashboard.nodes_cli import add_subcommands as add_nodes_subcommands
 
     add_nodes_subcommands(sub)
+    from dashboard.cardkeys_cli import add_subcommands as add_card_key_subcommands
+
+    add_card_key_subcommands(sub)
 
     demo = sub.add_parser("demo", help="run the whole room on this machine, simulated hardware")
     demo.add_argument("--workdir", type=Path, default=Path(".demo"))

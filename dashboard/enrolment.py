@@ -71,6 +71,8 @@ class Tap:
     uid: str
     ts: datetime
     door: str | None = None
+    credential: str = "uid"  # the card type that proved a secroom key at this tap, else "uid"
+    key_id: str | None = None
 
 
 def tap_from_event(data: dict[str, Any]) -> Tap | None:
@@ -90,7 +92,10 @@ def tap_from_event(data: dict[str, Any]) -> Tap | None:
             and isinstance(uid, str) and uid and isinstance(ts, datetime)):
         return None
     door = data.get("door")
-    return Tap(node, seq, reader, uid, ts, door if isinstance(door, str) else None)
+    proved = access.credential == "verified" and access.card_type in ("desfire", "felica_lite_s")
+    return Tap(node, seq, reader, uid, ts, door if isinstance(door, str) else None,
+               credential=access.card_type if proved and access.card_type else "uid",
+               key_id=access.credential_key if proved else None)
 
 
 @dataclass

@@ -41,6 +41,7 @@ from controller.policy import (
     sign_policy,
 )
 from controller.policy_slice import NodeScope, card_key_for, slice_policy
+from dashboard import cardkeys
 from dashboard.media.policy import build_usb_policy
 from dashboard.models.nodes import Node
 from dashboard.models.people import Door, Printer, SiteSettings
@@ -162,6 +163,8 @@ class PolicySigner:
                         valid_from=p.valid_from,
                         valid_until=p.valid_until,
                         cards=[c.uid for c in p.cards if c.active],
+                        verified_cards=[c.uid for c in p.cards
+                                        if c.active and c.credential != "uid"],
                         groups=sorted(g.id for g in p.groups),
                         operator_ids=list(p.operator_ids or []),
                         cups_users=list(p.cups_users or []),
@@ -192,6 +195,7 @@ class PolicySigner:
                         two_person=d.two_person,
                         two_person_window_s=d.two_person_window_s,
                         anti_passback=d.anti_passback,
+                        require_verified=bool(d.require_verified),
                     )
                     for d in doors
                 ],
@@ -199,6 +203,7 @@ class PolicySigner:
                 lockdown=settings.lockdown,
                 lockdown_doors=list(settings.lockdown_doors or []),
                 usb=build_usb_policy(session),
+                card_key_ids=cardkeys.key_ids(session),
                 nodes=[
                     NodeGrant(name=n.name, roles=sorted(n.role_set), public_key=n.public_key,
                               key_since_seq=n.key_since_seq)
@@ -289,9 +294,14 @@ class PolicySigner:
     def slices(self, blob: bytes, scopes: Scopes) -> dict[str, bytes]:
         """Each node's signed slice of the stored signed site policy ``blob``."""
         policy = Policy.model_validate(json.loads(blob)["policy"])
+        keys = []
+        if policy.card_key_ids:  # the card master keys this version names, sealed per node
+            with self.sessionmaker() as session:
+                keys = cardkeys.site_keys(session, self.key, list(policy.card_key_ids))
         return {
             node: sign_policy(
-                slice_policy(policy, node, scope, card_key_for(self.key, self.site, node)),
+                slice_policy(policy, node, scope, card_key_for(self.key, self.site, node),
+                             site_keys=keys),
                 self.key)
             for node, scope in scopes.items()
         }

@@ -67,6 +67,7 @@ def door_access_row(event: Event, access: AccessEvent) -> dict[str, Any]:
         "second_person_id": _cut(access.second_person_id),
         "uid": _cut(access.card, 64),
         "reader": _cut(access.reader),
+        "credential": access.credential,
     }
 
 

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Final, Protocol
 
+from readers.verify.base import UID_ONLY, Credential
+
 
 class ReaderError(Exception):
     """A reader adapter could not do what was asked (bad setup, service missing, misuse)."""
@@ -55,6 +57,7 @@ class CardTap:
     at: datetime  # aware UTC, when the UID was read
     read_monotonic: float  # time.monotonic() right after the UID reply was parsed
     present_monotonic: float  # time.monotonic() when the card presence was first seen
+    credential: Credential = UID_ONLY  # what the verifier step proved (readers.verify)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from readers.base import CardReader, Signal, TapSink
 
 
@@ -26,6 +28,16 @@ class ReaderSet:
     def stop(self) -> None:
         for reader in reversed(self.readers):
             reader.stop()
+
+    @property
+    def verifier(self) -> Any:
+        """The card verifier of the adapter that checks cards (PC/SC; readers.verify), if any:
+        the gateway hands it the site card keys."""
+        for adapter in self.readers:
+            found = getattr(adapter, "verifier", None)
+            if found is not None:
+                return found
+        return None
 
     def signal(self, reader: str, signal: Signal, seconds: float) -> bool:
         for adapter in self.readers:

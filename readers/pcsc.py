@@ -36,6 +36,8 @@ from readers.base import (
     TapSink,
     utc_now,
 )
+from readers.verify.base import UID_ONLY, Credential, VerifyIOError
+from readers.verify.select import CardVerifier
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +129,14 @@ class PcscReaders:
         reader_filter: Callable[[str], bool] | None = None,
         poll_timeout_ms: int = 200,
         rebuild_backoff_s: float = 0.2,
+        verifier: CardVerifier | None = None,
     ) -> None:
+        """``verifier``: the credential check run on each card while it is still connected
+        (readers.verify); without one every tap is UID-only."""
         if poll_timeout_ms <= 0 or rebuild_backoff_s <= 0:
             raise ValueError("poll_timeout_ms and rebuild_backoff_s must be positive")
         self._filter = reader_filter or (lambda _name: True)
+        self.verifier = verifier
         self._poll_ms = poll_timeout_ms
         self._backoff = rebuild_backoff_s
         self._stop = threading.Event()
@@ -139,7 +145,8 @@ class PcscReaders:
         self._ctx_lock = threading.Lock()
         self._ctx: int | None = None
         self._slots: dict[str, _Slot] = {}
-        self.counters: Counter[str] = Counter()  # taps, failure.<reason>, rebuilds, sink_errors
+        # taps, credential.<verified|weak|failed>, failure.<reason>, rebuilds, sink_errors
+        self.counters: Counter[str] = Counter()
 
     # -- CardReader ------------------------------------------------------------------------
 
@@ -277,19 +284,29 @@ class PcscReaders:
         if hr != sc.SCARD_S_SUCCESS:
             self._fail_gone_or(ctx, name, slot, hr, "SCardConnect")
             return
+        credential: Credential = UID_ONLY
+        where = "SCardTransmit"
         try:
             hr, reply = sc.SCardTransmit(card, protocol, list(GET_DATA_UID))
+            result = parse_uid_reply(reply) if hr == sc.SCARD_S_SUCCESS else None
+            parsed_at = time.monotonic()
+            if isinstance(result, UidOk) and self.verifier is not None:
+                try:
+                    credential = self.verifier.verify(
+                        self._transmitter(card, protocol), result.uid, atr)
+                except VerifyIOError as exc:
+                    hr = exc.args[0] if exc.args and isinstance(exc.args[0], int) else hr
+                    where = "SCardTransmit (verify)"
         finally:
             sc.SCardDisconnect(card, sc.SCARD_LEAVE_CARD)
         if hr in _SERVICE_CODES:
             slot.presented = False
-            raise _Rebuild(hr, "SCardTransmit")
+            raise _Rebuild(hr, where)
         if hr != sc.SCARD_S_SUCCESS:
-            self._fail_gone_or(ctx, name, slot, hr, "SCardTransmit")
+            self._fail_gone_or(ctx, name, slot, hr, where)
             return
-        result = parse_uid_reply(reply)
-        parsed_at = time.monotonic()
         if not isinstance(result, UidOk):
+            assert result is not None
             if not reply and self._card_left(ctx, name, slot):
                 # vpcd (and some drivers) hand over an empty reply when the card vanished
                 self._fail(name, FailureReason.REMOVED, "SCardTransmit: empty reply, card left")
@@ -303,9 +320,21 @@ class PcscReaders:
             at=utc_now(),
             read_monotonic=parsed_at,
             present_monotonic=seen,
+            credential=credential,
         )
         self.counters["taps"] += 1
+        self.counters[f"credential.{credential.strength.value}"] += 1
         self._deliver(lambda s: s.on_tap(tap))
+
+    @staticmethod
+    def _transmitter(card: int, protocol: int) -> Callable[[bytes], bytes]:
+        def transmit(apdu: bytes) -> bytes:
+            hr, reply = sc.SCardTransmit(card, protocol, list(apdu))
+            if hr != sc.SCARD_S_SUCCESS or not reply:
+                raise VerifyIOError(hr if hr != sc.SCARD_S_SUCCESS else sc.SCARD_W_REMOVED_CARD)
+            return bytes(reply)
+
+        return transmit
 
     def _fail_gone_or(self, ctx: int, name: str, slot: _Slot, hr: int, where: str) -> None:
         """Report "removed" if the card left (now or within the grace period), else the error."""

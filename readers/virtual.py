@@ -21,7 +21,7 @@ import threading
 import time
 from enum import StrEnum
 from functools import reduce
-from typing import Final
+from typing import Final, Protocol
 
 from readers.base import ReaderError
 
@@ -46,6 +46,16 @@ def pcsc_storage_atr(standard: int = 0x11, card_name: int = 0x003B) -> bytes:
 
 
 DEFAULT_ATR: Final[bytes] = pcsc_storage_atr()
+
+
+class Applet(Protocol):
+    """A card personality (readers.virtual_cards): answers every APDU but GET DATA, and says
+    whether the reader's check is finished."""
+
+    uid: bytes
+    atr: bytes
+
+    def answer(self, apdu: bytes) -> tuple[bytes, bool]: ...
 
 
 class Misbehaviour(StrEnum):
@@ -103,8 +113,11 @@ class VirtualCard:
         misbehave: Misbehaviour | None = None,
         reply: bytes | None = None,
         seed: int = 0,
+        applet: Applet | None = None,
     ) -> None:
-        """``reply``, when given, is sent verbatim as the answer to GET DATA (for fuzzing)."""
+        """``reply``, when given, is sent verbatim as the answer to GET DATA (for fuzzing).
+        ``applet`` (readers.virtual_cards) answers every other APDU; the read is then done
+        when the applet says the reader's check is finished."""
         if not atr or len(atr) > 33:
             raise ValueError("an ATR has 1 to 33 bytes")
         self.host = host
@@ -113,6 +126,7 @@ class VirtualCard:
         self.atr = bytes(atr)
         self.misbehave = misbehave
         self.reply = reply
+        self.applet = applet
         self.apdus_seen: list[bytes] = []
         self.read_done = threading.Event()  # set when GET DATA was answered (or walked out on)
         self.gone = threading.Event()  # set when the connection ended (removed, or vpcd closed)
@@ -212,7 +226,13 @@ class VirtualCard:
                         self.read_done.set()
                         return
                     _send_frame(sock, answer)
-                    self.read_done.set()
+                    if self.applet is None:
+                        self.read_done.set()
+                elif self.applet is not None:
+                    answer, finished = self.applet.answer(msg)
+                    _send_frame(sock, answer)
+                    if finished:
+                        self.read_done.set()
                 else:
                     _send_frame(sock, b"\x6d\x00")  # instruction not supported
         except OSError:
@@ -223,12 +243,19 @@ class VirtualCard:
             self.gone.set()
 
 
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
+
 def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
     buf = bytearray()
     while len(buf) < n:
         chunk = sock.recv(n - len(buf))
         if not chunk:
             return None
+        if _QUICKACK is not None:
+            # vpcd writes a frame's length and its body in two sends with Nagle on: a delayed
+            # ACK here holds the body back ~40 ms per APDU. Linux clears QUICKACK after use.
+            sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
         buf += chunk
     return bytes(buf)
 

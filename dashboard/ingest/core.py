@@ -421,6 +421,8 @@ class IngestCore:
                 elif isinstance(data, AccessEvent):
                     row = projections.door_access_row(event, data)
                     (late_access if seq < old_max else access).append(row)
+                    if data.reason == "credential_failed":
+                        payloads.raise_credential_failed(event, data, pending)
                 elif kind in projections.HEALTH_KINDS:
                     projections.apply_node_health(node, event, data)
                 if kind in payloads.ALARM_KINDS:
@@ -443,5 +445,6 @@ class IngestCore:
                 node=slot["node"],
                 severity=slot["severity"],
                 count=slot["count"],
+                person_id=slot["detail"].get("person_id"),
             )
             result.messages.append(("anomaly", anomaly_dict(anomaly)))

@@ -23,6 +23,7 @@ from controller.events import (
     ReaderSecureRefused,
     ReaderTamper,
 )
+from controller.events import DoorAccess as AccessEvent
 from dashboard.ingest.state import AnomalySink
 
 PROJECTED = frozenset(
@@ -60,6 +61,21 @@ def validated(event: Event) -> BaseModel | None:
     except ValidationError:
         return None
     return model
+
+
+def raise_credential_failed(event: Event, data: AccessEvent, pending: AnomalySink) -> None:
+    """A card that did not prove its key (a clone, a replay, a wrong key): a review item with
+    the card's holder and the place. One open item per card and door, counted."""
+    pending.add(
+        "credential_failed",
+        f"{data.door}:{data.card or '?'}",
+        node=event.node,
+        severity="critical",
+        subject=f"card of {data.person_id or 'unknown'} failed its check at {data.door}",
+        detail={"at": event.ts, "door": data.door, "reader": data.reader, "card": data.card,
+                "person_id": data.person_id, "card_type": data.card_type,
+                "why": data.credential_detail},
+    )
 
 
 def raise_alarm(event: Event, data: BaseModel | None, pending: AnomalySink) -> None:

@@ -44,6 +44,7 @@ TABLES: dict[str, Mapping[str, Pair]] = {
 LOOKUPS: dict[str, Callable[[str], Pair | None]] = {
     "kind": kinds.kind_pair,
     "door_reason": lambda r: kinds.reason_pair(r, "door"),
+    "credential": kinds.CREDENTIALS.get,
     "print_reason": lambda r: kinds.reason_pair(r, "print"),
     "review_kind": review.item_kind_pair,
     "logon_reason": lambda r: kinds.registry_pair("LOGON_DENIAL_LABELS", r),

@@ -60,6 +60,15 @@ DOOR_REASONS: dict[str, Pair] = {
     "lockdown": ("ロックダウン中", "Lockdown"),
     "no_policy": ("ポリシー未受信", "No policy loaded"),
     "policy_stale": ("ポリシー期限切れ", "Policy expired"),
+    "credential_failed": ("カード認証失敗（複製の疑い）", "Card failed its check (possible clone)"),
+    "credential_weak": ("弱い認証のカード（UIDのみ）", "Weak card (UID only)"),
+}
+
+# how far a card proved itself at the reader (door.access ``credential``)
+CREDENTIALS: dict[str, Pair] = {
+    "verified": ("検証済み", "Verified"),
+    "weak": ("弱い", "Weak"),
+    "failed": ("認証失敗", "Failed"),
 }
 
 PRINT_REASONS: dict[str, Pair] = {

@@ -61,6 +61,12 @@ RULES: dict[str, tuple[Pair, Pair]] = {
         ("施錠中の扉が、カードや退室ボタンによらずに開きました。現地を確認し、在室者に事情を聞いてください。",
          "A locked door opened without a card or the exit button. Check the door and ask "
          "the people present.")),
+    "credential_failed": (
+        ("カード認証失敗（複製の疑い）", "Card failed its check (possible clone)"),
+        ("登録済みのカード番号が読み取られましたが、カードが鍵による認証に応答しませんでした。"
+         "複製カードやなりすましの可能性があります。本人にカードの所在を確認し、紛失なら失効させてください。",
+         "A registered card's number was read but the card did not prove its key: it may be "
+         "a copy or an emulator. Ask the holder where their card is; revoke it if lost.")),
     "door_held_open": (
         ("扉の開放放置", "Door held open"),
         ("扉が規定の時間を超えて開いたままでした。共連れの可能性があります。",
@@ -179,6 +185,7 @@ ITEM_KINDS: dict[str, Pair] = {
     "reader_tamper": ("リーダーのいたずら検知", "Reader tamper"),
     "reader_power": ("リーダーの電源異常", "Reader power failure"),
     "reader_refused": ("リーダーの暗号化通信の失敗", "Reader failed the secure channel"),
+    "credential_failed": ("カード認証失敗（複製の疑い）", "Card failed its check (possible clone)"),
     "rejected_payload": ("不正なメッセージ", "Rejected message"),
     "dashboard_unclean_stop": ("ダッシュボードの異常停止", "Dashboard stopped uncleanly"),
     "media_overdue": ("媒体の返却遅れ", "Medium overdue"),

@@ -103,6 +103,8 @@ AUDIT_ACTIONS: dict[str, Pair] = {
     "person.delete": ("人の削除", "Person deleted"),
     "card.enrol": ("カードの登録", "Card enrolled"),
     "card.revoke": ("カードの失効", "Card revoked"),
+    "card_key.rotate": ("カード鍵の生成・更新", "Card master key generated"),
+    "card_key.retire": ("旧カード鍵の廃止", "Previous card master key retired"),
     "group.create": ("グループの作成", "Group added"),
     "group.update": ("グループの変更", "Group changed"),
     "group.delete": ("グループの削除", "Group deleted"),

@@ -4,6 +4,7 @@ from dashboard.models import (
     anomalies,
     audit,
     auth,
+    cardkeys,  # noqa: F401 - registers its table
     correlation,
     events,
     media,

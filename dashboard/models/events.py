@@ -64,6 +64,7 @@ class DoorAccess(Base):
     second_person_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
     reader: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    credential: Mapped[str | None] = mapped_column(String(16), nullable=True)  # verified/weak/…
 
 
 class Presence(Base):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, time
 
 from sqlalchemy import JSON, Boolean, Column, Date, ForeignKey, Integer, String, Table, Time
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dashboard.db import Base
@@ -63,6 +64,9 @@ class Card(Base):
     enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime())
     enrolled_by: Mapped[str] = mapped_column(String(64))
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # "uid" (weak), "desfire" or "felica_lite_s" (holds a secroom key: must prove it)
+    credential: Mapped[str] = mapped_column(String(16), default="uid", server_default="uid")
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # site key it holds
 
     person: Mapped[Person] = relationship(back_populates="cards")
 
@@ -75,6 +79,8 @@ class Door(Base):
     two_person: Mapped[bool] = mapped_column(Boolean, default=False)
     two_person_window_s: Mapped[int] = mapped_column(Integer, default=10)
     anti_passback: Mapped[bool] = mapped_column(Boolean, default=False)
+    require_verified: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                   server_default=sa_false())
 
 
 class Printer(Base):

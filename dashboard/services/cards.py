@@ -30,7 +30,12 @@ def card_dict(c: Card) -> dict[str, Any]:
         "enrolled_at": c.enrolled_at,
         "enrolled_by": c.enrolled_by,
         "revoked_at": c.revoked_at,
+        "credential": c.credential,
+        "key_id": c.key_id,
     }
+
+
+CREDENTIALS = ("uid", "desfire", "felica_lite_s")
 
 
 def _uid(uid: str) -> str:
@@ -51,11 +56,16 @@ def enrol_card(
     label: str = "",
     now: datetime | None = None,
     presented: dict[str, Any] | None = None,
+    credential: str = "uid",
+    key_id: str | None = None,
 ) -> Card:
     """Issue card ``uid`` to a person. A revoked card may be re-issued; an active one may not.
     ``presented`` (where and when the card was tapped, for an enrolment by a tap) goes into
-    the audit record."""
+    the audit record. ``credential``: "uid" (weak) or the card type that proved a secroom key
+    at the tap ("desfire", "felica_lite_s"; it must prove it at every reader from now on)."""
     check_actor(actor)
+    if credential not in CREDENTIALS:
+        raise ServiceError(f"card credential must be one of {', '.join(CREDENTIALS)}")
     at = when(now)
     norm = _uid(uid)
     label = guard_text(label, "label")
@@ -70,6 +80,7 @@ def enrol_card(
             raise Conflict(f"card {norm} is already enrolled to {owner}; revoke it first")
         card.person_id, card.active, card.revoked_at = person.id, True, None
         card.label, card.enrolled_at, card.enrolled_by = label, at, actor
+        card.credential, card.key_id = credential, key_id
     else:
         card = Card(
             uid=norm,
@@ -78,6 +89,8 @@ def enrol_card(
             active=True,
             enrolled_at=at,
             enrolled_by=actor,
+            credential=credential,
+            key_id=key_id,
         )
         session.add(card)
     session.flush()

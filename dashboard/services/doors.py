@@ -28,6 +28,7 @@ class DoorPatch(Input):
     two_person: bool | None = None
     two_person_window_s: int | None = Field(default=None, ge=1, le=600)
     anti_passback: bool | None = None
+    require_verified: bool | None = None  # only cards that prove their key (server room, rack)
 
 
 class DoorIn(DoorPatch):
@@ -47,6 +48,7 @@ def door_dict(d: Door) -> dict[str, Any]:
         "two_person": d.two_person,
         "two_person_window_s": d.two_person_window_s,
         "anti_passback": d.anti_passback,
+        "require_verified": bool(d.require_verified),
     }
 
 
@@ -55,7 +57,8 @@ def printer_dict(p: Printer) -> dict[str, Any]:
 
 
 def _apply(door: Door, patch: DoorPatch) -> None:
-    for name in ("name", "two_person", "two_person_window_s", "anti_passback"):
+    for name in ("name", "two_person", "two_person_window_s", "anti_passback",
+                 "require_verified"):
         if name in patch.model_fields_set:
             value = getattr(patch, name)
             if value is None:
@@ -72,7 +75,8 @@ def create_door(
     if session.get(Door, inp.id) is not None:
         raise Conflict(f"door {inp.id!r} already exists")
     door = Door(
-        id=inp.id, name=inp.name, two_person=False, two_person_window_s=10, anti_passback=False
+        id=inp.id, name=inp.name, two_person=False, two_person_window_s=10, anti_passback=False,
+        require_verified=False,
     )
     _apply(door, inp)
     session.add(door)

@@ -41,6 +41,7 @@ class DoorEventOut(BaseModel):
     person_name: str | None
     uid: str | None
     reader: str | None
+    credential: str | None = None  # verified, weak (UID only) or failed, as the node reported
 
 
 class DoorLogPage(BaseModel):
@@ -97,6 +98,7 @@ def _page(request: Request, db: DbSession, f: Filters) -> DoorLogPage:
             id=r.id, node=r.node, seq=r.seq, ts=r.ts, door=r.door, direction=r.direction,
             granted=r.granted, reason=r.reason, person_id=r.person_id,
             person_name=names.get(r.person_id or ""), uid=r.uid, reader=r.reader,
+            credential=r.credential,
         )
         for r in rows
     ]

@@ -26,6 +26,7 @@ class DoorOut(BaseModel):
     two_person: bool
     two_person_window_s: int
     anti_passback: bool
+    require_verified: bool = False
 
 
 def _doors(db: DbSession) -> list[DoorOut]:
@@ -65,9 +66,10 @@ def doors_update(
     two_person_window_s: Annotated[int, Form(ge=1, le=600)] = 30,
     two_person: Annotated[bool, Form()] = False,
     anti_passback: Annotated[bool, Form()] = False,
+    require_verified: Annotated[bool, Form()] = False,
 ) -> Response:
     patch = {"name": name, "two_person": two_person, "two_person_window_s": two_person_window_s,
-             "anti_passback": anti_passback}
+             "anti_passback": anti_passback, "require_verified": require_verified}
     try:
         deps.change(db, services.update_door, who.username, door_id, patch,
                     now=deps.now(request))

@@ -179,7 +179,8 @@ def enrol_confirm(
                  "window_opened_at": opened.opened_at, "ignored": dict(opened.ignored)}
     try:
         deps.change(db, services.enrol_card, who.username, person_id, tap.uid,
-                    label=opened.label, now=now, presented=presented)
+                    label=opened.label, now=now, presented=presented,
+                    credential=tap.credential, key_id=tap.key_id)
     except HTTPException as exc:
         return detail_page(request, db, person_id, error=str(exc.detail),
                             status=exc.status_code)

@@ -33,6 +33,7 @@ class CardOut(BaseModel):
     enrolled_at: datetime
     enrolled_by: str
     revoked_at: datetime | None
+    credential: str = "uid"  # uid (weak), desfire or felica_lite_s (proves a secroom key)
 
 
 class PersonOut(BaseModel):

@@ -62,6 +62,8 @@ def make_kit(
     printing: dict[str, Any] | None = None,
     site: str = SITE,
     trust: Path | None = None,
+    node: str = "gw1",
+    extra_doors: tuple[str, ...] = (),
 ) -> GatewayKit:
     """A gateway's files under ``root``. With ``trust`` (a policy public key file, e.g. the
     dashboard's) the gateway takes its policy from the broker only; else from a file signed by
@@ -72,7 +74,7 @@ def make_kit(
     policy_file = root / "policy.signed"
     policy_file.write_bytes(sign_policy(policy or make_policy(), admin))
     data: dict[str, Any] = {
-        "node": {"name": "gw1", "site": site, "data_dir": str(root), "clock": "synced"},
+        "node": {"name": node, "site": site, "data_dir": str(root), "clock": "synced"},
         "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "backoff_min_s": 0.05,
                  "backoff_max_s": 0.5},
         "gpio": {"backend": "mock"},
@@ -84,7 +86,8 @@ def make_kit(
             ],
         },
         "doors": [{"id": DOOR, "relay_pin": 17, "contact_pin": 27, "rex_pin": 22,
-                   "unlock_s": unlock_s}],
+                   "unlock_s": unlock_s}]
+        + [{"id": d, "relay_pin": 5 + i, "unlock_s": unlock_s} for i, d in enumerate(extra_doors)],
         "policy": {"trusted_keys": ["admin.key.pub"], "file": "policy.signed"}
         if trust is None else {"trusted_keys": [str(trust)]},
     }

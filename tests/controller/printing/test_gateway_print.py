@@ -36,12 +36,12 @@ pytestmark = pytest.mark.integration
 _names = itertools.count(1)
 
 
-def _policy(printer: str) -> Policy:
+def _policy(printer: str, *, alice_verified: bool = False) -> Policy:
     return Policy(
         version=1, issued_at=datetime(2026, 11, 1, tzinfo=UTC), site=SITE,
         people=[
             Person(id="alice", name="Alice", cards=[ALICE_UID], groups=["printing"],
-                   cups_users=["alice"]),
+                   cups_users=["alice"], verified_cards=[ALICE_UID] if alice_verified else []),
             Person(id="bob", name="Bob", cards=[BOB_UID], groups=["door-only"],
                    cups_users=["bob"]),
         ],
@@ -68,14 +68,17 @@ class PrintRoom:
 
 
 @pytest.fixture
-def room(tmp_path: Path, broker: Broker, cupsd: Cupsd) -> Iterator[PrintRoom]:
+def room(request: pytest.FixtureRequest, tmp_path: Path, broker: Broker,
+         cupsd: Cupsd) -> Iterator[PrintRoom]:
+    """``request.param`` (indirect) True: alice's card is enrolled verified."""
     if os.geteuid() != 0:
         unavailable("the private cupsd and libcups' Local root certificate need root")
     hold, release = cupsd.add_room_printer(f"gwroom{next(_names)}")
     host = start_pcscd(tmp_path)
     host.use_in_this_process()
     kit = make_kit(
-        tmp_path / "gw", mqtt_port=broker.port, policy=_policy(hold),
+        tmp_path / "gw", mqtt_port=broker.port,
+        policy=_policy(hold, alice_verified=getattr(request, "param", False)),
         bindings=[{"name": "Virtual PCD 00 00", "role": "printer", "printer": hold},
                   {"name": "Virtual PCD 00 01", "role": "door_in", "door": "server-room"}],
         printing={"printers": [hold], "release_queues": {hold: release},
@@ -120,4 +123,15 @@ def test_no_right_and_unknown_card_release_nothing(room: PrintRoom) -> None:
         timeout=30,
     )
     assert (unknown.data["person_id"], unknown.data["reason"]) == (None, "unknown_card")
+    assert job in room.waiting()
+
+
+@pytest.mark.parametrize("room", [True], indirect=True)
+def test_a_copy_of_a_verified_card_releases_nothing(room: PrintRoom) -> None:
+    """alice's card is enrolled verified; her UID presented without the key (a UID-only copy)
+    releases none of her jobs."""
+    job = room.cupsd.submit("alice", room.hold, title="payroll.pdf")
+    room.tap(ALICE_UID)
+    denied = room.collector.wait_for(lambda e: e.kind == "print.denied", timeout=30)
+    assert (denied.data["person_id"], denied.data["reason"]) == ("alice", "no_right")
     assert job in room.waiting()

@@ -103,3 +103,23 @@ def test_the_door_access_row_comes_from_the_model() -> None:
     assert (row["door"], row["reader"], row["uid"], row["second_person_id"]) == (
         "rack", "rack-a", "0A0B0C0D", "bob")
     assert row["seq"] == 1 and row["node"] == "gw1" and row["ts"] == node.ts
+
+
+def test_a_card_that_failed_its_check_raises_a_review_item_with_card_and_place(
+    session, core, node
+) -> None:
+    node.enrol(session)
+    clone = AccessEvent(door="d1", reader="d1-in", direction="in", granted=False,
+                        reason="credential_failed", person_id="alice", card="04A1B2C3D4E5F6",
+                        credential="failed", card_type="desfire")
+    weak = AccessEvent(door="d2", reader="d2-in", direction="in", granted=True,
+                       person_id="bob", card="01020304", credential="weak", card_type="uid")
+    run(core, session, [node.event("door.access", clone), node.event("door.access", clone),
+                        node.event("door.access", weak)])
+    items = list(session.scalars(select(Anomaly).where(Anomaly.kind == "credential_failed")))
+    assert len(items) == 1  # one open item per card and door, counted
+    item = items[0]
+    assert (item.place, item.person_id, item.count, item.severity) == ("d1", "alice", 2,
+                                                                       "critical")
+    assert item.detail["card"] == "04A1B2C3D4E5F6" and item.detail["card_type"] == "desfire"
+    assert access_rows(session)[-1] == (3, "bob", True, None)

@@ -21,7 +21,7 @@ def test_rights_doors_printers_lockdown_forms(webapp: WebApp) -> None:
     client, csrf = webapp.as_role("security_admin")
     post(client, "/doors", csrf, id="server-room", name="サーバー室")
     post(client, "/doors/server-room", csrf, name="サーバー室", two_person="true",
-         two_person_window_s="20", anti_passback="true")
+         two_person_window_s="20", anti_passback="true", require_verified="true")
     post(client, "/printers", csrf, id="mfp1", name="複合機")
     post(client, "/groups", csrf, id="staff", name="担当者")
     post(client, "/groups/staff", csrf, name="担当者", doors=["server-room"], printers=["mfp1"],
@@ -37,6 +37,7 @@ def test_rights_doors_printers_lockdown_forms(webapp: WebApp) -> None:
     with webapp.sm() as db:
         door = db.get(Door, "server-room")
         assert door and door.two_person and door.anti_passback and door.two_person_window_s == 20
+        assert door.require_verified  # verified cards only (cards that prove themselves)
         group = db.get(Group, "staff")
         assert group and [d.id for d in group.doors] == ["server-room"]
         assert [p.id for p in group.printers] == ["mfp1"]

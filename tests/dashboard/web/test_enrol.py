@@ -211,3 +211,36 @@ def test_readers_are_offered_by_name_in_english_too(room: tuple[WebApp, Bus]) ->
     page = client.get("/people/p1").text
     assert '<option value="gw1:door-out">サーバー室 (out) — gw1 · door-out</option>' in page
     assert "Start waiting for a card" in page
+
+
+def test_a_card_that_proves_its_key_at_the_tap_is_enrolled_verified(
+    room: tuple[WebApp, Bus],
+) -> None:
+    """The window's tap carries the card's credential: a DESFire card that proved a secroom key
+    is bound as verified (it must prove it at every reader from then on); a UID-only one as
+    weak, and a failed check is never taken as verified."""
+    w, bus = room
+    client, csrf = w.as_role("security_admin")
+    for seq, (uid, cred, kind, want) in enumerate(
+            [("04A1B2C3D4E5F6", "verified", "desfire", "desfire"),
+             ("0A0B0C0E", "weak", "uid", "uid"),
+             ("04A1B2C3D4E5F7", "failed", "desfire", "uid")], start=10):
+        assert open_window(client, csrf, "gw1:door-in").status_code == 303
+        w.clock.advance(1)
+        event = tap(GW, "door-in", uid, seq, w.clock())
+        event["data"].update(credential=cred, card_type=kind,
+                             credential_key="ck-1" if cred == "verified" else None)
+        bus.publish("event", event)
+        window = re.search(r'name="window" value="([0-9a-f]+)"', client.get("/people/p1").text)
+        assert window, uid
+        r = client.post("/people/p1/enrol/confirm", follow_redirects=False,
+                        data={"window": window.group(1), "uid": uid, "csrf_token": csrf})
+        assert r.status_code == 303, r.text
+        with w.sm() as db:
+            card = db.get(Card, uid)
+            assert card is not None and card.credential == want, uid
+            assert card.key_id == ("ck-1" if want != "uid" else None)
+    page = client.get("/people/p1").text
+    rows = dict(re.findall(r'<tr data-uid="([0-9A-F]+)">(.*?)</tr>', page, re.S))
+    assert "検証済み" in rows["04A1B2C3D4E5F6"] and "弱い" in rows["0A0B0C0E"]
+    assert "弱い" in rows["04A1B2C3D4E5F7"]

@@ -176,3 +176,28 @@ def test_anomaly_ack_is_audited_and_auditor_cannot(webapp_db: WebApp) -> None:
         assert rec.actor == "u_security_admin" and rec.after["reason"] == "maintenance"
     html = admin.get("/audit?verify=true").text
     assert "audit-verified" in html
+
+
+def test_the_door_log_marks_uid_only_and_failed_cards(webapp_db: WebApp) -> None:
+    webapp = webapp_db
+    now = webapp.clock()
+    with webapp.sm.begin() as db:
+        db.add(Person(id="p1", name="山田 太郎", active=True, operator_ids=[], cups_users=[],
+                      created_at=now))
+        for seq, (granted, reason, cred) in enumerate(
+                [(True, None, "weak"), (True, None, "verified"),
+                 (False, "credential_failed", "failed")], start=1):
+            db.add(DoorAccess(node="gw1", seq=seq, ts=now - timedelta(minutes=5 - seq),
+                              door="office", direction="in", granted=granted, reason=reason,
+                              person_id="p1", uid="0102030405060708", reader="office-in",
+                              credential=cred))
+    client, _ = webapp.as_role("auditor")
+    items = client.get("/api/v1/events/door").json()["items"]
+    assert [e["credential"] for e in items] == ["failed", "verified", "weak"]
+    html = client.get("/door-log").text
+    assert html.count("credential-weak") == 1 and "弱い" in html
+    assert "複製の疑い" in html  # the credential_failed reason, in Japanese
+    assert html.count("credential-verified") == 0  # a verified tap needs no mark
+    client.get("/lang/en?next=/door-log")
+    english = client.get("/door-log").text
+    assert "Weak" in english and "possible clone" in english
