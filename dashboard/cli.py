@@ -72,6 +72,14 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     cfg.add_argument("--tls-dir", type=Path, default=Path("/etc/mosquitto/certs"),
                      help="where ca.crt, broker.crt and broker.key live on the broker host")
     cfg.add_argument("--port", type=int, default=8883, help="the TLS listener's port")
+    cfg.add_argument("--bridge", action="store_true",
+                     help="many sites: write the central broker's CA, certificates, config and "
+                          "ACL, and each --site's bridge (see hardware/central/)")
+    cfg.add_argument("--site", action="append", default=[], dest="bridge_sites",
+                     metavar="SITE", help="with --bridge: a site to add (repeatable; default: "
+                                          "the config's site)")
+    cfg.add_argument("--central", action="append", default=[], metavar="HOST:PORT",
+                     help="with --bridge: the address sites dial (repeatable: tried in turn)")
     cfg.set_defaults(func=broker_config)
 
     add_numlog_subcommands(sub)
@@ -86,7 +94,36 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     demo.set_defaults(func=_demo)
 
 
+def bridge_config(args: argparse.Namespace) -> int:
+    from dashboard.bridge_config import write_bridge_config
+    from dashboard.broker_config import BrokerConfigError
+
+    try:
+        settings = settings_of(args)
+        if not args.central:
+            raise BrokerConfigError("--bridge needs --central HOST:PORT (the address sites dial)")
+        names = sorted({c.rpartition(":")[0] or c for c in args.central})
+        written = write_bridge_config(args.out, sites=args.bridge_sites or [settings.site],
+                                      central=args.central, central_names=names,
+                                      port=args.port)
+    except (SettingsError, BrokerConfigError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{written.central_conf} and {written.central_acl.name}: the central broker, "
+          f"{len(written.sites)} site(s): {', '.join(written.sites)}")
+    for site, conf in written.site_confs.items():
+        print(f"  {site}: copy {conf.parent} to the site's Pi ({conf.name} into "
+              "/etc/mosquitto/conf.d/, certs/ into /etc/mosquitto/secroom-bridge/), then "
+              "restart mosquitto there")
+    print(f"{written.dashboard_dir}/certs: the dashboards' client certificate ([mqtt.tls])")
+    print(f"{args.out / 'ca' / 'ca.key'}: the central CA's key; keep it here, offline if you "
+          "can, and never copy it to a site")
+    return 0
+
+
 def broker_config(args: argparse.Namespace) -> int:
+    if args.bridge:
+        return bridge_config(args)
     from dashboard.broker_config import BrokerConfigError, preregister, write_config
     from dashboard.db import make_engine, make_sessionmaker
 
