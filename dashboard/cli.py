@@ -13,6 +13,7 @@ import getpass
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from controller.envelope import now_utc
 from dashboard.cli_support import settings_of
@@ -44,6 +45,11 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
                      choices=["admin", "security_admin", "backup_operator", "auditor"])
     add.add_argument("--password-file", help="read the password from this file (else prompt)")
     add.add_argument("--display-name", default="")
+    scope = add.add_mutually_exclusive_group()
+    scope.add_argument("--site", help="many sites: limit the account to this site (a site's "
+                                      "security admin, backup operator or auditor)")
+    scope.add_argument("--client", help="limit an auditor to this client company's records and "
+                                        "reports (its name as on the clients page)")
     add.set_defaults(func=user_add)
 
     dash = sub.add_parser("dashboard", help="the dashboard web app and ingest")
@@ -184,6 +190,18 @@ def _read_password(args: argparse.Namespace) -> str:
     return first
 
 
+def _client_id(db: Any, name: str) -> int:
+    from sqlalchemy import select
+
+    from dashboard.auth.service import AuthError
+    from dashboard.models.reports import Client
+
+    found = db.scalar(select(Client.id).where(Client.name == name))
+    if found is None:
+        raise AuthError(f"no client company named {name!r}: add it on the clients page first")
+    return int(found)
+
+
 def user_add(args: argparse.Namespace) -> int:
     from dashboard.audit import append_audit
     from dashboard.auth.passwords import PasswordPolicyError
@@ -197,15 +215,20 @@ def user_add(args: argparse.Namespace) -> int:
         auth = AuthService(settings, sm)
         now = now_utc()
         with sm.begin() as db:
+            client_id = _client_id(db, args.client) if args.client else None
             user = auth.create_user(db, username=args.username, role=args.role,
-                                    password=password, now=now, display_name=args.display_name)
+                                    password=password, now=now, display_name=args.display_name,
+                                    site=args.site, client_id=client_id)
             append_audit(db, actor="cli", action="user.create", target_type="user",
                          target_id=user.username, before=None,
-                         after={"username": user.username, "role": user.role}, now=now)
+                         after={"username": user.username, "role": user.role,
+                                "site": user.site, "client_id": user.client_id}, now=now)
     except (SettingsError, AuthError, PasswordPolicyError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"user {args.username} ({args.role}) created")
+    where = (f", site {args.site}" if args.site else "") + (
+        f", client {args.client}" if args.client else "")
+    print(f"user {args.username} ({args.role}{where}) created")
     return 0
 
 

@@ -187,3 +187,34 @@ def test_user_scope_survives_a_session(world) -> None:
     with w.sm() as s:
         u = s.scalars(select(User).where(User.username == "osaka_sec")).one()
         assert (u.site, u.client_id) == ("osaka", None)
+
+
+def test_cli_adds_scoped_accounts_on_a_migrated_database(tmp_path, capsys) -> None:
+    from dashboard.db import make_engine, make_sessionmaker
+    from dashboard.models.auth import User
+    from dashboard.settings import load_settings
+    from tests.dashboard.web.test_cli import parse
+
+    config = tmp_path / "dashboard.toml"
+    config.write_text(f'[dashboard]\nsite = "lab"\ndata_dir = "{tmp_path / "data"}"\n')
+    args = parse(["db", "upgrade", "--config", str(config)])
+    assert args.func(args) == 0  # the migrations, with this one's columns
+    sm = make_sessionmaker(make_engine(load_settings(config).database_url))
+    with sm.begin() as s:
+        s.add(Client(name="Alpha 株式会社", created_at=T0))
+    pw = tmp_path / "pw"
+    pw.write_text(PASSWORD + "\n")
+    base = ["user", "add", "--config", str(config), "--password-file", str(pw)]
+    args = parse([*base, "--username", "osaka", "--role", "security_admin", "--site", "osaka"])
+    assert args.func(args) == 0
+    args = parse([*base, "--username", "alpha", "--role", "auditor", "--client",
+                  "Alpha 株式会社"])
+    assert args.func(args) == 0
+    args = parse([*base, "--username", "boss", "--role", "admin", "--site", "osaka"])
+    assert args.func(args) == 2 and "only a security admin" in capsys.readouterr().err
+    args = parse([*base, "--username", "ghost", "--role", "auditor", "--client", "Nobody"])
+    assert args.func(args) == 2 and "no client company" in capsys.readouterr().err
+    with sm() as s:
+        got = {u.username: (u.site, u.client_id) for u in s.scalars(select(User))}
+    alpha_id = got["alpha"][1]
+    assert got == {"osaka": ("osaka", None), "alpha": (None, alpha_id)} and alpha_id
