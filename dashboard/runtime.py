@@ -139,6 +139,10 @@ def build_runtime(settings: DashboardSettings, *,
                                  publish=lambda topic, blob, retain: link.publish(
                                      topic, blob, retain=retain), bus=runtime.bus)
     runtime.parts = [checkpointer, link, consumer, signer, presence, watch, correlate, *nightly]
+    if settings.sites:  # a central dashboard: the other sites its bridges bring in
+        from dashboard.sites_runtime import site_parts
+
+        runtime.parts[5:5] = site_parts(settings, sm, runtime.bus, key, correlation.room_doors)
     if settings.home_assistant.enabled:  # opt-in: doors, nodes, lockdown; no person
         from dashboard.hass import HassBridge
 

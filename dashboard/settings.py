@@ -7,7 +7,7 @@ import re
 import secrets
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -50,6 +50,10 @@ class DashboardSettings(BaseModel):
     artifacts_dir: Path | None = None
     database_url: str = ""
     site: str = Field(default="site1", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # many sites (a central dashboard behind bridged site brokers, hardware/central/): the
+    # other sites it ingests and signs the policy for, besides ``site``
+    sites: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]] = Field(
+        default_factory=list, max_length=5000)
     timezone: str = "Asia/Tokyo"
     default_language: Literal["ja", "en"] = "ja"
     policy_key_file: Path | None = None
