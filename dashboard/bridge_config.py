@@ -150,7 +150,8 @@ def central_text(*, port: int, tls_dir: Path, acl_file: Path, persistence_dir: P
         f"max_packet_size {MAX_PACKET_BYTES}",
     ]
     if persistence_dir is not None:
-        lines += ["persistence true", f"persistence_location {persistence_dir}",
+        # mosquitto appends the file name to this path as it is: the trailing slash matters
+        lines += ["persistence true", f"persistence_location {str(persistence_dir).rstrip('/')}/",
                   "autosave_interval 30"]
     else:
         lines.append("persistence false")

@@ -125,6 +125,7 @@ def test_three_bridged_sites_survive_cuts_and_restarts(
 
         # the central broker restarts while every site keeps publishing
         bridged.central.stop()
+        assert (bridged.dir / "central" / "mosquitto.db").exists()  # its queues were saved
         _emit(runtimes, names, 20)
         bridged.central.start()
         _emit(runtimes, names, 10)
