@@ -88,3 +88,13 @@ def test_cli_writes_the_kit_and_keeps_the_ca_for_later_sites(tmp_path: Path) -> 
     acl = (out / "central" / "secroom_central.acl").read_text()
     assert "user site-osaka" in acl and "user site-nagoya" in acl
     assert not (out / "sites" / "osaka" / "certs" / "ca.key").exists()  # never at a site
+
+
+def test_the_central_dashboard_example_loads() -> None:
+    from dashboard.settings import load_settings
+    from dashboard.sites_runtime import other_sites
+
+    s = load_settings(KIT / "dashboard-central.toml")
+    assert s.database_url.startswith("postgresql+psycopg://") and s.https
+    assert s.mqtt is not None and s.mqtt.tls is not None and s.mqtt.username is None
+    assert other_sites(s) == ["fukuoka", "nagoya"]
