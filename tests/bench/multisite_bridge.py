@@ -8,8 +8,9 @@ are published by one ``mosquitto_pub -q 1 -l`` per node and file. Measured in th
 - bridge raw: published at a site Mosquitto bridged over TLS (the configuration `secroom broker
   config --bridge` writes, tests/support/bridges.py) to a central Mosquitto, received by a
   counting subscriber on the centre with the dashboard's certificate (no Python in between);
-- direct: an IngestConsumer (verify, store, project, ack; SQLite) on a plain loopback broker, as
-  the single box runs it, from the first publish until every event is stored;
+- direct: an IngestConsumer (verify, store, project, ack; PostgreSQL, as at the centre, or
+  ``--store sqlite``) on a plain loopback broker, from the first publish until every event is
+  stored;
 - bridged: the same consumer at the centre (TLS, certificate), the events published at the site;
 - broker CPU per event: every Mosquitto process of the run (site + centre when bridged).
 Target: bridged >= 80 % of direct. The last line is ``RESULT {json}``.
@@ -18,6 +19,7 @@ Target: bridged >= 80 % of direct. The last line is ``RESULT {json}``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -43,11 +45,13 @@ from tests.bench.ingest import (  # noqa: E402
     T0,
     cpu_s,
     event_files,
+    postgres_cpu_s,
     publishers,
     wait_all,
 )
 from tests.support.bridges import BridgedSites  # noqa: E402
 from tests.support.mosquitto import Broker  # noqa: E402
+from tests.support.postgres import create_schema, postgres_url, schema_url  # noqa: E402
 
 
 def brokers_cpu(pids: list[int]) -> float:
@@ -91,8 +95,10 @@ def raw_through_bridge(bridged: BridgedSites, folder: Path, names: list[str],
 
 
 def ingest(url: str, folder: Path, pubs: dict[str, str], settings: MqttSettings, pub_port: int,
-           broker_pids: list[int], total: int, label: str) -> tuple[float, float, float]:
-    """(events/s, consumer CPU µs/event incl. its link process, broker CPU µs/event)."""
+           broker_pids: list[int], total: int, label: str
+           ) -> tuple[float, float, float, float, float]:
+    """(events/s, consumer CPU µs/event incl. its link process, CPU µs/event of every broker,
+    of the first broker alone: the one the consumer reads from, of PostgreSQL's server)."""
     engine = make_engine(url)
     Base.metadata.create_all(engine)
     sm = make_sessionmaker(engine)
@@ -112,7 +118,8 @@ def ingest(url: str, folder: Path, pubs: dict[str, str], settings: MqttSettings,
         raise SystemExit(f"{label}: the consumer's subscriptions were not acknowledged "
                          f"({lk.last_error})")
     start, cpu0 = time.perf_counter(), time.process_time()
-    link0, broker0 = cpu_s(lk.pid), brokers_cpu(broker_pids)
+    link0, broker0, first0 = cpu_s(lk.pid), brokers_cpu(broker_pids), cpu_s(broker_pids[0])
+    db0 = postgres_cpu_s()
     procs = publishers(folder, pub_port, list(pubs))
     while not consumer.wait_processed(total, 10):
         print(f"  {label}: {consumer.processed:,}/{total:,} after "
@@ -120,6 +127,8 @@ def ingest(url: str, folder: Path, pubs: dict[str, str], settings: MqttSettings,
     elapsed = time.perf_counter() - start
     cpu_us = (time.process_time() - cpu0 + cpu_s(lk.pid) - link0) / total * 1e6
     broker_us = (brokers_cpu(broker_pids) - broker0) / total * 1e6
+    first_us = (cpu_s(broker_pids[0]) - first0) / total * 1e6
+    db_us = (postgres_cpu_s() - db0) / total * 1e6  # backends that exited are not counted
     wait_all(procs)
     counters = consumer.counters
     consumer.stop()
@@ -130,13 +139,16 @@ def ingest(url: str, folder: Path, pubs: dict[str, str], settings: MqttSettings,
     engine.dispose()
     if counters.get("stored") != total or acked != total:
         raise SystemExit(f"{label}: not everything stored: {counters}, acked {acked}")
-    return total / elapsed, cpu_us, broker_us
+    return total / elapsed, cpu_us, broker_us, first_us, db_us
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small counts for a smoke run")
     ap.add_argument("--events", type=int, default=None)
+    ap.add_argument("--store", choices=["postgres", "sqlite"], default="postgres",
+                    help="the central's database (default: a private PostgreSQL cluster, or "
+                         "SECROOM_TEST_PG_URL)")
     ap.add_argument("--rounds", type=int, default=2,
                     help="direct and bridged runs, alternated; the best of each is reported "
                          "(the machine is shared: the best run is the least disturbed)")
@@ -147,8 +159,16 @@ def main() -> None:
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     folder, pubs = event_files(total)
     names = list(pubs)
-    with tempfile.TemporaryDirectory(prefix="secroom-bench-multisite-") as tmp:
-        tmpdir = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        tmpdir = Path(stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="secroom-bench-multisite-")))
+        pg = stack.enter_context(postgres_url()) if args.store == "postgres" else None
+
+        def store(folder: Path, name: str) -> str:
+            if pg is None:
+                return f"sqlite:///{folder / (name + '.sqlite3')}"
+            return schema_url(pg, create_schema(pg, name))
+
         direct = Broker(tmpdir / "direct")
         direct.conf.write_text(direct.conf.read_text().replace(
             "max_inflight_messages 0", "max_inflight_messages 1000"))
@@ -158,23 +178,25 @@ def main() -> None:
         try:
             assert direct.proc is not None
             raw, raw_broker_us = raw_through_bridge(bridged, folder, names, total)
+            # the central broker first: ingest() reports it apart
             pids = [b.proc.pid for b in (bridged.central, *bridged.site_brokers.values())
                     if b.proc is not None]
-            runs: dict[str, list[tuple[float, float, float]]] = {"direct": [], "bridged": []}
+            runs: dict[str, list[tuple[float, float, float, float, float]]] = {
+                "direct": [], "bridged": []}
             for r in range(args.rounds):
                 runs["direct"].append(ingest(
-                    f"sqlite:///{tmpdir / f'direct{r}.sqlite3'}", folder, pubs,
+                    store(tmpdir, f"direct{r}"), folder, pubs,
                     MqttSettings(host="127.0.0.1", port=direct.port), direct.port,
                     [direct.proc.pid], total, "direct"))
                 runs["bridged"].append(ingest(
-                    f"sqlite:///{tmpdir / f'bridged{r}.sqlite3'}", folder, pubs,
+                    store(tmpdir, f"bridged{r}"), folder, pubs,
                     bridged.central_settings(), bridged.site_brokers[SITE].port, pids, total,
                     "bridged"))
                 print(f"  round {r + 1}: direct {runs['direct'][-1][0]:,.0f}/s, bridged "
                       f"{runs['bridged'][-1][0]:,.0f}/s, load {os.getloadavg()[0]:.1f}",
                       flush=True)
-            d_rate, d_cpu, d_broker = max(runs["direct"])
-            b_rate, b_cpu, b_broker = max(runs["bridged"])
+            d_rate, d_cpu, d_broker, _, _ = max(runs["direct"])
+            b_rate, b_cpu, b_broker, central_broker, db_us = max(runs["bridged"])
         finally:
             direct.stop()
             bridged.stop()
@@ -183,12 +205,14 @@ def main() -> None:
     print(f"{'measure':<52}{'value':>14}")
     print(f"{'raw: site -> TLS bridge -> centre -> subscriber':<52}{raw:>12,.0f}/s")
     print(f"{'  both brokers CPU per message':<52}{raw_broker_us:>12,.1f}us")
-    print(f"{'direct: loopback broker -> ingest (SQLite)':<52}{d_rate:>12,.0f}/s")
+    print(f"{'direct: loopback broker -> ingest':<52}{d_rate:>12,.0f}/s")
     print(f"{'  ingest CPU per event (consumer + link)':<52}{d_cpu:>12,.1f}us")
     print(f"{'  broker CPU per event':<52}{d_broker:>12,.1f}us")
     print(f"{'bridged: site -> bridge -> centre -> ingest':<52}{b_rate:>12,.0f}/s")
     print(f"{'  ingest CPU per event (consumer + TLS link)':<52}{b_cpu:>12,.1f}us")
     print(f"{'  brokers CPU per event (site + centre)':<52}{b_broker:>12,.1f}us")
+    print(f"{'  of which the central broker':<52}{central_broker:>12,.1f}us")
+    print(f"{'  PostgreSQL server CPU per event':<52}{db_us:>12,.1f}us")
     print(f"{'bridged / direct (target >= 80 %)':<52}{ratio:>13.0%}")
     result = {
         "events_per_s_direct": round(d_rate),
@@ -197,6 +221,10 @@ def main() -> None:
         "bridge_raw_msgs_per_s": round(raw),
         "broker_cpu_us_per_event": round(b_broker, 1),
         "broker_cpu_us_per_event_direct": round(d_broker, 1),
+        "central_broker_cpu_us_per_event": round(central_broker, 1),
+        "site_broker_cpu_us_per_event": round(b_broker - central_broker, 1),
+        "store": args.store,
+        "db_server_cpu_us_per_event": round(db_us, 1),
         "raw_brokers_cpu_us_per_msg": round(raw_broker_us, 1),
         "ingest_cpu_us_per_event": round(b_cpu, 1),
         "ingest_cpu_us_per_event_direct": round(d_cpu, 1),
