@@ -54,6 +54,31 @@ from tests.support.mosquitto import Broker  # noqa: E402
 from tests.support.postgres import create_schema, postgres_url, schema_url  # noqa: E402
 
 
+def journal_bytes_per_event(folder: Path, n: int) -> float:
+    """Disk bytes a node's journal takes per door.access event while nothing is acked (a site
+    offline): a real NodeRuntime, no broker, ``n`` events, the SQLite files measured after a
+    clean stop."""
+    from controller.events import DoorAccess
+    from controller.keys import generate
+    from controller.runtime import NodeRuntime, RuntimeSettings
+    from tests.support import free_port
+
+    folder.mkdir(parents=True, exist_ok=True)
+    generate(folder / "node.key")
+    rt = NodeRuntime(RuntimeSettings(
+        node="osaka-gw1", site=SITE, journal=folder / "journal.sqlite",
+        key_file=folder / "node.key", mqtt=MqttSettings(port=free_port())))
+    rt.start()
+    for first in range(0, n, 100):
+        rt.emit_many([("door.access", DoorAccess(
+            door="server-room", reader="in", direction="in" if i % 2 else "out", granted=True,
+            person_id=f"p{i % 40:04d}", card="0123456789ABCDEF", policy_version=12))
+            for i in range(first, first + 100)])
+    rt.stop()
+    size = sum(p.stat().st_size for p in folder.glob("journal.sqlite*"))
+    return size / n
+
+
 def brokers_cpu(pids: list[int]) -> float:
     return sum(cpu_s(p) for p in pids)
 
@@ -177,6 +202,7 @@ def main() -> None:
         bridged.start()
         try:
             assert direct.proc is not None
+            journal_b = journal_bytes_per_event(tmpdir / "journal", min(total, 20_000))
             raw, raw_broker_us = raw_through_bridge(bridged, folder, names, total)
             # the central broker first: ingest() reports it apart
             pids = [b.proc.pid for b in (bridged.central, *bridged.site_brokers.values())
@@ -214,6 +240,7 @@ def main() -> None:
     print(f"{'  of which the central broker':<52}{central_broker:>12,.1f}us")
     print(f"{'  PostgreSQL server CPU per event':<52}{db_us:>12,.1f}us")
     print(f"{'bridged / direct (target >= 80 %)':<52}{ratio:>13.0%}")
+    print(f"{'node journal on disk per event (offline)':<52}{journal_b:>13,.0f}B")
     result = {
         "events_per_s_direct": round(d_rate),
         "events_per_s_bridged": round(b_rate),
@@ -228,6 +255,7 @@ def main() -> None:
         "raw_brokers_cpu_us_per_msg": round(raw_broker_us, 1),
         "ingest_cpu_us_per_event": round(b_cpu, 1),
         "ingest_cpu_us_per_event_direct": round(d_cpu, 1),
+        "journal_bytes_per_event": round(journal_b),
         "events": total,
         "rounds": args.rounds,
         "events_per_s_direct_runs": [round(x[0]) for x in runs["direct"]],
