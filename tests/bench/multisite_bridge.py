@@ -31,6 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from sqlalchemy import text  # noqa: E402
+
 from controller.mqtt import MqttLink, MqttSettings  # noqa: E402
 from dashboard.bus import Bus  # noqa: E402
 from dashboard.db import Base, WalCheckpointer, make_engine, make_sessionmaker  # noqa: E402
@@ -45,6 +47,7 @@ from tests.bench.ingest import (  # noqa: E402
     T0,
     cpu_s,
     event_files,
+    piece_costs,
     postgres_cpu_s,
     publishers,
     wait_all,
@@ -52,6 +55,8 @@ from tests.bench.ingest import (  # noqa: E402
 from tests.support.bridges import BridgedSites  # noqa: E402
 from tests.support.mosquitto import Broker  # noqa: E402
 from tests.support.postgres import create_schema, postgres_url, schema_url  # noqa: E402
+
+STORED_BYTES: dict[str, float] = {}  # label -> PostgreSQL bytes per stored event (last run)
 
 
 def journal_bytes_per_event(folder: Path, n: int) -> float:
@@ -161,6 +166,11 @@ def ingest(url: str, folder: Path, pubs: dict[str, str], settings: MqttSettings,
     checkpointer.stop()
     with sm() as s:
         acked = sum(n.contiguous_seq for n in s.query(Node))
+        if s.get_bind().dialect.name == "postgresql":  # tables, indexes, TOAST of this schema
+            STORED_BYTES[label] = float(s.scalar(text(
+                "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
+                "AND c.relkind = 'r'")) or 0) / total
     engine.dispose()
     if counters.get("stored") != total or acked != total:
         raise SystemExit(f"{label}: not everything stored: {counters}, acked {acked}")
@@ -203,6 +213,7 @@ def main() -> None:
         try:
             assert direct.proc is not None
             journal_b = journal_bytes_per_event(tmpdir / "journal", min(total, 20_000))
+            costs = piece_costs(folder, pubs, 3000)  # parse + hash, Ed25519 verify, per event
             raw, raw_broker_us = raw_through_bridge(bridged, folder, names, total)
             # the central broker first: ingest() reports it apart
             pids = [b.proc.pid for b in (bridged.central, *bridged.site_brokers.values())
@@ -241,6 +252,10 @@ def main() -> None:
     print(f"{'  PostgreSQL server CPU per event':<52}{db_us:>12,.1f}us")
     print(f"{'bridged / direct (target >= 80 %)':<52}{ratio:>13.0%}")
     print(f"{'node journal on disk per event (offline)':<52}{journal_b:>13,.0f}B")
+    db_b = STORED_BYTES.get("bridged")
+    if db_b:
+        print(f"{'PostgreSQL bytes per stored event':<52}{db_b:>13,.0f}B")
+    print(f"{'Ed25519 verify per event (the audit)':<52}{costs['verify_inproc_us']:>12,.1f}us")
     result = {
         "events_per_s_direct": round(d_rate),
         "events_per_s_bridged": round(b_rate),
@@ -256,6 +271,9 @@ def main() -> None:
         "ingest_cpu_us_per_event": round(b_cpu, 1),
         "ingest_cpu_us_per_event_direct": round(d_cpu, 1),
         "journal_bytes_per_event": round(journal_b),
+        "db_bytes_per_event": round(db_b) if db_b else None,
+        "verify_us_per_event": round(costs["verify_inproc_us"], 1),
+        "parse_us_per_event": round(costs["parse_us"], 1),
         "events": total,
         "rounds": args.rounds,
         "events_per_s_direct_runs": [round(x[0]) for x in runs["direct"]],
