@@ -151,9 +151,16 @@ def ingest(url: str, folder: Path, pubs: dict[str, str], settings: MqttSettings,
     link0, broker0, first0 = cpu_s(lk.pid), brokers_cpu(broker_pids), cpu_s(broker_pids[0])
     db0 = postgres_cpu_s()
     procs = publishers(folder, pub_port, list(pubs))
+    lost = False
     while not consumer.wait_processed(total, 10):
         print(f"  {label}: {consumer.processed:,}/{total:,} after "
               f"{time.perf_counter() - start:.0f} s", flush=True)
+        if lk.stats.get("disconnects", 0):
+            # the publishers here are mosquitto_pub, not nodes with journals: what was in
+            # flight on a dropped link is gone for good (a node would re-send it)
+            print(f"  {label}: the consumer's link dropped ({lk.last_error}); run discarded")
+            lost = True
+            break
     elapsed = time.perf_counter() - start
     cpu_us = (time.process_time() - cpu0 + cpu_s(lk.pid) - link0) / total * 1e6
     broker_us = (brokers_cpu(broker_pids) - broker0) / total * 1e6
@@ -172,6 +179,8 @@ def ingest(url: str, folder: Path, pubs: dict[str, str], settings: MqttSettings,
                 "ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
                 "AND c.relkind = 'r'")) or 0) / total
     engine.dispose()
+    if lost:
+        return 0.0, 0.0, 0.0, 0.0, 0.0
     if counters.get("stored") != total or acked != total:
         raise SystemExit(f"{label}: not everything stored: {counters}, acked {acked}")
     return total / elapsed, cpu_us, broker_us, first_us, db_us
@@ -232,6 +241,8 @@ def main() -> None:
                 print(f"  round {r + 1}: direct {runs['direct'][-1][0]:,.0f}/s, bridged "
                       f"{runs['bridged'][-1][0]:,.0f}/s, load {os.getloadavg()[0]:.1f}",
                       flush=True)
+            if not max(runs["direct"])[0] or not max(runs["bridged"])[0]:
+                raise SystemExit("every run of one kind was discarded: see above")
             d_rate, d_cpu, d_broker, _, _ = max(runs["direct"])
             b_rate, b_cpu, b_broker, central_broker, db_us = max(runs["bridged"])
         finally:
@@ -276,6 +287,7 @@ def main() -> None:
         "parse_us_per_event": round(costs["parse_us"], 1),
         "events": total,
         "rounds": args.rounds,
+        # 0: a run discarded (the consumer's link dropped, see the log)
         "events_per_s_direct_runs": [round(x[0]) for x in runs["direct"]],
         "events_per_s_bridged_runs": [round(x[0]) for x in runs["bridged"]],
         "cpus": os.cpu_count(),
