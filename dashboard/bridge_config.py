@@ -55,6 +55,14 @@ BRIDGED: tuple[tuple[str, str], ...] = (
 )
 
 
+def bridge_link_topic(site: str) -> str:
+    """Where a site's bridge says it is up ("1") or down ("0", its will), on both brokers: the
+    dashboard asks the site's nodes at once for what follows their acks when it comes back (the
+    messages the site broker could not queue are in the nodes' journals, and nothing later may
+    come to reveal them as a gap)."""
+    return f"{TOPIC_ROOT}/{check_name(site)}/bridge/link"
+
+
 def site_user(site: str) -> str:
     return f"site-{check_name(site)}"
 
@@ -87,7 +95,7 @@ def bridge_text(site: str, central: list[str], *, tls_dir: Path = SITE_DIR_TLS,
         "restart_timeout 1 30",
         "keepalive_interval 30",
         "notifications true",
-        "notifications_local_only true",
+        f"notification_topic {bridge_link_topic(site)}",
         "bridge_max_packet_size " + str(MAX_PACKET_BYTES),
         f"bridge_cafile {tls_dir / 'ca.crt'}",
         f"bridge_certfile {tls_dir / 'bridge.crt'}",
@@ -112,12 +120,13 @@ def central_acl_text(sites: list[str], dashboard_user: str = DASHBOARD_USER) -> 
         lines.append(f"user {site_user(site)}")
         lines += [f"topic {'write' if d == 'out' else 'read'} {root}/{leaf}"
                   for leaf, d in BRIDGED]
-        lines.append("")
+        lines += [f"topic write {bridge_link_topic(site)}", ""]
     root = f"{TOPIC_ROOT}/+"
     lines += [
         f"user {check_name(dashboard_user)}",
         f"topic read {root}/+/events/#",
         f"topic read {root}/+/state",
+        f"topic read {root}/bridge/link",
         f"topic write {root}/+/ack",
         f"topic write {root}/+/resend",
         f"topic write {root}/+/policy",

@@ -77,6 +77,7 @@ def acl_text(site: str, users: list[str], dashboard_user: str = DASHBOARD_USER) 
         f"user {check_name(dashboard_user)}",
         f"topic read {root}/+/events/#",
         f"topic read {root}/+/state",
+        f"topic read {root}/bridge/link",  # a bridged site's link notices (many sites)
         f"topic write {root}/+/ack",
         f"topic write {root}/+/resend",
         f"topic write {root}/+/policy",

@@ -50,7 +50,8 @@ def test_the_central_acl_keeps_each_site_to_its_own_subtree() -> None:
     acl = central_acl_text(["osaka", "nagoya"])
     blocks = {b.splitlines()[0]: b for b in acl.split("\n\n") if b.startswith("user ")}
     osaka = blocks["user site-osaka"]
-    assert len(osaka.splitlines()) == 1 + len(BRIDGED)
+    assert len(osaka.splitlines()) == 2 + len(BRIDGED)  # + its "link up" notification
+    assert "topic write secroom/v1/osaka/bridge/link" in osaka
     assert all("secroom/v1/osaka/" in ln for ln in osaka.splitlines()[1:])
     assert "nagoya" not in osaka and "#" not in osaka.replace("events/#", "")
     assert "topic write secroom/v1/osaka/+/ack" not in osaka  # acks come from the dashboard

@@ -20,6 +20,7 @@ from controller.events import DoorRex
 from controller.keys import generate, public_b64
 from controller.mqtt import MqttLink, TlsSettings
 from controller.runtime import NodeRuntime, RuntimeSettings
+from dashboard.ingest.consumer import IngestConsumer
 from dashboard.models import Anomaly, Node, StoredEvent
 from tests.support.bridges import BridgedSites
 
@@ -203,3 +204,64 @@ def test_a_site_cannot_publish_into_another_sites_subtree(bridged: BridgedSites)
     finally:
         rogue.stop()
         dash.stop()
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_a_long_outage_beyond_the_site_queue_catches_up_from_the_journal(
+        tmp_path: Path, sm: sessionmaker[Session]) -> None:
+    """A site offline longer than its broker's queue holds (here 50 messages): the broker
+    drops the rest silently, the node's journal still has them. The bridge announces it is
+    back (its notification topic), the dashboard asks the site's nodes at once for what follows
+    their acks: everything stored once, no gap anomaly (nothing later came to reveal a gap)."""
+    bridged = BridgedSites(["osaka"], site_queue=50)
+    bridged.start()
+    key = generate(tmp_path / "centre" / "policy.key")
+    trusted = tmp_path / "dashboard.pub"
+    trusted.write_text(public_b64(key.public_key()) + "\n")
+    folder = tmp_path / "osaka-gw1"
+    folder.mkdir()
+    node_key = generate(folder / "node.key")
+    with sm.begin() as s:
+        s.add(Node(name="osaka-gw1", site="osaka", public_key=public_b64(node_key.public_key()),
+                   key_status="approved", roles="door_gateway", first_seen_at=T0,
+                   contiguous_seq=0, max_seq=0))
+    rt = NodeRuntime(RuntimeSettings(node="osaka-gw1", site="osaka",
+                                     journal=folder / "journal.sqlite",
+                                     key_file=folder / "node.key",
+                                     mqtt=bridged.site_settings("osaka"), trusted_keys=[trusted]))
+    from dashboard.runtime import build_runtime
+    from dashboard.settings import DashboardSettings
+
+    url = sm.kw["bind"].url.render_as_string(hide_password=False)
+    centre = build_runtime(DashboardSettings(
+        data_dir=tmp_path / "centre", database_url=url, site="osaka",
+        mqtt=bridged.central_settings(), policy_key_file=tmp_path / "centre" / "policy.key",
+        gap_timeout_s=10))
+    consumer = next(p for p in centre.parts if isinstance(p, IngestConsumer))
+    # the hourly safety net out of reach: the bridge's "I am back" alone must start the catch-up
+    consumer.catch_up_interval_s = 3600
+    centre.start()
+    rt.start()
+    try:
+        _emit({"osaka-gw1": rt}, ["osaka-gw1"], 20)
+        assert rt.wait_acked(_head(rt), 60)
+        bridged.links["osaka"].cut()
+        for _ in range(10):  # far more than the site broker queues
+            _emit({"osaka-gw1": rt}, ["osaka-gw1"], 40)
+        assert rt.wait_delivered(_head(rt), 60)  # the site broker took them all
+        bridged.links["osaka"].restore()
+        _emit({"osaka-gw1": rt}, ["osaka-gw1"], 5)  # the line is back: life goes on
+        head = _head(rt)
+        assert rt.wait_acked(head, 120), f"stored up to {_stored_mark(sm, 'osaka-gw1')}"
+    finally:
+        rt.stop()
+        centre.stop()
+        bridged.stop()
+    with sm() as s:
+        seqs = list(s.scalars(select(StoredEvent.seq).where(StoredEvent.node == "osaka-gw1")
+                              .order_by(StoredEvent.seq)))
+        kinds = list(s.scalars(select(Anomaly.kind)))
+        requests = s.get(Node, "osaka-gw1")
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= head
+    assert "gap" not in kinds and "fork" not in kinds, kinds
+    assert requests is not None and consumer.catch_ups >= 2  # the start, the bridge back
