@@ -6,7 +6,7 @@ has (DESIGN.md): events and state out to the centre; acks, resend requests, poli
 site policy and presence in from the dashboard. No topic goes both ways, so nothing can loop.
 The bridge is a persistent session (``cleansession false``, QoS 1): while the link is down the
 site broker queues what its nodes publish (``max_queued_messages``, sized in hardware/
-CAPACITY.md from measured figures) and the central broker queues acks and resend requests for
+central/CAPACITY.md from measured figures) and the central broker queues acks and resend requests for
 the site. Beyond the queue nothing is lost either: the nodes' journals keep every event until
 the dashboard acks it, and the dashboard asks for what it misses.
 
@@ -34,8 +34,9 @@ from controller.envelope import TOPIC_ROOT
 from dashboard.bridge_certs import ensure_ca, issue
 from dashboard.broker_config import DASHBOARD_USER, MAX_PACKET_BYTES, check_name
 
-# A day offline of a busy site, twice over (hardware/CAPACITY.md): 2 x 20,000 events/day,
-# rounded up. ~500 bytes an event: at most ~50 MB of the site broker's memory.
+# 25 days offline of a busy site (4,000 events a day), 5 at the design figure of 20,000
+# (hardware/central/CAPACITY.md); ~500 bytes an event: at most ~70 MB of the Pi's memory.
+# Beyond it the nodes' journals fill in at the reconnect (822 bytes an event on disk).
 SITE_QUEUE_MESSAGES = 100_000
 # The central broker queues, per site bridge, acks, resend requests and policy while a site is
 # away, and per dashboard connection the events of every site while the dashboard restarts.
