@@ -5,10 +5,11 @@ config` writes). Its bridge carries the site's subtree, and only in the directio
 has (DESIGN.md): events and state out to the centre; acks, resend requests, policy slices, the
 site policy and presence in from the dashboard. No topic goes both ways, so nothing can loop.
 The bridge is a persistent session (``cleansession false``, QoS 1): while the link is down the
-site broker queues what its nodes publish (``max_queued_messages``, sized in hardware/
-central/CAPACITY.md from measured figures) and the central broker queues acks and resend requests for
-the site. Beyond the queue nothing is lost either: the nodes' journals keep every event until
-the dashboard acks it, and the dashboard asks for what it misses.
+site broker queues what its nodes publish (``max_queued_messages``, sized in
+hardware/central/CAPACITY.md from measured figures) and the central broker queues acks and
+resend requests for the site. Beyond the queue nothing is lost either: the nodes' journals keep
+every event until the dashboard acks it, and the dashboard asks for what it misses (at once
+when the bridge announces it is back, ``bridge_link_topic``).
 
 The site authenticates with a client certificate (CN ``site-<site>``) from the central CA
 (`dashboard.bridge_certs`); the central broker takes the CN as the user name and its ACL
