@@ -47,7 +47,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add.add_argument("--display-name", default="")
     scope = add.add_mutually_exclusive_group()
     scope.add_argument("--site", help="many sites: limit the account to this site (a site's "
-                                      "security admin, backup operator or auditor)")
+                                      "security admin or auditor)")
     scope.add_argument("--client", help="limit an auditor to this client company's records and "
                                         "reports (its name as on the clients page)")
     add.set_defaults(func=user_add)

@@ -37,6 +37,9 @@ SITE_ROUTES = OWN | frozenset({
     "api.nodes.key_approve", "api.nodes.key_revoke",
     "door_log.page", "door_log.csv", "api.events",
     "anomalies.ack", "api.anomalies.list", "api.anomalies.ack",
+    "review.page", "review.item", "review.acknowledge", "review.resolve", "review.assign",
+    "review.escalate", "review.bulk_acknowledge", "api.review.list", "api.review.get",
+    "api.review.act",
 })
 # A client's auditor: its number-access records and its reports.
 CLIENT_ROUTES = OWN | frozenset({"numlog.page", "reports.page", "reports.download"})

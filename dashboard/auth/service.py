@@ -52,14 +52,15 @@ class Principal:
 
 
 def check_scope(role: str, site: str | None, client_id: int | None) -> None:
-    """A site scope for a security admin, backup operator or auditor of one site; a client
-    scope for a client company's auditor only; an admin is never scoped (it runs the whole
-    installation: users, node keys, the broker)."""
+    """A site scope for a security admin or an auditor of one site; a client scope for a
+    client company's auditor only; an admin is never scoped (it runs the whole installation:
+    users, node keys, the broker), nor a backup operator (backups are not divided by site)."""
     if site is not None and client_id is not None:
         raise AuthError("an account is scoped to one site or to one client, not both")
-    if site is not None and (role == Role.admin or not site or len(site) > 64):
-        raise AuthError("only a security admin, backup operator or auditor can be limited to "
-                        "a site (1 to 64 characters)")
+    if site is not None and (role not in (Role.security_admin, Role.auditor) or not site
+                             or len(site) > 64):
+        raise AuthError("only a security admin or an auditor can be limited to a site "
+                        "(1 to 64 characters)")
     if client_id is not None and role != Role.auditor:
         raise AuthError("only an auditor can be limited to a client company")
 

@@ -120,8 +120,8 @@ LANDING: dict[str, str] = {
 def landing(role: str, who: Principal | None = None) -> str:
     if who is not None and who.client_id is not None:
         return "/reports"  # a client company's auditor: its reports
-    if who is not None and who.site is not None:
-        return "/door-log"  # a site's account: its doors
+    if who is not None and who.site is not None:  # a site's account: its queue, or its doors
+        return "/review" if str(role) == "security_admin" else "/door-log"
     return LANDING.get(str(role), "/")
 
 

@@ -122,8 +122,8 @@ def test_a_site_admin_cannot_read_or_change_another_site_by_url(world) -> None:
     r = osaka.post(f"/api/v1/anomalies/{ids['anomaly_osaka']}/ack", json={"reason": "checked"},
                    headers=headers)
     assert r.status_code == 200 and r.json()["state"] == "acknowledged"
-    # pages that are not scoped by site (people, numlog, reports, review) are closed to it
-    for path in ("/people", "/review", "/numlog", "/reports", "/api/v1/review"):
+    # pages that are not scoped by site (people, numlog, reports, backups) are closed to it
+    for path in ("/people", "/numlog", "/reports", "/backups", "/"):
         assert osaka.get(path).status_code == 403, path
     r = osaka.put("/api/v1/nodes/nagoya-gw1/roles", json={"roles": ["host_agent"]},
                   headers=headers)
@@ -165,8 +165,10 @@ def test_scopes_are_checked_when_accounts_are_made() -> None:
         check_scope("security_admin", None, 3)  # a client scope is an auditor's
     with pytest.raises(AuthError):
         check_scope("auditor", "osaka", 3)
+    with pytest.raises(AuthError):
+        check_scope("backup_operator", "osaka", None)  # backups are not divided by site
     check_scope("auditor", None, 3)
-    check_scope("backup_operator", "osaka", None)
+    check_scope("security_admin", "osaka", None)
 
 
 def test_a_scoped_account_may_call_only_scoped_routes() -> None:
@@ -174,9 +176,10 @@ def test_a_scoped_account_may_call_only_scoped_routes() -> None:
     client = Principal(2, "c", "auditor", "session", client_id=1)  # type: ignore[arg-type]
     hq = Principal(3, "h", "auditor", "session")  # type: ignore[arg-type]
     assert may_call(site, "door_log.page") and not may_call(site, "people.page")
+    assert may_call(site, "review.page")
     assert may_call(client, "reports.page") and not may_call(client, "door_log.page")
     assert may_call(hq, "people.page")
-    assert not SITE_ROUTES & {"users.page", "people.page", "review.page"}
+    assert not SITE_ROUTES & {"users.page", "people.page", "overview.page", "live.stream"}
     assert not CLIENT_ROUTES & {"door_log.page", "api.nodes.list"}
 
 
@@ -218,3 +221,37 @@ def test_cli_adds_scoped_accounts_on_a_migrated_database(tmp_path, capsys) -> No
         got = {u.username: (u.site, u.client_id) for u in s.scalars(select(User))}
     alpha_id = got["alpha"][1]
     assert got == {"osaka": ("osaka", None), "alpha": (None, alpha_id)} and alpha_id
+
+
+def test_a_site_admin_reviews_only_its_sites_items(world) -> None:
+    w, ids = world
+    osaka, csrf = _user(w, "osaka_sec", "security_admin", site="osaka")
+    mine, other = ids["anomaly_osaka"], ids["anomaly_nagoya"]
+    listed = osaka.get("/api/v1/review?state=all").json()
+    assert [i["id"] for i in listed["items"]] == [mine] and listed["total"] == 1
+    assert sum(listed["by_state"].values()) == 1  # the counts are the site's too
+    page = osaka.get("/review?state=all")
+    assert page.status_code == 200 and f"/review/{mine}" in page.text
+    assert f"/review/{other}" not in page.text
+    assert osaka.get(f"/review/{other}").status_code == 404
+    assert osaka.get(f"/api/v1/review/{other}").status_code == 404
+    for action in ("acknowledge", "resolve", "escalate"):
+        r = osaka.post(f"/api/v1/review/{other}/{action}", json={"reason": "not mine"},
+                       headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 404, action
+        r = osaka.post(f"/review/{other}/{action}", data={"reason": "x", "csrf_token": csrf},
+                       follow_redirects=False)
+        assert r.status_code == 404, action
+    r = osaka.post("/review/bulk-acknowledge", data={"ids": [str(mine), str(other)],
+                                                     "reason": "x", "csrf_token": csrf},
+                   follow_redirects=False)
+    assert r.status_code == 404
+    with w.sm() as s:
+        row = s.get(Anomaly, other)
+        assert (row.state, row.severity) == ("open", "warning")  # nothing done to it
+        assert s.get(Anomaly, mine).state == "open"  # the bulk refusal took nothing
+    r = osaka.post(f"/api/v1/review/{mine}/acknowledge", json={"reason": "checked"},
+                   headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200
+    hq, _ = _user(w, "hq_audit", "auditor")
+    assert hq.get("/api/v1/review?state=all").json()["total"] == 3
