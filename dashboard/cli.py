@@ -233,7 +233,6 @@ def user_add(args: argparse.Namespace) -> int:
 
 
 def dashboard_run(args: argparse.Namespace) -> int:
-    import uvicorn
 
     from dashboard.app import create_app
     from dashboard.migrate import MigrationError, check_current
@@ -268,16 +267,25 @@ def dashboard_run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _terminated)
     runtime.start()
     try:
-        Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info",
-                              proxy_headers=False, server_header=False,
-                              ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key),
-               runtime.bus).run()
+        Server(server_config(app, settings, args), runtime.bus).run()
     except _Terminated:
         pass
     finally:
         runtime.stop()
         signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def server_config(app: Any, settings: Any, args: argparse.Namespace) -> Any:
+    """uvicorn's config for `secroom dashboard run`: X-Forwarded-For is believed only from the
+    configured load balancers (``trusted_proxies``), never from anyone when there are none."""
+    import uvicorn
+
+    trusted = list(settings.trusted_proxies)
+    return uvicorn.Config(app, host=args.host, port=args.port, log_level="info",
+                          proxy_headers=bool(trusted), forwarded_allow_ips=trusted or None,
+                          server_header=False, ssl_certfile=args.tls_cert,
+                          ssl_keyfile=args.tls_key)
 
 
 class _Terminated(Exception):

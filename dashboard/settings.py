@@ -63,6 +63,11 @@ class DashboardSettings(BaseModel):
     # how long the temporary password an admin's reset gives a user keeps working
     temporary_password_ttl_s: int = Field(default=24 * 3600, ge=300, le=7 * 86400)
     https: bool = False
+    # load balancers in front of the dashboard (hardware/central/haproxy.cfg): their
+    # X-Forwarded-For names the browser's address (log-in throttle, audit); nobody else's is
+    # believed. Empty: the peer's own address, as on a single box.
+    trusted_proxies: list[Annotated[str, Field(pattern=r"^[0-9A-Fa-f:./]{2,64}$")]] = Field(
+        default_factory=list, max_length=64)
     login_throttle: LoginThrottle = LoginThrottle()
     mqtt: MqttSettings | None = None
     gap_timeout_s: float = Field(default=60.0, gt=0)
