@@ -215,9 +215,8 @@ class IngestConsumer:
         self._stop.clear()
         # nodes approved from now on are new (if the database is down, the first tick looks)
         with contextlib.suppress(OperationalError, DBAPIError), self.sessionmaker() as session:
-            self._approved = set(
-                session.scalars(select(Node.name).where(Node.key_status == "approved"))
-            )
+            self._approved = set(session.scalars(select(Node.name).where(
+                Node.key_status == "approved", Node.site == self.site)))
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
         self._thread.start()
         self._preparer = threading.Thread(
@@ -464,9 +463,9 @@ class IngestConsumer:
         and then); with ``only_new``, just the nodes approved since the last look: what they
         sent while pending was refused, and an idle node would not send again by itself."""
         try:
-            with self.sessionmaker() as session:
+            with self.sessionmaker() as session:  # this site's (one consumer per site)
                 names = set(session.scalars(select(Node.name).where(
-                    Node.key_status == "approved")))
+                    Node.key_status == "approved", Node.site == self.site)))
             known = self._approved
             if only_new and known is None:
                 self._approved = names

@@ -106,11 +106,14 @@ class IngestCore:
         return result
 
     def check_gaps(self, session: Session, now: datetime, gap_timeout_s: float) -> BatchResult:
-        """Re-ask for unfilled gaps; raise a gap anomaly for any older than ``gap_timeout_s``."""
+        """Re-ask for unfilled gaps; raise a gap anomaly for any older than ``gap_timeout_s``.
+        This site's nodes only: a central dashboard runs one consumer per site, and a request
+        on another site's topic would reach no node while taking the right consumer's turn."""
         result = BatchResult()
         pending = PendingAnomalies()
         for node in session.scalars(
-            select(Node).where(Node.gap_since.is_not(None), Node.key_status == "approved")
+            select(Node).where(Node.gap_since.is_not(None), Node.key_status == "approved",
+                               Node.site == self.site)
         ):
             first, last = self.marks.gap_range(session, node)
             if first > last:
