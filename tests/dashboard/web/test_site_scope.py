@@ -255,3 +255,15 @@ def test_a_site_admin_reviews_only_its_sites_items(world) -> None:
     assert r.status_code == 200
     hq, _ = _user(w, "hq_audit", "auditor")
     assert hq.get("/api/v1/review?state=all").json()["total"] == 3
+
+
+def test_the_users_page_shows_each_accounts_scope_by_name(world) -> None:
+    w, ids = world
+    _user(w, "osaka_sec", "security_admin", site="osaka")
+    _user(w, "alpha_audit", "auditor", client_id=ids["client_Alpha"])
+    admin, _ = w.as_role("admin")
+    page = admin.get("/users").text
+    assert "osakaのみ" in page and "委託元 Alpha 株式会社 のみ" in page
+    admin.cookies.set("secroom_lang", "en")
+    english = admin.get("/users").text
+    assert "site osaka only" in english and "client Alpha 株式会社 only" in english
