@@ -82,8 +82,9 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
                      help="many sites: write the central broker's CA, certificates, config and "
                           "ACL, and each --site's bridge (see hardware/central/)")
     cfg.add_argument("--site", action="append", default=[], dest="bridge_sites",
-                     metavar="SITE", help="with --bridge: a site to add (repeatable; default: "
-                                          "the config's site)")
+                     metavar="SITE", help="the site whose room broker to configure (default: "
+                                          "the config's site); with --bridge: a site to add "
+                                          "(repeatable)")
     cfg.add_argument("--central", action="append", default=[], metavar="HOST:PORT",
                      help="with --bridge: the address sites dial (repeatable: tried in turn)")
     cfg.set_defaults(func=broker_config)
@@ -135,10 +136,14 @@ def broker_config(args: argparse.Namespace) -> int:
 
     try:
         settings = settings_of(args)
+        if len(args.bridge_sites) > 1:
+            raise BrokerConfigError("one --site at a time: each site's broker has its own files")
+        # a central dashboard's registry holds every site: --site picks the room broker's
+        site = args.bridge_sites[0] if args.bridge_sites else settings.site
         sm = make_sessionmaker(make_engine(settings.database_url))
         with sm.begin() as db:
-            added = preregister(db, args.add, settings.site, now_utc())
-            written = write_config(db, args.out, site=settings.site, tls_dir=args.tls_dir,
+            added = preregister(db, args.add, site, now_utc())
+            written = write_config(db, args.out, site=site, tls_dir=args.tls_dir,
                                    port=args.port)
     except (SettingsError, BrokerConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

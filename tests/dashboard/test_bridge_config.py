@@ -99,3 +99,29 @@ def test_the_central_dashboard_example_loads() -> None:
     assert s.database_url.startswith("postgresql+psycopg://") and s.https
     assert s.mqtt is not None and s.mqtt.tls is not None and s.mqtt.username is None
     assert other_sites(s) == ["fukuoka", "nagoya"]
+
+
+def test_each_sites_room_broker_gets_only_its_nodes_from_a_central_registry(
+        tmp_path: Path, sm) -> None:
+    from datetime import UTC, datetime
+
+    from dashboard.models.nodes import Node
+
+    t0 = datetime(2026, 12, 1, tzinfo=UTC)
+    with sm.begin() as s:
+        for name, site in (("osaka-gw1", "osaka"), ("nagoya-gw1", "nagoya")):
+            s.add(Node(name=name, site=site, key_status="approved", public_key="k",
+                       first_seen_at=t0))
+    url = sm.kw["bind"].url.render_as_string(hide_password=False)
+    cfg = tmp_path / "central.toml"
+    cfg.write_text(f'[dashboard]\ndata_dir = "{tmp_path}"\ndatabase_url = "{url}"\n'
+                   'site = "osaka"\nsites = ["nagoya"]\n')
+    out = tmp_path / "nagoya-room"
+    assert main(["broker", "config", "--config", str(cfg), "--site", "nagoya",
+                 "--out", str(out)]) == 0
+    acl = (out / "secroom.acl").read_text()
+    assert "user nagoya-gw1" in acl and "osaka" not in acl
+    assert (out / "passwords" / "nagoya-gw1.pw").exists()
+    assert not (out / "passwords" / "osaka-gw1.pw").exists()
+    assert main(["broker", "config", "--config", str(cfg), "--site", "a", "--site", "b",
+                 "--out", str(out)]) == 2
