@@ -38,10 +38,13 @@ class BrokerConfigError(Exception):
     """The broker configuration cannot be written; the message says what to do."""
 
 
-def broker_users(session: Session) -> list[str]:
-    """Broker user names: every registered node that is not revoked and not a sub-node."""
-    names = session.scalars(select(Node.name).where(Node.key_status != "revoked")
-                            .order_by(Node.name))
+def broker_users(session: Session, site: str | None = None) -> list[str]:
+    """Broker user names: every registered node (of ``site``: a central registry holds every
+    site's) that is not revoked and not a sub-node."""
+    q = select(Node.name).where(Node.key_status != "revoked")
+    if site is not None:
+        q = q.where(Node.site == site)
+    names = session.scalars(q.order_by(Node.name))
     return [n for n in names if "." not in n]
 
 
@@ -77,6 +80,7 @@ def acl_text(site: str, users: list[str], dashboard_user: str = DASHBOARD_USER) 
         f"user {check_name(dashboard_user)}",
         f"topic read {root}/+/events/#",
         f"topic read {root}/+/state",
+        f"topic read {root}/bridge/link",  # a bridged site's link notices (many sites)
         f"topic write {root}/+/ack",
         f"topic write {root}/+/resend",
         f"topic write {root}/+/policy",
@@ -206,7 +210,7 @@ class Written:
 def write_config(session: Session, out: Path, *, site: str, tls_dir: Path, port: int = 8883,
                  dashboard_user: str = DASHBOARD_USER) -> Written:
     """Write secroom.acl, secroom.passwd, secroom.conf and passwords/<new user>.pw to ``out``."""
-    users = broker_users(session)
+    users = broker_users(session, site)
     out.mkdir(parents=True, exist_ok=True)
     acl, passwd, conf = out / "secroom.acl", out / "secroom.passwd", out / "secroom.conf"
     acl.write_text(acl_text(site, users, dashboard_user), encoding="utf-8")

@@ -13,6 +13,7 @@ import getpass
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from controller.envelope import now_utc
 from dashboard.cli_support import settings_of
@@ -44,6 +45,11 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
                      choices=["admin", "security_admin", "backup_operator", "auditor"])
     add.add_argument("--password-file", help="read the password from this file (else prompt)")
     add.add_argument("--display-name", default="")
+    scope = add.add_mutually_exclusive_group()
+    scope.add_argument("--site", help="many sites: limit the account to this site (a site's "
+                                      "security admin or auditor)")
+    scope.add_argument("--client", help="limit an auditor to this client company's records and "
+                                        "reports (its name as on the clients page)")
     add.set_defaults(func=user_add)
 
     dash = sub.add_parser("dashboard", help="the dashboard web app and ingest")
@@ -72,6 +78,15 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     cfg.add_argument("--tls-dir", type=Path, default=Path("/etc/mosquitto/certs"),
                      help="where ca.crt, broker.crt and broker.key live on the broker host")
     cfg.add_argument("--port", type=int, default=8883, help="the TLS listener's port")
+    cfg.add_argument("--bridge", action="store_true",
+                     help="many sites: write the central broker's CA, certificates, config and "
+                          "ACL, and each --site's bridge (see hardware/central/)")
+    cfg.add_argument("--site", action="append", default=[], dest="bridge_sites",
+                     metavar="SITE", help="the site whose room broker to configure (default: "
+                                          "the config's site); with --bridge: a site to add "
+                                          "(repeatable)")
+    cfg.add_argument("--central", action="append", default=[], metavar="HOST:PORT",
+                     help="with --bridge: the address sites dial (repeatable: tried in turn)")
     cfg.set_defaults(func=broker_config)
 
     add_numlog_subcommands(sub)
@@ -89,16 +104,49 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     demo.set_defaults(func=_demo)
 
 
+def bridge_config(args: argparse.Namespace) -> int:
+    from dashboard.bridge_config import write_bridge_config
+    from dashboard.broker_config import BrokerConfigError
+
+    try:
+        settings = settings_of(args)
+        if not args.central:
+            raise BrokerConfigError("--bridge needs --central HOST:PORT (the address sites dial)")
+        names = sorted({c.rpartition(":")[0] or c for c in args.central})
+        written = write_bridge_config(args.out, sites=args.bridge_sites or [settings.site],
+                                      central=args.central, central_names=names,
+                                      port=args.port)
+    except (SettingsError, BrokerConfigError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{written.central_conf} and {written.central_acl.name}: the central broker, "
+          f"{len(written.sites)} site(s): {', '.join(written.sites)}")
+    for site, conf in written.site_confs.items():
+        print(f"  {site}: copy {conf.parent} to the site's Pi ({conf.name} into "
+              "/etc/mosquitto/conf.d/, certs/ into /etc/mosquitto/secroom-bridge/), then "
+              "restart mosquitto there")
+    print(f"{written.dashboard_dir}/certs: the dashboards' client certificate ([mqtt.tls])")
+    print(f"{args.out / 'ca' / 'ca.key'}: the central CA's key; keep it here, offline if you "
+          "can, and never copy it to a site")
+    return 0
+
+
 def broker_config(args: argparse.Namespace) -> int:
+    if args.bridge:
+        return bridge_config(args)
     from dashboard.broker_config import BrokerConfigError, preregister, write_config
     from dashboard.db import make_engine, make_sessionmaker
 
     try:
         settings = settings_of(args)
+        if len(args.bridge_sites) > 1:
+            raise BrokerConfigError("one --site at a time: each site's broker has its own files")
+        # a central dashboard's registry holds every site: --site picks the room broker's
+        site = args.bridge_sites[0] if args.bridge_sites else settings.site
         sm = make_sessionmaker(make_engine(settings.database_url))
         with sm.begin() as db:
-            added = preregister(db, args.add, settings.site, now_utc())
-            written = write_config(db, args.out, site=settings.site, tls_dir=args.tls_dir,
+            added = preregister(db, args.add, site, now_utc())
+            written = write_config(db, args.out, site=site, tls_dir=args.tls_dir,
                                    port=args.port)
     except (SettingsError, BrokerConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -150,6 +198,18 @@ def _read_password(args: argparse.Namespace) -> str:
     return first
 
 
+def _client_id(db: Any, name: str) -> int:
+    from sqlalchemy import select
+
+    from dashboard.auth.service import AuthError
+    from dashboard.models.reports import Client
+
+    found = db.scalar(select(Client.id).where(Client.name == name))
+    if found is None:
+        raise AuthError(f"no client company named {name!r}: add it on the clients page first")
+    return int(found)
+
+
 def user_add(args: argparse.Namespace) -> int:
     from dashboard.audit import append_audit
     from dashboard.auth.passwords import PasswordPolicyError
@@ -163,20 +223,24 @@ def user_add(args: argparse.Namespace) -> int:
         auth = AuthService(settings, sm)
         now = now_utc()
         with sm.begin() as db:
+            client_id = _client_id(db, args.client) if args.client else None
             user = auth.create_user(db, username=args.username, role=args.role,
-                                    password=password, now=now, display_name=args.display_name)
+                                    password=password, now=now, display_name=args.display_name,
+                                    site=args.site, client_id=client_id)
             append_audit(db, actor="cli", action="user.create", target_type="user",
                          target_id=user.username, before=None,
-                         after={"username": user.username, "role": user.role}, now=now)
+                         after={"username": user.username, "role": user.role,
+                                "site": user.site, "client_id": user.client_id}, now=now)
     except (SettingsError, AuthError, PasswordPolicyError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"user {args.username} ({args.role}) created")
+    where = (f", site {args.site}" if args.site else "") + (
+        f", client {args.client}" if args.client else "")
+    print(f"user {args.username} ({args.role}{where}) created")
     return 0
 
 
 def dashboard_run(args: argparse.Namespace) -> int:
-    import uvicorn
 
     from dashboard.app import create_app
     from dashboard.migrate import MigrationError, check_current
@@ -211,16 +275,25 @@ def dashboard_run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _terminated)
     runtime.start()
     try:
-        Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info",
-                              proxy_headers=False, server_header=False,
-                              ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key),
-               runtime.bus).run()
+        Server(server_config(app, settings, args), runtime.bus).run()
     except _Terminated:
         pass
     finally:
         runtime.stop()
         signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def server_config(app: Any, settings: Any, args: argparse.Namespace) -> Any:
+    """uvicorn's config for `secroom dashboard run`: X-Forwarded-For is believed only from the
+    configured load balancers (``trusted_proxies``), never from anyone when there are none."""
+    import uvicorn
+
+    trusted = list(settings.trusted_proxies)
+    return uvicorn.Config(app, host=args.host, port=args.port, log_level="info",
+                          proxy_headers=bool(trusted), forwarded_allow_ips=trusted or None,
+                          server_header=False, ssl_certfile=args.tls_cert,
+                          ssl_keyfile=args.tls_key)
 
 
 class _Terminated(Exception):

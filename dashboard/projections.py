@@ -274,10 +274,13 @@ class AccessFilter:
     granted: bool | None = None
     person_ids: tuple[str, ...] | None = None  # any of these (a search by name)
     doors: tuple[str, ...] | None = None
+    site: str | None = None  # only the taps of this site's nodes (a site-scoped account)
 
 
 def _access_where(flt: AccessFilter) -> list[Any]:
     conds: list[Any] = []
+    if flt.site is not None:
+        conds.append(DoorAccess.node.in_(select(Node.name).where(Node.site == flt.site)))
     if flt.since is not None:
         conds.append(DoorAccess.ts >= flt.since)
     if flt.until is not None:

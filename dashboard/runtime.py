@@ -169,7 +169,13 @@ def build_runtime(settings: DashboardSettings, *,
         presence = PresencePublisher(sm, key, site=settings.site,
                                      room_doors=correlation.room_doors, publish=publish,
                                      bus=runtime.bus)
-        parts = [signer, presence, *scheduled()]
+        parts = [signer, presence]
+        if settings.sites:  # a central dashboard: the other sites its bridges bring in (with
+            # replicas, the leader ingests them: leases are per site's own nodes only)
+            from dashboard.sites_runtime import site_parts
+
+            parts += site_parts(settings, sm, runtime.bus, key, correlation.room_doors)
+        parts += scheduled()
         if settings.home_assistant.enabled:  # opt-in: doors, nodes, lockdown; no person
             from dashboard.hass import HassBridge
 

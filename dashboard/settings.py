@@ -7,7 +7,7 @@ import re
 import secrets
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -69,6 +69,10 @@ class DashboardSettings(BaseModel):
     artifacts_dir: Path | None = None
     database_url: str = ""
     site: str = Field(default="site1", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # many sites (a central dashboard behind bridged site brokers, hardware/central/): the
+    # other sites it ingests and signs the policy for, besides ``site``
+    sites: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]] = Field(
+        default_factory=list, max_length=5000)
     timezone: str = "Asia/Tokyo"
     default_language: Literal["ja", "en"] = "ja"
     policy_key_file: Path | None = None
@@ -78,6 +82,11 @@ class DashboardSettings(BaseModel):
     # how long the temporary password an admin's reset gives a user keeps working
     temporary_password_ttl_s: int = Field(default=24 * 3600, ge=300, le=7 * 86400)
     https: bool = False
+    # load balancers in front of the dashboard (hardware/central/haproxy.cfg): their
+    # X-Forwarded-For names the browser's address (log-in throttle, audit); nobody else's is
+    # believed. Empty: the peer's own address, as on a single box.
+    trusted_proxies: list[Annotated[str, Field(pattern=r"^[0-9A-Fa-f:./]{2,64}$")]] = Field(
+        default_factory=list, max_length=64)
     login_throttle: LoginThrottle = LoginThrottle()
     mqtt: MqttSettings | None = None
     gap_timeout_s: float = Field(default=60.0, gt=0)

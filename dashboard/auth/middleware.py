@@ -21,6 +21,7 @@ import anyio.to_thread
 from starlette.routing import Match, Router
 
 from dashboard.auth.roles import PUBLIC_ROUTES, ROLE_MATRIX, WHILE_MUST_CHANGE
+from dashboard.auth.scope import may_call
 from dashboard.auth.service import AuthService, Principal
 
 Scope = MutableMapping[str, Any]
@@ -134,6 +135,13 @@ class SecurityMiddleware:
                 await self.forbidden_page(scope, receive, send_with_headers, principal)
                 return
             await _respond(send_with_headers, 403, {"detail": "forbidden for your role"})
+            return
+        if not may_call(principal, name):
+            if self.forbidden_page is not None and method == "GET" and _wants_page(scope):
+                await self.forbidden_page(scope, receive, send_with_headers, principal)
+                return
+            await _respond(send_with_headers, 403,
+                           {"detail": "outside your account's site or client"})
             return
         if principal.must_change_password and name not in WHILE_MUST_CHANGE:
             await self._must_change(scope, send_with_headers)

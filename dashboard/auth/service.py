@@ -42,6 +42,27 @@ class Principal:
     session_id: int | None = None
     # logged in with a temporary password: may only set a new one (or log out)
     must_change_password: bool = False
+    # the account's scope (dashboard.auth.scope); None: every site / every client
+    site: str | None = None
+    client_id: int | None = None
+
+    @property
+    def scoped(self) -> bool:
+        return self.site is not None or self.client_id is not None
+
+
+def check_scope(role: str, site: str | None, client_id: int | None) -> None:
+    """A site scope for a security admin or an auditor of one site; a client scope for a
+    client company's auditor only; an admin is never scoped (it runs the whole installation:
+    users, node keys, the broker), nor a backup operator (backups are not divided by site)."""
+    if site is not None and client_id is not None:
+        raise AuthError("an account is scoped to one site or to one client, not both")
+    if site is not None and (role not in (Role.security_admin, Role.auditor) or not site
+                             or len(site) > 64):
+        raise AuthError("only a security admin or an auditor can be limited to a site "
+                        "(1 to 64 characters)")
+    if client_id is not None and role != Role.auditor:
+        raise AuthError("only an auditor can be limited to a client company")
 
 
 @dataclass(frozen=True)
@@ -79,10 +100,11 @@ class AuthService:
     # users ---------------------------------------------------------------------------------
     def create_user(
         self, db: DbSession, *, username: str, role: str, password: str, now: datetime,
-        display_name: str = "",
+        display_name: str = "", site: str | None = None, client_id: int | None = None,
     ) -> User:
         if role not in Role.__members__:
             raise AuthError(f"unknown role {role!r}; choose one of {', '.join(Role)}")
+        check_scope(role, site, client_id)
         username = guard_text(username, "username")
         display_name = guard_text(display_name, "display_name")
         if not username or len(username) > 64 or not username.isprintable():
@@ -91,7 +113,8 @@ class AuthService:
             raise AuthError(f"user {username!r} already exists")
         user = User(
             username=username, role=role, password_hash=hash_password(password),
-            display_name=display_name, active=True, created_at=now,
+            display_name=display_name, active=True, created_at=now, site=site,
+            client_id=client_id,
         )
         db.add(user)
         db.flush()
@@ -175,6 +198,7 @@ class AuthService:
         return Principal(
             user.id, user.username, Role(user.role), "session", user.language, row.csrf_token,
             session_id=row.id, must_change_password=user.must_change_password,
+            site=user.site, client_id=user.client_id,
         )
 
     def resolve_session(self, token: str, now: datetime) -> Principal | None:
@@ -226,5 +250,5 @@ class AuthService:
             user = row.user
             return Principal(
                 user.id, user.username, Role(user.role), "token", user.language,
-                scopes=row.scope_set,
+                scopes=row.scope_set, site=user.site, client_id=user.client_id,
             )

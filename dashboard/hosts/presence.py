@@ -28,19 +28,29 @@ from dashboard.models.nodes import Node
 Publish = Callable[[str, bytes, bool], Any]
 
 
-def present_people(session: Session, room_doors: Sequence[str] = ()) -> list[str]:
-    q = select(Presence.person_id).where(Presence.left_at.is_(None),
-                                         Presence.entered_at.is_not(None))
+def present_people(session: Session, room_doors: Sequence[str] = (),
+                   site: str | None = None) -> list[str]:
+    """Who is inside now; with ``site``, inside that site's rooms only (entered through one of
+    its nodes: a central dashboard publishes one statement per site, and a person inside the
+    Nagoya room is not in the Osaka room)."""
+    q = select(Presence.person_id, Presence.enter_ref).where(Presence.left_at.is_(None),
+                                                             Presence.entered_at.is_not(None))
     if room_doors:
         q = q.where(Presence.door.in_(list(room_doors)))
-    return sorted(set(session.scalars(q)))
+    rows = session.execute(q).all()  # open intervals: the people inside, a handful
+    if site is not None:
+        nodes = set(session.scalars(select(Node.name).where(Node.site == site)))
+        rows = [r for r in rows if (r.enter_ref or "").rpartition(":")[0] in nodes]
+    return sorted({r.person_id for r in rows})
 
 
-def door_nodes(session: Session) -> dict[str, str]:
-    """Approved nodes that have sent door.access events: name -> public key."""
+def door_nodes(session: Session, site: str | None = None) -> dict[str, str]:
+    """Approved nodes (of ``site``) that have sent door.access events: name -> public key."""
     q = select(Node.name, Node.public_key).where(
         Node.key_status == "approved", Node.public_key.is_not(None),
         exists().where(DoorAccess.node == Node.name))
+    if site is not None:
+        q = q.where(Node.site == site)
     return {name: key for name, key in session.execute(q)}
 
 
@@ -69,7 +79,8 @@ class PresencePublisher:
     def statement(self) -> PresenceStatement:
         now = self.clock()
         with self.sm() as session:
-            present, nodes = present_people(session, self.room_doors), door_nodes(session)
+            present = present_people(session, self.room_doors, self.site)
+            nodes = door_nodes(session, self.site)
         serial = max(int(now.timestamp() * 1_000_000), self._last_serial + 1)
         self._last_serial = serial
         return PresenceStatement(site=self.site, serial=serial, issued_at=now, present=present,
@@ -85,8 +96,8 @@ class PresencePublisher:
     def poll(self) -> bool:
         """Publish if who is inside (or the door nodes) changed; True if it did."""
         with self.sm() as session:
-            now = (tuple(present_people(session, self.room_doors)),
-                   tuple(sorted(door_nodes(session).items())))
+            now = (tuple(present_people(session, self.room_doors, self.site)),
+                   tuple(sorted(door_nodes(session, self.site).items())))
         if now == self._last:
             return False
         self.publish_now()

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller.envelope import MAX_EVENT_BYTES, TOPIC_ROOT, now_utc, topic_for
 from controller.mqtt import MqttError, MqttLink
 from controller.receipts import Ack, Resend, sign_ack, sign_resend
+from dashboard.bridge_config import bridge_link_topic
 from dashboard.bus import Bus
 from dashboard.ingest import compat
 from dashboard.ingest.core import BatchResult, IngestCore, Prepared, ResendRequest
@@ -197,6 +198,7 @@ class IngestConsumer:
         self._connects = 0
         self._caught_up_at = time.monotonic()
         self.catch_up_interval_s = catch_up_interval_s
+        self._bridge_up = threading.Event()
         self._approved: set[str] | None = None
         self.db_errors = 0
         self.last_error: str | None = None
@@ -227,15 +229,16 @@ class IngestConsumer:
         self._stop.clear()
         # nodes approved from now on are new (if the database is down, the first tick looks)
         with contextlib.suppress(OperationalError, DBAPIError), self.sessionmaker() as session:
-            self._approved = set(
-                session.scalars(select(Node.name).where(Node.key_status == "approved"))
-            )
+            self._approved = set(session.scalars(select(Node.name).where(
+                Node.key_status == "approved", Node.site == self.site)))
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
         self._thread.start()
         self._preparer = threading.Thread(
             target=self._prepare_loop, name="ingest-parse", daemon=True
         )
         self._preparer.start()
+        # many sites: the site's bridge coming back asks for a catch-up at the next tick
+        self.link.subscribe(bridge_link_topic(self.site), self._on_bridge_link)
         filters = [f"{TOPIC_ROOT}/{self.site}/+/events/#", f"{TOPIC_ROOT}/{self.site}/+/state"]
         if isinstance(self.link, LinkProcess):  # batches straight into the inbox
             self.link.subscribe_many(filters, self._on_messages)
@@ -298,6 +301,10 @@ class IngestConsumer:
             self._received += 1
         if not self._queue.put((topic, payload), self._stop):
             self._done(1)  # stopping: not processed, not acked; the node will re-send it
+
+    def _on_bridge_link(self, topic: str, payload: bytes) -> None:
+        if payload.strip() == b"1":
+            self._bridge_up.set()
 
     def _on_messages(self, items: list[tuple[str, bytes]]) -> None:
         if self.leases is not None:
@@ -481,13 +488,19 @@ class IngestConsumer:
         # notice, so ask for whatever follows each node's ack (usually nothing); if the database
         # cannot say, the next tick asks again. The first connect too: what the nodes sent while
         # this dashboard was stopped (or lost, and recovered from a backup) was on no session
-        full = connects > self._connects or (
+        # A site's bridge that comes back (many sites) brings what its broker queued; what it
+        # could not queue is in the nodes' journals and, with nothing sent since, no gap shows.
+        bridge_back = self._bridge_up.is_set()
+        self._bridge_up.clear()
+        full = bridge_back or connects > self._connects or (
             now - self._caught_up_at >= self.catch_up_interval_s
         )
         if self._catch_up(only_new=not full):
             if full:
                 self._caught_up_at = now
             self._connects = connects
+        elif bridge_back:
+            self._bridge_up.set()  # the next tick asks again
         try:
             held = None if self.leases is None else self.leases.held
             result = self._with_retry(
@@ -506,9 +519,9 @@ class IngestConsumer:
         sent while pending was refused, and an idle node would not send again by itself."""
         gained: set[str] = set()
         try:
-            with self.sessionmaker() as session:
+            with self.sessionmaker() as session:  # this site's (one consumer per site)
                 names = set(session.scalars(select(Node.name).where(
-                    Node.key_status == "approved")))
+                    Node.key_status == "approved", Node.site == self.site)))
             known = self._approved
             if only_new and known is None:
                 self._approved = names

@@ -108,10 +108,13 @@ class IngestCore:
     def check_gaps(self, session: Session, now: datetime, gap_timeout_s: float, *,
                    only: Collection[str] | None = None) -> BatchResult:
         """Re-ask for unfilled gaps; raise a gap anomaly for any older than ``gap_timeout_s``.
+        This site's nodes only: a central dashboard runs one consumer per site, and a request
+        on another site's topic would reach no node while taking the right consumer's turn.
         ``only``: just these nodes (a replica, the nodes it holds the lease of)."""
         result = BatchResult()
         pending = PendingAnomalies()
-        query = select(Node).where(Node.gap_since.is_not(None), Node.key_status == "approved")
+        query = select(Node).where(Node.gap_since.is_not(None), Node.key_status == "approved",
+                                   Node.site == self.site)
         if only is not None:
             query = query.where(Node.name.in_(sorted(only)))
         for node in session.scalars(query):

@@ -39,6 +39,11 @@ class User(Base):
         Boolean, default=False, server_default=false()
     )
     password_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # the account's scope (dashboard.auth.scope): a site's security admin manages that site only
+    # (``site``); a client company's auditor reads that client's records only (``client_id``,
+    # clients.id); neither: headquarters, every site and client
+    site: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    client_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     sessions: Mapped[list[Session]] = relationship(
         back_populates="user", cascade="all, delete-orphan"

@@ -79,8 +79,11 @@ def _where(db: Session, f: RowFilters, zone: ZoneInfo) -> list[Any]:
     return c
 
 
-def rows_page(db: Session, f: RowFilters, zone: ZoneInfo) -> dict[str, Any]:
+def rows_page(db: Session, f: RowFilters, zone: ZoneInfo, offices: Any = None) -> dict[str, Any]:
+    """A page of rows; ``offices`` (a SELECT of 事業所名) keeps a client's rows only."""
     conds = _where(db, f, zone)
+    if offices is not None:
+        conds.append(NumberAccess.office.in_(offices))
     inner = select(NumberAccess.id).where(*conds).limit(CAP).subquery()
     total = int(db.scalar(select(func.count()).select_from(inner)) or 0)
     pages = max(1, -(-total // PAGE))

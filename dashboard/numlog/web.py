@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
+from dashboard.auth import scope
 from dashboard.auth.service import Principal
 from dashboard.models.numlog import NumlogBatch
 from dashboard.numlog.parse import NumlogError
@@ -41,11 +42,14 @@ document.addEventListener("DOMContentLoaded", () => {
 
 def _page(request: Request, db: DbSession, report: dict[str, Any] | None = None,
           error: str = "", status: int = 200) -> Response:
-    batches = db.scalars(select(NumlogBatch).order_by(NumlogBatch.id.desc()).limit(20)).all()
+    who = deps.principal(request)
+    # a client's auditor: that client's rows only, and not the office's import batches
+    batches = [] if who.scoped else db.scalars(
+        select(NumlogBatch).order_by(NumlogBatch.id.desc()).limit(20)).all()
     f = rows_filters(request)
     return deps.render(request, "numlog/page.html", {
         "batches": batches, "report": report, "error": error, "f": f,
-        **rows_page(db, f, deps.settings(request).zone)}, status)
+        **rows_page(db, f, deps.settings(request).zone, scope.client_offices(who))}, status)
 
 
 @router.get("/numlog", name="numlog.page", include_in_schema=False)

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
+from dashboard.auth import scope
 from dashboard.auth.service import Principal
 from dashboard.models.correlation import IssuedReport
 from dashboard.reports import web_admin
@@ -41,12 +42,18 @@ def render(request: Request, name: str, ctx: dict[str, Any], status: int = 200) 
 
 def _page(request: Request, db: DbSession, *, error: str = "", flash: str = "",
           verified: Verified | None = None, status: int = 200) -> Response:
-    issued = db.scalars(select(IssuedReport).order_by(IssuedReport.id.desc()).limit(100)).all()
+    who = deps.principal(request)
+    mine = scope.client_filter(who, IssuedReport.client_id)  # a client's auditor: its own
+    q = select(IssuedReport) if mine is None else select(IssuedReport).where(mine)
+    issued = db.scalars(q.order_by(IssuedReport.id.desc()).limit(100)).all()
+    listed = clients(db, active_only=True)
+    if who.scoped:
+        listed = [c for c in listed if c.id == who.client_id]
     replaced = {r.supersedes: r for r in issued if r.supersedes is not None}
     by_id = {r.id: r for r in issued}
     return render(request, "reports/page.html", {
         "issued": issued, "replaced": replaced, "by_id": by_id, "error": error, "flash": flash,
-        "verified": verified, "clients": clients(db, active_only=True), "formats": FORMATS,
+        "verified": verified, "clients": listed, "formats": FORMATS,
         "month": previous_month(deps.now(request), deps.settings(request).zone)}, status)
 
 
@@ -80,8 +87,12 @@ def reports_monthly(
 
 
 @router.get("/reports/{rid}/file/{fmt}", name="reports.download", include_in_schema=False)
-def reports_download(rid: deps.RowId, fmt: str, db: Db) -> Response:
+def reports_download(rid: deps.RowId, fmt: str, db: Db, who: Who) -> Response:
     rec = db.get(IssuedReport, rid)
+    mine = scope.client_filter(who, IssuedReport.client_id)
+    if mine is not None and rec is not None and db.scalar(
+            select(IssuedReport.id).where(IssuedReport.id == rid, mine)) is None:
+        rec = None  # another client's report: as if it did not exist
     if rec is None or fmt not in FORMATS:
         raise HTTPException(status_code=404, detail="no such issued report file")
     try:

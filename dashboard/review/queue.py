@@ -108,8 +108,12 @@ def _counts(db: Session, column: Any, conds: list[Any]) -> dict[str, int]:
     return {str(k): int(n) for k, n in db.execute(q)}
 
 
-def queue(db: Session, names: Names, f: Filters, page_size: int = PAGE_SIZE) -> QueuePage:
-    conds = _where(db, names, f)
+def queue(db: Session, names: Names, f: Filters, page_size: int = PAGE_SIZE,
+          scope: Any = None) -> QueuePage:
+    """A page of the queue; ``scope`` (a WHERE clause, dashboard.auth.scope) keeps a site's
+    account to its site's items, in the counts too."""
+    extra = [] if scope is None else [scope]
+    conds = [*_where(db, names, f), *extra]
     total = int(db.scalar(select(func.count()).select_from(Anomaly).where(*conds)) or 0)
     pages = max(1, -(-total // page_size))
     page = min(max(1, f.page), pages)
@@ -119,17 +123,20 @@ def queue(db: Session, names: Names, f: Filters, page_size: int = PAGE_SIZE) -> 
                             .offset((page - 1) * page_size).limit(page_size)))
     return QueuePage(
         items=items, total=total, page=page, pages=pages,
-        by_state=_counts(db, Anomaly.state, _where(db, names, f, skip="state")),
-        by_severity=_counts(db, Anomaly.severity, _where(db, names, f, skip="severity")),
-        by_kind=_counts(db, Anomaly.kind, _where(db, names, f, skip="kind")),
+        by_state=_counts(db, Anomaly.state, [*_where(db, names, f, skip="state"), *extra]),
+        by_severity=_counts(db, Anomaly.severity,
+                            [*_where(db, names, f, skip="severity"), *extra]),
+        by_kind=_counts(db, Anomaly.kind, [*_where(db, names, f, skip="kind"), *extra]),
     )
 
 
-def weekly_by_severity(db: Session, since: datetime, zone: Any) -> dict[str, list[tuple[str, int]]]:
+def weekly_by_severity(db: Session, since: datetime, zone: Any, scope: Any = None
+                       ) -> dict[str, list[tuple[str, int]]]:
     """Items per site-local week (Monday) and severity since ``since``: for the queue's chart."""
     weeks: dict[str, dict[str, int]] = {}
+    extra = [] if scope is None else [scope]
     for at, severity in db.execute(select(Anomaly.at, Anomaly.severity).where(
-            Anomaly.at >= since)):
+            Anomaly.at >= since, *extra)):
         if at is None:
             continue
         local = at.astimezone(zone).date()

@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
+from dashboard.auth import scope
 from dashboard.auth.service import Principal
 from dashboard.labels import rule_explanation
 from dashboard.labels.review import ITEM_KINDS, RULES, rule_of
@@ -80,7 +81,8 @@ def parse_filters(request: Request) -> Filters:
 def queue_context(request: Request, db: DbSession, f: Filters) -> dict[str, Any]:
     n = deps.names(request)
     t = deps.translator(request)
-    page = queue(db, n, f)
+    mine = scope.node_filter(deps.principal(request), Anomaly.node)
+    page = queue(db, n, f, scope=mine)
     ev = Evidence.load(db, page.items)
     rows = [(a, sentence(a, ev, t, n)) for a in page.items]
     since = deps.now(request) - timedelta(weeks=12)
@@ -89,7 +91,7 @@ def queue_context(request: Request, db: DbSession, f: Filters) -> dict[str, Any]
         "link": lambda **change: "/review?" + urlencode(f.query_args(**change)),
         "since_value": request.query_params.get("since", ""),
         "until_value": request.query_params.get("until", ""),
-        "weekly": weekly_by_severity(db, since, deps.settings(request).zone),
+        "weekly": weekly_by_severity(db, since, deps.settings(request).zone, mine),
         "users": [u.username for u in actions.assignable(db)],
     }
 
@@ -100,7 +102,8 @@ def review_page(request: Request, db: Db) -> Response:
                        queue_context(request, db, parse_filters(request)))
 
 
-def _item(db: DbSession, anomaly_id: deps.RowId) -> Anomaly:
+def _item(db: DbSession, anomaly_id: deps.RowId, who: Principal) -> Anomaly:
+    scope.require_site_row(db, who, Anomaly.id, anomaly_id, Anomaly.node, "review item")
     row = db.get(Anomaly, anomaly_id)
     if row is None:
         raise HTTPException(status_code=404, detail="no such review item")
@@ -121,19 +124,21 @@ def item_context(request: Request, db: DbSession, a: Anomaly) -> dict[str, Any]:
 
 
 @router.get("/review/{anomaly_id}", name="review.item", include_in_schema=False)
-def review_item(request: Request, anomaly_id: deps.RowId, db: Db) -> Response:
-    ctx = item_context(request, db, _item(db, anomaly_id))
+def review_item(request: Request, anomaly_id: deps.RowId, db: Db, who: Who) -> Response:
+    ctx = item_context(request, db, _item(db, anomaly_id, who))
     return deps.render(request, "review/item.html", ctx)
 
 
 def _act(request: Request, db: DbSession, anomaly_id: deps.RowId, fn: Any, *args: Any,
          back: str = "") -> Response:
+    who = deps.principal(request)
+    _item(db, anomaly_id, who)  # another site's item: 404, nothing done
     try:
         fn(db, *args, now=deps.now(request))
         db.commit()
     except actions.AnomalyError as exc:
         db.rollback()
-        a = _item(db, anomaly_id)
+        a = _item(db, anomaly_id, who)
         ctx = item_context(request, db, a)
         ctx.update(error=deps.translator(request)(error_key(exc)),
                    typed=request.scope.get("state", {}).get("typed", {}))
@@ -184,6 +189,8 @@ def review_bulk(request: Request, db: Db, who: Who, reason: Reason = "",
                 ids: Annotated[list[int] | None, Form()] = None,
                 back: Annotated[str, Form(max_length=2000)] = "/review") -> Response:
     target = deps.safe_next(back, "/review")
+    for one in sorted(set(ids or [])):
+        _item(db, one, who)  # one item of another site: 404, nothing acknowledged
     try:
         done = actions.bulk_acknowledge(db, who.username, ids or [], reason,
                                         now=deps.now(request))
@@ -202,7 +209,7 @@ def review_bulk(request: Request, db: Db, who: Who, reason: Reason = "",
 
 
 @router.get("/api/v1/review", name="api.review.list", tags=["review"])
-def review_api(request: Request, db: Db,
+def review_api(request: Request, db: Db, who: Who,
                lang: Annotated[str, Query(pattern="^(ja|en)$")] = "ja") -> dict[str, Any]:
     """The queue (same filters as the page: state, severity, kind, person, place, since,
     until, assignee, sort, desc, page), each item with its sentence in ``lang``."""
@@ -211,7 +218,7 @@ def review_api(request: Request, db: Db,
     n.lang = lang
     t = deps.translator(request)
     t.lang = lang
-    page = queue(db, n, f)
+    page = queue(db, n, f, scope=scope.node_filter(who, Anomaly.node))
     ev = Evidence.load(db, page.items)
     return {"total": page.total, "page": page.page, "pages": page.pages,
             "by_state": page.by_state, "by_severity": page.by_severity,
@@ -221,9 +228,9 @@ def review_api(request: Request, db: Db,
 
 @router.get("/api/v1/review/{anomaly_id}", name="api.review.get", tags=["review"],
             responses=deps.ERRORS)
-def review_item_api(request: Request, anomaly_id: deps.RowId, db: Db,
+def review_item_api(request: Request, anomaly_id: deps.RowId, db: Db, who: Who,
                     lang: Annotated[str, Query(pattern="^(ja|en)$")] = "ja") -> dict[str, Any]:
-    a = _item(db, anomaly_id)
+    a = _item(db, anomaly_id, who)
     n, t = deps.names(request), deps.translator(request)
     n.lang = t.lang = lang
     out = item_out(a, Evidence.load(db, [a]), t, n).model_dump(mode="json")
@@ -249,11 +256,11 @@ def review_act_api(request: Request, anomaly_id: deps.RowId, action: str, body: 
     if action not in steps:
         raise HTTPException(status_code=404, detail="actions: acknowledge, resolve, escalate, "
                                                     "assign")
-    _item(db, anomaly_id)
+    _item(db, anomaly_id, who)  # another site's item: 404, nothing done
     try:
         steps[action]()
         db.commit()
     except actions.AnomalyError as exc:
         db.rollback()
         raise HTTPException(status_code=409, detail=str(exc)) from exc
-    return review_item_api(request, anomaly_id, db, deps.translator(request).lang)
+    return review_item_api(request, anomaly_id, db, who, deps.translator(request).lang)

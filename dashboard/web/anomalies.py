@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
 from dashboard import anomalies as service
+from dashboard.auth import scope
 from dashboard.auth.service import Principal
 from dashboard.models import Anomaly
 from dashboard.web import deps
@@ -44,8 +45,8 @@ class AckIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-def _list(db: DbSession, all_states: bool) -> list[Anomaly]:
-    q = select(Anomaly)
+def _list(db: DbSession, all_states: bool, who: Principal) -> list[Anomaly]:
+    q = scope.only_site(select(Anomaly), who, Anomaly.node)
     if not all_states:
         q = q.where(Anomaly.state == "open")
     return list(db.scalars(q.order_by(Anomaly.last_seen_at.desc(), Anomaly.id.desc()).limit(LIMIT)))
@@ -59,6 +60,7 @@ def anomalies_page(all: bool = False) -> Response:  # noqa: A002
 
 def _ack(db: DbSession, who: Principal, anomaly_id: int, reason: str, now: datetime
          ) -> Anomaly:
+    scope.require_site_row(db, who, Anomaly.id, anomaly_id, Anomaly.node, "anomaly")
     try:
         row = service.acknowledge(db, who.username, anomaly_id, reason, now=now)
     except service.AnomalyError as exc:
@@ -83,9 +85,11 @@ def anomalies_ack(
             tags=["anomalies"])
 def anomalies_api(
     db: Annotated[DbSession, Depends(deps.db)],
+    who: Annotated[Principal, Depends(deps.principal)],
     state: Annotated[str, Query(pattern="^(open|all)$")] = "open",
 ) -> list[AnomalyOut]:
-    return [AnomalyOut.model_validate(a, from_attributes=True) for a in _list(db, state == "all")]
+    return [AnomalyOut.model_validate(a, from_attributes=True)
+            for a in _list(db, state == "all", who)]
 
 
 @router.post("/api/v1/anomalies/{anomaly_id}/ack", name="api.anomalies.ack",

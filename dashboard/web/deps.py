@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
 from dashboard.auth.roles import allowed
+from dashboard.auth.scope import may_call
 from dashboard.auth.service import Principal
 from dashboard.i18n import LANGUAGE_COOKIE, Translator, pick_language
 from dashboard.names import Names
@@ -116,7 +117,11 @@ LANDING: dict[str, str] = {
 }
 
 
-def landing(role: str) -> str:
+def landing(role: str, who: Principal | None = None) -> str:
+    if who is not None and who.client_id is not None:
+        return "/reports"  # a client company's auditor: its reports
+    if who is not None and who.site is not None:  # a site's account: its queue, or its doors
+        return "/review" if str(role) == "security_admin" else "/door-log"
     return LANDING.get(str(role), "/")
 
 
@@ -163,7 +168,8 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
 
     def can(route_name: str) -> bool:
         """The role matrix, for templates: show a control only to roles that may use it."""
-        return isinstance(who, Principal) and allowed(route_name, who.role)
+        return (isinstance(who, Principal) and allowed(route_name, who.role)
+                and may_call(who, route_name))  # a site's or client's account: its pages
 
     t = translator(request)
     n = names(request)
@@ -180,7 +186,7 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
         "can": can,
         # the app's own menu when a part added to it (the demo's panel), else the console's
         "nav_groups": getattr(request.app.state, "nav_groups", NAV_GROUPS),
-        "home": landing(who.role) if isinstance(who, Principal) else "/",
+        "home": landing(who.role, who) if isinstance(who, Principal) else "/",
         "lockdown": lockdown_state(request) if isinstance(who, Principal) else None,
         # what a failed form had: re-rendered forms show it again instead of starting empty
         "typed": typed(request),

@@ -78,6 +78,7 @@ def _access_filter(request: Request, f: Filters, db: DbSession | None = None
         since=localise(f.start, zone), until=localise(f.end, zone),
         person_ids=people, doors=doors,
         granted={"granted": True, "denied": False}.get(f.result),
+        site=deps.principal(request).site,  # a site's account: that site's doors only
     )
 
 

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from controller.events import NodeRole
 from dashboard import services
+from dashboard.auth import scope
 from dashboard.auth.service import Principal
 from dashboard.models import Node
 from dashboard.services.node_keys import key_history
@@ -38,17 +39,20 @@ def _form(request: Request, db: DbSession, fn: object, *args: object, **kw: obje
 @router.post("/nodes/{name}/roles", name="nodes.roles", include_in_schema=False)
 def nodes_roles(request: Request, name: str, db: Db, who: Who,
                 roles: Annotated[list[str] | None, Form()] = None) -> Response:
+    scope.require_node(db, who, name)
     return _form(request, db, services.set_node_roles, who.username, name, roles or [])
 
 
 @router.post("/nodes/{name}/revoke", name="nodes.revoke", include_in_schema=False)
 def nodes_revoke(request: Request, name: str, db: Db, who: Who) -> Response:
+    scope.require_node(db, who, name)
     return _form(request, db, services.revoke_node, who.username, name)
 
 
 @router.post("/nodes/{name}/key/approve", name="nodes.key_approve", include_in_schema=False)
 def nodes_key_approve(request: Request, name: str, db: Db, who: Who,
                       revoke_old: Annotated[bool, Form()] = False) -> Response:
+    scope.require_node(db, who, name)
     key = request.query_params.get("key", "")
     return _form(request, db, services.approve_new_key, who.username, name, key,
                  revoke_old=revoke_old)
@@ -56,6 +60,7 @@ def nodes_key_approve(request: Request, name: str, db: Db, who: Who,
 
 @router.post("/nodes/{name}/key/revoke", name="nodes.key_revoke", include_in_schema=False)
 def nodes_key_revoke(request: Request, name: str, db: Db, who: Who) -> Response:
+    scope.require_node(db, who, name)
     key = request.query_params.get("key", "")
     return _form(request, db, services.revoke_key, who.username, name, key)
 
@@ -89,6 +94,7 @@ class KeyOut(BaseModel):
 @router.put("/api/v1/nodes/{name}/roles", name="api.nodes.roles", response_model=NodeOut,
             responses=deps.ERRORS, tags=["nodes"])
 def nodes_roles_api(request: Request, name: str, body: RolesIn, db: Db, who: Who) -> NodeOut:
+    scope.require_node(db, who, name)
     deps.change(db, services.set_node_roles, who.username, name, list(body.roles),
                 now=deps.now(request))
     return node_out(db, name)
@@ -97,6 +103,7 @@ def nodes_roles_api(request: Request, name: str, body: RolesIn, db: Db, who: Who
 @router.post("/api/v1/nodes/{name}/revoke", name="api.nodes.revoke", response_model=NodeOut,
              responses=deps.ERRORS, tags=["nodes"])
 def nodes_revoke_api(request: Request, name: str, db: Db, who: Who) -> NodeOut:
+    scope.require_node(db, who, name)
     deps.change(db, services.revoke_node, who.username, name, now=deps.now(request))
     return node_out(db, name)
 
@@ -105,6 +112,7 @@ def nodes_revoke_api(request: Request, name: str, db: Db, who: Who) -> NodeOut:
              responses=deps.ERRORS, tags=["nodes"])
 def nodes_key_approve_api(request: Request, name: str, body: NewKeyIn, db: Db,
                           who: Who) -> NodeOut:
+    scope.require_node(db, who, name)
     deps.change(db, services.approve_new_key, who.username, name, body.public_key,
                 revoke_old=body.revoke_old, now=deps.now(request))
     return node_out(db, name)
@@ -113,6 +121,7 @@ def nodes_key_approve_api(request: Request, name: str, body: NewKeyIn, db: Db,
 @router.post("/api/v1/nodes/{name}/keys/revoke", name="api.nodes.key_revoke",
              response_model=NodeOut, responses=deps.ERRORS, tags=["nodes"])
 def nodes_key_revoke_api(request: Request, name: str, body: KeyIn, db: Db, who: Who) -> NodeOut:
+    scope.require_node(db, who, name)
     deps.change(db, services.revoke_key, who.username, name, body.public_key,
                 now=deps.now(request))
     return node_out(db, name)
@@ -120,7 +129,8 @@ def nodes_key_revoke_api(request: Request, name: str, body: KeyIn, db: Db, who: 
 
 @router.get("/api/v1/nodes/{name}/keys", name="api.nodes.keys", response_model=list[KeyOut],
             responses=deps.ERRORS, tags=["nodes"])
-def nodes_keys_api(name: str, db: Db) -> list[KeyOut]:
+def nodes_keys_api(name: str, db: Db, who: Who) -> list[KeyOut]:
+    scope.require_node(db, who, name)
     node = db.get(Node, name)
     if node is None:
         raise HTTPException(status_code=404, detail=f"no node {name!r}")

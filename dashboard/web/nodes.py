@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from controller.events import NODE_ROLES, NodeRole
 from dashboard import services
+from dashboard.auth import scope
 from dashboard.auth.service import Principal
 from dashboard.ingest import compat
 from dashboard.models import Node, PolicyVersion
@@ -82,7 +83,8 @@ def _latest_policy(db: DbSession) -> int | None:
     return db.scalar(select(func.max(PolicyVersion.version)))
 
 
-def _nodes(db: DbSession) -> tuple[list[NodeOut], int | None]:
+def _nodes(db: DbSession, who: Principal | None) -> tuple[list[NodeOut], int | None]:
+    """Every node the caller's scope holds (``who`` None: every node)."""
     latest = _latest_policy(db)
     out = [
         NodeOut(
@@ -96,13 +98,14 @@ def _nodes(db: DbSession) -> tuple[list[NodeOut], int | None]:
             problems=_problems(n.health), software=_software(n),
             version_supported=compat.problem_of(n) is None,
         )
-        for n in db.scalars(select(Node).order_by(Node.name))
+        for n in db.scalars(select(Node).order_by(Node.name) if who is None else
+                            scope.only_site(select(Node).order_by(Node.name), who, Node.name))
     ]
     return out, latest
 
 
 def _page(request: Request, db: DbSession, error: str = "", status: int = 200) -> Response:
-    nodes, latest = _nodes(db)
+    nodes, latest = _nodes(db, deps.principal(request))
     return deps.render(request, "nodes.html", {
         "nodes": nodes, "latest": latest, "error": error,
         "pending": [n for n in nodes if n.key_status == "pending" and n.public_key],
@@ -117,6 +120,7 @@ def nodes_page(request: Request, db: Annotated[DbSession, Depends(deps.db)]) -> 
 
 def _decide(request: Request, db: DbSession, who: Principal, name: str, approve: bool,
             key: str | None, roles: list[str] | None = None) -> Node | None:
+    scope.require_node(db, who, name)
     if approve:
         return deps.change(db, services.approve_node, who.username, name, public_key=key,
                            roles=roles or [], now=deps.now(request))
@@ -151,8 +155,9 @@ def nodes_reject(
 
 
 @router.get("/api/v1/nodes", name="api.nodes.list", response_model=list[NodeOut], tags=["nodes"])
-def nodes_api(db: Annotated[DbSession, Depends(deps.db)]) -> list[NodeOut]:
-    return _nodes(db)[0]
+def nodes_api(db: Annotated[DbSession, Depends(deps.db)],
+              who: Annotated[Principal, Depends(deps.principal)]) -> list[NodeOut]:
+    return _nodes(db, who)[0]
 
 
 class ApproveIn(BaseModel):
@@ -172,4 +177,4 @@ def nodes_approve_api(
 
 
 def node_out(db: DbSession, name: str) -> NodeOut:
-    return next(n for n in _nodes(db)[0] if n.name == name)
+    return next(n for n in _nodes(db, None)[0] if n.name == name)

@@ -73,7 +73,8 @@ def login_submit(
     if result.principal.must_change_password:
         target = "/account/password"  # a temporary password: the user sets their own first
     elif target == "/" or not allowed_path(request, target, result.principal.role):
-        target = deps.landing(result.principal.role)  # each role starts where its work is
+        # each role (and a site or client account) starts where its work is
+        target = deps.landing(result.principal.role, result.principal)
     response = RedirectResponse(target, status_code=303)
     settings = deps.settings(request)
     _set_cookie(request, response, session_cookie_name(settings.https), result.session_token,

@@ -17,6 +17,7 @@ from dashboard.auth.lifecycle import end_sessions, reset_password, set_active
 from dashboard.auth.passwords import PasswordPolicyError
 from dashboard.auth.service import AuthError, AuthService, Principal
 from dashboard.models.auth import ApiToken, Session, User
+from dashboard.models.reports import Client
 from dashboard.web import deps
 
 router = APIRouter()
@@ -31,6 +32,8 @@ def _page(request: Request, db: DbSession, *, error: str = "", token: str = "",
     return deps.render(request, "users.html", {
         "users": users, "tokens": tokens, "error": error, "new_token": token,
         "sessions": {uid: n for uid, n in live}, "temporary": temporary,
+        # scoped accounts (many sites): the client company's name, not its id
+        "client_names": {cid: name for cid, name in db.execute(select(Client.id, Client.name))},
     }, status)
 
 

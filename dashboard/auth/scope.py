@@ -1,0 +1,113 @@
+"""Site- and client-scoped accounts (many sites, issue 24), enforced where the rows are read.
+
+An account with ``site`` (a site's security admin, backup operator or auditor) sees and manages
+that site's records only: its nodes, their events (door log) and the anomalies they raised. An
+account with ``client_id`` (a client company's auditor) reads that client's number-access
+records and the reports issued to it, nothing else. An account with neither is headquarters':
+every site, every client.
+
+Secure by default: a scoped account may call only the routes listed here, each of which filters
+its queries with the helpers below (``SITE_ROUTES`` / ``CLIENT_ROUTES``); the security middleware
+refuses every other route to it, so a page added later without a scope filter is closed to
+scoped accounts until someone scopes it. A record outside the scope is "not found" (404), the
+same answer as a record that does not exist: a URL does not even tell whether it exists.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from fastapi import HTTPException
+from sqlalchemy import ColumnElement, Select, false, select
+from sqlalchemy.orm import Session as DbSession
+
+from dashboard.auth.service import Principal
+from dashboard.models.nodes import Node
+from dashboard.models.reports import ClientOffice
+
+T = TypeVar("T", bound=tuple)  # type: ignore[type-arg]
+
+# Every scoped account: its own account and session.
+OWN = frozenset({"logout", "me", "account.password", "account.password_change"})
+# A site's accounts: the site's nodes, door log and anomalies (what the role matrix allows).
+SITE_ROUTES = OWN | frozenset({
+    "nodes.page", "api.nodes.list", "api.nodes.keys",
+    "nodes.approve", "nodes.reject", "api.nodes.approve", "nodes.roles", "nodes.revoke",
+    "nodes.key_approve", "nodes.key_revoke", "api.nodes.roles", "api.nodes.revoke",
+    "api.nodes.key_approve", "api.nodes.key_revoke",
+    "door_log.page", "door_log.csv", "api.events",
+    "anomalies.ack", "api.anomalies.list", "api.anomalies.ack",
+    "review.page", "review.item", "review.acknowledge", "review.resolve", "review.assign",
+    "review.escalate", "review.bulk_acknowledge", "api.review.list", "api.review.get",
+    "api.review.act",
+})
+# A client's auditor: its number-access records and its reports.
+CLIENT_ROUTES = OWN | frozenset({"numlog.page", "reports.page", "reports.download"})
+
+
+def may_call(who: Principal, route: str) -> bool:
+    """Whether the account's scope lets it call ``route`` at all (the role is checked apart)."""
+    if who.client_id is not None:
+        return route in CLIENT_ROUTES
+    if who.site is not None:
+        return route in SITE_ROUTES
+    return True
+
+
+def _site_nodes(site: str) -> Select[tuple[str]]:
+    return select(Node.name).where(Node.site == site)
+
+
+def node_filter(who: Principal, column: ColumnElement[str | None]) -> ColumnElement[bool] | None:
+    """A WHERE clause keeping rows whose ``column`` names a node of the account's site (None:
+    no restriction). A client's auditor sees no node's records."""
+    if who.client_id is not None:
+        return false()
+    if who.site is None:
+        return None
+    return column.in_(_site_nodes(who.site))
+
+
+def only_site(stmt: Select[T], who: Principal, column: ColumnElement[str | None]) -> Select[T]:
+    clause = node_filter(who, column)
+    return stmt if clause is None else stmt.where(clause)
+
+
+def require_node(db: DbSession, who: Principal, name: str) -> None:
+    """404 unless node ``name`` is in the account's scope (an unknown node is left to the
+    caller's own "no such node" answer)."""
+    if who.client_id is not None:
+        raise HTTPException(status_code=404, detail=f"no node {name!r}")
+    if who.site is None:
+        return
+    site = db.scalar(select(Node.site).where(Node.name == name))
+    if site is not None and site != who.site:
+        raise HTTPException(status_code=404, detail=f"no node {name!r}")
+
+
+def require_site_row(db: DbSession, who: Principal, id_column: ColumnElement[int],
+                     row_id: int, node_column: ColumnElement[str | None], what: str) -> None:
+    """404 unless row ``row_id`` was raised by a node of the account's site (a row of no node
+    is headquarters')."""
+    clause = node_filter(who, node_column)
+    if clause is not None and db.scalar(
+            select(id_column).where(id_column == row_id, clause)) is None:
+        raise HTTPException(status_code=404, detail=f"no {what} {row_id}")
+
+
+def client_filter(who: Principal, column: ColumnElement[int | None]
+                  ) -> ColumnElement[bool] | None:
+    """A WHERE clause keeping rows of the account's client (None: no restriction); a site's
+    account reads no client's documents."""
+    if who.site is not None:
+        return false()
+    if who.client_id is None:
+        return None
+    return column == who.client_id
+
+
+def client_offices(who: Principal) -> Select[tuple[str]] | None:
+    """The 事業所名 of the account's client (None: every office)."""
+    if who.client_id is None:
+        return None
+    return select(ClientOffice.office).where(ClientOffice.client_id == who.client_id)
