@@ -37,6 +37,7 @@ TABLES: dict[str, Mapping[str, Pair]] = {
     "audit_target": states.AUDIT_TARGETS,
     "name_kind": states.NAME_KINDS,
     "audit_field": fields.AUDIT_FIELDS,
+    "card_type": kinds.CARD_TYPES,
     "date_style": fields.DATE_STYLES,
 }
 

@@ -27,6 +27,8 @@ AUDIT_FIELDS: dict[str, Pair] = {
     "site": ("サイト", "Site"),
     "label": ("ラベル", "Label"),
     "uid": ("カード UID", "Card UID"),
+    "credential": ("カードの種類", "Card type"),
+    "key_id": ("カード鍵", "Card key"),
     "person_id": ("人", "Person"),
     "enrolled_by": ("登録者", "Enrolled by"),
     "enrolled_at": ("登録日時", "Enrolled at"),

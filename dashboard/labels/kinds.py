@@ -71,6 +71,13 @@ CREDENTIALS: dict[str, Pair] = {
     "failed": ("認証失敗", "Failed"),
 }
 
+# a card's type as enrolled (dashboard.services.cards.CREDENTIALS): what proves it
+CARD_TYPES: dict[str, Pair] = {
+    "uid": ("UID のみ（弱い）", "UID only (weak)"),
+    "desfire": ("DESFire（検証済み）", "DESFire (verified)"),
+    "felica_lite_s": ("FeliCa Lite-S（検証済み）", "FeliCa Lite-S (verified)"),
+}
+
 PRINT_REASONS: dict[str, Pair] = {
     "unknown_card": ("未登録カード", "Unknown card"),
     "no_right": ("印刷権限なし", "No print right"),

@@ -14,7 +14,8 @@ from dashboard.names import Names
 
 PEOPLE_FIELDS = ("person_id", "custodian", "holder", "members", "responsible_person_id")
 VALUE_LABELS = {"state": "media_state", "role": "role", "key_status": "key_status",
-                "severity": "severity", "date_style": "date_style", "roles": "node_role"}
+                "severity": "severity", "date_style": "date_style", "roles": "node_role",
+                "credential": "card_type"}
 MAX_CHANGES = 8
 
 

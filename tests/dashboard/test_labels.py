@@ -152,6 +152,8 @@ CASES = {
     "role": _roles,
     "rule": lambda: {r for r in __import__("dashboard.correlation.rules",
                                              fromlist=["RULES"]).RULES},
+    "card_type": lambda: set(__import__("dashboard.services.cards",
+                                        fromlist=["CREDENTIALS"]).CREDENTIALS),
 }
 
 
