@@ -18,6 +18,7 @@ if [[ "${SECROOM_DEPS:-test}" == "test" ]]; then
   want+=(pamtester libpam-wrapper systemd-journal-remote dbus python3-dbusmock auditd laurel)
   want+=(postgresql)                             # initdb and postgres: the tests run a private cluster
   want+=(prometheus python3-systemd)             # promtool checks the alert rules; sd_notify via python-systemd
+  want+=(ffmpeg motion)                          # cameras: a test-pattern camera and Motion as the NVR
 fi
 
 missing=()
