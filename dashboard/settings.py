@@ -43,6 +43,16 @@ def _mask_url(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
+class CameraStoreSettings(BaseModel):
+    """Camera stills (dashboard.camera): where their storage key is, how long they are kept."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key_file: Path | None = None  # 32 random bytes, created 0600 on first use (data_dir/camera.key)
+    retention_days: int = Field(default=90, ge=1, le=3650)
+    max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+
+
 class DashboardSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -74,6 +84,7 @@ class DashboardSettings(BaseModel):
     backup: DatabaseBackupSettings | None = None
     demo: bool = False
     home_assistant: HomeAssistantSettings = HomeAssistantSettings()
+    camera: CameraStoreSettings = CameraStoreSettings()
 
     @field_validator("timezone")
     @classmethod

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ValidationError
 
+from controller.camera.events import KIND_FAILED, CameraFailed
 from controller.envelope import Event
 from controller.events import KINDS, DoorForced, DoorHeldOpen, NodeReceiptRefused, PolicyRejected
 from dashboard.ingest.state import AnomalySink
@@ -27,10 +28,11 @@ PROJECTED = frozenset(
         "policy.applied",
         "policy.rejected",
         "node.receipt_refused",
+        KIND_FAILED,
     }
 )
 ALARM_KINDS = frozenset({"door.forced", "door.held_open", "policy.rejected",
-                         "node.receipt_refused"})
+                         "node.receipt_refused", KIND_FAILED})
 # the models' own validators, called directly: what model_validate runs, without its ~1 µs of
 # per-call overhead (this runs for every door.access the ingest stores)
 _VALIDATE = {kind: KINDS[kind].model.__pydantic_validator__.validate_python for kind in PROJECTED}
@@ -47,7 +49,7 @@ def validated(event: Event) -> BaseModel | None:
 
 def raise_alarm(event: Event, data: BaseModel | None, pending: AnomalySink) -> None:
     """The anomaly of an ALARM_KINDS event (``data`` None: its payload did not validate)."""
-    detail: dict[str, object] = {"at": event.ts}
+    detail: dict[str, object] = {"at": event.ts, "record": f"{event.node}:{event.seq}"}
     if data is None:
         detail["invalid_payload"] = True
     if event.kind == "node.receipt_refused":
@@ -72,6 +74,20 @@ def raise_alarm(event: Event, data: BaseModel | None, pending: AnomalySink) -> N
             severity="critical",
             subject=f"{event.node} rejected the policy",
             detail={"reason": reason},
+        )
+        return
+    if event.kind == KIND_FAILED:
+        camera = data.camera if isinstance(data, CameraFailed) else "?"
+        if isinstance(data, CameraFailed):
+            detail.update(record=data.record, camera=camera, reason=data.reason,
+                          target=data.target, door=data.door)
+        pending.add(
+            "camera_failed",
+            f"{event.node}:{camera}",
+            node=event.node,
+            severity="warning",
+            subject=f"camera {camera} gave no still",
+            detail=detail,
         )
         return
     door = data.door if isinstance(data, DoorForced | DoorHeldOpen) else "?"
