@@ -114,7 +114,11 @@ def build_runtime(settings: DashboardSettings, *,
 
         nightly.append(NightlyDatabaseBackup(config_path, settings.backup, settings.timezone,
                                              clock=now_utc))
-    runtime.parts = [checkpointer, watch, correlate, *nightly]
+    from dashboard.camera.store import RetentionLoop
+
+    stills = LoopPart("camera-retention", RetentionLoop(sm, settings.camera.retention_days,
+                                                        now_utc).run)
+    runtime.parts = [checkpointer, watch, correlate, stills, *nightly]
     if settings.mqtt is None:
         return runtime
     from dashboard.ingest.consumer import IngestConsumer
@@ -138,7 +142,8 @@ def build_runtime(settings: DashboardSettings, *,
     presence = PresencePublisher(sm, key, site=settings.site, room_doors=correlation.room_doors,
                                  publish=lambda topic, blob, retain: link.publish(
                                      topic, blob, retain=retain), bus=runtime.bus)
-    runtime.parts = [checkpointer, link, consumer, signer, presence, watch, correlate, *nightly]
+    runtime.parts = [checkpointer, link, consumer, signer, presence, watch, correlate, stills,
+                     *nightly]
     if settings.home_assistant.enabled:  # opt-in: doors, nodes, lockdown; no person
         from dashboard.hass import HassBridge
 

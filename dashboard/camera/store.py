@@ -195,3 +195,22 @@ def purge_expired(session: Session, *, now: datetime, retention_days: int,
                  target_id=f"{len(ids)} stills", before=None,
                  after={"purged": len(ids), "older_than": cutoff.isoformat()}, now=now)
     return len(ids)
+
+
+class RetentionLoop:
+    """The dashboard runtime's part that purges expired stills at start and every hour."""
+
+    def __init__(self, sessionmaker: Any, retention_days: int, clock: Any,
+                 interval_s: float = 3600.0) -> None:
+        self._sm = sessionmaker
+        self._days = retention_days
+        self._clock = clock
+        self._interval = interval_s
+
+    def run(self, stop: Any) -> None:
+        while True:
+            with self._sm() as db:
+                purge_expired(db, now=self._clock(), retention_days=self._days)
+                db.commit()
+            if stop.wait(self._interval):
+                return

@@ -62,6 +62,7 @@ def make_kit(
     printing: dict[str, Any] | None = None,
     site: str = SITE,
     trust: Path | None = None,
+    cameras: dict[str, Any] | None = None,
 ) -> GatewayKit:
     """A gateway's files under ``root``. With ``trust`` (a policy public key file, e.g. the
     dashboard's) the gateway takes its policy from the broker only; else from a file signed by
@@ -90,6 +91,8 @@ def make_kit(
     }
     if printing is not None:
         data["printing"] = printing
+    if cameras is not None:
+        data["cameras"] = cameras
     config_path = root / "gateway.toml"
     config_path.write_text(tomli_w.dumps(data))
     return GatewayKit(root, parse_config(data, base=root), admin, config_path)
