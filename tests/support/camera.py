@@ -93,12 +93,13 @@ def start_motion_camera(root: Path, timeout: float = 60.0) -> MotionCamera:
         f"stream_authentication {USER}:{PASSWORD}",
         f"webcontrol_port {control}", "webcontrol_localhost on", "webcontrol_auth_method 2",
         f"webcontrol_authentication {USER}:{PASSWORD}", "webcontrol_parms 2", ""]))
-    procs = [
-        subprocess.Popen(["sh", "-c", loop], stdout=subprocess.DEVNULL,
-                         stderr=open(root / "ffmpeg.log", "wb"), start_new_session=True),
-        subprocess.Popen([motion, "-n", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True),
-    ]
+    with open(root / "ffmpeg.log", "wb") as errors:  # the child keeps its own copy
+        procs = [
+            subprocess.Popen(["sh", "-c", loop], stdout=subprocess.DEVNULL, stderr=errors,
+                             start_new_session=True),
+            subprocess.Popen([motion, "-n", "-c", str(conf)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True),
+        ]
     cam = MotionCamera(root, cam_port, control, stream, procs)
     try:
         wait_until(lambda: _ready(cam), timeout, "Motion to serve a still", step=0.2)
