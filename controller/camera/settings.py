@@ -36,6 +36,8 @@ class _Strict(BaseModel):
 
 
 class CameraConfig(_Strict):
+    """One camera or NVR."""
+
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     adapter: Literal["http", "motion", "frigate", "none"]
     url: str | None = None
@@ -63,6 +65,8 @@ class CameraConfig(_Strict):
 
 
 class WatchConfig(_Strict):
+    """What a camera films: a door (or rack) or printer, and which of its events."""
+
     target: str = Field(pattern=r"^(door|printer):[^\s]{1,64}$")
     camera: str
     events: list[Trigger] = Field(default_factory=lambda: list(ALL_TRIGGERS), min_length=1)
@@ -71,6 +75,9 @@ class WatchConfig(_Strict):
 
 
 class CameraSettings(_Strict):
+    """Cameras: a still of each watched event, sealed in a signed camera.still event and
+    uploaded to the dashboard by the node (never over MQTT)."""
+
     upload_url: str | None = None  # the dashboard's /api/camera/stills; None: stills stay spooled
     upload_ca_file: Path | None = None
     spool_dir: Path | None = None  # default data_dir/camera-spool
