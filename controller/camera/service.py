@@ -4,7 +4,9 @@ one worker thread takes the still, asks the NVR to keep the clip, journals ``cam
 
 The door's thread only matches the event and puts the job (``put_nowait``): it never waits for a
 camera, the network or the dashboard. A full queue drops the job (counted, and reported as
-``camera.failed`` with reason "queue_full" by the worker). Each camera call is bounded by
+``camera.failed`` with reason "queue_full" when the next job gets in). A still is uploaded at
+once and spooled (encrypted) only if the dashboard cannot take it; the spool is retried every
+``retry_s``. Each camera call is bounded by
 ``timeout_s``; a camera that hangs delays only the stills queued behind it.
 """
 
@@ -174,8 +176,10 @@ class CameraService:
         if event is None:
             return  # not journaled (counted by the node): an unsealed image is not kept
         self.counters["stills"] += 1
-        self.spool.put(event.id, still.image)
-        self._upload(event.id, still.image)
+        # uploaded at once; written to the spool (an fsync on the disk the door's journal
+        # shares, and SD card wear) only when the dashboard cannot take it now
+        if not self._upload(event.id, still.image):
+            self.spool.put(event.id, still.image)
 
     def _upload(self, still_id: str, image: bytes) -> bool:
         if self.uploader is None:
@@ -184,14 +188,16 @@ class CameraService:
             self.uploader.upload(still_id, image, self.settings.timeout_s * 3)
         except UploadError as exc:
             self.counters["upload_failed"] += 1
-            log.warning("still %s stays spooled: %s", still_id, exc)
+            log.warning("still %s is spooled for a later upload: %s", still_id, exc)
             return False
         self.counters["uploaded"] += 1
-        self.spool.remove(still_id)
         return True
 
     def retry_uploads(self) -> None:
         for still_id in self.spool.waiting():
             image = self.spool.get(still_id)
-            if image is not None and not self._upload(still_id, image):
+            if image is None:
+                continue
+            if not self._upload(still_id, image):
                 return  # the dashboard is down: try the rest next time
+            self.spool.remove(still_id)
