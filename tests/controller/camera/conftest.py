@@ -9,9 +9,9 @@ import pytest
 from tests.support.camera import MotionCamera, start_motion_camera
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def motion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotionCamera]:
-    """ffmpeg's test pattern recorded by a real Motion (one per test module: it takes seconds)."""
+    """ffmpeg's test pattern recorded by a real Motion (one per run: it takes seconds)."""
     cam = start_motion_camera(tmp_path_factory.mktemp("motion"))
     try:
         yield cam
