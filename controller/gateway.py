@@ -109,7 +109,8 @@ class Gateway:
                 title_key=derive_secret(load_private(config.key_file), "print-title"),
             )
         # stills of watched events: queued by _emit_quiet, taken on the camera's own thread
-        self.cameras = build_cameras(config, load_private(config.key_file), self._emit_event)
+        self.cameras = (build_cameras(config, load_private(config.key_file), self._emit_event)
+                        if config.cameras is not None else None)
         self.readers_connected: dict[str, bool] = {}
         self.counters: dict[str, int] = {"taps": 0, "granted": 0, "denied": 0, "read_failures": 0,
                                          "journal_failures": 0, "unbound_taps": 0,

@@ -24,14 +24,18 @@ import contextlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
 from controller.camera.settings import CameraConfig
 from controller.camera.types import MAX_STILL_BYTES, CameraError, Still, check_image
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,18 +167,26 @@ class FrigateNvr(_Http):
                          body={"user": self._user, "password": self._password})
             self._logged_in = True
 
-    def snapshot(self, timeout_s: float) -> Still:
+    def _logged(self, call: Callable[[], T], timeout_s: float) -> T:
+        """``call`` after a log-in; once more after a fresh one if the session expired."""
         self._login(timeout_s)
-        return self.snapshot_from(f"{self._base}/api/{self._camera}/latest.jpg", timeout_s)
+        try:
+            return call()
+        except CameraError as exc:
+            if exc.reason != "auth" or not self._user:
+                raise
+            self._logged_in = False
+            self._login(timeout_s)
+            return call()
+
+    def snapshot(self, timeout_s: float) -> Still:
+        url = f"{self._base}/api/{self._camera}/latest.jpg"
+        return self._logged(lambda: self.snapshot_from(url, timeout_s), timeout_s)
 
     def keep_clip(self, record_id: str, at: datetime, pre_s: int, post_s: int,
                   timeout_s: float) -> str | None:
-        self._login(timeout_s)
-        resp = self.request(
-            "POST", f"{self._base}/api/events/{self._camera}/{self.LABEL}/create", timeout_s,
-            max_bytes=65536,
-            body={"sub_label": record_id, "score": 0, "duration": pre_s + post_s,
-                  "include_recording": True, "draw": {}})
+        resp = self._logged(lambda: self._create(record_id, pre_s + post_s, timeout_s),
+                            timeout_s)
         try:
             answer = json.loads(resp.body)
             ok = isinstance(answer, dict) and answer.get("success") is True
@@ -185,6 +197,13 @@ class FrigateNvr(_Http):
         start = int(at.timestamp()) - pre_s
         end = start + pre_s + post_s
         return f"{self._base}/api/{self._camera}/start/{start}/end/{end}/clip.mp4"
+
+    def _create(self, record_id: str, duration: int, timeout_s: float) -> Reply:
+        return self.request(
+            "POST", f"{self._base}/api/events/{self._camera}/{self.LABEL}/create", timeout_s,
+            max_bytes=65536,
+            body={"sub_label": record_id, "score": 0, "duration": duration,
+                  "include_recording": True, "draw": {}})
 
 
 class NoCamera:

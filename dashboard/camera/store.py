@@ -55,9 +55,18 @@ class StillKey:
         except FileNotFoundError:
             path.parent.mkdir(parents=True, exist_ok=True)
             raw = secrets.token_bytes(32)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(raw)
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)  # the first writer wins; a racing one reads its key
+            except FileExistsError:
+                raw = path.read_bytes()
+            finally:
+                tmp.unlink()
         if len(raw) != 32:
             raise ValueError(f"camera key {path} must hold 32 bytes; restore it from the backup")
         self._aead = AESGCM(raw)

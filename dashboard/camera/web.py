@@ -16,7 +16,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from controller.camera.upload import HEADER_NODE, HEADER_SIG, HEADER_STILL
@@ -53,30 +55,38 @@ async def _body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def _store(request: Request, node: str, image: bytes) -> bool:
+    cfg = deps.settings(request)
+    with request.app.state.sessionmaker() as db:
+        try:
+            stored = store_upload(
+                db, still_key(request), node=node,
+                still_id=request.headers.get(HEADER_STILL, "")[:96],
+                signature=request.headers.get(HEADER_SIG, "")[:200], image=image,
+                now=deps.now(request), max_bytes=cfg.camera.max_bytes)
+            db.commit()
+        except UploadRefused as exc:
+            db.rollback()
+            if exc.reason == "bad_signature":
+                raise_anomaly(db, "camera_upload_refused", dedupe_key=node or "?",
+                              now=deps.now(request), node=node or None, severity="critical",
+                              subject=f"a still upload for {node} failed its signature",
+                              detail={"reason": exc.reason})
+                db.commit()
+            raise
+        except IntegrityError:  # the same still uploaded twice at once: the other one stored
+            db.rollback()
+            return False
+    return stored
+
+
 @router.post("/api/camera/stills", name="camera.upload", include_in_schema=False)
 async def upload_still(request: Request) -> Response:
     cfg = deps.settings(request)
     node = request.headers.get(HEADER_NODE, "")[:64]
     try:
         image = await _body(request, cfg.camera.max_bytes)
-        with request.app.state.sessionmaker() as db:
-            try:
-                stored = store_upload(
-                    db, still_key(request), node=node,
-                    still_id=request.headers.get(HEADER_STILL, "")[:96],
-                    signature=request.headers.get(HEADER_SIG, "")[:200], image=image,
-                    now=deps.now(request), max_bytes=cfg.camera.max_bytes)
-                db.commit()
-            except UploadRefused as exc:
-                db.rollback()
-                if exc.reason == "bad_signature":
-                    raise_anomaly(db, "camera_upload_refused", dedupe_key=node or "?",
-                                  now=deps.now(request), node=node or None,
-                                  severity="critical",
-                                  subject=f"a still upload for {node} failed its signature",
-                                  detail={"reason": exc.reason})
-                    db.commit()
-                raise
+        stored = await run_in_threadpool(_store, request, node, image)
     except UploadRefused as exc:
         UPLOAD_REFUSALS[exc.reason] += 1
         return JSONResponse({"detail": str(exc), "reason": exc.reason}, status_code=exc.status)

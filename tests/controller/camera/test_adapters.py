@@ -81,6 +81,8 @@ class _Frigate(BaseHTTPRequestHandler):
     """Frigate 0.17's documented endpoints the adapter uses, with its log-in cookie."""
 
     created: list[tuple[str, dict[str, Any]]] = []
+    token = "t0k"  # noqa: S105 - the session Frigate accepts now (changed: it expired)
+    logins = 0
     jpeg = b"\xff\xd8\xff\xe0" + b"frigate-still" * 50
 
     def log_message(self, *args: Any) -> None:
@@ -96,14 +98,15 @@ class _Frigate(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _authed(self) -> bool:
-        return "frigate_token=t0k" in self.headers.get("Cookie", "")
+        return f"frigate_token={self.token}" in self.headers.get("Cookie", "")
 
     def do_POST(self) -> None:  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
         if self.path == "/api/login":
             ok = body == {"user": "secroom", "password": "fpass"}
+            type(self).logins += ok
             self._send(200 if ok else 401, b"{}", "application/json",
-                       "frigate_token=t0k; Path=/" if ok else "")
+                       f"frigate_token={self.token}; Path=/" if ok else "")
         elif self.path == "/api/events/front/secroom/create" and self._authed():
             type(self).created.append((self.path, body))
             self._send(200, json.dumps({"success": True, "message": "Successfully created event.",
@@ -121,7 +124,7 @@ class _Frigate(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def frigate() -> Iterator[str]:
-    _Frigate.created = []
+    _Frigate.created, _Frigate.token, _Frigate.logins = [], "t0k", 0
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Frigate)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -138,9 +141,11 @@ def test_frigate_event_with_the_record_as_sub_label(frigate: str, tmp_path: Path
     at = datetime(2026, 12, 7, 2, 13, tzinfo=UTC)
     try:
         assert nvr.snapshot(5).image == _Frigate.jpeg
+        _Frigate.token = "t1k"  # noqa: S105 - expired: the adapter logs in again, once
         link = nvr.keep_clip("gw1:42", at, 10, 20, 5)
     finally:
         nvr.close()
+    assert _Frigate.logins == 2
     (path, body), = _Frigate.created
     assert body["sub_label"] == "gw1:42" and body["duration"] == 30
     assert body["include_recording"] is True
