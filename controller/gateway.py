@@ -94,6 +94,7 @@ class Gateway:
         self._pin_factory = pin_factory
         self._state = AccessState()
         self._lock = threading.Lock()
+        self._deferred = threading.local()  # .stills: camera triggers of the tap in progress
         self._stop = threading.Event()
         self._health_thread: threading.Thread | None = None
         self.printing: PrintRelease | None = None
@@ -215,6 +216,18 @@ class Gateway:
 
     # -- doors --------------------------------------------------------------------------------
     def _door_tap(self, binding: ReaderBinding, tap: CardTap) -> Decision:
+        # the stills this tap asks for are queued once the relay has moved: the camera's
+        # thread must not wake (and take the GIL) between the journal commit and the relay
+        self._deferred.stills = []
+        try:
+            return self._decide_door(binding, tap)
+        finally:
+            stills, self._deferred.stills = self._deferred.stills, None
+            if self.cameras is not None:
+                for args in stills:
+                    self.cameras.on_event(*args)
+
+    def _decide_door(self, binding: ReaderBinding, tap: CardTap) -> Decision:
         assert binding.door is not None
         direction = Direction.OUT if binding.role is ReaderRole.DOOR_OUT else Direction.IN
         request = AccessRequest(
@@ -314,7 +327,11 @@ class Gateway:
         if event is None:
             return False
         if self.cameras is not None:
-            self.cameras.on_event(kind, data, event.id, self.clock())
+            stills = getattr(self._deferred, "stills", None)
+            if stills is not None:  # a tap being decided on this thread: after its relay
+                stills.append((kind, data, event.id, self.clock()))
+            else:
+                self.cameras.on_event(kind, data, event.id, self.clock())
         return True
 
     def _emit_event(self, kind: str, data: BaseModel) -> Event | None:

@@ -218,6 +218,8 @@ def main() -> None:
                 camera_on = b % 2 == 1
                 meter, gw = run_block(cam_kit if camera_on else kit, host, taps // 2)
                 (with_cam if camera_on else plain).append(meter)
+                print(f"block {b + 1}/{blocks} ({'with' if camera_on else 'without'} cameras): "
+                      f"{len(meter.uid_to_relay)} taps", file=sys.stderr, flush=True)
                 if camera_on:
                     assert gw.cameras is not None
                     stills += gw.cameras.counters["stills"]
