@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from controller.camera.service import CameraService, EmitEvent
     from controller.config import GatewayConfig
     from controller.printing.settings import PrintSettings
     from controller.printing.types import CupsLike
@@ -68,6 +71,23 @@ def build_cups(settings: PrintSettings) -> CupsLike:
     from controller.printing.cups_adapter import CupsAdapter
 
     return CupsAdapter.from_settings(settings)
+
+
+def build_cameras(config: GatewayConfig, key: Ed25519PrivateKey,
+                  emit: EmitEvent) -> CameraService | None:
+    """The camera step from ``[cameras]`` (None without it): its adapters, spool and uploader."""
+    if config.cameras is None:
+        return None
+    from controller.camera.http import build_camera
+    from controller.camera.service import CameraService
+    from controller.camera.upload import Spool, Uploader
+
+    settings = config.cameras
+    cameras = {c.id: build_camera(c) for c in settings.camera}
+    spool = Spool(settings.spool_dir or config.node.data_dir / "camera-spool", key)
+    uploader = (Uploader(settings.upload_url, key, config.node.name, settings.upload_ca_file)
+                if settings.upload_url else None)
+    return CameraService(settings, cameras, emit=emit, spool=spool, uploader=uploader)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from backup.config import BackupConfig
+from controller.camera.settings import CameraSettings
 from controller.clock import ClockMode
 from controller.door import DoorConfig
 from controller.host.config import HostAgentConfig
@@ -135,6 +136,7 @@ class GatewayConfig(_Strict):
     usb: UsbAgentConfig | None = None
     host: HostAgentConfig | None = None
     metrics: MetricsSection = MetricsSection()
+    cameras: CameraSettings | None = None
 
     @model_validator(mode="after")
     def _bindings_refer_to_known_things(self) -> GatewayConfig:
@@ -157,6 +159,10 @@ class GatewayConfig(_Strict):
                     )
             elif not b.door or b.door not in door_ids:
                 raise ValueError(f"reader {b.name!r} refers to door {b.door!r}, not in [[doors]]")
+        for w in self.cameras.watch if self.cameras else ():
+            what, _, name = w.target.partition(":")
+            if name not in (door_ids if what == "door" else printers):
+                raise ValueError(f"[[cameras.watch]] target {w.target!r}: no such {what}")
         return self
 
     @property

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, NamedTuple, Protocol, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from backup import events as backup
+from controller.camera import events as camera
 from controller.envelope import ClockState
 from controller.host import events as host
 from controller.printing import events as printing
@@ -362,6 +363,8 @@ KINDS: dict[str, KindSpec] = {
     "backup.failed": _k(backup.BackupFailed, _BACKUP, "バックアップ失敗", "Backup failed"),
     "backup.verified": _k(backup.BackupVerified, _BACKUP, "バックアップ検証", "Backup verified"),
     "backup.pruned": _k(backup.BackupPruned, _BACKUP, "バックアップ世代整理", "Backups pruned"),
+    camera.KIND_STILL: _k(camera.CameraStill, _READERS, "カメラ静止画", "Camera still"),
+    camera.KIND_FAILED: _k(camera.CameraFailed, _READERS, "カメラ撮影失敗", "Camera failed"),
     # every role: its runtime, its clock, the signed policy it follows
     "node.started": _k(NodeStarted, NODE_ROLES, "ノード起動", "Node started"),
     "node.stopped": _k(NodeStopped, NODE_ROLES, "ノード停止", "Node stopped"),

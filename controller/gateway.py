@@ -39,11 +39,11 @@ from controller.access import (
     may_print,
     person_for_card,
 )
-from controller.adapters import build_cups
+from controller.adapters import build_cameras, build_cups
 from controller.clock import ClockStateSource
 from controller.config import GatewayConfig, ReaderBinding
 from controller.door import Door, DoorError
-from controller.envelope import now_utc, policy_topic
+from controller.envelope import Event, now_utc, policy_topic
 from controller.events import (
     ReaderConnected,
     ReaderDisconnected,
@@ -107,6 +107,7 @@ class Gateway:
         self._pin_factory = pin_factory
         self._state = AccessState()
         self._lock = threading.Lock()
+        self._deferred = threading.local()  # .stills: camera triggers of the tap in progress
         self._stop = threading.Event()
         self._health_thread: threading.Thread | None = None
         self.printing: PrintRelease | None = None
@@ -121,6 +122,9 @@ class Gateway:
                 is_present=self._is_present,
                 title_key=derive_secret(load_private(config.key_file), "print-title"),
             )
+        # stills of watched events: queued by _emit_quiet, taken on the camera's own thread
+        self.cameras = (build_cameras(config, load_private(config.key_file), self._emit_event)
+                        if config.cameras is not None else None)
         self.readers_connected: dict[str, bool] = {}
         self.reader_alarms: dict[tuple[str, str], bool] = {}  # (reader, alarm kind) -> active
         self.counters: dict[str, int] = {"taps": 0, "granted": 0, "denied": 0, "read_failures": 0,
@@ -147,6 +151,8 @@ class Gateway:
                 self.printing.ensure_holding()
             except PrintError:
                 log.exception("CUPS unreachable at start; hold queues are re-checked every tick")
+        if self.cameras is not None:
+            self.cameras.start()
         self.publish_health()
         self._health_thread = threading.Thread(target=self._health_loop, name="health", daemon=True)
         self._health_thread.start()
@@ -159,6 +165,8 @@ class Gateway:
             self._health_thread.join(5)
         if self._print_worker is not None:
             self._print_worker.shutdown(wait=True)
+        if self.cameras is not None:
+            self.cameras.stop()
         for door in self.doors.values():
             door.close()
         self.runtime.stop()
@@ -247,6 +255,18 @@ class Gateway:
 
     # -- doors --------------------------------------------------------------------------------
     def _door_tap(self, binding: ReaderBinding, tap: CardTap) -> Decision:
+        # the stills this tap asks for are queued once the relay has moved: the camera's
+        # thread must not wake (and take the GIL) between the journal commit and the relay
+        self._deferred.stills = []
+        try:
+            return self._decide_door(binding, tap)
+        finally:
+            stills, self._deferred.stills = self._deferred.stills, None
+            if self.cameras is not None:
+                for args in stills:
+                    self.cameras.on_event(*args)
+
+    def _decide_door(self, binding: ReaderBinding, tap: CardTap) -> Decision:
         assert binding.door is not None
         direction = Direction.OUT if binding.role is ReaderRole.DOOR_OUT else Direction.IN
         cred = tap.credential
@@ -349,6 +369,7 @@ class Gateway:
                      for k in ("connects", "disconnects", "oversized")},
             # individual numbers the journal replaced in events (controller.numguard)
             "numbers_removed": self.runtime.journal.numbers_removed,
+            **({"cameras": self.cameras.health()} if self.cameras is not None else {}),
         }
 
     def publish_health(self) -> None:
@@ -366,11 +387,23 @@ class Gateway:
                     log.warning("CUPS unreachable; expiry retried on the next tick")
 
     def _emit_quiet(self, kind: str, data: BaseModel) -> bool:
-        """Journal an event; False (counted and logged) when the journal cannot take it."""
+        """Journal an event; False (counted and logged) when the journal cannot take it. A
+        watched event queues its still (never waits for it)."""
+        event = self._emit_event(kind, data)
+        if event is None:
+            return False
+        if self.cameras is not None:
+            stills = getattr(self._deferred, "stills", None)
+            if stills is not None:  # a tap being decided on this thread: after its relay
+                stills.append((kind, data, event.id, self.clock()))
+            else:
+                self.cameras.on_event(kind, data, event.id, self.clock())
+        return True
+
+    def _emit_event(self, kind: str, data: BaseModel) -> Event | None:
         try:
-            self.runtime.emit(kind, data)
+            return self.runtime.emit(kind, data)
         except JournalError:
             self.counters["journal_failures"] += 1
             log.exception("journal write failed for %s", kind)
-            return False
-        return True
+            return None

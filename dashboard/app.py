@@ -85,6 +85,7 @@ def create_app(
 
 def routers() -> list[APIRouter]:
     from dashboard.backups import web as backups
+    from dashboard.camera import web as camera
     from dashboard.correlation import web as correlation
     from dashboard.hosts import web as hosts
     from dashboard.media import web as media
@@ -122,6 +123,7 @@ def routers() -> list[APIRouter]:
         anomalies.router, audit.router, users.router, account.router, live.router,
         printing.router, backups.router, media.router, numlog.router, correlation.router,
         reports.router, review.router, names.router, hosts.router, metrics.router,
+        camera.router,
     ]
 
 

@@ -122,7 +122,11 @@ def build_runtime(settings: DashboardSettings, *,
 
             nightly.append(NightlyDatabaseBackup(config_path, settings.backup,
                                                  settings.timezone, clock=now_utc))
-        return [watch, LoopPart("correlation", listener.run), *nightly]
+        from dashboard.camera.store import RetentionLoop
+
+        stills = LoopPart("camera-retention", RetentionLoop(sm, settings.camera.retention_days,
+                                                            now_utc).run)
+        return [watch, LoopPart("correlation", listener.run), stills, *nightly]
 
     # SQLite only: ingest's page writes off its thread
     checkpointer = LoopPart("wal-checkpoint", WalCheckpointer(engine).run)

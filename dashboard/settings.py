@@ -62,6 +62,16 @@ class ReplicaSettings(BaseModel):
         return self
 
 
+class CameraStoreSettings(BaseModel):
+    """Camera stills (dashboard.camera): where their storage key is, how long they are kept."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key_file: Path | None = None  # 32 random bytes, created 0600 on first use (data_dir/camera.key)
+    retention_days: int = Field(default=90, ge=1, le=3650)
+    max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+
+
 class DashboardSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -104,6 +114,7 @@ class DashboardSettings(BaseModel):
     home_assistant: HomeAssistantSettings = HomeAssistantSettings()
     # set on each of N replicas sharing one PostgreSQL; none: the single box, as before
     replica: ReplicaSettings | None = None
+    camera: CameraStoreSettings = CameraStoreSettings()
 
     @field_validator("timezone")
     @classmethod

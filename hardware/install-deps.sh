@@ -19,6 +19,7 @@ if [[ "${SECROOM_DEPS:-test}" == "test" ]]; then
   want+=(postgresql)                             # initdb and postgres: the tests run a private cluster
   want+=(prometheus python3-systemd)             # promtool checks the alert rules; sd_notify via python-systemd
   want+=(haproxy)                                # the central install's load balancer config, run by a test
+  want+=(ffmpeg motion)                          # cameras: a test-pattern camera and Motion as the NVR
 fi
 
 missing=()

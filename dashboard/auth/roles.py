@@ -22,9 +22,10 @@ READERS: frozenset[Role] = frozenset({Role.admin, Role.security_admin, Role.audi
 EDITORS: frozenset[Role] = frozenset({Role.admin, Role.security_admin})
 ADMINS: frozenset[Role] = frozenset({Role.admin})
 
-# Routes anyone may call without a session or token.
+# Routes anyone may call without a session or token. "camera.upload" is a node's: it carries
+# no session but the node's Ed25519 signature, checked by its handler (dashboard.camera.web).
 PUBLIC_ROUTES: frozenset[str] = frozenset(
-    {"health", "login.form", "login.submit", "language.set", "static"}
+    {"health", "login.form", "login.submit", "language.set", "static", "camera.upload"}
 )
 
 # All a session opened with a temporary password (an admin's reset) may do until the user has
@@ -32,6 +33,10 @@ PUBLIC_ROUTES: frozenset[str] = frozenset(
 WHILE_MUST_CHANGE: frozenset[str] = frozenset(
     {"account.password", "account.password_change", "logout"}
 )
+
+# Camera stills are personal data (people's faces): only those who review incidents see them,
+# security admins and auditors; admins (accounts, nodes) and backup operators do not.
+STILL_VIEWERS: frozenset[Role] = frozenset({Role.security_admin, Role.auditor})
 
 # Every authenticated route. Auditors read everything and change nothing.
 ROLE_MATRIX: dict[str, frozenset[Role]] = {
@@ -213,6 +218,7 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "reports.register_pdf": READERS,
     "reports.reviews": READERS,
     "reports.classify": EDITORS,
+    "camera.image": STILL_VIEWERS,
 }
 
 # Token scopes: "read" allows safe methods, "write" allows changes (role still applies).

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ValidationError
 
+from controller.camera.events import KIND_FAILED, CameraFailed
 from controller.envelope import Event
 from controller.events import (
     KINDS,
@@ -40,11 +41,12 @@ PROJECTED = frozenset(
         "reader.tamper",
         "reader.power",
         "reader.secure_refused",
+        KIND_FAILED,
     }
 )
 ALARM_KINDS = frozenset({"door.forced", "door.held_open", "policy.rejected",
                          "node.receipt_refused", "reader.tamper", "reader.power",
-                         "reader.secure_refused"})
+                         "reader.secure_refused", KIND_FAILED})
 READER_ALARMS = {"reader.tamper": "reader_tamper", "reader.power": "reader_power",
                  "reader.secure_refused": "reader_refused"}
 _READER_SUBJECTS = {"reader_tamper": "reported tamper", "reader_power": "lost its power",
@@ -80,7 +82,7 @@ def raise_credential_failed(event: Event, data: AccessEvent, pending: AnomalySin
 
 def raise_alarm(event: Event, data: BaseModel | None, pending: AnomalySink) -> None:
     """The anomaly of an ALARM_KINDS event (``data`` None: its payload did not validate)."""
-    detail: dict[str, object] = {"at": event.ts}
+    detail: dict[str, object] = {"at": event.ts, "record": f"{event.node}:{event.seq}"}
     if data is None:
         detail["invalid_payload"] = True
     if event.kind == "node.receipt_refused":
@@ -122,6 +124,20 @@ def raise_alarm(event: Event, data: BaseModel | None, pending: AnomalySink) -> N
             severity="critical",
             subject=f"{event.node} rejected the policy",
             detail={"reason": reason},
+        )
+        return
+    if event.kind == KIND_FAILED:
+        camera = data.camera if isinstance(data, CameraFailed) else "?"
+        if isinstance(data, CameraFailed):
+            detail.update(record=data.record, camera=camera, reason=data.reason,
+                          target=data.target, door=data.door)
+        pending.add(
+            "camera_failed",
+            f"{event.node}:{camera}",
+            node=event.node,
+            severity="warning",
+            subject=f"camera {camera} gave no still",
+            detail=detail,
         )
         return
     door = data.door if isinstance(data, DoorForced | DoorHeldOpen) else "?"

@@ -41,6 +41,8 @@ KINDS: dict[str, Pair] = {
     "node.started": ("ノード起動", "Node started"),
     "node.stopped": ("ノード停止", "Node stopped"),
     "node.clock": ("時刻同期状態", "Clock synchronisation"),
+    "camera.still": ("カメラ静止画", "Camera still"),
+    "camera.failed": ("カメラ撮影失敗", "Camera failed"),
     "node.receipt_refused": ("受領通知の拒否", "Receipt refused"),
     "policy.applied": ("ポリシー適用", "Policy applied"),
     "policy.rejected": ("ポリシー拒否", "Policy rejected"),

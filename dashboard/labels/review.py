@@ -193,6 +193,8 @@ ITEM_KINDS: dict[str, Pair] = {
     "database_backup_failed": ("データベースのバックアップ失敗", "Database backup failed"),
     "dashboard_recovered": ("バックアップからの復旧", "Rebuilt from backup"),
     "numlog.number_found": ("取込ファイル内の個人番号", "Individual number in an import"),
+    "camera_failed": ("カメラ撮影失敗", "Camera gave no still"),
+    "camera_upload_refused": ("静止画アップロードの署名不正", "Still upload with a bad signature"),
 }
 
 CORR_PREFIX = "corr."

@@ -98,6 +98,8 @@ ACCESS_CATEGORIES: dict[str, Pair] = {
 
 # What the audit log records (dashboard.audit.append_audit's ``action``).
 AUDIT_ACTIONS: dict[str, Pair] = {
+    "camera.still_view": ("カメラ静止画の閲覧", "Camera still viewed"),
+    "camera.purge": ("カメラ静止画の保存期間経過による削除", "Camera stills removed (retention)"),
     "person.create": ("人の登録", "Person added"),
     "person.update": ("人の変更", "Person changed"),
     "person.delete": ("人の削除", "Person deleted"),

@@ -4,6 +4,7 @@ from dashboard.models import (
     anomalies,
     audit,
     auth,
+    camera,
     cardkeys,  # noqa: F401 - registers its table
     correlation,
     events,
@@ -54,6 +55,7 @@ __all__ = [
     "anomalies",
     "audit",
     "auth",
+    "camera",
     "correlation",
     "events",
     "group_doors",

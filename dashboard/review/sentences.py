@@ -127,6 +127,10 @@ TEMPLATES: dict[str, tuple[str, str]] = {
         "取込、確認作業は含まれていません。確認して再入力してください",
         "The dashboard was rebuilt from its backup of {backed_up}: changes made after it "
         "(rights, log imports, reviews) are not in it; check and enter them again"),
+    "camera_failed": ("カメラ {camera} が {time} の{place}の記録の静止画を撮れませんでした",
+                      "Camera {camera} took no still of the record at {place} at {time}"),
+    "camera_upload_refused": ("ノード {node} を名乗る静止画のアップロードの署名が一致しません",
+                              "A still upload claiming to be from {node} failed its signature"),
     "numlog.number_found": (
         "取込ファイルの {line} 行目に個人番号があったため、その行を取り込みませんでした",
         "Line {line} of an imported file held an individual number and was not imported"),
@@ -234,6 +238,7 @@ def fields_of(a: Anomaly, ev: Evidence, t: Translator, n: Names) -> dict[str, An
         "fields": "、".join(_pick(FIELDS.get(x, (x, x)), lang)
                            for x in (evidence.get("fields") or detail.get("fields") or [])),
         "count": a.count,
+        "camera": n.reader(str(detail["camera"])) if detail.get("camera") else none,
         "backed_up": t.time(_when(detail.get("backed_up_at"))) if detail.get("backed_up_at")
         else none,
     }

@@ -17,6 +17,8 @@ from starlette.responses import Response
 
 from dashboard.auth import scope
 from dashboard.auth.service import Principal
+from dashboard.camera.store import stills_for
+from dashboard.camera.web import still_key
 from dashboard.labels import rule_explanation
 from dashboard.labels.review import ITEM_KINDS, RULES, rule_of
 from dashboard.models.anomalies import Anomaly
@@ -115,7 +117,11 @@ def item_context(request: Request, db: DbSession, a: Anomaly) -> dict[str, Any]:
     ev = Evidence.load(db, [a])
     finding = ev.findings.get(a.id)
     rule = rule_of(a.kind)
+    record = (a.detail or {}).get("record")  # the event behind a node's alarm (node:seq)
+    stills = stills_for(db, still_key(request), [(record, a.at or a.first_seen_at)]
+                        ) if isinstance(record, str) else {}
     return {
+        "stills": [s for found in stills.values() for s in found],
         "a": a, "finding": finding, "sentence": sentence(a, ev, t, n),
         "facts": fields_of(a, ev, t, n), "strip": item_strip(db, a, finding),
         "explanation": rule_explanation(rule, t.lang) if rule else "",

@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
 from dashboard import projections
+from dashboard.camera.store import stills_for
+from dashboard.camera.web import still_key
 from dashboard.models import DoorAccess, Person
 from dashboard.names import find_people, find_places
 from dashboard.web import deps
@@ -114,8 +116,9 @@ def door_log_page(
     page = _page(request, db, f)
     zone = deps.settings(request).zone
     flt = _access_filter(request, f, db)
+    stills = stills_for(db, still_key(request), [(f"{e.node}:{e.seq}", e.ts) for e in page.items])
     return deps.render(request, "door_log.html", {
-        "page": page, "f": f, "start_value": local_input(flt.since, zone),
+        "page": page, "f": f, "still_map": stills, "start_value": local_input(flt.since, zone),
         "total": projections.door_log_count(db, flt), "shown_before": f.before_id,
         "end_value": local_input(flt.until, zone),
         "base_query": urlencode([(k, v) for k, v in request.query_params.multi_items()

@@ -3,7 +3,11 @@
 uid_to_relay: from the moment the reader adapter parsed the UID to the relay energised, which
 includes the access decision and the durable (fsync'd) journal commit of door.access.
 present_to_relay: from the moment the reader adapter saw the card to the relay energised
-(includes pcscd's presence detection and the GET DATA round trip). Anchor, measured in the same
+(includes pcscd's presence detection and the GET DATA round trip).
+relay_p99_with_camera_ms: uid_to_relay p99 of a gateway that takes a still of every granted tap
+(an HTTP camera on loopback serving a 30 KB JPEG, the still's camera.still journaled, spooled
+encrypted and uploaded to a loopback receiver), in blocks alternating with the same gateway
+without cameras, in the same run. Anchor, measured in the same
 run: a bare SQLite WAL commit with synchronous=FULL of one row the size of an event, the floor
 under any durable journal.
 
@@ -27,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,6 +80,38 @@ def sqlite_commit_anchor(workdir: Path, n: int) -> list[float]:
     return out
 
 
+class _Camera(BaseHTTPRequestHandler):
+    """A loopback camera (GET: a JPEG) and still receiver (POST: 201)."""
+
+    jpeg = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 120  # ~30 KB, a 640x360 still's size
+    stills = 0
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes, ctype: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._send(200, self.jpeg, "image/jpeg")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        type(self).stills += 1
+        self._send(201, b'{"stored": true}', "application/json")
+
+
+def camera_server() -> tuple[ThreadingHTTPServer, str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Camera)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
 def hashed_slice(kit: GatewayKit, *, version: int = 1,
                  site_key: SiteKey | None = None) -> bytes:
     """gw1's slice (cards as HMACs under its card key), signed; written as the kit's policy
@@ -111,10 +148,7 @@ class Meter:
         original_grant = door.grant
         original_on_tap = gateway.on_tap
 
-        self.grants = 0
-
         def grant(**kw: object) -> None:
-            self.grants += 1
             original_grant(**kw)  # type: ignore[arg-type]
             t = time.monotonic()
             tap = self._tap
@@ -127,12 +161,22 @@ class Meter:
             original_on_tap(tap)
             self.done.set()
 
+        original_on_failure = gateway.on_failure
+        self.failures: list[str] = []
+
+        def on_failure(failure: object) -> None:
+            original_on_failure(failure)  # type: ignore[arg-type]
+            self.failures.append(f"{getattr(failure, 'reason', '?')} "
+                                 f"{getattr(failure, 'detail', '')}")
+            self.done.set()
+
         door.grant = grant  # type: ignore[method-assign]
         gateway.on_tap = on_tap  # type: ignore[method-assign]
+        gateway.on_failure = on_failure  # type: ignore[method-assign]
 
     def run(self, cards: list[VirtualCard], taps: int) -> tuple[list[float], list[float]]:
-        """``taps`` presentations, cycling ``cards``; every one must be granted."""
-        self.uid_to_relay, self.present_to_relay, self.grants = [], [], 0
+        """``taps`` presentations, cycling ``cards``; every one must be decided."""
+        self.uid_to_relay, self.present_to_relay = [], []
         for i in range(taps):
             self.done.clear()
             card = cards[i % len(cards)]
@@ -142,9 +186,41 @@ class Meter:
                     raise SystemExit(f"tap {i} was not handled within 10 s")
             finally:
                 card.remove()
-        if self.grants != taps:
-            raise SystemExit(f"only {self.grants} of {taps} taps were granted")
         return self.uid_to_relay, self.present_to_relay
+
+
+
+def started(kit: GatewayKit, verifier: CardVerifier | None = None) -> Gateway:
+    gateway = Gateway(kit.config, reader=PcscReaders(verifier=verifier),
+                      pin_factory=MockFactory())
+    gateway.start()
+    deadline = time.monotonic() + 30  # a restarted gateway finds its reader again first
+    while not any(gateway.readers_connected.values()):
+        if time.monotonic() > deadline:
+            raise SystemExit("the gateway found no reader within 30 s")
+        time.sleep(0.05)
+    return gateway
+
+
+def run_block(kit: GatewayKit, host: PcscdHost, taps: int) -> tuple[Meter, Gateway]:
+    gateway = started(kit)
+    meter = Meter(gateway)
+    cards = [VirtualCard(port=host.port, uid=bytes.fromhex(u)) for u in (ALICE_UID, BOB_UID)]
+    try:
+        for i in range(taps):
+            meter.done.clear()
+            card = cards[i % 2]
+            card.insert(timeout=10)  # held until the gateway has acted, as a hand would
+            try:
+                if not meter.done.wait(10):
+                    raise SystemExit(f"tap {i} was not handled within 10 s ({gateway.counters})")
+            finally:
+                card.remove()
+        if gateway.cameras is not None and not gateway.cameras.wait_idle(120):
+            raise SystemExit("the camera step did not finish its stills within 120 s")
+    finally:
+        gateway.stop()
+    return meter, gateway
 
 
 def main() -> None:
@@ -156,6 +232,8 @@ def main() -> None:
     args = ap.parse_args()
     taps = 50 if args.quick else args.taps
     vtaps = 50 if args.quick else args.verified_taps
+    blocks = 4  # without, with, without, with cameras: the same minutes for both
+    stills = 0
 
     with tempfile.TemporaryDirectory(prefix="secroom-bench-tap-") as tmp:
         work = Path(tmp)
@@ -164,35 +242,61 @@ def main() -> None:
         host = PcscdHost(work / "pcscd", port=free_port_pair())
         host.start()
         host.use_in_this_process()
+        server, url = camera_server()
         kit = make_kit(work / "gw", mqtt_port=broker.port, unlock_s=0.05)
+        cam_kit = make_kit(work / "gw-cam", mqtt_port=broker.port, unlock_s=0.05, cameras={
+            "upload_url": url + "/api/camera/stills", "queue": 1000,
+            "camera": [{"id": "door-cam", "adapter": "http", "url": url + "/snapshot.jpg",
+                        "auth": "none"}],
+            "watch": [{"target": f"door:{DOOR}", "camera": "door-cam",
+                       "events": ["door.access.granted"]}]})
         hashed_slice(kit)  # decide as a deployed gateway does: its slice, cards HMAC'd
-        verifier = CardVerifier()
-        gateway = Gateway(kit.config, reader=PcscReaders(verifier=verifier),
-                          pin_factory=MockFactory())
-        gateway.start()
-        meter = Meter(gateway)
-        cards = [VirtualCard(port=host.port, uid=bytes.fromhex(u)) for u in (ALICE_UID, BOB_UID)]
-        site_key = SiteKey("bench", bytes(range(32)))
-        desfire = DesfireCard.enrolled(bytes.fromhex(ALICE_UID), site_key)
-        felica = FelicaLiteSCard.enrolled(bytes.fromhex(BOB_UID), site_key)
+        hashed_slice(cam_kit)
+        plain: list[Meter] = []
+        with_cam: list[Meter] = []
         try:
-            u, p = meter.run(cards, taps)
-            if not gateway.offer_policy(hashed_slice(kit, version=2, site_key=site_key)):
-                raise SystemExit("the verified slice was not applied")
-            assert verifier.key_ids == ["bench"]
-            _, pd = meter.run([VirtualCard(port=host.port, uid=desfire.uid, atr=desfire.atr,
-                                           applet=desfire)], vtaps)
-            _, pf = meter.run([VirtualCard(port=host.port, uid=felica.uid, atr=felica.atr,
-                                           applet=felica)], vtaps)
+            for b in range(blocks):
+                camera_on = b % 2 == 1
+                meter, gw = run_block(cam_kit if camera_on else kit, host, taps // 2)
+                (with_cam if camera_on else plain).append(meter)
+                print(f"block {b + 1}/{blocks} ({'with' if camera_on else 'without'} cameras): "
+                      f"{len(meter.uid_to_relay)} taps", file=sys.stderr, flush=True)
+                if camera_on:
+                    assert gw.cameras is not None
+                    stills += gw.cameras.counters["stills"]
+            # verified cards: the same gateway's files, a slice enrolling them verified with the
+            # site card key sealed into it, and the verifier behind the reader
+            verifier = CardVerifier()
+            gateway = started(kit, verifier)
+            try:
+                meter = Meter(gateway)
+                site_key = SiteKey("bench", bytes(range(32)))
+                if not gateway.offer_policy(hashed_slice(kit, version=2, site_key=site_key)):
+                    raise SystemExit("the verified slice was not applied")
+                assert verifier.key_ids == ["bench"]
+                desfire = DesfireCard.enrolled(bytes.fromhex(ALICE_UID), site_key)
+                felica = FelicaLiteSCard.enrolled(bytes.fromhex(BOB_UID), site_key)
+                _, pd = meter.run([VirtualCard(port=host.port, uid=desfire.uid, atr=desfire.atr,
+                                               applet=desfire)], vtaps)
+                _, pf = meter.run([VirtualCard(port=host.port, uid=felica.uid, atr=felica.atr,
+                                               applet=felica)], vtaps)
+                failed_verified = list(meter.failures)
+            finally:
+                gateway.stop()
             anchor = sqlite_commit_anchor(work, max(200, taps))
         finally:
-            gateway.stop()
+            server.shutdown()
             host.stop()
             broker.stop()
 
+    u = [x for m in plain for x in m.uid_to_relay]
+    p = [x for m in plain for x in m.present_to_relay]
+    c = [x for m in with_cam for x in m.uid_to_relay]
+    failed = [f for m in plain + with_cam for f in m.failures] + failed_verified
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows = [
         ("uid -> relay (incl. journal fsync)", statistics.median(u), pct(u, 99), max(u)),
+        ("uid -> relay, camera on every grant", statistics.median(c), pct(c, 99), max(c)),
         ("card present -> relay", statistics.median(p), pct(p, 99), max(p)),
         ("verified DESFire AES present -> relay", statistics.median(pd), pct(pd, 99), max(pd)),
         ("verified FeliCa MAC_A present -> relay", statistics.median(pf), pct(pf, 99),
@@ -200,18 +304,26 @@ def main() -> None:
         ("anchor: bare SQLite FULL commit", statistics.median(anchor), pct(anchor, 99),
          max(anchor)),
     ]
-    print(f"tap latency over {len(u)} granted UID taps (target: uid->relay p99 <= 10 ms) and "
+    print(f"tap latency over {len(u)} granted taps without cameras and {len(c)} with "
+          f"(blocks alternating; {stills} stills taken, {_Camera.stills} uploaded) "
+          "(target: uid->relay p99 <= 10 ms, the same with cameras), and "
           f"{len(pd)} + {len(pf)} verified taps (target: present->relay p99 <= 150 ms)")
     print(f"{'measure':40} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9}")
     for name, p50, p99, mx in rows:
         print(f"{name:40} {p50:9.3f} {p99:9.3f} {mx:9.3f}")
-    print(f"bench process peak RSS {rss_mb:.1f} MB")
+    print(f"bench process peak RSS {rss_mb:.1f} MB; card reads that failed (not timed): "
+          f"{len(failed)} {failed[:3]}")
     result = {
         "uid_to_relay_p50_ms": round(statistics.median(u), 3),
         "uid_to_relay_p99_ms": round(pct(u, 99), 3),
         "present_to_relay_p50_ms": round(statistics.median(p), 3),
         "present_to_relay_p99_ms": round(pct(p, 99), 3),
+        "relay_p50_with_camera_ms": round(statistics.median(c), 3),
+        "relay_p99_with_camera_ms": round(pct(c, 99), 3),
+        "stills": stills,
+        "read_failures": len(failed),
         "taps": len(u),
+        "taps_with_camera": len(c),
         "verified_desfire_p50_ms": round(statistics.median(pd), 3),
         "verified_desfire_p99_ms": round(pct(pd, 99), 3),
         "verified_felica_p50_ms": round(statistics.median(pf), 3),

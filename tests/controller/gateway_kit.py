@@ -64,6 +64,7 @@ def make_kit(
     trust: Path | None = None,
     node: str = "gw1",
     extra_doors: tuple[str, ...] = (),
+    cameras: dict[str, Any] | None = None,
 ) -> GatewayKit:
     """A gateway's files under ``root``. With ``trust`` (a policy public key file, e.g. the
     dashboard's) the gateway takes its policy from the broker only; else from a file signed by
@@ -93,6 +94,8 @@ def make_kit(
     }
     if printing is not None:
         data["printing"] = printing
+    if cameras is not None:
+        data["cameras"] = cameras
     config_path = root / "gateway.toml"
     config_path.write_text(tomli_w.dumps(data))
     return GatewayKit(root, parse_config(data, base=root), admin, config_path)

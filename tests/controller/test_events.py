@@ -148,6 +148,7 @@ def test_kinds_follow_the_node_roles() -> None:
     area_roles = {
         "door": {"door_gateway"},
         "reader": {"door_gateway", "print_station"},
+        "camera": {"door_gateway", "print_station"},  # the stills of doors, racks, printers
         "print": {"print_station"},
         "usb": {"host_agent"},
         "host": {"host_agent"},

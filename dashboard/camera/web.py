@@ -1,0 +1,108 @@
+"""Routes: the nodes' signed still upload, and the still image for the roles that may see it.
+
+``camera.upload`` needs no session or token: a node has neither. It is in PUBLIC_ROUTES and
+authenticates itself: the node's Ed25519 signature over (node, still id, SHA-256 of the body),
+checked with the key an admin approved for that node (dashboard.camera.store). Refusals are
+counted (``UPLOAD_REFUSALS``) and a bad signature raises a review item.
+
+``camera.image`` (security admins and auditors, ROLE_MATRIX) serves one still after checking it
+against its signed event; every view, shown or refused for failing its check, is audited.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session as DbSession
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from controller.camera.upload import HEADER_NODE, HEADER_SIG, HEADER_STILL
+from dashboard.anomalies import raise_anomaly
+from dashboard.audit import append_audit
+from dashboard.auth.service import Principal
+from dashboard.camera.store import StillKey, UploadRefused, image_for, store_upload
+from dashboard.web import deps
+
+router = APIRouter()
+UPLOAD_REFUSALS: Counter[str] = Counter()
+Db = Annotated[DbSession, Depends(deps.db)]
+NodeName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+Seq = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+def still_key(request: Request) -> StillKey:
+    key = getattr(request.app.state, "camera_key", None)
+    if key is None:
+        cfg = deps.settings(request)
+        key = request.app.state.camera_key = StillKey.of(cfg.camera, cfg.data_dir)
+    return key
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise UploadRefused(413, "bad_size", f"a still is at most {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise UploadRefused(413, "bad_size", f"a still is at most {limit} bytes")
+    return bytes(body)
+
+
+def _store(request: Request, node: str, image: bytes) -> bool:
+    cfg = deps.settings(request)
+    with request.app.state.sessionmaker() as db:
+        try:
+            stored = store_upload(
+                db, still_key(request), node=node,
+                still_id=request.headers.get(HEADER_STILL, "")[:96],
+                signature=request.headers.get(HEADER_SIG, "")[:200], image=image,
+                now=deps.now(request), max_bytes=cfg.camera.max_bytes)
+            db.commit()
+        except UploadRefused as exc:
+            db.rollback()
+            if exc.reason == "bad_signature":
+                raise_anomaly(db, "camera_upload_refused", dedupe_key=node or "?",
+                              now=deps.now(request), node=node or None, severity="critical",
+                              subject=f"a still upload for {node} failed its signature",
+                              detail={"reason": exc.reason})
+                db.commit()
+            raise
+        except IntegrityError:  # the same still uploaded twice at once: the other one stored
+            db.rollback()
+            return False
+    return stored
+
+
+@router.post("/api/camera/stills", name="camera.upload", include_in_schema=False)
+async def upload_still(request: Request) -> Response:
+    cfg = deps.settings(request)
+    node = request.headers.get(HEADER_NODE, "")[:64]
+    try:
+        image = await _body(request, cfg.camera.max_bytes)
+        stored = await run_in_threadpool(_store, request, node, image)
+    except UploadRefused as exc:
+        UPLOAD_REFUSALS[exc.reason] += 1
+        return JSONResponse({"detail": str(exc), "reason": exc.reason}, status_code=exc.status)
+    return JSONResponse({"stored": stored}, status_code=201 if stored else 200)
+
+
+@router.get("/camera/stills/{node}/{seq}.jpg", name="camera.image", include_in_schema=False)
+def still_image(request: Request, node: NodeName, seq: Seq, db: Db,
+                who: Annotated[Principal, Depends(deps.principal)]) -> Response:
+    still_id = f"{node}:{seq}"
+    integrity, image = image_for(db, still_key(request), still_id)
+    append_audit(db, actor=who.username, action="camera.still_view", target_type="camera_still",
+                 target_id=still_id, before=None, after={"integrity": integrity},
+                 now=deps.now(request))
+    db.commit()
+    if image is None:
+        raise HTTPException(status_code=404 if integrity in ("missing", "purged") else 409,
+                            detail=f"still {still_id}: {integrity}")
+    return Response(image, media_type="image/jpeg")
