@@ -11,6 +11,7 @@ or configuration, 3 a required service (reader, broker, database) is unavailable
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import importlib.metadata
 import json
@@ -138,6 +139,9 @@ def cmd_gateway_run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    # `kill -USR1` prints every thread's stack to stderr (the journal): what a stop that hangs
+    # is waiting for, without stopping the door
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     scheduler = None
     if config.backup is not None and config.node.run_backups:
         from controller.backup_scheduler import BackupScheduler
