@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -36,31 +35,11 @@ from controller.adapters import build_reader  # noqa: E402
 from controller.gateway import Gateway  # noqa: E402
 from controller.localbroker import LocalBroker  # noqa: E402
 from readers.base import CardTap  # noqa: E402
+from tests.bench.tap_latency import pct, sqlite_commit_anchor  # noqa: E402
 from tests.controller.gateway_kit import ALICE_UID, BOB_UID, DOOR, make_kit  # noqa: E402
 from tests.support.osdp_pd import PtyLine, VirtualOsdpReader, write_key  # noqa: E402
 
 READER = "osdp-in"
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
-
-
-def sqlite_commit_anchor(workdir: Path, n: int) -> list[float]:
-    db = sqlite3.connect(workdir / "anchor.sqlite", isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("CREATE TABLE t (seq INTEGER PRIMARY KEY, body BLOB)")
-    out = []
-    for i in range(n):
-        t0 = time.perf_counter()
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("INSERT INTO t VALUES (?, ?)", (i, b"x" * 600))
-        db.execute("COMMIT")
-        out.append((time.perf_counter() - t0) * 1000)
-    db.close()
-    return out
 
 
 class Meter:
