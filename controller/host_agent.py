@@ -178,6 +178,8 @@ class HostNode:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
+    from controller.sdnotify import wait_for_stop
+
     config, host = _host_config(args.config)
     node = HostNode(config, usb=not args.no_usb)
     stop = threading.Event()
@@ -186,6 +188,6 @@ def cmd_agent(args: argparse.Namespace) -> int:
     node.start()
     print(f"host agent {config.node.name} for host {host.host} running (PAM socket "
           f"{host.socket}); Ctrl-C stops it", flush=True)
-    stop.wait()
+    wait_for_stop(stop)  # in slices: a signal's handler runs only on the main thread
     node.stop()
     return EXIT_OK if not node.errors else EXIT_FAIL

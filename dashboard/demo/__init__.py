@@ -15,6 +15,7 @@ import threading
 
 
 def run(args: argparse.Namespace) -> int:
+    from controller.sdnotify import wait_for_stop
     from dashboard.demo.panel import RoomSimulator  # the heavy imports, on use
     from dashboard.demo.room import DemoRoom, DemoUnavailable
 
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         room.print_banner()
         if args.no_input or not sys.stdin.isatty():
-            stop.wait()
+            wait_for_stop(stop)  # in slices: a signal's handler runs only on the main thread
         else:
             room.command_loop(stop)
     except KeyboardInterrupt:
