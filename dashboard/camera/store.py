@@ -26,8 +26,9 @@ from sqlalchemy.orm import Session
 from controller.camera.events import KIND_STILL
 from controller.camera.upload import upload_message
 from controller.envelope import unb64u
-from controller.keys import public_from_b64
+from controller.keys import KeyFileError, public_from_b64
 from dashboard.audit import append_audit
+from dashboard.ingest.trust import REVOKED, Approval, past_keys, signer
 from dashboard.models.camera import CameraImage
 from dashboard.models.events import StoredEvent
 from dashboard.models.nodes import Node
@@ -107,12 +108,19 @@ def store_upload(session: Session, key: StillKey, *, node: str, still_id: str, s
     row = session.scalar(select(Node).where(Node.name == node))
     if row is None or not row.approved or row.public_key is None:
         raise UploadRefused(403, "not_approved", f"node {node} is not approved")
+    # the key that signs this seq (the one that sealed the camera.still event, which signed
+    # the upload when the still was taken): a still spooled before a rotation still uploads
+    approval = Approval.of(row)
+    signed_by = signer(approval, seq, past_keys(session, {node: row}).get(node, []))
+    if signed_by == REVOKED:
+        raise UploadRefused(403, "key_revoked", f"the key that signed {still_id} was revoked")
     try:
-        public_from_b64(row.public_key).verify(
+        public_from_b64(signed_by or "").verify(
             unb64u(signature), upload_message(node, still_id, hashlib.sha256(image).hexdigest()))
-    except (InvalidSignature, ValueError, TypeError) as exc:
+    except (InvalidSignature, KeyFileError, ValueError, TypeError) as exc:
         raise UploadRefused(403, "bad_signature",
-                            "the signature does not verify with the node's approved key") from exc
+                            "the signature does not verify with the node's key for that "
+                            "seq") from exc
     if session.scalar(select(CameraImage.id).where(CameraImage.still_id == still_id)):
         return False
     nonce, sealed = key.seal(still_id, image)

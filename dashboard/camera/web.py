@@ -2,8 +2,9 @@
 
 ``camera.upload`` needs no session or token: a node has neither. It is in PUBLIC_ROUTES and
 authenticates itself: the node's Ed25519 signature over (node, still id, SHA-256 of the body),
-checked with the key an admin approved for that node (dashboard.camera.store). Refusals are
-counted (``UPLOAD_REFUSALS``) and a bad signature raises a review item.
+checked with the node's key for the still's seq, as the ingest checks its events (the approved
+key, or a retired one below its handover: dashboard.camera.store). Refusals are counted
+(``UPLOAD_REFUSALS``); a bad signature or a revoked key raises a review item.
 
 ``camera.image`` (security admins and auditors, ROLE_MATRIX) serves one still after checking it
 against its signed event; every view, shown or refused for failing its check, is audited.
@@ -67,7 +68,7 @@ def _store(request: Request, node: str, image: bytes) -> bool:
             db.commit()
         except UploadRefused as exc:
             db.rollback()
-            if exc.reason == "bad_signature":
+            if exc.reason in ("bad_signature", "key_revoked"):
                 raise_anomaly(db, "camera_upload_refused", dedupe_key=node or "?",
                               now=deps.now(request), node=node or None, severity="critical",
                               subject=f"a still upload for {node} failed its signature",

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from controller.camera.http import build_camera
 from controller.camera.service import CameraService
 from controller.camera.settings import CameraSettings
-from controller.camera.upload import HEADER_SIG, Spool, Uploader, upload_message
+from controller.camera.upload import HEADER_SIG, Spool, StillSigner, Uploader, upload_message
 from controller.envelope import unb64u
 from controller.events import DoorAccess, DoorForced
 from controller.keys import generate
@@ -96,7 +96,8 @@ def service(tmp_path: Path, url: str, **over: Any) -> tuple[CameraService, Recor
     rec = Recorder()
     svc = CameraService(settings, {c.id: build_camera(c) for c in settings.camera}, emit=rec,
                         spool=Spool(tmp_path / "spool", key),
-                        uploader=Uploader(settings.upload_url or "", key, "gw1"))
+                        uploader=Uploader(settings.upload_url or "", "gw1"),
+                        sign=StillSigner(key, "gw1"))
     svc.start()
     return svc, rec, key
 
