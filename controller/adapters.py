@@ -9,6 +9,7 @@ by its own boundary module; this module only decides which one to build.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -80,14 +81,24 @@ def build_cameras(config: GatewayConfig, key: Ed25519PrivateKey,
         return None
     from controller.camera.http import build_camera
     from controller.camera.service import CameraService
-    from controller.camera.upload import Spool, Uploader
+    from controller.camera.upload import Spool, StillSigner, Uploader
+    from controller.keys import load_private, previous_path
 
     settings = config.cameras
     cameras = {c.id: build_camera(c) for c in settings.camera}
-    spool = Spool(settings.spool_dir or config.node.data_dir / "camera-spool", key)
-    uploader = (Uploader(settings.upload_url, key, config.node.name, settings.upload_ca_file)
+    # `secroom keys rotate` keeps the old key until the journals handed over: the stills
+    # spooled under it are sealed again under the new key (their signatures stay the old key's)
+    prev = previous_path(config.key_file)
+    spool = Spool(settings.spool_dir or config.node.data_dir / "camera-spool", key,
+                  previous=load_private(prev) if prev.exists() else None)
+    resealed = spool.reseal()
+    if resealed:
+        logging.getLogger(__name__).info(
+            "%d spooled still(s) sealed again under the rotated node key", resealed)
+    uploader = (Uploader(settings.upload_url, config.node.name, settings.upload_ca_file)
                 if settings.upload_url else None)
-    return CameraService(settings, cameras, emit=emit, spool=spool, uploader=uploader)
+    return CameraService(settings, cameras, emit=emit, spool=spool, uploader=uploader,
+                         sign=StillSigner(key, config.node.name))
 
 
 @dataclass(frozen=True)

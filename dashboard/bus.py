@@ -1,5 +1,5 @@
-"""In-process pub/sub of newly stored events, anomalies, node changes and ended sessions (feeds
-the live UI, and card enrolment).
+"""In-process pub/sub of newly stored events, anomalies, node changes, ended sessions and stored
+camera stills (feeds the live UI, and card enrolment).
 
 Publishers (the ingest thread) never block: each subscriber has a bounded queue and, when it is
 full, the oldest message is dropped and counted on the subscription (a slow browser must not
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Topic = Literal["event", "anomaly", "node", "policy", "session"]
+Topic = Literal["event", "anomaly", "node", "policy", "session", "camera"]
 Listener = Callable[["BusMessage"], None]
 
 

@@ -61,10 +61,12 @@ class Job:
 
 class CameraService:
     def __init__(self, settings: CameraSettings, cameras: dict[str, Camera], *,
-                 emit: EmitEvent, spool: Spool, uploader: Uploader | None) -> None:
+                 emit: EmitEvent, spool: Spool, uploader: Uploader | None,
+                 sign: Callable[[str, bytes], str]) -> None:
         self.settings = settings
         self.cameras = cameras
         self._emit = emit
+        self._sign = sign  # by the key that seals the camera.still event (upload.StillSigner)
         self.spool = spool
         self.uploader = uploader
         self._watches: dict[tuple[str, str], list[WatchConfig]] = {}
@@ -124,7 +126,8 @@ class CameraService:
 
     def health(self) -> dict[str, int]:
         return {**{k: 0 for k in ("stills", "failed", "dropped", "uploaded", "upload_failed")},
-                **self.counters, "spooled": len(self.spool.waiting())}
+                **self.counters, "spooled": len(self.spool.waiting()),
+                "spool_unreadable": self.spool.unreadable}
 
     # -- the worker ------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -176,16 +179,19 @@ class CameraService:
         if event is None:
             return  # not journaled (counted by the node): an unsealed image is not kept
         self.counters["stills"] += 1
+        # signed now, by the key that sealed the event: a rotation before the upload changes
+        # nothing (the dashboard checks it with the key of that seq)
+        signature = self._sign(event.id, still.image)
         # uploaded at once; written to the spool (an fsync on the disk the door's journal
         # shares, and SD card wear) only when the dashboard cannot take it now
-        if not self._upload(event.id, still.image):
-            self.spool.put(event.id, still.image)
+        if not self._upload(event.id, still.image, signature):
+            self.spool.put(event.id, still.image, signature)
 
-    def _upload(self, still_id: str, image: bytes) -> bool:
+    def _upload(self, still_id: str, image: bytes, signature: str) -> bool:
         if self.uploader is None:
             return False
         try:
-            self.uploader.upload(still_id, image, self.settings.timeout_s * 3)
+            self.uploader.upload(still_id, image, signature, self.settings.timeout_s * 3)
         except UploadError as exc:
             self.counters["upload_failed"] += 1
             log.warning("still %s is spooled for a later upload: %s", still_id, exc)
@@ -195,9 +201,10 @@ class CameraService:
 
     def retry_uploads(self) -> None:
         for still_id in self.spool.waiting():
-            image = self.spool.get(still_id)
-            if image is None:
+            found = self.spool.get(still_id)
+            if found is None:
                 continue
-            if not self._upload(still_id, image):
+            image, signature = found
+            if not self._upload(still_id, image, signature or self._sign(still_id, image)):
                 return  # the dashboard is down: try the rest next time
             self.spool.remove(still_id)

@@ -3,8 +3,14 @@ node key), and an HTTP upload signed by the node key (not MQTT: images are large
 personal data that never belong on the event bus).
 
 The signature covers a context string, the node, the camera.still event id and the image's
-SHA-256: the dashboard checks it with the key it approved for the node, and the image's hash
-against the signed event. A replayed upload stores nothing new (stills are keyed by event id).
+SHA-256. It is made when the still is taken, by the key that seals its camera.still event, and
+kept with the image in the spool: the dashboard checks it with the key that signed that seq
+(dashboard.ingest.trust.signer: the current key from its handover on, a retired key for the
+seqs below, a revoked key never). A still spooled before ``secroom keys rotate`` therefore
+uploads after the rotation as it was signed, with no old private key kept for it; a stolen key
+the admin revoked uploads nothing. The spool's own key follows the node key: at the start after
+a rotation, the files sealed under the previous key (``<key>.prev``) are sealed again under the
+new one (``Spool.reseal``). A replayed upload stores nothing new (stills are keyed by event id).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from controller.envelope import b64u
+from controller.envelope import b64u, unb64u
 from controller.keys import derive_secret
 
 CONTEXT = b"secroom/v1/camera-still\n"
@@ -27,6 +33,10 @@ HEADER_NODE = "X-Secroom-Node"
 HEADER_STILL = "X-Secroom-Still"
 HEADER_SIG = "X-Secroom-Signature"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}_[0-9]{1,19}\.still$")
+
+
+SIGNED = b"secroom-still-sig1\n"  # spooled plaintext: SIGNED + 64-byte signature + image
+SIG_BYTES = 64
 
 
 class UploadError(Exception):
@@ -41,20 +51,37 @@ def sign_upload(key: Ed25519PrivateKey, node: str, still_id: str, image: bytes) 
     return b64u(key.sign(upload_message(node, still_id, hashlib.sha256(image).hexdigest())))
 
 
-class Spool:
-    """Stills waiting for their upload, one encrypted file each, named by the still's id."""
+class StillSigner:
+    """Signs a still's upload with the key this process journals with: the key that seals the
+    still's camera.still event (both are loaded once, at the node's start)."""
 
-    def __init__(self, folder: Path, key: Ed25519PrivateKey) -> None:
+    def __init__(self, key: Ed25519PrivateKey, node: str) -> None:
+        self._key = key
+        self.node = node
+
+    def __call__(self, still_id: str, image: bytes) -> str:
+        return sign_upload(self._key, self.node, still_id, image)
+
+
+class Spool:
+    """Stills waiting for their upload, one encrypted file each, named by the still's id, the
+    upload's signature sealed with the image. A file that opens under no key of the node is
+    kept aside as ``.unreadable`` (counted, never deleted)."""
+
+    def __init__(self, folder: Path, key: Ed25519PrivateKey,
+                 previous: Ed25519PrivateKey | None = None) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._aead = AESGCM(derive_secret(key, "camera-spool"))
+        self._previous = AESGCM(derive_secret(previous, "camera-spool")) if previous else None
+        self.unreadable = 0
 
     def _path(self, still_id: str) -> Path:
         return self.folder / (still_id.replace(":", "_") + ".still")
 
-    def put(self, still_id: str, image: bytes) -> None:
+    def _write(self, still_id: str, plain: bytes) -> None:
         nonce = os.urandom(12)
-        blob = nonce + self._aead.encrypt(nonce, image, still_id.encode())
+        blob = nonce + self._aead.encrypt(nonce, plain, still_id.encode())
         tmp = self._path(still_id).with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
@@ -62,6 +89,12 @@ class Spool:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self._path(still_id))
+
+    def put(self, still_id: str, image: bytes, signature: str) -> None:
+        sig = unb64u(signature)
+        if len(sig) != SIG_BYTES:
+            raise ValueError("an upload signature is 64 bytes")
+        self._write(still_id, SIGNED + sig + image)
 
     def waiting(self) -> list[str]:
         ids = []
@@ -71,33 +104,68 @@ class Spool:
                 ids.append(f"{node}:{seq}")
         return ids
 
-    def get(self, still_id: str) -> bytes | None:
-        """The image, or None when the file is gone or does not decrypt (it is removed)."""
+    def _open(self, still_id: str, blob: bytes) -> tuple[bytes, bool] | None:
+        """(plaintext, sealed under the previous key) or None."""
+        for aead, old in ((self._aead, False), (self._previous, True)):
+            if aead is None:
+                continue
+            try:
+                return aead.decrypt(blob[:12], blob[12:], still_id.encode()), old
+            except (InvalidTag, ValueError):
+                continue
+        return None
+
+    def get(self, still_id: str) -> tuple[bytes, str | None] | None:
+        """(image, its upload signature; None in a file spooled before signatures were kept),
+        or None when the file is gone or opens under no key (then set aside, counted)."""
         path = self._path(still_id)
         try:
             blob = path.read_bytes()
-            return self._aead.decrypt(blob[:12], blob[12:], still_id.encode())
         except FileNotFoundError:
             return None
-        except (InvalidTag, ValueError):
-            path.unlink(missing_ok=True)
+        opened = self._open(still_id, blob)
+        if opened is None:
+            self.unreadable += 1
+            path.rename(path.with_suffix(".unreadable"))
             return None
+        plain, old = opened
+        if old:
+            self._write(still_id, plain)
+        if plain.startswith(SIGNED):
+            cut = len(SIGNED) + SIG_BYTES
+            return plain[cut:], b64u(plain[len(SIGNED):cut])
+        return plain, None
+
+    def reseal(self) -> int:
+        """Seal again under the current key every file sealed under the previous one (the start
+        after a rotation); returns how many."""
+        done = 0
+        if self._previous is None:
+            return 0
+        for still_id in self.waiting():
+            path = self._path(still_id)
+            try:
+                blob = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            opened = self._open(still_id, blob)
+            if opened is not None and opened[1]:
+                self._write(still_id, opened[0])
+                done += 1
+        return done
 
     def remove(self, still_id: str) -> None:
         self._path(still_id).unlink(missing_ok=True)
 
 
 class Uploader:
-    def __init__(self, url: str, key: Ed25519PrivateKey, node: str,
-                 ca_file: Path | None = None) -> None:
+    def __init__(self, url: str, node: str, ca_file: Path | None = None) -> None:
         self.url = url
-        self._key = key
         self._node = node
         self._client = httpx.Client(verify=str(ca_file) if ca_file else True, trust_env=False)
 
-    def upload(self, still_id: str, image: bytes, timeout_s: float) -> None:
-        headers = {HEADER_NODE: self._node, HEADER_STILL: still_id,
-                   HEADER_SIG: sign_upload(self._key, self._node, still_id, image),
+    def upload(self, still_id: str, image: bytes, signature: str, timeout_s: float) -> None:
+        headers = {HEADER_NODE: self._node, HEADER_STILL: still_id, HEADER_SIG: signature,
                    "Content-Type": "image/jpeg"}
         try:
             resp = self._client.post(self.url, content=image, headers=headers,

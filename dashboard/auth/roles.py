@@ -219,6 +219,7 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "reports.reviews": READERS,
     "reports.classify": EDITORS,
     "camera.image": STILL_VIEWERS,
+    "camera.cell": READERS,  # a row's camera cell: the checks; the image for STILL_VIEWERS
 }
 
 # Token scopes: "read" allows safe methods, "write" allows changes (role still applies).

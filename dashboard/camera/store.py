@@ -3,8 +3,10 @@ id as associated data (a row's image cannot be moved to another still's row unno
 
 Integrity, as a viewer reads it: ``ok`` the image decrypts and its SHA-256 and size are those
 of the node's signed camera.still event; ``failing`` it does not decrypt or does not match;
-``pending`` the image is here but its event not yet (MQTT is late); ``missing`` the event is
-here but no image was uploaded; ``purged`` retention removed the image (the event stays).
+``pending`` the image is here but its event not yet (MQTT is late); ``waiting`` the event is
+here and its image not yet, within ``WAIT`` of the event's arrival (the node uploads at once,
+or retries its spool); ``missing`` no image came in that time; ``purged`` retention removed the
+image (the event stays).
 """
 
 from __future__ import annotations
@@ -26,14 +28,16 @@ from sqlalchemy.orm import Session
 from controller.camera.events import KIND_STILL
 from controller.camera.upload import upload_message
 from controller.envelope import unb64u
-from controller.keys import public_from_b64
+from controller.keys import KeyFileError, public_from_b64
 from dashboard.audit import append_audit
+from dashboard.ingest.trust import REVOKED, Approval, past_keys, signer
 from dashboard.models.camera import CameraImage
 from dashboard.models.events import StoredEvent
 from dashboard.models.nodes import Node
 from dashboard.settings import CameraStoreSettings
 
-Integrity = Literal["ok", "failing", "pending", "missing", "purged"]
+Integrity = Literal["ok", "failing", "pending", "waiting", "missing", "purged"]
+WAIT = timedelta(minutes=10)  # a still's image not here after this is "missing"
 
 
 class UploadRefused(Exception):
@@ -107,12 +111,19 @@ def store_upload(session: Session, key: StillKey, *, node: str, still_id: str, s
     row = session.scalar(select(Node).where(Node.name == node))
     if row is None or not row.approved or row.public_key is None:
         raise UploadRefused(403, "not_approved", f"node {node} is not approved")
+    # the key that signs this seq (the one that sealed the camera.still event, which signed
+    # the upload when the still was taken): a still spooled before a rotation still uploads
+    approval = Approval.of(row)
+    signed_by = signer(approval, seq, past_keys(session, {node: row}).get(node, []))
+    if signed_by == REVOKED:
+        raise UploadRefused(403, "key_revoked", f"the key that signed {still_id} was revoked")
     try:
-        public_from_b64(row.public_key).verify(
+        public_from_b64(signed_by or "").verify(
             unb64u(signature), upload_message(node, still_id, hashlib.sha256(image).hexdigest()))
-    except (InvalidSignature, ValueError, TypeError) as exc:
+    except (InvalidSignature, KeyFileError, ValueError, TypeError) as exc:
         raise UploadRefused(403, "bad_signature",
-                            "the signature does not verify with the node's approved key") from exc
+                            "the signature does not verify with the node's key for that "
+                            "seq") from exc
     if session.scalar(select(CameraImage.id).where(CameraImage.still_id == still_id)):
         return False
     nonce, sealed = key.seal(still_id, image)
@@ -163,10 +174,18 @@ def image_for(session: Session, key: StillKey, still_id: str
     return check(key, _event_of(session, still_id), row)
 
 
-def stills_for(session: Session, key: StillKey, records: Iterable[tuple[str, datetime]]
-               ) -> dict[str, list[StillView]]:
+def record_of(session: Session, still_id: str) -> str | None:
+    """The record (event id) a stored still was taken for, once its camera.still is here."""
+    event = _event_of(session, still_id)
+    record = (event.data or {}).get("record") if event is not None else None
+    return record if isinstance(record, str) else None
+
+
+def stills_for(session: Session, key: StillKey, records: Iterable[tuple[str, datetime]],
+               now: datetime | None = None) -> dict[str, list[StillView]]:
     """The stills taken for these records (event id, time), by record id: camera.still events
-    of the same nodes from the earliest record's time to 10 minutes after the latest."""
+    of the same nodes from the earliest record's time to 10 minutes after the latest. With
+    ``now``, an image not yet here for a still younger than ``WAIT`` is ``waiting``."""
     wanted = dict(records)
     if not wanted:
         return {}
@@ -182,6 +201,8 @@ def stills_for(session: Session, key: StillKey, records: Iterable[tuple[str, dat
     out: dict[str, list[StillView]] = {}
     for e, still_id in zip(events, ids, strict=True):
         integrity, _ = check(key, e, rows.get(still_id))
+        if integrity == "missing" and now is not None and now - e.received_at < WAIT:
+            integrity = "waiting"  # (received: a node's clock may be off)
         data = e.data or {}
         out.setdefault(str(data["record"]), []).append(StillView(
             still_id, str(data["record"]), str(data.get("camera", "")), e.ts, integrity,

@@ -2,11 +2,16 @@
 
 ``camera.upload`` needs no session or token: a node has neither. It is in PUBLIC_ROUTES and
 authenticates itself: the node's Ed25519 signature over (node, still id, SHA-256 of the body),
-checked with the key an admin approved for that node (dashboard.camera.store). Refusals are
-counted (``UPLOAD_REFUSALS``) and a bad signature raises a review item.
+checked with the node's key for the still's seq, as the ingest checks its events (the approved
+key, or a retired one below its handover: dashboard.camera.store). Refusals are counted
+(``UPLOAD_REFUSALS``); a bad signature or a revoked key raises a review item.
 
 ``camera.image`` (security admins and auditors, ROLE_MATRIX) serves one still after checking it
 against its signed event; every view, shown or refused for failing its check, is audited.
+
+``camera.cell`` renders one record's stills as the door log shows them (the image only for the
+roles above): live pages fetch it when a still of a row they show arrives, or its image was
+stored (the bus's ``camera`` message, published after the commit).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 from starlette.concurrency import run_in_threadpool
@@ -25,7 +31,15 @@ from controller.camera.upload import HEADER_NODE, HEADER_SIG, HEADER_STILL
 from dashboard.anomalies import raise_anomaly
 from dashboard.audit import append_audit
 from dashboard.auth.service import Principal
-from dashboard.camera.store import StillKey, UploadRefused, image_for, store_upload
+from dashboard.camera.store import (
+    StillKey,
+    UploadRefused,
+    image_for,
+    record_of,
+    stills_for,
+    store_upload,
+)
+from dashboard.models.events import StoredEvent
 from dashboard.web import deps
 
 router = APIRouter()
@@ -57,17 +71,20 @@ async def _body(request: Request, limit: int) -> bytes:
 
 def _store(request: Request, node: str, image: bytes) -> bool:
     cfg = deps.settings(request)
+    still_id = request.headers.get(HEADER_STILL, "")[:96]
     with request.app.state.sessionmaker() as db:
         try:
             stored = store_upload(
-                db, still_key(request), node=node,
-                still_id=request.headers.get(HEADER_STILL, "")[:96],
+                db, still_key(request), node=node, still_id=still_id,
                 signature=request.headers.get(HEADER_SIG, "")[:200], image=image,
                 now=deps.now(request), max_bytes=cfg.camera.max_bytes)
             db.commit()
+            bus = request.app.state.bus
+            if stored and bus is not None:  # live pages show the row's still now
+                bus.publish("camera", {"still": still_id, "record": record_of(db, still_id)})
         except UploadRefused as exc:
             db.rollback()
-            if exc.reason == "bad_signature":
+            if exc.reason in ("bad_signature", "key_revoked"):
                 raise_anomaly(db, "camera_upload_refused", dedupe_key=node or "?",
                               now=deps.now(request), node=node or None, severity="critical",
                               subject=f"a still upload for {node} failed its signature",
@@ -106,3 +123,13 @@ def still_image(request: Request, node: NodeName, seq: Seq, db: Db,
         raise HTTPException(status_code=404 if integrity in ("missing", "purged") else 409,
                             detail=f"still {still_id}: {integrity}")
     return Response(image, media_type="image/jpeg")
+
+
+@router.get("/camera/records/{node}/{seq}/stills", name="camera.cell", include_in_schema=False)
+def record_stills(request: Request, node: NodeName, seq: Seq, db: Db) -> Response:
+    """The camera cell of one record (a door log row, a live feed row): its stills' checks."""
+    record = f"{node}:{seq}"
+    ts = db.scalar(select(StoredEvent.ts).where(StoredEvent.node == node, StoredEvent.seq == seq))
+    found = stills_for(db, still_key(request), [(record, ts)], now=deps.now(request)
+                       ) if ts is not None else {}
+    return deps.render(request, "camera/_stills.html", {"stills": found.get(record, [])})

@@ -118,8 +118,8 @@ def item_context(request: Request, db: DbSession, a: Anomaly) -> dict[str, Any]:
     finding = ev.findings.get(a.id)
     rule = rule_of(a.kind)
     record = (a.detail or {}).get("record")  # the event behind a node's alarm (node:seq)
-    stills = stills_for(db, still_key(request), [(record, a.at or a.first_seen_at)]
-                        ) if isinstance(record, str) else {}
+    stills = stills_for(db, still_key(request), [(record, a.at or a.first_seen_at)],
+                        now=deps.now(request)) if isinstance(record, str) else {}
     return {
         "stills": [s for found in stills.values() for s in found],
         "a": a, "finding": finding, "sentence": sentence(a, ev, t, n),

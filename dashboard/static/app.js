@@ -5,6 +5,8 @@
 // review queue, overview tiles). When an event arrives, the page fetches itself again and swaps
 // those regions for the server's fresh rendering, so a count and the list it counts always
 // come from the same query. The stream reconnects after a dashboard restart and then refreshes.
+// Camera cells (data-camera-for = the record's event id) are fetched again, rendered by the
+// server, when a still of their record arrives or its image was stored.
 "use strict";
 
 (function () {
@@ -24,10 +26,44 @@
       td.textContent = text(v);
       tr.appendChild(td);
     });
+    var camera = document.createElement("td");
+    if (ev.kind_id && ev.kind_id.indexOf("camera.") !== 0) {
+      camera.dataset.cameraFor = text(ev.id); // a record a camera may have filmed
+    }
+    tr.appendChild(camera);
     tbody.insertBefore(tr, tbody.firstChild);
     while (tbody.rows.length > 50) {
       tbody.deleteRow(tbody.rows.length - 1);
     }
+  }
+
+  // The record's camera cells, as the server renders them (checks, and the image for the roles
+  // that may see it): fetched when a still of the record arrives or its image was stored.
+  function cameraCells(record) {
+    var cells = Array.prototype.filter.call(
+      document.querySelectorAll("[data-camera-for]"),
+      function (el) { return el.dataset.cameraFor === record; });
+    var parts = /^([A-Za-z0-9_.-]{1,64}):([0-9]{1,19})$/.exec(record || "");
+    if (!cells.length || !parts) {
+      return;
+    }
+    fetch("/camera/records/" + parts[1] + "/" + parts[2] + "/stills",
+          { credentials: "same-origin", headers: { "X-Live-Refresh": "1" } })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (html === null) {
+          return;
+        }
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        cells.forEach(function (cell) {
+          var nodes = Array.prototype.map.call(doc.body.childNodes, function (n) {
+            return document.importNode(n, true);
+          });
+          cell.replaceChildren.apply(cell, nodes);
+          cell.dataset.cameraUpdates = String((parseInt(cell.dataset.cameraUpdates, 10) || 0) + 1);
+        });
+      })
+      .catch(function () { /* the next still or refresh shows it */ });
   }
 
   function regions(root) {
@@ -96,6 +132,21 @@
         addRow(tbody, ev);
       });
       document.body.dataset.lastEvent = text(ev.id);
+      if (ev.record) {
+        cameraCells(ev.record);
+      }
+      refresh();
+    });
+    source.addEventListener("camera", function (msg) {
+      var ev;
+      try {
+        ev = JSON.parse(msg.data);
+      } catch (e) {
+        return;
+      }
+      if (ev.record) {
+        cameraCells(ev.record);
+      }
       refresh();
     });
     source.addEventListener("session_ended", function () {

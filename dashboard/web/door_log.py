@@ -116,7 +116,8 @@ def door_log_page(
     page = _page(request, db, f)
     zone = deps.settings(request).zone
     flt = _access_filter(request, f, db)
-    stills = stills_for(db, still_key(request), [(f"{e.node}:{e.seq}", e.ts) for e in page.items])
+    stills = stills_for(db, still_key(request), [(f"{e.node}:{e.seq}", e.ts) for e in page.items],
+                        now=deps.now(request))
     return deps.render(request, "door_log.html", {
         "page": page, "f": f, "still_map": stills, "start_value": local_input(flt.since, zone),
         "total": projections.door_log_count(db, flt), "shown_before": f.before_id,

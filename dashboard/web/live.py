@@ -1,4 +1,5 @@
-"""Live updates: Server-Sent Events fed by the in-process bus (new events, anomalies, nodes)."""
+"""Live updates: Server-Sent Events fed by the in-process bus (new events, anomalies, nodes, and
+stored camera stills: a row showing the still's record fetches its camera cell again)."""
 
 from __future__ import annotations
 
@@ -46,8 +47,10 @@ def live_item(topic: str, data: dict[str, Any], t: Translator,
         kind = str(data.get("kind") or "")
         person = data.get("person_id") or payload.get("person_id")
         door = data.get("door") or payload.get("door") or ""
+        record = payload.get("record") if kind.startswith("camera.") else None
         return {
             "id": f"{data.get('node')}:{data.get('seq')}", "kind": t.label("kind", kind),
+            "kind_id": kind, "record": record if isinstance(record, str) else None,
             "time_local": time_local, "door": n.door(str(door)) if door else "",
             "person": n.person(str(person)) if person else (
                 t.label("door_reason", "unknown_card") if kind == "door.access" else ""),
@@ -58,6 +61,10 @@ def live_item(topic: str, data: dict[str, Any], t: Translator,
         return {"id": f"anomaly:{data.get('id')}", "kind": t("nav.review"),
                 "time_local": "", "door": "", "person": "",
                 "granted": None, "result": t.label("review_kind", str(data.get("kind")))}
+    if topic == "camera":  # an image stored: no names, no image, only which record to refetch
+        record = data.get("record")
+        return {"id": f"camera:{data.get('still')}",
+                "record": record if isinstance(record, str) else None}
     return {"id": f"{topic}:{data.get('node', '')}", "kind": topic, "data": data}
 
 
@@ -93,7 +100,7 @@ async def live_stream(request: Request) -> StreamingResponse:
                 yield b": keepalive\n\n"
             yield SESSION_ENDED
             return
-        sub = bus.subscribe(("event", "anomaly", "node", "session"), maxsize=500)
+        sub = bus.subscribe(("event", "anomaly", "node", "session", "camera"), maxsize=500)
         try:
             # subscribed first, then checked: a log-out in between is not missed
             if not await logged_in():

@@ -7,9 +7,13 @@ present_to_relay: from the moment the reader adapter saw the card to the relay e
 relay_p99_with_camera_ms: uid_to_relay p99 of a gateway that takes a still of every granted tap
 (an HTTP camera on loopback serving a 30 KB JPEG, the still's camera.still journaled, spooled
 encrypted and uploaded to a loopback receiver), in blocks alternating with the same gateway
-without cameras, in the same run. Anchor, measured in the same
-run: a bare SQLite WAL commit with synchronous=FULL of one row the size of an event, the floor
-under any durable journal.
+without cameras, in the same run. relay_p99_with_hanging_camera_ms: the same with a camera
+that never answers (a real socket on loopback that accepts the connection, reads the request
+and sends nothing): the camera step waits out its timeout (3 s) on every still, its queue (32)
+fills and the jobs beyond it are dropped (counted, reported as camera.failed queue_full);
+blocks without, with and with the hanging camera alternate in the same run. Anchor, measured
+in the same run: a bare SQLite WAL commit with synchronous=FULL of one row the size of an
+event, the floor under any durable journal.
 
 Verified runs, in the same run after the UID run: the gateway applies a slice whose cards are
 enrolled verified and which carries a site card key sealed to it; then card present -> relay
@@ -23,14 +27,17 @@ FeliCa Lite-S (write RC + read with MAC_A, 3DES), each tap proving its key over 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
+import socket
 import sqlite3
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -103,6 +110,43 @@ class _Camera(BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
         type(self).stills += 1
         self._send(201, b'{"stored": true}', "application/json")
+
+
+class HangingCamera:
+    """A camera that never answers: a real listening socket whose thread accepts every
+    connection, reads what the client sends, and never writes a byte (the connections are
+    closed only when the bench ends)."""
+
+    def __init__(self) -> None:
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}/snapshot.jpg"
+        self.accepted = 0
+        self._conns: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hanging-camera", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        self._sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.accepted += 1
+            conn.setblocking(False)
+            with contextlib.suppress(OSError):
+                conn.recv(65536)  # the request, if it came already; never an answer
+            self._conns.append(conn)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for conn in self._conns:
+            conn.close()
+        self._sock.close()
 
 
 def camera_server() -> tuple[ThreadingHTTPServer, str]:
@@ -202,7 +246,8 @@ def started(kit: GatewayKit, verifier: CardVerifier | None = None) -> Gateway:
     return gateway
 
 
-def run_block(kit: GatewayKit, host: PcscdHost, taps: int) -> tuple[Meter, Gateway]:
+def run_block(kit: GatewayKit, host: PcscdHost, taps: int, *, wait_stills: bool = True
+              ) -> tuple[Meter, Gateway]:
     gateway = started(kit)
     meter = Meter(gateway)
     cards = [VirtualCard(port=host.port, uid=bytes.fromhex(u)) for u in (ALICE_UID, BOB_UID)]
@@ -216,7 +261,7 @@ def run_block(kit: GatewayKit, host: PcscdHost, taps: int) -> tuple[Meter, Gatew
                     raise SystemExit(f"tap {i} was not handled within 10 s ({gateway.counters})")
             finally:
                 card.remove()
-        if gateway.cameras is not None and not gateway.cameras.wait_idle(120):
+        if wait_stills and gateway.cameras is not None and not gateway.cameras.wait_idle(120):
             raise SystemExit("the camera step did not finish its stills within 120 s")
     finally:
         gateway.stop()
@@ -232,8 +277,10 @@ def main() -> None:
     args = ap.parse_args()
     taps = 50 if args.quick else args.taps
     vtaps = 50 if args.quick else args.verified_taps
-    blocks = 4  # without, with, without, with cameras: the same minutes for both
+    # without, with, hanging camera, and again: the same minutes for all three
+    modes = ("without", "with", "hanging") * 2
     stills = 0
+    hanging_counts: Counter[str] = Counter()
 
     with tempfile.TemporaryDirectory(prefix="secroom-bench-tap-") as tmp:
         work = Path(tmp)
@@ -243,6 +290,7 @@ def main() -> None:
         host.start()
         host.use_in_this_process()
         server, url = camera_server()
+        hung = HangingCamera()
         kit = make_kit(work / "gw", mqtt_port=broker.port, unlock_s=0.05)
         cam_kit = make_kit(work / "gw-cam", mqtt_port=broker.port, unlock_s=0.05, cameras={
             "upload_url": url + "/api/camera/stills", "queue": 1000,
@@ -250,20 +298,38 @@ def main() -> None:
                         "auth": "none"}],
             "watch": [{"target": f"door:{DOOR}", "camera": "door-cam",
                        "events": ["door.access.granted"]}]})
+        # the hanging camera: a deployed timeout (3 s) and queue (32), so the queue fills and
+        # later stills are dropped while the door goes on deciding
+        hung_kit = make_kit(work / "gw-hung", mqtt_port=broker.port, unlock_s=0.05, cameras={
+            "upload_url": url + "/api/camera/stills", "timeout_s": 3.0, "queue": 32,
+            "camera": [{"id": "door-cam", "adapter": "http", "url": hung.url, "auth": "none"}],
+            "watch": [{"target": f"door:{DOOR}", "camera": "door-cam",
+                       "events": ["door.access.granted"]}]})
         hashed_slice(kit)  # decide as a deployed gateway does: its slice, cards HMAC'd
         hashed_slice(cam_kit)
+        hashed_slice(hung_kit)
         plain: list[Meter] = []
         with_cam: list[Meter] = []
+        with_hung: list[Meter] = []
+        kits = {"without": kit, "with": cam_kit, "hanging": hung_kit}
+        meters = {"without": plain, "with": with_cam, "hanging": with_hung}
         try:
-            for b in range(blocks):
-                camera_on = b % 2 == 1
-                meter, gw = run_block(cam_kit if camera_on else kit, host, taps // 2)
-                (with_cam if camera_on else plain).append(meter)
-                print(f"block {b + 1}/{blocks} ({'with' if camera_on else 'without'} cameras): "
-                      f"{len(meter.uid_to_relay)} taps", file=sys.stderr, flush=True)
-                if camera_on:
+            for b, mode in enumerate(modes):
+                # the hanging camera's stills are never waited for: the gateway's stop ends
+                # the one in progress (bounded by timeout_s) and the queued ones with it
+                t0 = time.monotonic()
+                meter, gw = run_block(kits[mode], host, taps // 2,
+                                      wait_stills=mode != "hanging")
+                meters[mode].append(meter)
+                print(f"block {b + 1}/{len(modes)} ({mode} camera): "
+                      f"{len(meter.uid_to_relay)} taps in {time.monotonic() - t0:.1f} s",
+                      file=sys.stderr, flush=True)
+                if mode == "with":
                     assert gw.cameras is not None
                     stills += gw.cameras.counters["stills"]
+                elif mode == "hanging":
+                    assert gw.cameras is not None
+                    hanging_counts.update(gw.cameras.counters)
             # verified cards: the same gateway's files, a slice enrolling them verified with the
             # site card key sealed into it, and the verifier behind the reader
             verifier = CardVerifier()
@@ -286,17 +352,20 @@ def main() -> None:
             anchor = sqlite_commit_anchor(work, max(200, taps))
         finally:
             server.shutdown()
+            hung.close()
             host.stop()
             broker.stop()
 
     u = [x for m in plain for x in m.uid_to_relay]
     p = [x for m in plain for x in m.present_to_relay]
     c = [x for m in with_cam for x in m.uid_to_relay]
-    failed = [f for m in plain + with_cam for f in m.failures] + failed_verified
+    h = [x for m in with_hung for x in m.uid_to_relay]
+    failed = [f for m in plain + with_cam + with_hung for f in m.failures] + failed_verified
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows = [
         ("uid -> relay (incl. journal fsync)", statistics.median(u), pct(u, 99), max(u)),
         ("uid -> relay, camera on every grant", statistics.median(c), pct(c, 99), max(c)),
+        ("uid -> relay, camera that hangs", statistics.median(h), pct(h, 99), max(h)),
         ("card present -> relay", statistics.median(p), pct(p, 99), max(p)),
         ("verified DESFire AES present -> relay", statistics.median(pd), pct(pd, 99), max(pd)),
         ("verified FeliCa MAC_A present -> relay", statistics.median(pf), pct(pf, 99),
@@ -304,9 +373,12 @@ def main() -> None:
         ("anchor: bare SQLite FULL commit", statistics.median(anchor), pct(anchor, 99),
          max(anchor)),
     ]
-    print(f"tap latency over {len(u)} granted taps without cameras and {len(c)} with "
-          f"(blocks alternating; {stills} stills taken, {_Camera.stills} uploaded) "
-          "(target: uid->relay p99 <= 10 ms, the same with cameras), and "
+    print(f"tap latency over {len(u)} granted taps without cameras, {len(c)} with and {len(h)} "
+          f"with a camera that hangs (blocks alternating; {stills} stills taken, "
+          f"{_Camera.stills} uploaded; the hanging camera: asked {hung.accepted} times, "
+          f"{hanging_counts['failed']} camera.failed, {hanging_counts['dropped']} "
+          "dropped with the queue full) (target: uid->relay p99 <= 10 ms, the same with "
+          "cameras), and "
           f"{len(pd)} + {len(pf)} verified taps (target: present->relay p99 <= 150 ms)")
     print(f"{'measure':40} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9}")
     for name, p50, p99, mx in rows:
@@ -320,6 +392,12 @@ def main() -> None:
         "present_to_relay_p99_ms": round(pct(p, 99), 3),
         "relay_p50_with_camera_ms": round(statistics.median(c), 3),
         "relay_p99_with_camera_ms": round(pct(c, 99), 3),
+        "relay_p50_with_hanging_camera_ms": round(statistics.median(h), 3),
+        "relay_p99_with_hanging_camera_ms": round(pct(h, 99), 3),
+        "taps_with_hanging_camera": len(h),
+        "hanging_camera_asked": hung.accepted,
+        "hanging_camera_failed": hanging_counts["failed"],
+        "hanging_camera_dropped": hanging_counts["dropped"],
         "stills": stills,
         "read_failures": len(failed),
         "taps": len(u),

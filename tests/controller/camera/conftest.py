@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.dashboard.web.conftest import webapp  # noqa: F401 - the dashboard app (rotation)
 from tests.support.camera import MotionCamera, start_motion_camera
 
 

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from controller.envelope import verify_signature
+from controller.camera.upload import upload_message
+from controller.envelope import unb64u, verify_signature
 from controller.gateway import Gateway
 from controller.keys import load_private
 from readers.pcsc import PcscReaders
@@ -126,7 +127,12 @@ def test_a_hanging_camera_does_not_hold_the_door(room: Room) -> None:
     # no upload URL: the image waits in the node's encrypted spool
     assert room.gateway.cameras.wait_idle(30)
     spool = room.gateway.cameras.spool
-    assert spool.waiting() == [still.id] and spool.get(still.id) == JPEG
+    assert spool.waiting() == [still.id]
+    found = spool.get(still.id)
+    assert found is not None and found[0] == JPEG
+    # the upload's signature was made when the still was taken, by the key sealing its event
+    key = load_private(room.key_file).public_key()
+    key.verify(unb64u(found[1] or ""), upload_message("gw1", still.id, still.data["sha256"]))
     raw = next(spool.folder.iterdir()).read_bytes()
     assert JPEG[:64] not in raw  # encrypted at rest on the node
 

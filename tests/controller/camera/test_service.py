@@ -18,7 +18,14 @@ from pydantic import BaseModel
 from controller.camera.http import build_camera
 from controller.camera.service import CameraService
 from controller.camera.settings import CameraSettings
-from controller.camera.upload import HEADER_SIG, Spool, Uploader, upload_message
+from controller.camera.upload import (
+    HEADER_SIG,
+    HEADER_STILL,
+    Spool,
+    StillSigner,
+    Uploader,
+    upload_message,
+)
 from controller.envelope import unb64u
 from controller.events import DoorAccess, DoorForced
 from controller.keys import generate
@@ -96,7 +103,8 @@ def service(tmp_path: Path, url: str, **over: Any) -> tuple[CameraService, Recor
     rec = Recorder()
     svc = CameraService(settings, {c.id: build_camera(c) for c in settings.camera}, emit=rec,
                         spool=Spool(tmp_path / "spool", key),
-                        uploader=Uploader(settings.upload_url or "", key, "gw1"))
+                        uploader=Uploader(settings.upload_url or "", "gw1"),
+                        sign=StillSigner(key, "gw1"))
     svc.start()
     return svc, rec, key
 
@@ -158,5 +166,24 @@ def test_a_full_queue_is_counted_and_reported(tmp_path: Path, parts: str) -> Non
         failed = [d for k, d, _ in rec.events if k == "camera.failed"]
         assert [f.reason for f in failed] == ["queue_full"]
         assert failed[0].detail.startswith(f"{dropped} earlier")
+    finally:
+        svc.stop()
+
+
+def test_a_spooled_still_without_its_signature_is_signed_at_upload(tmp_path: Path,
+                                                                    parts: str) -> None:
+    """A still spooled before the spool kept signatures (the image alone) is signed by the
+    current key when it is uploaded; a file that opens under no key is set aside, counted."""
+    svc, _, key = service(tmp_path, parts)
+    try:
+        svc.spool._write("gw1:5", JPEG)  # the earlier format: the image alone
+        (svc.spool.folder / "gw1_6.still").write_bytes(b"\x00" * 64)  # opens under no key
+        svc.retry_uploads()
+        (headers, body), = Parts.received
+        assert body == JPEG and headers[HEADER_STILL] == "gw1:5"
+        key.public_key().verify(unb64u(headers[HEADER_SIG]),
+                                upload_message("gw1", "gw1:5", hashlib.sha256(JPEG).hexdigest()))
+        assert svc.spool.waiting() == [] and svc.health()["spool_unreadable"] == 1
+        assert (svc.spool.folder / "gw1_6.unreadable").exists()  # kept, not deleted
     finally:
         svc.stop()

@@ -15,10 +15,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controller.camera.events import CameraFailed, CameraStill
 from controller.camera.upload import HEADER_NODE, HEADER_SIG, HEADER_STILL, sign_upload
+from controller.envelope import canonical_json, topic_for
+from controller.keys import public_b64, rotation_statement
+from dashboard import services
 from dashboard.camera import web as camera_web
 from dashboard.camera.store import StillKey, image_for
 from dashboard.ingest.core import IngestCore
-from dashboard.models import Anomaly
+from dashboard.models import Anomaly, StoredEvent
 from dashboard.models.camera import CameraImage
 from tests.dashboard.conftest import T0, FakeNode, msg
 from tests.dashboard.web.conftest import WebApp
@@ -129,3 +132,54 @@ def test_the_key_file_must_hold_32_bytes(tmp_path: Path) -> None:
     (tmp_path / "camera.key").write_bytes(b"short")
     with pytest.raises(ValueError, match="32 bytes"):
         StillKey(tmp_path / "camera.key")
+
+
+def test_a_still_taken_before_a_key_rotation_is_stored_after_it(webapp: WebApp,
+                                                               gw: FakeNode) -> None:
+    """The node signed the upload with the key that sealed the still's event; it rotated its
+    key (a handover signed by the old one) before the upload got through. The dashboard checks
+    the upload with the key of that seq, as the ingest checks events: stored, intact. The old
+    key cannot upload a seq above the handover; once revoked, not even its own range."""
+    core = IngestCore(site=gw.site)
+    old_key, new_key = gw.key, Ed25519PrivateKey.generate()
+    record = gw.access("alice", granted=False, reason="unknown_card")
+    still = gw.event("camera.still", CameraStill(
+        camera="door-cam", target="door:d1", record=record.id, record_kind="door.access",
+        door="d1", sha256=hashlib.sha256(JPEG).hexdigest(), size=len(JPEG)))
+    spooled_sig = sign_upload(old_key, "gw1", still.id, JPEG)  # made when it was taken
+    handover = rotation_statement(old_key, new_key.public_key(), node="gw1", site=gw.site,
+                                  from_seq=gw.seq + 1)
+    gw.key = new_key
+    after = gw.event("camera.still", CameraStill(
+        camera="door-cam", target="door:d1", record=record.id, record_kind="door.access",
+        door="d1", sha256=hashlib.sha256(JPEG).hexdigest(), size=len(JPEG)))
+    state = (topic_for(gw.site, "gw1", "state"), canonical_json(
+        {"state": "online", "public_key": gw.public, "key_rotation": handover}))
+    with webapp.sm() as db:
+        core.process(db, [msg(record), msg(still)], T0 + timedelta(hours=1))
+        core.process(db, [state], T0 + timedelta(hours=1))
+        core.process(db, [msg(after)], T0 + timedelta(hours=1))
+        db.commit()
+        assert db.scalar(select(func.count()).select_from(StoredEvent)) == 3
+    c = webapp.client()
+
+    def post(still_id: str, sig: str) -> tuple[int, str]:
+        r = c.post("/api/camera/stills", content=JPEG, headers=headers("gw1", still_id, sig))
+        return r.status_code, r.json().get("reason", "")
+
+    assert post(still.id, spooled_sig) == (201, "")
+    # above the handover the old key signs nothing; the new key does
+    assert post(after.id, sign_upload(old_key, "gw1", after.id, JPEG)) == (403, "bad_signature")
+    assert post(after.id, sign_upload(new_key, "gw1", after.id, JPEG)) == (201, "")
+    key = StillKey.of(webapp.settings.camera, webapp.settings.data_dir)
+    with webapp.sm() as db:
+        assert image_for(db, key, still.id) == ("ok", JPEG)
+        assert image_for(db, key, after.id) == ("ok", JPEG)
+        services.revoke_key(db, "admin", "gw1", public_b64(old_key.public_key()), now=T0)
+        db.commit()
+    # revoked (lost or stolen): even a still of its own range is refused, counted and raised
+    assert post(record.id, sign_upload(old_key, "gw1", record.id, JPEG)) == (403, "key_revoked")
+    assert camera_web.UPLOAD_REFUSALS == {"bad_signature": 1, "key_revoked": 1}
+    # one open review item for the node (the second refusal joins it)
+    assert count(webapp.sm, Anomaly, Anomaly.kind == "camera_upload_refused") == 1
+    assert count(webapp.sm, CameraImage) == 2

@@ -117,6 +117,9 @@ class ClosedBus:
         sub.close()
         return sub
 
+    def publish(self, topic: Any, data: Any) -> None:
+        """Nobody listens."""
+
 
 @dataclass
 class WebApp:
@@ -231,12 +234,13 @@ def run_live_dashboard(
 
 
 @contextmanager
-def serve_app(app: Any) -> Iterator[str]:
-    """Serve ``app`` with a real uvicorn in a thread on a free loopback port; yields its URL.
-    Requests run concurrently, as in production (sync routes in uvicorn's thread pool)."""
+def serve_app(app: Any, port: int | None = None) -> Iterator[str]:
+    """Serve ``app`` with a real uvicorn in a thread on a free loopback port (or ``port``, for a
+    dashboard that a node knows before it is up); yields its URL. Requests run concurrently,
+    as in production (sync routes in uvicorn's thread pool)."""
     import uvicorn
 
-    port = free_port()
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             lifespan="on", timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
