@@ -1,7 +1,9 @@
 """Site- and client-scoped accounts (many sites, issue 24), enforced where the rows are read.
 
-An account with ``site`` (a site's security admin, backup operator or auditor) sees and manages
-that site's records only: its nodes, their events (door log) and the anomalies they raised. An
+An account with ``site`` (a site's security admin or auditor) sees and manages that site's
+records only: its nodes, their events (door log, room PCs) and the anomalies they raised, and
+the rows that carry the site (people by their home site, with their cards; groups, doors,
+printers). An
 account with ``client_id`` (a client company's auditor) reads that client's number-access
 records and the reports issued to it, nothing else. An account with neither is headquarters':
 every site, every client.
@@ -40,6 +42,16 @@ SITE_ROUTES = OWN | frozenset({
     "review.page", "review.item", "review.acknowledge", "review.resolve", "review.assign",
     "review.escalate", "review.bulk_acknowledge", "api.review.list", "api.review.get",
     "api.review.act",
+    # people (home site), their cards, groups (rights), doors, printers: rows with a site
+    "people.page", "people.detail", "people.create", "people.update", "people.card_add",
+    "people.card_revoke", "api.people.list", "api.people.get", "api.people.create",
+    "api.people.update", "api.cards.create", "api.cards.revoke",
+    "groups.page", "groups.create", "groups.update", "groups.window_add",
+    "groups.window_delete", "api.groups.list",
+    "doors.page", "doors.create", "doors.update", "api.doors.list",
+    "printers.page", "printers.create", "printers.delete", "api.printers.list",
+    # room PCs: hosts its nodes reported or its groups name
+    "hosts.page", "hosts.detail",
 })
 # A client's auditor: its number-access records and its reports.
 CLIENT_ROUTES = OWN | frozenset({"numlog.page", "reports.page", "reports.download"})
@@ -111,3 +123,34 @@ def client_offices(who: Principal) -> Select[tuple[str]] | None:
     if who.client_id is None:
         return None
     return select(ClientOffice.office).where(ClientOffice.client_id == who.client_id)
+
+
+def site_filter(who: Principal, column: ColumnElement[str]) -> ColumnElement[bool] | None:
+    """A WHERE clause keeping rows whose own ``column`` is the account's site (None: no
+    restriction); a client's auditor sees no site's rows."""
+    if who.client_id is not None:
+        return false()
+    if who.site is None:
+        return None
+    return column == who.site
+
+
+def in_site(stmt: Select[T], who: Principal, column: ColumnElement[str]) -> Select[T]:
+    clause = site_filter(who, column)
+    return stmt if clause is None else stmt.where(clause)
+
+
+def sees_site(who: Principal, site: str | None) -> bool:
+    """Whether a row of ``site`` is in the account's scope."""
+    if who.client_id is not None:
+        return False
+    return who.site is None or site == who.site
+
+
+def site_nodes(db: DbSession, who: Principal) -> set[str] | None:
+    """The names of the account's site's nodes (None: every node)."""
+    if who.client_id is not None:
+        return set()
+    if who.site is None:
+        return None
+    return set(db.scalars(_site_nodes(who.site)))

@@ -108,3 +108,21 @@ def mark_policy_dirty(session: Session, now: datetime) -> None:
 
 def when(now: datetime | None) -> datetime:
     return now if now is not None else now_utc()
+
+
+# -- sites (many sites, issue 24) ---------------------------------------------------------------
+# ``within``: the site a site-scoped editor manages (None: headquarters, every site). A row of
+# another site is "not found", with the same words as a row that does not exist.
+Site = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
+def new_site(given: str | None, within: str | None) -> str | None:
+    """The site of a row being made: a site's editor makes rows of its own site only; None
+    (headquarters naming none) leaves the model's default, the installation's one site."""
+    if within is None or given in (None, within):
+        return within if within is not None else given
+    raise ServiceError(f"you manage site {within} only")
+
+
+def visible(row_site: str | None, within: str | None) -> bool:
+    return within is None or row_site == within
