@@ -24,7 +24,9 @@ from sqlalchemy import ColumnElement, Select, false, select
 from sqlalchemy.orm import Session as DbSession
 
 from dashboard.auth.service import Principal
+from dashboard.models.media import Medium
 from dashboard.models.nodes import Node
+from dashboard.models.people import Person
 from dashboard.models.reports import ClientOffice
 
 T = TypeVar("T", bound=tuple)  # type: ignore[type-arg]
@@ -52,6 +54,14 @@ SITE_ROUTES = OWN | frozenset({
     "printers.page", "printers.create", "printers.delete", "api.printers.list",
     # room PCs: hosts its nodes reported or its groups name
     "hosts.page", "hosts.detail",
+    # the media ledger: a medium is its custodian's site's (media.require_medium)
+    "media.page", "media.csv", "media.detail", "media.certificate_pdf",
+    "media.certificate_csv", "media.register", "media.check_out", "media.return",
+    "media.store", "media.wipe", "media.lost", "media.found", "media.dispose",
+    "media.reconfigure", "media.wipe_interval",
+    "api.media.list", "api.media.get", "api.media.register", "api.media.check_out",
+    "api.media.return", "api.media.store", "api.media.wipe", "api.media.lost",
+    "api.media.found", "api.media.dispose",
 })
 # A client's auditor: its number-access records and its reports.
 CLIENT_ROUTES = OWN | frozenset({"numlog.page", "reports.page", "reports.download"})
@@ -154,3 +164,38 @@ def site_nodes(db: DbSession, who: Principal) -> set[str] | None:
     if who.site is None:
         return None
     return set(db.scalars(_site_nodes(who.site)))
+
+
+def site_people(who: Principal) -> Select[tuple[str]] | None:
+    """The ids of the account's site's people (None: everyone)."""
+    if who.client_id is not None:
+        return select(Person.id).where(false())
+    if who.site is None:
+        return None
+    return select(Person.id).where(Person.site == who.site)
+
+
+def only_site_media(stmt: Select[T], who: Principal) -> Select[T]:
+    """Media of the account's site: a medium has no site of its own, it is its custodian's."""
+    people = site_people(who)
+    return stmt if people is None else stmt.where(Medium.custodian.in_(people))
+
+
+def require_medium(db: DbSession, who: Principal, control_number: str) -> None:
+    """404 unless medium ``control_number`` is in the account's scope (an unknown one is left
+    to the caller's own "no such medium")."""
+    people = site_people(who)
+    if people is None:
+        return
+    custodian = db.scalar(select(Medium.custodian)
+                          .where(Medium.control_number == control_number))
+    if custodian is not None and db.scalar(people.where(Person.id == custodian)) is None:
+        raise HTTPException(status_code=404, detail=f"no medium {control_number!r}")
+
+
+def require_person(db: DbSession, who: Principal, person_id: str, what: str) -> None:
+    """404 when ``person_id`` (a medium's custodian or holder) is another site's person."""
+    people = site_people(who)
+    if people is not None and db.scalar(people.where(Person.id == person_id)) is None:
+        raise HTTPException(status_code=404, detail=f"{what} {person_id!r} is not a "
+                                                    "registered person")

@@ -243,3 +243,50 @@ def _relogin(w: WebApp, username: str):
 
     client = w.client()
     return client, login(client, username)
+
+
+def _media(w: WebApp) -> dict[str, str]:
+    """A medium kept by each site's person: a medium is its custodian's site's."""
+    from dashboard.media import service as media
+    from tests.dashboard.media.conftest import medium_data
+
+    with w.sm.begin() as db:
+        return {site: media.register_medium(db, "hq", medium_data(custodian=f"p-{site}",
+                                                                  hosts=[f"{site}-pc"]),
+                                            now=T0).control_number
+                for site in SITES}
+
+
+def test_a_site_admin_keeps_only_its_sites_media(world: WebApp) -> None:
+    from dashboard.models.media import Medium
+    from tests.dashboard.media.conftest import medium_data
+
+    cn = _media(world)
+    osaka, csrf = _user(world, "osaka_sec", "security_admin", site="osaka")
+    headers = {"X-CSRF-Token": csrf}
+    assert [m["control_number"] for m in osaka.get("/api/v1/media").json()] == [cn["osaka"]]
+    page = osaka.get("/media")
+    assert page.status_code == 200
+    assert cn["osaka"] in page.text and cn["nagoya"] not in page.text
+    csv = osaka.get("/media.csv")
+    assert cn["osaka"] in csv.text and cn["nagoya"] not in csv.text
+    assert osaka.get(f"/media/{cn['osaka']}").status_code == 200
+    for path in (f"/media/{cn['nagoya']}", f"/api/v1/media/{cn['nagoya']}",
+                 f"/media/{cn['nagoya']}/certificate.csv"):
+        assert osaka.get(path).status_code == 404, path
+    changes = [
+        osaka.post(f"/api/v1/media/{cn['nagoya']}/lost", json={"note": "x"}, headers=headers),
+        osaka.post(f"/media/{cn['nagoya']}/lost", data={"csrf_token": csrf, "note": "x"}),
+        # a medium for another site's person, or checked out to one: that person is unknown
+        osaka.post("/api/v1/media", json=medium_data(custodian="p-nagoya"), headers=headers),
+    ]
+    assert [r.status_code for r in changes] == [404] * len(changes)
+    with world.sm() as s:
+        assert s.get(Medium, cn["nagoya"]).state == "in_storage"  # not lost
+        assert s.scalar(select(Medium.control_number).where(
+            Medium.custodian == "p-nagoya", Medium.control_number != cn["nagoya"])) is None
+    r = osaka.post("/api/v1/media", json=medium_data(custodian="p-osaka"), headers=headers)
+    assert r.status_code == 201
+    hq, _ = _user(world, "hq_audit", "auditor")
+    assert len(hq.get("/api/v1/media").json()) == 3
+    assert hq.get(f"/media/{cn['nagoya']}").status_code == 200
