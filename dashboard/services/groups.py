@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dashboard.models.nodes import Node
 from dashboard.models.people import Door, Group, Person, Printer, TimeWindow
 from dashboard.services.base import (
     Conflict,
@@ -96,6 +97,20 @@ def _fetch(session: Session, model: Any, ids: list[str], what: str,
     return [found[i] for i in sorted(set(ids))]
 
 
+def _site_hosts(session: Session, hosts: list[str], group: Group) -> list[str]:
+    """A group's PCs are its site's: a host another site's group names, or another site's
+    node (a host agent named as its PC), is unknown here."""
+    others = {h for listed in session.scalars(
+        select(Group.hosts).where(Group.site != group.site, Group.id != group.id))
+        for h in listed or ()}
+    others |= set(session.scalars(select(Node.name).where(Node.site != group.site,
+                                                          Node.name.in_(hosts))))
+    taken = sorted(set(hosts) & others)
+    if taken:
+        raise NotFound(f"unknown host(s): {', '.join(taken)}")
+    return hosts
+
+
 def _apply(session: Session, group: Group, patch: GroupPatch,
            within: str | None = None) -> None:
     """A group's doors and printers are its own site's, whoever edits it; its members may be
@@ -112,7 +127,7 @@ def _apply(session: Session, group: Group, patch: GroupPatch,
     if patch.printers is not None:
         group.printers = _fetch(session, Printer, patch.printers, "printer(s)", group.site)
     if patch.hosts is not None:
-        group.hosts = sorted(set(patch.hosts))
+        group.hosts = _site_hosts(session, sorted(set(patch.hosts)), group)
     if "host_admin" in patch.model_fields_set:
         if patch.host_admin is None:
             raise ServiceError("host_admin must be true or false")

@@ -94,6 +94,9 @@ def test_another_sites_person_door_group_and_pc_are_not_found(world: WebApp) -> 
         # another site's group
         osaka.post("/groups/g-osaka", data={**form, "name": "x", "doors": ["door-nagoya"]}),
         osaka.patch("/api/v1/people/p-osaka", json={"groups": ["g-nagoya"]}, headers=headers),
+        # nor log-on at another site's PC (named by Nagoya's group, or Nagoya's node)
+        osaka.post("/groups/g-osaka", data={**form, "name": "x", "hosts": "nagoya-pc"}),
+        osaka.post("/groups/g-osaka", data={**form, "name": "x", "hosts": "nagoya-gw1"}),
     ]
     assert [r.status_code for r in changes] == [404] * len(changes)
     with world.sm() as s:
@@ -103,6 +106,7 @@ def test_another_sites_person_door_group_and_pc_are_not_found(world: WebApp) -> 
         group = s.get(Group, "g-nagoya")
         assert group.name == "nagoya 担当" and not group.windows
         assert [d.id for d in s.get(Group, "g-osaka").doors] == ["door-osaka"]
+        assert s.get(Group, "g-osaka").hosts == ["osaka-pc"]
         assert s.get(Group, "g-osaka").name == "osaka 担当"
 
 
