@@ -294,3 +294,19 @@ def test_a_site_admin_keeps_only_its_sites_media(world: WebApp) -> None:
     hq, _ = _user(world, "hq_audit", "auditor")
     assert len(hq.get("/api/v1/media").json()) == 3
     assert hq.get(f"/media/{cn['nagoya']}").status_code == 200
+
+
+def test_headquarters_moves_a_person_to_another_site(world: WebApp) -> None:
+    hq, csrf = _user(world, "hq_sec", "security_admin")
+    r = hq.patch("/api/v1/people/p-osaka", json={"site": "nagoya"},
+                 headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200 and r.json()["site"] == "nagoya"
+    osaka, csrf = _user(world, "osaka_sec", "security_admin", site="osaka")
+    assert osaka.get("/api/v1/people").json() == []
+    assert osaka.get("/people/p-osaka").status_code == 404
+    r = osaka.patch("/api/v1/people/p-osaka", json={"site": "osaka"},
+                    headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 404  # it cannot take them back either
+    with world.sm() as s:
+        assert s.get(Person, "p-osaka").site == "nagoya"
+        assert {g.id for g in s.get(Person, "p-osaka").groups} == {"g-osaka", "g-nagoya"}
