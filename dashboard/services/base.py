@@ -116,12 +116,20 @@ def when(now: datetime | None) -> datetime:
 Site = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 
-def new_site(given: str | None, within: str | None) -> str | None:
-    """The site of a row being made: a site's editor makes rows of its own site only; None
-    (headquarters naming none) leaves the model's default, the installation's one site."""
-    if within is None or given in (None, within):
-        return within if within is not None else given
-    raise ServiceError(f"you manage site {within} only")
+def new_site(session: Session, given: str | None, within: str | None) -> str:
+    """The site of a row being made: a site's editor makes rows of its own site only;
+    headquarters names one, or gets the installation's one site (several: it must name it)."""
+    if within is not None and given not in (None, within):
+        raise ServiceError(f"you manage site {within} only")
+    site = within or given
+    if site is None:
+        from dashboard.models.people import single_site
+
+        try:
+            site = single_site(session.connection())
+        except ValueError as exc:
+            raise ServiceError(str(exc)) from exc
+    return site
 
 
 def visible(row_site: str | None, within: str | None) -> bool:

@@ -81,10 +81,10 @@ def create_door(
     at = when(now)
     if session.get(Door, inp.id) is not None:
         raise Conflict(f"door {inp.id!r} already exists")
-    site = new_site(inp.site, within)
+    site = new_site(session, inp.site, within)
     door = Door(
         id=inp.id, name=inp.name, two_person=False, two_person_window_s=10, anti_passback=False,
-        require_verified=False, **({"site": site} if site else {}),
+        require_verified=False, site=site,
     )
     _apply(door, inp)
     session.add(door)
@@ -138,8 +138,8 @@ def create_printer(
     at = when(now)
     if session.get(Printer, inp.id) is not None:
         raise Conflict(f"printer {inp.id!r} already exists")
-    site = new_site(inp.site, within)
-    printer = Printer(id=inp.id, name=inp.name, **({"site": site} if site else {}))
+    site = new_site(session, inp.site, within)
+    printer = Printer(id=inp.id, name=inp.name, site=site)
     session.add(printer)
     session.flush()
     rights_changed(

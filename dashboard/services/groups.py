@@ -151,9 +151,9 @@ def create_group(
     at = when(now)
     if session.get(Group, inp.id) is not None:
         raise Conflict(f"group {inp.id!r} already exists")
-    site = new_site(inp.site, within)
+    site = new_site(session, inp.site, within)
     group = Group(id=inp.id, name=inp.name, on_holidays=False, hosts=[], host_admin=False,
-                  **({"site": site} if site else {}))
+                  site=site)
     session.add(group)
     session.flush()  # the site (its default) before its doors are checked against it
     _apply(session, group, inp, within)

@@ -119,10 +119,10 @@ def create_person(
     at = when(now)
     if session.get(Person, inp.id) is not None:
         raise Conflict(f"person {inp.id!r} already exists")
-    site = new_site(inp.site, within)  # None: the column's default, the one site
+    site = new_site(session, inp.site, within)
     person = Person(
         id=inp.id, name=inp.name, active=True, operator_ids=[], cups_users=[], host_accounts=[],
-        created_at=at, **({"site": site} if site else {}),
+        created_at=at, site=site,
     )
     session.add(person)
     _apply(session, person, inp, within)

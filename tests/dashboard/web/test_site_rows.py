@@ -297,9 +297,9 @@ def test_a_site_admin_keeps_only_its_sites_media(world: WebApp) -> None:
 
 
 def test_headquarters_moves_a_person_to_another_site(world: WebApp) -> None:
-    hq, csrf = _user(world, "hq_sec", "security_admin")
+    hq, hq_csrf = _user(world, "hq_sec", "security_admin")
     r = hq.patch("/api/v1/people/p-osaka", json={"site": "nagoya"},
-                 headers={"X-CSRF-Token": csrf})
+                 headers={"X-CSRF-Token": hq_csrf})
     assert r.status_code == 200 and r.json()["site"] == "nagoya"
     osaka, csrf = _user(world, "osaka_sec", "security_admin", site="osaka")
     assert osaka.get("/api/v1/people").json() == []
@@ -310,3 +310,7 @@ def test_headquarters_moves_a_person_to_another_site(world: WebApp) -> None:
     with world.sm() as s:
         assert s.get(Person, "p-osaka").site == "nagoya"
         assert {g.id for g in s.get(Person, "p-osaka").groups} == {"g-osaka", "g-nagoya"}
+    # with several sites, headquarters names the site of a new row
+    r = hq.post("/api/v1/people", json={"id": "p-where", "name": "x"},
+                headers={"X-CSRF-Token": hq_csrf})
+    assert r.status_code == 400 and "several sites" in r.json()["detail"]
