@@ -176,7 +176,7 @@ def test_a_scoped_account_may_call_only_scoped_routes() -> None:
     client = Principal(2, "c", "auditor", "session", client_id=1)  # type: ignore[arg-type]
     hq = Principal(3, "h", "auditor", "session")  # type: ignore[arg-type]
     assert may_call(site, "door_log.page") and may_call(site, "people.page")
-    assert not may_call(site, "people.enrol_open") and not may_call(site, "media.page")
+    assert not may_call(site, "people.enrol_open") and not may_call(site, "snapshots.page")
     assert may_call(site, "review.page")
     assert may_call(client, "reports.page") and not may_call(client, "door_log.page")
     assert may_call(hq, "people.page")
