@@ -180,7 +180,7 @@ def db_upgrade(args: argparse.Namespace) -> int:
         url = args.database_url or settings.database_url
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        upgrade(url)
+        upgrade(url, site=settings.site)
     except (SettingsError, MigrationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -52,15 +52,19 @@ def alembic_config(database_url: str) -> Config:
     return cfg
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(database_url: str, revision: str = "head", *, site: str | None = None) -> None:
     """Apply every migration up to ``revision`` (default: the newest). A database made by a
-    newer release (a revision this code does not know) is refused before anything runs."""
+    newer release (a revision this code does not know) is refused before anything runs.
+    ``site``: the configured site, which rows that had none take (migration b4e6a8c0d2f5)."""
     check_known(database_url)
     try:
         with _quiet_alembic():
             from alembic import command
 
-            command.upgrade(alembic_config(database_url), revision)
+            cfg = alembic_config(database_url)
+            if site:
+                cfg.attributes["site"] = site
+            command.upgrade(cfg, revision)
     except Exception as exc:
         raise MigrationError(f"database upgrade to {revision} failed: {exc}") from exc
 

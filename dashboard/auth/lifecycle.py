@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from dashboard.auth.passwords import hash_password, verify_password
 from dashboard.auth.roles import Role
-from dashboard.auth.service import AuthError
+from dashboard.auth.service import AuthError, check_scope
 from dashboard.auth.throttle import lock_keys
 from dashboard.models.auth import Session, User
 
@@ -64,6 +64,25 @@ def set_active(db: DbSession, user: User, active: bool) -> list[int]:
         if admins == 0:
             raise LastAdminError("the last active admin cannot be deactivated")
     return end_sessions(db, user.id) if not active else []
+
+
+def set_scope(db: DbSession, user: User, site: str | None,
+              client_id: int | None) -> list[int]:
+    """Limit ``user`` to one site or one client company, or lift the limit (both None). The
+    rules are ``check_scope``'s (a site for a security admin or an auditor, a client for an
+    auditor). The user's sessions end: a page or live stream opened under the old scope does
+    not go on showing what the new one hides; the next log-in has the new scope."""
+    if client_id is not None:
+        from dashboard.models.reports import Client
+
+        if db.get(Client, client_id) is None:
+            raise AuthError(f"no client company {client_id}")
+    check_scope(user.role, site, client_id)
+    if (user.site, user.client_id) == (site, client_id):
+        return []
+    user.site, user.client_id = site, client_id
+    db.flush()
+    return end_sessions(db, user.id)
 
 
 def reset_password(db: DbSession, user: User, now: datetime, ttl_s: int) -> tuple[str, list[int]]:

@@ -100,6 +100,7 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "users.reactivate": ADMINS,
     "users.password_reset": ADMINS,
     "users.sessions_end": ADMINS,
+    "users.scope": ADMINS,  # limit an account to one site or one client company
     # JSON API
     "api.overview": READERS,
     "api.events": READERS,

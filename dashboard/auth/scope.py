@@ -1,7 +1,9 @@
 """Site- and client-scoped accounts (many sites, issue 24), enforced where the rows are read.
 
-An account with ``site`` (a site's security admin, backup operator or auditor) sees and manages
-that site's records only: its nodes, their events (door log) and the anomalies they raised. An
+An account with ``site`` (a site's security admin or auditor) sees and manages that site's
+records only: its nodes, their events (door log, room PCs) and the anomalies they raised, and
+the rows that carry the site (people by their home site, with their cards; groups, doors,
+printers). An
 account with ``client_id`` (a client company's auditor) reads that client's number-access
 records and the reports issued to it, nothing else. An account with neither is headquarters':
 every site, every client.
@@ -22,7 +24,9 @@ from sqlalchemy import ColumnElement, Select, false, select
 from sqlalchemy.orm import Session as DbSession
 
 from dashboard.auth.service import Principal
+from dashboard.models.media import Medium
 from dashboard.models.nodes import Node
+from dashboard.models.people import Person
 from dashboard.models.reports import ClientOffice
 
 T = TypeVar("T", bound=tuple)  # type: ignore[type-arg]
@@ -40,6 +44,24 @@ SITE_ROUTES = OWN | frozenset({
     "review.page", "review.item", "review.acknowledge", "review.resolve", "review.assign",
     "review.escalate", "review.bulk_acknowledge", "api.review.list", "api.review.get",
     "api.review.act",
+    # people (home site), their cards, groups (rights), doors, printers: rows with a site
+    "people.page", "people.detail", "people.create", "people.update", "people.card_add",
+    "people.card_revoke", "api.people.list", "api.people.get", "api.people.create",
+    "api.people.update", "api.cards.create", "api.cards.revoke",
+    "groups.page", "groups.create", "groups.update", "groups.window_add",
+    "groups.window_delete", "api.groups.list",
+    "doors.page", "doors.create", "doors.update", "api.doors.list",
+    "printers.page", "printers.create", "printers.delete", "api.printers.list",
+    # room PCs: hosts its nodes reported or its groups name
+    "hosts.page", "hosts.detail",
+    # the media ledger: a medium is its custodian's site's (media.require_medium)
+    "media.page", "media.csv", "media.detail", "media.certificate_pdf",
+    "media.certificate_csv", "media.register", "media.check_out", "media.return",
+    "media.store", "media.wipe", "media.lost", "media.found", "media.dispose",
+    "media.reconfigure", "media.wipe_interval",
+    "api.media.list", "api.media.get", "api.media.register", "api.media.check_out",
+    "api.media.return", "api.media.store", "api.media.wipe", "api.media.lost",
+    "api.media.found", "api.media.dispose",
 })
 # A client's auditor: its number-access records and its reports.
 CLIENT_ROUTES = OWN | frozenset({"numlog.page", "reports.page", "reports.download"})
@@ -111,3 +133,69 @@ def client_offices(who: Principal) -> Select[tuple[str]] | None:
     if who.client_id is None:
         return None
     return select(ClientOffice.office).where(ClientOffice.client_id == who.client_id)
+
+
+def site_filter(who: Principal, column: ColumnElement[str]) -> ColumnElement[bool] | None:
+    """A WHERE clause keeping rows whose own ``column`` is the account's site (None: no
+    restriction); a client's auditor sees no site's rows."""
+    if who.client_id is not None:
+        return false()
+    if who.site is None:
+        return None
+    return column == who.site
+
+
+def in_site(stmt: Select[T], who: Principal, column: ColumnElement[str]) -> Select[T]:
+    clause = site_filter(who, column)
+    return stmt if clause is None else stmt.where(clause)
+
+
+def sees_site(who: Principal, site: str | None) -> bool:
+    """Whether a row of ``site`` is in the account's scope."""
+    if who.client_id is not None:
+        return False
+    return who.site is None or site == who.site
+
+
+def site_nodes(db: DbSession, who: Principal) -> set[str] | None:
+    """The names of the account's site's nodes (None: every node)."""
+    if who.client_id is not None:
+        return set()
+    if who.site is None:
+        return None
+    return set(db.scalars(_site_nodes(who.site)))
+
+
+def site_people(who: Principal) -> Select[tuple[str]] | None:
+    """The ids of the account's site's people (None: everyone)."""
+    if who.client_id is not None:
+        return select(Person.id).where(false())
+    if who.site is None:
+        return None
+    return select(Person.id).where(Person.site == who.site)
+
+
+def only_site_media(stmt: Select[T], who: Principal) -> Select[T]:
+    """Media of the account's site: a medium has no site of its own, it is its custodian's."""
+    people = site_people(who)
+    return stmt if people is None else stmt.where(Medium.custodian.in_(people))
+
+
+def require_medium(db: DbSession, who: Principal, control_number: str) -> None:
+    """404 unless medium ``control_number`` is in the account's scope (an unknown one is left
+    to the caller's own "no such medium")."""
+    people = site_people(who)
+    if people is None:
+        return
+    custodian = db.scalar(select(Medium.custodian)
+                          .where(Medium.control_number == control_number))
+    if custodian is not None and db.scalar(people.where(Person.id == custodian)) is None:
+        raise HTTPException(status_code=404, detail=f"no medium {control_number!r}")
+
+
+def require_person(db: DbSession, who: Principal, person_id: str, what: str) -> None:
+    """404 when ``person_id`` (a medium's custodian or holder) is another site's person."""
+    people = site_people(who)
+    if people is not None and db.scalar(people.where(Person.id == person_id)) is None:
+        raise HTTPException(status_code=404, detail=f"{what} {person_id!r} is not a "
+                                                    "registered person")

@@ -39,29 +39,31 @@ class DemoDashboard:
 
 
 def enter_office(sm: Any, office: Policy, now: datetime) -> None:
-    """Doors, printers, groups, people and cards, each an audited admin action."""
+    """Doors, printers, groups, people and cards of the office's site, each an audited admin
+    action."""
     from dashboard import services
 
     with sm.begin() as db:
         for door in office.doors:
-            services.create_door(db, ACTOR, {"id": door.id, "name": door.name,
+            services.create_door(db, ACTOR, {"id": door.id, "name": door.name, "site": office.site,
                                              "two_person": door.two_person,
                                              "two_person_window_s": door.two_person_window_s,
                                              "anti_passback": door.anti_passback}, now=now)
         for printer in office.printers:
-            services.create_printer(db, ACTOR, {"id": printer,
+            services.create_printer(db, ACTOR, {"id": printer, "site": office.site,
                                                 "name": seed.PRINTER_NAMES.get(printer, printer)},
                                     now=now)
         for group in office.groups:
             services.create_group(db, ACTOR, {
-                "id": group.id, "name": group.name, "doors": group.doors,
+                "id": group.id, "name": group.name, "site": office.site, "doors": group.doors,
                 "printers": group.printers, "on_holidays": group.on_holidays,
                 "windows": [{"days": w.days, "start": w.start.strftime("%H:%M"),
                              "end": w.end.strftime("%H:%M")} for w in group.windows],
             }, now=now)
         for person in office.people:
             services.create_person(db, ACTOR, {
-                "id": person.id, "name": person.name, "active": person.active,
+                "id": person.id, "name": person.name, "site": office.site,
+                "active": person.active,
                 "groups": person.groups, "cups_users": person.cups_users,
                 "operator_ids": person.operator_ids,
             }, now=now)

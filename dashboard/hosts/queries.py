@@ -69,11 +69,14 @@ class Loaded:
 
 def load(db: Session, kinds: Iterable[str], since: datetime, until: datetime, *,
          person_id: str | None = None, host: str | None = None, limit: int | None = None,
-         newest_first: bool = False) -> Loaded:
-    """The host events of ``kinds`` in [since, until) (of one person, one host)."""
+         newest_first: bool = False, nodes: set[str] | None = None) -> Loaded:
+    """The host events of ``kinds`` in [since, until) (of one person, one host; reported by
+    ``nodes``, a site's, None: any node)."""
     e = StoredEvent
     q = select(e.node, e.seq, e.ts, e.kind, e.data).where(
         e.kind.in_(sorted(set(kinds))), e.ts >= since, e.ts < until)
+    if nodes is not None:
+        q = q.where(e.node.in_(sorted(nodes)))
     if person_id is not None:
         q = q.where(e.person_id == person_id)
     q = q.order_by(e.ts.desc(), e.id.desc()) if newest_first else q.order_by(e.ts, e.id)
@@ -93,9 +96,10 @@ def load(db: Session, kinds: Iterable[str], since: datetime, until: datetime, *,
 
 
 def pc_sessions(db: Session, since: datetime, until: datetime, *, person_id: str | None = None,
-                host: str | None = None) -> list[PcSession]:
+                host: str | None = None, nodes: set[str] | None = None) -> list[PcSession]:
     """Sessions (logind's, from the operations log) overlapping [since, until), by opening."""
-    loaded = load(db, (H.KIND_SESSION,), since - SESSION_LOOKBACK, until, host=host)
+    loaded = load(db, (H.KIND_SESSION,), since - SESSION_LOOKBACK, until, host=host,
+                  nodes=nodes)
     sessions: dict[tuple[str, str], PcSession] = {}
     done: list[PcSession] = []
     for ev in loaded.events:
@@ -127,18 +131,24 @@ def pc_timeline(db: Session, person_id: str, since: datetime, until: datetime
     return load(db, kinds, since, until, person_id=person_id).events
 
 
-def latest_health(db: Session, host: str, until: datetime) -> HostEvent | None:
+def latest_health(db: Session, host: str, until: datetime,
+                  nodes: set[str] | None = None) -> HostEvent | None:
     found = load(db, (H.KIND_HEALTH,), until - timedelta(days=31), until, host=host, limit=1,
-                 newest_first=True).events
+                 newest_first=True, nodes=nodes).events
     return found[0] if found else None
 
 
-def known_hosts(db: Session, now: datetime) -> list[str]:
-    """Hosts the groups name, and those whose agents reported in the last 31 days."""
+def known_hosts(db: Session, now: datetime, *, site: str | None = None,
+                nodes: set[str] | None = None) -> list[str]:
+    """Hosts the groups name, and those whose agents reported in the last 31 days. A host has
+    no row of its own: its site is its agent's node's, or the site of the groups naming it
+    (``site`` and ``nodes``: one site's groups and nodes; None: every one)."""
     hosts: set[str] = set()
-    for listed in db.scalars(select(Group.hosts)):
+    q = select(Group.hosts) if site is None else select(Group.hosts).where(Group.site == site)
+    for listed in db.scalars(q):
         hosts.update(h for h in listed or () if isinstance(h, str))
-    for ev in load(db, (H.KIND_HEALTH, H.KIND_LOGON), now - timedelta(days=31), now).events:
+    for ev in load(db, (H.KIND_HEALTH, H.KIND_LOGON), now - timedelta(days=31), now,
+                   nodes=nodes).events:
         hosts.add(ev.data.host)
     return sorted(hosts)
 

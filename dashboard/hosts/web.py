@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
+from dashboard.auth import scope
 from dashboard.hosts import queries as Q
 from dashboard.hosts.texts import texts
 from dashboard.web import deps
@@ -24,11 +25,14 @@ RECENT = 200
 @router.get("/hosts", name="hosts.page", include_in_schema=False)
 def hosts_page(request: Request, db: Annotated[DbSession, Depends(deps.db)]) -> Response:
     now = deps.now(request)
+    who = deps.principal(request)
+    nodes = scope.site_nodes(db, who)  # a site's account: the PCs of its site
     rows = []
-    sessions = Q.pc_sessions(db, now - timedelta(days=1), now + timedelta(seconds=1))
-    for host in Q.known_hosts(db, now):
+    sessions = Q.pc_sessions(db, now - timedelta(days=1), now + timedelta(seconds=1),
+                             nodes=nodes)
+    for host in Q.known_hosts(db, now, site=who.site, nodes=nodes):
         open_now = [s for s in sessions if s.host == host and s.open_at(now)]
-        rows.append({"host": host, "health": Q.latest_health(db, host, now),
+        rows.append({"host": host, "health": Q.latest_health(db, host, now, nodes),
                      "open": open_now})
     return deps.render(request, "hosts/list.html", {"t": texts(request), "rows": rows})
 
@@ -38,16 +42,19 @@ def host_detail(request: Request, host: str, db: Annotated[DbSession, Depends(de
                 days: Annotated[int, Query(ge=1, le=92)] = 7) -> Response:
     host = host[:64]
     now = deps.now(request)
-    if host not in Q.known_hosts(db, now):
+    who = deps.principal(request)
+    nodes = scope.site_nodes(db, who)
+    if host not in Q.known_hosts(db, now, site=who.site, nodes=nodes):
         raise HTTPException(status_code=404, detail=f"no host {host!r}")
     since, until = now - timedelta(days=days), now + timedelta(seconds=1)
-    sessions = Q.pc_sessions(db, since, until, host=host)
-    logons = Q.load(db, Q.LOGON_KINDS, since, until, host=host, limit=RECENT, newest_first=True)
+    sessions = Q.pc_sessions(db, since, until, host=host, nodes=nodes)
+    logons = Q.load(db, Q.LOGON_KINDS, since, until, host=host, limit=RECENT, newest_first=True,
+                    nodes=nodes)
     ops = Q.load(db, Q.OPERATION_KINDS, since, until, host=host, limit=RECENT,
-                 newest_first=True)
+                 newest_first=True, nodes=nodes)
     return deps.render(request, "hosts/detail.html", {
         "t": texts(request), "host": host, "days": days, "now": now, "sessions": sessions,
-        "logons": logons.events, "ops": ops.events, "health": Q.latest_health(db, host, now),
+        "logons": logons.events, "ops": ops.events, "health": Q.latest_health(db, host, now, nodes),
         "invalid": logons.invalid + ops.invalid})
 
 

@@ -144,6 +144,7 @@ AUDIT_ACTIONS: dict[str, Pair] = {
     "user.reactivate": ("ユーザーの再有効化", "User reactivated"),
     "user.password_reset": ("パスワードのリセット", "Password reset"),
     "user.sessions_end": ("ログイン中のセッションの終了", "Sessions ended"),
+    "user.scope": ("アカウントの範囲（サイト・委託元）の変更", "Account scope changed"),
     "client.save": ("委託元の登録・変更", "Client saved"),
     "client.map_office": ("事業所名と委託元の対応付け", "Office mapped to a client"),
     "office.save": ("自社情報の変更", "Office details changed"),

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
+from dashboard.auth import scope
 from dashboard.auth.service import Principal
 from dashboard.media import service
 from dashboard.media.approval import verify_approver
@@ -21,7 +22,14 @@ from dashboard.services.base import ServiceError
 from dashboard.web import deps
 from dashboard.web.forms import ApiDateTime
 
-router = APIRouter(prefix="/api/v1", tags=["media"])
+
+def _in_scope(request: Request, db: Annotated[DbSession, Depends(deps.db)]) -> None:
+    cn = request.path_params.get("cn")  # another site's medium: 404 (dashboard.media.web)
+    if cn is not None:
+        scope.require_medium(db, deps.principal(request), cn)
+
+
+router = APIRouter(prefix="/api/v1", tags=["media"], dependencies=[Depends(_in_scope)])
 
 
 Db = Annotated[DbSession, Depends(deps.db)]
@@ -141,8 +149,9 @@ def _detail(db: DbSession, row: Medium) -> MediumDetail:
 
 
 @router.get("/media", name="api.media.list", response_model=list[MediumOut])
-def list_media(db: Db, state: Annotated[str, Query(max_length=16)] = "") -> list[MediumOut]:
-    stmt = select(Medium).order_by(Medium.control_number)
+def list_media(db: Db, who: Who,
+               state: Annotated[str, Query(max_length=16)] = "") -> list[MediumOut]:
+    stmt = scope.only_site_media(select(Medium).order_by(Medium.control_number), who)
     if state:
         stmt = stmt.where(Medium.state == state)
     return [MediumOut.model_validate(r) for r in db.scalars(stmt)]
@@ -160,6 +169,7 @@ def get_medium(cn: str, db: Db) -> MediumDetail:
 @router.post("/media", name="api.media.register", response_model=MediumDetail, status_code=201,
              responses=deps.ERRORS)
 def register(request: Request, body: RegisterBody, db: Db, who: Who) -> MediumDetail:
+    scope.require_person(db, who, body.custodian, "custodian")
     row = deps.change(db, service.register_medium, who.username, body.model_dump(),
                       now=deps.now(request))
     return _detail(db, row)
@@ -176,6 +186,7 @@ def check_out(request: Request, cn: str, body: CheckOutBody, db: Db, who: Who) -
             now=now)
     except ServiceError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from exc
+    scope.require_person(db, who, body.holder, "holder")
     data = {"holder": body.holder, "purpose": body.purpose, "due_back": body.due_back,
             "approved_by": approved}
     row = deps.change(db, service.check_out, who.username, cn, data, now=now)

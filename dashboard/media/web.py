@@ -19,6 +19,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
+from dashboard.auth import scope
 from dashboard.auth.service import Principal
 from dashboard.media import api, certificates, service, wipes
 from dashboard.media.approval import verify_approver
@@ -32,7 +33,17 @@ from dashboard.web import deps
 from dashboard.web.forms import csv_list, local_input, parse_local
 from usb_guard.usbguard_rules import export_rules
 
-router = APIRouter()
+
+def medium_in_scope(request: Request,
+                    db: Annotated[DbSession, Depends(deps.db)]) -> None:
+    """Every route naming a medium (``{cn}``): 404 when it is another site's (its custodian's
+    home site), the same answer as a medium that does not exist."""
+    cn = request.path_params.get("cn")
+    if cn is not None:
+        scope.require_medium(db, deps.principal(request), cn)
+
+
+router = APIRouter(dependencies=[Depends(medium_in_scope)])
 
 
 Db = Annotated[DbSession, Depends(deps.db)]
@@ -54,10 +65,13 @@ def due_default(now: datetime, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(18, 0), zone)
 
 
-def list_media(db: DbSession, state: str = "", q: str = "") -> list[Medium]:
+def list_media(db: DbSession, state: str = "", q: str = "",
+               who: Principal | None = None) -> list[Medium]:
     if state and state not in STATES:
         raise HTTPException(status_code=422, detail=f"unknown state {state[:16]!r}")
     stmt = select(Medium).order_by(Medium.control_number)
+    if who is not None:
+        stmt = scope.only_site_media(stmt, who)
     if state:
         stmt = stmt.where(Medium.state == state)
     if q:
@@ -68,15 +82,18 @@ def list_media(db: DbSession, state: str = "", q: str = "") -> list[Medium]:
     return list(db.scalars(stmt))
 
 
-def _people(db: DbSession) -> list[Person]:
-    return list(db.scalars(select(Person).where(Person.active.is_(True)).order_by(Person.id)))
+def _people(db: DbSession, who: Principal) -> list[Person]:
+    """Who may hold or keep a medium: the active people (of the account's site)."""
+    q = select(Person).where(Person.active.is_(True)).order_by(Person.id)
+    return list(db.scalars(scope.in_site(q, who, Person.site)))
 
 
 def _list_page(request: Request, db: DbSession, state: str = "", q: str = "", error: str = "",
                status: int = 200) -> Response:
-    media = list_media(db, state, q)
+    who = deps.principal(request)
+    media = list_media(db, state, q, who)
     ctx = {"media": media, "state": state, "q": q, "states": STATES, "error": error,
-           "people": _people(db), "now": deps.now(request),
+           "people": _people(db, who), "now": deps.now(request),
            "dues": {d.control_number: d for d in wipes.dues(db)},
            "type_intervals": wipes.intervals(db),
            "query": urlencode({"state": state, "q": q})}
@@ -95,7 +112,8 @@ def media_csv(request: Request, db: Db,
               state: Annotated[str, Query(max_length=16)] = "",
               q: Annotated[str, Query(max_length=64)] = "") -> Response:
     t = deps.translator(request)
-    body = certificates.ledger_csv_bytes(list_media(db, state, q), t.lang,  # type: ignore[arg-type]
+    media = list_media(db, state, q, deps.principal(request))
+    body = certificates.ledger_csv_bytes(media, t.lang,  # type: ignore[arg-type]
                                          t.zone.key)
     stamp = deps.now(request).astimezone(t.zone).strftime("%Y%m%d")
     return Response(body, media_type="text/csv; charset=utf-8", headers={
@@ -129,6 +147,7 @@ def media_register(
             "media_type": media_type, "capacity": capacity, "custodian": custodian,
             "hosts": csv_list(hosts), "read_only": read_only}
     try:
+        scope.require_person(db, who, custodian, "custodian")
         row = deps.change(db, service.register_medium, who.username, data, now=deps.now(request))
     except HTTPException as exc:
         return _list_page(request, db, error=str(exc.detail), status=exc.status_code)
@@ -144,7 +163,8 @@ def _detail(request: Request, db: DbSession, cn: str, error: str = "",
     records = db.scalars(select(MediumRecord).where(MediumRecord.control_number == cn)
                          .order_by(MediumRecord.id.desc())).all()
     zone = deps.translator(request).zone
-    ctx = {"r": row, "records": records, "error": error, "people": _people(db),
+    ctx = {"r": row, "records": records, "error": error,
+           "people": _people(db, deps.principal(request)),
            "destinations": DESTINATIONS, "has_certificate": certificates.has_certificate(row),
            "wipe_due": wipes.due_of(row, wipes.intervals(db)),
            "now": deps.now(request), "due_default": local_input(due_default(deps.now(request),
@@ -176,6 +196,7 @@ def media_check_out(
 ) -> Response:
     def run() -> None:
         now = deps.now(request)
+        scope.require_person(db, who, holder, "holder")
         due = parse_local(due_back, deps.translator(request).zone)
         try:
             approved = verify_approver(

@@ -3,13 +3,36 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from typing import Any
 
-from sqlalchemy import JSON, Boolean, Column, Date, ForeignKey, Integer, String, Table, Time
+from sqlalchemy import JSON, Boolean, Column, Date, ForeignKey, Integer, String, Table, Time, text
 from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dashboard.db import Base
 from dashboard.models.types import UTCDateTime
+
+DEFAULT_SITE = "site1"  # DashboardSettings.site's default
+
+
+def single_site(connection: Any) -> str:
+    """The installation's one site, for a row made without naming its site (and for the
+    migration's backfill): the only site with settings, else the only site of the nodes, else
+    the default site of a fresh single box. Several sites: a row must name its own (an error
+    that says so, rather than a guess)."""
+    for query in ("SELECT site FROM site_settings", "SELECT DISTINCT site FROM nodes"):
+        sites = sorted({row[0] for row in connection.execute(text(query))})
+        if len(sites) > 1:
+            raise ValueError(f"this installation has several sites ({', '.join(sites)}): "
+                             "say which site the person, group, door or printer belongs to")
+        if sites:
+            return str(sites[0])
+    return DEFAULT_SITE
+
+
+def _site_default(context: Any) -> str:
+    return single_site(context.connection)
+
 
 group_members = Table(
     "group_members",
@@ -42,6 +65,9 @@ class Person(Base):
     operator_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     cups_users: Mapped[list[str]] = mapped_column(JSON, default=list)
     host_accounts: Mapped[list[str]] = mapped_column(JSON, default=list)  # room PCs' accounts
+    # the person's home site (many sites): that site's security admins manage the person and
+    # their cards; rights at other sites come from groups of those sites (Group.site)
+    site: Mapped[str] = mapped_column(String(64), index=True, default=_site_default)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     cards: Mapped[list[Card]] = relationship(
@@ -81,6 +107,8 @@ class Door(Base):
     anti_passback: Mapped[bool] = mapped_column(Boolean, default=False)
     require_verified: Mapped[bool] = mapped_column(Boolean, default=False,
                                                    server_default=sa_false())
+    # the site whose room the door (or rack) is in; its gateway is a node of that site
+    site: Mapped[str] = mapped_column(String(64), index=True, default=_site_default)
 
 
 class Printer(Base):
@@ -88,6 +116,7 @@ class Printer(Base):
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
+    site: Mapped[str] = mapped_column(String(64), index=True, default=_site_default)
 
 
 class Group(Base):
@@ -100,6 +129,9 @@ class Group(Base):
     on_holidays: Mapped[bool] = mapped_column(Boolean, default=False)
     hosts: Mapped[list[str]] = mapped_column(JSON, default=list)  # room PCs (card log-on)
     host_admin: Mapped[bool] = mapped_column(Boolean, default=False)  # sudo on those hosts
+    # a right at one site: its doors and printers are that site's; its members may come from
+    # any site (a person of another site allowed here), named by this site's or HQ's admins
+    site: Mapped[str] = mapped_column(String(64), index=True, default=_site_default)
 
     members: Mapped[list[Person]] = relationship(
         secondary=group_members, back_populates="groups", order_by="Person.id"

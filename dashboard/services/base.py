@@ -108,3 +108,29 @@ def mark_policy_dirty(session: Session, now: datetime) -> None:
 
 def when(now: datetime | None) -> datetime:
     return now if now is not None else now_utc()
+
+
+# -- sites (many sites, issue 24) ---------------------------------------------------------------
+# ``within``: the site a site-scoped editor manages (None: headquarters, every site). A row of
+# another site is "not found", with the same words as a row that does not exist.
+Site = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
+def new_site(session: Session, given: str | None, within: str | None) -> str:
+    """The site of a row being made: a site's editor makes rows of its own site only;
+    headquarters names one, or gets the installation's one site (several: it must name it)."""
+    if within is not None and given not in (None, within):
+        raise ServiceError(f"you manage site {within} only")
+    site = within or given
+    if site is None:
+        from dashboard.models.people import single_site
+
+        try:
+            site = single_site(session.connection())
+        except ValueError as exc:
+            raise ServiceError(str(exc)) from exc
+    return site
+
+
+def visible(row_site: str | None, within: str | None) -> bool:
+    return within is None or row_site == within

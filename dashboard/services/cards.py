@@ -15,6 +15,7 @@ from dashboard.services.base import (
     ServiceError,
     check_actor,
     rights_changed,
+    visible,
     when,
 )
 from dashboard.services.people import get_person
@@ -58,6 +59,7 @@ def enrol_card(
     presented: dict[str, Any] | None = None,
     credential: str = "uid",
     key_id: str | None = None,
+    within: str | None = None,
 ) -> Card:
     """Issue card ``uid`` to a person. A revoked card may be re-issued; an active one may not.
     ``presented`` (where and when the card was tapped, for an enrolment by a tap) goes into
@@ -71,12 +73,13 @@ def enrol_card(
     label = guard_text(label, "label")
     if len(label) > 128:
         raise ServiceError("card label is longer than 128 characters")
-    person = get_person(session, person_id)
+    person = get_person(session, person_id, within)
     card = session.get(Card, norm)
     before = card_dict(card) if card is not None else None
     if card is not None:
         if card.active:
-            owner = "this person" if card.person_id == person.id else f"person {card.person_id!r}"
+            owner = ("this person" if card.person_id == person.id else
+                     f"person {card.person_id!r}" if within is None else "someone else")
             raise Conflict(f"card {norm} is already enrolled to {owner}; revoke it first")
         card.person_id, card.active, card.revoked_at = person.id, True, None
         card.label, card.enrolled_at, card.enrolled_by = label, at, actor
@@ -99,13 +102,15 @@ def enrol_card(
     return card
 
 
-def revoke_card(session: Session, actor: str, uid: str, *, now: datetime | None = None) -> Card:
-    """Stop a card opening anything (kept for the history of who held it)."""
+def revoke_card(session: Session, actor: str, uid: str, *, now: datetime | None = None,
+                within: str | None = None) -> Card:
+    """Stop a card opening anything (kept for the history of who held it). ``within``: a
+    site's editor revokes its own site's people's cards only."""
     check_actor(actor)
     at = when(now)
     norm = _uid(uid)
     card = session.get(Card, norm)
-    if card is None:
+    if card is None or not visible(card.person.site, within):
         raise NotFound(f"no card {norm}")
     if not card.active:
         raise Conflict(f"card {norm} is already revoked")

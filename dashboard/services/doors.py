@@ -16,9 +16,12 @@ from dashboard.services.base import (
     Name,
     NotFound,
     ServiceError,
+    Site,
     check_actor,
+    new_site,
     rights_changed,
     validate,
+    visible,
     when,
 )
 
@@ -34,17 +37,20 @@ class DoorPatch(Input):
 class DoorIn(DoorPatch):
     id: Ident
     name: Name
+    site: Site | None = None  # the site whose room it is in
 
 
 class PrinterIn(Input):
     id: Ident
     name: Name
+    site: Site | None = None
 
 
 def door_dict(d: Door) -> dict[str, Any]:
     return {
         "id": d.id,
         "name": d.name,
+        "site": d.site,
         "two_person": d.two_person,
         "two_person_window_s": d.two_person_window_s,
         "anti_passback": d.anti_passback,
@@ -53,7 +59,7 @@ def door_dict(d: Door) -> dict[str, Any]:
 
 
 def printer_dict(p: Printer) -> dict[str, Any]:
-    return {"id": p.id, "name": p.name}
+    return {"id": p.id, "name": p.name, "site": p.site}
 
 
 def _apply(door: Door, patch: DoorPatch) -> None:
@@ -67,16 +73,18 @@ def _apply(door: Door, patch: DoorPatch) -> None:
 
 
 def create_door(
-    session: Session, actor: str, data: DoorIn | dict[str, Any], *, now: datetime | None = None
+    session: Session, actor: str, data: DoorIn | dict[str, Any], *, now: datetime | None = None,
+    within: str | None = None,
 ) -> Door:
     check_actor(actor)
     inp = validate(DoorIn, data)
     at = when(now)
     if session.get(Door, inp.id) is not None:
         raise Conflict(f"door {inp.id!r} already exists")
+    site = new_site(session, inp.site, within)
     door = Door(
         id=inp.id, name=inp.name, two_person=False, two_person_window_s=10, anti_passback=False,
-        require_verified=False,
+        require_verified=False, site=site,
     )
     _apply(door, inp)
     session.add(door)
@@ -92,12 +100,13 @@ def update_door(
     data: DoorPatch | dict[str, Any],
     *,
     now: datetime | None = None,
+    within: str | None = None,
 ) -> Door:
     check_actor(actor)
     patch = validate(DoorPatch, data)
     at = when(now)
     door = session.get(Door, door_id)
-    if door is None:
+    if door is None or not visible(door.site, within):
         raise NotFound(f"no door {door_id!r}")
     before = door_dict(door)
     _apply(door, patch)
@@ -107,11 +116,12 @@ def update_door(
     return door
 
 
-def delete_door(session: Session, actor: str, door_id: str, *, now: datetime | None = None) -> None:
+def delete_door(session: Session, actor: str, door_id: str, *, now: datetime | None = None,
+                within: str | None = None) -> None:
     check_actor(actor)
     at = when(now)
     door = session.get(Door, door_id)
-    if door is None:
+    if door is None or not visible(door.site, within):
         raise NotFound(f"no door {door_id!r}")
     before = door_dict(door)
     session.delete(door)
@@ -120,14 +130,16 @@ def delete_door(session: Session, actor: str, door_id: str, *, now: datetime | N
 
 
 def create_printer(
-    session: Session, actor: str, data: PrinterIn | dict[str, Any], *, now: datetime | None = None
+    session: Session, actor: str, data: PrinterIn | dict[str, Any], *, now: datetime | None = None,
+    within: str | None = None,
 ) -> Printer:
     check_actor(actor)
     inp = validate(PrinterIn, data)
     at = when(now)
     if session.get(Printer, inp.id) is not None:
         raise Conflict(f"printer {inp.id!r} already exists")
-    printer = Printer(id=inp.id, name=inp.name)
+    site = new_site(session, inp.site, within)
+    printer = Printer(id=inp.id, name=inp.name, site=site)
     session.add(printer)
     session.flush()
     rights_changed(
@@ -137,12 +149,13 @@ def create_printer(
 
 
 def delete_printer(
-    session: Session, actor: str, printer_id: str, *, now: datetime | None = None
+    session: Session, actor: str, printer_id: str, *, now: datetime | None = None,
+    within: str | None = None,
 ) -> None:
     check_actor(actor)
     at = when(now)
     printer = session.get(Printer, printer_id)
-    if printer is None:
+    if printer is None or not visible(printer.site, within):
         raise NotFound(f"no printer {printer_id!r}")
     before = printer_dict(printer)
     session.delete(printer)

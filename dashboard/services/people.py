@@ -17,9 +17,12 @@ from dashboard.services.base import (
     Name,
     NotFound,
     ServiceError,
+    Site,
     check_actor,
+    new_site,
     rights_changed,
     validate,
+    visible,
     when,
 )
 
@@ -37,6 +40,7 @@ class PersonPatch(Input):
     cups_users: list[ShortText] | None = None
     host_accounts: list[Account] | None = None
     groups: list[Ident] | None = None
+    site: Site | None = None  # the home site (headquarters may move a person)
 
 
 class PersonIn(PersonPatch):
@@ -60,53 +64,68 @@ def person_dict(p: Person) -> dict[str, Any]:
         "operator_ids": list(p.operator_ids or []),
         "cups_users": list(p.cups_users or []),
         "host_accounts": list(p.host_accounts or []),
+        "site": p.site,
         "groups": sorted(g.id for g in p.groups),
         "cards": [{"uid": c.uid, "active": c.active} for c in p.cards],
     }
 
 
-def get_person(session: Session, person_id: str) -> Person:
+def get_person(session: Session, person_id: str, within: str | None = None) -> Person:
+    """The person; NotFound also when ``within`` (a site's editor) is not their home site."""
     person = session.get(Person, person_id)
-    if person is None:
+    if person is None or not visible(person.site, within):
         raise NotFound(f"no person {person_id!r}")
     return person
 
 
-def _groups(session: Session, ids: list[str]) -> list[Group]:
-    found = {g.id: g for g in session.scalars(select(Group).where(Group.id.in_(ids)))}
+def _groups(session: Session, ids: list[str], within: str | None) -> list[Group]:
+    found = {g.id: g for g in session.scalars(select(Group).where(Group.id.in_(ids)))
+             if visible(g.site, within)}
     missing = sorted(set(ids) - set(found))
     if missing:
         raise NotFound(f"unknown group(s): {', '.join(missing)}")
     return [found[i] for i in sorted(set(ids))]
 
 
-def _apply(session: Session, person: Person, patch: PersonPatch) -> None:
+def _apply(session: Session, person: Person, patch: PersonPatch,
+           within: str | None = None) -> None:
     for name in ("name", "active", "valid_from", "valid_until", *_LISTS):
         if name in patch.model_fields_set:
             value = getattr(patch, name)
             if value is None and name in ("name", "active", *_LISTS):
                 raise ServiceError(f"{name} cannot be empty")
             setattr(person, name, value)
+    if patch.site is not None and patch.site != person.site:
+        if within is not None:  # a site's editor does not send its people elsewhere
+            raise ServiceError(f"you manage site {within} only")
+        person.site = patch.site
     if patch.groups is not None:
-        person.groups = _groups(session, patch.groups)
+        # a site's editor sets its site's groups; the person's rights at other sites stay
+        kept = [g for g in person.groups if not visible(g.site, within)]
+        person.groups = sorted([*kept, *_groups(session, patch.groups, within)],
+                               key=lambda g: g.id)
     if person.valid_from and person.valid_until and person.valid_until < person.valid_from:
         raise ServiceError("valid_until is before valid_from")
 
 
 def create_person(
-    session: Session, actor: str, data: PersonIn | dict[str, Any], *, now: datetime | None = None
+    session: Session, actor: str, data: PersonIn | dict[str, Any], *, now: datetime | None = None,
+    within: str | None = None,
 ) -> Person:
+    """A new person of site ``within`` (a site's editor), or of the site named (headquarters),
+    else of the installation's one site."""
     check_actor(actor)
     inp = validate(PersonIn, data)
     at = when(now)
     if session.get(Person, inp.id) is not None:
         raise Conflict(f"person {inp.id!r} already exists")
+    site = new_site(session, inp.site, within)
     person = Person(
         id=inp.id, name=inp.name, active=True, operator_ids=[], cups_users=[], host_accounts=[],
-        created_at=at
+        created_at=at, site=site,
     )
     session.add(person)
-    _apply(session, person, inp)
+    _apply(session, person, inp, within)
     session.flush()
     rights_changed(
         session, actor, "person.create", "person", person.id, None, person_dict(person), at
@@ -121,13 +140,14 @@ def update_person(
     data: PersonPatch | dict[str, Any],
     *,
     now: datetime | None = None,
+    within: str | None = None,
 ) -> Person:
     check_actor(actor)
     patch = validate(PersonPatch, data)
     at = when(now)
-    person = get_person(session, person_id)
+    person = get_person(session, person_id, within)
     before = person_dict(person)
-    _apply(session, person, patch)
+    _apply(session, person, patch, within)
     session.flush()
     after = person_dict(person)
     if after != before:
@@ -136,17 +156,19 @@ def update_person(
 
 
 def deactivate_person(
-    session: Session, actor: str, person_id: str, *, now: datetime | None = None
+    session: Session, actor: str, person_id: str, *, now: datetime | None = None,
+    within: str | None = None,
 ) -> Person:
-    return update_person(session, actor, person_id, {"active": False}, now=now)
+    return update_person(session, actor, person_id, {"active": False}, now=now, within=within)
 
 
 def delete_person(
-    session: Session, actor: str, person_id: str, *, now: datetime | None = None
+    session: Session, actor: str, person_id: str, *, now: datetime | None = None,
+    within: str | None = None,
 ) -> None:
     check_actor(actor)
     at = when(now)
-    person = get_person(session, person_id)
+    person = get_person(session, person_id, within)
     before = person_dict(person)
     session.delete(person)
     session.flush()

@@ -76,6 +76,8 @@ def _value(field: str, value: Any, t: Translator, n: Names, target_type: str) ->
         return n.group(str(value))
     if field == "client_id":
         return n.client(value)
+    if field == "site":
+        return n.site(str(value))
     if field == "hosts":
         return n.host(str(value))
     if field == "state" and target_type == "anomaly":

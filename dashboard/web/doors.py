@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
 from dashboard import services
+from dashboard.auth import scope
 from dashboard.auth.service import Principal
 from dashboard.models import Door
 from dashboard.web import deps
@@ -27,15 +28,20 @@ class DoorOut(BaseModel):
     two_person_window_s: int
     anti_passback: bool
     require_verified: bool = False
+    site: str = ""
 
 
-def _doors(db: DbSession) -> list[DoorOut]:
-    return [DoorOut.model_validate(d, from_attributes=True)
-            for d in db.scalars(select(Door).order_by(Door.id))]
+def _doors(db: DbSession, who: Principal) -> list[DoorOut]:
+    q = scope.in_site(select(Door).order_by(Door.id), who, Door.site)
+    return [DoorOut.model_validate(d, from_attributes=True) for d in db.scalars(q)]
 
 
 def _page(request: Request, db: DbSession, error: str = "", status: int = 200) -> Response:
-    return deps.render(request, "doors.html", {"doors": _doors(db), "error": error}, status)
+    from dashboard.web.people import site_choices
+
+    who = deps.principal(request)
+    return deps.render(request, "doors.html", {
+        "doors": _doors(db, who), "error": error, "sites": site_choices(request, who)}, status)
 
 
 @router.get("/doors", name="doors.page", include_in_schema=False)
@@ -49,10 +55,12 @@ def doors_create(
     who: Annotated[Principal, Depends(deps.principal)],
     id: Annotated[str, Form(max_length=128)],  # noqa: A002
     name: Annotated[str, Form(max_length=200)],
+    site: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     try:
-        deps.change(db, services.create_door, who.username, {"id": id, "name": name},
-                    now=deps.now(request))
+        deps.change(db, services.create_door, who.username,
+                    {"id": id, "name": name, "site": site or None}, now=deps.now(request),
+                    within=who.site)
     except HTTPException as exc:
         return _page(request, db, deps.error_text(request, exc.detail), exc.status_code)
     return RedirectResponse("/doors?msg=common.saved", status_code=303)
@@ -72,12 +80,13 @@ def doors_update(
              "anti_passback": anti_passback, "require_verified": require_verified}
     try:
         deps.change(db, services.update_door, who.username, door_id, patch,
-                    now=deps.now(request))
+                    now=deps.now(request), within=who.site)
     except HTTPException as exc:
         return _page(request, db, deps.error_text(request, exc.detail), exc.status_code)
     return RedirectResponse("/doors?msg=common.saved", status_code=303)
 
 
 @router.get("/api/v1/doors", name="api.doors.list", response_model=list[DoorOut], tags=["doors"])
-def doors_api(db: Annotated[DbSession, Depends(deps.db)]) -> list[DoorOut]:
-    return _doors(db)
+def doors_api(db: Annotated[DbSession, Depends(deps.db)],
+              who: Annotated[Principal, Depends(deps.principal)]) -> list[DoorOut]:
+    return _doors(db, who)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import selectinload
 from starlette.responses import Response
 
 from dashboard import services
+from dashboard.auth import scope
 from dashboard.auth.roles import allowed
 from dashboard.auth.service import Principal
 from dashboard.models import Group, Person
@@ -48,6 +49,7 @@ class PersonOut(BaseModel):
     host_accounts: list[str]
     groups: list[str]
     cards: list[CardOut]
+    site: str = ""  # the home site (many sites)
 
 
 
@@ -65,6 +67,7 @@ class PersonCreate(BaseModel):
     cups_users: list[ShortText] = []
     host_accounts: list[ShortText] = []
     groups: list[Ident] = []
+    site: Ident | None = None  # headquarters: the home site (default: the installation's)
 
 
 class PersonUpdate(BaseModel):
@@ -79,6 +82,7 @@ class PersonUpdate(BaseModel):
     cups_users: list[ShortText] = None  # type: ignore[assignment]
     host_accounts: list[ShortText] = None  # type: ignore[assignment]
     groups: list[Ident] = None  # type: ignore[assignment]
+    site: Ident = None  # type: ignore[assignment]  # headquarters moves a person's home
 
 
 class CardIn(BaseModel):
@@ -91,33 +95,49 @@ def _day(value: Any) -> date | None:
     return value.date() if isinstance(value, datetime) else value
 
 
-def person_out(p: Person) -> PersonOut:
+def person_out(p: Person, who: Principal | None = None) -> PersonOut:
+    """The person as ``who`` sees them: only the groups (rights) of its site."""
     return PersonOut(
         id=p.id, name=p.name, active=p.active, valid_from=_day(p.valid_from),
         valid_until=_day(p.valid_until), operator_ids=list(p.operator_ids or []),
         cups_users=list(p.cups_users or []), host_accounts=list(p.host_accounts or []),
-        groups=[g.id for g in p.groups],
+        groups=[g.id for g in p.groups if who is None or scope.sees_site(who, g.site)],
         cards=[CardOut.model_validate(c, from_attributes=True) for c in p.cards],
+        site=p.site,
     )
 
 
-def _people(db: DbSession) -> list[Person]:
+def _people(db: DbSession, who: Principal) -> list[Person]:
     q = select(Person).options(selectinload(Person.cards), selectinload(Person.groups))
-    return list(db.scalars(q.order_by(Person.id)))
+    return list(db.scalars(scope.in_site(q.order_by(Person.id), who, Person.site)))
 
 
-def person_or_404(db: DbSession, person_id: str) -> Person:
+def person_or_404(db: DbSession, person_id: str, who: Principal | None = None) -> Person:
+    """The person, or 404 when there is none or (``who`` scoped to a site) they are another
+    site's: the same answer, so a URL does not tell whether another site's person exists."""
     person = db.get(Person, person_id)
-    if person is None:
+    if person is None or (who is not None and not scope.sees_site(who, person.site)):
         raise HTTPException(status_code=404, detail=f"no person {person_id!r}")
     return person
+
+
+def site_choices(request: Request, who: Principal) -> list[str]:
+    """The sites a new row may be given (headquarters of a dashboard with several sites);
+    empty: the row takes the account's site or the installation's one site."""
+    settings = deps.settings(request)
+    if who.site is not None or not settings.sites:
+        return []
+    return sorted({settings.site, *settings.sites})
 
 
 # -- pages ------------------------------------------------------------------------------------
 
 
 def _list_page(request: Request, db: DbSession, error: str = "", status: int = 200) -> Response:
-    return deps.render(request, "people.html", {"people": _people(db), "error": error}, status)
+    who = deps.principal(request)
+    return deps.render(request, "people.html", {
+        "people": _people(db, who), "error": error, "sites": site_choices(request, who),
+        "visible": lambda g: scope.sees_site(who, g.site)}, status)
 
 
 @router.get("/people", name="people.page", include_in_schema=False)
@@ -131,10 +151,12 @@ def people_create(
     who: Annotated[Principal, Depends(deps.principal)],
     id: Annotated[str, Form(max_length=128)],  # noqa: A002
     name: Annotated[str, Form(max_length=200)],
+    site: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     try:
-        deps.change(db, services.create_person, who.username, {"id": id, "name": name},
-                    now=deps.now(request))
+        deps.change(db, services.create_person, who.username,
+                    {"id": id, "name": name, "site": site or None}, now=deps.now(request),
+                    within=who.site)
     except HTTPException as exc:
         return _list_page(request, db, deps.error_text(request, exc.detail), exc.status_code)
     return RedirectResponse(f"/people/{id}?msg=common.saved", status_code=303)
@@ -142,14 +164,16 @@ def people_create(
 
 def detail_page(request: Request, db: DbSession, person_id: str, *, error: str = "",
                  flash: str = "", status: int = 200) -> Response:
-    person = person_or_404(db, person_id)
-    groups = list(db.scalars(select(Group).order_by(Group.id)))
-    ctx: dict[str, Any] = {"p": person_out(person), "groups": groups, "error": error}
+    who = deps.principal(request)
+    person = person_or_404(db, person_id, who)
+    # the groups this account may give (a site's: its site's; a person may hold rights at
+    # other sites too, through those sites' groups)
+    groups = list(db.scalars(scope.in_site(select(Group).order_by(Group.id), who, Group.site)))
+    ctx: dict[str, Any] = {"p": person_out(person, who), "groups": groups, "error": error}
     if flash:
         ctx["flash"] = flash
-    role = deps.principal(request).role
     for route_name, section in request.app.state.person_sections:  # e.g. the person's prints
-        if allowed(route_name, role):
+        if allowed(route_name, who.role) and scope.may_call(who, route_name):
             ctx.update(section(request, db, person_id))
     return deps.render(request, "person.html", ctx, status)
 
@@ -180,10 +204,10 @@ def person_update(
         "cups_users": csv_list(cups_users), "host_accounts": csv_list(host_accounts),
         "groups": groups or [],
     }
-    person_or_404(db, person_id)
+    person_or_404(db, person_id, who)
     try:
         deps.change(db, services.update_person, who.username, person_id, patch,
-                    now=deps.now(request))
+                    now=deps.now(request), within=who.site)
     except HTTPException as exc:
         return detail_page(request, db, person_id, error=deps.error_text(request, exc.detail),
                            status=exc.status_code)
@@ -197,10 +221,10 @@ def person_card_add(
     uid: Annotated[str, Form(max_length=64)],
     label: Annotated[str, Form(max_length=128)] = "",
 ) -> Response:
-    person_or_404(db, person_id)
+    person_or_404(db, person_id, who)
     try:
         deps.change(db, services.enrol_card, who.username, person_id, uid, label=label,
-                    now=deps.now(request))
+                    now=deps.now(request), within=who.site)
     except HTTPException as exc:
         return detail_page(request, db, person_id, error=deps.error_text(request, exc.detail),
                            status=exc.status_code)
@@ -213,9 +237,10 @@ def person_card_revoke(
     request: Request, person_id: str, uid: str, db: Annotated[DbSession, Depends(deps.db)],
     who: Annotated[Principal, Depends(deps.principal)],
 ) -> Response:
-    person_or_404(db, person_id)
+    person_or_404(db, person_id, who)
     try:
-        deps.change(db, services.revoke_card, who.username, uid, now=deps.now(request))
+        deps.change(db, services.revoke_card, who.username, uid, now=deps.now(request),
+                    within=who.site)
     except HTTPException as exc:
         return detail_page(request, db, person_id, error=deps.error_text(request, exc.detail),
                            status=exc.status_code)
@@ -227,14 +252,16 @@ def person_card_revoke(
 
 @router.get("/api/v1/people", name="api.people.list", response_model=list[PersonOut],
             tags=["people"])
-def people_api(db: Annotated[DbSession, Depends(deps.db)]) -> list[PersonOut]:
-    return [person_out(p) for p in _people(db)]
+def people_api(db: Annotated[DbSession, Depends(deps.db)],
+               who: Annotated[Principal, Depends(deps.principal)]) -> list[PersonOut]:
+    return [person_out(p, who) for p in _people(db, who)]
 
 
 @router.get("/api/v1/people/{person_id}", name="api.people.get", response_model=PersonOut,
             responses=deps.ERRORS, tags=["people"])
-def person_api(person_id: str, db: Annotated[DbSession, Depends(deps.db)]) -> PersonOut:
-    return person_out(person_or_404(db, person_id))
+def person_api(person_id: str, db: Annotated[DbSession, Depends(deps.db)],
+               who: Annotated[Principal, Depends(deps.principal)]) -> PersonOut:
+    return person_out(person_or_404(db, person_id, who), who)
 
 
 @router.post("/api/v1/people", name="api.people.create", response_model=PersonOut,
@@ -244,8 +271,8 @@ def person_create_api(
     who: Annotated[Principal, Depends(deps.principal)],
 ) -> PersonOut:
     person = deps.change(db, services.create_person, who.username, body.model_dump(),
-                         now=deps.now(request))
-    return person_out(person)
+                         now=deps.now(request), within=who.site)
+    return person_out(person, who)
 
 
 @router.patch("/api/v1/people/{person_id}", name="api.people.update", response_model=PersonOut,
@@ -257,8 +284,8 @@ def person_update_api(
 ) -> PersonOut:
     patch = body.model_dump(include=body.model_fields_set)
     person = deps.change(db, services.update_person, who.username, person_id, patch,
-                         now=deps.now(request))
-    return person_out(person)
+                         now=deps.now(request), within=who.site)
+    return person_out(person, who)
 
 
 @router.post("/api/v1/people/{person_id}/cards", name="api.cards.create",
@@ -268,7 +295,7 @@ def card_create_api(
     who: Annotated[Principal, Depends(deps.principal)],
 ) -> CardOut:
     card = deps.change(db, services.enrol_card, who.username, person_id, body.uid,
-                       label=body.label, now=deps.now(request))
+                       label=body.label, now=deps.now(request), within=who.site)
     return CardOut.model_validate(card, from_attributes=True)
 
 
@@ -280,5 +307,6 @@ def card_revoke_api(
     db: Annotated[DbSession, Depends(deps.db)],
     who: Annotated[Principal, Depends(deps.principal)],
 ) -> CardOut:
-    card = deps.change(db, services.revoke_card, who.username, uid, now=deps.now(request))
+    card = deps.change(db, services.revoke_card, who.username, uid, now=deps.now(request),
+                       within=who.site)
     return CardOut.model_validate(card, from_attributes=True)

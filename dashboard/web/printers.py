@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
 from dashboard import services
+from dashboard.auth import scope
 from dashboard.auth.service import Principal
 from dashboard.models import Printer
 from dashboard.web import deps
@@ -23,16 +24,21 @@ class PrinterOut(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str
     name: str
+    site: str = ""
 
 
-def _printers(db: DbSession) -> list[PrinterOut]:
-    return [PrinterOut(id=p.id, name=p.name)
-            for p in db.scalars(select(Printer).order_by(Printer.id))]
+def _printers(db: DbSession, who: Principal) -> list[PrinterOut]:
+    q = scope.in_site(select(Printer).order_by(Printer.id), who, Printer.site)
+    return [PrinterOut(id=p.id, name=p.name, site=p.site) for p in db.scalars(q)]
 
 
 def _page(request: Request, db: DbSession, error: str = "", status: int = 200) -> Response:
-    return deps.render(request, "printers.html", {"printers": _printers(db), "error": error},
-                       status)
+    from dashboard.web.people import site_choices
+
+    who = deps.principal(request)
+    return deps.render(request, "printers.html", {
+        "printers": _printers(db, who), "error": error, "sites": site_choices(request, who)},
+        status)
 
 
 @router.get("/printers", name="printers.page", include_in_schema=False)
@@ -46,10 +52,12 @@ def printers_create(
     who: Annotated[Principal, Depends(deps.principal)],
     id: Annotated[str, Form(max_length=128)],  # noqa: A002
     name: Annotated[str, Form(max_length=200)],
+    site: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     try:
-        deps.change(db, services.create_printer, who.username, {"id": id, "name": name},
-                    now=deps.now(request))
+        deps.change(db, services.create_printer, who.username,
+                    {"id": id, "name": name, "site": site or None}, now=deps.now(request),
+                    within=who.site)
     except HTTPException as exc:
         return _page(request, db, deps.error_text(request, exc.detail), exc.status_code)
     return RedirectResponse("/printers?msg=common.saved", status_code=303)
@@ -61,7 +69,8 @@ def printers_delete(
     who: Annotated[Principal, Depends(deps.principal)],
 ) -> Response:
     try:
-        deps.change(db, services.delete_printer, who.username, printer_id, now=deps.now(request))
+        deps.change(db, services.delete_printer, who.username, printer_id, now=deps.now(request),
+                    within=who.site)
     except HTTPException as exc:
         return _page(request, db, deps.error_text(request, exc.detail), exc.status_code)
     return RedirectResponse("/printers?msg=common.saved", status_code=303)
@@ -69,5 +78,6 @@ def printers_delete(
 
 @router.get("/api/v1/printers", name="api.printers.list", response_model=list[PrinterOut],
             tags=["printers"])
-def printers_api(db: Annotated[DbSession, Depends(deps.db)]) -> list[PrinterOut]:
-    return _printers(db)
+def printers_api(db: Annotated[DbSession, Depends(deps.db)],
+                 who: Annotated[Principal, Depends(deps.principal)]) -> list[PrinterOut]:
+    return _printers(db, who)

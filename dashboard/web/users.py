@@ -13,10 +13,11 @@ from sqlalchemy.orm import Session as DbSession
 from starlette.responses import Response
 
 from dashboard.audit import append_audit
-from dashboard.auth.lifecycle import end_sessions, reset_password, set_active
+from dashboard.auth.lifecycle import end_sessions, reset_password, set_active, set_scope
 from dashboard.auth.passwords import PasswordPolicyError
 from dashboard.auth.service import AuthError, AuthService, Principal
 from dashboard.models.auth import ApiToken, Session, User
+from dashboard.models.nodes import Node
 from dashboard.models.reports import Client
 from dashboard.web import deps
 
@@ -33,8 +34,16 @@ def _page(request: Request, db: DbSession, *, error: str = "", token: str = "",
         "users": users, "tokens": tokens, "error": error, "new_token": token,
         "sessions": {uid: n for uid, n in live}, "temporary": temporary,
         # scoped accounts (many sites): the client company's name, not its id
-        "client_names": {cid: name for cid, name in db.execute(select(Client.id, Client.name))},
+        "client_names": {cid: name for cid, name in db.execute(
+            select(Client.id, Client.name).order_by(Client.name))},
+        "sites": known_sites(request, db),
     }, status)
+
+
+def known_sites(request: Request, db: DbSession) -> list[str]:
+    """The sites an account may be limited to: the configured ones and those of the nodes."""
+    settings = deps.settings(request)
+    return sorted({settings.site, *settings.sites, *db.scalars(select(Node.site).distinct())})
 
 
 @router.get("/users", name="users.page", include_in_schema=False)
@@ -50,18 +59,22 @@ def users_create(
     role: Annotated[str, Form(max_length=32)],
     password: Annotated[str, Form(max_length=1024)],
     display_name: Annotated[str, Form(max_length=128)] = "",
+    site: Annotated[str, Form(max_length=64)] = "",
+    client: Annotated[str, Form(max_length=12)] = "",
 ) -> Response:
     auth: AuthService = request.app.state.auth
     now = deps.now(request)
     try:
+        site_, client_id = _scope_of(request, db, site, client)
         user = auth.create_user(db, username=username, role=role, password=password, now=now,
-                                display_name=display_name)
+                                display_name=display_name, site=site_, client_id=client_id)
     except (AuthError, PasswordPolicyError) as exc:
         db.rollback()
         return _page(request, db, error=str(exc), status=400)
     append_audit(db, actor=who.username, action="user.create", target_type="user",
                  target_id=user.username, before=None,
-                 after={"username": user.username, "role": user.role}, now=now)
+                 after={"username": user.username, "role": user.role,
+                        **_scope_dict(user)}, now=now)
     db.commit()
     return RedirectResponse("/users?msg=common.saved", status_code=303)
 
@@ -178,6 +191,41 @@ def user_password_reset(request: Request, user: Target, db: Db, who: Caller) -> 
     shown = t("users.temporary_shown_once", user=user.username, password=temporary,
               until=t.time(expires))
     return _page(request, db, temporary=(user.username, shown))
+
+
+def _scope_of(request: Request, db: DbSession, site: str, client: str
+              ) -> tuple[str | None, int | None]:
+    """The scope a form chose: a site the installation knows, a client company's id, or
+    neither (headquarters)."""
+    if site and site not in known_sites(request, db):
+        raise AuthError(f"no site {site!r}")
+    if client and not client.isdigit():
+        raise AuthError(f"no client company {client!r}")
+    return site or None, int(client) if client else None
+
+
+def _scope_dict(user: User) -> dict[str, Any]:
+    return {"site": user.site, "client_id": user.client_id}
+
+
+@router.post("/users/{user_id}/scope", name="users.scope", include_in_schema=False)
+def user_scope(request: Request, user: Target, db: Db, who: Caller,
+               site: Annotated[str, Form(max_length=64)] = "",
+               client: Annotated[str, Form(max_length=12)] = "") -> Response:
+    """Limit an account to one site or one client company, or lift the limit (admins; the
+    rules are ``check_scope``'s). Audited; the account's sessions end (``set_scope``)."""
+    before = _scope_dict(user)
+    try:
+        site_, client_id = _scope_of(request, db, site, client)
+        ended = set_scope(db, user, site_, client_id)
+    except AuthError:
+        db.rollback()
+        return _page(request, db, error=deps.translator(request)("users.scope_invalid"),
+                     status=400)
+    if _scope_dict(user) != before:
+        _audited(request, db, who, "user.scope", user, before,
+                 {**_scope_dict(user), "sessions_ended": len(ended)}, ended)
+    return RedirectResponse("/users?msg=common.saved", status_code=303)
 
 
 @router.post("/users/{user_id}/sessions/end", name="users.sessions_end", include_in_schema=False)

@@ -122,8 +122,8 @@ def test_a_site_admin_cannot_read_or_change_another_site_by_url(world) -> None:
     r = osaka.post(f"/api/v1/anomalies/{ids['anomaly_osaka']}/ack", json={"reason": "checked"},
                    headers=headers)
     assert r.status_code == 200 and r.json()["state"] == "acknowledged"
-    # pages that are not scoped by site (people, numlog, reports, backups) are closed to it
-    for path in ("/people", "/numlog", "/reports", "/backups", "/"):
+    # pages that are not scoped by site (numlog, reports, backups, overview) are closed to it
+    for path in ("/numlog", "/reports", "/backups", "/"):
         assert osaka.get(path).status_code == 403, path
     r = osaka.put("/api/v1/nodes/nagoya-gw1/roles", json={"roles": ["host_agent"]},
                   headers=headers)
@@ -175,11 +175,12 @@ def test_a_scoped_account_may_call_only_scoped_routes() -> None:
     site = Principal(1, "s", "security_admin", "session", site="osaka")  # type: ignore[arg-type]
     client = Principal(2, "c", "auditor", "session", client_id=1)  # type: ignore[arg-type]
     hq = Principal(3, "h", "auditor", "session")  # type: ignore[arg-type]
-    assert may_call(site, "door_log.page") and not may_call(site, "people.page")
+    assert may_call(site, "door_log.page") and may_call(site, "people.page")
+    assert not may_call(site, "people.enrol_open") and not may_call(site, "snapshots.page")
     assert may_call(site, "review.page")
     assert may_call(client, "reports.page") and not may_call(client, "door_log.page")
     assert may_call(hq, "people.page")
-    assert not SITE_ROUTES & {"users.page", "people.page", "overview.page", "live.stream"}
+    assert not SITE_ROUTES & {"users.page", "overview.page", "live.stream", "numlog.page"}
     assert not CLIENT_ROUTES & {"door_log.page", "api.nodes.list"}
 
 
