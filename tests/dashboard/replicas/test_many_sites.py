@@ -132,6 +132,7 @@ def test_many_sites_two_replicas_a_kill_a_cut_and_a_broker_restart(
         cut = [n for n in names if n.startswith("nagoya")]
         bridged.links["nagoya"].cut()
         flowing(nodes, [n for n in names if n not in cut], "the other sites during the cut")
+        assert all(nodes[n].journal.head()[0] > nodes[n].journal.ack for n in cut)  # held up
         bridged.links["nagoya"].restore()
         flowing(nodes, cut, "the cut site's events after the line is back")
 
