@@ -167,7 +167,7 @@ def build_runtime(settings: DashboardSettings, *,
     # a central dashboard's other sites (on every replica: each stores the nodes it leases)
     sites = site_ingest(settings, sm, runtime.bus, key, leases,
                         replica.name if replica else None)
-    site_links = [p for one in sites for p in (one.link, one.consumer)]
+    site_parts = [p for one in sites for p in (one.link, one.consumer)]
 
     def publish(topic: str, blob: bytes, retain: bool) -> Any:
         return link.publish(topic, blob, retain=retain)
@@ -195,14 +195,14 @@ def build_runtime(settings: DashboardSettings, *,
         return parts
 
     if replica is None:
-        runtime.parts = [checkpointer, link, consumer, *site_links, *singletons()]
+        runtime.parts = [checkpointer, link, consumer, *site_parts, *singletons()]
         return runtime
     from dashboard.replicas.leader import Leader
 
     assert leases is not None
     leader = Leader(engine, singletons, replica=replica.name, site=settings.site,
                     retry_s=replica.renew_s)
-    runtime.parts = [runtime.bus, leases, link, consumer, *site_links, leader]
+    runtime.parts = [runtime.bus, leases, link, consumer, *site_parts, leader]
     return runtime
 
 
