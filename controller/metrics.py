@@ -150,7 +150,8 @@ def link_families(connected: bool, stats: dict[str, int]) -> Iterator[Metric]:
     for key, doc in (("connects", "Connections made to the broker"),
                      ("connect_failures", "Connection attempts that failed"),
                      ("disconnects", "Connections lost or closed"),
-                     ("handler_errors", "Received messages a handler refused")):
+                     ("handler_errors", "Received messages a handler refused"),
+                     ("messages", "Messages the broker sent on this link")):
         yield _counter(f"secroom_mqtt_{key}", doc, stats.get(key, 0))
     yield _counter("secroom_mqtt_oversized_messages",
                    "Received messages over their topic's size limit (dropped)",

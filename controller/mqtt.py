@@ -13,9 +13,11 @@ paho's own network thread (``loop_start``):
   DUP flag) right after the next CONNACK, in the order it was handed over. ``on_published(mid)``
   fires once per PUBACK.
 - Subscriptions are remembered and renewed on every (re)connect; ``wait_subscribed`` returns
-  once the broker SUBACKed all of them on the current connection. Incoming messages are matched
-  against the remembered filters; a handler that raises is counted in ``stats["handler_errors"]``
-  and never reaches paho's thread, and neither does an exception from our own hooks.
+  once the broker SUBACKed all of them on the current connection; ``unsubscribe`` forgets one.
+  Incoming messages are matched against the remembered filters (once per distinct topic: a
+  dashboard replica holds a filter per leased node, hundreds); a handler that raises is counted
+  in ``stats["handler_errors"]`` and never reaches paho's thread, and neither does an exception
+  from our own hooks.
 - The password is read from ``password_file`` when the link starts and is never kept in a model,
   a repr or a log line.
 - Reads are buffered (``_BufferedClient``): paho reads a packet with three or four small
@@ -196,6 +198,9 @@ class MqttLink:
         self.last_error: str | None = None
         self._subs: dict[str, tuple[int, list[Handler]]] = {}
         self._limits: dict[str, int] = {}  # topic filter -> largest payload its handlers take
+        # topic -> the (payload limit, handlers) of the filters it matches; a new dict whenever
+        # the filters change (read without the lock: see _paho_message)
+        self._routes: dict[str, list[tuple[int | None, list[Handler]]]] = {}
         self._subs_lock = threading.Lock()
         # SUBSCRIBE mids not yet SUBACKed on this connection (and SUBACKs seen before the mid
         # was recorded); ``subscribed`` is set when none is pending.
@@ -307,6 +312,7 @@ class MqttLink:
         with self._subscribed:
             _, handlers = self._subs.get(topic_filter, (qos, []))
             self._subs[topic_filter] = (qos, [*handlers, handler])
+            self._routes = {}
             token = next(self._tokens) if self.connected.is_set() else None
             if token is not None:
                 self._pending_subs.add(token)
@@ -314,6 +320,25 @@ class MqttLink:
         # ``connected``, under the same lock, so no filter is missed).
         if token is not None:
             self._send_subscribe([(topic_filter, qos)], token)
+
+    def unsubscribe(self, topic_filter: str) -> None:
+        """Forget ``topic_filter`` and its handlers; the broker is told at once when connected
+        (else the next connect simply does not renew it). A message the broker sent before it
+        took the UNSUBSCRIBE is counted in ``messages`` and delivered to no handler."""
+        with self._subscribed:
+            if self._subs.pop(topic_filter, None) is None:
+                return
+            self._limits.pop(topic_filter, None)
+            self._routes = {}
+            connected = self.connected.is_set()
+        if connected:
+            self._client.unsubscribe(topic_filter)  # dropped with the connection: not renewed
+
+    @property
+    def subscriptions(self) -> list[str]:
+        """The topic filters subscribed (or to be, on the next connect), sorted."""
+        with self._subs_lock:
+            return sorted(self._subs)
 
     @staticmethod
     def check_filter(topic_filter: str) -> None:
@@ -426,16 +451,23 @@ class MqttLink:
             self.stats["handler_errors"] += 1
             return
         payload = bytes(message.payload)
-        with self._subs_lock:
-            subs = list(self._subs.items())
-        size, limits = len(payload), self._limits
-        matching = []
-        for f, (_, hs) in subs:
-            if topic_matches(f, topic):
-                if size > limits.get(f, size):
-                    self.stats["oversized"] += 1
-                    continue
-                matching += hs
+        routes = self._routes  # first: a route built from older filters lands in a dropped dict
+        route = routes.get(topic)
+        if route is None:
+            with self._subs_lock:
+                subs = list(self._subs.items())
+                limits = dict(self._limits)
+            route = [(limits.get(f), hs) for f, (_, hs) in subs if topic_matches(f, topic)]
+            if len(routes) > 10_000:  # topics are (node, kind) pairs: rarely this many
+                routes.clear()
+            routes[topic] = route
+        size = len(payload)
+        matching: list[Handler] = []
+        for limit, hs in route:
+            if limit is not None and size > limit:
+                self.stats["oversized"] += 1
+                continue
+            matching += hs
         for handler in matching:
             try:
                 handler(topic, payload)

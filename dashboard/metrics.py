@@ -254,6 +254,11 @@ def ingest_families(consumer: Any) -> Iterator[Metric]:
                      len(leases.held))
         yield _gauge("secroom_replica_live", "Replicas alive at the last heartbeat",
                      len(leases.live))
+        topics = getattr(consumer, "topics", None)
+        if topics is not None:
+            yield _gauge("secroom_replica_nodes_subscribed",
+                         "Nodes whose events this replica's broker link is subscribed to",
+                         len(topics.nodes))
 
 
 class DashboardCollector(Collector):

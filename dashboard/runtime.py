@@ -149,11 +149,14 @@ def build_runtime(settings: DashboardSettings, *,
     # the broker link runs in a child process: MQTT parsing and storing overlap on two cores
     client_id = f"secroom-dashboard-{settings.site}"
     leases = None
-    if replica is not None:
+    from dashboard.sites_runtime import other_sites, site_ingest, site_publishers
+
+    if replica is not None:  # the leases cover every site's nodes
         from dashboard.replicas.leases import IngestLeases
 
         client_id += f"-{replica.name}"
-        leases = IngestLeases(sm, replica=replica.name, site=settings.site,
+        leases = IngestLeases(sm, replica=replica.name,
+                              sites=[settings.site, *other_sites(settings)],
                               lease_s=replica.lease_s, renew_s=replica.renew_s)
     link = LinkProcess(settings.mqtt, client_id=client_id)
     consumer = IngestConsumer(sm, link, site=settings.site, bus=runtime.bus,
@@ -161,6 +164,10 @@ def build_runtime(settings: DashboardSettings, *,
                               verify_mode=settings.ingest_verify, receipt_key=key,
                               leases=leases)
     consumer.core.state.clock_skew_s = settings.clock_skew_s
+    # a central dashboard's other sites (on every replica: each stores the nodes it leases)
+    sites = site_ingest(settings, sm, runtime.bus, key, leases,
+                        replica.name if replica else None)
+    site_parts = [p for one in sites for p in (one.link, one.consumer)]
 
     def publish(topic: str, blob: bytes, retain: bool) -> Any:
         return link.publish(topic, blob, retain=retain)
@@ -174,11 +181,9 @@ def build_runtime(settings: DashboardSettings, *,
                                      room_doors=correlation.room_doors, publish=publish,
                                      bus=runtime.bus)
         parts = [signer, presence]
-        if settings.sites:  # a central dashboard: the other sites its bridges bring in (with
-            # replicas, the leader ingests them: leases are per site's own nodes only)
-            from dashboard.sites_runtime import site_parts
-
-            parts += site_parts(settings, sm, runtime.bus, key, correlation.room_doors)
+        # a central dashboard: the other sites' policy and presence (their bridges carry them)
+        parts += site_publishers(settings, sm, runtime.bus, key, correlation.room_doors,
+                                 sites, replica.name if replica else None)
         parts += scheduled()
         if settings.home_assistant.enabled:  # opt-in: doors, nodes, lockdown; no person
             from dashboard.hass import HassBridge
@@ -190,14 +195,14 @@ def build_runtime(settings: DashboardSettings, *,
         return parts
 
     if replica is None:
-        runtime.parts = [checkpointer, link, consumer, *singletons()]
+        runtime.parts = [checkpointer, link, consumer, *site_parts, *singletons()]
         return runtime
     from dashboard.replicas.leader import Leader
 
     assert leases is not None
     leader = Leader(engine, singletons, replica=replica.name, site=settings.site,
                     retry_s=replica.renew_s)
-    runtime.parts = [runtime.bus, leases, link, consumer, leader]
+    runtime.parts = [runtime.bus, leases, link, consumer, *site_parts, leader]
     return runtime
 
 

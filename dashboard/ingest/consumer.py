@@ -44,11 +44,12 @@ from dashboard.bridge_config import bridge_link_topic
 from dashboard.bus import Bus
 from dashboard.ingest import compat
 from dashboard.ingest.core import BatchResult, IngestCore, Prepared, ResendRequest
+from dashboard.ingest.leased import LeasedTopics
 from dashboard.ingest.link_process import LinkProcess
 from dashboard.ingest.marks import next_counter
 from dashboard.ingest.verify import SignatureAudit, SignatureVerifier
 from dashboard.models.nodes import Node
-from dashboard.replicas.leases import IngestLeases, node_of
+from dashboard.replicas.leases import IngestLeases, LeaseChange, node_of
 
 CATCH_UP_SPAN = 10_000  # a node clamps a resend to what it has sent (and to its resend_max)
 
@@ -202,16 +203,18 @@ class IngestConsumer:
         self._approved: set[str] | None = None
         self.db_errors = 0
         self.last_error: str | None = None
-        # replicas (dashboard.replicas): only the messages of the nodes this replica holds the
-        # lease of are stored; the others are dropped un-acked (their holder stores them)
+        # replicas (dashboard.replicas): subscribed to the events of the nodes this replica
+        # holds the lease of (ingest.leased); what comes of another's is dropped un-acked
         self.leases = leases
+        self.topics: LeasedTopics | None = None
         self.not_leased = 0
         self._gained: set[str] = set()
         self._gained_lock = threading.Lock()
         if leases is not None:
-            leases.on_gained = self._on_gained
-            if isinstance(link, LinkProcess):  # other replicas' nodes dropped in the child
-                leases.on_others = link.skip_nodes
+            self.topics = LeasedTopics(link, site, on_message=self._on_message,
+                                       on_messages=self._on_messages,
+                                       max_payload=self.core.preparer.max_payload)
+            leases.add_listener(self._leases_changed)
 
     @property
     def counters(self) -> dict[str, int]:
@@ -231,6 +234,8 @@ class IngestConsumer:
         with contextlib.suppress(OperationalError, DBAPIError), self.sessionmaker() as session:
             self._approved = set(session.scalars(select(Node.name).where(
                 Node.key_status == "approved", Node.site == self.site)))
+        if self.topics is not None:  # a replica: its leased nodes' topics, subscribed before
+            self.topics.start()  # the first tick asks the nodes gained for a re-send
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
         self._thread.start()
         self._preparer = threading.Thread(
@@ -239,6 +244,8 @@ class IngestConsumer:
         self._preparer.start()
         # many sites: the site's bridge coming back asks for a catch-up at the next tick
         self.link.subscribe(bridge_link_topic(self.site), self._on_bridge_link)
+        if self.topics is not None:
+            return
         filters = [f"{TOPIC_ROOT}/{self.site}/+/events/#", f"{TOPIC_ROOT}/{self.site}/+/state"]
         if isinstance(self.link, LinkProcess):  # batches straight into the inbox
             self.link.subscribe_many(filters, self._on_messages)
@@ -364,10 +371,14 @@ class IngestConsumer:
         node = node_of(topic)
         return node is None or self.leases.holds(node)
 
-    def _on_gained(self, nodes: set[str]) -> None:
-        """Leases taken (lease thread): ask those nodes for what follows their acks."""
+    def _leases_changed(self, change: LeaseChange) -> None:
+        """Leases changed (lease thread): subscriptions follow; the nodes gained are asked
+        for what follows their acks at the next tick (after their SUBSCRIBE, on the same
+        connection)."""
+        assert self.topics is not None
+        self.topics.changed(change)
         with self._gained_lock:
-            self._gained |= nodes
+            self._gained |= change.gained
 
     def _fenced(self, session: Session, batch: list[tuple[str, bytes]],
                 prepared: Prepared | None, now: datetime) -> BatchResult:

@@ -6,7 +6,9 @@ child process and passes batches of raw (topic, payload) pairs to this process o
 receiving and storing overlap on two cores (and the web server no longer shares its GIL with
 packet parsing). It has the part of ``MqttLink``'s interface the ingest consumer and the policy
 signer use: ``start``/``stop``, ``subscribe``, ``publish``, ``wait_subscribed``, ``connected``,
-``stats`` and ``last_error``.
+``stats`` and ``last_error``. A bulk consumer routes batches by broad filters (``route_many``)
+and has the broker send it only what it asks for (``add_filters``/``remove_filters``: a
+dashboard replica, its leased nodes' topics; dashboard.replicas).
 
 Delivery is no weaker than one link in this process: the MQTT PUBACK was never the node's
 receipt (the dashboard's per-node ack of stored events is), and a message lost with the child
@@ -152,6 +154,45 @@ class LinkProcess:
                 self._subs.setdefault(topic_filter, (qos, []))
         self._add_filters(filters, qos)
 
+    def route_many(self, filters: list[str], handler: BatchHandler) -> None:
+        """As ``subscribe_many``, but nothing is subscribed at the broker: ``handler`` gets
+        what matches ``filters`` of what other subscriptions (``add_filters``) bring in."""
+        for topic_filter in filters:
+            MqttLink.check_filter(topic_filter)
+        with self._lock:
+            self._batch_handlers.append((tuple(filters), handler))
+
+    def add_filters(self, filters: list[str], *, qos: int = 1) -> None:
+        """Subscribe ``filters`` at the broker (for ``route_many``'s handlers); kept across
+        restarts of the child like every subscription."""
+        for topic_filter in filters:
+            MqttLink.check_filter(topic_filter)
+        with self._lock:
+            for topic_filter in filters:
+                self._subs.setdefault(topic_filter, (qos, []))
+        self._add_filters(filters, qos)
+
+    def remove_filters(self, filters: list[str]) -> None:
+        """Unsubscribe ``filters`` that ``add_filters`` subscribed (not those with handlers of
+        ``subscribe``). What the broker sent before it took the UNSUBSCRIBE still comes in:
+        the caller drops it."""
+        gone = []
+        with self._lock:
+            for topic_filter in filters:
+                entry = self._subs.get(topic_filter)
+                if entry is not None and not entry[1]:
+                    del self._subs[topic_filter]
+                    self._sent_filters.discard(topic_filter)
+                    gone.append(topic_filter)
+        for topic_filter in gone:
+            self._send(("unsub", topic_filter))
+
+    @property
+    def subscriptions(self) -> list[str]:
+        """The filters subscribed at the broker (or to be, by a child starting), sorted."""
+        with self._lock:
+            return sorted(self._subs)
+
     def _add_filters(self, filters: list[str], qos: int) -> None:
         """Have the child subscribe the filters it does not have yet."""
         with self._lock:
@@ -230,7 +271,9 @@ class LinkProcess:
                 with self._subscribed:
                     self._stats = stats
                     self.last_error = error
-                    self._pending_subs = pending + len(self._subs) - filters
+                    # filters asked for and not yet subscribed by the child (never below
+                    # what it has pending: some it has may be on their way out)
+                    self._pending_subs = pending + max(0, len(self._subs) - filters)
                     if connected:
                         self.connected.set()
                     else:
@@ -401,6 +444,9 @@ def _child_main(conn: Connection, settings: dict[str, Any], client_id: str) -> N
                     # nothing the dashboard subscribes to is larger than an event
                     link.subscribe(topic_filter, on_message, qos=qos,
                                    max_payload=MAX_EVENT_BYTES)
+            elif msg[0] == "unsub":
+                if handlers.pop(msg[1], None):
+                    link.unsubscribe(msg[1])
             elif msg[0] == "skip":
                 skip[0] = frozenset(msg[1])
             elif msg[0] == "pub":

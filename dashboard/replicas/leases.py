@@ -1,15 +1,20 @@
 """Node-partitioned ingest leases in PostgreSQL (see dashboard.replicas).
 
 Every ``renew_s`` a replica, in its own transactions: records its heartbeat (``replicas``);
-reads the live replicas (seen within ``lease_s``) and the site's enrolled nodes; gives each
+reads the live replicas (seen within ``lease_s``) and the sites' enrolled nodes; gives each
 node to one live replica by rendezvous hashing (every replica computes the same answer from
 the same rows, and a replica joining or leaving moves only its share); renews the leases it
 holds and should keep, lets go of those another live replica should have, and claims the ones
 it should have whose lease has lapsed (or any lease lapsed for longer than ``lease_s``: no
 node is left without a holder while two replicas' views differ). Times are the database's.
 
-A node that is not enrolled has no lease: its messages (refused, raised as unknown_node) are
-handled by the replica that rendezvous hashing picks, so the anomaly is raised once.
+The nodes are every enrolled node of the sites the replicas ingest (``sites``: the home site
+and a central dashboard's other sites): each site's consumer stores its held nodes. Listeners
+(``add_listener``) hear of every change of the held set: each consumer subscribes at the broker
+to the topics of its held nodes only, and asks a node it gained for what follows its ack.
+
+A node that is not enrolled has no lease: its state messages (refused, raised as unknown_node)
+are handled by the replica that rendezvous hashing picks, so the anomaly is raised once.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, text
@@ -34,7 +40,8 @@ _HEARTBEAT = text(
     "ON CONFLICT (name) DO UPDATE SET seen_at = clock_timestamp()")
 _LIVE = text("SELECT name FROM replicas WHERE seen_at > clock_timestamp() - make_interval("
              "secs => :lease)")
-_NODES = text("SELECT name FROM nodes WHERE site = :site")
+_NODES = text("SELECT name, site FROM nodes WHERE site IN :sites").bindparams(
+    bindparam("sites", expanding=True))
 _MINE = text("SELECT node FROM ingest_leases WHERE holder = :me")
 _RENEW = text(
     "UPDATE ingest_leases SET expires_at = clock_timestamp() + make_interval(secs => :lease) "
@@ -83,31 +90,55 @@ def node_of(topic: str) -> str | None:
     return parts[3] if len(parts) > 4 else None
 
 
+@dataclass(frozen=True)
+class LeaseChange:
+    """What a listener hears after a round that changed anything: the nodes held now (of every
+    site), those gained in that round (to be asked for what follows their acks), the enrolled
+    nodes other replicas hold, and each enrolled node's site."""
+
+    held: frozenset[str]
+    gained: frozenset[str]
+    others: frozenset[str]
+    sites: dict[str, str]
+
+    def held_at(self, site: str) -> set[str]:
+        return {n for n in self.held if self.sites.get(n) == site}
+
+
 class IngestLeases:
-    def __init__(self, sessionmaker: sessionmaker[Session], *, replica: str, site: str,
-                 lease_s: float = 4.0, renew_s: float = 1.0) -> None:
+    def __init__(self, sessionmaker: sessionmaker[Session], *, replica: str,
+                 sites: Collection[str], lease_s: float = 4.0, renew_s: float = 1.0) -> None:
         if renew_s * 2 > lease_s:
             raise ValueError("renew_s must be at most half of lease_s (a lease outlives a "
                              "late heartbeat)")
+        if not sites:
+            raise ValueError("leases need at least one site")
         self.sessionmaker = sessionmaker
         self.replica = replica
-        self.site = site
+        self.sites = sorted(set(sites))
         self.lease_s = lease_s
         self.renew_s = renew_s
         self.held: frozenset[str] = frozenset()
         self.enrolled: frozenset[str] = frozenset()
+        self.site_of: dict[str, str] = {}
         self.live: tuple[str, ...] = ()
         self._valid_until = 0.0  # monotonic: past it, the held set is not trusted
-        self.on_gained: Callable[[set[str]], None] | None = None
-        # called with the enrolled nodes other replicas hold, whenever that set changes
-        self.on_others: Callable[[frozenset[str]], None] | None = None
-        self._others: frozenset[str] | None = None
+        self._listeners: list[Callable[[LeaseChange], None]] = []
+        self._told: tuple[frozenset[str], frozenset[str]] | None = None  # (held, others)
         self.renewals = 0
         self.errors = 0
         self.last_error: str | None = None
         self.gained_total = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def add_listener(self, listener: Callable[[LeaseChange], None]) -> None:
+        """Call ``listener`` (on the lease thread) after each round that gained a node or
+        changed the held or the others' set; at once if a round already ran."""
+        self._listeners.append(listener)
+        if self._told is not None:
+            held, others = self._told
+            listener(LeaseChange(held, frozenset(), others, dict(self.site_of)))
 
     # -- what the consumer asks --------------------------------------------------------------
 
@@ -141,7 +172,8 @@ class IngestLeases:
         with self.sessionmaker() as session, session.begin():
             session.execute(_HEARTBEAT, {"me": me})
             live = tuple(sorted(session.scalars(_LIVE, {"lease": lease})))
-            nodes = sorted(session.scalars(_NODES, {"site": self.site}))
+            site_of = {n: site for n, site in session.execute(_NODES, {"sites": self.sites})}
+            nodes = sorted(site_of)
             mine = set(session.scalars(_MINE, {"me": me}))
             want = {n for n in nodes if owner(n, live) == me}
             keep = sorted(mine & want)
@@ -166,16 +198,17 @@ class IngestLeases:
             held = frozenset(session.scalars(_HELD, {"me": me}))
         old = self.held if time.monotonic() <= self._valid_until else frozenset()
         self.live, self.enrolled, self.held = live, frozenset(nodes), held
+        self.site_of = site_of
         self._valid_until = started + lease
         self.renewals += 1
         gained, lost = set(held - old), set(old - held)
         self.gained_total += len(gained)
         others = frozenset(nodes) - held
-        if others != self._others and self.on_others is not None:
-            self.on_others(others)  # first: what is re-sent for the gained nodes gets through
-        self._others = others
-        if gained and self.on_gained is not None:
-            self.on_gained(gained)
+        if gained or self._told != (held, others):
+            self._told = (held, others)
+            change = LeaseChange(held, frozenset(gained), others, site_of)
+            for listener in self._listeners:
+                listener(change)
         return gained, lost
 
     def start(self) -> None:
@@ -193,6 +226,7 @@ class IngestLeases:
             self._thread = None
         self._valid_until = 0.0
         self.held = frozenset()
+        self._told = None
         try:  # hand the nodes over at once rather than after lease_s
             with self.sessionmaker() as session, session.begin():
                 session.execute(_LEAVE, {"me": self.replica, "lease": self.lease_s})

@@ -7,7 +7,8 @@ Measured in the same run, on the same broker and PostgreSQL (SECROOM_TEST_PG_URL
 cluster started here):
 - anchor: raw broker throughput, the signed event files into a plain counting subscriber;
 - events_per_s_1 / _2: one, then two ``secroom dashboard run`` replica processes (each with its
-  ingest leases, leader lock and shared bus) store ``--events`` signed door.access events of 8
+  ingest leases, subscribed to its leased nodes' topics only, leader lock and shared bus) store
+  ``--events`` signed door.access events of 8
   nodes published by ``mosquitto_pub`` (C clients), from the first publish until every event is
   stored (the nodes' contiguous marks, polled); a fresh schema each;
 - CPU per event of the replica processes (with their broker link and signature audit helper
@@ -92,8 +93,10 @@ def lease_split(sm: sessionmaker[Session]) -> dict[str, int]:
 
 
 def subscribed(sm: sessionmaker[Session], broker: Broker, pubs: dict[str, str]) -> None:
-    """Until each node's holder has taken a state message of it: every replica's subscription
-    is in place (what is published before that is lost: mosquitto_pub does not re-send)."""
+    """Until each node's holder has taken a state message of it: every replica's subscriptions
+    are in place (the site's state topic; each leased node's events filter was subscribed in
+    the lease round, before). What is published before that is lost: mosquitto_pub does not
+    re-send."""
     probe = ib.link(broker.port, "bench-probe")
     try:
         def online() -> bool:

@@ -161,6 +161,38 @@ def test_subscribe_while_connected_is_acknowledged(broker: Broker) -> None:
         sub.stop()
 
 
+def test_unsubscribe_stops_delivery_at_the_broker_and_routes_follow(broker: Broker) -> None:
+    """An unsubscribed filter's messages are no longer sent (counted at the link), its handler
+    is forgotten, and a topic seen before reaches whatever is subscribed to it now (routes are
+    cached per topic)."""
+    first: queue.Queue[bytes] = queue.Queue()
+    other: queue.Queue[bytes] = queue.Queue()
+    again: queue.Queue[bytes] = queue.Queue()
+    sub = MqttLink(fast_mqtt(broker.port), client_id="sub")
+    sub.subscribe("t/a/x", lambda t, p: first.put(p))
+    started(sub)
+    pub = started(MqttLink(fast_mqtt(broker.port), client_id="pub"))
+    try:
+        pub.publish("t/a/x", b"1")
+        assert first.get(timeout=5) == b"1"
+        sub.unsubscribe("t/a/x")
+        sub.subscribe("t/b/x", lambda t, p: other.put(p))
+        # SUBACKed after the UNSUBSCRIBE sent before it: the broker took both, in order
+        assert sub.wait_subscribed(10) and sub.subscriptions == ["t/b/x"]
+        pub.publish("t/a/x", b"2")
+        pub.publish("t/b/x", b"3")
+        assert other.get(timeout=5) == b"3"  # one publisher, in order: "2" was not sent
+        assert sub.stats["messages"] == 2 and first.empty()
+        sub.subscribe("t/a/x", lambda t, p: again.put(p))
+        assert sub.wait_subscribed(10)
+        pub.publish("t/a/x", b"4")
+        assert again.get(timeout=5) == b"4"
+        assert first.empty() and other.empty()
+    finally:
+        pub.stop()
+        sub.stop()
+
+
 def test_the_read_buffer_hands_out_small_reads_from_one_big_one() -> None:
     import socket
 

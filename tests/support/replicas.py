@@ -11,6 +11,7 @@ port, all sharing the database, the policy key and the session secret. A replica
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -23,6 +24,7 @@ from typing import Any
 import httpx
 
 from controller import keys
+from controller.mqtt import MqttSettings
 from tests.support import free_port
 from tests.support.postgres import create_schema, drop_schema, schema_url
 from tests.support.processes import alive, descendants
@@ -33,11 +35,16 @@ SITE = "site1"
 
 class ReplicaSet:
     def __init__(self, root: Path, pg_url: str, broker: Any, *, site: str = SITE,
+                 sites: list[str] | None = None, mqtt: MqttSettings | None = None,
                  lease_s: float = 4.0, renew_s: float = 1.0) -> None:
+        """``sites``: a central dashboard's other sites; ``mqtt``: the broker link's settings
+        (a central broker's TLS and the dashboard's certificate), else plain ``broker``."""
         self.root = root
         self.pg_url = pg_url
         self.broker = broker
         self.site = site
+        self.sites = list(sites or [])
+        self.mqtt = mqtt or MqttSettings(host=broker.host, port=broker.port)
         self.lease_s = lease_s
         self.renew_s = renew_s
         self.schema = ""
@@ -82,11 +89,11 @@ class ReplicaSet:
             f'data_dir = "{data}"\n'
             f'database_url = "{self.database_url}"\n'
             f'site = "{self.site}"\n'
+            f"sites = {json.dumps(self.sites)}\n"
             f'policy_key_file = "{self.policy_key}"\n'
             f'session_secret_file = "{self.session_secret}"\n'
             "gap_timeout_s = 30\n"
-            "[dashboard.mqtt]\n"
-            f'host = "{self.broker.host}"\nport = {self.broker.port}\n'
+            + mqtt_toml(self.mqtt) +
             "[dashboard.replica]\n"
             f'name = "{name}"\nlease_s = {self.lease_s}\nrenew_s = {self.renew_s}\n',
             encoding="utf-8")
@@ -149,6 +156,19 @@ class ReplicaSet:
     def log_tail(self, name: str, chars: int = 3000) -> str:
         path = self.root / f"{name}.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+
+def mqtt_toml(m: MqttSettings) -> str:
+    """``[dashboard.mqtt]`` (and its ``tls``) for these settings."""
+    out = ("[dashboard.mqtt]\n"
+           f'host = "{m.host}"\nport = {m.port}\nkeepalive_s = {m.keepalive_s}\n'
+           f"backoff_min_s = {m.backoff_min_s}\nbackoff_max_s = {m.backoff_max_s}\n")
+    if m.tls is not None:
+        out += "[dashboard.mqtt.tls]\n" + "".join(
+            f'{k} = "{v}"\n' for k, v in (("ca_file", m.tls.ca_file),
+                                            ("cert_file", m.tls.cert_file),
+                                            ("key_file", m.tls.key_file)) if v is not None)
+    return out
 
 
 def post_login(client: httpx.Client, username: str, password: str) -> httpx.Response:

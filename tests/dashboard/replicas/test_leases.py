@@ -19,7 +19,7 @@ from dashboard.db import Base, make_sessionmaker
 from dashboard.models import Node
 from dashboard.models.replicas import LeaderTerm
 from dashboard.replicas.leader import Leader
-from dashboard.replicas.leases import IngestLeases, node_of, owner
+from dashboard.replicas.leases import IngestLeases, LeaseChange, node_of, owner
 from dashboard.replicas.pgbus import MAX_PAYLOAD, SharedBus
 from dashboard.settings import DashboardSettings
 
@@ -72,10 +72,15 @@ def test_owner_is_stable_balanced_and_moves_only_the_leavers_share() -> None:
 
 
 def test_two_replicas_split_the_nodes_and_a_dead_ones_move(sm: sessionmaker[Session]) -> None:
-    a = IngestLeases(sm, replica="a", site=SITE)
-    b = IngestLeases(sm, replica="b", site=SITE)
+    a = IngestLeases(sm, replica="a", sites=[SITE])
+    b = IngestLeases(sm, replica="b", sites=[SITE])
     gained_b: list[set[str]] = []
-    b.on_gained = gained_b.append
+
+    def heard(change: LeaseChange) -> None:
+        if change.gained:
+            gained_b.append(set(change.gained))
+
+    b.add_listener(heard)
     a.renew()
     assert a.held == set(NODES)  # alone: every node
     b.renew()  # b joins: a still holds them, b waits for a's hand-over
@@ -97,9 +102,41 @@ def test_two_replicas_split_the_nodes_and_a_dead_ones_move(sm: sessionmaker[Sess
     assert gained_b[-1] == set(NODES) - set(gained_b[0])
 
 
+def test_leases_cover_every_sites_nodes(sm: sessionmaker[Session]) -> None:
+    """A central dashboard's other sites: their nodes are leased like the home site's, and a
+    listener learns each held node's site (each site's consumer subscribes its own)."""
+    other = [f"os{i}" for i in range(6)]
+    with sm.begin() as s:
+        for name in other:
+            s.add(Node(name=name, site="osaka", roles="door_gateway", public_key="k",
+                       key_status="approved", first_seen_at=datetime.now(UTC),
+                       contiguous_seq=0, max_seq=0, events_stored=0, state="unknown",
+                       health={}))
+        s.add(Node(name="elsewhere", site="nagoya", roles="door_gateway", public_key="k",
+                   key_status="approved", first_seen_at=datetime.now(UTC), contiguous_seq=0,
+                   max_seq=0, events_stored=0, state="unknown", health={}))
+    a = IngestLeases(sm, replica="a", sites=[SITE, "osaka"])
+    b = IngestLeases(sm, replica="b", sites=[SITE, "osaka"])
+    heard: list[LeaseChange] = []
+    a.add_listener(heard.append)
+    a.renew()
+    assert a.held == set(NODES) | set(other)  # not nagoya's: no replica ingests it
+    assert heard[-1].held_at("osaka") == set(other) and heard[-1].held_at(SITE) == set(NODES)
+    b.renew()
+    a.renew()
+    b.renew()
+    a.renew()
+    assert a.held | b.held == set(NODES) | set(other) and not a.held & b.held
+    assert heard[-1].held == a.held and heard[-1].others == b.held
+    assert {n for n in other if owner(n, ["a", "b"]) == "b"} == b.held & set(other)
+    late: list[LeaseChange] = []
+    a.add_listener(late.append)  # told at once what the last round found
+    assert [c.held for c in late] == [a.held]
+
+
 def test_a_takeover_waits_for_a_store_in_flight(sm: sessionmaker[Session]) -> None:
-    a = IngestLeases(sm, replica="a", site=SITE, lease_s=1.0, renew_s=0.5)
-    b = IngestLeases(sm, replica="b", site=SITE, lease_s=1.0, renew_s=0.5)
+    a = IngestLeases(sm, replica="a", sites=[SITE], lease_s=1.0, renew_s=0.5)
+    b = IngestLeases(sm, replica="b", sites=[SITE], lease_s=1.0, renew_s=0.5)
     a.renew()
     store = sm()
     t = threading.Thread(target=b.renew)
@@ -130,8 +167,8 @@ def test_a_takeover_waits_for_a_store_in_flight(sm: sessionmaker[Session]) -> No
 
 
 def test_leaving_hands_the_nodes_over_at_once(sm: sessionmaker[Session]) -> None:
-    a = IngestLeases(sm, replica="a", site=SITE)
-    b = IngestLeases(sm, replica="b", site=SITE)
+    a = IngestLeases(sm, replica="a", sites=[SITE])
+    b = IngestLeases(sm, replica="b", sites=[SITE])
     a.start()
     b.renew()
     a.stop()  # a clean stop: leases released and the heartbeat gone, no lease_s wait
@@ -141,8 +178,8 @@ def test_leaving_hands_the_nodes_over_at_once(sm: sessionmaker[Session]) -> None
 
 
 def test_unenrolled_node_goes_to_one_replica(sm: sessionmaker[Session]) -> None:
-    a = IngestLeases(sm, replica="a", site=SITE)
-    b = IngestLeases(sm, replica="b", site=SITE)
+    a = IngestLeases(sm, replica="a", sites=[SITE])
+    b = IngestLeases(sm, replica="b", sites=[SITE])
     for r in (a, b, a, b):
         r.renew()
     stranger = "intruder-1"
