@@ -88,6 +88,7 @@ def consumer(broker, sm, bus) -> Iterator[IngestConsumer]:
         sm, link, site=SITE, bus=bus, gap_timeout_s=0.3, tick_s=0.05, resend_interval_s=0.2
     )
     c.start()
+    assert link.wait_subscribed(30), link.last_error  # events sent before would be lost
     yield c
     c.stop()
     link.stop()
@@ -182,6 +183,7 @@ def test_lost_tail_is_asked_for_again(broker, sm, node):
     link = connect(broker, "dashboard-catchup")
     c = IngestConsumer(sm, link, site=SITE, bus=Bus(), tick_s=0.05, catch_up_interval_s=0.1)
     c.start()
+    assert link.wait_subscribed(30), link.last_error  # events sent before would be lost
     side = NodeSide(broker, node)
     try:
         evs = node.events(3)
@@ -258,6 +260,7 @@ def test_a_node_approved_later_is_asked_for_what_it_sent_while_pending(broker, s
     link = connect(broker, "dashboard-approval")
     c = IngestConsumer(sm, link, site=SITE, bus=Bus(), tick_s=0.05, catch_up_interval_s=600)
     c.start()
+    assert link.wait_subscribed(30), link.last_error  # events sent before would be lost
     side = NodeSide(broker, node)
     try:
         evs = node.events(2)

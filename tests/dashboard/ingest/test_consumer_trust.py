@@ -38,6 +38,7 @@ def consumer(broker, sm, receipt_key) -> Iterator[IngestConsumer]:
     c = IngestConsumer(sm, link, site=SITE, bus=Bus(), gap_timeout_s=5, tick_s=0.05,
                        resend_interval_s=0.2, receipt_key=receipt_key)
     c.start()
+    assert link.wait_subscribed(30), link.last_error  # events sent before would be lost
     yield c
     c.stop()
     link.stop()
