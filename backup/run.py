@@ -138,9 +138,10 @@ class _Item:
 
 @dataclass
 class _Out:
-    """What the run writes as it goes: the compressed manifest, the next cache's entries, and
-    the chunk ids the snapshot uses. Entries wait in ``queue`` only until their chunk results
-    are in (the uploader bounds the bytes in flight), so memory does not grow with the vault."""
+    """What the run writes as it goes: the compressed manifest (its writer also collects the
+    chunk ids the snapshot uses) and the next cache's entries. Entries wait in ``queue`` only
+    until their chunk results are in (the uploader bounds the bytes in flight), so memory does
+    not grow with the vault."""
 
     manifest: snapshot.ManifestWriter
     next_cache: cache.Writer
@@ -148,7 +149,6 @@ class _Out:
     res: RunResult
     errors: WalkErrors
     old_cache: cache.CompactEntries
-    used: bytearray = field(default_factory=bytearray)  # chunk ids, 32 bytes each, repeats
     queue: deque[_Item] = field(default_factory=deque)
     kept: int = 0  # files of the old cache also in the next one
 
@@ -181,10 +181,6 @@ class _Out:
         else:
             if item.cached is not None:
                 self._cache(item.tag, item.cached)
-            if entry[0] == snapshot.FILE:
-                for c in entry[8]:
-                    if c[2] is not None:
-                        self.used += bytes.fromhex(c[2])
         self.manifest.add(entry)
 
     def _cache(self, tag: str | None, value: str | list[Any]) -> None:
@@ -210,8 +206,6 @@ class _Out:
                 if not length:
                     break
             assert got is None or isinstance(got, bytes)
-            if got is not None:
-                self.used += got
             chunks.append([off, length, None if got is None else got.hex()])
         return chunks
 
@@ -297,10 +291,12 @@ def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
     out.drain(final=True)
     res.files_removed = len(old_cache) - out.kept
     old_cache.clear()  # not needed any more (the checkpoint object shares it)
-    used = {bytes(out.used[i:i + 32]) for i in range(0, len(out.used), 32)}
-    out.used = bytearray()
+    body = out.manifest.finish()
+    refs = bytes(out.manifest.refs)  # every chunk the snapshot uses, once
+    out.manifest.refs = bytearray()
     by_pack: dict[str, list[bytes]] = {}  # where each chunk the snapshot uses is
-    for cid in used:
+    for i in range(0, len(refs), 32):
+        cid = refs[i:i + 32]
         pack_id = written.get(cid) or known.get(cid.hex())
         if pack_id is None:
             raise IntegrityError("a chunk of this run has no pack (a bug); nothing was published")
@@ -321,8 +317,8 @@ def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
     except StorageError as exc:
         cache.drop(opts.cache_dir, repo.id)  # the next run reads all; the snapshot still goes
         cache_error = exc
-    data = snapshot.encode_body(header, used, out.manifest.finish(), opts.public_key, by_pack)
-    del used
+    data = snapshot.encode_body(header, refs, body, opts.public_key, by_pack)
+    del refs, body
     res.snapshot_id = repo.write_snapshot(data)
     del data
     if cache_error is not None:
