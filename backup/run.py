@@ -31,6 +31,7 @@ from backup.walk import WalkErrors, data_extents, walk
 SEGMENT = 4 * 1024 * 1024
 CHECKPOINT_PACKS = 16
 QUEUE_MAX = 2048  # walked entries waiting for chunk results before the walk waits for them
+DRAIN_EVERY = 32  # walked entries between two looks at the oldest one's chunk results
 
 Pending = list[tuple[int, int, Future[list[Result]], int]]
 
@@ -151,10 +152,14 @@ class _Out:
     old_cache: cache.CompactEntries
     queue: deque[_Item] = field(default_factory=deque)
     kept: int = 0  # files of the old cache also in the next one
+    _puts: int = 0
+    _done: Future[list[Result]] | None = None  # the last batch seen finished
 
     def put(self, item: _Item) -> None:
         self.queue.append(item)
-        self.drain()
+        self._puts += 1
+        if not self._puts % DRAIN_EVERY:
+            self.drain()
         if len(self.queue) > QUEUE_MAX:  # e.g. unchanged files behind a changed one whose
             self.flush()  # batch is not full yet: send that batch, wait for the oldest results
             while len(self.queue) > QUEUE_MAX // 2:
@@ -162,11 +167,19 @@ class _Out:
 
     def drain(self, final: bool = False) -> None:
         q = self.queue
-        while q:
-            pending = q[0].pending
-            if pending and not final and not all(p[2].done() for p in pending):
-                return
-            self._finish(q.popleft())
+        done = self._done  # entries of one batch share its future: ask it once
+        try:
+            while q:
+                pending = q[0].pending
+                if pending and not final:
+                    for p in pending:
+                        if p[2] is not done:
+                            if not p[2].done():
+                                return
+                            done = p[2]
+                self._finish(q.popleft())
+        finally:
+            self._done = done
 
     def _finish(self, item: _Item) -> None:
         entry = item.entry

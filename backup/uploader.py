@@ -4,18 +4,25 @@ Chunks are submitted in batches (so 20,000 small files do not cost 20,000 future
 thread owns its own pack writer, so hashing, compression, encryption, writing and fsync all run
 in parallel (hashlib, zstandard and cryptography release the GIL on large buffers). In-flight
 bytes are bounded to keep the peak RSS low.
+
+Chunks of at most ``worker.SMALL`` bytes (small files, read by path) go to the threads too for
+the first ``WORKER_AFTER`` of them; after that, to the small-chunk worker process
+(backup/worker.py), where their many short calls do not hold the walking thread's GIL. Before
+the switch the threads' batches are awaited and the ids they claimed are handed to the worker
+as known, so no content is stored twice.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from backup import compress, crypto
 from backup.pack import FLAG_ZSTD, PackWriter
+from backup.worker import SMALL, WorkerProcess
 
 ZERO = bytes(8 * 1024 * 1024)
 BATCH_BYTES = 1024 * 1024
@@ -23,6 +30,9 @@ BATCH_COUNT = 512
 #: a chunk counts at least this much against the in-flight bound, so tiny files are bounded
 #: in number too (each one waits in the run's queue until its result is in)
 MIN_WEIGHT = 4096
+#: small chunks stored by the threads before the worker process takes them over (a run that
+#: changed only a few files does not start it)
+WORKER_AFTER = 1024
 
 Data = bytes | memoryview
 ChunkResult = bytes | None  # chunk id, or None for an all-zero chunk
@@ -61,11 +71,21 @@ def is_zero(data: Data) -> bool:
     return data == ZERO[:n] if n <= len(ZERO) else bytes(data).count(0) == n
 
 
+class _Batch:
+    __slots__ = ("items", "size", "future")
+
+    def __init__(self) -> None:
+        self.items: list[Data | SmallFile] = []
+        self.size = 0
+        self.future: Future[list[Result]] = Future()
+
+
 class Uploader:
-    def __init__(self, root: Path, known: Mapping[str, str], dedup_key: bytes,
+    def __init__(self, root: Path, known: Collection[str], dedup_key: bytes,
                  public_key: bytes, *, threads: int, pack_size: int, level: int,
-                 max_inflight: int = 8 << 20) -> None:
-        """``known``: chunk ids (hex) already stored, from the gateway's cache."""
+                 max_inflight: int = 8 << 20, worker: bool = True) -> None:
+        """``known``: chunk ids (hex) already stored, from the gateway's cache. ``worker``:
+        hand small chunks to a worker process after the first ``WORKER_AFTER``."""
         self._root, self._known, self._key, self._pub = root, known, dedup_key, public_key
         self._pack_size, self._level = pack_size, level
         self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="backup-w")
@@ -78,8 +98,11 @@ class Uploader:
         self._cond = threading.Condition()
         self._inflight = 0
         self._max_inflight = max_inflight
-        self._batch: list[Data | SmallFile] = []
-        self._batch_bytes = 0
+        self._big = _Batch()  # chunks for the threads
+        self._small = _Batch()  # chunks of at most SMALL bytes
+        self._small_count = 0
+        self._use_worker = worker
+        self._worker: WorkerProcess | None = None
         self.bytes_new = 0
         self.bytes_stored = 0
         self.chunks_new = 0
@@ -89,13 +112,13 @@ class Uploader:
 
     def add(self, data: Data | SmallFile) -> tuple[Future[list[Result]], int]:
         """Queue one chunk; returns (future of its batch's results, index in that batch)."""
-        if not self._batch:
-            self._future: Future[list[Result]] = Future()
-        self._batch.append(data)
-        self._batch_bytes += max(len(data), MIN_WEIGHT)
-        fut, pos = self._future, len(self._batch) - 1
-        if self._batch_bytes >= BATCH_BYTES or len(self._batch) >= BATCH_COUNT:
-            self.flush()
+        small = len(data) <= SMALL
+        batch = self._small if small else self._big
+        batch.items.append(data)
+        batch.size += max(len(data), MIN_WEIGHT)
+        fut, pos = batch.future, len(batch.items) - 1
+        if batch.size >= BATCH_BYTES or len(batch.items) >= BATCH_COUNT:
+            self._submit(small)
         return fut, pos
 
     def _raise_pending(self) -> None:
@@ -103,25 +126,76 @@ class Uploader:
             raise self._error
 
     def flush(self) -> None:
+        """Submit the open batches."""
+        self._submit(False)
+        self._submit(True)
+
+    def _submit(self, small: bool) -> None:
         self._raise_pending()
-        if not self._batch:
+        batch = self._small if small else self._big
+        if not batch.items:
             return
-        batch, size, outer = self._batch, self._batch_bytes, self._future
-        self._batch, self._batch_bytes = [], 0
+        if small:
+            self._small = _Batch()
+            self._small_count += len(batch.items)
+            if self._worker is None and self._use_worker and self._small_count > WORKER_AFTER:
+                self._start_worker()
+        else:
+            self._big = _Batch()
         with self._cond:
-            while self._inflight > 0 and self._inflight + size > self._max_inflight:
+            while self._inflight > 0 and self._inflight + batch.size > self._max_inflight:
                 self._cond.wait()
-            self._inflight += size
-        inner = self._pool.submit(self._work, batch, size)
+            self._inflight += batch.size
+        outer, size = batch.future, batch.size
+        to_worker = small and self._worker is not None
+        if self._worker is not None and to_worker:
+            items = [(d.path, d.size) if isinstance(d, SmallFile) else bytes(d)
+                     for d in batch.items]
+            try:
+                inner = self._worker.submit(items)
+            except BaseException:
+                self._release(size)
+                raise
+        else:
+            inner = self._pool.submit(self._work, batch.items, size)
 
         def _relay(f: Future[list[Result]]) -> None:
+            if to_worker:
+                self._release(size)  # (the threads release their own in _work)
             exc = f.exception()
             if exc is not None:
+                self._error = self._error or exc
                 outer.set_exception(exc)
             else:
                 outer.set_result(f.result())
 
         inner.add_done_callback(_relay)
+
+    def _release(self, size: int) -> None:
+        with self._cond:
+            self._inflight -= size
+            self._cond.notify_all()
+
+    def _start_worker(self) -> None:
+        """Wait for the threads' batches, then start the worker knowing every id stored or
+        claimed so far (so it stores none of them again)."""
+        with self._cond:
+            while self._inflight > 0:
+                self._cond.wait()
+        self._raise_pending()
+        with self._lock:
+            known = [*self._known, *(c.hex() for c in self._claimed)]
+        self._worker = WorkerProcess(self._root, known, self._key, self._pub,
+                                     pack_size=self._pack_size, level=self._level,
+                                     on_done=self._worker_done)
+
+    def _worker_done(self, packs: dict[str, tuple[bytes, list[bytes]]],
+                     stats: tuple[int, int, int]) -> None:
+        with self._lock:
+            self.new_packs.update(packs)
+            self.bytes_new += stats[0]
+            self.bytes_stored += stats[1]
+            self.chunks_new += stats[2]
 
     # --- workers ------------------------------------------------------------------------------
 
@@ -129,14 +203,23 @@ class Uploader:
         try:
             if self._error is not None:
                 raise self._error
-            return [self._file(d) if isinstance(d, SmallFile) else self._one(d) for d in batch]
+            return self.store(batch)
         except BaseException as exc:
             self._error = self._error or exc
             raise
         finally:
-            with self._cond:
-                self._inflight -= size
-                self._cond.notify_all()
+            self._release(size)
+
+    def store(self, batch: list[Data | SmallFile]) -> list[Result]:
+        """Store one batch in the calling thread (a pool thread, or the worker process)."""
+        return [self._file(d) if isinstance(d, SmallFile) else self._one(d) for d in batch]
+
+    def take_stats(self) -> tuple[int, int, int]:
+        """(bytes new, bytes stored, chunks new) since the last call (the worker process)."""
+        with self._lock:
+            out = (self.bytes_new, self.bytes_stored, self.chunks_new)
+            self.bytes_new = self.bytes_stored = self.chunks_new = 0
+        return out
 
     def _writer(self) -> PackWriter:
         w: PackWriter | None = getattr(self._local, "w", None)
@@ -189,6 +272,8 @@ class Uploader:
         """Wait for every chunk, publish all open packs; returns every pack written."""
         self.flush()
         self._pool.shutdown(wait=True)
+        if self._worker is not None:
+            self._worker.close()  # its last results and packs are in before this returns
         self._raise_pending()
         for w in list(self._writers):
             if w.entries:
@@ -204,7 +289,9 @@ class Uploader:
         return out
 
     def abort(self) -> None:
-        self._batch = []
+        self._big, self._small = _Batch(), _Batch()
+        if self._worker is not None:
+            self._worker.abort()
         self._pool.shutdown(wait=True, cancel_futures=True)
         for w in self._writers:
             w.abort()
