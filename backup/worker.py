@@ -13,18 +13,15 @@ The parent talks to it over the child's stdin and stdout (pickle, between two pr
 same program): an init message with the keys (never on the command line or in the
 environment), then batches in order, each answered in order with its results, the packs
 finished meanwhile and the byte counts; ``close`` publishes the open pack. If the parent dies,
-the child dies too (PR_SET_PDEATHSIG, and EOF on stdin); a pack it was writing stays in
-``tmp/`` and is removed by the next locked command, as for a killed run.
+the child (backup/worker_child.py) dies too (PR_SET_PDEATHSIG, and EOF on stdin); a pack it
+was writing stays in ``tmp/`` and is removed by the next locked command, as for a killed run.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import pickle
-import signal
 import subprocess
 import sys
 import threading
@@ -38,7 +35,6 @@ from backup.errors import StorageError
 #: chunks of at most this many bytes are stored by the worker (chunker.MIN_SIZE: every file
 #: read whole, and no content-defined chunk of a large file but its last one)
 SMALL = 256 * 1024
-PR_SET_PDEATHSIG = 1
 
 Packs = dict[str, tuple[bytes, list[bytes]]]
 Stats = tuple[int, int, int]  # bytes new, bytes stored, chunks new
@@ -55,7 +51,7 @@ class WorkerProcess:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"}
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "backup.worker"], stdin=subprocess.PIPE,
+            [sys.executable, "-m", "backup.worker_child"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, env=env, close_fds=True)
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._out: BinaryIO = self._proc.stdin
@@ -139,62 +135,3 @@ class WorkerProcess:
             self._proc.kill()
             self._proc.wait()
         self._reader.join(timeout=10)
-
-
-# --- the child ---------------------------------------------------------------------------------
-
-
-def _die_with_parent(parent: int) -> None:
-    name = ctypes.util.find_library("c")
-    if name:
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(name).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before prctl
-        os._exit(1)
-
-
-def serve(inp: BinaryIO, out: BinaryIO) -> None:
-    from backup.uploader import SmallFile, Uploader
-
-    msg = pickle.load(inp)  # noqa: S301
-    _kind, parent, root, known, dedup_key, public_key, pack_size, level = msg
-    _die_with_parent(parent)
-    up = Uploader(Path(root), set(known), dedup_key, public_key, threads=1,
-                  pack_size=pack_size, level=level, worker=False)
-    del known, msg
-    closed = False
-    try:
-        while True:
-            try:
-                msg = pickle.load(inp)  # noqa: S301
-            except EOFError:
-                return  # the parent went away: publish nothing more
-            reply: tuple[Any, ...]
-            try:
-                if msg[0] == "close":
-                    up.close()
-                    closed = True
-                    results = []
-                else:
-                    results = up.store([SmallFile(*i) if isinstance(i, tuple) else i
-                                        for i in msg[1]])
-                reply = ("ok", results, up.take_new_packs(), up.take_stats())
-            except Exception as exc:  # noqa: BLE001 - sent to the parent, which raises it
-                reply = ("error", exc)
-            pickle.dump(reply, out, protocol=pickle.HIGHEST_PROTOCOL)
-            out.flush()
-    finally:
-        if not closed:
-            up.abort()
-
-
-def main() -> int:
-    inp = os.fdopen(os.dup(0), "rb")
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # a stray print must not corrupt the answers
-    serve(inp, out)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
