@@ -3,13 +3,14 @@ clear list of the packs the snapshot needs.
 
     "SRSN" 0x02 0 0 0 | header_len:u32 | header (JSON) | refs_len:u32 | sealed refs
                       | manifest_len:u32 | sealed manifest | n_packs:u32 | packs[32*n] | check[32]
-    sealed refs     = e_public[32] | AES-256-GCM(unique chunk ids), AAD = e_public | SHA-256(header)
+    sealed refs     = e_public[32] | AES-256-GCM(chunk ids), AAD = e_public | SHA-256(header)
     sealed manifest = e_public[32] | AES-256-GCM(zstd(manifest JSON)),
                       AAD = e_public | SHA-256(header | chunk ids)
-In a manifest of version 2 a file's chunk names its id by its position in the references (ids
-in order of first use), not by the 64 hex digits of version 1: the sealed references hold each
-id once, so the manifest need not repeat it (a third of a small-file vault's snapshot). Readers
-give every entry with hex ids, whichever version was stored.
+In a manifest of version 2 a file's chunk names its id by its position in the references (the
+ids of the manifest's chunks in manifest order, one per use), not by the 64 hex digits of
+version 1: the sealed references hold the id already, so the manifest need not repeat it (a
+third of a small-file vault's snapshot), and a writer needs no table of the ids it has seen.
+Readers give every entry with hex ids, whichever version was stored.
     id (file name)  = SHA-256 of everything before n_packs
     check           = SHA-256(id | n_packs | packs)
 
@@ -124,8 +125,8 @@ def encode_body(header: dict[str, Any], refs_raw: bytes, body: bytes,
 class ManifestWriter:
     """The manifest JSON (version 2), compressed as entries come in (walk order), so a run
     never holds every entry of a large vault. Entries come with hex (or bytes) chunk ids;
-    each id is written as its position in ``refs``, the unique ids in order of first use,
-    which become the snapshot's sealed references."""
+    each is appended to ``refs`` (which become the snapshot's sealed references) and written
+    as its position there."""
 
     def __init__(self, paths: list[str]) -> None:
         self._c = compress.JsonStream()
@@ -133,20 +134,16 @@ class ManifestWriter:
                                separators=(",", ":"))[:-1] + ',"entries":[')
         self._buf: list[list[Any]] = []
         self._first = True
-        self._pos: dict[bytes, int] = {}
-        self.refs = bytearray()  # 32 bytes per unique chunk id
+        self.refs = bytearray()  # 32 bytes per chunk (an id used twice is there twice)
 
     def _ref(self, cid: str | bytes | None) -> int | None:
         if cid is None:
             return None
         key = bytes.fromhex(cid) if isinstance(cid, str) else cid
-        pos = self._pos.get(key)
-        if pos is None:
-            if len(key) != 32:
-                raise ValueError("a chunk id is 32 bytes")
-            pos = self._pos[key] = len(self._pos)
-            self.refs += key
-        return pos
+        if len(key) != 32:
+            raise ValueError("a chunk id is 32 bytes")
+        self.refs += key
+        return len(self.refs) // 32 - 1
 
     def add(self, entry: list[Any]) -> None:
         if entry[0] == FILE and entry[8]:
@@ -165,7 +162,6 @@ class ManifestWriter:
     def finish(self) -> bytes:
         self._flush()
         self._c.add("]}")
-        self._pos = {}  # ``refs`` stays
         return self._c.finish()
 
 
@@ -232,8 +228,8 @@ def _open_refs_raw(snap: SnapshotFile, key: crypto.PrivateKey) -> bytes:
 
 
 def open_refs(snap: SnapshotFile, key: crypto.PrivateKey) -> list[bytes]:
-    """The unique chunk ids the snapshot uses (needs the operators' private key): sorted in
-    a version 1 manifest's snapshot, in order of first use in a version 2 one."""
+    """The chunk ids the snapshot uses (needs the operators' private key): sorted and unique
+    for a version 1 manifest, in manifest order (repeats kept) for a version 2 one."""
     raw = _open_refs_raw(snap, key)
     return [raw[i:i + 32] for i in range(0, len(raw), 32)]
 

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from backup.memory import tune_allocator
 from backup.uploader import SmallFile, Uploader
 
 PR_SET_PDEATHSIG = 1
@@ -62,6 +63,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
 
 
 def main() -> int:
+    tune_allocator()
     inp = os.fdopen(os.dup(0), "rb")
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print must not corrupt the answers
