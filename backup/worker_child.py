@@ -5,8 +5,6 @@ backup/worker.py: it reads the init message and batches on stdin, stores them wi
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import pickle
 import signal
@@ -14,17 +12,15 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from backup.memory import tune_allocator
+from backup.memory import libc, tune_allocator
 from backup.uploader import SmallFile, Uploader
 
 PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent(parent: int) -> None:
-    name = ctypes.util.find_library("c")
-    if name:
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(name).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    with contextlib.suppress(AttributeError):
+        libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # type: ignore[union-attr]
     if os.getppid() != parent:  # the parent died before prctl
         os._exit(1)
 

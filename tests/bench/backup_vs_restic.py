@@ -18,7 +18,8 @@ backup, an incremental after touching 1 % of the files, and a restore, once per 
 repositories; small_files_peak_rss_mb is the peak RSS of secroom's backup runs on it (restic's
 in small_files_restic_peak_rss_mb), the restore's peak is reported on its own. ru_maxrss of
 a process tree is its largest member's peak; secroom's small-chunk worker is a second process,
-so small_files_tree_peak_rss_mb adds each process's own peak (VmHWM sampled every 20 ms).
+so small_files_tree_peak_rss_mb is the peak of the summed Pss of all the tool's processes
+(sampled every 20 ms; shared library pages counted once).
 Prints a table; the last line is `RESULT {json}`.
 """
 
@@ -145,30 +146,32 @@ def change_one_percent(vault: Path, total: int, rng: random.Random, tag: int = 0
     return changed
 
 
-#: the sum over a tool's processes of each one's own peak RSS (VmHWM, sampled while it runs):
-#: ru_maxrss of a process tree is only its largest member's peak
+#: the peak, over samples every 20 ms, of the summed proportional set size (Pss) of the tool's
+#: processes: ru_maxrss of a process tree is only its largest member's peak, and adding up
+#: each member's peak RSS would count the shared libraries they map once per process
 TREE_PEAKS: list[float] = []
 
 
 def _tree_peaks(pid: int, stop: threading.Event) -> None:
-    peaks: dict[int, int] = {}
+    peak = 0
     while True:
-        todo, seen = [pid], set()
+        todo, seen, total = [pid], set(), 0
         while todo:
             p = todo.pop()
             seen.add(p)
             try:
-                status = Path(f"/proc/{p}/status").read_text()
+                rollup = Path(f"/proc/{p}/smaps_rollup").read_text()
                 kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
             except OSError:
                 continue
-            for line in status.splitlines():
-                if line.startswith("VmHWM:"):  # the last one read: a child's peak before
-                    peaks[p] = int(line.split()[1])  # its exec is its parent's
+            for line in rollup.splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
             todo += [int(k) for k in kids if int(k) not in seen]
+        peak = max(peak, total)
         if stop.wait(0.02):
             break
-    TREE_PEAKS.append(sum(peaks.values()) / 1024)
+    TREE_PEAKS.append(peak / 1024)
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
@@ -250,7 +253,7 @@ def small_files(work: Path, n: int, rng: random.Random, both: Callable[..., None
         "small_files": n, "small_files_bytes": total,
         "small_files_peak_rss_mb": round(max(backup_s), 1),
         "small_files_restic_peak_rss_mb": round(max(backup_r), 1),
-        # secroom's small-chunk worker is a second process: both peaks added up
+        # secroom's small-chunk worker is a second process: the peak of both together (Pss)
         "small_files_tree_peak_rss_mb": max(s["first_tree_peak_rss_mb"],
                                             s["incremental_tree_peak_rss_mb"]),
         "small_files_restic_tree_peak_rss_mb": max(r["first_tree_peak_rss_mb"],
@@ -343,7 +346,7 @@ def main() -> int:
                     trees[tool].append(TREE_PEAKS[-1])
                     print(f"    {name} {'secroom' if tool == 's' else 'restic '}: "
                           f"{wall:.2f}s, {cpu:.2f}s cpu, peak RSS {rss:.1f} MB "
-                          f"(processes together {TREE_PEAKS[-1]:.1f} MB)", flush=True)
+                          f"(all its processes: Pss {TREE_PEAKS[-1]:.1f} MB)", flush=True)
             for tool, out in (("r", r_), ("s", s_)):
                 out[name] = round(statistics.median(w for w, _ in times[tool]), 3)
                 out[name + "_cpu"] = round(statistics.median(c for _, c in times[tool]), 3)
