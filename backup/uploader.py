@@ -6,10 +6,10 @@ in parallel (hashlib, zstandard and cryptography release the GIL on large buffer
 bytes are bounded to keep the peak RSS low.
 
 Chunks of at most ``worker.SMALL`` bytes (small files, read by path) go to the threads too for
-the first ``WORKER_AFTER`` of them; after that, to the small-chunk worker process
+the first ``WORKER_AFTER`` of them; after that, to the small-chunk worker processes
 (backup/worker.py), where their many short calls do not hold the walking thread's GIL. Before
-the switch the threads' batches are awaited and the ids they claimed are handed to the worker
-as known, so no content is stored twice.
+the switch the threads' batches are awaited and the ids they claimed are handed to the workers
+as known; then a chunk's length chooses its worker. So no content is stored twice.
 """
 
 from __future__ import annotations
@@ -83,9 +83,10 @@ class _Batch:
 class Uploader:
     def __init__(self, root: Path, known: Collection[str], dedup_key: bytes,
                  public_key: bytes, *, threads: int, pack_size: int, level: int,
-                 max_inflight: int = 8 << 20, worker: bool = True) -> None:
-        """``known``: chunk ids (hex) already stored, from the gateway's cache. ``worker``:
-        hand small chunks to a worker process after the first ``WORKER_AFTER``."""
+                 max_inflight: int = 8 << 20, workers: int = 1) -> None:
+        """``known``: chunk ids (hex) already stored, from the gateway's cache. ``workers``:
+        worker processes for small chunks after the first ``WORKER_AFTER`` (0: none). A
+        chunk's worker follows from its length, so equal content always meets the same one."""
         self._root, self._known, self._key, self._pub = root, known, dedup_key, public_key
         self._pack_size, self._level = pack_size, level
         self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="backup-w")
@@ -99,10 +100,10 @@ class Uploader:
         self._inflight = 0
         self._max_inflight = max_inflight
         self._big = _Batch()  # chunks for the threads
-        self._small = _Batch()  # chunks of at most SMALL bytes
+        self._lanes = [_Batch() for _ in range(max(1, workers))]  # chunks of <= SMALL bytes
         self._small_count = 0
-        self._use_worker = worker
-        self._worker: WorkerProcess | None = None
+        self._n_workers = workers
+        self._workers: list[WorkerProcess] = []
         self.bytes_new = 0
         self.bytes_stored = 0
         self.chunks_new = 0
@@ -112,13 +113,14 @@ class Uploader:
 
     def add(self, data: Data | SmallFile) -> tuple[Future[list[Result]], int]:
         """Queue one chunk; returns (future of its batch's results, index in that batch)."""
-        small = len(data) <= SMALL
-        batch = self._small if small else self._big
+        n = len(data)
+        lane = n % len(self._lanes) if n <= SMALL else None
+        batch = self._big if lane is None else self._lanes[lane]
         batch.items.append(data)
-        batch.size += max(len(data), MIN_WEIGHT)
+        batch.size += max(n, MIN_WEIGHT)
         fut, pos = batch.future, len(batch.items) - 1
         if batch.size >= BATCH_BYTES or len(batch.items) >= BATCH_COUNT:
-            self._submit(small)
+            self._submit(lane)
         return fut, pos
 
     def _raise_pending(self) -> None:
@@ -127,32 +129,35 @@ class Uploader:
 
     def flush(self) -> None:
         """Submit the open batches."""
-        self._submit(False)
-        self._submit(True)
+        self._submit(None)
+        for lane in range(len(self._lanes)):
+            self._submit(lane)
 
-    def _submit(self, small: bool) -> None:
+    def _submit(self, lane: int | None) -> None:
+        """Submit the big chunks' batch (``lane`` None) or a small chunks' one."""
         self._raise_pending()
-        batch = self._small if small else self._big
+        batch = self._big if lane is None else self._lanes[lane]
         if not batch.items:
             return
-        if small:
-            self._small = _Batch()
-            self._small_count += len(batch.items)
-            if self._worker is None and self._use_worker and self._small_count > WORKER_AFTER:
-                self._start_worker()
-        else:
+        if lane is None:
             self._big = _Batch()
+        else:
+            self._lanes[lane] = _Batch()
+            self._small_count += len(batch.items)
+            if not self._workers and self._n_workers and self._small_count > WORKER_AFTER:
+                self._start_workers()
         with self._cond:
             while self._inflight > 0 and self._inflight + batch.size > self._max_inflight:
                 self._cond.wait()
             self._inflight += batch.size
         outer, size = batch.future, batch.size
-        to_worker = small and self._worker is not None
-        if self._worker is not None and to_worker:
+        worker = self._workers[lane] if lane is not None and self._workers else None
+        to_worker = worker is not None
+        if worker is not None:
             items = [(d.path, d.size) if isinstance(d, SmallFile) else bytes(d)
                      for d in batch.items]
             try:
-                inner = self._worker.submit(items)
+                inner = worker.submit(items)
             except BaseException:
                 self._release(size)
                 raise
@@ -176,18 +181,25 @@ class Uploader:
             self._inflight -= size
             self._cond.notify_all()
 
-    def _start_worker(self) -> None:
-        """Wait for the threads' batches, then start the worker knowing every id stored or
-        claimed so far (so it stores none of them again)."""
+    def _start_workers(self) -> None:
+        """Wait for the threads' batches, then start the workers knowing every id stored or
+        claimed so far (so they store none of them again)."""
         with self._cond:
             while self._inflight > 0:
                 self._cond.wait()
         self._raise_pending()
         with self._lock:
             known = [*self._known, *(c.hex() for c in self._claimed)]
-        self._worker = WorkerProcess(self._root, known, self._key, self._pub,
-                                     pack_size=self._pack_size, level=self._level,
-                                     on_done=self._worker_done)
+        try:
+            for _ in self._lanes:
+                self._workers.append(WorkerProcess(
+                    self._root, known, self._key, self._pub, pack_size=self._pack_size,
+                    level=self._level, on_done=self._worker_done))
+        except BaseException:
+            for w in self._workers:
+                w.abort()
+            self._workers = []
+            raise
 
     def _worker_done(self, packs: dict[str, tuple[bytes, list[bytes]]],
                      stats: tuple[int, int, int]) -> None:
@@ -272,8 +284,8 @@ class Uploader:
         """Wait for every chunk, publish all open packs; returns every pack written."""
         self.flush()
         self._pool.shutdown(wait=True)
-        if self._worker is not None:
-            self._worker.close()  # its last results and packs are in before this returns
+        for w in self._workers:
+            w.close()  # its last results and packs are in before this returns
         self._raise_pending()
         for w in list(self._writers):
             if w.entries:
@@ -289,9 +301,9 @@ class Uploader:
         return out
 
     def abort(self) -> None:
-        self._big, self._small = _Batch(), _Batch()
-        if self._worker is not None:
-            self._worker.abort()
+        self._big, self._lanes = _Batch(), [_Batch() for _ in self._lanes]
+        for w in self._workers:
+            w.abort()
         self._pool.shutdown(wait=True, cancel_futures=True)
         for w in self._writers:
             w.abort()

@@ -30,7 +30,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
     _kind, parent, root, known, dedup_key, public_key, pack_size, level = msg
     _die_with_parent(parent)
     up = Uploader(Path(root), set(known), dedup_key, public_key, threads=1,
-                  pack_size=pack_size, level=level, worker=False)
+                  pack_size=pack_size, level=level, workers=0)
     del known, msg
     closed = False
     try:
