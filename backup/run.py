@@ -311,18 +311,23 @@ def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
     refs = bytes(out.manifest.refs)  # every chunk the snapshot uses (repeats too)
     out.manifest.refs = bytearray()
     by_pack: dict[str, list[bytes]] = {}  # where each chunk the snapshot uses is
-    seen: set[bytes] = set()
     for i in range(0, len(refs), 32):
         cid = refs[i:i + 32]
-        if cid in seen:
-            continue
-        seen.add(cid)
-        pack_id = written.get(cid) or known.get(cid.hex())
-        if pack_id is None:
-            raise IntegrityError("a chunk of this run has no pack (a bug); nothing was published")
-        by_pack.setdefault(pack_id, []).append(cid)
+        # a chunk placed once is marked "" where it was found (no set of the ids seen)
+        pack_id = written.get(cid)
+        if pack_id is not None:
+            written[cid] = ""
+        else:
+            h = cid.hex()
+            pack_id = known.get(h)
+            if pack_id is None:
+                raise IntegrityError("a chunk of this run has no pack (a bug); nothing was "
+                                     "published")
+            known[h] = ""
+        if pack_id:
+            by_pack.setdefault(pack_id, []).append(cid)
     written.clear()
-    seen.clear()
+    known.clear()  # (its values are marks now; nothing below reads it)
     res.bytes_new, res.bytes_stored = up.bytes_new, up.bytes_stored
     res.skipped = errors.count
     res.skipped_paths = errors.paths or []
