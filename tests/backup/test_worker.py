@@ -151,3 +151,37 @@ def test_the_worker_gets_no_key_on_its_command_line_or_environment(
     secret = env.dedup_key()
     for text in [t for argv, environ in seen for t in [*argv, *environ.values()]]:
         assert secret.hex() not in text and secret.hex().upper() not in text
+
+
+def test_a_worker_dies_with_its_parent(tmp_path: Path) -> None:
+    """A run killed with SIGKILL does not leave its workers behind (EOF on their stdin, or
+    PR_SET_PDEATHSIG while busy with a batch)."""
+    import select
+    import signal
+    import sys
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import sys, threading\n"
+        "from pathlib import Path\n"
+        "from backup.worker import WorkerProcess\n"
+        "w = WorkerProcess(Path(sys.argv[1]), [], bytes(32), bytes(32), pack_size=1 << 20,\n"
+        "                  level=3, on_done=lambda packs, stats: None)\n"
+        "w.submit([]).result()  # the worker is up and has read its init message\n"
+        "print(w._proc.pid, flush=True)\n"
+        "threading.Event().wait()\n")
+    root = Path(__file__).resolve().parents[2]
+    parent = subprocess.Popen([sys.executable, str(script), str(tmp_path)], cwd=tmp_path,
+                              stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(root)})
+    assert parent.stdout is not None
+    worker = int(parent.stdout.readline())
+    pidfd = os.pidfd_open(worker)
+    try:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        assert poller.poll(10_000), "the worker outlived its parent"
+    finally:
+        os.close(pidfd)
+        parent.stdout.close()
