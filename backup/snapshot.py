@@ -248,6 +248,13 @@ def _resolve(entry: list[Any], refs: bytes) -> list[Any]:
     return entry
 
 
+def _check_version(v: Any) -> None:
+    if v not in (1, MANIFEST_VERSION):
+        raise IntegrityError(f"snapshot manifest version {v!r} is not one this secroom reads "
+                             "(written by a newer secroom? upgrade this one)",
+                             public="snapshot manifest of an unknown version")
+
+
 def _open_body(snap: SnapshotFile, key: crypto.PrivateKey) -> tuple[bytes, bytes]:
     refs = _open_refs_raw(snap, key)
     aad = hashlib.sha256(snap.raw_header + refs).digest()
@@ -259,6 +266,7 @@ def open_manifest(snap: SnapshotFile, key: crypto.PrivateKey) -> dict[str, Any]:
     refs, body = _open_body(snap, key)
     try:
         manifest: dict[str, Any] = json.loads(compress.decompress_meta(body))
+        _check_version(manifest.get("v"))
         for entry in manifest["entries"]:
             _resolve(entry, refs)
     except (ValueError, KeyError, TypeError, IndexError) as exc:
@@ -289,7 +297,9 @@ class ManifestText:
                     raise ValueError("expected ':'")
                 pos = _skip(text, pos + 1)
                 if key != "entries":
-                    _value, pos = dec.raw_decode(text, pos)
+                    value, pos = dec.raw_decode(text, pos)
+                    if key == "v":
+                        _check_version(value)
                 else:
                     if text[pos] != "[":
                         raise ValueError("entries is not a list")

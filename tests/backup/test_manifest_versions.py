@@ -85,3 +85,16 @@ def test_version_2_is_smaller_than_hex_ids(env: Env) -> None:
     hex_body = compress.compress_meta(json.dumps({**manifest, "v": 1},
                                                  separators=(",", ":")).encode())
     assert len(snap.sealed) < 0.75 * len(hex_body)
+
+
+def test_a_manifest_of_an_unknown_version_is_refused_clearly(env: Env) -> None:
+    (env.vault / "a.txt").write_text("one\n")
+    snap = env.repo().read_snapshot(env.run().snapshot_id)
+    refs = b"".join(snapshot.open_refs(snap, env.key))
+    manifest = snapshot.open_manifest(snap, env.key)
+    sid = _seal(env, _header(snap, "newer"), refs, {**manifest, "v": 3}, snap.packs)
+    newer = env.repo().read_snapshot(sid)
+    with pytest.raises(IntegrityError, match="newer secroom"):
+        snapshot.open_manifest(newer, env.key)
+    with pytest.raises(IntegrityError, match="newer secroom"):
+        list(snapshot.open_manifest_text(newer, env.key).entries())
