@@ -112,16 +112,22 @@ class Writer:
     def __init__(self, repo_id: str) -> None:
         self._c = compress.JsonStream(level=1)
         self._c.add(json.dumps({"v": VERSION, "repo": repo_id})[:-1] + ', "entries": {')
-        self._buf: list[str] = []
+        self._buf: list[str] = []  # members whose value is text already
+        self._lists: dict[str, list[Any]] = {}  # the others, encoded together at a flush
         self._first = True
 
     def add(self, tag: str, value: str | list[Any]) -> None:
-        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-        self._buf.append(f'"{tag}":{text}')
-        if len(self._buf) >= 512:
+        if isinstance(value, str):
+            self._buf.append(f'"{tag}":{value}')
+        else:
+            self._lists[tag] = value
+        if len(self._buf) + len(self._lists) >= 512:
             self._flush()
 
     def _flush(self) -> None:
+        if self._lists:
+            self._buf.append(json.dumps(self._lists, separators=(",", ":"))[1:-1])
+            self._lists = {}
         if self._buf:
             self._c.add(("" if self._first else ",") + ",".join(self._buf))
             self._first = False

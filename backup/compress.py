@@ -4,7 +4,6 @@ thread-safe, so each thread gets its own."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 
 import zstandard
 
@@ -56,14 +55,6 @@ def decompress(data: bytes, raw_length: int) -> bytes:
 
 def compress_meta(data: bytes) -> bytes:
     return zstandard.ZstdCompressor(level=3).compress(data)
-
-
-def compress_json_parts(parts: Iterable[str], level: int = 3) -> bytes:
-    """zstd of the concatenated text pieces, without building the whole text first."""
-    c = zstandard.ZstdCompressor(level=level).compressobj()
-    out = [c.compress(p.encode()) for p in parts]
-    out.append(c.flush())
-    return b"".join(out)
 
 
 class JsonStream:

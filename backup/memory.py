@@ -9,21 +9,26 @@ buffer to the kernel as soon as it is freed. A no-op where glibc is not the C li
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 
 
-def tune_allocator() -> bool:
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
+def libc() -> ctypes.CDLL | None:
+    """The C library's functions, as linked into this process (ctypes.util.find_library would
+    run ldconfig in a child process to find its name)."""
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
+
+
+def tune_allocator() -> bool:
+    lib = libc()
+    try:
+        mallopt = lib.mallopt  # type: ignore[union-attr]
+    except AttributeError:
         return False
     ok = bool(mallopt(M_MMAP_THRESHOLD, 256 * 1024))
     ok &= bool(mallopt(M_TRIM_THRESHOLD, 1024 * 1024))

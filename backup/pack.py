@@ -17,8 +17,8 @@ import contextlib
 import hashlib
 import os
 import struct
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from backup import crypto
 from backup.errors import IntegrityError
@@ -30,6 +30,7 @@ ENTRY = struct.Struct(">32sHQQIIB")
 COUNTS = struct.Struct(">IH")
 FOOTER = struct.Struct(">I4s")
 FLAG_ZSTD = 1
+WRITE_SIZE = 1 << 20  # blobs are written to the pack file in pieces of about this size
 PURPOSE = b"pack"
 TRAILER_PURPOSE = b"pack-trailer"
 
@@ -38,8 +39,7 @@ def blob_aad(chunk_id: bytes, flags: int, raw: int) -> bytes:
     return chunk_id + struct.pack(">BI", flags, raw)
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):  # a tuple: one is made per blob written
     id: bytes
     group: int
     seq: int
@@ -95,6 +95,7 @@ class PackWriter:
             self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self._hash = hashlib.sha256()
         self._size = 0
+        self._buf = bytearray()
         self.entries: list[Entry] = []
         self.groups: list[bytes] = []
         self.sealed_trailer = b""
@@ -110,12 +111,28 @@ class PackWriter:
         return self._size
 
     def _write(self, data: bytes | memoryview) -> None:
-        with io_errors("writing a pack"):
-            view = memoryview(data)
+        """Append; small blobs are gathered and written (and hashed) a MiB at a time."""
+        self._size += len(data)
+        if len(data) >= WRITE_SIZE:
+            self._flush()
+            self._put(data)
+            return
+        self._buf += data
+        if len(self._buf) >= WRITE_SIZE:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buf:
+            self._put(self._buf)
+            self._buf = bytearray()
+
+    def _put(self, data: bytes | bytearray | memoryview) -> None:
+        with io_errors("writing a pack"), memoryview(data) as whole:
+            view = whole
             while view:
                 view = view[os.write(self._fd, view):]
+            del view
         self._hash.update(data)
-        self._size += len(data)
 
     def add(self, chunk_id: bytes, payload: bytes | memoryview, raw: int, flags: int) -> int:
         """Encrypt and append one blob; returns its stored length."""
@@ -142,6 +159,7 @@ class PackWriter:
         size). The sealed trailer stays in ``sealed_trailer`` for the index."""
         self.sealed_trailer = seal_trailer(self._public, self.entries, self.groups)
         self._write(self.sealed_trailer + FOOTER.pack(len(self.sealed_trailer), END))
+        self._flush()
         with io_errors("syncing a pack"):
             os.fsync(self._fd)
             os.close(self._fd)

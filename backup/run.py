@@ -31,6 +31,7 @@ from backup.walk import WalkErrors, data_extents, walk
 SEGMENT = 4 * 1024 * 1024
 CHECKPOINT_PACKS = 16
 QUEUE_MAX = 2048  # walked entries waiting for chunk results before the walk waits for them
+DRAIN_EVERY = 32  # walked entries between two looks at the oldest one's chunk results
 
 Pending = list[tuple[int, int, Future[list[Result]], int]]
 
@@ -138,9 +139,10 @@ class _Item:
 
 @dataclass
 class _Out:
-    """What the run writes as it goes: the compressed manifest, the next cache's entries, and
-    the chunk ids the snapshot uses. Entries wait in ``queue`` only until their chunk results
-    are in (the uploader bounds the bytes in flight), so memory does not grow with the vault."""
+    """What the run writes as it goes: the compressed manifest (its writer also collects the
+    chunk ids the snapshot uses) and the next cache's entries. Entries wait in ``queue`` only
+    until their chunk results are in (the uploader bounds the bytes in flight), so memory does
+    not grow with the vault."""
 
     manifest: snapshot.ManifestWriter
     next_cache: cache.Writer
@@ -148,13 +150,16 @@ class _Out:
     res: RunResult
     errors: WalkErrors
     old_cache: cache.CompactEntries
-    used: bytearray = field(default_factory=bytearray)  # chunk ids, 32 bytes each, repeats
     queue: deque[_Item] = field(default_factory=deque)
     kept: int = 0  # files of the old cache also in the next one
+    _puts: int = 0
+    _done: Future[list[Result]] | None = None  # the last batch seen finished
 
     def put(self, item: _Item) -> None:
         self.queue.append(item)
-        self.drain()
+        self._puts += 1
+        if not self._puts % DRAIN_EVERY:
+            self.drain()
         if len(self.queue) > QUEUE_MAX:  # e.g. unchanged files behind a changed one whose
             self.flush()  # batch is not full yet: send that batch, wait for the oldest results
             while len(self.queue) > QUEUE_MAX // 2:
@@ -162,11 +167,19 @@ class _Out:
 
     def drain(self, final: bool = False) -> None:
         q = self.queue
-        while q:
-            pending = q[0].pending
-            if pending and not final and not all(p[2].done() for p in pending):
-                return
-            self._finish(q.popleft())
+        done = self._done  # entries of one batch share its future: ask it once
+        try:
+            while q:
+                pending = q[0].pending
+                if pending and not final:
+                    for p in pending:
+                        if p[2] is not done:
+                            if not p[2].done():
+                                return
+                            done = p[2]
+                self._finish(q.popleft())
+        finally:
+            self._done = done
 
     def _finish(self, item: _Item) -> None:
         entry = item.entry
@@ -181,10 +194,6 @@ class _Out:
         else:
             if item.cached is not None:
                 self._cache(item.tag, item.cached)
-            if entry[0] == snapshot.FILE:
-                for c in entry[8]:
-                    if c[2] is not None:
-                        self.used += bytes.fromhex(c[2])
         self.manifest.add(entry)
 
     def _cache(self, tag: str | None, value: str | list[Any]) -> None:
@@ -210,8 +219,6 @@ class _Out:
                 if not length:
                     break
             assert got is None or isinstance(got, bytes)
-            if got is not None:
-                self.used += got
             chunks.append([off, length, None if got is None else got.hex()])
         return chunks
 
@@ -231,8 +238,11 @@ def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
                                public="a vault path is missing")
     chunker = Chunker(opts.dedup_key)
     threads = opts.threads or (os.cpu_count() or 2)
+    # two small-chunk worker processes: with the walking thread they keep two cores busy on a
+    # vault of tiny files (one left the walk idle a third of the time); more do not help, as
+    # the walk is then the slowest part
     up = Uploader(repo.root, known, opts.dedup_key, opts.public_key, threads=threads,
-                  pack_size=opts.pack_size, level=opts.level)
+                  pack_size=opts.pack_size, level=opts.level, workers=min(2, threads))
     written: dict[bytes, str] = {}  # chunk id -> pack of every chunk this run stored
     checkpoint = _Checkpoint(repo, opts, old_cache, known, written)
     res = RunResult(snapshot_id="")
@@ -297,15 +307,27 @@ def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
     out.drain(final=True)
     res.files_removed = len(old_cache) - out.kept
     old_cache.clear()  # not needed any more (the checkpoint object shares it)
-    used = {bytes(out.used[i:i + 32]) for i in range(0, len(out.used), 32)}
-    out.used = bytearray()
+    body = out.manifest.finish()
+    refs = bytes(out.manifest.refs)  # every chunk the snapshot uses (repeats too)
+    out.manifest.refs = bytearray()
     by_pack: dict[str, list[bytes]] = {}  # where each chunk the snapshot uses is
-    for cid in used:
-        pack_id = written.get(cid) or known.get(cid.hex())
-        if pack_id is None:
-            raise IntegrityError("a chunk of this run has no pack (a bug); nothing was published")
-        by_pack.setdefault(pack_id, []).append(cid)
+    for i in range(0, len(refs), 32):
+        cid = refs[i:i + 32]
+        # a chunk placed once is marked "" where it was found (no set of the ids seen)
+        pack_id = written.get(cid)
+        if pack_id is not None:
+            written[cid] = ""
+        else:
+            h = cid.hex()
+            pack_id = known.get(h)
+            if pack_id is None:
+                raise IntegrityError("a chunk of this run has no pack (a bug); nothing was "
+                                     "published")
+            known[h] = ""
+        if pack_id:
+            by_pack.setdefault(pack_id, []).append(cid)
     written.clear()
+    known.clear()  # (its values are marks now; nothing below reads it)
     res.bytes_new, res.bytes_stored = up.bytes_new, up.bytes_stored
     res.skipped = errors.count
     res.skipped_paths = errors.paths or []
@@ -321,8 +343,8 @@ def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
     except StorageError as exc:
         cache.drop(opts.cache_dir, repo.id)  # the next run reads all; the snapshot still goes
         cache_error = exc
-    data = snapshot.encode_body(header, used, out.manifest.finish(), opts.public_key, by_pack)
-    del used
+    data = snapshot.encode_body(header, refs, body, opts.public_key, by_pack)
+    del refs, body
     res.snapshot_id = repo.write_snapshot(data)
     del data
     if cache_error is not None:

@@ -3,9 +3,14 @@ clear list of the packs the snapshot needs.
 
     "SRSN" 0x02 0 0 0 | header_len:u32 | header (JSON) | refs_len:u32 | sealed refs
                       | manifest_len:u32 | sealed manifest | n_packs:u32 | packs[32*n] | check[32]
-    sealed refs     = e_public[32] | AES-256-GCM(sorted chunk ids), AAD = e_public | SHA-256(header)
+    sealed refs     = e_public[32] | AES-256-GCM(chunk ids), AAD = e_public | SHA-256(header)
     sealed manifest = e_public[32] | AES-256-GCM(zstd(manifest JSON)),
                       AAD = e_public | SHA-256(header | chunk ids)
+In a manifest of version 2 a file's chunk names its id by its position in the references (the
+ids of the manifest's chunks in manifest order, one per use), not by the 64 hex digits of
+version 1: the sealed references hold the id already, so the manifest need not repeat it (a
+third of a small-file vault's snapshot), and a writer needs no table of the ids it has seen.
+Readers give every entry with hex ids, whichever version was stored.
     id (file name)  = SHA-256 of everything before n_packs
     check           = SHA-256(id | n_packs | packs)
 
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -35,7 +41,10 @@ U32 = struct.Struct(">I")
 
 # manifest entry: [type, path, mode, uid, gid, atime_ns, mtime_ns, size, extra]
 # extra: files -> [[offset, length, id-hex or None for zeros], ...]; symlinks -> target; dirs None
+# (stored in version 2 with the id's position in the references instead of its hex digits)
 FILE, DIR, LINK = "f", "d", "l"
+MANIFEST_VERSION = 2
+_HEX_ID = re.compile("[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -93,16 +102,20 @@ def _encode_raw(raw_header: bytes, refs_raw: bytes, sealed_manifest: bytes,
 
 def encode(header: dict[str, Any], manifest: dict[str, Any], operator_public: bytes,
            packs: Iterable[str]) -> bytes:
-    body = compress.compress_json_parts(_manifest_json(manifest))
-    return encode_body(header, manifest_refs(manifest), body, operator_public, packs)
+    """A snapshot of ``manifest`` (entries with hex ids, as ``open_manifest`` gives them)."""
+    w = ManifestWriter(manifest["paths"])
+    for entry in manifest["entries"]:
+        w.add(entry)
+    body = w.finish()
+    return encode_body(header, bytes(w.refs), body, operator_public, packs)
 
 
-def encode_body(header: dict[str, Any], refs: Iterable[bytes], body: bytes,
+def encode_body(header: dict[str, Any], refs_raw: bytes, body: bytes,
                 operator_public: bytes, packs: Iterable[str]) -> bytes:
-    """A snapshot from its manifest already compressed (``body``: zstd of the manifest JSON,
-    as ``ManifestWriter`` makes it) and the chunk ids it uses."""
+    """A snapshot from its manifest already compressed (``body``, as ``ManifestWriter``
+    makes it) and the chunk ids it uses (``refs_raw``: the writer's ``refs``, in the order
+    its chunk positions count them)."""
     raw_header = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    refs_raw = b"".join(sorted(refs if isinstance(refs, set | frozenset) else set(refs)))
     aad = hashlib.sha256(raw_header + refs_raw).digest()
     sealed = crypto.seal_to(operator_public, PURPOSE, body, aad)
     del body
@@ -110,17 +123,31 @@ def encode_body(header: dict[str, Any], refs: Iterable[bytes], body: bytes,
 
 
 class ManifestWriter:
-    """The manifest JSON of ``_manifest_json``, compressed as entries come in (walk order), so
-    a run never holds every entry of a large vault."""
+    """The manifest JSON (version 2), compressed as entries come in (walk order), so a run
+    never holds every entry of a large vault. Entries come with hex (or bytes) chunk ids;
+    each is appended to ``refs`` (which become the snapshot's sealed references) and written
+    as its position there."""
 
     def __init__(self, paths: list[str]) -> None:
         self._c = compress.JsonStream()
-        self._c.add(json.dumps({"v": 1, "paths": paths}, separators=(",", ":"))[:-1]
-                    + ',"entries":[')
+        self._c.add(json.dumps({"v": MANIFEST_VERSION, "paths": paths},
+                               separators=(",", ":"))[:-1] + ',"entries":[')
         self._buf: list[list[Any]] = []
         self._first = True
+        self.refs = bytearray()  # 32 bytes per chunk (an id used twice is there twice)
+
+    def _ref(self, cid: str | bytes | None) -> int | None:
+        if cid is None:
+            return None
+        key = bytes.fromhex(cid) if isinstance(cid, str) else cid
+        if len(key) != 32:
+            raise ValueError("a chunk id is 32 bytes")
+        self.refs += key
+        return len(self.refs) // 32 - 1
 
     def add(self, entry: list[Any]) -> None:
+        if entry[0] == FILE and entry[8]:
+            entry = [*entry[:8], [[c[0], c[1], self._ref(c[2])] for c in entry[8]]]
         self._buf.append(entry)
         if len(self._buf) >= 512:
             self._flush()
@@ -158,16 +185,6 @@ def _prefix_end(data: bytes) -> int:
     return pos
 
 
-def _manifest_json(manifest: dict[str, Any]) -> Iterator[str]:
-    head = {k: v for k, v in manifest.items() if k != "entries"}
-    yield json.dumps(head, separators=(",", ":"))[:-1] + ',"entries":['
-    entries = manifest["entries"]
-    for start in range(0, len(entries), 512):
-        text = json.dumps(entries[start:start + 512], separators=(",", ":"))[1:-1]
-        yield ("," if start else "") + text
-    yield "]}"
-
-
 def decode(data: bytes, name: str, *, check_hash: bool = True) -> SnapshotFile:
     try:
         if not data.startswith(MAGIC):
@@ -202,32 +219,69 @@ def decode(data: bytes, name: str, *, check_hash: bool = True) -> SnapshotFile:
     return SnapshotFile(header, raw_header, sealed_refs, sealed, packs, prefix)
 
 
-def open_refs(snap: SnapshotFile, key: crypto.PrivateKey) -> list[bytes]:
-    """The sorted chunk ids the snapshot uses (needs the operators' private key)."""
+def _open_refs_raw(snap: SnapshotFile, key: crypto.PrivateKey) -> bytes:
     raw = crypto.open_sealed(key, REFS_PURPOSE, snap.sealed_refs,
                              hashlib.sha256(snap.raw_header).digest())
     if len(raw) % 32:
         raise IntegrityError(f"snapshot {snap.header.id[:12]} references malformed")
+    return raw
+
+
+def open_refs(snap: SnapshotFile, key: crypto.PrivateKey) -> list[bytes]:
+    """The chunk ids the snapshot uses (needs the operators' private key): sorted and unique
+    for a version 1 manifest, in manifest order (repeats kept) for a version 2 one."""
+    raw = _open_refs_raw(snap, key)
     return [raw[i:i + 32] for i in range(0, len(raw), 32)]
 
 
+def _resolve(entry: list[Any], refs: bytes) -> list[Any]:
+    """A file entry's chunk positions (version 2) as hex ids, in place; hex ids (version 1)
+    stay. A position outside the references is damage (or a forged snapshot)."""
+    if entry[0] == FILE and entry[8]:
+        n = len(refs) // 32
+        for c in entry[8]:
+            ref = c[2]
+            if type(ref) is int and 0 <= ref < n:
+                c[2] = refs[32 * ref:32 * ref + 32].hex()
+            elif ref is not None and not (type(ref) is str and _HEX_ID.fullmatch(ref)):
+                raise IntegrityError("snapshot manifest names a chunk it has no reference for")
+    return entry
+
+
+def _check_version(v: Any) -> None:
+    if v not in (1, MANIFEST_VERSION):
+        raise IntegrityError(f"snapshot manifest version {v!r} is not one this secroom reads "
+                             "(written by a newer secroom? upgrade this one)",
+                             public="snapshot manifest of an unknown version")
+
+
+def _open_body(snap: SnapshotFile, key: crypto.PrivateKey) -> tuple[bytes, bytes]:
+    refs = _open_refs_raw(snap, key)
+    aad = hashlib.sha256(snap.raw_header + refs).digest()
+    return refs, crypto.open_sealed(key, PURPOSE, snap.sealed, aad)
+
+
 def open_manifest(snap: SnapshotFile, key: crypto.PrivateKey) -> dict[str, Any]:
-    refs = open_refs(snap, key)
-    aad = hashlib.sha256(snap.raw_header + b"".join(refs)).digest()
-    body = crypto.open_sealed(key, PURPOSE, snap.sealed, aad)
+    """The whole manifest, its entries with hex chunk ids (both manifest versions)."""
+    refs, body = _open_body(snap, key)
     try:
         manifest: dict[str, Any] = json.loads(compress.decompress_meta(body))
-    except ValueError as exc:
+        _check_version(manifest.get("v"))
+        for entry in manifest["entries"]:
+            _resolve(entry, refs)
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise IntegrityError(f"snapshot {snap.header.id[:12]} manifest malformed") from exc
     return manifest
 
 
 class ManifestText:
     """A manifest kept as its JSON text: entries are parsed one at a time, on each pass, so
-    a large vault's manifest is never a list of Python lists as a whole."""
+    a large vault's manifest is never a list of Python lists as a whole. ``refs``: the
+    snapshot's references, for a version 2 manifest's chunk positions."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, refs: bytes = b"") -> None:
         self.text = text
+        self.refs = refs
 
     def entries(self) -> Iterator[list[Any]]:
         text, dec = self.text, json.JSONDecoder()
@@ -243,14 +297,16 @@ class ManifestText:
                     raise ValueError("expected ':'")
                 pos = _skip(text, pos + 1)
                 if key != "entries":
-                    _value, pos = dec.raw_decode(text, pos)
+                    value, pos = dec.raw_decode(text, pos)
+                    if key == "v":
+                        _check_version(value)
                 else:
                     if text[pos] != "[":
                         raise ValueError("entries is not a list")
                     pos = _skip(text, pos + 1)
                     while text[pos] != "]":
                         entry, pos = dec.raw_decode(text, pos)
-                        yield entry
+                        yield _resolve(entry, self.refs)
                         pos = _skip(text, pos)
                         if text[pos] == ",":
                             pos = _skip(text, pos + 1)
@@ -258,7 +314,7 @@ class ManifestText:
                 pos = _skip(text, pos)
                 if text[pos] == ",":
                     pos = _skip(text, pos + 1)
-        except (ValueError, IndexError) as exc:
+        except (ValueError, IndexError, TypeError) as exc:
             raise IntegrityError(f"snapshot manifest malformed: {exc}") from exc
 
 
@@ -270,12 +326,9 @@ def _skip(text: str, pos: int) -> int:
 
 def open_manifest_text(snap: SnapshotFile, key: crypto.PrivateKey) -> ManifestText:
     """The manifest, decrypted and decompressed but not parsed (see ManifestText)."""
-    refs = open_refs(snap, key)
-    aad = hashlib.sha256(snap.raw_header + b"".join(refs)).digest()
-    body = crypto.open_sealed(key, PURPOSE, snap.sealed, aad)
-    del refs
+    refs, body = _open_body(snap, key)
     try:
-        return ManifestText(compress.decompress_meta(body).decode())
+        return ManifestText(compress.decompress_meta(body).decode(), refs)
     except ValueError as exc:
         raise IntegrityError(f"snapshot {snap.header.id[:12]} manifest malformed") from exc
 

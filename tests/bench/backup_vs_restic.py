@@ -16,7 +16,10 @@ Then a second vault of many small files (--small-files, default 60,000, all unde
 1 % sparse and 1 % hard links; --quick: 5,000), generated into the same temp folder: first
 backup, an incremental after touching 1 % of the files, and a restore, once per tool in fresh
 repositories; small_files_peak_rss_mb is the peak RSS of secroom's backup runs on it (restic's
-in small_files_restic_peak_rss_mb), the restore's peak is reported on its own.
+in small_files_restic_peak_rss_mb), the restore's peak is reported on its own. ru_maxrss of
+a process tree is its largest member's peak; secroom's small-chunk worker is a second process,
+so small_files_tree_peak_rss_mb is the peak of the summed Pss of all the tool's processes
+(sampled every 20 ms; shared library pages counted once).
 Prints a table; the last line is `RESULT {json}`.
 """
 
@@ -32,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -142,12 +146,46 @@ def change_one_percent(vault: Path, total: int, rng: random.Random, tag: int = 0
     return changed
 
 
+#: the peak, over samples every 20 ms, of the summed proportional set size (Pss) of the tool's
+#: processes: ru_maxrss of a process tree is only its largest member's peak, and adding up
+#: each member's peak RSS would count the shared libraries they map once per process
+TREE_PEAKS: list[float] = []
+
+
+def _tree_peaks(pid: int, stop: threading.Event) -> None:
+    peak = 0
+    while True:
+        todo, seen, total = [pid], set(), 0
+        while todo:
+            p = todo.pop()
+            seen.add(p)
+            try:
+                rollup = Path(f"/proc/{p}/smaps_rollup").read_text()
+                kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+            except OSError:
+                continue
+            for line in rollup.splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+            todo += [int(k) for k in kids if int(k) not in seen]
+        peak = max(peak, total)
+        if stop.wait(0.02):
+            break
+    TREE_PEAKS.append(peak / 1024)
+
+
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
-    """(wall seconds, peak RSS MB, CPU seconds user+system of the child)."""
+    """(wall seconds, peak RSS MB, CPU seconds user+system of the child and its children);
+    the tree's summed peak goes to TREE_PEAKS."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stop = threading.Event()
+    sampler = threading.Thread(target=_tree_peaks, args=(proc.pid, stop))
+    sampler.start()
     assert proc.stderr is not None
     err = proc.stderr.read()
+    stop.set()  # (stderr closes when the tool exits; the last sample is taken before reaping)
+    sampler.join()
     _pid, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - t0
@@ -215,6 +253,11 @@ def small_files(work: Path, n: int, rng: random.Random, both: Callable[..., None
         "small_files": n, "small_files_bytes": total,
         "small_files_peak_rss_mb": round(max(backup_s), 1),
         "small_files_restic_peak_rss_mb": round(max(backup_r), 1),
+        # secroom's small-chunk worker is a second process: the peak of both together (Pss)
+        "small_files_tree_peak_rss_mb": max(s["first_tree_peak_rss_mb"],
+                                            s["incremental_tree_peak_rss_mb"]),
+        "small_files_restic_tree_peak_rss_mb": max(r["first_tree_peak_rss_mb"],
+                                                   r["incremental_tree_peak_rss_mb"]),
         "small_files_restore_peak_rss_mb": round(max(restore_s), 1),
         "small_files_restic_restore_peak_rss_mb": round(max(restore_r), 1),
         "small_files_first_ratio": round(s["first"] / r["first"], 3),
@@ -288,6 +331,7 @@ def main() -> int:
             """Run both tools ``repeat`` times, alternating which goes first; keep medians."""
             r_, s_, rss_r_, rss_s_ = into or (r, s, rss_r, rss_s)
             times: dict[str, list[tuple[float, float]]] = {"r": [], "s": []}
+            trees: dict[str, list[float]] = {"r": [], "s": []}
             for i in range(repeat):
                 if before is not None:
                     before(i)
@@ -299,11 +343,14 @@ def main() -> int:
                     wall, rss, cpu = timed(cmd, env)
                     times[tool].append((wall, cpu))
                     (rss_s_ if tool == "s" else rss_r_).append(rss)
+                    trees[tool].append(TREE_PEAKS[-1])
                     print(f"    {name} {'secroom' if tool == 's' else 'restic '}: "
-                          f"{wall:.2f}s, peak RSS {rss:.1f} MB", flush=True)
+                          f"{wall:.2f}s, {cpu:.2f}s cpu, peak RSS {rss:.1f} MB "
+                          f"(all its processes: Pss {TREE_PEAKS[-1]:.1f} MB)", flush=True)
             for tool, out in (("r", r_), ("s", s_)):
                 out[name] = round(statistics.median(w for w, _ in times[tool]), 3)
                 out[name + "_cpu"] = round(statistics.median(c for _, c in times[tool]), 3)
+                out[name + "_tree_peak_rss_mb"] = round(max(trees[tool]), 1)
                 if repeat > 1:
                     out[name + "_runs"] = [round(w, 3) for w, _ in times[tool]]
             print(f"  {name:<18} restic {r_[name]:7.2f}s ({r_[name + '_cpu']:6.2f} cpu)   "
