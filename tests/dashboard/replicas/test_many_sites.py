@@ -115,7 +115,7 @@ def test_many_sites_two_replicas_a_kill_a_cut_and_a_broker_restart(
         wait_for(lambda: set(holders(sm)) == set(names)
                  and set(holders(sm).values()) == {"r1", "r2"}, "leases over every site")
         with sm.begin() as s:  # a policy change: the leader (r1) signs each site's version
-            services.create_door(s, "admin", {"id": "d1", "name": "サーバー室"})
+            services.create_door(s, "admin", {"id": "d1", "name": "サーバー室", "site": SITES[0]})
         for t in threads:
             t.start()
         flowing(nodes, names, "every site's events stored")
@@ -144,7 +144,7 @@ def test_many_sites_two_replicas_a_kill_a_cut_and_a_broker_restart(
         replicas.start("r1")
         wait_for(lambda: set(holders(sm).values()) == {"r1", "r2"}, "r1 back with leases")
         with sm.begin() as s:
-            services.create_door(s, "admin", {"id": "d2", "name": "書庫"})
+            services.create_door(s, "admin", {"id": "d2", "name": "書庫", "site": SITES[1]})
         flowing(nodes, names, "every node after r1's return")
     finally:
         stop.set()
