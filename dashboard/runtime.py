@@ -173,7 +173,10 @@ def build_runtime(settings: DashboardSettings, *,
         presence = PresencePublisher(sm, key, site=settings.site,
                                      room_doors=correlation.room_doors, publish=publish,
                                      bus=runtime.bus)
-        parts = [signer, presence]
+        from dashboard.card_enrol import EnrolSender
+
+        enrol = EnrolSender(sm, key, site=settings.site, publish=publish, clock=now_utc)
+        parts = [signer, presence, enrol]
         if settings.sites:  # a central dashboard: the other sites its bridges bring in (with
             # replicas, the leader ingests them: leases are per site's own nodes only)
             from dashboard.sites_runtime import site_parts
