@@ -21,15 +21,22 @@ from dashboard.web.enrol import readers_seen
 from dashboard.web.people import detail_page, person_or_404
 
 router = APIRouter()
+# the catalogue keys of each request state and card type (tests check both languages)
+STATE_KEYS = {state: f"personalise.state.{state}" for state in (
+    "requested", "sent", "waiting", "personalised", "failed", "timeout", "refused", "expired")}
+TYPE_KEYS = {kind: f"personalise.type.{kind}" for kind in ("desfire", "felica_lite_s", "uid")}
 
 
 def _view(request: Request, db: DbSession, row: CardEnrolment) -> dict[str, Any]:
     t, names = deps.translator(request), deps.names(request)
     labels = {c.key: c.label for c in readers_seen(db, t, names)}
     ref = ReaderRef(row.node, row.reader)
+    reader = labels.get(ref.key, f"{names.node(row.node)} · {names.reader(row.reader)}")
     return {
-        "id": row.id, "state": row.state, "open": row.state in OPEN_STATES,
-        "reader": labels.get(ref.key, f"{names.node(row.node)} · {names.reader(row.reader)}"),
+        "id": row.id, "state": row.state, "open": row.state in OPEN_STATES, "reader": reader,
+        "status": t(STATE_KEYS.get(row.state, "personalise.state.failed"), reader=reader,
+                    seconds=row.wait_s),
+        "type": t(TYPE_KEYS[row.card_type]) if row.card_type in TYPE_KEYS else "",
         "requested_at": t.time(row.requested_at), "requested_by": row.requested_by,
         "finished_at": t.time(row.finished_at) if row.finished_at else None,
         "uid": row.uid, "card_type": row.card_type, "key_id": row.key_id,
