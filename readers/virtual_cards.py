@@ -182,7 +182,8 @@ class FelicaLiteSCard:
     It takes the writes of a personalisation (Write Without Encryption of the ID block's user
     part, CKV 0x86, CK 0x87 and the data blocks 0x00..0x0D) and reads data blocks with MAC_A.
     CK takes a plain write only while it is the factory key (what the MC lock does on a real
-    card once issued); CK itself never reads back.
+    card once issued); after that only a write with MAC_A under the current key (the re-key of
+    a changeover), which also raises WCNT (0x90); CK itself never reads back.
     """
 
     def __init__(self, idm: bytes, card_key: bytes | None = None) -> None:
@@ -193,6 +194,7 @@ class FelicaLiteSCard:
         self.id_block = idm + bytes.fromhex("0000000000000000")
         self.card_key = card_key or bytes(16)
         self.ckv = bytes(16)
+        self.wcnt = 0  # writes with MAC_A so far (block 0x90)
         self.blocks: dict[int, bytes] = {}
         self._rc: bytes | None = None
         self._lock = threading.Lock()
@@ -236,6 +238,25 @@ class FelicaLiteSCard:
             return False
         return True
 
+    def _write_with_mac(self, cmd: int, body: bytes) -> tuple[bytes, bool]:
+        """Two blocks: the target and MAC_A (MAC || WCNT || 0^5), MAC under the session key's
+        halves swapped over WCNT || 00 || block || 00 || 91 00 || data (IV RC1)."""
+        if len(body) != 8 + 32 or body[4] != 0x80 or body[6:8] != b"\x80\x91" \
+                or self._rc is None:
+            return self._reply(cmd + 1, status=b"\x01\xa8"), True
+        block, data, mac, wcnt = body[5], body[8:24], body[24:32], body[32:35]
+        sk = felica_lite.session_key_from_block(self.card_key, self._rc)
+        head = wcnt + bytes((0x00, block, 0x00, felica_lite.BLOCK_MAC_A, 0x00))
+        want = felica_lite.felica_mac(head + data, sk, self._rc[:8], flip_key=True)
+        if wcnt != self.wcnt.to_bytes(3, "little") or not hmac.compare_digest(mac, want):
+            return self._reply(cmd + 1, status=b"\x01\xa9"), True  # MAC / counter refused
+        if block == felica_lite.BLOCK_CK:
+            self.card_key = data
+        elif not self._write(block, data):
+            return self._reply(cmd + 1, status=b"\x01\xa8"), True
+        self.wcnt += 1
+        return self._reply(cmd + 1), True
+
     def _answer(self, apdu: bytes) -> tuple[bytes, bool]:
         if apdu[:4] != b"\xff\x00\x00\x00" or len(apdu) < 6:
             return SW_NOT_SUPPORTED, False
@@ -243,6 +264,8 @@ class FelicaLiteSCard:
         if len(frame) < 14 or frame[0] != len(frame) or frame[2:10] != self.uid:
             return b"\x6a\x80", True
         cmd, body = frame[1], frame[10:]
+        if cmd == felica_lite.CMD_WRITE and body[:4] == b"\x01\x09\x00\x02":
+            return self._write_with_mac(cmd, body)
         if cmd == felica_lite.CMD_WRITE:
             if body[:4] != b"\x01\x09\x00\x01" or body[4] != 0x80 or len(body) != 22 \
                     or not self._write(body[5], body[6:22]):
@@ -259,6 +282,8 @@ class FelicaLiteSCard:
                     data += self.id_block
                 elif blk == 0x86:
                     data += self.ckv
+                elif blk == 0x90:
+                    data += self.wcnt.to_bytes(3, "little") + bytes(13)
                 elif 0x00 <= blk <= 0x0D:
                     data += self.blocks.get(blk, bytes(16))
                 elif blk == felica_lite.BLOCK_MAC_A and self._rc is not None:

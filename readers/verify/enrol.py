@@ -9,10 +9,13 @@ Standard commands only, through the same ``Transmit`` as the verifier:
 * FeliCa Lite-S (``felica_personalise``): write the ID block (IDm, DFC, secroom's mark), the
   card key version CKV and the card key CK diversified from the site key by that ID block, a
   data block, then read the data block and the ID with MAC_A under the new key (the proof).
-* Re-keying (``desfire_verify_rekey``): a card that proves an older site key during a changeover
-  is moved to the newest one with ChangeKey inside the session of that proof; the tap is then
-  judged on the new key. A re-key that fails leaves the card on the old key (still accepted
-  until that key is retired) and says so in the detail.
+* Re-keying (``desfire_verify_rekey``, ``felica_verify_rekey``): a card that proves an older
+  site key during a changeover is moved to the newest one (DESFire: ChangeKey inside the session
+  of that proof; FeliCa Lite-S: CK written with MAC_A under the old key's session key, as the
+  Lite-S external authentication writes, nfcpy tt3_sony); the tap is then judged on the new
+  key. A re-key that fails leaves the card on the old key (still accepted until that key is
+  retired) and says so in the detail. No published vector covers the Lite-S write with MAC_A:
+  the reader and the virtual card share ``write_with_mac``'s layout.
 
 Every outcome is a ``Credential``; a detail names the step and status, never a key.
 """
@@ -41,6 +44,7 @@ ST_DUPLICATE: Final[int] = 0xDE
 BLANK_AES: Final[bytes] = bytes(16)
 FELICA_MARK: Final[bytes] = b"\x00\x00" + b"secrm1"  # DFC 0000 + 6 bytes of the ID block
 BLOCK_CKV: Final[int] = 0x86
+BLOCK_WCNT: Final[int] = 0x90
 BLOCK_DATA: Final[int] = 0x00
 FELICA_KEY_VERSION: Final[int] = 1
 
@@ -198,6 +202,55 @@ def felica_personalise(transmit: Transmit, idm: bytes, site: SiteKey, *,
     if not hmac.compare_digest(felica_lite.mac_a(sk, rc, blocks, data), got):
         return _failed(kind, "MAC_A under the new key does not match")
     return Credential(Strength.VERIFIED, kind, "personalised", site.key_id)
+
+
+def write_with_mac(idm: bytes, block: int, data: bytes, sk: bytes, rc: bytes,
+                   wcnt: bytes) -> bytes:
+    """Write one block with MAC_A (Lite-S): the block, then MAC_A 0x91 = MAC || WCNT || 0^5,
+    the MAC under SK2||SK1 with IV RC1 over WCNT || 00 || block || 00 || 91 00 || data."""
+    head = wcnt + bytes((0x00, block, 0x00, felica_lite.BLOCK_MAC_A, 0x00))
+    mac = felica_lite.felica_mac(head + data, sk, rc[:8], flip_key=True)
+    body = b"\x01" + felica_lite.SERVICE_WRITE + b"\x02" + bytes((0x80, block, 0x80,
+                                                                  felica_lite.BLOCK_MAC_A))
+    return felica_lite.frame(felica_lite.CMD_WRITE, idm, body + data + mac + wcnt + bytes(5))
+
+
+def felica_verify_rekey(transmit: Transmit, idm: bytes, keys: Sequence[SiteKey], *,
+                        random: Random = os.urandom,
+                        passthrough: Callable[[bytes], bytes] = felica_lite.direct_transmit,
+                        ) -> Credential:
+    """``felica_lite.verify``, and a card proving an older key is given the newest one: a
+    fresh challenge, the ID and write counter WCNT read with MAC_A under the old key, then CK
+    written with MAC_A (the card takes it only from a reader that holds the old key)."""
+    cred = felica_lite.verify(transmit, idm, keys, random=random, passthrough=passthrough)
+    if cred.strength is not Strength.VERIFIED or not keys or cred.key_id == keys[0].key_id:
+        return cred
+    old = next(k for k in keys if k.key_id == cred.key_id)
+    newest, kind = keys[0], CardType.FELICA_LITE_S
+    rc = random(16)
+    _, why = felica_lite.parse_answer(
+        transmit(passthrough(felica_lite.write_rc(idm, felica_lite._rev8(rc)))),
+        felica_lite.CMD_WRITE + 1, idm)
+    blocks = (felica_lite.BLOCK_ID, BLOCK_WCNT, felica_lite.BLOCK_MAC_A)
+    payload, why2 = felica_lite.parse_answer(
+        transmit(passthrough(felica_lite.read_blocks(idm, blocks))), felica_lite.CMD_READ + 1,
+        idm) if not why else (None, why)
+    if payload is None or len(payload) != 1 + 48:
+        return replace(cred, detail=f"re-key to {newest.key_id} failed: {why2 or 'length'}")
+    id_block, wcnt_block, got = payload[1:17], payload[17:33], payload[33:41]
+    sk = felica_lite.session_key_from_block(felica_lite.card_key(old, id_block), rc)
+    if not hmac.compare_digest(felica_lite.mac_a(sk, rc, blocks, payload[1:33]), got):
+        return _failed(kind, "MAC_A of the re-key read does not match")
+    frame = write_with_mac(idm, felica_lite.BLOCK_CK, felica_lite.card_key(newest, id_block),
+                           sk, rc, wcnt_block[:3])
+    _, why = felica_lite.parse_answer(transmit(passthrough(frame)), felica_lite.CMD_WRITE + 1,
+                                      idm)
+    if why:
+        return replace(cred, detail=f"re-key to {newest.key_id} failed: write CK: {why}")
+    proof = felica_lite.verify(transmit, idm, [newest], random=random, passthrough=passthrough)
+    if proof.strength is not Strength.VERIFIED:
+        return _failed(kind, f"re-keyed, then: {proof.detail}")
+    return replace(proof, detail="re-keyed", rekeyed_from=old.key_id)
 
 
 def personalise(transmit: Transmit, uid: bytes, kind: CardType, site: SiteKey) -> Credential:

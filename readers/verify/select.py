@@ -6,8 +6,9 @@ is judged UID-only (weak): a node that may not verify says so instead of guessin
 
 Enrolment: ``arm(reader, request, until)`` makes the next card at that reader (before the
 monotonic deadline) be personalised with the newest site key instead of verified
-(readers.verify.enrol); ``disarm`` ends a wait that no card answered. A DESFire card proving an
-older key during a changeover is re-keyed to the newest one at that tap.
+(readers.verify.enrol); ``disarm`` ends a wait that no card answered. A card proving an
+older key during a changeover (DESFire or FeliCa Lite-S) is re-keyed to the newest one at
+that tap.
 """
 
 from __future__ import annotations
@@ -105,6 +106,8 @@ class CardVerifier:
             if self.rekey:
                 return enrol.desfire_verify_rekey(transmit, uid, keys)
             return desfire.verify(transmit, uid, keys)
+        if self.rekey:
+            return enrol.felica_verify_rekey(transmit, uid, keys)
         return felica_lite.verify(transmit, uid, keys)
 
 

@@ -141,7 +141,13 @@ def test_a_card_on_the_old_key_is_rekeyed_and_opens_after_the_old_key_is_retired
     after = room.present(DESFIRE_UID, applet=card)
     assert outcome(after) == (True, None, "verified") and after.data["credential_key"] == "k2"
     assert relay_unlocks(room.gateway, DOOR)
-    # FeliCa Lite-S cards are not re-keyed yet (CK needs a write with MAC_A): still on k1
+    # a FeliCa Lite-S the same way (CK written with MAC_A under the old key)
     felica = FelicaLiteSCard.enrolled(FELICA_IDM, K1)
     room.push(13, [K2, K1])
-    assert room.present(FELICA_IDM, applet=felica).data["credential_key"] == "k1"
+    mark = room.collector.mark()
+    assert room.present(FELICA_IDM, applet=felica).data["credential_key"] == "k2"
+    assert room.collector.wait_for(
+        lambda e: e.kind == "card.rekeyed" and room.collector.arrivals.index(e) >= mark
+    ).data["card_type"] == "felica_lite_s"
+    room.push(14, [K2])
+    assert outcome(room.present(FELICA_IDM, applet=felica)) == (True, None, "verified")

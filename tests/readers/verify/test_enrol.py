@@ -130,3 +130,25 @@ def test_the_verifier_personalises_the_next_card_at_the_armed_reader_only(monkey
     verifier.arm("door-in", "req-3", until=float("inf"))
     nokey = verifier.verify(_tx(FelicaLiteSCard.blank(IDM)), IDM, DEFAULT_ATR, reader="door-in")
     assert (nokey.strength, nokey.enrolment) == (Strength.FAILED, "req-3")
+
+
+def test_a_felica_card_on_the_old_key_is_rekeyed_with_a_mac_write() -> None:
+    card = FelicaLiteSCard.blank(IDM)
+    assert enrol.felica_personalise(_tx(card), IDM, K1).strength is Strength.VERIFIED
+    cred = enrol.felica_verify_rekey(_tx(card), IDM, [K2, K1])
+    assert (cred.strength, cred.key_id, cred.rekeyed_from) == (Strength.VERIFIED, "k2", "k1")
+    assert card.card_key == felica_lite.card_key(K2, card.id_block) and card.wcnt == 1
+    assert enrol.felica_verify_rekey(_tx(card), IDM, [K2]).key_id == "k2"
+    assert felica_lite.verify(_tx(card), IDM, [K1]).strength is Strength.FAILED
+
+
+def test_a_mac_write_under_the_wrong_key_changes_nothing() -> None:
+    card = FelicaLiteSCard.enrolled(IDM, K1)
+    before = card.card_key
+    rc = bytes(range(16))
+    card.answer(felica_lite.direct_transmit(felica_lite.write_rc(IDM, felica_lite._rev8(rc))))
+    wrong = felica_lite.session_key_from_block(felica_lite.card_key(K2, card.id_block), rc)
+    frame = enrol.write_with_mac(IDM, felica_lite.BLOCK_CK, bytes(16), wrong, rc, b"\0\0\0")
+    reply, _ = card.answer(felica_lite.direct_transmit(frame))
+    assert felica_lite.parse_answer(reply, felica_lite.CMD_WRITE + 1, IDM)[0] is None
+    assert card.card_key == before and card.wcnt == 0
