@@ -13,7 +13,9 @@ same reader:
 * personalise_felica: a blank FeliCa Lite-S (write ID, CKV, CK, data; write RC, read with
   MAC_A proof);
 * rekey_desfire: a DESFire on the previous site key during a changeover (EV2First on the new
-  key fails, EV2First on the old one, ChangeKey, EV2First proof on the new key).
+  key fails, EV2First on the old one, ChangeKey, EV2First proof on the new key);
+* rekey_felica: a FeliCa Lite-S on the previous site key (verify under both keys, a fresh
+  challenge, ID + WCNT read with MAC_A, CK written with MAC_A, MAC_A proof on the new key).
 
     python tests/bench/card_enrol.py [--taps 100] [--quick]
 """
@@ -87,9 +89,12 @@ def run(host: PcscdHost, sink: Sink, verifier: CardVerifier, reader: str, mode: 
             verifier.set_keys([K1])
             uid, applet = idm, FelicaLiteSCard.blank(idm)
             verifier.arm(reader, f"r{i}", time.monotonic() + 30)
-        else:  # rekey_desfire
+        elif mode == "rekey_desfire":
             verifier.set_keys([K2, K1])
             uid, applet = uid7, DesfireCard.enrolled(uid7, K1)
+        else:  # rekey_felica
+            verifier.set_keys([K2, K1])
+            uid, applet = idm, FelicaLiteSCard.enrolled(idm, K1)
         card = VirtualCard(port=host.port, uid=uid, applet=applet, atr=applet.atr)
         card.insert(timeout=10)
         try:
@@ -98,7 +103,7 @@ def run(host: PcscdHost, sink: Sink, verifier: CardVerifier, reader: str, mode: 
             card.remove()
         if not isinstance(tap, CardTap) or tap.credential.strength is not Strength.VERIFIED:
             raise SystemExit(f"{mode} tap {i} did not verify: {tap}")
-        if mode == "rekey_desfire" and tap.credential.rekeyed_from != "k1":
+        if mode.startswith("rekey") and tap.credential.rekeyed_from != "k1":
             raise SystemExit(f"rekey tap {i} was not re-keyed: {tap.credential}")
         times.append((at - tap.present_monotonic) * 1000)
     return times
@@ -111,7 +116,7 @@ def main() -> None:
     args = ap.parse_args()
     taps = 20 if args.quick else args.taps
     modes = ["verify_desfire", "personalise_desfire", "rekey_desfire", "verify_felica",
-             "personalise_felica"]
+             "personalise_felica", "rekey_felica"]
     result: dict[str, Any] = {"taps": taps, "load": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="secroom-bench-enrol-") as tmp:
         host = PcscdHost(Path(tmp) / "pcscd", port=free_port_pair())
