@@ -120,6 +120,7 @@ class CardEnrolDesk:
                 reader=tap.reader, card=tap.uid, card_type=cred.card_type.value,  # type: ignore[arg-type]
                 key_id=cred.key_id, previous_key=cred.rekeyed_from))
 
-    def _result(self, request: str, reader: str, outcome: str, **fields: Any) -> None:
+    def _result(self, request: str, reader: str, outcome: str, *, detail: str = "",
+                **fields: Any) -> None:
         self.emit(KIND_ENROLMENT, CardEnrolment(request=request, reader=reader,
-                                                outcome=outcome, **fields))
+                                                outcome=outcome, detail=detail[:160], **fields))
