@@ -9,7 +9,8 @@ a forged ack. A good command names one of this node's readers; the reader's veri
 personalised with the newest site key instead of opening anything. A command is journaled as
 ``card.enrolment`` "waiting" when the reader waits, and ends in one more: personalised (card,
 type, key id), failed (the step), timeout (no card came), or refused (no such reader here, or
-an enrolment already waiting there).
+an enrolment already waiting there, or a command that arrived after its wait was over, judged
+by ``issued_at`` on a synchronised clock).
 """
 
 from __future__ import annotations
@@ -18,27 +19,31 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
 
 from controller.card_events import KIND_ENROLMENT, KIND_REKEYED, CardEnrolment, CardRekeyed
-from controller.envelope import topic_for
+from controller.envelope import parse_ts, topic_for
 from controller.receipts import MAX_RECEIPT_BYTES, EnrolCommand, ReceiptRefused, open_enrol
 from readers.base import CardTap
 from readers.verify.base import Strength
 
 log = logging.getLogger(__name__)
+STALE_SLACK_S = 60  # a synchronised clock may still be this far from the dashboard's
 
 
 class CardEnrolDesk:
     def __init__(self, runtime: Any, verifier: Any, is_reader: Callable[[str], bool], *,
-                 emit: Callable[[str, BaseModel], object], counters: dict[str, int]) -> None:
+                 emit: Callable[[str, BaseModel], object], counters: dict[str, int],
+                 clock: Callable[[], datetime], clock_state: Callable[[], str]) -> None:
         self.runtime = runtime
         self.verifier = verifier  # None: this node's readers cannot personalise (not PC/SC)
         self.is_reader = is_reader  # a PC/SC reader bound on this node
         self.emit = emit
         self.counters = counters
+        self.clock, self.clock_state = clock, clock_state
         for name in ("enrol_commands", "enrol_refused", "enrol_repeated"):
             counters.setdefault(name, 0)
         self._timers: dict[str, threading.Timer] = {}
@@ -72,6 +77,10 @@ class CardEnrolDesk:
         self.take(cmd)
 
     def take(self, cmd: EnrolCommand) -> None:
+        if self._stale(cmd):
+            self._result(cmd.request, cmd.reader, "refused",
+                         detail="the command arrived after its wait was over")
+            return
         if self.verifier is None or not self.is_reader(cmd.reader):
             self._result(cmd.request, cmd.reader, "refused",
                          detail="no PC/SC reader of that name on this node")
@@ -88,6 +97,17 @@ class CardEnrolDesk:
         timer.start()
         self._result(cmd.request, cmd.reader, "waiting",
                      detail=f"present the card within {cmd.wait_s} s")
+
+    def _stale(self, cmd: EnrolCommand) -> bool:
+        """A command delivered late (queued for an offline node): judged only on a clock that
+        is synchronised; a clock that is not cannot tell, and the wait is bounded anyway."""
+        if self.clock_state() != "synced":
+            return False
+        try:
+            issued = parse_ts(cmd.issued_at)
+        except ValueError:
+            return True
+        return self.clock() - issued > timedelta(seconds=cmd.wait_s + STALE_SLACK_S)
 
     def _expire(self, cmd: EnrolCommand) -> None:
         with self._lock:

@@ -136,7 +136,8 @@ class Gateway:
         # blank cards personalised at a reader on the dashboard's signed command
         self.enrol = CardEnrolDesk(self.runtime, getattr(reader, "verifier", None),
                                    self._pcsc_reader,
-                                   emit=self._emit_quiet, counters=self.counters)
+                                   emit=self._emit_quiet, counters=self.counters,
+                                   clock=clock, clock_state=self.clock_state)
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:

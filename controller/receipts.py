@@ -15,7 +15,8 @@ counter the dashboard raises with every new receipt of that kind for that node (
 receipt is refused as a replay; the retained ack re-delivered on reconnect repeats the same
 counter and is a no-op). A resend body is ``{"site", "node", "from", "to", "counter"}``.
 An enrol command (personalise the next card at one of the node's readers, controller.card_enrol)
-is ``{"site", "node", "reader", "request", "wait_s", "counter"}``.
+is ``{"site", "node", "reader", "request", "wait_s", "issued_at", "counter"}`` (``issued_at``:
+when the dashboard sent it, so a node with a synchronised clock refuses one delivered late).
 
 A node refuses anything else (unsigned, unknown signer, bad signature, wrong node or site, an
 old counter, a seq beyond its head, a hash that is not its own), counts it, and prunes nothing.
@@ -69,6 +70,7 @@ class EnrolCommand:
     request: str
     wait_s: int
     counter: int
+    issued_at: str = ""  # canonical UTC timestamp (controller.envelope.format_ts)
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ def sign_resend(key: Ed25519PrivateKey, req: Resend) -> bytes:
 def sign_enrol(key: Ed25519PrivateKey, cmd: EnrolCommand) -> bytes:
     return _seal("enrol", {"site": cmd.site, "node": cmd.node, "reader": cmd.reader,
                            "request": cmd.request, "wait_s": cmd.wait_s,
-                           "counter": cmd.counter}, key)
+                           "issued_at": cmd.issued_at, "counter": cmd.counter}, key)
 
 
 def _int(body: dict[str, object], name: str, low: int) -> int:
@@ -161,9 +163,11 @@ def open_resend(blob: bytes, trusted: Sequence[Ed25519PublicKey], *, site: str,
 def open_enrol(blob: bytes, trusted: Sequence[Ed25519PublicKey], *, site: str,
                node: str) -> EnrolCommand:
     body = _open("enrol", blob, trusted, site=site, node=node)
-    if set(body) != {"site", "node", "reader", "request", "wait_s", "counter"}:
+    if set(body) != {"site", "node", "reader", "request", "wait_s", "issued_at", "counter"}:
         raise ReceiptRefused("malformed", "unexpected enrol fields")
-    reader, request = body.get("reader"), body.get("request")
+    reader, request, issued = body.get("reader"), body.get("request"), body.get("issued_at")
+    if not isinstance(issued, str) or len(issued) > 40:
+        raise ReceiptRefused("malformed", "issued_at is not a timestamp")
     if not isinstance(reader, str) or not 1 <= len(reader) <= 128:
         raise ReceiptRefused("malformed", "reader is not a reader name")
     if not isinstance(request, str) or not 1 <= len(request) <= 64:
@@ -171,4 +175,4 @@ def open_enrol(blob: bytes, trusted: Sequence[Ed25519PublicKey], *, site: str,
     wait_s = _int(body, "wait_s", 1)
     if wait_s > ENROL_WAIT_MAX_S:
         raise ReceiptRefused("malformed", f"wait_s above {ENROL_WAIT_MAX_S}")
-    return EnrolCommand(site, node, reader, request, wait_s, _int(body, "counter", 1))
+    return EnrolCommand(site, node, reader, request, wait_s, _int(body, "counter", 1), issued)

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from controller.envelope import topic_for
+from controller.envelope import format_ts, topic_for
 from controller.events import parse_roles
 from controller.receipts import ENROL_WAIT_MAX_S, EnrolCommand, sign_enrol
 from dashboard.audit import append_audit
@@ -133,7 +133,8 @@ class EnrolSender:
 
     def _step(self, db: Session, row: CardEnrolment, now: datetime) -> None:
         if row.state == "requested" and not _overdue(row, now):
-            cmd = EnrolCommand(self.site, row.node, row.reader, row.id, row.wait_s, row.counter)
+            cmd = EnrolCommand(self.site, row.node, row.reader, row.id, row.wait_s, row.counter,
+                               format_ts(now))
             self.publish(topic_for(self.site, row.node, "enrol"), sign_enrol(self.key, cmd),
                          False)
             row.state, row.sent_at = "sent", now

@@ -6,9 +6,11 @@ site key is re-keyed at a tap during a changeover and opens after the old key is
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from controller.envelope import Event, topic_for
+from controller.envelope import Event, format_ts, now_utc, topic_for
 from controller.receipts import EnrolCommand, sign_enrol
 from readers.verify import desfire, felica_lite
 from readers.verify.enrol import FELICA_MARK
@@ -32,9 +34,10 @@ BLANK_IDM = bytes.fromhex("012E4CD0FFEE0011")
 
 
 def command(room: Room, request: str, counter: int, *, wait_s: int = 30, node: str = "gw1",
-            key: Ed25519PrivateKey | None = None, reader: str = READER) -> bytes:
-    return sign_enrol(key or room.kit.admin_key,
-                      EnrolCommand(SITE, node, reader, request, wait_s, counter))
+            key: Ed25519PrivateKey | None = None, reader: str = READER,
+            issued: datetime | None = None) -> bytes:
+    return sign_enrol(key or room.kit.admin_key, EnrolCommand(
+        SITE, node, reader, request, wait_s, counter, format_ts(issued or now_utc())))
 
 
 def send(room: Room, blob: bytes) -> int:
@@ -98,7 +101,7 @@ def test_forged_foreign_and_replayed_commands_are_refused_and_counted(room: Room
     enrolment(room, "req-ok", "timeout", mark)  # nobody presented a card within 1 s
     forged = [
         b'{"enrol":{"site":"hq","node":"gw1","reader":"Virtual PCD 00 00","request":"x",'
-        b'"wait_s":30,"counter":9}}',  # unsigned
+        b'"wait_s":30,"issued_at":"","counter":9}}',  # unsigned
         command(room, "req-foreign", 6, key=Ed25519PrivateKey.generate()),  # unknown signer
         command(room, "req-gw2", 7, node="gw2"),  # another node's
         command(room, "req-replay", 4),  # an older counter: a replay
@@ -118,6 +121,10 @@ def test_forged_foreign_and_replayed_commands_are_refused_and_counted(room: Room
     # a command for a reader this node does not have is answered, not armed
     mark = send(room, command(room, "req-nowhere", 8, reader="Nowhere 00 00"))
     assert enrolment(room, "req-nowhere", "refused", mark).data["detail"]
+    # so is one that waited in the broker's queue past its wait (this node's clock is synced)
+    late = now_utc() - timedelta(minutes=10)
+    mark = send(room, command(room, "req-late", 9, issued=late))
+    assert "after its wait" in enrolment(room, "req-late", "refused", mark).data["detail"]
     assert not any(e.kind == "card.enrolment" and e.data["request"] in (
         "x", "req-foreign", "req-gw2", "req-replay") for e in room.collector.arrivals)
 

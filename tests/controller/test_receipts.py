@@ -205,13 +205,14 @@ def test_an_enrol_command_is_bound_to_its_kind_node_and_limits() -> None:
     from controller.receipts import EnrolCommand, open_enrol, sign_enrol
 
     key = DASHBOARD.key
-    cmd = EnrolCommand(SITE, NODE, "Virtual PCD 00 00", "req-1", 60, 3)
+    cmd = EnrolCommand(SITE, NODE, "Virtual PCD 00 00", "req-1", 60, 3, "2026-12-07T09:00:00Z")
     assert open_enrol(sign_enrol(key, cmd), TRUSTED, site=SITE, node=NODE) == cmd
     # an ack's signature does not pass as an enrol command (the contexts differ)
     ack = json.loads(sign_ack(key, Ack(SITE, NODE, 1, "h", 3)))
     forged = canonical_json({"key_id": ack["key_id"], "sig": ack["sig"],
                              "enrol": {"site": SITE, "node": NODE, "reader": "r",
-                                       "request": "x", "wait_s": 60, "counter": 3}})
+                                       "request": "x", "wait_s": 60, "issued_at": "",
+                                       "counter": 3}})
     with pytest.raises(ReceiptRefused) as refused:
         open_enrol(forged, TRUSTED, site=SITE, node=NODE)
     assert refused.value.reason == "bad_signature"
