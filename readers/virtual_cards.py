@@ -15,16 +15,20 @@ import threading
 from collections.abc import Callable
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.cmac import CMAC
 
 from readers.verify import desfire, felica_lite
 from readers.verify.base import SiteKey
 from readers.verify.desfire_sm import (
     APP_KEY_SETTINGS,
+    CMD_AUTH_ISO,
     CMD_CHANGE_KEY,
     CMD_CREATE_APP,
     PICC_AID,
     Ev2Session,
     SecureMessagingError,
+    TripleDES,
+    des_cbc,
 )
 from readers.virtual import DEFAULT_ATR
 
@@ -49,7 +53,7 @@ class DesfireCard:
     atr = desfire.ATR
 
     def __init__(self, uid: bytes, key: bytes | None = None, *,
-                 picc_key: bytes = bytes(16),
+                 picc_key: bytes = bytes(16), picc_des: bool = False,
                  random: Callable[[int], bytes] = os.urandom) -> None:
         if len(uid) != 7:
             raise ValueError("a DESFire EV2 UID has 7 bytes")
@@ -57,6 +61,9 @@ class DesfireCard:
         self.key = key
         self.key_version = 0
         self.picc_key = picc_key
+        self.picc_des = picc_des  # the PICC master key is DES (a factory card): AuthenticateISO
+        self._iso: tuple[bytes, bytes] | None = None  # (ek(RndB), RndB) of an ISO handshake
+        self._iso_session: bytes | None = None
         self._random = random
         self._level: str | None = None  # "picc" or "app" once selected
         self._rnd_b: bytes | None = None
@@ -66,8 +73,10 @@ class DesfireCard:
         self._lock = threading.Lock()
 
     @classmethod
-    def blank(cls, uid: bytes) -> DesfireCard:
-        return cls(uid)
+    def blank(cls, uid: bytes, *, factory_des: bool = False) -> DesfireCard:
+        """A card as delivered: no application; the PICC master key the AES zero key, or (as
+        NXP ships them) the DES zero key."""
+        return cls(uid, picc_des=factory_des)
 
     @classmethod
     def enrolled(cls, uid: bytes, site: SiteKey) -> DesfireCard:
@@ -92,7 +101,7 @@ class DesfireCard:
             return SW_NOT_SUPPORTED, False
         ins, data = apdu[1], apdu[5:5 + apdu[4]] if len(apdu) > 5 else b""
         if ins == desfire.CMD_SELECT_APP:
-            self._rnd_b, self._session = None, None
+            self._rnd_b, self._session, self._iso, self._iso_session = None, None, None, None
             if data == PICC_AID:
                 self._level = "picc"
             elif self.key is not None and data == desfire.SECROOM_AID:
@@ -102,12 +111,18 @@ class DesfireCard:
                 return b"\x91\xa0", True
             return b"\x91\x00", False
         if ins == desfire.CMD_EV2_FIRST:
-            self._session = None
+            self._session = self._iso_session = None
             key = self._level_key()
             if key is None or data[:1] != b"\x00":
                 return b"\x91\x40", True  # no such key
+            if self._level == "picc" and self.picc_des:
+                return b"\x91\xae", True  # not an AES key: EV2First cannot use it
             self._rnd_b = self._random(16)
             return _aes(key, self._rnd_b) + b"\x91\xaf", False
+        if ins == CMD_AUTH_ISO:
+            return self._iso_step1(data)
+        if ins == desfire.CMD_MORE and self._iso is not None:
+            return self._iso_step2(data)
         if ins == desfire.CMD_MORE and self._rnd_b is not None:
             return self._auth_step2(data)
         if ins == CMD_CREATE_APP:
@@ -132,6 +147,28 @@ class DesfireCard:
         # the check is finished unless a personalisation follows (the reader goes on anyway)
         return _aes(key, ti + desfire.rotl(rnd_a) + bytes(12)) + b"\x91\x00", self._level == "app"
 
+    def _iso_step1(self, data: bytes) -> tuple[bytes, bool]:
+        self._session = self._iso_session = None
+        if self._level != "picc" or not self.picc_des or data[:1] != b"\x00":
+            return b"\x91\xae", True
+        rnd_b = self._random(8)
+        ek = des_cbc(self.picc_key, bytes(8), rnd_b)
+        self._iso = (ek, rnd_b)
+        return ek + b"\x91\xaf", False
+
+    def _iso_step2(self, data: bytes) -> tuple[bytes, bool]:
+        assert self._iso is not None
+        (ek_rnd_b, rnd_b), self._iso = self._iso, None
+        if len(data) != 16:
+            return b"\x91\x7e", True
+        plain = des_cbc(self.picc_key, ek_rnd_b, data, decrypt=True)
+        if plain[8:] != desfire.rotl(rnd_b):
+            return b"\x91\xae", True
+        rnd_a = plain[:8]
+        self._iso_session = rnd_a[:4] + rnd_b[:4]  # DES: K1 = K2
+        self.auths_ok += 1
+        return des_cbc(self.picc_key, data[-8:], desfire.rotl(rnd_a)) + b"\x91\x00", False
+
     def _macced(self, cmd: int, data: bytes) -> bytes | None:
         """The command's data when its MACt checks (the counter then moves on), else None."""
         s = self._session
@@ -143,6 +180,16 @@ class DesfireCard:
         return body
 
     def _create_app(self, data: bytes) -> tuple[bytes, bool]:
+        if self._level == "picc" and self._iso_session is not None:  # after AuthenticateISO
+            if data[:3] != desfire.SECROOM_AID or data[3:5] != APP_KEY_SETTINGS \
+                    or len(data) != 5:
+                return b"\x91\x9e", True
+            if self.key is not None:
+                return b"\x91\xde", True
+            self.key = bytes(16)
+            cmac = CMAC(TripleDES(self._iso_session * 3))  # EV1: the answer's CMAC
+            cmac.update(b"\x00")
+            return cmac.finalize() + b"\x91\x00", False
         if self._level != "picc" or self._session is None:
             return b"\x91\xae", True  # authentication error: the PICC master key first
         body = self._macced(CMD_CREATE_APP, data)

@@ -12,6 +12,10 @@ Hints", section 6: secure messaging) describe it, all crypto through ``cryptogra
 * CommMode.Full: the data is padded (ISO/IEC 9797-1 method 2: always 80 then zeros) and
   enciphered with AES-CBC under SesAuthENC, IV = E(SesAuthENC, A5 5A || TI || CmdCtr || 0^8),
   then MACed as above over the ciphertext;
+* a factory card's PICC master key is the DES zero key: AuthenticateISO (1A) with 2-key 3DES
+  (the EV1 handshake: ek(RndB), then ek(RndA || RndB') chained on it, then ek(RndA')), after
+  which CreateApplication goes plain (the card appends an EV1 CMAC that the reader does not
+  check: the personalisation's last step, EV2First with the new key, proves the result);
 * ChangeKey (C4) is Full: the cryptogram is NewKey || KeyVer when the key changed is the one
   authenticated with (the card then ends the session and answers 91 00 without a MAC), else
   (NewKey xor OldKey) || KeyVer || CRC32(NewKey) (DESFire's CRC32: no final inversion).
@@ -25,10 +29,16 @@ from typing import Final
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+try:  # cryptography >= 43 keeps 3DES among the "decrepit" algorithms
+    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+except ImportError:  # pragma: no cover - older cryptography
+    from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES
+
 from readers.verify.desfire import ev2_mac
 
 CMD_CREATE_APP: Final[int] = 0xCA
 CMD_CHANGE_KEY: Final[int] = 0xC4
+CMD_AUTH_ISO: Final[int] = 0x1A
 PICC_AID: Final[bytes] = bytes(3)
 APP_KEY_SETTINGS: Final[bytes] = bytes((0x0B, 0x81))  # KS1: master key changeable, config
 # changeable, directory list free; ChangeKey needs the app master key. KS2: AES, one key.
@@ -97,3 +107,10 @@ def change_key_cryptogram(new_key: bytes, *, version: int = KEY_VERSION,
     mixed = bytes(a ^ b for a, b in zip(new_key, old_key, strict=True))
     crc = zlib.crc32(new_key) ^ 0xFFFFFFFF  # DESFire's CRC32 has no final inversion
     return mixed + bytes((version,)) + crc.to_bytes(4, "little")
+
+
+def des_cbc(key: bytes, iv: bytes, data: bytes, *, decrypt: bool = False) -> bytes:
+    """2-key 3DES-CBC (a 16-byte DESFire DES/2K3DES key; K1 = K2 is single DES)."""
+    cipher = Cipher(TripleDES(key + key[:8]), modes.CBC(iv))
+    op = cipher.decryptor() if decrypt else cipher.encryptor()
+    return op.update(data) + op.finalize()

@@ -2,10 +2,11 @@
 
 Standard commands only, through the same ``Transmit`` as the verifier:
 
-* DESFire EV2/EV3 (``desfire_personalise``): select the PICC, AuthenticateEV2First with the PICC
-  master key (the AES zero key of a blank card), CreateApplication (secroom's AID, AES, one key;
-  CommMode.MAC), select it, authenticate with its default zero key, ChangeKey key 0 to the
-  card's AN10922 key (CommMode.Full), then prove it with a fresh EV2First.
+* DESFire EV2/EV3 (``desfire_personalise``): select the PICC, authenticate with the PICC master
+  key (EV2First with an AES zero key, else AuthenticateISO with the factory DES zero key),
+  CreateApplication (secroom's AID, AES, one key; MACed after EV2First, plain after the ISO
+  handshake), select it, authenticate with its default zero key, ChangeKey key 0 to the card's
+  AN10922 key (CommMode.Full), then prove it with a fresh EV2First.
 * FeliCa Lite-S (``felica_personalise``): write the ID block (IDm, DFC, secroom's mark), the
   card key version CKV and the card key CK diversified from the site key by that ID block, a
   data block, then read the data block and the ID with MAC_A under the new key (the proof).
@@ -32,12 +33,14 @@ from readers.verify import desfire, felica_lite
 from readers.verify.base import CardType, Credential, SiteKey, Strength, Transmit
 from readers.verify.desfire_sm import (
     APP_KEY_SETTINGS,
+    CMD_AUTH_ISO,
     CMD_CHANGE_KEY,
     CMD_CREATE_APP,
     PICC_AID,
     Ev2Session,
     SecureMessagingError,
     change_key_cryptogram,
+    des_cbc,
 )
 
 ST_DUPLICATE: Final[int] = 0xDE
@@ -86,6 +89,38 @@ def change_own_key(transmit: Transmit, s: Ev2Session, new_key: bytes, *,
     return desfire.unwrap(reply)[0]
 
 
+def authenticate_iso_des(transmit: Transmit, key: bytes, *, key_no: int = 0,
+                         random: Random = os.urandom) -> str:
+    """AuthenticateISO with a DES/2K3DES key; "" when the card proved it, else why."""
+    status, ek_rnd_b = desfire.unwrap(transmit(desfire.wrap(CMD_AUTH_ISO, bytes((key_no,)))))
+    if status != desfire.ST_MORE or len(ek_rnd_b) != 8:
+        return f"AuthenticateISO step 1: status {status:#04x}, {len(ek_rnd_b)} byte(s)"
+    rnd_b = des_cbc(key, bytes(8), ek_rnd_b, decrypt=True)
+    rnd_a = random(8)
+    token = des_cbc(key, ek_rnd_b, rnd_a + desfire.rotl(rnd_b))
+    status, ek_rnd_a = desfire.unwrap(transmit(desfire.wrap(desfire.CMD_MORE, token)))
+    if status != desfire.ST_OK or len(ek_rnd_a) != 8:
+        return f"AuthenticateISO step 2: status {status:#04x}"
+    if des_cbc(key, token[-8:], ek_rnd_a, decrypt=True) != desfire.rotl(rnd_a):
+        return "AuthenticateISO step 2: the card did not prove the key"
+    return ""
+
+
+def _create_app(transmit: Transmit, random: Random) -> tuple[int, str]:
+    """Authenticate to the PICC master key (AES zero key, else the factory DES zero key) and
+    create secroom's application: (status, "") or (-1, why)."""
+    data = desfire.SECROOM_AID + APP_KEY_SETTINGS
+    picc, why = _session(transmit, BLANK_AES, random)
+    if picc is not None:
+        return mac_command(transmit, picc, CMD_CREATE_APP, data), ""
+    if (st := _select(transmit, PICC_AID)) != desfire.ST_OK:  # a failed attempt: start over
+        return -1, f"select PICC: status {st:#04x}"
+    why_des = authenticate_iso_des(transmit, bytes(16), random=random)
+    if why_des:
+        return -1, f"PICC master key is not a blank card's AES or DES zero key ({why}; {why_des})"
+    return desfire.unwrap(transmit(desfire.wrap(CMD_CREATE_APP, data)))[0], ""
+
+
 def _select(transmit: Transmit, aid: bytes) -> int:
     return desfire.unwrap(transmit(desfire.wrap(desfire.CMD_SELECT_APP, aid)))[0]
 
@@ -97,10 +132,9 @@ def desfire_personalise(transmit: Transmit, uid: bytes, site: SiteKey, *,
     try:
         if (st := _select(transmit, PICC_AID)) != desfire.ST_OK:
             return _failed(kind, f"select PICC: status {st:#04x}")
-        picc, why = _session(transmit, BLANK_AES, random)
-        if picc is None:
-            return _failed(kind, f"PICC master key is not a blank card's AES zero key ({why})")
-        st = mac_command(transmit, picc, CMD_CREATE_APP, desfire.SECROOM_AID + APP_KEY_SETTINGS)
+        st, why = _create_app(transmit, random)
+        if why:
+            return _failed(kind, why)
         if st == ST_DUPLICATE:
             return _failed(kind, "the card already holds a secroom application (not blank)")
         if st != desfire.ST_OK:

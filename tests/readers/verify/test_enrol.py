@@ -152,3 +152,15 @@ def test_a_mac_write_under_the_wrong_key_changes_nothing() -> None:
     reply, _ = card.answer(felica_lite.direct_transmit(frame))
     assert felica_lite.parse_answer(reply, felica_lite.CMD_WRITE + 1, IDM)[0] is None
     assert card.card_key == before and card.wcnt == 0
+
+
+def test_a_factory_desfire_with_the_des_picc_key_is_personalised() -> None:
+    card = DesfireCard.blank(UID, factory_des=True)
+    cred = enrol.desfire_personalise(_tx(card), UID, K1)
+    assert (cred.strength, cred.key_id) == (Strength.VERIFIED, "k1"), cred.detail
+    assert card.key == desfire.card_key(K1, UID)
+    # the handshake itself: the card proves the DES key, and refuses a wrong one
+    desfire.unwrap(card.answer(desfire.wrap(desfire.CMD_SELECT_APP, bytes(3)))[0])
+    assert enrol.authenticate_iso_des(_tx(card), bytes(16)) == ""
+    desfire.unwrap(card.answer(desfire.wrap(desfire.CMD_SELECT_APP, bytes(3)))[0])
+    assert "step 2: status 0xae" in enrol.authenticate_iso_des(_tx(card), bytes(range(16)))
