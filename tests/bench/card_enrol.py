@@ -10,6 +10,8 @@ same reader:
   verified FeliCa Lite-S tap (write RC + read with MAC_A), as every door tap does;
 * personalise_desfire: a blank DESFire EV2 (select PICC, EV2First with the PICC master key,
   CreateApplication MACed, select, EV2First, ChangeKey enciphered, EV2First proof);
+* personalise_desfire_factory: the same with the factory DES PICC master key (EV2First
+  refused, select PICC, AuthenticateISO 2K3DES, plain CreateApplication, then as above);
 * personalise_felica: a blank FeliCa Lite-S (write ID, CKV, CK, data; write RC, read with
   MAC_A proof);
 * rekey_desfire: a DESFire on the previous site key during a changeover (EV2First on the new
@@ -85,6 +87,10 @@ def run(host: PcscdHost, sink: Sink, verifier: CardVerifier, reader: str, mode: 
             verifier.set_keys([K1])
             uid, applet = uid7, DesfireCard.blank(uid7)
             verifier.arm(reader, f"r{i}", time.monotonic() + 30)
+        elif mode == "personalise_desfire_factory":
+            verifier.set_keys([K1])
+            uid, applet = uid7, DesfireCard.blank(uid7, factory_des=True)
+            verifier.arm(reader, f"r{i}", time.monotonic() + 30)
         elif mode == "personalise_felica":
             verifier.set_keys([K1])
             uid, applet = idm, FelicaLiteSCard.blank(idm)
@@ -115,8 +121,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="20 taps of each")
     args = ap.parse_args()
     taps = 20 if args.quick else args.taps
-    modes = ["verify_desfire", "personalise_desfire", "rekey_desfire", "verify_felica",
-             "personalise_felica", "rekey_felica"]
+    modes = ["verify_desfire", "personalise_desfire", "personalise_desfire_factory",
+             "rekey_desfire", "verify_felica", "personalise_felica", "rekey_felica"]
     result: dict[str, Any] = {"taps": taps, "load": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="secroom-bench-enrol-") as tmp:
         host = PcscdHost(Path(tmp) / "pcscd", port=free_port_pair())
@@ -139,9 +145,9 @@ def main() -> None:
             readers.stop()
             host.stop()
     print(f"card seen present -> tap handed over, {taps} taps each, load {result['load']:.2f}")
-    print(f"{'run':<22}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
+    print(f"{'run':<30}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
     for mode, p50, p99, worst in rows:
-        print(f"{mode:<22}{p50:>10.1f}{p99:>10.1f}{worst:>10.1f}")
+        print(f"{mode:<30}{p50:>10.1f}{p99:>10.1f}{worst:>10.1f}")
     print("anchor: verify_desfire / verify_felica (every door tap does this much)")
     print("RESULT " + json.dumps(result, sort_keys=True))
 
