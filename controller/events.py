@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, NamedTuple, Protocol, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from backup import events as backup
+from controller import card_events as cards
 from controller.camera import events as camera
 from controller.envelope import ClockState
 from controller.host import events as host
@@ -213,7 +214,7 @@ class NodeReceiptRefused(BaseModel):
 
     model_config = _CFG
 
-    what: Literal["ack", "resend"]
+    what: Literal["ack", "resend", "enrol"]
     reason: RefusalReason
     count: int = Field(ge=1)
 
@@ -342,6 +343,8 @@ KINDS: dict[str, KindSpec] = {
     "reader.power": _k(ReaderPower, _READERS, "リーダー電源異常", "Reader power"),
     "reader.secure_refused": _k(ReaderSecureRefused, _READERS, "リーダー暗号化通信の拒否",
                                 "Reader refused (secure channel)"),
+    cards.KIND_ENROLMENT: _k(cards.CardEnrolment, _DOOR, "カード発行", "Card personalisation"),
+    cards.KIND_REKEYED: _k(cards.CardRekeyed, _DOOR, "カード鍵の更新", "Card re-keyed"),
     printing.PRINT_RELEASE: _k(printing.PrintReleasePayload, _PRINT, "印刷出力", "Print released"),
     printing.PRINT_DENIED: _k(printing.PrintDeniedPayload, _PRINT, "印刷拒否", "Print denied"),
     printing.PRINT_EXPIRED: _k(printing.PrintExpiredPayload, _PRINT, "印刷ジョブ期限切れ",

@@ -40,6 +40,7 @@ from controller.access import (
     person_for_card,
 )
 from controller.adapters import build_cameras, build_cups
+from controller.card_enrol import CardEnrolDesk
 from controller.clock import ClockStateSource
 from controller.config import GatewayConfig, ReaderBinding
 from controller.door import Door, DoorError
@@ -132,6 +133,11 @@ class Gateway:
                                          "denied_unrecorded": 0, "grant_failed": 0}
         # door taps by (door, "granted" | "denied", reason): the metrics' decisions by result
         self.decisions: Counter[tuple[str, str, str]] = Counter()
+        # blank cards personalised at a reader on the dashboard's signed command
+        self.enrol = CardEnrolDesk(self.runtime, getattr(reader, "verifier", None),
+                                   self._pcsc_reader,
+                                   emit=self._emit_quiet, counters=self.counters,
+                                   clock=clock, clock_state=self.clock_state)
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -144,6 +150,7 @@ class Gateway:
         self._on_policy_change()
         self.runtime.subscribe(policy_topic(self.config.node.site, self.config.node.name),
                                self._on_policy_message, max_payload=MAX_POLICY_BYTES)
+        self.enrol.start()
         if self.printing is not None:
             # Releases talk to CUPS (seconds for many jobs): never on the readers' thread.
             self._print_worker = ThreadPoolExecutor(1, thread_name_prefix="print-release")
@@ -161,6 +168,7 @@ class Gateway:
     def stop(self) -> None:
         self._stop.set()
         self.reader.stop()
+        self.enrol.stop()
         if self._health_thread:
             self._health_thread.join(5)
         if self._print_worker is not None:
@@ -206,6 +214,8 @@ class Gateway:
     # -- TapSink ------------------------------------------------------------------------------
     def on_tap(self, tap: CardTap) -> None:
         self.counters["taps"] += 1
+        if self.enrol.on_tap(tap):  # a card being personalised opens nothing
+            return
         binding = self.config.binding_for(tap.reader)
         if binding is None:
             self.counters["unbound_taps"] += 1
@@ -215,6 +225,7 @@ class Gateway:
             self._print_tap(binding, tap)
         else:
             self._door_tap(binding, tap)
+        self.enrol.rekeyed(tap)  # after the door: a changeover's re-key delays no relay
 
     def on_status(self, status: ReaderStatus) -> None:
         self.readers_connected[status.reader] = status.connected
@@ -317,6 +328,10 @@ class Gateway:
         else:
             self._signal(tap.reader, Signal.DENIED, door.config.unlock_s)
         return decision
+
+    def _pcsc_reader(self, name: str) -> bool:
+        binding = self.config.binding_for(name)
+        return binding is not None and binding.kind != "osdp"
 
     def _signal(self, reader: str, signal: Signal, seconds: float) -> None:
         send = getattr(self.reader, "signal", None)

@@ -14,6 +14,9 @@ the very events this node produced: not a seq it never wrote, nor another journa
 counter the dashboard raises with every new receipt of that kind for that node (an older
 receipt is refused as a replay; the retained ack re-delivered on reconnect repeats the same
 counter and is a no-op). A resend body is ``{"site", "node", "from", "to", "counter"}``.
+An enrol command (personalise the next card at one of the node's readers, controller.card_enrol)
+is ``{"site", "node", "reader", "request", "wait_s", "issued_at", "counter"}`` (``issued_at``:
+when the dashboard sent it, so a node with a synchronised clock refuses one delivered late).
 
 A node refuses anything else (unsigned, unknown signer, bad signature, wrong node or site, an
 old counter, a seq beyond its head, a hash that is not its own), counts it, and prunes nothing.
@@ -32,8 +35,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from controller.envelope import b64u, canonical_json, unb64u
 from controller.keys import key_id
 
-ReceiptKind = Literal["ack", "resend"]
-CONTEXT: dict[str, bytes] = {"ack": b"secroom/v1/ack\n", "resend": b"secroom/v1/resend\n"}
+ReceiptKind = Literal["ack", "resend", "enrol"]
+CONTEXT: dict[str, bytes] = {"ack": b"secroom/v1/ack\n", "resend": b"secroom/v1/resend\n",
+                             "enrol": b"secroom/v1/enrol\n"}
+ENROL_WAIT_MAX_S = 120
 MAX_RECEIPT_BYTES = 2048
 MAX_SEQ = 2**62
 
@@ -58,6 +63,17 @@ class Ack:
 
 
 @dataclass(frozen=True)
+class EnrolCommand:
+    site: str
+    node: str
+    reader: str
+    request: str
+    wait_s: int
+    counter: int
+    issued_at: str = ""  # canonical UTC timestamp (controller.envelope.format_ts)
+
+
+@dataclass(frozen=True)
 class Resend:
     site: str
     node: str
@@ -79,6 +95,12 @@ def sign_ack(key: Ed25519PrivateKey, ack: Ack) -> bytes:
 def sign_resend(key: Ed25519PrivateKey, req: Resend) -> bytes:
     return _seal("resend", {"site": req.site, "node": req.node, "from": req.first,
                             "to": req.last, "counter": req.counter}, key)
+
+
+def sign_enrol(key: Ed25519PrivateKey, cmd: EnrolCommand) -> bytes:
+    return _seal("enrol", {"site": cmd.site, "node": cmd.node, "reader": cmd.reader,
+                           "request": cmd.request, "wait_s": cmd.wait_s,
+                           "issued_at": cmd.issued_at, "counter": cmd.counter}, key)
 
 
 def _int(body: dict[str, object], name: str, low: int) -> int:
@@ -136,3 +158,21 @@ def open_resend(blob: bytes, trusted: Sequence[Ed25519PublicKey], *, site: str,
     if first > last:
         raise ReceiptRefused("malformed", "from is after to")
     return Resend(site, node, first, last, _int(body, "counter", 1))
+
+
+def open_enrol(blob: bytes, trusted: Sequence[Ed25519PublicKey], *, site: str,
+               node: str) -> EnrolCommand:
+    body = _open("enrol", blob, trusted, site=site, node=node)
+    if set(body) != {"site", "node", "reader", "request", "wait_s", "issued_at", "counter"}:
+        raise ReceiptRefused("malformed", "unexpected enrol fields")
+    reader, request, issued = body.get("reader"), body.get("request"), body.get("issued_at")
+    if not isinstance(issued, str) or len(issued) > 40:
+        raise ReceiptRefused("malformed", "issued_at is not a timestamp")
+    if not isinstance(reader, str) or not 1 <= len(reader) <= 128:
+        raise ReceiptRefused("malformed", "reader is not a reader name")
+    if not isinstance(request, str) or not 1 <= len(request) <= 64:
+        raise ReceiptRefused("malformed", "request is not an id")
+    wait_s = _int(body, "wait_s", 1)
+    if wait_s > ENROL_WAIT_MAX_S:
+        raise ReceiptRefused("malformed", f"wait_s above {ENROL_WAIT_MAX_S}")
+    return EnrolCommand(site, node, reader, request, wait_s, _int(body, "counter", 1), issued)

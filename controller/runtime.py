@@ -152,6 +152,10 @@ class NodeRuntime:
             self.journal.close()
             raise
 
+    def receipt_refused(self, what: str, reason: str) -> None:
+        """A refused signed command (an enrol command, controller.card_enrol): as below."""
+        self._receipt_refused(what, reason)
+
     def _receipt_refused(self, what: str, reason: str) -> None:
         """A refused ack or resend request (publisher thread): journaled, at most once a minute
         per kind of refusal with the count since the last one, so the dashboard raises it and a

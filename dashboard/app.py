@@ -109,6 +109,7 @@ def routers() -> list[APIRouter]:
         nodes,
         overview,
         people,
+        personalise,
         presence,
         printers,
         system,
@@ -118,7 +119,8 @@ def routers() -> list[APIRouter]:
     return [
         system.router, overview.router, door_log.router, presence.router, nodes.router,
         node_keys.router,
-        people.router, enrol.router, groups.router, doors.router, printers.router,
+        people.router, enrol.router, personalise.router, groups.router, doors.router,
+        printers.router,
         lockdown.router,
         anomalies.router, audit.router, users.router, account.router, live.router,
         printing.router, backups.router, media.router, numlog.router, correlation.router,
@@ -142,8 +144,10 @@ def person_sections() -> list[tuple[str, Any]]:
     from dashboard.hosts.web import person_context as pc_context
     from dashboard.printing.web import person_context
     from dashboard.web.enrol import person_context as enrol_context
+    from dashboard.web.personalise import person_context as personalise_context
 
-    return [("people.enrol_open", enrol_context), ("printing.person", person_context),
+    return [("people.enrol_open", enrol_context),
+            ("people.personalise", personalise_context), ("printing.person", person_context),
             ("hosts.page", pc_context)]
 
 

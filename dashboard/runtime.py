@@ -180,8 +180,12 @@ def build_runtime(settings: DashboardSettings, *,
         presence = PresencePublisher(sm, key, site=settings.site,
                                      room_doors=correlation.room_doors, publish=publish,
                                      bus=runtime.bus)
-        parts = [signer, presence]
-        # a central dashboard: the other sites' policy and presence (their bridges carry them)
+        from dashboard.card_enrol import EnrolSender
+
+        enrol = EnrolSender(sm, key, site=settings.site, publish=publish, clock=now_utc)
+        parts = [signer, presence, enrol]
+        # a central dashboard: the other sites' policy, presence and card enrolment commands
+        # (their bridges carry them)
         parts += site_publishers(settings, sm, runtime.bus, key, correlation.room_doors,
                                  sites, replica.name if replica else None)
         parts += scheduled()

@@ -65,7 +65,10 @@ def site_ingest(settings: DashboardSettings, sm: sessionmaker[Session], bus: Bus
 def site_publishers(settings: DashboardSettings, sm: sessionmaker[Session], bus: Bus,
                     key: Ed25519PrivateKey, room_doors: Any, ingest: list[SiteIngest],
                     replica: str | None = None) -> list[Any]:
-    """Each other site's policy signer and presence publisher (the leader's, with replicas)."""
+    """Each other site's policy signer, presence publisher and card enrolment sender (the
+    leader's, with replicas)."""
+    from controller.envelope import now_utc
+    from dashboard.card_enrol import EnrolSender
     from dashboard.hosts.presence import PresencePublisher
     from dashboard.policy_signer import PolicySigner
 
@@ -78,5 +81,6 @@ def site_publishers(settings: DashboardSettings, sm: sessionmaker[Session], bus:
                               publish=publish, replica=replica)
         presence = PresencePublisher(sm, key, site=one.site, room_doors=room_doors,
                                      publish=publish, bus=bus)
-        parts += [signer, presence]
+        enrol = EnrolSender(sm, key, site=one.site, publish=publish, clock=now_utc)
+        parts += [signer, presence, enrol]
     return parts

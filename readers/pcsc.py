@@ -293,7 +293,7 @@ class PcscReaders:
             if isinstance(result, UidOk) and self.verifier is not None:
                 try:
                     credential = self.verifier.verify(
-                        self._transmitter(card, protocol), result.uid, atr)
+                        self._transmitter(card, protocol), result.uid, atr, reader=name)
                 except VerifyIOError as exc:
                     hr = exc.args[0] if exc.args and isinstance(exc.args[0], int) else hr
                     where = "SCardTransmit (verify)"

@@ -64,6 +64,9 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "people.enrol_status": EDITORS,
     "people.enrol_close": EDITORS,
     "people.enrol_confirm": EDITORS,
+    # a blank card personalised at a reader on a signed command to its node
+    "people.personalise": EDITORS,
+    "people.personalise_status": EDITORS,
     # groups (rights), weekly windows, public holidays
     "groups.page": READERS,
     "groups.create": EDITORS,

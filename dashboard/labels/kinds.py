@@ -44,6 +44,8 @@ KINDS: dict[str, Pair] = {
     "camera.still": ("カメラ静止画", "Camera still"),
     "camera.failed": ("カメラ撮影失敗", "Camera failed"),
     "node.receipt_refused": ("受領通知の拒否", "Receipt refused"),
+    "card.enrolment": ("カード発行", "Card personalisation"),
+    "card.rekeyed": ("カード鍵の更新", "Card re-keyed"),
     "policy.applied": ("ポリシー適用", "Policy applied"),
     "policy.rejected": ("ポリシー拒否", "Policy rejected"),
     "node.policy_stale": ("ポリシー期限切れ", "Policy expired"),

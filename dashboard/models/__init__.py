@@ -5,6 +5,7 @@ from dashboard.models import (
     audit,
     auth,
     camera,
+    card_enrol,  # noqa: F401 - registers its table
     cardkeys,  # noqa: F401 - registers its table
     correlation,
     events,

@@ -234,10 +234,37 @@
     window.setTimeout(poll, 1000);
   }
 
+  // A blank card being issued at a reader: ask every second how far the node got, and reload
+  // when the state moves on (dashboard/web/personalise.py).
+  function personaliseRequest() {
+    var box = document.getElementById("personalise-last");
+    var open = { requested: true, sent: true, waiting: true };
+    if (!box || !open[box.dataset.state] || !window.fetch) {
+      return;
+    }
+    var poll = function () {
+      window.fetch(box.dataset.statusUrl, {
+        credentials: "same-origin", headers: { accept: "application/json" }
+      }).then(function (r) {
+        return r.ok ? r.json() : { state: "gone" };
+      }).then(function (status) {
+        if (status.state !== box.dataset.state) {
+          window.location.reload();
+          return;
+        }
+        window.setTimeout(poll, 1000);
+      }).catch(function () {
+        window.setTimeout(poll, 2000);
+      });
+    };
+    window.setTimeout(poll, 1000);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     startLive();
     confirmations();
     enrolWindow();
+    personaliseRequest();
     scrollables();
   });
 })();

@@ -33,12 +33,16 @@ class CardType(StrEnum):
 @dataclass(frozen=True)
 class Credential:
     """The verifier's verdict on one presentation. ``detail`` is safe to log (status words,
-    step names); ``key_id`` names the site key that verified (never the key)."""
+    step names); ``key_id`` names the site key that verified (never the key). A presentation
+    that served an enrolment (``enrolment`` set) opens nothing: its verdict is the
+    personalisation's."""
 
     strength: Strength
     card_type: CardType
     detail: str = ""
     key_id: str | None = None
+    rekeyed_from: str | None = None  # the site key the card held before this tap re-keyed it
+    enrolment: str | None = None  # the enrolment request this presentation was personalised for
 
 
 UID_ONLY: Final[Credential] = Credential(Strength.WEAK, CardType.UID_ONLY, "not verified")

@@ -121,21 +121,32 @@ def authenticate(
 ) -> tuple[bool, str]:
     """Run AuthenticateEV2First with ``key``; (True, "") when the card proved it, else
     (False, why) with a safe detail."""
+    session, why = authenticate_session(transmit, key, key_no=key_no, random=random)
+    return session is not None, why
+
+
+def authenticate_session(
+    transmit: Transmit, key: bytes, *, key_no: int = 0,
+    random: Callable[[int], bytes] = os.urandom,
+) -> tuple[tuple[bytes, bytes, bytes] | None, str]:
+    """AuthenticateEV2First; ((SesAuthENC, SesAuthMAC, TI), "") when the card proved ``key``,
+    else (None, why). The session is for ``readers.verify.desfire_sm``."""
     status, ek_rnd_b = unwrap(transmit(wrap(CMD_EV2_FIRST, bytes((key_no, 0x00)))))
     if status != ST_MORE or len(ek_rnd_b) != 16:
-        return False, f"EV2First step 1: status {status:#04x}, {len(ek_rnd_b)} byte(s)"
+        return None, f"EV2First step 1: status {status:#04x}, {len(ek_rnd_b)} byte(s)"
     rnd_b = _cbc0(key, ek_rnd_b, decrypt=True)
     rnd_a = random(16)
     reply = transmit(wrap(CMD_MORE, _cbc0(key, rnd_a + rotl(rnd_b))))
     status, answer = unwrap(reply)
     if status == ST_AUTH_ERROR:
-        return False, "EV2First step 2: authentication error (wrong key)"
+        return None, "EV2First step 2: authentication error (wrong key)"
     if status != ST_OK or len(answer) != 32:
-        return False, f"EV2First step 2: SW {_sw(reply)}, {len(answer)} byte(s)"
+        return None, f"EV2First step 2: SW {_sw(reply)}, {len(answer)} byte(s)"
     plain = _cbc0(key, answer, decrypt=True)
     if plain[4:20] != rotl(rnd_a):
-        return False, "EV2First step 2: the card did not prove the key (RndA' mismatch)"
-    return True, ""
+        return None, "EV2First step 2: the card did not prove the key (RndA' mismatch)"
+    enc, mac = ev2_session_keys(key, rnd_a, rnd_b)
+    return (enc, mac, plain[:4]), ""
 
 
 def verify(

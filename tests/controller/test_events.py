@@ -149,6 +149,7 @@ def test_kinds_follow_the_node_roles() -> None:
         "door": {"door_gateway"},
         "reader": {"door_gateway", "print_station"},
         "camera": {"door_gateway", "print_station"},  # the stills of doors, racks, printers
+        "card": {"door_gateway"},  # personalised and re-keyed at a door reader
         "print": {"print_station"},
         "usb": {"host_agent"},
         "host": {"host_agent"},

@@ -199,3 +199,28 @@ def test_a_flood_of_receipts_waits_in_a_bounded_queue(tmp_path: Path) -> None:
         assert pub._overflow_ack == b'{"n": %d}' % (RECEIPTS_QUEUED + 43)  # the newest
     finally:
         j.close()
+
+
+def test_an_enrol_command_is_bound_to_its_kind_node_and_limits() -> None:
+    from controller.receipts import EnrolCommand, open_enrol, sign_enrol
+
+    key = DASHBOARD.key
+    cmd = EnrolCommand(SITE, NODE, "Virtual PCD 00 00", "req-1", 60, 3, "2026-12-07T09:00:00Z")
+    assert open_enrol(sign_enrol(key, cmd), TRUSTED, site=SITE, node=NODE) == cmd
+    # an ack's signature does not pass as an enrol command (the contexts differ)
+    ack = json.loads(sign_ack(key, Ack(SITE, NODE, 1, "h", 3)))
+    forged = canonical_json({"key_id": ack["key_id"], "sig": ack["sig"],
+                             "enrol": {"site": SITE, "node": NODE, "reader": "r",
+                                       "request": "x", "wait_s": 60, "issued_at": "",
+                                       "counter": 3}})
+    with pytest.raises(ReceiptRefused) as refused:
+        open_enrol(forged, TRUSTED, site=SITE, node=NODE)
+    assert refused.value.reason == "bad_signature"
+    for bad, why in ((EnrolCommand(SITE, NODE, "r", "x", 121, 3), "wait_s"),
+                     (EnrolCommand(SITE, NODE, "", "x", 60, 3), "reader"),
+                     (EnrolCommand(SITE, NODE, "r", "x" * 65, 60, 3), "request")):
+        with pytest.raises(ReceiptRefused, match=why):
+            open_enrol(sign_enrol(key, bad), TRUSTED, site=SITE, node=NODE)
+    with pytest.raises(ReceiptRefused) as refused:
+        open_enrol(sign_enrol(key, cmd), TRUSTED, site=SITE, node="gw2")
+    assert refused.value.reason == "wrong_node"

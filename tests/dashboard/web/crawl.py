@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 ALLOWED_WORDS = frozenset({
     "secroom", "English", "CSV", "PDF", "USB", "USBGuard", "IC", "ID", "UID", "PC", "API",
     "CUPS", "NAS", "OS", "UTF", "BOM", "JIS", "KB", "MB", "GB", "XLSX", "sudo",
+    "FeliCa", "DESFire",  # the card families, written so on Japanese cards and manuals
 })
 
 DOTTED = re.compile(r"(?<![\w./-])[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+(?![\w/-])")
