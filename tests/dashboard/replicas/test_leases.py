@@ -310,11 +310,11 @@ def test_runtime_composition(pg: Engine, tmp_path: Any) -> None:
     assert full.parts[2].client_id.endswith("-r1")  # replicas must not share a client id
     leader = full.parts[4]
     assert {type(p).__name__ for p in leader.make_parts()} >= {
-        "PolicySigner", "PresencePublisher", "BackupWatch", "LoopPart"}
+        "PolicySigner", "PresencePublisher", "EnrolSender", "BackupWatch", "LoopPart"}
     single = build_runtime(DashboardSettings(data_dir=tmp_path / "c", mqtt={"port": 1}))
     assert [type(p).__name__ for p in single.parts] == [
         "LoopPart", "LinkProcess", "IngestConsumer", "PolicySigner", "PresencePublisher",
-        "BackupWatch", "LoopPart", "LoopPart"]  # the correlation, the camera stills' retention
+        "EnrolSender", "BackupWatch", "LoopPart", "LoopPart"]  # the correlation, the camera stills' retention
     for rt in (web_only, full, single):
         for p in rt.parts:
             if isinstance(p, IngestConsumer):
