@@ -93,7 +93,8 @@ def latest_for(session: Session, person_id: str) -> CardEnrolment | None:
 
 
 class EnrolSender:
-    """Signs and publishes the stored requests, and closes them from the node's events."""
+    """Signs and publishes the stored requests, and closes them from the node's events: those
+    of its site's nodes (a central dashboard runs one per site, each on its site's link)."""
 
     def __init__(self, sessionmaker: Any, key: Ed25519PrivateKey, *, site: str,
                  publish: Publish, clock: Callable[[], datetime], poll_s: float = 0.5) -> None:
@@ -202,9 +203,11 @@ class EnrolSender:
         self.counts["closed"] += 1
 
     def _rekeys(self, db: Session, now: datetime) -> None:
-        for event in db.scalars(select(StoredEvent).where(
-                StoredEvent.kind == "card.rekeyed", StoredEvent.id > self._rekey_cursor)
-                .order_by(StoredEvent.id)):
+        for event in db.scalars(select(StoredEvent).join(Node, Node.name == StoredEvent.node)
+                                .where(StoredEvent.kind == "card.rekeyed",
+                                       StoredEvent.id > self._rekey_cursor,
+                                       Node.site == self.site)
+                                .order_by(StoredEvent.id)):
             self._rekey_cursor = event.id
             data = event.data if isinstance(event.data, dict) else {}
             card = db.get(Card, str(data.get("card") or ""))

@@ -107,6 +107,25 @@ def test_the_sender_signs_the_command_and_registers_the_personalised_card(sm, of
         assert actions(s)[-1] == "card.rekey" and actions(s).count("card.rekey") == 1
 
 
+def test_each_sites_sender_serves_only_its_sites_nodes(sm, office) -> None:
+    """A central dashboard runs one sender per site, each publishing on its site's link."""
+    key, home, other, clock = Ed25519PrivateKey.generate(), Sink(), Sink(), Clock()
+    with sm.begin() as s:
+        s.add(Node(name="osaka-gw1", site="osaka", key_status="approved", public_key="k" * 43,
+                   first_seen_at=T0, roles="door_gateway"))
+    with sm.begin() as s:
+        here = request_enrolment(s, "admin", "bob", "gw1", READER, now=T0).id
+        there = request_enrolment(s, "admin", "bob", "osaka-gw1", READER, now=T0).id
+    EnrolSender(sm, key, site=SITE, publish=home, clock=clock).poll()
+    EnrolSender(sm, key, site="osaka", publish=other, clock=clock).poll()
+    [(topic, blob, _)] = home.sent
+    assert topic == f"secroom/v1/{SITE}/gw1/enrol"
+    assert open_enrol(blob, [key.public_key()], site=SITE, node="gw1").request == here
+    [(topic, blob, _)] = other.sent
+    assert topic == "secroom/v1/osaka/osaka-gw1/enrol"
+    assert open_enrol(blob, [key.public_key()], site="osaka", node="osaka-gw1").request == there
+
+
 def test_failures_and_silence_close_the_request_without_a_card(sm, office) -> None:
     key, sink, clock = Ed25519PrivateKey.generate(), Sink(), Clock()
     sender = EnrolSender(sm, key, site=SITE, publish=sink, clock=clock)
