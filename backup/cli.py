@@ -159,6 +159,7 @@ def _run(args: argparse.Namespace, emit: Emit) -> int:
                                            cfg.dedup_key_file)
     opts = RunOptions(vault_paths=cfg.vault_paths, public_key=public, dedup_key=dedup,
                       cache_dir=cfg.cache_dir, excludes=cfg.excludes, threads=cfg.threads,
+                      small_file_workers=cfg.small_file_workers,
                       pack_size=cfg.pack_size_mb << 20, level=cfg.compression_level)
     with repo.locked("run"):
         res = backup(repo, opts, started)

@@ -44,6 +44,7 @@ class RunOptions:
     cache_dir: Path
     excludes: list[str] = field(default_factory=list)
     threads: int = 0
+    small_file_workers: int = 2  # backup.config.BackupConfig.small_file_workers
     pack_size: int = 16 << 20
     level: int = 3
     tag: str | None = None  # the snapshot's series (FORMAT.md, snapshot header); None: vault
@@ -242,7 +243,8 @@ def backup(repo: Repository, opts: RunOptions, now: datetime) -> RunResult:
     # vault of tiny files (one left the walk idle a third of the time); more do not help, as
     # the walk is then the slowest part
     up = Uploader(repo.root, known, opts.dedup_key, opts.public_key, threads=threads,
-                  pack_size=opts.pack_size, level=opts.level, workers=min(2, threads))
+                  pack_size=opts.pack_size, level=opts.level,
+                  workers=min(opts.small_file_workers, threads))
     written: dict[bytes, str] = {}  # chunk id -> pack of every chunk this run stored
     checkpoint = _Checkpoint(repo, opts, old_cache, known, written)
     res = RunResult(snapshot_id="")

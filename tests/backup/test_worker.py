@@ -185,3 +185,24 @@ def test_a_worker_dies_with_its_parent(tmp_path: Path) -> None:
     finally:
         os.close(pidfd)
         parent.stdout.close()
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_small_file_workers_sets_how_many_processes_start(
+        env: Env, monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+    """``[backup] small_file_workers``: 0 keeps small files in the threads, 1 uses one process
+    (less memory on a small node); either way every content is stored once and restores."""
+    started: list[WorkerProcess] = []
+    real_init = WorkerProcess.__init__
+
+    def spy(self: WorkerProcess, *a: Any, **k: Any) -> None:
+        real_init(self, *a, **k)
+        started.append(self)
+
+    monkeypatch.setattr(WorkerProcess, "__init__", spy)
+    _vault(env.vault, 300)
+    done = env.run(small_file_workers=workers)
+    assert len(started) == workers
+    ids = _blob_ids(env)
+    assert len(ids) == len(set(ids))
+    assert _restored_equal(env, done.snapshot_id)

@@ -44,6 +44,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 RESTIC = shutil.which("restic") or "/usr/bin/restic"
+EXTRA_CONFIG = ""  # more [backup] settings for secroom's runs (--small-file-workers)
 WORDS = (
     "mynumber", "employee", "株式会社", "山田", "太郎", "payroll", "2024", "tax", "insurance",
     "東京都", "address", "department", "salary", "bonus", "withholding", "源泉徴収", "dependents",
@@ -226,7 +227,7 @@ def small_files(work: Path, n: int, rng: random.Random, both: Callable[..., None
         f'vault_paths = ["{small}"]\n'
         f'public_key_file = "{keys / "backup.pub"}"\n'
         f'dedup_key_file = "{work / "small-gw" / "dedup.key"}"\n'
-        f'cache_dir = "{work / "small-gw" / "cache"}"\n')
+        f'cache_dir = "{work / "small-gw" / "cache"}"\n' + EXTRA_CONFIG)
     subprocess.run([RESTIC, "init"], env=renv, check=True, stdout=subprocess.DEVNULL)
     r: dict[str, Any] = {}
     s: dict[str, Any] = {}
@@ -286,7 +287,12 @@ def main() -> int:
                     help="files in the many-small-files vault (default 60000, --quick 5000; "
                          "0: skip it)")
     ap.add_argument("--only-small", action="store_true", help="run the small-files part only")
+    ap.add_argument("--small-file-workers", type=int, default=None,
+                    help="[backup] small_file_workers for secroom (default: its own default)")
     args = ap.parse_args()
+    if args.small_file_workers is not None:
+        global EXTRA_CONFIG
+        EXTRA_CONFIG = f"small_file_workers = {args.small_file_workers}\n"
     if args.small_files is None:
         args.small_files = 5000 if args.quick else 60000
     rng = random.Random(args.seed)
@@ -311,7 +317,7 @@ def main() -> int:
             f'vault_paths = ["{vault}"]\n'
             f'public_key_file = "{keys / "backup.pub"}"\n'
             f'dedup_key_file = "{work / "gw" / "dedup.key"}"\n'
-            f'cache_dir = "{work / "gw" / "cache"}"\n')
+            f'cache_dir = "{work / "gw" / "cache"}"\n' + EXTRA_CONFIG)
         env_s = {**os.environ, "PYTHONPATH": str(ROOT)}
         sec = [PY, "-m", "backup"]
         keyargs = ["--key", str(keys / "backup.key"), "--passphrase-file", str(pw)]
