@@ -314,7 +314,8 @@ def test_runtime_composition(pg: Engine, tmp_path: Any) -> None:
     single = build_runtime(DashboardSettings(data_dir=tmp_path / "c", mqtt={"port": 1}))
     assert [type(p).__name__ for p in single.parts] == [
         "LoopPart", "LinkProcess", "IngestConsumer", "PolicySigner", "PresencePublisher",
-        "EnrolSender", "BackupWatch", "LoopPart", "LoopPart"]  # the correlation, the camera stills' retention
+        "EnrolSender", "BackupWatch",
+        "LoopPart", "LoopPart"]  # the correlation, the camera stills' retention
     for rt in (web_only, full, single):
         for p in rt.parts:
             if isinstance(p, IngestConsumer):
