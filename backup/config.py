@@ -36,10 +36,9 @@ class BackupConfig(BaseModel):
     events_include_paths: bool = False  # vault names may be personal data: counts only by default
     pack_size_mb: int = Field(default=16, ge=1, le=256)
     threads: int = Field(default=0, ge=0, le=64)  # 0 = one per CPU
-    # processes that store small files' chunks on a first backup (backup/worker.py): two keep
-    # two cores busy (each about 20 MB of its own), one costs less memory, 0 leaves them to
-    # the threads (the walking thread's GIL then paces a vault of tiny files); at most threads
-    small_file_workers: int = Field(default=2, ge=0, le=8)
+    # (backup/worker.py: two keep two cores busy, each about 20 MB of its own; 0 leaves small
+    # files to the threads, whose walking thread's GIL then paces a vault of tiny files)
+    small_file_workers: int = Field(default=2, ge=0, le=8)  # processes for small files; <= threads
     compression_level: int = Field(default=3, ge=1, le=19)
 
     @field_validator("timezone")
