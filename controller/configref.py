@@ -113,6 +113,9 @@ NOTES: dict[tuple[str, str], str] = {
     ("BackupConfig", "dedup_key_file"): "keyed chunk ids without the private key",
     ("BackupConfig", "schedule"): "local time of the nightly run",
     ("BackupConfig", "threads"): "0 = one per CPU",
+    ("BackupConfig", "small_file_workers"): (
+        "processes storing small files on a first backup (at most threads; 0: in the "
+        "threads; 1 saves about 20 MB)"),
     ("UsbAgentConfig", "token_offset"): "byte offset of the medium token on the stick",
     ("UsbAgentConfig", "poll_seconds"): "how often the agent checks policy and sysfs",
 }
