@@ -44,7 +44,7 @@ class RunOptions:
     cache_dir: Path
     excludes: list[str] = field(default_factory=list)
     threads: int = 0
-    small_file_workers: int = 2  # backup.config.BackupConfig.small_file_workers
+    small_file_workers: int = 1  # backup.config.BackupConfig.small_file_workers
     pack_size: int = 16 << 20
     level: int = 3
     tag: str | None = None  # the snapshot's series (FORMAT.md, snapshot header); None: vault

@@ -69,7 +69,7 @@ def test_small_files_through_the_worker_restore_exactly_and_are_stored_once(
     monkeypatch.setattr(WorkerProcess, "__init__", spy)
     _vault(env.vault, 400)
     unique = {p.read_bytes() for p in env.vault.rglob("*") if p.is_file()}  # (before: atimes)
-    done = env.run()
+    done = env.run(small_file_workers=2)
     assert len(started) == 2 and all(w._proc.returncode == 0 for w in started)
     ids = _blob_ids(env)
     assert len(ids) == len(set(ids))  # no content stored twice
@@ -80,7 +80,7 @@ def test_small_files_through_the_worker_restore_exactly_and_are_stored_once(
     assert not any((env.repo().root / "tmp").iterdir())
     # an incremental run with few changes does not start it, and stores no duplicate either
     (env.vault / "00" / "届出_0001.txt").write_bytes(b"changed\n")
-    again = env.run()
+    again = env.run(small_file_workers=2)
     assert len(started) == 2 and again.files_changed == 1
     assert len(_blob_ids(env)) == len(ids) + 1
     assert _restored_equal(env, again.snapshot_id)
@@ -146,7 +146,7 @@ def test_the_worker_gets_no_key_on_its_command_line_or_environment(
 
     monkeypatch.setattr(subprocess, "Popen", Spy)
     _vault(env.vault, 100)
-    env.run()
+    env.run(small_file_workers=2)
     assert len(seen) == 2
     secret = env.dedup_key()
     for text in [t for argv, environ in seen for t in [*argv, *environ.values()]]:
