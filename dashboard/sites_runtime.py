@@ -12,8 +12,8 @@ sites with a process each, 6 x 74 MB), a thread link a few.
 
 With replicas (dashboard.replicas) every replica runs each site's link and consumer, and the
 ingest leases cover every site's nodes: a replica stores (and subscribes to) the nodes it
-holds of every site. The policy signer and the presence publisher of each site are the
-leader's, on that site's link.
+holds of every site. The policy signer, the presence publisher and the card enrolment sender
+of each site are the leader's, on that site's link.
 """
 
 from __future__ import annotations
