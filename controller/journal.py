@@ -419,15 +419,21 @@ class Journal:
                        ) -> bool:
         """Take a signed receipt's counter (and, for an ack, its seq and hash) if it is news.
 
-        False for a repeat (the same counter: the retained ack re-delivered on reconnect).
-        Raises ``ReceiptRefused`` for an older counter (a replay), an ack beyond the head, or an
-        ack whose hash is not the one this journal stored at that seq; nothing is recorded
-        then, so nothing is pruned."""
+        False for a repeat (the same counter: the retained ack re-delivered on reconnect) and
+        for a stale ack: an older counter acknowledging no more than the ack already taken
+        (two dashboard replicas' acks crossing at a lease hand-over, or a site bridge that
+        hands over its retained ack before the ones it queued while cut); it changes nothing.
+        Raises ``ReceiptRefused`` for any other older counter (a replay), an ack beyond the
+        head, or an ack whose hash is not the one this journal stored at that seq; nothing is
+        recorded then, so nothing is pruned."""
         with self._lock:
             have = self.receipt_counter(kind)
             if counter == have:
                 return False
             if counter < have:
+                if ack is not None and ack[0] <= self._ack and self.hash_at(ack[0]) in (
+                        None, ack[1]):
+                    return False
                 raise ReceiptRefused("replayed", f"{kind} counter {counter} is older than {have}")
             if ack is not None:
                 seq, digest = ack

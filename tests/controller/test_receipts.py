@@ -56,6 +56,29 @@ def test_a_signed_ack_of_the_nodes_own_event_is_taken_once(journal: Journal) -> 
     assert journal.ack == 7
 
 
+def test_an_older_ack_of_no_more_than_the_taken_one_is_stale_not_refused(
+        journal: Journal) -> None:
+    """Two replicas' retained acks can cross at a lease hand-over, and a site bridge can hand
+    over its retained ack before the ones it queued: an older genuine ack that acknowledges
+    no more than the ack taken changes nothing and is no alarm."""
+    signer = DashboardSigner(DASHBOARD.key)
+    older = signer.ack(SITE, NODE, 4, journal.hash_at(4) or "")
+    newer = signer.ack(SITE, NODE, 7, journal.hash_at(7) or "")
+    assert _take(journal, newer) and journal.ack == 7
+    before = journal.receipt_counter("ack")
+    assert not _take(journal, older)  # stale: a no-op
+    assert (journal.ack, journal.receipt_counter("ack")) == (7, before)
+    # an older counter that would acknowledge more is still a replay
+    beyond = sign_ack(DASHBOARD.key, Ack(SITE, NODE, 9, journal.hash_at(9) or "", 1))
+    with pytest.raises(ReceiptRefused) as refused:
+        _take(journal, beyond)
+    assert refused.value.reason == "replayed"
+    # and an older one naming an event this node did not write is not ours
+    forged = sign_ack(DASHBOARD.key, Ack(SITE, NODE, 4, "f" * 64, 1))
+    with pytest.raises(ReceiptRefused):
+        _take(journal, forged)
+
+
 @pytest.mark.parametrize("case", ["unsigned", "unknown_key", "bad_signature", "wrong_node",
                                   "beyond_head", "not_ours", "replayed", "as_policy"])
 def test_a_bad_ack_is_refused_and_records_nothing(journal: Journal, case: str) -> None:
