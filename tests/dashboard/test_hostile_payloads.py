@@ -91,6 +91,7 @@ def test_hostile_payloads_through_the_broker(broker, sm, node):
     link = connect(broker, "dashboard")
     consumer = IngestConsumer(sm, link, site=SITE, bus=Bus(), tick_s=0.2)
     consumer.start()
+    assert link.wait_subscribed(30), link.last_error  # events sent before would reach no one
     side = NodeSide(broker, node)
     try:
         side.send(*real[:20])

@@ -57,6 +57,7 @@ def test_a_node_cannot_publish_or_replay_as_another_node(
     dash = broker.link("dashboard")
     consumer = IngestConsumer(sm, dash, site=SITE, bus=Bus(), tick_s=0.05)
     consumer.start()
+    assert dash.wait_subscribed(30), dash.last_error  # events sent before would reach no one
     l1, l2 = broker.link("gw1"), broker.link("gw2")
     acks1, acks2 = Acks(l1, "gw1"), Acks(l2, "gw2")
     try:

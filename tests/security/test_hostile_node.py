@@ -83,6 +83,7 @@ def test_a_stolen_host_agent_and_an_anonymous_client_bend_nothing(
     consumer = IngestConsumer(sm, dash_link, site=SITE, bus=bus, tick_s=0.05, gap_timeout_s=2,
                               resend_interval_s=0.2, receipt_key=dash_key)
     consumer.start()
+    assert dash_link.wait_subscribed(30), dash_link.last_error
     generate(tmp_path / "gw1.key")
     gw1 = NodeRuntime(RuntimeSettings(
         node="gw1", site=SITE, journal=tmp_path / "gw1.sqlite", key_file=tmp_path / "gw1.key",

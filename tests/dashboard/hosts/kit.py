@@ -80,6 +80,7 @@ class HostWorld:
         self.consumer = IngestConsumer(self.sm, self.link, site=SITE, bus=self.bus,
                                        gap_timeout_s=5, receipt_key=self.key)
         self.consumer.start()
+        assert self.link.wait_subscribed(30), self.link.last_error
         self.signer = PolicySigner(self.sm, self.key, site=SITE, publish=publish)
         self.signer.publish_now()
         self.presence = PresencePublisher(self.sm, self.key, site=SITE, publish=publish,
