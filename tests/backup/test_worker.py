@@ -57,16 +57,22 @@ def _restored_equal(env: Env, sid: str) -> bool:
     return tree_state(target / str(env.vault).lstrip("/")) == tree_state(env.vault)
 
 
-def test_small_files_through_the_worker_restore_exactly_and_are_stored_once(
-        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    started: list[WorkerProcess] = []
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[WorkerProcess]:
+    """The worker processes the run starts, in order."""
+    seen: list[WorkerProcess] = []
     real_init = WorkerProcess.__init__
 
     def spy(self: WorkerProcess, *a: Any, **k: Any) -> None:
         real_init(self, *a, **k)
-        started.append(self)
+        seen.append(self)
 
     monkeypatch.setattr(WorkerProcess, "__init__", spy)
+    return seen
+
+
+def test_small_files_through_the_worker_restore_exactly_and_are_stored_once(
+        env: Env, started: list[WorkerProcess]) -> None:
     _vault(env.vault, 400)
     unique = {p.read_bytes() for p in env.vault.rglob("*") if p.is_file()}  # (before: atimes)
     done = env.run(small_file_workers=2)
@@ -189,17 +195,9 @@ def test_a_worker_dies_with_its_parent(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("workers", [0, 1])
 def test_small_file_workers_sets_how_many_processes_start(
-        env: Env, monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+        env: Env, started: list[WorkerProcess], workers: int) -> None:
     """``[backup] small_file_workers``: 0 keeps small files in the threads, 1 uses one process
     (less memory on a small node); either way every content is stored once and restores."""
-    started: list[WorkerProcess] = []
-    real_init = WorkerProcess.__init__
-
-    def spy(self: WorkerProcess, *a: Any, **k: Any) -> None:
-        real_init(self, *a, **k)
-        started.append(self)
-
-    monkeypatch.setattr(WorkerProcess, "__init__", spy)
     _vault(env.vault, 300)
     done = env.run(small_file_workers=workers)
     assert len(started) == workers

@@ -4,6 +4,8 @@ checks every replica test ends with."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from controller.mqtt import MqttSettings
 from controller.runtime import NodeRuntime, RuntimeSettings
 from dashboard.models import Anomaly, Node, StoredEvent
 from dashboard.models.policy import PolicyVersion
-from dashboard.models.replicas import LeaderTerm
+from dashboard.models.replicas import IngestLease, LeaderTerm
 
 FALSE_ANOMALIES = ("gap", "fork", "chain", "bad_signature", "unknown_node", "unapproved_node",
                    "kind_not_allowed", "receipt_refused")
@@ -99,3 +101,20 @@ def one_signer_at_a_time(sm: sessionmaker[Session], killed: dict[str, datetime])
                    if t.started_at <= v.issued_at <= end]
         assert holders == [v.signed_by], (v.version, v.signed_by, holders)
     return [t.holder for t in terms]
+
+
+def holders(sm: sessionmaker[Session]) -> dict[str, str]:
+    """Which replica holds each node's ingest lease."""
+    with sm() as s:
+        return {lease.node: lease.holder for lease in s.scalars(select(IngestLease))}
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float) -> None:
+    """Poll what other processes write (the database, the nodes' journals): nothing to
+    subscribe to."""
+    pause = threading.Event()
+    deadline = datetime.now(UTC).timestamp() + timeout
+    while not predicate():
+        if datetime.now(UTC).timestamp() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        pause.wait(0.1)

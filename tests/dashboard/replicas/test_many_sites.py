@@ -19,22 +19,23 @@ from types import SimpleNamespace
 import httpx
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from controller.runtime import NodeRuntime
 from dashboard import services
 from dashboard.auth.service import AuthService
 from dashboard.models import Node
-from dashboard.models.replicas import IngestLease
 from dashboard.settings import load_settings
 from tests.dashboard.replicas.kit import (
     emit,
     engine_of,
     false_anomalies,
+    holders,
     one_signer_at_a_time,
     start_nodes,
     stored_once_in_order,
 )
+from tests.dashboard.replicas.kit import wait_for as _wait_for
 from tests.support.bridges import BridgedSites
 from tests.support.replicas import ReplicaSet, login
 
@@ -43,6 +44,10 @@ pytestmark = pytest.mark.integration
 SITES = ["osaka", "nagoya", "fukuoka"]
 PASSWORD = "many-sites-pw"  # noqa: S105 - a throwaway account of this test
 WAIT = 60.0
+
+
+def wait_for(predicate, what: str, timeout: float = WAIT) -> None:  # type: ignore[no-untyped-def]
+    _wait_for(predicate, what, timeout)
 
 
 @pytest.fixture
@@ -61,19 +66,6 @@ def replicas(tmp_path: Path, pg_url: str, bridged: BridgedSites) -> Iterator[Rep
         yield rs
 
 
-def holders(sm: sessionmaker[Session]) -> dict[str, str]:
-    with sm() as s:
-        return {lease.node: lease.holder for lease in s.scalars(select(IngestLease))}
-
-
-def wait_for(predicate, what: str, timeout: float = WAIT) -> None:  # type: ignore[no-untyped-def]
-    """Poll what other processes write (the database, the nodes' journals)."""
-    pause = threading.Event()
-    deadline = datetime.now(UTC).timestamp() + timeout
-    while not predicate():
-        if datetime.now(UTC).timestamp() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        pause.wait(0.1)
 
 
 def flowing(nodes: dict[str, NodeRuntime], names: list[str], what: str) -> None:

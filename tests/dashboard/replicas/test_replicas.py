@@ -28,10 +28,12 @@ from tests.dashboard.replicas.kit import (
     emit,
     engine_of,
     false_anomalies,
+    holders,
     one_signer_at_a_time,
     start_nodes,
     stored_once_in_order,
 )
+from tests.dashboard.replicas.kit import wait_for as _wait_for
 from tests.support.mosquitto import Broker
 from tests.support.replicas import ReplicaSet, login, post_login
 
@@ -42,25 +44,16 @@ PASSWORD = "replica-test-pw"  # noqa: S105 - a throwaway account of this test
 WAIT = 120.0
 
 
+def wait_for(predicate, what: str, timeout: float = WAIT) -> None:  # type: ignore[no-untyped-def]
+    _wait_for(predicate, what, timeout)
+
+
 @pytest.fixture
 def replicas(tmp_path: Path, pg_url: str, broker: Broker) -> Iterator[ReplicaSet]:
     with ReplicaSet(tmp_path / "central", pg_url, broker) as rs:
         yield rs
 
 
-def holders(sm: sessionmaker) -> dict[str, str]:
-    with sm() as s:
-        return {lease.node: lease.holder for lease in s.scalars(select(IngestLease))}
-
-
-def wait_for(predicate, what: str, timeout: float = WAIT) -> None:  # type: ignore[no-untyped-def]
-    """Poll the database (another process writes it: nothing to subscribe to)."""
-    done = threading.Event()
-    deadline = datetime.now(UTC).timestamp() + timeout
-    while not predicate():
-        if datetime.now(UTC).timestamp() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        done.wait(0.1)
 
 
 def test_replica_killed_mid_stream(tmp_path: Path, replicas: ReplicaSet,
