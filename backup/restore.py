@@ -109,17 +109,25 @@ def restore(root: Path, idx: Index, key: crypto.PrivateKey,
                     *e[:2], e[2] & ~SPECIAL, *e[3:]]
 
     links_at = _links(entries())
+    folders: dict[str, None] = {}  # every folder the restore makes, parents first
     for e in entries():
         _check_path(e, links_at)
+        dest = target_of(target, e[1])
+        folders[dest if e[0] == snapshot.DIR else os.path.dirname(dest)] = None
     idx.unseal(key)
     with io_errors("preparing the restore target"):
         created = not os.path.lexists(target)
         target.mkdir(parents=True, exist_ok=True)
         if any(target.iterdir()):
             raise StorageError(f"restore target {target} is not empty; choose an empty folder")
+        # all folders before any file, as restic does: made one by one between the files,
+        # they cost ext4 without a journal up to 4x the system time of the restore right after
+        # a large delete (its inode allocator steps over recently deleted inodes)
+        for folder in folders:
+            os.makedirs(folder, exist_ok=True)
+        del folders
     res = RestoreResult()
     batch: list[tuple[_File, list[list[Any]]]] = []  # files with data, in manifest order
-    made: set[str] = set()
     links: list[list[Any]] = []
     dirs: list[list[Any]] = []
     workers = threads or (os.cpu_count() or 2)
@@ -129,17 +137,11 @@ def restore(root: Path, idx: Index, key: crypto.PrivateKey,
                 dest = target_of(target, e[1])
                 kind = e[0]
                 if kind == snapshot.DIR:
-                    os.makedirs(dest, exist_ok=True)
-                    made.add(dest)
                     res.dirs += 1
                     # the target itself ("/" in the snapshot) keeps its metadata unless we made it
                     if created or e[1].strip("/"):
                         dirs.append(e)
                     continue
-                parent = os.path.dirname(dest)
-                if parent not in made:
-                    os.makedirs(parent, exist_ok=True)
-                    made.add(parent)
                 if kind == snapshot.LINK:
                     os.symlink(e[8], dest)
                     links.append(e)
