@@ -27,10 +27,9 @@ import json
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
@@ -44,6 +43,7 @@ from dashboard.bridge_config import bridge_link_topic
 from dashboard.bus import Bus
 from dashboard.ingest import compat
 from dashboard.ingest.core import BatchResult, IngestCore, Prepared, ResendRequest
+from dashboard.ingest.inbox import Inbox
 from dashboard.ingest.leased import LeasedTopics
 from dashboard.ingest.link_process import LinkProcess
 from dashboard.ingest.marks import next_counter
@@ -52,77 +52,6 @@ from dashboard.models.nodes import Node
 from dashboard.replicas.leases import IngestLeases, LeaseChange, node_of
 
 CATCH_UP_SPAN = 10_000  # a node clamps a resend to what it has sent (and to its resend_max)
-
-
-T = TypeVar("T")
-
-
-class _Inbox(Generic[T]):
-    """A FIFO drained in bulk (one lock round per batch, not per message), bounded in items
-    and, with ``size``, in bytes: a producer waits while either bound is reached."""
-
-    def __init__(self, maxsize: int, max_bytes: int = 0,
-                 size: Callable[[T], int] | None = None) -> None:
-        self.maxsize = maxsize
-        self.max_bytes = max_bytes
-        self._size = size
-        self.bytes = 0
-        self._items: deque[T] = deque()
-        self._cond = threading.Condition()
-
-    def _full(self) -> bool:
-        return len(self._items) >= self.maxsize or (
-            self._size is not None and self.bytes >= self.max_bytes)
-
-    def put(self, item: T, stop: threading.Event) -> bool:
-        with self._cond:
-            while self._full():
-                if stop.is_set():
-                    return False
-                self._cond.wait(0.5)
-            self._items.append(item)
-            if self._size is not None:
-                self.bytes += self._size(item)
-            if len(self._items) == 1:
-                self._cond.notify_all()
-        return True
-
-    def put_many(self, items: list[T], stop: threading.Event) -> int:
-        """Append all of ``items`` (waiting for room); returns how many were not taken."""
-        with self._cond:
-            while self._full():
-                if stop.is_set():
-                    return len(items)
-                self._cond.wait(0.5)
-            was_empty = not self._items
-            self._items.extend(items)
-            if self._size is not None:
-                self.bytes += sum(map(self._size, items))
-            if was_empty:
-                self._cond.notify_all()
-        return 0
-
-    def take(self, limit: int, timeout: float, linger: float) -> list[T]:
-        """Up to ``limit`` items: waits ``timeout`` for the first, then ``linger`` for more."""
-        with self._cond:
-            if not self._items:
-                self._cond.wait(timeout)
-            if self._items and len(self._items) < limit and linger > 0:
-                self._cond.wait(linger)  # a trickle: let a few more arrive
-            n = min(limit, len(self._items))
-            out = [self._items.popleft() for _ in range(n)]
-            if self._size is not None:
-                self.bytes -= sum(map(self._size, out))
-            if n:
-                self._cond.notify_all()  # room for a blocked producer
-            return out
-
-    def wake(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 class _Stopping(Exception):
@@ -184,9 +113,9 @@ class IngestConsumer:
             max_payload=max_payload,
             resend_interval_s=resend_interval_s,
         )
-        self._queue: _Inbox[tuple[str, bytes]] = _Inbox(queue_max, queue_max_bytes,
+        self._queue: Inbox[tuple[str, bytes]] = Inbox(queue_max, queue_max_bytes,
                                                          lambda m: len(m[1]))
-        self._ready: _Inbox[tuple[list[tuple[str, bytes]], Prepared | None]] = _Inbox(2)
+        self._ready: Inbox[tuple[list[tuple[str, bytes]], Prepared | None]] = Inbox(2)
         self._preparer: threading.Thread | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -312,9 +312,9 @@ def test_the_inbox_is_bounded_in_bytes_as_well_as_in_messages():
     producer (it waits; here, stopping, it is told the item was not taken)."""
     import threading
 
-    from dashboard.ingest.consumer import _Inbox
+    from dashboard.ingest.inbox import Inbox
 
-    inbox = _Inbox(100_000, 1 << 20, lambda m: len(m[1]))
+    inbox = Inbox(100_000, 1 << 20, lambda m: len(m[1]))
     stop = threading.Event()
     big = ("t", b"x" * 65536)
     for _ in range(16):
