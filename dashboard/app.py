@@ -97,6 +97,7 @@ def routers() -> list[APIRouter]:
         account,
         anomalies,
         audit,
+        card_keys,
         door_log,
         doors,
         enrol,
@@ -118,7 +119,7 @@ def routers() -> list[APIRouter]:
 
     return [
         system.router, overview.router, door_log.router, presence.router, nodes.router,
-        node_keys.router,
+        node_keys.router, card_keys.router,
         people.router, enrol.router, personalise.router, groups.router, doors.router,
         printers.router,
         lockdown.router,

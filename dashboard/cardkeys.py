@@ -6,18 +6,26 @@ database alone opens none. Nodes receive the keys only inside their signed slice
 to each node (controller.card_keys). Rotation: ``rotate`` makes a new active key and keeps the
 old one as ``previous``; both go to the nodes, so cards still on the old key keep opening while
 they are re-keyed at a reader; ``retire_previous`` ends the changeover (the secret is wiped).
-Every change is audited by key id.
+Every change is audited by key id. ``key_statuses`` and ``cards_on_previous`` tell how far a
+changeover is: the cards on each key (a card row carries the key id it holds; the node's
+``card.rekeyed`` moves it, dashboard.card_enrol) and the people whose cards still hold the
+previous key, so the admin knows when retiring it locks nobody out.
+
+The keys are the whole dashboard's: every site's door nodes carry the same ones (a person's
+card opens verified-only doors at each site where a group grants them), so counts may be
+narrowed to one site's people but a rotation or a retirement changes every site.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from controller.card_keys import new_site_key
@@ -25,6 +33,8 @@ from controller.envelope import b64u, unb64u
 from controller.keys import derive_secret
 from dashboard.audit import append_audit
 from dashboard.models.cardkeys import CardMasterKey
+from dashboard.models.events import DoorAccess
+from dashboard.models.people import Card, Person
 from dashboard.services.base import mark_policy_dirty
 from readers.verify.base import SiteKey
 
@@ -91,15 +101,87 @@ def rotate(session: Session, signing_key: Ed25519PrivateKey, *, actor: str,
     return key.key_id
 
 
-def retire_previous(session: Session, *, actor: str, now: datetime) -> str:
-    """End the changeover: the previous key is no longer sent; its secret is wiped."""
+def retire_previous(session: Session, *, actor: str, now: datetime,
+                    accept_cards_left: int | None = None) -> str:
+    """End the changeover: the previous key is no longer sent; its secret is wiped.
+
+    The cards still on it (every site's) stop opening verified-only doors; the audit row says
+    how many. With ``accept_cards_left`` (what the admin confirmed), more left is refused."""
     rows = _rows(session, "previous")
     if not rows:
         raise CardKeyError("no previous card key to retire")
+    left = card_counts(session)
     for row in rows:
+        if accept_cards_left is not None and left.get(row.key_id, 0) > accept_cards_left:
+            raise CardKeyError(f"{left.get(row.key_id, 0)} cards are still on card key "
+                               f"{row.key_id}: confirm that they stop opening verified-only "
+                               "doors, or have them tapped at a reader first")
         row.state, row.sealed, row.retired_at = "retired", None, now
         append_audit(session, actor=actor, action="card_key.retire", target_type="card_key",
                      target_id=row.key_id, before={"state": "previous"},
-                     after={"state": "retired"}, now=now)
+                     after={"state": "retired", "cards_left": left.get(row.key_id, 0)},
+                     now=now)
     mark_policy_dirty(session, now)
     return rows[0].key_id
+
+
+# -- how far a changeover is -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class KeyStatus:
+    key_id: str
+    state: str  # active, previous, retired
+    created_at: datetime
+    created_by: str
+    retired_at: datetime | None
+    cards: int  # active cards on it (of one site's people, when counted for a site)
+
+
+@dataclass(frozen=True)
+class CardOnPrevious:
+    person_id: str
+    uid: str
+    credential: str  # desfire, felica_lite_s
+    last_opened: datetime | None  # the card's last granted door tap, if the dashboard has one
+
+
+def card_counts(session: Session, site: str | None = None) -> dict[str, int]:
+    """Active cards per key id (every site's, or ``site``'s people's)."""
+    q = (select(Card.key_id, func.count()).where(Card.active.is_(True), Card.key_id.is_not(None))
+         .group_by(Card.key_id))
+    if site is not None:
+        q = q.join(Person, Person.id == Card.person_id).where(Person.site == site)
+    return {str(k): int(n) for k, n in session.execute(q)}
+
+
+def key_statuses(session: Session, site: str | None = None) -> list[KeyStatus]:
+    """Every key, newest first, with its count of cards (every site's, or ``site``'s)."""
+    counts = card_counts(session, site)
+    return [KeyStatus(r.key_id, r.state, r.created_at, r.created_by, r.retired_at,
+                      counts.get(r.key_id, 0))
+            for r in session.scalars(select(CardMasterKey)
+                                     .order_by(CardMasterKey.created_at.desc(),
+                                               CardMasterKey.key_id))]
+
+
+def cards_on_previous(session: Session, site: str | None = None) -> list[CardOnPrevious]:
+    """The active cards still on the previous key (of ``site``'s people when given), by
+    person, each with its last granted door tap."""
+    previous = [r.key_id for r in _rows(session, "previous")]
+    if not previous:
+        return []
+    q = (select(Card.person_id, Card.uid, Card.credential)
+         .join(Person, Person.id == Card.person_id)
+         .where(Card.active.is_(True), Card.key_id.in_(previous)))
+    if site is not None:
+        q = q.where(Person.site == site)
+    cards = q.subquery()
+    # by person first: door_access is indexed by (person_id, ts), not by card
+    last: dict[str | None, datetime] = {uid: ts for uid, ts in session.execute(
+        select(DoorAccess.uid, func.max(DoorAccess.ts))
+        .where(DoorAccess.granted.is_(True),
+               DoorAccess.person_id.in_(select(cards.c.person_id)),
+               DoorAccess.uid.in_(select(cards.c.uid)))
+        .group_by(DoorAccess.uid))}
+    rows = session.execute(q.order_by(Person.name, Card.person_id, Card.uid)).all()
+    return [CardOnPrevious(c.person_id, c.uid, c.credential, last.get(c.uid)) for c in rows]

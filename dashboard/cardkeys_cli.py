@@ -1,7 +1,8 @@
 """`secroom card-keys`: the site card master keys on the dashboard host's command line: list
-them (ids and states, never a secret), rotate (a new active key; the old one stays accepted
-until retired), retire the previous key after the cards were re-keyed. Audited under
-``--actor``. The running dashboard publishes the next policy version within its poll."""
+them (ids, states and how many cards are on each, every site's; never a secret), rotate (a
+new active key; the old one stays accepted until retired), retire the previous key after the
+cards were re-keyed. Audited under ``--actor`` (the same rows as the console's card keys
+page). The running dashboard publishes the next policy version within its poll."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from dashboard.settings import SettingsError
 def add_subcommands(sub: Any) -> None:
     keys = sub.add_parser("card-keys", help="site card master keys (cards that prove themselves)")
     ksub = keys.add_subparsers(dest="card_keys_command", required=True)
-    p = ksub.add_parser("list", help="key ids and states")
+    p = ksub.add_parser("list", help="key ids, states and the number of cards on each")
     add_db_options(p)
     p.set_defaults(func=_list)
     for name, help_text, fn in (
@@ -47,29 +48,29 @@ def _rotate(args: argparse.Namespace) -> int:
 
 def _retire(args: argparse.Namespace) -> int:
     from controller.envelope import now_utc
-    from dashboard.cardkeys import CardKeyError, retire_previous
+    from dashboard.cardkeys import CardKeyError, card_counts, retire_previous
 
     try:
         _, sm = sessionmaker_of(args)
         with sm.begin() as db:
             key_id = retire_previous(db, actor=args.actor, now=now_utc())
+            left = card_counts(db).get(key_id, 0)
     except (SettingsError, CardKeyError) as exc:
         return fail(str(exc))
-    print(f"card key {key_id} retired; cards still on it no longer open verified-only doors")
+    print(f"card key {key_id} retired; the {left} cards still on it no longer open "
+          "verified-only doors")
     return 0
 
 
 def _list(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
-    from dashboard.models.cardkeys import CardMasterKey
+    from dashboard.cardkeys import key_statuses
 
     try:
         _, sm = sessionmaker_of(args)
         with sm() as db:
-            for row in db.scalars(select(CardMasterKey).order_by(CardMasterKey.created_at)):
+            for row in reversed(key_statuses(db)):  # oldest first; every site's cards
                 print(f"{row.key_id}\t{row.state}\t{row.created_at:%Y-%m-%d %H:%M}\t"
-                      f"{row.created_by}")
+                      f"{row.created_by}\t{row.cards} cards")
     except SettingsError as exc:
         return fail(str(exc))
     return 0

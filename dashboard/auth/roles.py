@@ -90,6 +90,11 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "nodes.revoke": ADMINS,
     "nodes.key_approve": ADMINS,
     "nodes.key_revoke": ADMINS,
+    # site card master keys (cards that prove themselves): the changeover's progress, and
+    # the `secroom card-keys` command's rotate and retire
+    "card_keys.page": READERS,
+    "card_keys.rotate": EDITORS,
+    "card_keys.retire": EDITORS,
     # audit and anomalies
     "audit.page": READERS,
     "anomalies.page": READERS,

@@ -52,6 +52,9 @@ SITE_ROUTES = OWN | frozenset({
     "groups.window_delete", "api.groups.list",
     "doors.page", "doors.create", "doors.update", "api.doors.list",
     "printers.page", "printers.create", "printers.delete", "api.printers.list",
+    # the card master keys: its own people's cards on each key (read only: the keys are every
+    # site's, so rotating or retiring one is headquarters')
+    "card_keys.page",
     # room PCs: hosts its nodes reported or its groups name
     "hosts.page", "hosts.detail",
     # the media ledger: a medium is its custodian's site's (media.require_medium)

@@ -105,6 +105,7 @@ NAV_GROUPS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
     ("nav.group.settings", (
         ("names.page", "/names", "nav.names"),
         ("nodes.page", "/nodes", "nav.nodes"),
+        ("card_keys.page", "/card-keys", "nav.card_keys"),
         ("users.page", "/users", "nav.users"),
     )),
 )
@@ -231,7 +232,7 @@ def safe_next(target: str | None, default: str = "/") -> str:
 
 FLASH_KEYS = frozenset(
     {"common.saved", "people.card_bound", "people.enrolled", "users.created",
-     "account.changed", "review.bulk_done"}
+     "account.changed", "review.bulk_done", "card_keys.rotated", "card_keys.retired"}
 )
 
 

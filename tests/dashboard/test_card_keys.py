@@ -94,10 +94,11 @@ def test_a_stored_key_does_not_open_without_the_dashboards_signing_key(sm, key, 
 
 def test_the_card_keys_command_on_a_migrated_database(tmp_path, capsys) -> None:
     """`secroom db upgrade` (this change's migration included), then `secroom card-keys`:
-    rotate, list (ids and states only), a second rotation refused during the changeover,
-    retire."""
+    rotate, list (ids, states and the cards on each key), a second rotation refused during
+    the changeover, retire (saying how many cards it cut off)."""
     from controller.cli import main as secroom
     from controller.keys import generate
+    from dashboard.db import make_engine, make_sessionmaker
 
     generate(tmp_path / "policy.key")
     url = f"sqlite:///{tmp_path / 'dash.db'}"
@@ -107,12 +108,24 @@ def test_the_card_keys_command_on_a_migrated_database(tmp_path, capsys) -> None:
     args = ["--config", str(config)]
     assert secroom(["db", "upgrade", *args]) == 0
     assert secroom(["card-keys", "rotate", *args, "--actor", "admin"]) == 0
+    engine = make_engine(url)
+    with make_sessionmaker(engine).begin() as s:  # one card of each site on the first key
+        first = cardkeys.key_ids(s)[0]
+        for i, site in enumerate((SITE, "osaka")):
+            services.create_person(s, "admin", {"id": f"p-{site}", "name": "山田 太郎",
+                                                "site": site}, now=T0)
+            services.enrol_card(s, "admin", f"p-{site}", f"04AA{i:010X}", now=T0,
+                                credential="desfire", key_id=first)
+    engine.dispose()
     assert secroom(["card-keys", "rotate", *args, "--actor", "admin"]) == 0
     assert secroom(["card-keys", "rotate", *args, "--actor", "admin"]) == 2  # changeover
     assert secroom(["card-keys", "list", *args]) == 0
     out = capsys.readouterr()
-    states = [line.split("\t")[1] for line in out.out.splitlines() if line.startswith("ck-")]
-    assert sorted(states) == ["active", "previous"]
+    rows = [line.split("\t") for line in out.out.splitlines() if line.startswith("ck-")]
+    assert sorted(r[1] for r in rows) == ["active", "previous"]
+    # the cards on each key, every site's
+    assert {r[1]: r[4] for r in rows} == {"previous": "2 cards", "active": "0 cards"}
     assert "changeover is still running" in out.err
     assert secroom(["card-keys", "retire", *args, "--actor", "admin"]) == 0
+    assert "the 2 cards still on it" in capsys.readouterr().out
     assert secroom(["card-keys", "retire", *args, "--actor", "admin"]) == 2
