@@ -4,7 +4,9 @@
 authenticates itself: the node's Ed25519 signature over (node, still id, SHA-256 of the body),
 checked with the node's key for the still's seq, as the ingest checks its events (the approved
 key, or a retired one below its handover: dashboard.camera.store). Refusals are counted
-(``UPLOAD_REFUSALS``); a bad signature or a revoked key raises a review item.
+(``UPLOAD_REFUSALS``); a bad signature or a revoked key raises a review item. A revoked key's
+refusal is 410 with reason ``key_revoked``: final, the node sets that still aside
+(``camera.set_aside``, its own review item naming the door) and sends it no more.
 
 ``camera.image`` (security admins and auditors, ROLE_MATRIX) serves one still after checking it
 against its signed event, every time; every view, shown or refused for failing its check, is
@@ -47,6 +49,8 @@ from dashboard.web import deps
 
 router = APIRouter()
 UPLOAD_REFUSALS: Counter[str] = Counter()
+# the refusals that raise a review item (one open item per node and kind)
+REFUSAL_ITEMS = {"bad_signature": "camera_upload_refused", "key_revoked": "camera_upload_revoked"}
 Db = Annotated[DbSession, Depends(deps.db)]
 NodeName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 Seq = Annotated[int, Path(ge=1, le=2**63 - 1)]
@@ -87,10 +91,10 @@ def _store(request: Request, node: str, image: bytes) -> bool:
                 bus.publish("camera", {"still": still_id, "record": record_of(db, still_id)})
         except UploadRefused as exc:
             db.rollback()
-            if exc.reason in ("bad_signature", "key_revoked"):
-                raise_anomaly(db, "camera_upload_refused", dedupe_key=node or "?",
+            if exc.reason in REFUSAL_ITEMS:
+                raise_anomaly(db, REFUSAL_ITEMS[exc.reason], dedupe_key=node or "?",
                               now=deps.now(request), node=node or None, severity="critical",
-                              subject=f"a still upload for {node} failed its signature",
+                              subject=f"a still upload for {node} was refused: {exc.reason}",
                               detail={"reason": exc.reason})
                 db.commit()
             raise
