@@ -85,7 +85,7 @@ class Spool:
     upload's signature and what the still was taken for sealed with the image. Set aside in the
     same folder, counted, never deleted: a file that opens under no key of the node
     (``.unreadable``), a still the dashboard refuses for good because the key that signed it was
-    revoked (``.revoked``, still sealed: an admin who reinstates the key renames it back)."""
+    revoked (``.revoked``, still sealed and resealed at a rotation: the operator decides)."""
 
     def __init__(self, folder: Path, key: Ed25519PrivateKey,
                  previous: Ed25519PrivateKey | None = None) -> None:
