@@ -368,6 +368,8 @@ KINDS: dict[str, KindSpec] = {
     "backup.pruned": _k(backup.BackupPruned, _BACKUP, "バックアップ世代整理", "Backups pruned"),
     camera.KIND_STILL: _k(camera.CameraStill, _READERS, "カメラ静止画", "Camera still"),
     camera.KIND_FAILED: _k(camera.CameraFailed, _READERS, "カメラ撮影失敗", "Camera failed"),
+    camera.KIND_SET_ASIDE: _k(camera.CameraSetAside, _READERS, "静止画の送信保留",
+                              "Still set aside"),
     # every role: its runtime, its clock, the signed policy it follows
     "node.started": _k(NodeStarted, NODE_ROLES, "ノード起動", "Node started"),
     "node.stopped": _k(NodeStopped, NODE_ROLES, "ノード停止", "Node stopped"),

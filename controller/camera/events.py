@@ -46,3 +46,20 @@ class CameraFailed(BaseModel):
     door: str | None = Field(default=None, max_length=64)
     reason: FailReason
     detail: str = Field(default="", max_length=200)
+
+
+KIND_SET_ASIDE = "camera.set_aside"
+
+
+class CameraSetAside(BaseModel):
+    """A still the dashboard refuses for good (the key that signed it was revoked): the gateway
+    keeps it aside in its spool, sealed, and stops sending it. ``record``, ``camera`` and
+    ``door`` are those of the still (None for a still spooled before the spool kept them)."""
+
+    model_config = _CFG
+
+    still: EventId
+    record: EventId | None = None
+    camera: str | None = Field(default=None, max_length=64)
+    door: str | None = Field(default=None, max_length=64)
+    reason: Literal["key_revoked"] = "key_revoked"

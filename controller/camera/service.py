@@ -6,7 +6,9 @@ The door's thread only matches the event and puts the job (``put_nowait``): it n
 camera, the network or the dashboard. A full queue drops the job (counted, and reported as
 ``camera.failed`` with reason "queue_full" when the next job gets in). A still is uploaded at
 once and spooled (encrypted) only if the dashboard cannot take it; the spool is retried every
-``retry_s``. Each camera call is bounded by
+``retry_s``. A still the dashboard refuses for good (the key that signed it was revoked) is set
+aside in the spool, counted, journaled as ``camera.set_aside`` (a review item on the dashboard)
+and not sent again; the other stills go on. Each camera call is bounded by
 ``timeout_s``; a camera that hangs delays only the stills queued behind it.
 """
 
@@ -23,12 +25,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from controller.camera.events import KIND_FAILED, KIND_STILL, CameraFailed, CameraStill
+from controller.camera.events import (
+    KIND_FAILED,
+    KIND_SET_ASIDE,
+    KIND_STILL,
+    CameraFailed,
+    CameraSetAside,
+    CameraStill,
+)
 from controller.camera.settings import CameraSettings, Trigger, WatchConfig
 from controller.camera.types import Camera, CameraError
-from controller.camera.upload import Spool, Uploader, UploadError
+from controller.camera.upload import REVOKED, UNREADABLE, KeyRevoked, Spool, Uploader, UploadError
 
 log = logging.getLogger(__name__)
 
@@ -125,9 +134,11 @@ class CameraService:
             return self._idle.wait_for(lambda: self._queue.unfinished_tasks == 0, timeout)
 
     def health(self) -> dict[str, int]:
-        return {**{k: 0 for k in ("stills", "failed", "dropped", "uploaded", "upload_failed")},
+        return {**{k: 0 for k in ("stills", "failed", "dropped", "uploaded", "upload_failed",
+                                  "set_aside")},
                 **self.counters, "spooled": len(self.spool.waiting()),
-                "spool_unreadable": self.spool.unreadable}
+                "spool_unreadable": self.spool.set_aside_count(UNREADABLE),
+                "spool_revoked": self.spool.set_aside_count(REVOKED)}
 
     # -- the worker ------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -184,27 +195,49 @@ class CameraService:
         signature = self._sign(event.id, still.image)
         # uploaded at once; written to the spool (an fsync on the disk the door's journal
         # shares, and SD card wear) only when the dashboard cannot take it now
-        if not self._upload(event.id, still.image, signature):
-            self.spool.put(event.id, still.image, signature)
+        about = {"record": job.record, "camera": cam.name, "door": job.door}
+        sent = self._upload(event.id, still.image, signature)
+        if sent != "uploaded":
+            self.spool.put(event.id, still.image, signature, about)
+        if sent == "refused":
+            self._set_aside(event.id, about)
 
-    def _upload(self, still_id: str, image: bytes, signature: str) -> bool:
+    def _upload(self, still_id: str, image: bytes, signature: str) -> str:
+        """uploaded, later (kept in the spool) or refused (for good: a revoked key)."""
         if self.uploader is None:
-            return False
+            return "later"
         try:
             self.uploader.upload(still_id, image, signature, self.settings.timeout_s * 3)
+        except KeyRevoked as exc:
+            log.error("still %s is set aside, never sent again: %s", still_id, exc)
+            return "refused"
         except UploadError as exc:
             self.counters["upload_failed"] += 1
             log.warning("still %s is spooled for a later upload: %s", still_id, exc)
-            return False
+            return "later"
         self.counters["uploaded"] += 1
-        return True
+        return "uploaded"
+
+    def _set_aside(self, still_id: str, about: dict[str, str | None]) -> None:
+        self.spool.set_aside(still_id, REVOKED)
+        self.counters["set_aside"] += 1
+        try:
+            data = CameraSetAside(still=still_id, record=about.get("record"),
+                                  camera=about.get("camera"), door=about.get("door"))
+        except ValidationError:  # a spooled file's account that does not fit: the still alone
+            data = CameraSetAside(still=still_id)
+        self._emit(KIND_SET_ASIDE, data)
 
     def retry_uploads(self) -> None:
         for still_id in self.spool.waiting():
             found = self.spool.get(still_id)
             if found is None:
                 continue
-            image, signature = found
-            if not self._upload(still_id, image, signature or self._sign(still_id, image)):
+            sent = self._upload(still_id, found.image,
+                                found.signature or self._sign(still_id, found.image))
+            if sent == "later":
                 return  # the dashboard is down: try the rest next time
-            self.spool.remove(still_id)
+            if sent == "refused":
+                self._set_aside(still_id, found.about)
+            else:
+                self.spool.remove(still_id)

@@ -16,9 +16,11 @@ new one (``Spool.reseal``). A replayed upload stores nothing new (stills are key
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 from cryptography.exceptions import InvalidTag
@@ -36,11 +38,26 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}_[0-9]{1,19}\.still$")
 
 
 SIGNED = b"secroom-still-sig1\n"  # spooled plaintext: SIGNED + 64-byte signature + image
+# or ABOUT + 64-byte signature + 2-byte length + JSON (record, camera, door) + image
+ABOUT = b"secroom-still-sig2\n"
 SIG_BYTES = 64
+REVOKED = "revoked"  # the suffix of a still set aside: the key that signed it was revoked
+UNREADABLE = "unreadable"  # the suffix of a file that opens under no key of the node
 
 
 class UploadError(Exception):
     """The dashboard did not take the still; it stays spooled and is retried."""
+
+
+class KeyRevoked(UploadError):
+    """The dashboard refuses the still for good: the key that signed it was revoked (HTTP 410,
+    reason ``key_revoked``). Retrying cannot help: the still is set aside, never deleted."""
+
+
+class Spooled(NamedTuple):
+    image: bytes
+    signature: str | None  # None in a file spooled before signatures were kept
+    about: dict[str, str | None]  # record, camera, door ({} in a file spooled before them)
 
 
 def upload_message(node: str, still_id: str, sha256_hex: str) -> bytes:
@@ -65,8 +82,10 @@ class StillSigner:
 
 class Spool:
     """Stills waiting for their upload, one encrypted file each, named by the still's id, the
-    upload's signature sealed with the image. A file that opens under no key of the node is
-    kept aside as ``.unreadable`` (counted, never deleted)."""
+    upload's signature and what the still was taken for sealed with the image. Set aside in the
+    same folder, counted, never deleted: a file that opens under no key of the node
+    (``.unreadable``), a still the dashboard refuses for good because the key that signed it was
+    revoked (``.revoked``, still sealed and resealed at a rotation: the operator decides)."""
 
     def __init__(self, folder: Path, key: Ed25519PrivateKey,
                  previous: Ed25519PrivateKey | None = None) -> None:
@@ -79,7 +98,7 @@ class Spool:
     def _path(self, still_id: str) -> Path:
         return self.folder / (still_id.replace(":", "_") + ".still")
 
-    def _write(self, still_id: str, plain: bytes) -> None:
+    def _write(self, still_id: str, plain: bytes, suffix: str = ".still") -> None:
         nonce = os.urandom(12)
         blob = nonce + self._aead.encrypt(nonce, plain, still_id.encode())
         tmp = self._path(still_id).with_suffix(".tmp")
@@ -88,13 +107,23 @@ class Spool:
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, self._path(still_id))
+        os.replace(tmp, self._path(still_id).with_suffix(suffix))
 
-    def put(self, still_id: str, image: bytes, signature: str) -> None:
+    def put(self, still_id: str, image: bytes, signature: str,
+            about: dict[str, str | None] | None = None) -> None:
         sig = unb64u(signature)
         if len(sig) != SIG_BYTES:
             raise ValueError("an upload signature is 64 bytes")
-        self._write(still_id, SIGNED + sig + image)
+        meta = json.dumps(about or {}, sort_keys=True, separators=(",", ":")).encode()
+        self._write(still_id, ABOUT + sig + len(meta).to_bytes(2, "big") + meta + image)
+
+    def set_aside(self, still_id: str, why: str = REVOKED) -> None:
+        path = self._path(still_id)
+        path.rename(path.with_suffix(f".{why}"))
+
+    def set_aside_count(self, why: str) -> int:
+        """Files set aside for ``why`` (on disk: the count survives a restart)."""
+        return sum(1 for p in self.folder.iterdir() if p.suffix == f".{why}")
 
     def waiting(self) -> list[str]:
         ids = []
@@ -115,9 +144,9 @@ class Spool:
                 continue
         return None
 
-    def get(self, still_id: str) -> tuple[bytes, str | None] | None:
-        """(image, its upload signature; None in a file spooled before signatures were kept),
-        or None when the file is gone or opens under no key (then set aside, counted)."""
+    def get(self, still_id: str) -> Spooled | None:
+        """The spooled still, or None when the file is gone or opens under no key (then set
+        aside, counted)."""
         path = self._path(still_id)
         try:
             blob = path.read_bytes()
@@ -126,31 +155,39 @@ class Spool:
         opened = self._open(still_id, blob)
         if opened is None:
             self.unreadable += 1
-            path.rename(path.with_suffix(".unreadable"))
+            self.set_aside(still_id, UNREADABLE)
             return None
         plain, old = opened
         if old:
             self._write(still_id, plain)
-        if plain.startswith(SIGNED):
-            cut = len(SIGNED) + SIG_BYTES
-            return plain[cut:], b64u(plain[len(SIGNED):cut])
-        return plain, None
+        for magic in (ABOUT, SIGNED):
+            if plain.startswith(magic):
+                cut = len(magic) + SIG_BYTES
+                sig, rest, about = b64u(plain[len(magic):cut]), plain[cut:], {}
+                if magic == ABOUT:
+                    size = int.from_bytes(rest[:2], "big")
+                    about, rest = json.loads(rest[2:2 + size]), rest[2 + size:]
+                return Spooled(rest, sig, about)
+        return Spooled(plain, None, {})
 
     def reseal(self) -> int:
-        """Seal again under the current key every file sealed under the previous one (the start
-        after a rotation); returns how many."""
+        """Seal again under the current key every file sealed under the previous one, those
+        set aside for a revoked key too (the start after a rotation); returns how many."""
         done = 0
         if self._previous is None:
             return 0
-        for still_id in self.waiting():
-            path = self._path(still_id)
+        for path in sorted(self.folder.iterdir()):
+            if path.suffix not in (".still", f".{REVOKED}") \
+                    or not _NAME.match(path.with_suffix(".still").name):
+                continue
+            node, _, seq = path.stem.rpartition("_")
             try:
                 blob = path.read_bytes()
             except FileNotFoundError:
                 continue
-            opened = self._open(still_id, blob)
+            opened = self._open(f"{node}:{seq}", blob)
             if opened is not None and opened[1]:
-                self._write(still_id, opened[0])
+                self._write(f"{node}:{seq}", opened[0], path.suffix)
                 done += 1
         return done
 
@@ -172,9 +209,19 @@ class Uploader:
                                      timeout=httpx.Timeout(timeout_s))
         except httpx.HTTPError as exc:
             raise UploadError(f"dashboard unreachable: {type(exc).__name__}") from exc
+        if resp.status_code == 410 and _reason(resp) == "key_revoked":
+            raise KeyRevoked(f"dashboard refused the still for good: {resp.text[:200]}")
         if resp.status_code not in (200, 201):
             raise UploadError(f"dashboard refused the still: {resp.status_code} "
                               f"{resp.text[:200]}")
 
     def close(self) -> None:
         self._client.close()
+
+
+def _reason(resp: httpx.Response) -> str | None:
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    return body.get("reason") if isinstance(body, dict) else None

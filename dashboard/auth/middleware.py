@@ -118,7 +118,12 @@ class SecurityMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *extra]
+                own = message.get("headers", [])
+                # a route that says how it may be cached (a still: private, revalidated) keeps
+                # its word; every other response is no-store
+                ours = [h for h in extra if h[0] != b"cache-control"
+                        or not any(k.lower() == b"cache-control" for k, _ in own)]
+                message["headers"] = [*own, *ours]
             await send(message)
 
         name = route_name(self.router, scope)

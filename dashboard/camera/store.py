@@ -115,8 +115,9 @@ def store_upload(session: Session, key: StillKey, *, node: str, still_id: str, s
     # the upload when the still was taken): a still spooled before a rotation still uploads
     approval = Approval.of(row)
     signed_by = signer(approval, seq, past_keys(session, {node: row}).get(node, []))
-    if signed_by == REVOKED:
-        raise UploadRefused(403, "key_revoked", f"the key that signed {still_id} was revoked")
+    if signed_by == REVOKED:  # 410: for good; the node sets the still aside (never resends it)
+        raise UploadRefused(410, "key_revoked", f"the key that signed {still_id} was revoked; "
+                            "this still is never accepted")
     try:
         public_from_b64(signed_by or "").verify(
             unb64u(signature), upload_message(node, still_id, hashlib.sha256(image).hexdigest()))

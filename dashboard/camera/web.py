@@ -4,10 +4,14 @@
 authenticates itself: the node's Ed25519 signature over (node, still id, SHA-256 of the body),
 checked with the node's key for the still's seq, as the ingest checks its events (the approved
 key, or a retired one below its handover: dashboard.camera.store). Refusals are counted
-(``UPLOAD_REFUSALS``); a bad signature or a revoked key raises a review item.
+(``UPLOAD_REFUSALS``); a bad signature or a revoked key raises a review item. A revoked key's
+refusal is 410 with reason ``key_revoked``: final, the node sets that still aside
+(``camera.set_aside``, its own review item naming the door) and sends it no more.
 
 ``camera.image`` (security admins and auditors, ROLE_MATRIX) serves one still after checking it
-against its signed event; every view, shown or refused for failing its check, is audited.
+against its signed event, every time; every view, shown or refused for failing its check, is
+audited, a browser's re-validation of its copy within one session only once in a while
+(dashboard.camera.views).
 
 ``camera.cell`` renders one record's stills as the door log shows them (the image only for the
 roles above): live pages fetch it when a still of a row they show arrives, or its image was
@@ -16,6 +20,7 @@ stored (the bus's ``camera`` message, published after the commit).
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from typing import Annotated
 
@@ -29,8 +34,8 @@ from starlette.responses import Response
 
 from controller.camera.upload import HEADER_NODE, HEADER_SIG, HEADER_STILL
 from dashboard.anomalies import raise_anomaly
-from dashboard.audit import append_audit
 from dashboard.auth.service import Principal
+from dashboard.camera import views
 from dashboard.camera.store import (
     StillKey,
     UploadRefused,
@@ -44,6 +49,8 @@ from dashboard.web import deps
 
 router = APIRouter()
 UPLOAD_REFUSALS: Counter[str] = Counter()
+# the refusals that raise a review item (one open item per node and kind)
+REFUSAL_ITEMS = {"bad_signature": "camera_upload_refused", "key_revoked": "camera_upload_revoked"}
 Db = Annotated[DbSession, Depends(deps.db)]
 NodeName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 Seq = Annotated[int, Path(ge=1, le=2**63 - 1)]
@@ -84,10 +91,10 @@ def _store(request: Request, node: str, image: bytes) -> bool:
                 bus.publish("camera", {"still": still_id, "record": record_of(db, still_id)})
         except UploadRefused as exc:
             db.rollback()
-            if exc.reason in ("bad_signature", "key_revoked"):
-                raise_anomaly(db, "camera_upload_refused", dedupe_key=node or "?",
+            if exc.reason in REFUSAL_ITEMS:
+                raise_anomaly(db, REFUSAL_ITEMS[exc.reason], dedupe_key=node or "?",
                               now=deps.now(request), node=node or None, severity="critical",
-                              subject=f"a still upload for {node} failed its signature",
+                              subject=f"a still upload for {node} was refused: {exc.reason}",
                               detail={"reason": exc.reason})
                 db.commit()
             raise
@@ -113,16 +120,25 @@ async def upload_still(request: Request) -> Response:
 @router.get("/camera/stills/{node}/{seq}.jpg", name="camera.image", include_in_schema=False)
 def still_image(request: Request, node: NodeName, seq: Seq, db: Db,
                 who: Annotated[Principal, Depends(deps.principal)]) -> Response:
-    still_id = f"{node}:{seq}"
+    """The image, checked each time; cached by the viewer's browser only, asked again each time
+    it is shown: a 304 for the same image, audited as dashboard.camera.views says."""
+    still_id, now = f"{node}:{seq}", deps.now(request)
     integrity, image = image_for(db, still_key(request), still_id)
-    append_audit(db, actor=who.username, action="camera.still_view", target_type="camera_still",
-                 target_id=still_id, before=None, after={"integrity": integrity},
-                 now=deps.now(request))
-    db.commit()
     if image is None:
+        views.audit_view(db, who, still_id, integrity, now)
+        db.commit()
         raise HTTPException(status_code=404 if integrity in ("missing", "purged") else 409,
                             detail=f"still {still_id}: {integrity}")
-    return Response(image, media_type="image/jpeg")
+    tag = views.etag(hashlib.sha256(image).hexdigest())
+    headers = {"ETag": tag, "Cache-Control": views.CACHE_CONTROL}
+    if views.matches(request.headers.get("if-none-match", ""), tag):
+        if not views.seen_lately(db, who, still_id, now):
+            views.audit_view(db, who, still_id, integrity, now, revalidated=True)
+            db.commit()
+        return Response(status_code=304, headers=headers)
+    views.audit_view(db, who, still_id, integrity, now)
+    db.commit()
+    return Response(image, media_type="image/jpeg", headers=headers)
 
 
 @router.get("/camera/records/{node}/{seq}/stills", name="camera.cell", include_in_schema=False)

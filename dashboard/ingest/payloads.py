@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ValidationError
 
-from controller.camera.events import KIND_FAILED, CameraFailed
+from controller.camera.events import KIND_FAILED, KIND_SET_ASIDE, CameraFailed, CameraSetAside
 from controller.envelope import Event
 from controller.events import (
     KINDS,
@@ -42,11 +42,12 @@ PROJECTED = frozenset(
         "reader.power",
         "reader.secure_refused",
         KIND_FAILED,
+        KIND_SET_ASIDE,
     }
 )
 ALARM_KINDS = frozenset({"door.forced", "door.held_open", "policy.rejected",
                          "node.receipt_refused", "reader.tamper", "reader.power",
-                         "reader.secure_refused", KIND_FAILED})
+                         "reader.secure_refused", KIND_FAILED, KIND_SET_ASIDE})
 READER_ALARMS = {"reader.tamper": "reader_tamper", "reader.power": "reader_power",
                  "reader.secure_refused": "reader_refused"}
 _READER_SUBJECTS = {"reader_tamper": "reported tamper", "reader_power": "lost its power",
@@ -137,6 +138,20 @@ def raise_alarm(event: Event, data: BaseModel | None, pending: AnomalySink) -> N
             node=event.node,
             severity="warning",
             subject=f"camera {camera} gave no still",
+            detail=detail,
+        )
+        return
+    if event.kind == KIND_SET_ASIDE:  # stills the dashboard refused for a revoked key
+        if isinstance(data, CameraSetAside):
+            detail.update(still=data.still, record=data.record, camera=data.camera,
+                          door=data.door, reason=data.reason)
+        door = data.door if isinstance(data, CameraSetAside) else None
+        pending.add(
+            "camera_still_set_aside",
+            f"{event.node}:{door or '?'}",
+            node=event.node,
+            severity="warning",
+            subject=f"{event.node} set aside a still of {door or '?'}: its key was revoked",
             detail=detail,
         )
         return

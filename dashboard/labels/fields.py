@@ -35,6 +35,7 @@ AUDIT_FIELDS: dict[str, Pair] = {
     "revoked_at": ("失効日時", "Revoked at"),
     "state": ("状態", "State"),
     "reason": ("理由", "Reason"),
+    "cached": ("ブラウザーに保持した画像", "Kept by the browser"),
     "severity": ("重要度", "Severity"),
     "assignee": ("担当者", "Assignee"),
     "acknowledged_by": ("確認者", "Acknowledged by"),
@@ -138,7 +139,7 @@ HIDDEN = frozenset({"id", "detail", "subject", "token_digest", "descriptors_sha2
                     "interfaces", "vendor_id", "product_id", "dedupe_key", "kind", "node",
                     "place", "count", "first_seen_at", "last_seen_at", "at", "prefix",
                     "token_hash", "sha256", "file_sha256", "seal", "hash", "batch_id",
-                    "preset", "errors", "anomalies"})
+                    "preset", "errors", "anomalies", "session"})
 # free text people typed (shown as such)
 FREE_TEXT = frozenset({"name", "label", "reason", "note", "purpose", "make", "model",
                        "capacity", "media_type", "serial", "lockdown_reason", "wipe_method",

@@ -43,6 +43,7 @@ KINDS: dict[str, Pair] = {
     "node.clock": ("時刻同期状態", "Clock synchronisation"),
     "camera.still": ("カメラ静止画", "Camera still"),
     "camera.failed": ("カメラ撮影失敗", "Camera failed"),
+    "camera.set_aside": ("静止画の送信保留", "Still set aside"),
     "node.receipt_refused": ("受領通知の拒否", "Receipt refused"),
     "card.enrolment": ("カード発行", "Card personalisation"),
     "card.rekeyed": ("カード鍵の更新", "Card re-keyed"),

@@ -195,6 +195,9 @@ ITEM_KINDS: dict[str, Pair] = {
     "numlog.number_found": ("取込ファイル内の個人番号", "Individual number in an import"),
     "camera_failed": ("カメラ撮影失敗", "Camera gave no still"),
     "camera_upload_refused": ("静止画アップロードの署名不正", "Still upload with a bad signature"),
+    "camera_upload_revoked": ("失効した鍵による静止画アップロード",
+                              "Still upload by a revoked key"),
+    "camera_still_set_aside": ("送れない静止画の保留", "Still set aside on the gateway"),
 }
 
 CORR_PREFIX = "corr."

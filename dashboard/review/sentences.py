@@ -131,6 +131,14 @@ TEMPLATES: dict[str, tuple[str, str]] = {
                       "Camera {camera} took no still of the record at {place} at {time}"),
     "camera_upload_refused": ("ノード {node} を名乗る静止画のアップロードの署名が一致しません",
                               "A still upload claiming to be from {node} failed its signature"),
+    "camera_upload_revoked": (
+        "ノード {node} の失効した鍵で署名された静止画のアップロードを拒否しました",
+        "A still upload signed by a revoked key of {node} was refused"),
+    "camera_still_set_aside": (
+        "{node} は{place}の静止画を送れないため保留しました"
+        "(撮影時の鍵が失効しています、{count} 件)。画像はゲートウェイの保留場所に残っています",
+        "{node} set aside {count} still(s) of {place}: the key that signed them was revoked. "
+        "The images stay in the gateway's set-aside place"),
     "numlog.number_found": (
         "取込ファイルの {line} 行目に個人番号があったため、その行を取り込みませんでした",
         "Line {line} of an imported file held an individual number and was not imported"),

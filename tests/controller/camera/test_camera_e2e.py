@@ -12,6 +12,7 @@ import hashlib
 import re
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,16 +21,20 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from controller.camera.upload import Spool, Uploader
+from controller.config import GatewayConfig
 from controller.envelope import Event, verify_signature
 from controller.gateway import Gateway
 from controller.gpio import make_pin_factory
-from controller.keys import load_private
+from controller.keys import load_private, public_b64, rotate
 from controller.mqtt import MqttSettings
 from controller.policy import DoorRule, Group, Person, Policy
 from controller.policy_slice import card_key_for
-from dashboard.camera.store import StillKey, purge_expired
+from dashboard import services
+from dashboard.camera import web as camera_web
+from dashboard.camera.store import StillKey, image_for, purge_expired
 from dashboard.demo.dashboard import approve_when_announced, enter_office
-from dashboard.models import Anomaly, AuditRecord, DoorAccess, StoredEvent
+from dashboard.models import Anomaly, AuditRecord, DoorAccess, Node, StoredEvent
 from dashboard.models.camera import CameraImage
 from readers.pcsc import PcscReaders
 from readers.pcscd_host import PcscdHost
@@ -51,6 +56,7 @@ class Site:
     gateway: Gateway
     collector: EventCollector
     key_file: Path
+    config: GatewayConfig
 
     def tap(self, uid: str) -> None:
         VirtualCard(port=self.pcscd.port, uid=bytes.fromhex(uid)).tap(timeout=15)
@@ -64,6 +70,14 @@ class Site:
 
 @pytest.fixture
 def site(tmp_path: Path, broker: Broker, motion: MotionCamera) -> Iterator[Site]:
+    with running_site(tmp_path, broker, motion) as s:
+        yield s
+
+
+@contextmanager
+def running_site(tmp_path: Path, broker: Broker, motion: MotionCamera,
+                 upload_url: str | None = None) -> Iterator[Site]:
+    """The site; the gateway sends its stills to ``upload_url`` (default: the dashboard)."""
     host = start_pcscd(tmp_path)
     host.use_in_this_process()
     stop = threading.Event()
@@ -78,7 +92,8 @@ def site(tmp_path: Path, broker: Broker, motion: MotionCamera) -> Iterator[Site]
         trust = live.settings.policy_key_file.with_name(live.settings.policy_key_file.name
                                                         + ".pub")
         cameras = {
-            "upload_url": live.base_url + "/api/camera/stills", "timeout_s": 10,
+            "upload_url": upload_url or live.base_url + "/api/camera/stills", "timeout_s": 10,
+            "retry_s": 3600,  # the tests retry the spool themselves
             "camera": [
                 {"id": "door-cam", "adapter": "motion", "url": motion.control_url,
                  "snapshot_url": motion.snapshot_url, "username": "secroom",
@@ -102,6 +117,7 @@ def site(tmp_path: Path, broker: Broker, motion: MotionCamera) -> Iterator[Site]
         (kit.root / "card.key").write_text(card_key.hex() + "\n")
         collector = EventCollector(broker.port).start()
         gateway = Gateway(kit.config, reader=PcscReaders(), pin_factory=make_pin_factory("mock"))
+        site = Site(live, host, gateway, collector, kit.config.key_file, kit.config)
         approver = threading.Thread(target=approve_when_announced, daemon=True,
                                     args=(live.sessionmaker, "gw1", kit.config.key_file, stop,
                                           ("door_gateway",)))
@@ -110,10 +126,10 @@ def site(tmp_path: Path, broker: Broker, motion: MotionCamera) -> Iterator[Site]
         try:
             collector.wait_for(lambda e: e.kind == "policy.applied", timeout=30)
             collector.wait_for(lambda e: e.kind == "reader.connected", timeout=15)
-            yield Site(live, host, gateway, collector, kit.config.key_file)
+            yield site
         finally:
             stop.set()
-            gateway.stop()
+            site.gateway.stop()  # the one running (a test may restart it)
             collector.stop()
             host.stop()
 
@@ -207,3 +223,120 @@ def test_denied_tap_still_sealed_shown_audited_tamper_and_retention(site: Site) 
     assert sec.get(url).status_code == 404
     sec.close()
     admin.close()
+
+
+def test_a_still_whose_key_was_revoked_is_set_aside_counted_and_reviewed(
+        tmp_path: Path, broker: Broker, motion: MotionCamera) -> None:
+    """The dashboard is unreachable when a denied tap's still is taken (spooled, signed by the
+    node key A); the node key is rotated to B (``secroom keys rotate`` and a restart), a second
+    still is spooled under B, then an admin revokes A. When the dashboard is back, the still of
+    A is refused for good (410 key_revoked): the gateway sets it aside in its spool (sealed,
+    not deleted), counts it, journals camera.set_aside and never sends it again; the still of
+    B uploads. The dashboard shows a review item naming the door, in Japanese and English."""
+    dead = f"http://127.0.0.1:{free_port()}/api/camera/stills"  # nothing listens there
+    with running_site(tmp_path, broker, motion, upload_url=dead) as site:
+        live = site.live
+        site.tap(MALLORY_UID)
+        access = site.collector.wait_for(lambda e: e.kind == "door.access", timeout=30)
+        first = site.collector.wait_for(lambda e: e.kind == "camera.still", timeout=60)
+        old_key = load_private(site.key_file)
+
+        def on_dashboard(event: Event) -> bool:
+            with live.sessionmaker() as db:
+                return db.scalar(select(StoredEvent.id).where(
+                    StoredEvent.node == event.node, StoredEvent.seq == event.seq)) is not None
+
+        wait_until(lambda: on_dashboard(first), 30, "the first camera.still stored", step=0.2)
+        assert site.gateway.cameras is not None and site.gateway.cameras.wait_idle(30)
+        assert site.gateway.cameras.spool.waiting() == [first.id]
+
+        # `secroom keys rotate` and the restart: the journal hands over to the new key
+        site.gateway.stop()
+        _, new_key = rotate(site.key_file)
+        site.gateway = Gateway(site.config, reader=PcscReaders(),
+                               pin_factory=make_pin_factory("mock"))
+        site.gateway.start()
+
+        def handed_over() -> bool:
+            with live.sessionmaker() as db:
+                node = db.get(Node, "gw1")
+                return node is not None and node.public_key == public_b64(new_key.public_key())
+
+        wait_until(handed_over, 30, "the dashboard to take the new key", step=0.2)
+        site.collector.wait_for(lambda e: e.kind == "reader.connected" and e.seq > first.seq,
+                                timeout=15)
+        site.tap(MALLORY_UID)
+        second = site.collector.wait_for(
+            lambda e: e.kind == "camera.still" and e.seq > first.seq, timeout=60)
+        cams = site.gateway.cameras
+        assert cams is not None and cams.wait_idle(30)
+        assert sorted(cams.spool.waiting()) == sorted([first.id, second.id])
+        wait_until(lambda: on_dashboard(second), 30, "the second camera.still", step=0.2)
+
+        # the old key was on the stolen SD card: an admin revokes it
+        with live.sessionmaker.begin() as db:
+            services.revoke_key(db, "admin", "gw1", public_b64(old_key.public_key()))
+        refused_before = camera_web.UPLOAD_REFUSALS["key_revoked"]
+
+        # the dashboard is reachable again
+        assert cams.uploader is not None
+        cams.uploader.close()
+        cams.uploader = Uploader(live.base_url + "/api/camera/stills", "gw1")
+        cams.retry_uploads()
+        aside = cams.spool.folder / f"gw1_{first.seq}.revoked"
+        assert cams.spool.waiting() == [] and aside.exists()
+        health = cams.health()
+        assert (health["set_aside"], health["spool_revoked"], health["uploaded"]) == (1, 1, 1)
+        assert camera_web.UPLOAD_REFUSALS["key_revoked"] == refused_before + 1
+        cams.retry_uploads()  # not sent again
+        assert camera_web.UPLOAD_REFUSALS["key_revoked"] == refused_before + 1
+        assert cams.health()["set_aside"] == 1 and aside.exists()
+
+        # journaled, and the node's state says so
+        journaled = site.collector.wait_for(lambda e: e.kind == "camera.set_aside", timeout=30)
+        assert journaled.data == {"still": first.id, "record": access.id, "camera": "door-cam",
+                                  "door": DOOR, "reason": "key_revoked"}
+        site.gateway.publish_health()
+
+        def state_counts() -> bool:
+            with live.sessionmaker() as db:
+                node = db.get(Node, "gw1")
+                state = (node.health or {}).get("health", {}) if node is not None else {}
+                cameras = state.get("cameras", {})
+                return cameras.get("spool_revoked") == 1
+
+        wait_until(state_counts, 30, "the node's state to count the still set aside", step=0.2)
+
+        # nothing lost: the still of B is on the dashboard, intact; the one set aside is still
+        # sealed under the node's key and opens (an admin who reinstates the key renames it)
+        key = StillKey.of(live.settings.camera, live.settings.data_dir)
+        with live.sessionmaker() as db:
+            assert image_for(db, key, second.id)[0] == "ok"
+            assert image_for(db, key, first.id)[1] is None
+        kept = tmp_path / "kept"
+        kept.mkdir()
+        (kept / f"gw1_{first.seq}.still").write_bytes(aside.read_bytes())
+        found = Spool(kept, new_key).get(first.id)
+        assert found is not None
+        assert hashlib.sha256(found.image).hexdigest() == first.data["sha256"]
+
+        # the review items: the gateway's account names the door, in Japanese and English
+        with live.sessionmaker() as db:
+            wait_until(lambda: db.scalar(select(Anomaly.id).where(
+                Anomaly.kind == "camera_still_set_aside")) is not None, 30,
+                "the set-aside review item", step=0.2)
+            item = db.scalar(select(Anomaly).where(Anomaly.kind == "camera_still_set_aside"))
+            assert item is not None and item.detail["still"] == first.id
+            assert db.scalar(select(Anomaly.id).where(
+                Anomaly.kind == "camera_upload_revoked")) is not None
+        sec = site.client("security_admin")
+        page = sec.get(f"/review/{item.id}").text
+        assert "サーバー室の静止画を送れないため保留しました" in page
+        assert "送れない静止画の保留" in page
+        sec.get(f"/lang/en?next=/review/{item.id}")
+        page = sec.get(f"/review/{item.id}").text
+        assert "set aside 1 still(s) of サーバー室" in page
+        assert "Still set aside on the gateway" in page
+        assert DOOR not in re.sub(r'data-[a-z-]+="[^"]*"|href="[^"]*"', "", page.split(
+            "<main", 1)[-1].split("</main>")[0])  # the door by its name, not its id
+        sec.close()

@@ -187,3 +187,22 @@ def test_a_spooled_still_without_its_signature_is_signed_at_upload(tmp_path: Pat
         assert (svc.spool.folder / "gw1_6.unreadable").exists()  # kept, not deleted
     finally:
         svc.stop()
+
+
+def test_the_spool_reads_its_earlier_format_and_keeps_what_a_still_was_taken_for(
+        tmp_path: Path) -> None:
+    """A file spooled by the previous release (signature + image) still reads; a new one keeps
+    the record, camera and door with them (for a still set aside later)."""
+    from controller.camera.upload import SIGNED
+
+    key = generate(tmp_path / "node.key")
+    spool = Spool(tmp_path / "spool", key)
+    sig = StillSigner(key, "gw1")("gw1:5", JPEG)
+    spool._write("gw1:5", SIGNED + unb64u(sig) + JPEG)
+    spool.put("gw1:6", JPEG, sig, {"record": "gw1:4", "camera": "door-cam", "door": "d1"})
+    old, new = spool.get("gw1:5"), spool.get("gw1:6")
+    assert old is not None and (old.image, old.signature, old.about) == (JPEG, sig, {})
+    assert new is not None and (new.image, new.signature) == (JPEG, sig)
+    assert new.about == {"record": "gw1:4", "camera": "door-cam", "door": "d1"}
+    spool.set_aside("gw1:6")
+    assert spool.waiting() == ["gw1:5"] and spool.set_aside_count("revoked") == 1

@@ -178,8 +178,11 @@ def test_a_still_taken_before_a_key_rotation_is_stored_after_it(webapp: WebApp,
         services.revoke_key(db, "admin", "gw1", public_b64(old_key.public_key()), now=T0)
         db.commit()
     # revoked (lost or stolen): even a still of its own range is refused, counted and raised
-    assert post(record.id, sign_upload(old_key, "gw1", record.id, JPEG)) == (403, "key_revoked")
-    assert camera_web.UPLOAD_REFUSALS == {"bad_signature": 1, "key_revoked": 1}
-    # one open review item for the node (the second refusal joins it)
+    # (410: for good, the node sets it aside and stops sending it)
+    assert post(record.id, sign_upload(old_key, "gw1", record.id, JPEG)) == (410, "key_revoked")
+    assert post(still.id, spooled_sig) == (410, "key_revoked")  # even one stored before
+    assert camera_web.UPLOAD_REFUSALS == {"bad_signature": 1, "key_revoked": 2}
+    # one open review item for the node and kind (the second refusal joins it)
     assert count(webapp.sm, Anomaly, Anomaly.kind == "camera_upload_refused") == 1
+    assert count(webapp.sm, Anomaly, Anomaly.kind == "camera_upload_revoked") == 1
     assert count(webapp.sm, CameraImage) == 2

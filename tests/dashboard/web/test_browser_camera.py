@@ -25,7 +25,7 @@ from controller.envelope import Event, canonical_json, topic_for
 from controller.mqtt import MqttLink, MqttSettings
 from dashboard import services
 from dashboard.i18n import catalogue
-from dashboard.models import Anomaly, AuditRecord, Node
+from dashboard.models import Anomaly, AuditRecord, Node, StoredEvent
 from tests.dashboard.conftest import FakeNode
 from tests.dashboard.web.conftest import (
     PASSWORD,
@@ -206,3 +206,50 @@ def test_a_security_admin_sees_the_still_live_in_the_door_log_and_review_an_admi
     assert views and {v.actor for v in views} == {"sec"}
     assert {v.after["integrity"] for v in views} == {"ok"}
     assert {v.target_id for v in views} == {first_still.id, second_still.id}
+
+
+def still_views(live: LiveDashboard, still: Event) -> list[str]:
+    """The actors of the audited views of ``still``, oldest first."""
+    with live.sessionmaker() as db:
+        return list(db.scalars(select(AuditRecord.actor).where(
+            AuditRecord.action == "camera.still_view", AuditRecord.target_id == still.id)
+            .order_by(AuditRecord.seq)))
+
+
+def test_reloading_the_door_log_is_one_audited_view_another_users_is_another(
+        gateway: Gateway) -> None:
+    """The browser keeps the still (private) and asks again with its ETag on each reload: 304,
+    no body, and no second row for the same session; an auditor's view is its own row."""
+    gw, live = gateway, gateway.live
+    record = gw.denied_tap()
+    still = gw.still_of(record)
+    gw.upload(still)
+
+    def stored() -> bool:
+        with live.sessionmaker() as db:
+            return db.scalar(select(StoredEvent.id).where(StoredEvent.node == "gw1",
+                                                          StoredEvent.seq == still.seq)) is not None
+
+    wait_until(stored, 30, "the still's event on the dashboard", step=0.1)
+    url = f"/camera/stills/gw1/{still.seq}.jpg"
+    fig = f"#door-log tr[data-event='{record.id}'] figure[data-integrity=ok]"
+    with chromium("ja-JP") as page:
+        statuses: list[int] = []
+        page.on("response", lambda r: statuses.append(r.status) if r.url.endswith(url) else None)
+        log_in(page, live, "sec")
+        page.goto(live.base_url + "/door-log")
+        shown_image(page, fig)
+        assert still_views(live, still) == ["sec"]
+        for _ in range(2):
+            page.reload()
+            shown_image(page, fig)
+        assert still_views(live, still) == ["sec"]  # three loads, one view
+        assert statuses == [200, 304, 304]  # the browser's copy, re-validated each time
+    add_user(live.sessionmaker, live.settings, "aud", "auditor")
+    with chromium("ja-JP") as page:
+        log_in(page, live, "aud")
+        page.goto(live.base_url + "/door-log")
+        shown_image(page, fig)
+        page.reload()
+        shown_image(page, fig)
+    assert still_views(live, still) == ["sec", "aud"]
