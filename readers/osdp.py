@@ -8,12 +8,22 @@ gateway, and a ``secure_refused`` alarm says so (once per streak of refusals). A
 key once, in the install flow (:func:`install_key`: the CP offers the new key over a channel
 opened with SCBK-D and sends KEYSET; the reader must be in install mode).
 
-One CP and one thread per reader: the thread takes the CP's events (card reads, local status,
-link notifications) and turns them into taps, failures, statuses and alarms for the sink.
-libosdp holds a reader that stopped answering offline for five minutes; here the CP is rebuilt
-``retry_s`` after the reader went offline (or was refused), so a reader that is repaired or
-re-powered is back within seconds. The door's decision drives the reader's LED and buzzer
-(:meth:`OsdpReaders.signal`).
+One CP and one thread per serial line. Readers that share a port (multidrop RS-485, e.g. a
+door's entry and exit readers at distinct addresses 0-126, one baud rate) are PDs of the same
+CP on one channel; each keeps its own key, secure channel enforcement, status, alarms and LED
+and buzzer, and a tap is reported for the reader it came from only. The line's thread takes
+the CP's events (card reads, local status, link notifications) for every reader on it and
+turns them into taps, failures, statuses and alarms for the sink. libosdp holds a reader that
+stopped answering (or was refused) offline for five minutes; here that reader's PD alone is
+restarted ``retry_s`` later (libosdp's disable_pd / enable_pd), so a reader that is repaired
+or re-powered is back within seconds while the others on the line keep being polled. When no
+reader on a line answers, the whole line is reopened (an unplugged adapter comes back as a
+new tty). Whether a refused reader answered at all is told by the reply packets seen under its
+address (readers.osdp_frames), since libosdp keeps a PD's ID across its restart. The door's
+decision drives the reader's LED and buzzer (:meth:`OsdpReaders.signal`). The install flow
+and key changes (:func:`install_key`, :func:`rekey`) run a CP for that one address, so the
+other readers on the line are never addressed (the gateway must be stopped: the port is
+locked).
 """
 
 from __future__ import annotations
