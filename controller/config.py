@@ -57,7 +57,8 @@ class ReaderBinding(_Strict):
     """A reader and what it is for. ``kind = "pcsc"``: a PC/SC reader by exact name, or a prefix
     ending in '*'. ``kind = "osdp"``: an OSDP reader on a serial line (``port``, ``address``,
     ``baud``) held to the secure channel with the key in ``key_file`` (readers.osdp); ``name``
-    is then the name events carry."""
+    is then the name events carry. Several OSDP readers may share a port (one RS-485 line,
+    e.g. a door's entry and exit readers), each with its own address and key."""
 
     name: str = Field(min_length=1)
     kind: Literal["pcsc", "osdp"] = "pcsc"
@@ -88,6 +89,24 @@ class ReaderBinding(_Strict):
         if self.name.endswith("*"):
             return reader_name.startswith(self.name[:-1])
         return reader_name == self.name
+
+
+def _one_line_per_port(osdp: list[ReaderBinding]) -> None:
+    """OSDP readers on one port share its RS-485 line (multidrop): each needs its own address
+    there, and all of them the line's one baud rate."""
+    by_address: dict[tuple[str, int | None], str] = {}
+    baud_of: dict[str, ReaderBinding] = {}
+    for b in osdp:
+        port = str(b.port)
+        if (port, b.address) in by_address:
+            raise ValueError(f"OSDP readers {by_address[port, b.address]!r} and {b.name!r} both "
+                             f"have address {b.address} on {port}: give each reader on a line "
+                             "its own address (0-126)")
+        by_address[port, b.address] = b.name
+        first = baud_of.setdefault(port, b)
+        if first.baud != b.baud:
+            raise ValueError(f"OSDP readers {first.name!r} ({first.baud} baud) and {b.name!r} "
+                             f"({b.baud} baud) share {port}: one line has one baud rate")
 
 
 class ReadersSection(_Strict):
@@ -147,9 +166,7 @@ class GatewayConfig(_Strict):
         osdp = [b for b in self.readers.bindings if b.kind == "osdp"]
         if len({b.name for b in osdp}) != len(osdp):
             raise ValueError("OSDP reader names must be unique")
-        if len({str(b.port) for b in osdp}) != len(osdp):
-            raise ValueError("one OSDP reader per port (multidrop on one RS-485 line is not "
-                             "supported yet)")
+        _one_line_per_port(osdp)
         for b in self.readers.bindings:
             if b.role is ReaderRole.PRINTER:
                 if not b.printer or b.printer not in printers:

@@ -80,10 +80,10 @@ NOTES: dict[tuple[str, str], str] = {
     ("ReaderBinding", "name"): "exact PC/SC reader name, or a prefix ending in *; for OSDP the "
                                "name events carry",
     ("ReaderBinding", "kind"): "pcsc (pcscd) or osdp (RS-485, secure channel enforced)",
-    ("ReaderBinding", "port"): "osdp: the RS-485 adapter's tty, e.g. /dev/ttyUSB0 (one reader "
-                               "per port)",
-    ("ReaderBinding", "address"): "osdp: the reader's address, 0-126",
-    ("ReaderBinding", "baud"): "osdp: line speed",
+    ("ReaderBinding", "port"): "osdp: the RS-485 adapter's tty, e.g. /dev/ttyUSB0 (readers "
+                               "on one line share it)",
+    ("ReaderBinding", "address"): "osdp: the reader's address, 0-126, unique on its port",
+    ("ReaderBinding", "baud"): "osdp: line speed, the same for every reader on a port",
     ("ReaderBinding", "key_file"): "osdp: the reader's secure channel key, 32 hex digits, mode "
                                    "0600 (secroom card osdp-install creates it)",
     ("ReaderBinding", "role"): "rack_a and rack_b: the two readers of a two-person door",

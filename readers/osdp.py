@@ -8,12 +8,22 @@ gateway, and a ``secure_refused`` alarm says so (once per streak of refusals). A
 key once, in the install flow (:func:`install_key`: the CP offers the new key over a channel
 opened with SCBK-D and sends KEYSET; the reader must be in install mode).
 
-One CP and one thread per reader: the thread takes the CP's events (card reads, local status,
-link notifications) and turns them into taps, failures, statuses and alarms for the sink.
-libosdp holds a reader that stopped answering offline for five minutes; here the CP is rebuilt
-``retry_s`` after the reader went offline (or was refused), so a reader that is repaired or
-re-powered is back within seconds. The door's decision drives the reader's LED and buzzer
-(:meth:`OsdpReaders.signal`).
+One CP and one thread per serial line. Readers that share a port (multidrop RS-485, e.g. a
+door's entry and exit readers at distinct addresses 0-126, one baud rate) are PDs of the same
+CP on one channel; each keeps its own key, secure channel enforcement, status, alarms and LED
+and buzzer, and a tap is reported for the reader it came from only. The line's thread takes
+the CP's events (card reads, local status, link notifications) for every reader on it and
+turns them into taps, failures, statuses and alarms for the sink. libosdp holds a reader that
+stopped answering (or was refused) offline for five minutes; here that reader's PD alone is
+restarted ``retry_s`` later (libosdp's disable_pd / enable_pd), so a reader that is repaired
+or re-powered is back within seconds while the others on the line keep being polled. When no
+reader on a line answers, the whole line is reopened (an unplugged adapter comes back as a
+new tty). Whether a refused reader answered at all is told by the reply packets seen under its
+address (readers.osdp_frames), since libosdp keeps a PD's ID across its restart. The door's
+decision drives the reader's LED and buzzer (:meth:`OsdpReaders.signal`). The install flow
+and key changes (:func:`install_key`, :func:`rekey`) run a CP for that one address, so the
+other readers on the line are never addressed (the gateway must be stopped: the port is
+locked).
 """
 
 from __future__ import annotations
@@ -45,6 +55,7 @@ from readers.base import (
     TapSink,
     utc_now,
 )
+from readers.osdp_frames import ReplyCounter
 from readers.osdp_keys import SCBK_BYTES
 
 log = logging.getLogger(__name__)
@@ -65,6 +76,7 @@ class SerialChannel(osdp.Channel):  # type: ignore[misc]
         if baud not in BAUD_RATES:
             raise ReaderError(f"baud rate {baud} not supported; one of {sorted(BAUD_RATES)}")
         self.port = port
+        self.replies = ReplyCounter()  # which readers on the line answered
         try:
             self.fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         except OSError as exc:
@@ -91,13 +103,15 @@ class SerialChannel(osdp.Channel):  # type: ignore[misc]
 
     def read(self, max_bytes: int) -> bytes:
         try:
-            return os.read(self.fd, max_bytes)
+            data = os.read(self.fd, max_bytes)
         except BlockingIOError:
             return b""
         except OSError as exc:
             if exc.errno in (errno.EIO, errno.EBADF):  # adapter unplugged / closed
                 return b""
             raise
+        self.replies.feed(data)
+        return data
 
     def write(self, buf: bytes) -> int:
         try:
@@ -156,86 +170,31 @@ _SHOWN = {Signal.GRANTED: (osdp.CommandLEDColor.Green, 1),
           Signal.PENDING: (osdp.CommandLEDColor.Amber, 1)}
 
 
-class _Link:
-    """One reader: its CP, its event thread, its online state."""
+class _Reader:
+    """One reader on a line: its events turned into taps, statuses and alarms for the sink."""
 
-    def __init__(self, spec: OsdpReaderSpec, sink: TapSink, channel_factory: ChannelFactory,
-                 retry_s: float, stop: threading.Event) -> None:
+    def __init__(self, spec: OsdpReaderSpec, sink: TapSink) -> None:
         self.spec = spec
         self.sink = sink
-        self.channel_factory = channel_factory
-        self.retry_s = retry_s
-        self.stop_event = stop
-        self.cp: Any = None
-        self.channel: Any = None
-        self.lock = threading.Lock()  # the CP being replaced vs. signal() from the gateway
         self.online = False
         self.reported: bool | None = None  # the last status told to the sink
         self.refused = False  # a refusal was reported and has not cleared yet
-        self.sc_failed = False  # this CP saw the secure channel fail
+        self.sc_failed = False  # this session saw the secure channel fail
         self.down_since: float | None = None
+        self.restarting = False  # disable_pd sent; enable_pd once libosdp has done it
+        self.replies_before = 0  # reply packets from its address before this session
         self.tamper: bool | None = None
         self.power_failed: bool | None = None
         self.counters: Counter[str] = Counter()
-        self.thread = threading.Thread(target=self._run, name=f"osdp-{spec.name}", daemon=True)
 
-    # -- CP life cycle ----------------------------------------------------------------------
-    def _open(self) -> None:
-        spec = self.spec
-        channel = self.channel_factory(spec)
-        info = osdp.PDInfo(spec.address, channel, scbk=spec.scbk, name=f"PD-{spec.address}",
-                           flags=[osdp.LibFlag.EnforceSecure, osdp.LibFlag.EnableNotification])
-        try:
-            cp = osdp.ControlPanel([info], log_level=osdp.LogLevel.Warning)
-            cp.start()
-        except Exception as exc:  # libosdp raises plain exceptions: translate at the boundary
-            _close(channel)
-            raise ReaderError(f"libosdp could not set up the control panel: {exc}") from exc
-        with self.lock:
-            self.cp, self.channel = cp, channel
+    def new_session(self, replies: int) -> None:
+        """The CP (or this PD in it) starts afresh: not up yet, rebuilt if it stays so."""
         self.sc_failed = False
-        self.down_since = time.monotonic()  # not up yet: rebuilt if it stays so for retry_s
+        self.restarting = False
+        self.replies_before = replies
+        self.down_since = time.monotonic()
 
-    def _close(self) -> None:
-        with self.lock:
-            cp, channel, self.cp, self.channel = self.cp, self.channel, None, None
-        if cp is not None:
-            with contextlib.suppress(RuntimeError):  # its thread had already stopped
-                cp.teardown()
-        if channel is not None:
-            _close(channel)
-
-    def _run(self) -> None:
-        while not self.stop_event.is_set():
-            if self.cp is None:
-                try:
-                    self._open()
-                except ReaderError as exc:  # the serial port is missing: try again later
-                    self.counters["open_failures"] += 1
-                    self._went_down(f"OSDP line unavailable: {exc}")
-                    if self.stop_event.wait(self.retry_s):
-                        break
-                    continue
-            event = self.cp.get_event(self.spec.address, timeout=0.2)
-            if event is not None:
-                try:
-                    self._handle(event)
-                except Exception:  # noqa: BLE001 - a broken sink must not stop the reader
-                    self.counters["sink_errors"] += 1
-                    log.exception("OSDP reader %s: the sink raised; event handed over but not "
-                                  "accepted", self.spec.name)
-            elif self.down_since is not None and (
-                time.monotonic() - self.down_since >= self.retry_s
-            ):
-                if not self.online:
-                    self._went_down(f"OSDP reader at address {self.spec.address} does not "
-                                    "answer")
-                self.counters["rebuilds"] += 1
-                self._close()  # libosdp would wait five minutes: start afresh now
-        self._close()
-
-    # -- events -----------------------------------------------------------------------------
-    def _handle(self, event: dict[str, Any]) -> None:
+    def handle(self, event: dict[str, Any], answered: Callable[[], bool]) -> None:
         kind = event.get("event")
         if kind == osdp.Event.CardRead:
             if not self.online:  # EnforceSecure delivers nothing before SC; belt and braces
@@ -253,27 +212,15 @@ class _Link:
                 self.sc_failed = True
             elif event.get("type") == _NOTE_PD:
                 if event.get("arg0"):
-                    self._came_up()
+                    self.came_up()
                 else:
                     # an absent reader ends the same way (SC inactive, offline) after its
                     # probes; a refused one had answered: it sent its ID before failing SC
-                    self.sc_failed = self.sc_failed and not self.online and self._answered()
-                    self._went_down("OSDP reader stopped answering" if self.online else
-                                    f"OSDP reader at address {self.spec.address} not online")
+                    self.sc_failed = self.sc_failed and not self.online and answered()
+                    self.went_down("OSDP reader stopped answering" if self.online else
+                                   f"OSDP reader at address {self.spec.address} not online")
 
-    def _answered(self) -> bool:
-        """Did the reader send its ID (osdp_PDID) to this CP?"""
-        cp = self.cp
-        if cp is None:
-            return False
-        try:
-            pd_id = cp.get_pd_id(self.spec.address)
-        except Exception:  # noqa: BLE001 - libosdp's wrapper fails when it has no ID at all
-            return False
-        return any((pd_id.version, pd_id.model, pd_id.vendor_code, pd_id.serial_number,
-                    pd_id.firmware_version))
-
-    def _came_up(self) -> None:
+    def came_up(self) -> None:
         self.online = True
         self.down_since = None
         if self.refused:
@@ -281,7 +228,7 @@ class _Link:
             self._alarm(AlarmKind.SECURE_REFUSED, False, "secure channel established")
         self._status(True, f"OSDP address {self.spec.address}, secure channel with its key")
 
-    def _went_down(self, detail: str) -> None:
+    def went_down(self, detail: str) -> None:
         self.down_since = time.monotonic()
         if self.sc_failed:
             self.counters["sc_refused"] += 1
@@ -317,8 +264,149 @@ class _Link:
             on_alarm(ReaderAlarm(reader=self.spec.name, kind=kind, active=active,
                                  at=utc_now(), detail=detail))
 
+
+def _pd_info(spec: OsdpReaderSpec, channel: Any, *, enforce: bool = True) -> Any:
+    flags = [osdp.LibFlag.EnableNotification]
+    if enforce:
+        flags.insert(0, osdp.LibFlag.EnforceSecure)
+    return osdp.PDInfo(spec.address, channel, scbk=spec.scbk, name=f"PD-{spec.address}",
+                       flags=flags)
+
+
+class _Bus:
+    """One serial line (port and baud) with its readers: one CP with a PD per reader, all on
+    one channel, and one thread taking the CP's events for every reader on it."""
+
+    def __init__(self, readers: list[_Reader], channel_factory: ChannelFactory,
+                 retry_s: float, stop: threading.Event) -> None:
+        self.readers = {r.spec.address: r for r in readers}
+        self.channel_factory = channel_factory
+        self.retry_s = retry_s
+        self.stop_event = stop
+        self.wake = threading.Event()  # set by libosdp's thread when any PD has an event
+        self.cp: Any = None
+        self.channel: Any = None
+        self.lock = threading.Lock()  # the CP being replaced vs. signal() from the gateway
+        port = readers[0].spec.port
+        self.thread = threading.Thread(target=self._run, name=f"osdp-{port}", daemon=True)
+
+    def _on_event(self, _pd: int, _event: dict[str, Any]) -> int:
+        self.wake.set()  # libosdp has queued it for that PD; this thread takes it
+        return 0
+
+    # -- CP life cycle ----------------------------------------------------------------------
+    def _open(self) -> None:
+        specs = [r.spec for r in self.readers.values()]
+        channel = self.channel_factory(specs[0])
+        try:
+            cp = osdp.ControlPanel([_pd_info(s, channel) for s in specs],
+                                   log_level=osdp.LogLevel.Warning, event_handler=self._on_event)
+            cp.start()
+        except Exception as exc:  # libosdp raises plain exceptions: translate at the boundary
+            _close(channel)
+            raise ReaderError(f"libosdp could not set up the control panel: {exc}") from exc
+        with self.lock:
+            self.cp, self.channel = cp, channel
+        for reader in self.readers.values():
+            reader.new_session(self._replies(reader.spec.address))
+
+    def _close(self) -> None:
+        with self.lock:
+            cp, channel, self.cp, self.channel = self.cp, self.channel, None, None
+        if cp is not None:
+            with contextlib.suppress(RuntimeError):  # its thread had already stopped
+                cp.teardown()
+        if channel is not None:
+            _close(channel)
+
+    def _replies(self, address: int) -> int:
+        replies = getattr(self.channel, "replies", None)
+        return replies.count(address) if replies is not None else 0
+
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            if self.cp is None:
+                try:
+                    self._open()
+                except ReaderError as exc:  # the serial port is missing: try again later
+                    for reader in self.readers.values():
+                        reader.counters["open_failures"] += 1
+                        reader.went_down(f"OSDP line unavailable: {exc}")
+                    if self.stop_event.wait(self.retry_s):
+                        break
+                    continue
+            self.wake.wait(0.2)
+            self.wake.clear()
+            for reader in self.readers.values():
+                self._take_events(reader)
+            self._restart_the_silent()
+        self._close()
+
+    def _take_events(self, reader: _Reader) -> None:
+        address = reader.spec.address
+        while (event := self.cp.get_event(address, timeout=0)) is not None:
+            if reader.restarting:  # the PD being disabled: its going down is no news
+                continue
+            try:
+                reader.handle(event, lambda: self._answered(reader))
+            except Exception:  # noqa: BLE001 - a broken sink must not stop the reader
+                reader.counters["sink_errors"] += 1
+                log.exception("OSDP reader %s: the sink raised; event handed over but not "
+                              "accepted", reader.spec.name)
+
+    def _restart_the_silent(self) -> None:
+        """libosdp holds a PD that went offline for five minutes: after ``retry_s`` restart
+        that PD alone (disable, then enable once libosdp has done it), so the readers still
+        answering keep being polled; when none answers, reopen the line (an adapter that was
+        unplugged comes back as a new tty)."""
+        now = time.monotonic()
+        due = [r for r in self.readers.values() if not r.restarting and
+               r.down_since is not None and now - r.down_since >= self.retry_s]
+        for reader in due:
+            if not reader.online:
+                reader.went_down(f"OSDP reader at address {reader.spec.address} does not "
+                                 "answer")
+            reader.counters["rebuilds"] += 1
+        if due and not any(r.online for r in self.readers.values()):
+            self._close()
+            return
+        for reader in due:
+            address = reader.spec.address
+            if self.cp.is_pd_enabled(address) and not self.cp.disable_pd(address):
+                self._close()  # libosdp refused: start the whole line afresh
+                return
+            reader.restarting = True
+            reader.down_since = now
+        for reader in self.readers.values():
+            address = reader.spec.address
+            if reader.restarting and not self.cp.is_pd_enabled(address):
+                self._take_events(reader)  # what the disabling said, dropped
+                if not self.cp.enable_pd(address):
+                    self._close()
+                    return
+                reader.new_session(self._replies(address))
+            elif reader.restarting and reader.down_since is not None and (
+                now - reader.down_since >= self.retry_s
+            ):
+                self._close()  # the disable never took effect: start afresh
+                return
+
+    def _answered(self, reader: _Reader) -> bool:
+        """Did the reader answer this session? Whole reply packets from its address seen on
+        the line; without a channel that counts them, the ID it sent (osdp_PDID), which
+        libosdp keeps across a PD's restart and so is only right for a fresh CP."""
+        address = reader.spec.address
+        if getattr(self.channel, "replies", None) is not None:
+            return self._replies(address) > reader.replies_before
+        try:
+            pd_id = self.cp.get_pd_id(address)
+        except Exception:  # noqa: BLE001 - libosdp's wrapper fails when it has no ID at all
+            return False
+        return any((pd_id.version, pd_id.model, pd_id.vendor_code, pd_id.serial_number,
+                    pd_id.firmware_version))
+
     # -- LED and buzzer ---------------------------------------------------------------------
-    def signal(self, signal: Signal, seconds: float) -> bool:
+    def signal(self, reader: _Reader, signal: Signal, seconds: float) -> bool:
         color, beeps = _SHOWN[signal]
         tenths = max(1, min(255, round(seconds * 10)))  # libosdp 3.2.9 sends 8 bits of it
         led = {"command": osdp.Command.LED, "reader": 0, "led_number": 0, "temporary": True,
@@ -326,57 +414,83 @@ class _Link:
                "on_count": 10, "off_count": 0, "timer_count": tenths}
         beep = {"command": osdp.Command.Buzzer, "reader": 0, "control_code": 2,
                 "on_count": 2 if beeps == 1 else 1, "off_count": 1, "rep_count": beeps}
+        address = reader.spec.address
         with self.lock:
-            if self.cp is None or not self.online:
+            if self.cp is None or not reader.online:
                 return False
-            return bool(self.cp.submit_command(self.spec.address, led)) and bool(
-                self.cp.submit_command(self.spec.address, beep))
+            return bool(self.cp.submit_command(address, led)) and bool(
+                self.cp.submit_command(address, beep))
+
+
+def check_lines(specs: list[OsdpReaderSpec]) -> None:
+    """Readers sharing a port share its line: distinct addresses, one baud rate."""
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ReaderError("OSDP reader names must be unique")
+    seen: dict[tuple[str, int], str] = {}
+    bauds: dict[str, tuple[int, str]] = {}
+    for s in specs:
+        if (s.port, s.address) in seen:
+            raise ReaderError(f"OSDP readers {seen[s.port, s.address]!r} and {s.name!r} both "
+                              f"have address {s.address} on {s.port}: give each reader on a "
+                              "line its own address")
+        seen[s.port, s.address] = s.name
+        baud, first = bauds.setdefault(s.port, (s.baud, s.name))
+        if baud != s.baud:
+            raise ReaderError(f"OSDP readers {first!r} and {s.name!r} share {s.port} at "
+                              f"different baud rates ({baud} and {s.baud}): one line has one "
+                              "speed")
 
 
 class OsdpReaders:
-    """The configured OSDP readers, each on its own line, as one :class:`CardReader`."""
+    """The configured OSDP readers as one :class:`CardReader`: the readers on one port
+    (multidrop RS-485) share a control panel, each port has its own."""
 
     def __init__(self, specs: list[OsdpReaderSpec], *, retry_s: float = 10.0,
                  channel_factory: ChannelFactory = _serial) -> None:
-        names = [s.name for s in specs]
-        if len(set(names)) != len(names):
-            raise ReaderError("OSDP reader names must be unique")
+        check_lines(specs)
         self.specs = specs
         self.retry_s = retry_s
         self.channel_factory = channel_factory
-        self._links: dict[str, _Link] = {}
+        self._readers: dict[str, _Reader] = {}
+        self._bus_of: dict[str, _Bus] = {}
         self._stop = threading.Event()
 
     def start(self, sink: TapSink) -> None:
         self._stop.clear()
+        lines: dict[str, list[_Reader]] = {}
         for spec in self.specs:
-            link = _Link(spec, sink, self.channel_factory, self.retry_s, self._stop)
-            self._links[spec.name] = link
-            link.thread.start()
+            reader = self._readers[spec.name] = _Reader(spec, sink)
+            lines.setdefault(spec.port, []).append(reader)
+        for readers in lines.values():
+            bus = _Bus(readers, self.channel_factory, self.retry_s, self._stop)
+            self._bus_of.update({r.spec.name: bus for r in readers})
+            bus.thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        for link in self._links.values():
-            link.thread.join(10)
-        self._links.clear()
+        for bus in {id(b): b for b in self._bus_of.values()}.values():
+            bus.thread.join(10)
+        self._bus_of.clear()
+        self._readers.clear()
 
     def names(self) -> frozenset[str]:
         return frozenset(s.name for s in self.specs)
 
     def counters(self) -> dict[str, int]:
-        """Per reader and in all: taps, bad_card_data, sc_refused, rebuilds, sink_errors."""
+        """In all readers: taps, bad_card_data, sc_refused, rebuilds, sink_errors."""
         out: Counter[str] = Counter()
-        for link in self._links.values():
-            out.update(link.counters)
+        for reader in self._readers.values():
+            out.update(reader.counters)
         return dict(out)
 
     def online(self, reader: str) -> bool:
-        link = self._links.get(reader)
-        return bool(link and link.online)
+        state = self._readers.get(reader)
+        return bool(state and state.online)
 
     def signal(self, reader: str, signal: Signal, seconds: float) -> bool:
-        link = self._links.get(reader)
-        return link.signal(signal, seconds) if link is not None else False
+        state, bus = self._readers.get(reader), self._bus_of.get(reader)
+        return bus.signal(state, signal, seconds) if state and bus else False
 
 
 class KeyChangeUncertain(ReaderError):
@@ -408,10 +522,8 @@ def rekey(spec: OsdpReaderSpec, new_scbk: bytes, *, timeout: float = 20.0,
     hold either key), ReaderError when nothing was sent."""
     if len(new_scbk) != SCBK_BYTES or new_scbk == spec.scbk:
         raise ReaderError("the new OSDP key must be 16 bytes and differ from the current one")
-    channel = channel_factory(spec)
-    info = osdp.PDInfo(spec.address, channel, scbk=spec.scbk, name=f"PD-{spec.address}",
-                       flags=[osdp.LibFlag.EnforceSecure, osdp.LibFlag.EnableNotification])
-    cp = osdp.ControlPanel([info], log_level=osdp.LogLevel.Warning)
+    channel = channel_factory(spec)  # a CP for this address only: others on the line idle
+    cp = osdp.ControlPanel([_pd_info(spec, channel)], log_level=osdp.LogLevel.Warning)
     cp.start()
     deadline = time.monotonic() + timeout
     try:
@@ -437,10 +549,9 @@ def install_key(spec: OsdpReaderSpec, *, timeout: float = 20.0,
     with the install key SCBK-D, sends KEYSET with the reader's key, and the channel restarts
     under that key; returns once it has. A reader that already holds this key passes at once.
     Raises ReaderError when the reader did not take the key within ``timeout``."""
-    channel = channel_factory(spec)
-    info = osdp.PDInfo(spec.address, channel, scbk=spec.scbk, name=f"PD-{spec.address}",
-                       flags=[osdp.LibFlag.EnableNotification])
-    cp = osdp.ControlPanel([info], log_level=osdp.LogLevel.Warning)
+    channel = channel_factory(spec)  # a CP for this address only: others on the line idle
+    cp = osdp.ControlPanel([_pd_info(spec, channel, enforce=False)],
+                           log_level=osdp.LogLevel.Warning)
     cp.start()
     try:
         if _wait_sc(cp, spec.address, time.monotonic() + timeout):

@@ -141,7 +141,12 @@ def test_osdp_reader_config_is_checked_once(tmp_path: Path) -> None:
     two = [{"name": f"r{i}", "kind": "osdp", "role": "door_in", "door": DOOR,
             "port": "/dev/ttyUSB0", "address": i, "key_file": "k"} for i in (1, 2)]
     data["readers"]["bindings"] = two  # type: ignore[index]
-    with pytest.raises(ConfigError, match="one OSDP reader per port"):
+    assert len(parse_config(data, base=tmp_path).readers.bindings) == 2  # multidrop: one line
+    two[1]["address"] = 1
+    with pytest.raises(ConfigError, match="'r1' and 'r2' both have address 1 on /dev/ttyUSB0"):
+        parse_config(data, base=tmp_path)
+    two[1].update(address=2, baud=19200)
+    with pytest.raises(ConfigError, match="one line has one baud rate"):
         parse_config(data, base=tmp_path)
     # a readable-by-all key file is refused when the readers are built, naming the file only
     key = os.urandom(16)

@@ -2,7 +2,9 @@
 
 The gateway's control panel opens the pty's slave path as its serial port (readers.osdp's
 ``SerialChannel``, the same code that drives an RS-485 adapter's tty); the PD reads and writes
-the master side. The PD records every command the CP sends (LED, buzzer, KEYSET) so a test can
+the master side. :class:`PtyBus` is a multidrop RS-485 line: every byte the CP sends reaches
+every PD on it (each answers only to its own address), and their answers go back to the CP.
+The PD records every command the CP sends (LED, buzzer, KEYSET) so a test can
 await them, and keeps the key a KEYSET gave it, as a real reader stores it in its flash.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import select
 import threading
 import time
 import tty
@@ -33,10 +36,87 @@ class PtyLine:
         self._slave = slave  # held open so the master never reads EIO between CP rebuilds
         os.set_blocking(self.master, False)
 
+    def pd_channel(self) -> osdp.Channel:
+        return _MasterChannel(self.master)
+
     def close(self) -> None:
         for fd in (self.master, self._slave):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+class _Drop(osdp.Channel):  # type: ignore[misc]
+    """One PD's tap on the bus: it hears everything the CP sends, and talks to the CP."""
+
+    def __init__(self, bus: PtyBus) -> None:
+        super().__init__()
+        self.bus = bus
+        self.heard = bytearray()
+        self.lock = threading.Lock()
+
+    def read(self, max_bytes: int) -> bytes:
+        with self.lock:
+            out = bytes(self.heard[:max_bytes])
+            del self.heard[:max_bytes]
+        return out
+
+    def write(self, buf: bytes) -> int:
+        with self.bus.lock:  # half duplex: one talker at a time
+            try:
+                return os.write(self.bus.master, buf)
+            except OSError:
+                return 0
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.bus.detach(self)
+
+
+class PtyBus(PtyLine):
+    """A multidrop RS-485 line on a pty: the CP's bytes are copied to every attached PD."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+        self._drops: list[_Drop] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._forward, name="rs485-bus", daemon=True)
+        self._thread.start()
+
+    def pd_channel(self) -> osdp.Channel:
+        drop = _Drop(self)
+        with self.lock:
+            self._drops.append(drop)
+        return drop
+
+    def detach(self, drop: _Drop) -> None:
+        with self.lock:
+            if drop in self._drops:
+                self._drops.remove(drop)
+
+    def _forward(self) -> None:
+        while not self._stop.is_set():
+            try:
+                ready, _, _ = select.select([self.master], [], [], 0.1)
+                data = os.read(self.master, 4096) if ready else b""
+            except BlockingIOError:
+                continue
+            except OSError:
+                return  # closed
+            if not data:
+                continue
+            with self.lock:
+                drops = list(self._drops)
+            for drop in drops:
+                with drop.lock:
+                    drop.heard += data
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        super().close()
 
 
 class _MasterChannel(osdp.Channel):  # type: ignore[misc]
@@ -75,13 +155,14 @@ class VirtualOsdpReader:
         self.scbk = scbk
         self.commands: list[dict[str, Any]] = []
         self._cond = threading.Condition()
+        self.channel = line.pd_channel()
         caps = [(osdp.Capability.LEDControl, 1, 1), (osdp.Capability.AudibleControl, 1, 1)]
         flags = []
         if secure:
             caps.append((osdp.Capability.CommunicationSecurity, 1, 1))
             flags.append(osdp.LibFlag.InstallMode if install else osdp.LibFlag.EnforceSecure)
         self.pd = osdp.PeripheralDevice(
-            osdp.PDInfo(address, _MasterChannel(line.master), scbk=scbk, flags=flags),
+            osdp.PDInfo(address, self.channel, scbk=scbk, flags=flags),
             osdp.PDCapabilities(caps), log_level=osdp.LogLevel.Error,
             command_handler=self._on_command)
 
@@ -100,6 +181,9 @@ class VirtualOsdpReader:
     def stop(self) -> None:
         with contextlib.suppress(RuntimeError):
             self.pd.teardown()
+        close = getattr(self.channel, "close", None)
+        if close is not None:  # off the bus: it hears nothing more
+            close()
 
     def tap(self, uid: str) -> None:
         data = bytes.fromhex(uid)
