@@ -206,3 +206,8 @@ def test_reply_counter_counts_intact_replies_per_address_only() -> None:
     for i in range(0, len(stream), 3):  # as the line delivers it, in pieces
         replies.feed(stream[i:i + 3])
     assert (replies.count(1), replies.count(2)) == (1, 1)
+
+
+def test_the_packet_crc_is_crc16_aug_ccitt() -> None:
+    # the CRC catalogue's check value of CRC-16/AUG-CCITT (SPI-FUJITSU) over "123456789"
+    assert crc16(b"123456789") == 0xE5CC
