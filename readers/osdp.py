@@ -278,8 +278,10 @@ class _Bus:
     one channel, and one thread taking the CP's events for every reader on it."""
 
     def __init__(self, readers: list[_Reader], channel_factory: ChannelFactory,
-                 retry_s: float, stop: threading.Event) -> None:
+                 retry_s: float, stop: threading.Event,
+                 restarted: threading.Condition) -> None:
         self.readers = {r.spec.address: r for r in readers}
+        self.restarted = restarted  # notified after each round of restarts
         self.channel_factory = channel_factory
         self.retry_s = retry_s
         self.stop_event = stop
@@ -367,6 +369,9 @@ class _Bus:
                 reader.went_down(f"OSDP reader at address {reader.spec.address} does not "
                                  "answer")
             reader.counters["rebuilds"] += 1
+        if due:
+            with self.restarted:
+                self.restarted.notify_all()
         if due and not any(r.online for r in self.readers.values()):
             self._close()
             return
@@ -455,6 +460,7 @@ class OsdpReaders:
         self._readers: dict[str, _Reader] = {}
         self._bus_of: dict[str, _Bus] = {}
         self._stop = threading.Event()
+        self._restarted = threading.Condition()
 
     def start(self, sink: TapSink) -> None:
         self._stop.clear()
@@ -463,7 +469,8 @@ class OsdpReaders:
             reader = self._readers[spec.name] = _Reader(spec, sink)
             lines.setdefault(spec.port, []).append(reader)
         for readers in lines.values():
-            bus = _Bus(readers, self.channel_factory, self.retry_s, self._stop)
+            bus = _Bus(readers, self.channel_factory, self.retry_s, self._stop,
+                       self._restarted)
             self._bus_of.update({r.spec.name: bus for r in readers})
             bus.thread.start()
 
@@ -483,6 +490,13 @@ class OsdpReaders:
         for reader in self._readers.values():
             out.update(reader.counters)
         return dict(out)
+
+    def wait_rebuilds(self, at_least: int, timeout: float) -> bool:
+        """Wait until the readers were restarted (or their line reopened) ``at_least`` times in
+        all; False if that did not happen within ``timeout`` seconds."""
+        with self._restarted:
+            return self._restarted.wait_for(
+                lambda: self.counters().get("rebuilds", 0) >= at_least, timeout)
 
     def online(self, reader: str) -> bool:
         state = self._readers.get(reader)

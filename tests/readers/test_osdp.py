@@ -42,12 +42,21 @@ class AlarmRecorder:
 
     events: list[object] = field(default_factory=list)
     _q: queue.Queue[object] = field(default_factory=queue.Queue)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _lock: threading.Condition = field(default_factory=threading.Condition)
 
     def _put(self, event: object) -> None:
         with self._lock:
             self.events.append(event)
+            self._lock.notify_all()
         self._q.put(event)
+
+    def seen(self, want: type, timeout: float = 20.0, **match: object) -> None:
+        """An event of type ``want`` with fields ``match`` arrived, now or before, whatever
+        came between (``wait`` takes them in order)."""
+        with self._lock:
+            assert self._lock.wait_for(lambda: any(
+                isinstance(e, want) and all(getattr(e, k) == v for k, v in match.items())
+                for e in self.events), timeout), f"no {want.__name__} {match} within {timeout}s"
 
     on_tap = on_status = on_failure = on_alarm = _put
 

@@ -5,9 +5,7 @@ copies the CP's bytes to every PD, as RS-485 does."""
 from __future__ import annotations
 
 import os
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import osdp
@@ -63,19 +61,9 @@ def line() -> Iterator[Line]:
         bus.close()
 
 
-def _until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    """Await a condition the readers expose only as a counter (no event to wait on)."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        pause.wait(0.05)
-
-
 def _seen(sink: AlarmRecorder, want: type, **match: object) -> None:
     """An event of that type and those fields arrived (now or before), in any order."""
-    _until(lambda: any(all(getattr(e, k) == v for k, v in match.items())
-                       for e in sink.of(want)))
+    sink.seen(want, **match)
 
 
 def _taps(sink: AlarmRecorder) -> list[tuple[str, str]]:
@@ -117,7 +105,7 @@ def test_reader_with_the_wrong_key_is_refused_while_the_other_stays_online(line:
         before = readers.counters().get("rebuilds", 0)
         entry.tap(f"0102030405060{n}")
         line.sink.wait(CardTap, reader=ENTRY, uid=f"0102030405060{n}")
-        _until(lambda: readers.counters().get("rebuilds", 0) > before)  # noqa: B023
+        assert readers.wait_rebuilds(before + 1, 20.0)
     assert readers.online(ENTRY) and not readers.online(EXIT)
     assert [t[0] for t in _taps(line.sink)] == [ENTRY] * 3
     ups = [s for s in line.sink.of(ReaderStatus) if s.reader == ENTRY]  # type: ignore[attr-defined]
@@ -136,7 +124,7 @@ def test_one_reader_stopping_leaves_the_other_online(line: Line) -> None:
     down = line.sink.wait(ReaderStatus, reader=EXIT, connected=False, timeout=30)
     assert isinstance(down, ReaderStatus) and "stopped answering" in down.detail
     before = readers.counters().get("rebuilds", 0)
-    _until(lambda: readers.counters().get("rebuilds", 0) >= before + 2)
+    assert readers.wait_rebuilds(before + 2, 20.0)
     entry.tap("04A1B2C3D4E5F6")
     line.sink.wait(CardTap, reader=ENTRY, uid="04A1B2C3D4E5F6")
     assert readers.online(ENTRY) and not readers.online(EXIT)
