@@ -3,7 +3,7 @@
 
 The key file named in the reader's binding is created (16 random bytes as hex, mode 0600) if it
 does not exist yet; the reader, in install mode, then receives the key over a channel opened
-with the default install key (readers.osdp.install_key). From then on the gateway talks to it
+with the default install key (readers.osdp_keyset.install_key). From then on the gateway talks to it
 only under that key. Neither the key nor its file's content is ever printed.
 """
 
@@ -31,8 +31,9 @@ def _binding(args: argparse.Namespace) -> ReaderBinding:
 
 
 def cmd_osdp_install(args: argparse.Namespace) -> int:
-    from readers.osdp import OsdpReaderSpec, install_key
+    from readers.osdp import OsdpReaderSpec
     from readers.osdp_keys import load_scbk, write_new_scbk
+    from readers.osdp_keyset import install_key
 
     binding = _binding(args)
     assert binding.port is not None and binding.address is not None
@@ -57,8 +58,9 @@ def cmd_osdp_install(args: argparse.Namespace) -> int:
 
 
 def cmd_osdp_rekey(args: argparse.Namespace) -> int:
-    from readers.osdp import KeyChangeUncertain, OsdpReaderSpec, rekey
+    from readers.osdp import OsdpReaderSpec
     from readers.osdp_keys import load_scbk, write_new_scbk
+    from readers.osdp_keyset import KeyChangeUncertain, rekey
 
     binding = _binding(args)
     assert binding.port is not None and binding.address is not None

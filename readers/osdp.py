@@ -5,7 +5,7 @@ Every reader is held to OSDP Secure Channel with its own key (SCBK, 16 bytes, fr
 the CP runs with ``EnforceSecure``, so a reader that answers in plain, with the well-known
 install key (SCBK-D) or with another key is never taken online, nothing it sends reaches the
 gateway, and a ``secure_refused`` alarm says so (once per streak of refusals). A reader gets its
-key once, in the install flow (:func:`install_key`: the CP offers the new key over a channel
+key once, in the install flow (readers.osdp_keyset: the CP offers the new key over a channel
 opened with SCBK-D and sends KEYSET; the reader must be in install mode).
 
 One CP and one thread per serial line. Readers that share a port (multidrop RS-485, e.g. a
@@ -21,7 +21,7 @@ reader on a line answers, the whole line is reopened (an unplugged adapter comes
 new tty). Whether a refused reader answered at all is told by the reply packets seen under its
 address (readers.osdp_frames), since libosdp keeps a PD's ID across its restart. The door's
 decision drives the reader's LED and buzzer (:meth:`OsdpReaders.signal`). The install flow
-and key changes (:func:`install_key`, :func:`rekey`) run a CP for that one address, so the
+and key changes (readers.osdp_keyset) run a CP for that one address, so the
 other readers on the line are never addressed (the gateway must be stopped: the port is
 locked).
 """
@@ -56,7 +56,6 @@ from readers.base import (
     utc_now,
 )
 from readers.osdp_frames import ReplyCounter
-from readers.osdp_keys import SCBK_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -505,76 +504,3 @@ class OsdpReaders:
     def signal(self, reader: str, signal: Signal, seconds: float) -> bool:
         state, bus = self._readers.get(reader), self._bus_of.get(reader)
         return bus.signal(state, signal, seconds) if state and bus else False
-
-
-class KeyChangeUncertain(ReaderError):
-    """KEYSET was sent but the channel did not come back under the new key: the reader may
-    hold either key."""
-
-
-def _wait_sc(cp: Any, address: int, deadline: float, *, restart: bool = False) -> bool:
-    """Wait for the secure channel under the CP's own key (not SCBK-D); with ``restart``, for
-    it to go down first and come back (KEYSET makes libosdp restart SC with the new key)."""
-    down = not restart
-    while (left := deadline - time.monotonic()) > 0:
-        event = cp.get_event(address, timeout=min(left, 0.5))
-        if not event or event.get("event") != osdp.Event.Notification:
-            continue
-        if event.get("type") == _NOTE_SC:
-            if not event.get("arg0"):
-                down = True
-            elif down and not event.get("arg1"):  # arg1 = 0: under the reader's own key
-                return True
-    return False
-
-
-def rekey(spec: OsdpReaderSpec, new_scbk: bytes, *, timeout: float = 20.0,
-          channel_factory: ChannelFactory = _serial) -> None:
-    """Replace a reader's key: a secure channel under its current key (``spec.scbk``), then
-    KEYSET with ``new_scbk``; returns once the channel is back under the new key. Raises
-    KeyChangeUncertain when KEYSET went out but the channel did not come back (the reader may
-    hold either key), ReaderError when nothing was sent."""
-    if len(new_scbk) != SCBK_BYTES or new_scbk == spec.scbk:
-        raise ReaderError("the new OSDP key must be 16 bytes and differ from the current one")
-    channel = channel_factory(spec)  # a CP for this address only: others on the line idle
-    cp = osdp.ControlPanel([_pd_info(spec, channel)], log_level=osdp.LogLevel.Warning)
-    cp.start()
-    deadline = time.monotonic() + timeout
-    try:
-        if not _wait_sc(cp, spec.address, deadline):
-            raise ReaderError(f"OSDP reader {spec.name!r} did not open the secure channel "
-                              f"under its current key within {timeout:.0f} s")
-        command = {"command": osdp.Command.Keyset, "type": 1, "data": new_scbk}
-        if not cp.submit_command(spec.address, command):
-            raise ReaderError(f"OSDP reader {spec.name!r}: the key change could not be queued")
-        if not _wait_sc(cp, spec.address, deadline, restart=True):
-            raise KeyChangeUncertain(f"OSDP reader {spec.name!r} did not come back under the "
-                                     f"new key within {timeout:.0f} s")
-    finally:
-        try:
-            cp.teardown()
-        finally:
-            _close(channel)
-
-
-def install_key(spec: OsdpReaderSpec, *, timeout: float = 20.0,
-                channel_factory: ChannelFactory = _serial) -> None:
-    """Give a reader in install mode its key (``spec.scbk``). The CP opens the secure channel
-    with the install key SCBK-D, sends KEYSET with the reader's key, and the channel restarts
-    under that key; returns once it has. A reader that already holds this key passes at once.
-    Raises ReaderError when the reader did not take the key within ``timeout``."""
-    channel = channel_factory(spec)  # a CP for this address only: others on the line idle
-    cp = osdp.ControlPanel([_pd_info(spec, channel, enforce=False)],
-                           log_level=osdp.LogLevel.Warning)
-    cp.start()
-    try:
-        if _wait_sc(cp, spec.address, time.monotonic() + timeout):
-            return
-    finally:
-        try:
-            cp.teardown()
-        finally:
-            _close(channel)
-    raise ReaderError(f"OSDP reader {spec.name!r} (address {spec.address} on {spec.port}) did "
-                      f"not take its key within {timeout:.0f} s: put it in install mode "
-                      "(SCBK-D) and check the wiring, address and baud rate")

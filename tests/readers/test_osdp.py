@@ -26,8 +26,9 @@ from readers.base import (
     ReadFailure,
     Signal,
 )
-from readers.osdp import OsdpReaders, OsdpReaderSpec, install_key
+from readers.osdp import OsdpReaders, OsdpReaderSpec
 from readers.osdp_keys import KeyFileError, load_scbk
+from readers.osdp_keyset import install_key
 from tests.support.osdp_pd import SCBK_D, PtyLine, VirtualOsdpReader, write_key
 
 pytestmark = pytest.mark.integration

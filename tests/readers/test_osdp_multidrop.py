@@ -12,8 +12,9 @@ import osdp
 import pytest
 
 from readers.base import AlarmKind, CardTap, ReaderAlarm, ReaderError, ReaderStatus, Signal
-from readers.osdp import OsdpReaders, OsdpReaderSpec, install_key
+from readers.osdp import OsdpReaders, OsdpReaderSpec
 from readers.osdp_frames import ReplyCounter, crc16
+from readers.osdp_keyset import install_key
 from tests.readers.test_osdp import AlarmRecorder
 from tests.support.osdp_pd import PtyBus, VirtualOsdpReader
 
