@@ -40,7 +40,12 @@ from readers.verify.base import SiteKey
 
 
 class CardKeyError(ValueError):
-    """A key action is not possible now (say which and what to do)."""
+    """A key action is not possible now (say which and what to do). ``code`` names the case
+    for a page's words: changeover, no_previous, cards_left, sealed."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def _aead(signing_key: Ed25519PrivateKey) -> AESGCM:
@@ -58,7 +63,7 @@ def _open(signing_key: Ed25519PrivateKey, row: CardMasterKey) -> SiteKey:
         secret = _aead(signing_key).decrypt(raw[:12], raw[12:], row.key_id.encode())
     except (InvalidTag, ValueError) as exc:
         raise CardKeyError(f"card key {row.key_id} does not open with this dashboard's signing "
-                           "key (restored with another key?)") from exc
+                           "key (restored with another key?)", "sealed") from exc
     return SiteKey(row.key_id, secret)
 
 
@@ -86,7 +91,7 @@ def rotate(session: Session, signing_key: Ed25519PrivateKey, *, actor: str,
     """A new active key (the first one, or a rotation: the active one becomes previous)."""
     if _rows(session, "previous"):
         raise CardKeyError("a changeover is still running: re-key the cards still on the "
-                           "previous key, then retire it before the next rotation")
+                           "previous key, then retire it before the next rotation", "changeover")
     before = key_ids(session)
     for row in _rows(session, "active"):
         row.state = "previous"
@@ -109,13 +114,13 @@ def retire_previous(session: Session, *, actor: str, now: datetime,
     how many. With ``accept_cards_left`` (what the admin confirmed), more left is refused."""
     rows = _rows(session, "previous")
     if not rows:
-        raise CardKeyError("no previous card key to retire")
+        raise CardKeyError("no previous card key to retire", "no_previous")
     left = card_counts(session)
     for row in rows:
         if accept_cards_left is not None and left.get(row.key_id, 0) > accept_cards_left:
             raise CardKeyError(f"{left.get(row.key_id, 0)} cards are still on card key "
                                f"{row.key_id}: confirm that they stop opening verified-only "
-                               "doors, or have them tapped at a reader first")
+                               "doors, or have them tapped at a reader first", "cards_left")
         row.state, row.sealed, row.retired_at = "retired", None, now
         append_audit(session, actor=actor, action="card_key.retire", target_type="card_key",
                      target_id=row.key_id, before={"state": "previous"},

@@ -27,25 +27,13 @@ router = APIRouter()
 Db = Annotated[DbSession, Depends(deps.db)]
 Who = Annotated[Principal, Depends(deps.principal)]
 
-# A refusal of dashboard.cardkeys in the reader's words: (a fragment of its message, key).
-ERRORS = (("changeover is still running", "card_keys.error.changeover"),
-          ("no previous card key", "card_keys.error.no_previous"),
-          ("still on card key", "card_keys.error.cards_left"),
-          ("does not open", "card_keys.error.sealed"))
-
-
-def _site(who: Principal) -> str | None:
-    """The site whose cards the account sees (None: headquarters, every site)."""
-    return who.site
-
-
 def _page(request: Request, db: DbSession, who: Principal, *, error: str = "",
           status: int = 200, confirm_rotate: bool = False) -> Response:
-    keys = cardkeys.key_statuses(db, _site(who))
+    keys = cardkeys.key_statuses(db, who.site)
     previous = next((k for k in keys if k.state == "previous"), None)
     return deps.render(request, "card_keys.html", {
         "keys": keys, "active": next((k for k in keys if k.state == "active"), None),
-        "previous": previous, "stale": cardkeys.cards_on_previous(db, _site(who)),
+        "previous": previous, "stale": cardkeys.cards_on_previous(db, who.site),
         "error": error, "confirm_rotate": confirm_rotate and previous is None,
         "scoped": who.site is not None,
     }, status)
@@ -57,12 +45,12 @@ def card_keys_page(request: Request, db: Db, who: Who) -> Response:
     return _page(request, db, who, confirm_rotate=request.query_params.get("step") == "rotate")
 
 
-def _refused(request: Request, db: DbSession, who: Principal, exc: Exception,
+def _refused(request: Request, db: DbSession, who: Principal, exc: cardkeys.CardKeyError,
              status: int = 409) -> Response:
+    """A refusal of dashboard.cardkeys in the reader's words."""
     db.rollback()
-    text = str(exc)
-    key = next((k for part, k in ERRORS if part in text), "card_keys.error.other")
-    return _page(request, db, who, error=deps.translator(request)(key), status=status)
+    return _page(request, db, who, error=deps.translator(request)(f"card_keys.error.{exc.code}"),
+                 status=status)
 
 
 @router.post("/card-keys/rotate", name="card_keys.rotate", include_in_schema=False)

@@ -284,6 +284,16 @@ def chromium(locale: str = "ja-JP") -> Iterator[Any]:
             browser.close()
 
 
+def browser_log_in(page: Any, base_url: str, username: str, password: str = PASSWORD) -> None:
+    """Log ``page`` in as ``username`` through the log-in form (any earlier session dropped)."""
+    page.context.clear_cookies()
+    page.goto(base_url + "/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    with page.expect_navigation():
+        page.click("#login-form button[type=submit]")
+
+
 @pytest.fixture
 def browser_page() -> Iterator[Any]:
     with chromium("ja-JP") as page:

@@ -23,20 +23,17 @@ from dashboard.models.audit import AuditRecord
 from dashboard.models.cardkeys import CardMasterKey
 from tests.dashboard.conftest import FakeNode, msg
 from tests.dashboard.test_policy_signer import Sink
-from tests.dashboard.web.conftest import PASSWORD, LiveDashboard, add_user, chromium
+from tests.dashboard.web.conftest import (
+    LiveDashboard,
+    add_user,
+    browser_log_in,
+    chromium,
+)
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 NAME = "鈴木 一郎"
 UID = "04C0FFEE112233"
-
-
-def _log_in(page: Any, live: LiveDashboard, username: str) -> None:
-    page.goto(live.base_url + "/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.click("#login-form button[type=submit]")
 
 
 def _rotate(page: Any) -> None:
@@ -64,7 +61,7 @@ def test_rotate_rekey_at_a_tap_and_retire(live_dashboard: LiveDashboard) -> None
     add_user(live.sessionmaker, live.settings, "sec", "security_admin")
 
     with chromium("ja-JP") as page:
-        _log_in(page, live, "sec")
+        browser_log_in(page, live.base_url, "sec")
         page.hover(".navgroup:has(a[href='/card-keys']) .navhead")  # from the settings menu
         page.click("header nav a[href='/card-keys']")
         page.wait_for_url("**/card-keys")

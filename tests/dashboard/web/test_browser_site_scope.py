@@ -5,7 +5,6 @@ site's person's page answers "not found"."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -13,7 +12,12 @@ from sqlalchemy import select
 from dashboard.i18n import catalogue
 from dashboard.models.audit import AuditRecord
 from dashboard.models.auth import User
-from tests.dashboard.web.conftest import PASSWORD, LiveDashboard, add_user, chromium
+from tests.dashboard.web.conftest import (
+    LiveDashboard,
+    add_user,
+    browser_log_in,
+    chromium,
+)
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -33,21 +37,12 @@ def _seed(live: LiveDashboard) -> None:
     add_user(live.sessionmaker, live.settings, "sec", "security_admin")
 
 
-def _log_in(page: Any, live: LiveDashboard, username: str, password: str) -> None:
-    page.context.clear_cookies()
-    page.goto(live.base_url + "/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    with page.expect_navigation():
-        page.click("#login-form button[type=submit]")
-
-
 def test_the_admin_limits_a_security_admin_to_its_site(live_dashboard: LiveDashboard) -> None:
     live = live_dashboard
     _seed(live)
     ja = catalogue("ja")
     with chromium("ja-JP") as page:
-        _log_in(page, live, live.username, live.password)
+        browser_log_in(page, live.base_url, live.username, live.password)
         page.goto(live.base_url + "/users")
         form = page.locator('form[data-scope-form="sec"]')
         form.locator("select[name=site]").select_option("osaka")
@@ -56,7 +51,7 @@ def test_the_admin_limits_a_security_admin_to_its_site(live_dashboard: LiveDashb
         row = page.locator('tr[data-user="sec"]')
         assert ja["users.scope_site"].format(site="osaka") in row.inner_text()
 
-        _log_in(page, live, "sec", PASSWORD)
+        browser_log_in(page, live.base_url, "sec")
         page.goto(live.base_url + "/people")
         text = page.locator("#people").inner_text()
         assert NAMES["osaka"] in text and NAMES["nagoya"] not in text
