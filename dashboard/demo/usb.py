@@ -95,7 +95,8 @@ class DemoUsb:
         self.sim = SimulatedUsb(run_dir / "host")
         self.runtime = NodeRuntime(RuntimeSettings(
             node=HOST, site=seed.SITE, journal=run_dir / "journal.sqlite",
-            key_file=run_dir / "node.key", mqtt=MqttSettings(port=broker_port)))
+            key_file=run_dir / "node.key", mqtt=MqttSettings(port=broker_port),
+            trusted_keys=[policy_key]))
         self._plugged: dict[str, str] = {}  # stick key -> simulated device name
         self._lock = threading.Lock()
         self._stop = threading.Event()
